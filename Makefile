@@ -1,0 +1,147 @@
+# hashgate: one non-recursive Makefile for libhashdb.a, hashgatefs, hashgate and the tests.
+#
+# User variables are appended to, never replaced: CC CFLAGS CPPFLAGS LDFLAGS LDLIBS
+# PREFIX DESTDIR.  Objects go to $(BUILD) (default build/, build-san/ with SANITIZE) so several
+# builds can live side by side: `make BUILD=/tmp/b` builds out of tree.
+# Header dependencies come from -MMD -MP; every .c under hashdb/ fs/ tools/ is picked up by
+# wildcard, so adding a file needs no Makefile change.
+
+VERSION     := 0.1.0
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+SYSCONFDIR  ?= /etc
+LOCALSTATEDIR ?= /var
+DESTDIR     ?=
+
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+PKG_CONFIG  ?= pkg-config
+PROVE       ?= prove
+PROVE_FLAGS ?=
+SHARED      ?= $(abspath ../shared)
+
+ifneq ($(SANITIZE),)
+BUILD       ?= build-san
+SAN_FLAGS   := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD       ?= build
+SAN_FLAGS   :=
+endif
+
+PKGS        := fuse3 libcrypto sqlite3 libturbojpeg
+PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+
+# -ffp-contract=off: PDQ must reproduce the reference's float rounding bit for bit.
+HG_CFLAGS   := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread \
+               -Wall -Wextra -Wshadow -Wno-unused-parameter -Wmissing-prototypes \
+               -ffp-contract=off -fno-fast-math \
+               -DHASHGATE_VERSION='"$(VERSION)"' \
+               -DHASHGATE_SYSCONFDIR='"$(SYSCONFDIR)"' \
+               -DHASHGATE_LOCALSTATEDIR='"$(LOCALSTATEDIR)"' \
+               -I. $(PKG_CFLAGS)
+ALL_CFLAGS   = $(HG_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS)
+ALL_LDFLAGS  = -pthread $(LDFLAGS) $(SAN_FLAGS)
+ALL_LDLIBS   = $(PKG_LIBS) -lm $(LDLIBS)
+
+HASHDB_SRC  := $(sort $(wildcard hashdb/*.c))
+FS_SRC      := $(sort $(wildcard fs/*.c))
+TOOLS_SRC   := $(sort $(wildcard tools/*.c))
+UNIT_SRC    := $(sort $(wildcard tests/unit/test-*.c))
+TTOOL_SRC   := $(sort $(wildcard tests/tools/*.c))
+BENCH_SRC   := $(sort $(wildcard tests/bench/*.c))
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+
+obj          = $(patsubst %.c,$(BUILD)/%.o,$(1))
+HASHDB_OBJ  := $(call obj,$(HASHDB_SRC))
+FS_OBJ      := $(call obj,$(FS_SRC))
+TOOLS_OBJ   := $(call obj,$(TOOLS_SRC))
+LIB         := $(BUILD)/libhashdb.a
+HASHGATEFS  := $(BUILD)/hashgatefs
+HASHGATE    := $(BUILD)/hashgate
+UNIT_BIN    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC))
+TTOOL_BIN   := $(patsubst %.c,$(BUILD)/%,$(TTOOL_SRC))
+BENCH_BIN   := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
+ALL_OBJ     := $(HASHDB_OBJ) $(FS_OBJ) $(TOOLS_OBJ) $(call obj,$(UNIT_SRC) $(TTOOL_SRC) $(BENCH_SRC))
+MOUNT_TESTS := $(sort $(wildcard tests/mount/[0-9]*.sh))
+
+# What the tests and benchmarks are told about this build.
+TEST_ENV     = HASHGATE_BUILD=$(abspath $(BUILD)) HASHGATE_SRC=$(CURDIR) \
+               HASHGATE_SHARED=$(SHARED) PATH=$(abspath $(BUILD)):$$PATH
+
+.PHONY: all check unit-check mount-check install uninstall bench lint demo deps clean fuzz \
+        fsx-long package-check deb rpm
+.DEFAULT_GOAL := all
+
+all: $(HASHGATEFS) $(HASHGATE)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(HASHDB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(HASHGATEFS): $(FS_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(FS_OBJ) $(LIB) $(ALL_LDLIBS)
+
+$(HASHGATE): $(TOOLS_OBJ) $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TOOLS_OBJ) $(LIB) $(ALL_LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS)
+
+-include $(ALL_OBJ:.o=.d)
+
+deps:
+	@sh scripts/deps.sh build test
+
+# The whole suite under one prove run, so the closing summary is prove's.
+check: deps all $(UNIT_BIN) $(TTOOL_BIN)
+	$(TEST_ENV) $(PROVE) $(PROVE_FLAGS) $(UNIT_BIN) $(MOUNT_TESTS)
+
+unit-check: all $(UNIT_BIN) $(TTOOL_BIN)
+	$(TEST_ENV) $(PROVE) $(PROVE_FLAGS) $(UNIT_BIN)
+
+mount-check: all $(UNIT_BIN) $(TTOOL_BIN)
+	$(TEST_ENV) $(PROVE) $(PROVE_FLAGS) $(MOUNT_TESTS)
+
+bench: deps all $(BENCH_BIN) $(TTOOL_BIN)
+	$(TEST_ENV) sh tests/bench/run.sh
+
+demo: deps all $(TTOOL_BIN)
+	$(TEST_ENV) sh scripts/demo.sh
+
+# libFuzzer needs clang; the harnesses link the library sources directly.
+FUZZ_CC     ?= clang
+fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(HASHDB_SRC)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(filter-out -Wmissing-prototypes,$(HG_CFLAGS)) $(CPPFLAGS) -O1 -g \
+		-fsanitize=fuzzer,address,undefined -o $@ $< $(HASHDB_SRC) $(PKG_LIBS) -lm
+
+LINT_SRC     = $(HASHDB_SRC) $(FS_SRC) $(TOOLS_SRC)
+lint:
+	@sh scripts/deps.sh lint
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
+		--inline-suppr --suppress=missingIncludeSystem -I. $(LINT_SRC)
+	clang-tidy --quiet $(LINT_SRC) -- $(HG_CFLAGS) $(CPPFLAGS)
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSCONFDIR)/hashgate
+	install -m 0755 $(HASHGATEFS) $(HASHGATE) $(DESTDIR)$(BINDIR)/
+	for m in $(wildcard packaging/man/*.5); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/; done
+	for m in $(wildcard packaging/man/*.8); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/; done
+	if [ -f packaging/hashgate.conf ]; then \
+		install -m 0644 packaging/hashgate.conf $(DESTDIR)$(SYSCONFDIR)/hashgate/hashgate.conf; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/hashgatefs $(DESTDIR)$(BINDIR)/hashgate
+
+clean:
+	rm -rf build build-san $(BUILD)

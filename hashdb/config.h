@@ -1,0 +1,91 @@
+/*
+ * config.h - hashgate.conf and -o option parsing, shared by hashgatefs and the hashgate CLI.
+ *
+ * File format: one "key = value" per line; '#' starts a comment line; blank lines ignored;
+ * values may be double-quoted.  Per-category actions are written "on_match.CATEGORY = ACTION".
+ * Every error names the file and line (or the option) and leaves the config as it was before
+ * the failing call.  A struct hg_config is owned by its creator; not thread-safe (the daemon
+ * builds a new one on SIGHUP and swaps it).
+ */
+#ifndef HASHDB_CONFIG_H
+#define HASHDB_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH	HASHGATE_SYSCONFDIR "/hashgate/hashgate.conf"
+#define CONFIG_DEFAULT_DB	HASHGATE_LOCALSTATEDIR "/lib/hashgate/hashes.db"
+#define CONFIG_DEFAULT_QDIR	HASHGATE_LOCALSTATEDIR "/lib/hashgate/quarantine"
+#define CONFIG_DEFAULT_KEY	HASHGATE_SYSCONFDIR "/hashgate/quarantine.key"
+#define CONFIG_DEFAULT_AUDIT	HASHGATE_LOCALSTATEDIR "/lib/hashgate/audit.log"
+#define CONFIG_DEFAULT_STATE	"/run/hashgate"
+#define CONFIG_DEFAULT_SCANDB	HASHGATE_LOCALSTATEDIR "/lib/hashgate/scan.db"
+/* Environment variable that overrides CONFIG_DEFAULT_PATH (tests, non-standard installs). */
+#define CONFIG_ENV		"HASHGATE_CONFIG"
+
+enum hg_action {
+	ACTION_QUARANTINE = 0,	/* keep the content, encrypted, in the quarantine store */
+	ACTION_BLOCK,		/* discard the content, keep the record */
+	ACTION_LOG,		/* publish, but record and log the match (report-only lists) */
+};
+
+enum hg_on_error {
+	ON_ERROR_DENY = 0,	/* fail closed: an upload that could not be scanned is not published */
+	ON_ERROR_ALLOW,
+};
+
+struct hg_category_action {
+	char *category;
+	enum hg_action action;
+};
+
+struct hg_config {
+	char *source;			/* file the values came from, NULL if defaults only */
+	char *db;			/* hash database (SQLite) */
+	char *quarantine;		/* quarantine store directory */
+	char *quarantine_key;		/* file with the AES-256 key (64 hex digits) */
+	char *audit_log;		/* append-only, hash-chained audit log */
+	char *state_dir;		/* per-daemon status files read by `hashgate status` */
+	char *prometheus_textfile;	/* node_exporter textfile; NULL = not written */
+	char *scan_db;			/* per-file hash records of `hashgate scan` */
+	enum hg_action on_match;	/* default action for categories without their own */
+	struct hg_category_action *cat;	/* per-category overrides */
+	size_t ncat;
+	enum hg_on_error on_error;
+	uint64_t scan_max_size;		/* in-place modified files larger than this are not rescanned */
+	bool pdq;			/* PDQ-hash JPEG uploads */
+	int pdq_threshold;
+	int pdq_min_quality;
+	uint64_t pdq_max_size;		/* larger JPEGs are not decoded for PDQ (exact hashes still apply) */
+	uint64_t image_max_pixels;	/* decompression-bomb cap */
+	int64_t retention;		/* seconds quarantined items are kept by purge; 0 = forever */
+	int log_level;			/* syslog priority: LOG_ERR .. LOG_DEBUG */
+};
+
+/* Defaults for every field (paths from the build's SYSCONFDIR/LOCALSTATEDIR). */
+int config_init(struct hg_config *c);
+void config_release(struct hg_config *c);
+
+/*
+ * Read a config file over the current values.  -ENOENT when missing (callers decide whether
+ * that is fatal); -EINVAL with "FILE:LINE: reason" in err for bad content.
+ */
+int config_load(struct hg_config *c, const char *path, char *err, size_t errlen);
+/* Set one key (same names as the file).  -EINVAL/-ENOENT with "option 'key': reason" in err. */
+int config_set(struct hg_config *c, const char *key, const char *value, char *err, size_t errlen);
+/* 1 if key is a config key this version knows. */
+int config_is_key(const char *key);
+/* The action for a list category. */
+enum hg_action config_action_for(const struct hg_config *c, const char *category);
+/* The path to read: $HASHGATE_CONFIG if set, else CONFIG_DEFAULT_PATH. */
+const char *config_default_path(void);
+
+const char *config_action_name(enum hg_action a);
+
+/* Parsers shared with the CLI: "10M", "1.5G", "4096" -> bytes; "30d", "12h", "90m", "45s" -> s. */
+int config_parse_size(const char *s, uint64_t *out);
+int config_parse_duration(const char *s, int64_t *out);
+int config_parse_bool(const char *s, bool *out);
+
+#endif

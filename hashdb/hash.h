@@ -1,0 +1,65 @@
+/*
+ * hash.h - streaming content hashes (MD5, SHA-1, SHA-256) over OpenSSL EVP, and hex helpers.
+ *
+ * A struct hasher computes only the algorithms in its mask (the daemon asks only for those the
+ * database holds).  Feeding the same bytes in any chunking gives the digests md5sum, sha1sum and
+ * sha256sum print.  A hasher belongs to one thread at a time; no locking inside.
+ * Ownership: hasher_init() allocates OpenSSL contexts that hasher_release() frees; release is
+ * safe after a failed init and after final.
+ */
+#ifndef HASHDB_HASH_H
+#define HASHDB_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum hash_algo {
+	HASH_MD5 = 0,
+	HASH_SHA1 = 1,
+	HASH_SHA256 = 2,
+	HASH_PDQ = 3,		/* perceptual; never computed by struct hasher */
+	HASH_NALGOS
+};
+#define HASH_BIT(a)	(1u << (a))
+#define HASH_EXACT_MASK	(HASH_BIT(HASH_MD5) | HASH_BIT(HASH_SHA1) | HASH_BIT(HASH_SHA256))
+#define HASH_MAX_LEN	32
+
+/* Digest length in bytes (16, 20, 32, 32), or 0 for an invalid algo. */
+size_t hash_algo_len(enum hash_algo algo);
+/* "md5", "sha1", "sha256", "pdq"; NULL for an invalid algo. */
+const char *hash_algo_name(enum hash_algo algo);
+/* Inverse of hash_algo_name (case-insensitive, also "sha-1", "sha-256"): algo or -EINVAL. */
+int hash_algo_parse(const char *name);
+
+struct digests {
+	unsigned mask;			/* HASH_BIT()s holding a valid digest */
+	uint64_t size;			/* bytes fed */
+	uint8_t md5[16];
+	uint8_t sha1[20];
+	uint8_t sha256[32];
+};
+
+/* The digest bytes for algo if present in d->mask, else NULL. */
+const uint8_t *digests_get(const struct digests *d, enum hash_algo algo);
+
+struct hasher {
+	unsigned mask;
+	uint64_t size;
+	void *ctx[3];			/* EVP_MD_CTX *, indexed by enum hash_algo */
+};
+
+int hasher_init(struct hasher *h, unsigned mask);
+int hasher_update(struct hasher *h, const void *buf, size_t len);
+/* Writes the digests; the hasher can then only be released (or re-inited). */
+int hasher_final(struct hasher *h, struct digests *out);
+void hasher_release(struct hasher *h);
+
+/* Hash a whole file from offset 0 with pread (the fd's offset is untouched). */
+int hash_fd(int fd, unsigned mask, struct digests *out);
+
+/* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void hex_encode(const uint8_t *in, size_t n, char *out);
+/* Parse exactly 2n hex digits (either case) from in; -EINVAL on anything else. */
+int hex_decode(const char *in, size_t hexlen, uint8_t *out, size_t n);
+
+#endif

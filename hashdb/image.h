@@ -1,0 +1,35 @@
+/*
+ * image.h - decode a JPEG (TurboJPEG) into luma and hash it with PDQ.
+ *
+ * Decoding follows what the PDQ reference CLI sees (ISLOW IDCT, fancy upsampling, no EXIF
+ * rotation, grey and CMYK handled, 512x512 nearest-neighbour pre-resize).  Input is untrusted:
+ * every failure is a negative errno, never a crash, and memory is bounded by the pixel cap.
+ * Thread-safe; each call uses its own TurboJPEG handle.
+ */
+#ifndef HASHDB_IMAGE_H
+#define HASHDB_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hashdb/pdq.h"
+
+/* Default cap on width*height of an image we agree to decode (decompression bombs). */
+#define IMAGE_MAX_PIXELS_DEFAULT	(100ull * 1000 * 1000)
+
+/* 1 if buf starts like a JPEG (FF D8 FF), else 0. */
+int image_is_jpeg(const void *buf, size_t len);
+
+/*
+ * PDQ of a JPEG in memory.  max_pixels 0 means IMAGE_MAX_PIXELS_DEFAULT.
+ * Errors: -EINVAL not a JPEG / corrupt / truncated, -E2BIG over the pixel cap,
+ * -ENOTSUP a JPEG colour space we cannot hash, -ENOMEM.
+ */
+int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max_pixels,
+		   struct pdq_result *out);
+
+/* Same, reading the whole file fd (from offset 0) up to max_bytes (-EFBIG if larger). */
+int image_pdq_fd(int fd, uint64_t max_bytes, unsigned pdq_flags, uint64_t max_pixels,
+		 struct pdq_result *out);
+
+#endif

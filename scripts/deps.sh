@@ -1,0 +1,44 @@
+#!/bin/sh
+# deps.sh - install the Debian packages hashgate needs to build, test, lint or package.
+#
+# Usage: sh scripts/deps.sh GROUP...   (groups: build test lint bench package)
+# Installs only what is missing.  As root on Debian it runs apt-get itself; otherwise it
+# prints the exact command and fails, so `make check` never half-runs without its tools.
+set -eu
+
+pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev libturbojpeg0-dev"
+pkgs_test="perl openssh-server openssh-client rsync tar attr acl sqlite3 openssl procps psmisc util-linux"
+pkgs_lint="cppcheck clang-tidy"
+pkgs_bench="openssl"
+pkgs_package="debhelper devscripts lintian fakeroot dpkg-dev rpm autopkgtest"
+pkgs_fuzz="clang libclang-rt-dev"
+
+want=""
+for g in "$@"; do
+	eval "list=\${pkgs_$g:-}"
+	[ -n "$list" ] || { echo "deps.sh: unknown group '$g'" >&2; exit 2; }
+	want="$want $list"
+done
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "deps.sh: not a Debian system; make sure these are installed:$want" >&2
+	exit 0
+fi
+
+missing=""
+for p in $want; do
+	case " $missing " in *" $p "*) continue ;; esac
+	st=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+	case "$st" in ii*) ;; *) missing="$missing $p" ;; esac
+done
+[ -n "$missing" ] || exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: missing packages:$missing" >&2
+	echo "deps.sh: run as root:  apt-get update && apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "deps.sh: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends $missing

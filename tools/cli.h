@@ -1,0 +1,54 @@
+/*
+ * cli.h - what every `hashgate` subcommand shares: the command signature, exit codes and the
+ * global options (config file, database path, JSON output) parsed once by tools/hashgate.c.
+ *
+ * Exit codes (documented in hashgate(8)):
+ *   0  success
+ *   1  the command worked and found something: a scan found matches, `log verify` found the
+ *      chain broken, `hash` was given a file that could not be read
+ *   2  error: bad database, I/O failure, refused operation
+ *   64 usage error (EX_USAGE): unknown option, missing argument
+ */
+#ifndef TOOLS_CLI_H
+#define TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "hashdb/config.h"
+
+#define EXIT_FOUND	1
+#define EXIT_ERROR	2
+#define EXIT_USAGE	64
+
+struct cli {
+	struct hg_config cfg;		/* defaults, then the config file, then --db etc. */
+	const char *config_path;	/* the file read, or NULL if none existed */
+	bool json;			/* --json given before or after the subcommand */
+	bool quiet;
+};
+
+/* argv[0] is the subcommand name; options after it are the subcommand's own. */
+typedef int (*cli_fn)(int argc, char **argv, struct cli *cli);
+
+struct cli_command {
+	const char *name;
+	cli_fn fn;
+	const char *summary;
+};
+
+/* Print "hashgate CMD: " + message to stderr. */
+__attribute__((format(printf, 2, 3)))
+void cli_error(const char *cmd, const char *fmt, ...);
+
+/*
+ * Shared option handling for subcommands: if argv[*i] is --db PATH / --db=PATH / --json /
+ * --config, consume it (advancing *i) and return 1; 0 if not one of these; -1 on a missing
+ * value (after printing an error).
+ */
+int cli_common_option(struct cli *cli, const char *cmd, int argc, char **argv, int *i);
+
+/* 1 if stdout is a terminal and not --json (progress bars, colours). */
+int cli_interactive(const struct cli *cli);
+
+#endif

@@ -1,0 +1,21 @@
+/*
+ * commands.h - the subcommands of `hashgate`, each defined in tools/cmd-NAME.c.
+ * Weak while the tree is being built up, so a build without one still links and says so.
+ */
+#ifndef TOOLS_COMMANDS_H
+#define TOOLS_COMMANDS_H
+
+#include "tools/cli.h"
+
+#define CLI_CMD(name) __attribute__((weak)) int name(int argc, char **argv, struct cli *cli)
+CLI_CMD(cmd_hash);
+CLI_CMD(cmd_db);
+CLI_CMD(cmd_allow);
+CLI_CMD(cmd_quarantine);
+CLI_CMD(cmd_log);
+CLI_CMD(cmd_scan);
+CLI_CMD(cmd_report);
+CLI_CMD(cmd_status);
+#undef CLI_CMD
+
+#endif
