@@ -48,6 +48,7 @@ struct hasher {
 	void *ctx[3];			/* EVP_MD_CTX *, indexed by enum hash_algo */
 };
 
+/* mask: HASH_BIT()s of exact algorithms; a HASH_PDQ bit is ignored, other bits give -EINVAL. */
 int hasher_init(struct hasher *h, unsigned mask);
 int hasher_update(struct hasher *h, const void *buf, size_t len);
 /* Writes the digests; the hasher can then only be released (or re-inited). */

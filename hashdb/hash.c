@@ -1,0 +1,253 @@
+/*
+ * hash.c - streaming MD5/SHA-1/SHA-256 over OpenSSL EVP, hash_fd, and hex helpers.
+ *
+ * Invariants: h->ctx[a] is non-NULL exactly for the exact algorithms in h->mask while the
+ * hasher is live; after final or release every ctx is NULL, so release is idempotent.
+ * h->size counts every byte fed, in 64 bits (uploads over 4 GiB are ordinary).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "hashdb/hash.h"
+
+/* Large enough to amortise syscalls and EVP call overhead, small enough for a thread stack
+ * budget; it is heap-allocated anyway. */
+#define HASH_FD_CHUNK	(1u << 20)
+
+static const struct {
+	const char *name;
+	size_t len;
+} algos[HASH_NALGOS] = {
+	[HASH_MD5] = { "md5", 16 },
+	[HASH_SHA1] = { "sha1", 20 },
+	[HASH_SHA256] = { "sha256", 32 },
+	[HASH_PDQ] = { "pdq", 32 },
+};
+
+size_t hash_algo_len(enum hash_algo algo)
+{
+	if ((unsigned)algo >= HASH_NALGOS)
+		return 0;
+	return algos[algo].len;
+}
+
+const char *hash_algo_name(enum hash_algo algo)
+{
+	if ((unsigned)algo >= HASH_NALGOS)
+		return NULL;
+	return algos[algo].name;
+}
+
+int hash_algo_parse(const char *name)
+{
+	int a;
+
+	if (!name)
+		return -EINVAL;
+	for (a = 0; a < HASH_NALGOS; a++)
+		if (strcasecmp(name, algos[a].name) == 0)
+			return a;
+	if (strcasecmp(name, "sha-1") == 0)
+		return HASH_SHA1;
+	if (strcasecmp(name, "sha-256") == 0)
+		return HASH_SHA256;
+	return -EINVAL;
+}
+
+const uint8_t *digests_get(const struct digests *d, enum hash_algo algo)
+{
+	if ((unsigned)algo >= HASH_NALGOS || !(d->mask & HASH_BIT(algo)))
+		return NULL;
+	switch (algo) {
+	case HASH_MD5:
+		return d->md5;
+	case HASH_SHA1:
+		return d->sha1;
+	case HASH_SHA256:
+		return d->sha256;
+	default:
+		return NULL;
+	}
+}
+
+static const EVP_MD *evp_for(int algo)
+{
+	switch (algo) {
+	case HASH_MD5:
+		return EVP_md5();
+	case HASH_SHA1:
+		return EVP_sha1();
+	case HASH_SHA256:
+		return EVP_sha256();
+	default:
+		return NULL;
+	}
+}
+
+int hasher_init(struct hasher *h, unsigned mask)
+{
+	int a;
+
+	memset(h, 0, sizeof(*h));
+	/* A caller may pass the database's whole mask: PDQ is not a stream hash and is simply
+	 * not computed here (digests.mask tells what was); unknown bits are a caller bug. */
+	if (mask & ~(HASH_EXACT_MASK | HASH_BIT(HASH_PDQ)))
+		return -EINVAL;
+	mask &= HASH_EXACT_MASK;
+	h->mask = mask;
+	for (a = 0; a < 3; a++) {
+		EVP_MD_CTX *c;
+
+		if (!(mask & HASH_BIT(a)))
+			continue;
+		c = EVP_MD_CTX_new();
+		if (!c)
+			goto err_release;
+		h->ctx[a] = c;
+		if (EVP_DigestInit_ex(c, evp_for(a), NULL) != 1)
+			goto err_release;
+	}
+	return 0;
+
+err_release:
+	hasher_release(h);
+	return -ENOMEM;
+}
+
+int hasher_update(struct hasher *h, const void *buf, size_t len)
+{
+	int a;
+
+	if (len == 0)
+		return 0;
+	for (a = 0; a < 3; a++) {
+		if (!h->ctx[a])
+			continue;
+		if (EVP_DigestUpdate(h->ctx[a], buf, len) != 1)
+			return -EIO;
+	}
+	h->size += len;
+	return 0;
+}
+
+int hasher_final(struct hasher *h, struct digests *out)
+{
+	static const size_t off[3] = {
+		offsetof(struct digests, md5),
+		offsetof(struct digests, sha1),
+		offsetof(struct digests, sha256),
+	};
+	int a, r = 0;
+
+	memset(out, 0, sizeof(*out));
+	out->size = h->size;
+	for (a = 0; a < 3; a++) {
+		unsigned int n = 0;
+
+		if (!h->ctx[a])
+			continue;
+		if (EVP_DigestFinal_ex(h->ctx[a], (unsigned char *)out + off[a], &n) != 1 ||
+		    n != algos[a].len) {
+			r = -EIO;
+			continue;
+		}
+		out->mask |= HASH_BIT(a);
+	}
+	hasher_release(h);
+	return r;
+}
+
+void hasher_release(struct hasher *h)
+{
+	int a;
+
+	for (a = 0; a < 3; a++) {
+		EVP_MD_CTX_free(h->ctx[a]);
+		h->ctx[a] = NULL;
+	}
+}
+
+int hash_fd(int fd, unsigned mask, struct digests *out)
+{
+	struct hasher h;
+	uint8_t *buf;
+	off_t pos = 0;
+	int r;
+
+	buf = malloc(HASH_FD_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	r = hasher_init(&h, mask);
+	if (r < 0)
+		goto out_buf;
+	for (;;) {
+		ssize_t n = pread(fd, buf, HASH_FD_CHUNK, pos);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out_hasher;
+		}
+		if (n == 0)
+			break;
+		r = hasher_update(&h, buf, (size_t)n);
+		if (r < 0)
+			goto out_hasher;
+		pos += n;
+	}
+	r = hasher_final(&h, out);
+out_hasher:
+	hasher_release(&h);
+out_buf:
+	free(buf);
+	return r;
+}
+
+void hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int hex_decode(const char *in, size_t hexlen, uint8_t *out, size_t n)
+{
+	size_t i;
+
+	if (!in || hexlen != 2 * n)
+		return -EINVAL;
+	/* Validate everything first so a bad string leaves out untouched. */
+	for (i = 0; i < hexlen; i++)
+		if (hexval(in[i]) < 0)
+			return -EINVAL;
+	for (i = 0; i < n; i++) {
+		int hi = hexval(in[2 * i]), lo = hexval(in[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
