@@ -1,0 +1,314 @@
+# lib.sh - shared TAP helpers and the mount fixture for tests/mount/NN-name.sh (bash).
+#
+# Usage, at the top of a test:
+#	. "$(dirname "$0")/lib.sh"
+#	hg_setup		# scratch dirs, test database, key, config; skips when FUSE is unusable
+#	hg_mount		# or: hg_mount on_match=block,allow_other
+#	ok "clean upload" cp "$HG_TMP/clean" "$HG_MNT/a"
+#	done_testing
+#
+# TAP:  plan N | ok DESC CMD... | nok DESC CMD... | is GOT WANT DESC | skip DESC |
+#       skip_all WHY | diag MSG... | bail WHY | done_testing   (plan is optional: done_testing
+#       prints it).  `ok`/`nok` run CMD and pass when it exits 0 / non-zero.
+#
+# Fixture variables (after hg_setup):
+#	HG_TMP		scratch dir (mktemp -d under /tmp), removed on any exit
+#	HG_BACK		backing dir;  HG_MNT mountpoint;  HG_QDIR quarantine store
+#	HG_DB		test hash database;  HG_CONF config file (also exported as HASHGATE_CONFIG)
+#	HG_LOG		the daemon's stderr (-f) of every mount in this test
+#	HG_FS, HG_CLI	the hashgatefs and hashgate binaries of $HASHGATE_BUILD
+#	HG_K_SHA256, HG_K_MD5, HG_K_SHA1, HG_K_BIG
+#			generated "known" files whose sha256 / md5 / sha1 / sha256 is in the
+#			database (lists t-sha256, t-md5, t-sha1 category "illegal")
+#	HG_K_JPEG	generated JPEG whose PDQ is in list t-pdq; empty when mkjpeg or the PDQ
+#			hasher is not built (tests that need it then fail, they do not pass)
+# Invariants: everything a test creates lives under HG_TMP; the EXIT trap unmounts
+# (fusermount3 -u, then -uz), kills the daemon and any pid in HG_BG_PIDS, and only removes
+# HG_TMP once nothing is mounted below it.  Tests depend only on $HASHGATE_BUILD, the repo and
+# standard Debian tools.
+
+HG_NTEST=0
+HG_NFAIL=0
+HG_PLANNED=
+HG_PID=
+HG_BG_PIDS=
+HG_TMP=
+
+plan() { HG_PLANNED=$1; echo "1..$1"; }
+
+diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
+
+hg_result() {	# hg_result PASSED DESC
+	HG_NTEST=$((HG_NTEST + 1))
+	if [ "$1" = 1 ]; then
+		echo "ok $HG_NTEST - $2"
+	else
+		HG_NFAIL=$((HG_NFAIL + 1))
+		echo "not ok $HG_NTEST - $2"
+	fi
+}
+
+ok() {
+	local desc=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		hg_result 1 "$desc"
+		return 0
+	fi
+	hg_result 0 "$desc"
+	diag "  command: $*" ${out:+"  output: $out"}
+	return 1
+}
+
+nok() {
+	local desc=$1 out
+	shift
+	if out=$("$@" 2>&1); then
+		hg_result 0 "$desc"
+		diag "  command succeeded but should have failed: $*" ${out:+"  output: $out"}
+		return 1
+	fi
+	hg_result 1 "$desc"
+	return 0
+}
+
+is() {
+	if [ "$1" = "$2" ]; then
+		hg_result 1 "$3"
+		return 0
+	fi
+	hg_result 0 "$3"
+	diag "  got:  '$1'" "  want: '$2'"
+	return 1
+}
+
+skip() { HG_NTEST=$((HG_NTEST + 1)); echo "ok $HG_NTEST # SKIP $1"; }
+
+skip_all() {
+	echo "1..0 # SKIP $1"
+	exit 0
+}
+
+bail() {
+	echo "Bail out! $1"
+	exit 255
+}
+
+done_testing() {
+	[ -n "$HG_PLANNED" ] || echo "1..$HG_NTEST"
+	[ "$HG_NFAIL" -eq 0 ] || diag "failed $HG_NFAIL of $HG_NTEST tests"
+	[ "$HG_NFAIL" -eq 0 ] && exit 0
+	exit 1
+}
+
+# --- fixture ---------------------------------------------------------------------------------
+
+HG_BUILD=${HASHGATE_BUILD:-}
+HG_SRC=${HASHGATE_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+HG_FS=$HG_BUILD/hashgatefs
+HG_CLI=$HG_BUILD/hashgate
+HG_TOOLS=$HG_BUILD/tests/tools
+
+hg_cleanup() {
+	local p
+	hg_umount >/dev/null 2>&1
+	for p in $HG_BG_PIDS; do
+		kill "$p" 2>/dev/null && { sleep 0.1; kill -9 "$p" 2>/dev/null; }
+	done
+	if [ -n "$HG_TMP" ] && [ -d "$HG_TMP" ]; then
+		if findmnt -rn -o TARGET | grep -q "^$HG_TMP/"; then
+			echo "# lib.sh: a mount under $HG_TMP is still live; not removing it" >&2
+		else
+			chattr -R -i "$HG_TMP" 2>/dev/null
+			rm -rf "$HG_TMP"
+		fi
+	fi
+}
+
+# Random bytes: hg_random FILE SIZE
+hg_random() { head -c "$2" /dev/urandom >"$1"; }
+
+hg_sha256() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# Creates HG_TMP and the fixture; skips the whole test when it cannot run here.
+hg_setup() {
+	[ -n "$HG_BUILD" ] || skip_all "HASHGATE_BUILD is not set (run through make check)"
+	[ -x "$HG_FS" ] || skip_all "daemon binary $HG_FS is missing (not built yet)"
+	[ -x "$HG_CLI" ] || skip_all "CLI binary $HG_CLI is missing (not built yet)"
+	[ -c /dev/fuse ] || skip_all "/dev/fuse does not exist"
+	{ exec 9<>/dev/fuse; } 2>/dev/null || skip_all "/dev/fuse cannot be opened"
+	exec 9>&-
+	command -v fusermount3 >/dev/null || skip_all "fusermount3 is not installed"
+	command -v sqlite3 >/dev/null || skip_all "sqlite3 is not installed (make deps)"
+
+	HG_TMP=$(mktemp -d /tmp/hg-mount-test.XXXXXX) || bail "mktemp failed"
+	trap hg_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	chmod 0755 "$HG_TMP"		# other uids must reach the mountpoint
+	HG_BACK=$HG_TMP/backing
+	HG_MNT=$HG_TMP/mnt
+	HG_QDIR=$HG_TMP/quarantine
+	HG_DB=$HG_TMP/hashes.db
+	HG_CONF=$HG_TMP/hashgate.conf
+	HG_LOG=$HG_TMP/daemon.log
+	mkdir -p "$HG_BACK" "$HG_MNT" "$HG_TMP/known" "$HG_TMP/state" "$HG_TMP/w"
+	chmod 0755 "$HG_BACK" "$HG_MNT"
+	: >"$HG_LOG"
+	openssl rand -hex 32 >"$HG_TMP/quarantine.key" && chmod 0600 "$HG_TMP/quarantine.key"
+	cat >"$HG_CONF" <<-EOF
+	# written by tests/mount/lib.sh
+	db = $HG_DB
+	quarantine = $HG_QDIR
+	quarantine_key = $HG_TMP/quarantine.key
+	audit_log = $HG_TMP/audit.log
+	state_dir = $HG_TMP/state
+	scan_db = $HG_TMP/scan.db
+	log_level = info
+	EOF
+	export HASHGATE_CONFIG=$HG_CONF
+
+	HG_K_SHA256=$HG_TMP/known/k-sha256.bin
+	HG_K_MD5=$HG_TMP/known/k-md5.bin
+	HG_K_SHA1=$HG_TMP/known/k-sha1.bin
+	HG_K_BIG=$HG_TMP/known/k-big.bin
+	hg_random "$HG_K_SHA256" 200013
+	hg_random "$HG_K_MD5" 65537
+	hg_random "$HG_K_SHA1" 4097
+	hg_random "$HG_K_BIG" $((3 * 1024 * 1024 + 5))
+	sha256sum <"$HG_K_SHA256" | cut -d' ' -f1 >"$HG_TMP/known/l-sha256"
+	sha256sum <"$HG_K_BIG" | cut -d' ' -f1 >>"$HG_TMP/known/l-sha256"
+	md5sum <"$HG_K_MD5" | cut -d' ' -f1 >"$HG_TMP/known/l-md5"
+	sha1sum <"$HG_K_SHA1" | cut -d' ' -f1 >"$HG_TMP/known/l-sha1"
+	hg_db_init "$HG_DB" || bail "could not create the test database with $HG_CLI db (see above)"
+
+	HG_K_JPEG=
+	if [ -x "$HG_TOOLS/mkjpeg" ]; then
+		local pdq
+		"$HG_TOOLS/mkjpeg" "$HG_TMP/known/k.jpg" 640 480 1 90 >/dev/null 2>&1 &&
+			pdq=$(hg_pdq "$HG_TMP/known/k.jpg") && [ -n "$pdq" ] &&
+			echo "$pdq" >"$HG_TMP/known/l-pdq" &&
+			hg_cli db import --list t-pdq --category illegal --type pdq \
+				"$HG_TMP/known/l-pdq" && HG_K_JPEG=$HG_TMP/known/k.jpg
+	fi
+}
+
+hg_cli() {	# the admin CLI on the test database; output to stderr on failure
+	local out
+	out=$("$HG_CLI" --config "$HG_CONF" --db "$HG_DB" "$@" 2>&1) || {
+		diag "hashgate $* failed:" "$out"
+		return 1
+	}
+	[ -z "$out" ] || printf '%s\n' "$out"
+}
+
+hg_db_init() {	# hg_db_init PATH: a database holding the three exact lists
+	local save=$HG_DB
+	HG_DB=$1
+	hg_cli db init >/dev/null &&
+		hg_cli db import --list t-sha256 --category illegal --type sha256 \
+			"$HG_TMP/known/l-sha256" >/dev/null &&
+		hg_cli db import --list t-md5 --category illegal --type md5 \
+			"$HG_TMP/known/l-md5" >/dev/null &&
+		hg_cli db import --list t-sha1 --category illegal --type sha1 \
+			"$HG_TMP/known/l-sha1" >/dev/null
+	local rc=$?
+	HG_DB=$save
+	return $rc
+}
+
+# PDQ hex of a JPEG as computed by `hashgate hash` (first 64-hex field after "pdq").
+hg_pdq() {
+	"$HG_CLI" hash "$1" 2>/dev/null | grep -io 'pdq[^0-9a-f]*[0-9a-f]\{64\}' | head -n1 |
+		grep -o '[0-9a-f]\{64\}$'
+}
+
+hg_mounted() { findmnt -rn -M "$1" -o FSTYPE 2>/dev/null | grep -q '^fuse'; }
+
+# hg_mount [OPTS]: start the daemon in the foreground (background job) with the fixture's db,
+# quarantine and config plus OPTS (comma separated -o options); wait until mounted.
+hg_mount() {
+	local opts="config=$HG_CONF,db=$HG_DB,quarantine=$HG_QDIR" i
+	[ -n "${1:-}" ] && opts="$opts,$1"
+	hg_mounted "$HG_MNT" && { diag "hg_mount: $HG_MNT is already mounted"; return 1; }
+	echo "=== hashgatefs -f -o $opts $HG_BACK $HG_MNT" >>"$HG_LOG"
+	"$HG_FS" -f -o "$opts" "$HG_BACK" "$HG_MNT" >>"$HG_LOG" 2>&1 </dev/null &
+	HG_PID=$!
+	for i in $(seq 100); do
+		hg_mounted "$HG_MNT" && return 0
+		kill -0 "$HG_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	diag "hg_mount: not mounted after 10 s (daemon pid $HG_PID); daemon log tail:"
+	diag "$(tail -n 20 "$HG_LOG")"
+	kill -9 "$HG_PID" 2>/dev/null
+	HG_PID=
+	return 1
+}
+
+# Unmount and wait for the daemon to exit (kill -9 after 5 s).
+hg_umount() {
+	local i
+	if hg_mounted "$HG_MNT"; then
+		for i in 1 2 3 4 5 6 7 8 9 10; do
+			fusermount3 -u "$HG_MNT" 2>/dev/null && break
+			sleep 0.2
+		done
+		hg_mounted "$HG_MNT" && fusermount3 -uz "$HG_MNT" 2>/dev/null
+	fi
+	if [ -n "$HG_PID" ]; then
+		for i in $(seq 50); do
+			kill -0 "$HG_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$HG_PID" 2>/dev/null
+		wait "$HG_PID" 2>/dev/null
+		HG_PID=
+	fi
+	return 0
+}
+
+# --- assertions used by many tests ----------------------------------------------------------
+
+# Succeeds when no regular file anywhere under the backing dir (hidden staging areas included)
+# has the content of FILE.
+hg_content_absent() {
+	local want f
+	want=$(hg_sha256 "$1")
+	while IFS= read -r -d '' f; do
+		if [ "$(hg_sha256 "$f")" = "$want" ]; then
+			echo "content of $1 found in backing dir as $f"
+			return 1
+		fi
+	done < <(find "$HG_BACK" -type f -size "$(stat -c %s "$1")c" -print0)
+	return 0
+}
+
+# Succeeds when the file at PATH (backing dir) has exactly the content of FILE.
+hg_same() { cmp -s "$1" "$2" || { echo "$1 and $2 differ or are missing"; return 1; }; }
+
+# Number of quarantine records whose original path is PATH (relative to the mount root, with
+# or without a leading slash); -1 when the store cannot be read.
+hg_qcount() {
+	local p=${1#/}
+	[ -f "$HG_QDIR/records.db" ] || { echo 0; return; }
+	sqlite3 -readonly "$HG_QDIR/records.db" \
+		"SELECT count(*) FROM records WHERE path IN ('$p', '/$p');" 2>/dev/null || echo -1
+}
+
+# Succeeds when at least one record for PATH exists (prints the count otherwise).
+hg_quarantined() {
+	local n
+	n=$(hg_qcount "$1")
+	[ "$n" -ge 1 ] 2>/dev/null || { echo "no quarantine record for '$1' (count $n)"; return 1; }
+}
+
+# hg_close_fails CMD...: CMD must exit non-zero (an upload whose close() got an error).
+hg_fails() { if "$@"; then echo "'$*' succeeded"; return 1; fi; return 0; }
+
+# Run CMD as uid:gid (no supplementary groups): hg_as UID GID CMD...
+hg_as() {
+	local u=$1 g=$2
+	shift 2
+	setpriv --reuid="$u" --regid="$g" --clear-groups -- "$@"
+}
