@@ -73,6 +73,14 @@ int matcher_lookup(const struct matcher *m, enum hash_algo algo, const uint8_t *
 int matcher_lookup_pdq(const struct matcher *m, const struct pdq_result *q, int threshold,
 		       struct match_hit *hit);
 
+/*
+ * The PDQ scan kernel in use: "avx512" (VPOPCNTDQ), "avx2" or "scalar", picked once from the
+ * CPU.  matcher_set_pdq_kernel() forces one (benchmarks, tests): -ENOTSUP if the CPU lacks it,
+ * -EINVAL for an unknown name.  Process-wide; call before queries start.
+ */
+const char *matcher_pdq_kernel(void);
+int matcher_set_pdq_kernel(const char *name);
+
 struct matcher_slot {
 	pthread_mutex_t lock;
 	struct matcher *cur;		/* never NULL after a successful init */

@@ -1,0 +1,173 @@
+/*
+ * db.h - the SQLite hash database: lists, hashes, allowlist and a generation counter.
+ *
+ * Schema (version HASHDB_SCHEMA_VERSION, kept in PRAGMA user_version, upgraded by numbered
+ * migrations on a read-write open; a file from a newer hashgate is refused, never touched):
+ *   meta(key, value)            'generation' = counter bumped in the same transaction as every
+ *                               change, so readers reload exactly when something changed;
+ *                               'created' = unix time of `db init`.
+ *   lists(id, name UNIQUE, origin, category, version, imported, updated)
+ *   hashes(algo, value BLOB, list_id, added, label)   PRIMARY KEY (algo, value, list_id),
+ *                               WITHOUT ROWID: a full scan comes out sorted by (algo, value),
+ *                               which is what the matcher loads.  Index on list_id.
+ *   allowlist(algo, value, added, reason)             PRIMARY KEY (algo, value)
+ * algo is enum hash_algo; value is the raw digest (hash_algo_len bytes; PDQ big-endian).
+ *
+ * The database runs in WAL mode, so a writer (the CLI) never blocks the daemons' readers and a
+ * reader always sees one committed generation.  Every writer goes through hashdb_begin() /
+ * hashdb_commit(), which takes the write lock up front (BEGIN IMMEDIATE) and bumps the
+ * generation before COMMIT.
+ *
+ * Errors: every function returns 0 (or a documented positive count) or a negative errno and, when
+ * err is non-NULL, a message naming the file:
+ *   -ENOENT            the file does not exist (and HASHDB_CREATE was not given)
+ *   -ENODATA           the file exists but holds no hashgate schema (e.g. empty file)
+ *   -EBADMSG           the file is not an SQLite database or is corrupt
+ *   -EPROTONOSUPPORT   the schema is newer than this hashgate knows
+ *   -EPROTO            the schema is older and the handle is read-only (run `hashgate db init`)
+ *   -EBUSY             the database stayed locked longer than the busy timeout
+ *   -EACCES / -EROFS   permissions
+ *   -EIO               anything else SQLite reports
+ * so "no database" is never mistaken for "empty database".
+ *
+ * Thread-safety: a struct hashdb is used by one thread at a time.  Separate handles on the same
+ * file are safe from any threads and processes.
+ */
+#ifndef HASHDB_DB_H
+#define HASHDB_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "hashdb/hash.h"
+
+#define HASHDB_SCHEMA_VERSION	1
+#define HASHDB_BUSY_TIMEOUT_MS	5000
+#define HASHDB_NAME_MAX		63	/* list names: [A-Za-z0-9._-], 1..63 chars */
+#define HASHDB_CATEGORY_MAX	31	/* categories: same characters, 1..31 chars */
+
+/* hashdb_open() flags */
+#define HASHDB_RDONLY	0x1	/* daemons, scanner: never writes, never migrates */
+#define HASHDB_CREATE	0x2	/* create the file and its schema if missing (db init) */
+
+struct sqlite3;
+
+struct hashdb {
+	struct sqlite3 *sql;
+	char *path;
+	unsigned flags;
+	int in_txn;
+};
+
+int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, size_t errlen);
+/* Safe on a zeroed or failed-open struct; rolls back an open transaction. */
+void hashdb_close(struct hashdb *db);
+
+/* The schema version stored in the file (after any migration hashdb_open did). */
+int hashdb_schema_version(struct hashdb *db);
+
+/* The current generation: one indexed read, cheap enough to poll every second. */
+int hashdb_generation(struct hashdb *db, uint64_t *gen, char *err, size_t errlen);
+/* Open read-only, read the generation, close: for pollers that keep no handle open. */
+int hashdb_read_generation(const char *path, uint64_t *gen, char *err, size_t errlen);
+
+/*
+ * Write transactions.  begin takes the write lock (waits up to the busy timeout, else -EBUSY);
+ * commit bumps the generation and commits; rollback undoes everything since begin.
+ */
+int hashdb_begin(struct hashdb *db, char *err, size_t errlen);
+int hashdb_commit(struct hashdb *db, char *err, size_t errlen);
+void hashdb_rollback(struct hashdb *db);
+
+/* 1 if s is a valid list name (or category, with maxlen HASHDB_CATEGORY_MAX). */
+int hashdb_valid_name(const char *s, size_t maxlen);
+
+struct hashdb_list {
+	int64_t id;
+	char name[HASHDB_NAME_MAX + 1];
+	char category[HASHDB_CATEGORY_MAX + 1];
+	char origin[256];		/* "" if unknown */
+	char version[64];		/* "" if unknown */
+	int64_t imported;		/* unix time the list was created */
+	int64_t updated;		/* unix time of its last change */
+	uint64_t count[HASH_NALGOS];	/* filled by hashdb_lists(with_counts) */
+};
+
+/* -ENOENT if there is no such list. */
+int hashdb_list_get(struct hashdb *db, const char *name, struct hashdb_list *out,
+		    char *err, size_t errlen);
+/*
+ * Inside a transaction: find or create the list, set category/origin/version where non-NULL
+ * (a new list without a category gets "other"), mark it updated now; *id receives its id.
+ */
+int hashdb_list_ensure(struct hashdb *db, const char *name, const char *category,
+		       const char *origin, const char *version, int64_t *id,
+		       char *err, size_t errlen);
+/* Inside a transaction: delete a list and all its hashes.  -ENOENT if missing. */
+int hashdb_list_delete(struct hashdb *db, const char *name, char *err, size_t errlen);
+/* All lists ordered by name; *out is malloc()ed (free() it).  with_counts scans the hashes. */
+int hashdb_lists(struct hashdb *db, bool with_counts, struct hashdb_list **out, size_t *n,
+		 char *err, size_t errlen);
+
+/* Inside a transaction.  Returns 1 if added, 0 if the list already had it (label updated). */
+int hashdb_hash_add(struct hashdb *db, int64_t list_id, enum hash_algo algo,
+		    const uint8_t *value, const char *label, char *err, size_t errlen);
+/* Inside a transaction; list_id < 0 removes from every list.  Returns the number removed. */
+int hashdb_hash_remove(struct hashdb *db, int64_t list_id, enum hash_algo algo,
+		       const uint8_t *value, char *err, size_t errlen);
+
+/* One database hash as iterated by hashdb_hashes_foreach(). */
+struct hashdb_entry {
+	enum hash_algo algo;
+	const uint8_t *value;
+	int64_t list_id;
+	const char *list;		/* only set by hashdb_hashes_foreach */
+	int64_t added;
+	const char *label;		/* NULL if none */
+};
+
+/*
+ * Call fn for every hash (of one list when list_id >= 0; of one algo when algo >= 0), in
+ * (algo, value) order.  fn returning non-zero stops the walk and that value is returned;
+ * otherwise the number of hashes walked (or -errno).  Also returns that for hashdb_hash_find.
+ */
+int hashdb_hashes_foreach(struct hashdb *db, int64_t list_id, int algo,
+			  int (*fn)(const struct hashdb_entry *e, void *arg), void *arg,
+			  char *err, size_t errlen);
+/* Every list holding this hash (entries' list and label set), via fn.  Returns the count. */
+int hashdb_hash_find(struct hashdb *db, enum hash_algo algo, const uint8_t *value,
+		     int (*fn)(const struct hashdb_entry *e, void *arg), void *arg,
+		     char *err, size_t errlen);
+
+/* Allowlist.  add: 1 if added, 0 if present (reason updated).  remove: 1 removed, 0 absent. */
+int hashdb_allow_add(struct hashdb *db, enum hash_algo algo, const uint8_t *value,
+		     const char *reason, char *err, size_t errlen);
+int hashdb_allow_remove(struct hashdb *db, enum hash_algo algo, const uint8_t *value,
+			char *err, size_t errlen);
+struct hashdb_allow {
+	enum hash_algo algo;
+	const uint8_t *value;
+	int64_t added;
+	const char *reason;		/* NULL if none */
+};
+int hashdb_allow_foreach(struct hashdb *db,
+			 int (*fn)(const struct hashdb_allow *a, void *arg), void *arg,
+			 char *err, size_t errlen);
+
+struct hashdb_stats {
+	uint64_t generation;
+	int schema;
+	int64_t created;
+	uint64_t lists;
+	uint64_t hashes[HASH_NALGOS];	/* rows, counting a hash once per list holding it */
+	uint64_t allow[HASH_NALGOS];
+	uint64_t file_bytes;		/* main file + WAL */
+};
+int hashdb_stats(struct hashdb *db, struct hashdb_stats *st, char *err, size_t errlen);
+
+/* Set an error message from the connection's last SQLite error; returns the mapped -errno. */
+int hashdb_sql_error(struct hashdb *db, int rc, const char *what, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,941 @@
+/*
+ * match.c - the in-memory matcher: one immutable snapshot of a database generation.
+ *
+ * Exact hashes (md5/sha1/sha256): per algorithm one sorted array of fixed-width keys plus a
+ * parallel uint16 list index, and a prefix-bucket table (offsets by the key's leading bits) so a
+ * lookup is one bucket read and a binary search over a handful of keys: ~width+2 bytes per hash
+ * plus ~1 byte of buckets.
+ *
+ * PDQ: a flat array in blocks of 8 hashes, stored word-sliced (word k of the 8 hashes side by
+ * side) so a vector register holds the same word of 8 database hashes.  Words 0-1 and 2-3 live
+ * in separate arrays: the scan computes the distance over words 0-1 only, a lower bound on the
+ * full distance, which for unrelated hashes (~64 +- 6 on 128 bits) rejects all but a few in a
+ * billion against a threshold of 31; only those are finished on words 2-3.  The popcount kernel
+ * (AVX-512 VPOPCNTDQ, AVX2 nibble table, or scalar POPCNT) is chosen once at run time.
+ *
+ * List name and category live once per list; hashes carry a uint16 index into that table.
+ * Invariants: a loaded matcher is never modified, so readers need no locks; its refcount is the
+ * only mutable field.  Hash bytes are compared as stored (PDQ big-endian as hex spells it); the
+ * word-sliced copy uses native loads of the same bytes for query and database alike.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <immintrin.h>
+#include <sqlite3.h>
+
+#include "hashdb/db.h"
+#include "hashdb/match.h"
+
+#define PDQ_LANES	8
+#define NEXACT		3	/* md5, sha1, sha256 */
+#define MAX_LISTS	65535
+
+struct list_meta {
+	int64_t id;
+	char name[64];
+	char category[32];
+};
+
+struct exact_table {
+	size_t n, cap;
+	size_t width;
+	uint8_t *keys;			/* n * width, ascending by memcmp */
+	uint16_t *list;			/* list index per key; NULL for the allowlist */
+	uint32_t *bucket;		/* (1 << bits) + 1 start offsets by key prefix */
+	unsigned bits;
+};
+
+struct pdq_table {
+	size_t n, cap;			/* hashes; cap is a multiple of PDQ_LANES */
+	uint64_t *w01;			/* per block: word 0 of 8 hashes, then word 1 of 8 */
+	uint64_t *w23;			/* per block: word 2 of 8, then word 3 of 8 */
+	uint16_t *list;
+};
+
+struct matcher {
+	int refs;
+	uint64_t generation;
+	struct list_meta *lists;
+	size_t nlists;
+	unsigned algos;
+	struct exact_table ex[NEXACT];
+	struct pdq_table pdq;
+	struct exact_table allow[HASH_NALGOS];
+	size_t mem;
+};
+
+/* ---- PDQ scan kernels ------------------------------------------------------------------- */
+
+struct pdq_query {
+	uint64_t w[PDQ_NDIH][4];
+	int nv;
+};
+
+/* Called for each lane whose lower bound is under the current best; updates *best. */
+struct pdq_best {
+	int dist;			/* best full distance so far; threshold + 1 when none */
+	size_t idx;
+	int variant;
+	const struct exact_table *skip;	/* allowlisted database values, or NULL */
+};
+
+typedef void (*pdq_scan_fn)(const struct pdq_table *t, const struct pdq_query *q,
+			    struct pdq_best *b);
+
+static inline uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static void pdq_table_value(const struct pdq_table *t, size_t i, uint8_t out[32])
+{
+	size_t blk = i / PDQ_LANES, lane = i % PDQ_LANES;
+	uint64_t w[4];
+
+	w[0] = t->w01[blk * 16 + lane];
+	w[1] = t->w01[blk * 16 + 8 + lane];
+	w[2] = t->w23[blk * 16 + lane];
+	w[3] = t->w23[blk * 16 + 8 + lane];
+	memcpy(out, w, 32);
+}
+
+static int exact_find(const struct exact_table *t, const uint8_t *key);
+
+/* Full distance for a lane that passed the lower bound; the same code for every kernel. */
+__attribute__((target("popcnt")))
+static void pdq_finish(const struct pdq_table *t, const struct pdq_query *q, size_t i,
+		       struct pdq_best *b)
+{
+	size_t blk = i / PDQ_LANES, lane = i % PDQ_LANES;
+	uint64_t w0 = t->w01[blk * 16 + lane], w1 = t->w01[blk * 16 + 8 + lane];
+	uint64_t w2 = t->w23[blk * 16 + lane], w3 = t->w23[blk * 16 + 8 + lane];
+	int v, d, best = b->dist, bv = -1;
+	uint8_t val[32];
+
+	for (v = 0; v < q->nv; v++) {
+		d = __builtin_popcountll(w0 ^ q->w[v][0]) + __builtin_popcountll(w1 ^ q->w[v][1]) +
+		    __builtin_popcountll(w2 ^ q->w[v][2]) + __builtin_popcountll(w3 ^ q->w[v][3]);
+		if (d < best) {
+			best = d;
+			bv = v;
+		}
+	}
+	if (bv < 0)
+		return;
+	if (b->skip && b->skip->n) {
+		pdq_table_value(t, i, val);
+		if (exact_find(b->skip, val) >= 0)
+			return;
+	}
+	b->dist = best;
+	b->idx = i;
+	b->variant = bv;
+}
+
+__attribute__((target("popcnt")))
+static void pdq_scan_scalar(const struct pdq_table *t, const struct pdq_query *q,
+			    struct pdq_best *b)
+{
+	size_t i, blk, lane;
+	int v, d, m;
+
+	for (i = 0; i < t->n; i++) {
+		blk = i / PDQ_LANES;
+		lane = i % PDQ_LANES;
+		uint64_t w0 = t->w01[blk * 16 + lane], w1 = t->w01[blk * 16 + 8 + lane];
+
+		m = 256;
+		for (v = 0; v < q->nv; v++) {
+			d = __builtin_popcountll(w0 ^ q->w[v][0]) +
+			    __builtin_popcountll(w1 ^ q->w[v][1]);
+			if (d < m)
+				m = d;
+		}
+		if (m < b->dist)
+			pdq_finish(t, q, i, b);
+	}
+}
+
+/* Per-byte popcount by nibble table, then horizontal byte sums per 64-bit lane. */
+__attribute__((target("avx2")))
+static inline __m256i popcnt64_avx2(__m256i x)
+{
+	const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+					     0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+	const __m256i low = _mm256_set1_epi8(0x0f);
+	__m256i lo = _mm256_and_si256(x, low);
+	__m256i hi = _mm256_and_si256(_mm256_srli_epi16(x, 4), low);
+
+	return _mm256_add_epi8(_mm256_shuffle_epi8(lut, lo), _mm256_shuffle_epi8(lut, hi));
+}
+
+__attribute__((target("avx2,popcnt")))
+static void pdq_scan_avx2(const struct pdq_table *t, const struct pdq_query *q,
+			  struct pdq_best *b)
+{
+	size_t nblk = (t->n + PDQ_LANES - 1) / PDQ_LANES, blk;
+	__m256i q0[PDQ_NDIH], q1[PDQ_NDIH];
+	const __m256i zero = _mm256_setzero_si256();
+	int v, half, k;
+
+	for (v = 0; v < q->nv; v++) {
+		q0[v] = _mm256_set1_epi64x((long long)q->w[v][0]);
+		q1[v] = _mm256_set1_epi64x((long long)q->w[v][1]);
+	}
+	for (blk = 0; blk < nblk; blk++) {
+		const uint64_t *p = t->w01 + blk * 16;
+		__m256i bound = _mm256_set1_epi64x(b->dist - 1);
+
+		for (half = 0; half < 2; half++) {
+			__m256i a = _mm256_load_si256((const __m256i *)(p + half * 4));
+			__m256i c = _mm256_load_si256((const __m256i *)(p + 8 + half * 4));
+			__m256i m = _mm256_set1_epi64x(256);
+
+			for (v = 0; v < q->nv; v++) {
+				__m256i s = _mm256_add_epi8(
+					popcnt64_avx2(_mm256_xor_si256(a, q0[v])),
+					popcnt64_avx2(_mm256_xor_si256(c, q1[v])));
+
+				m = _mm256_min_epu32(m, _mm256_sad_epu8(s, zero));
+			}
+			k = _mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(m, bound)));
+			k = ~k & 0xf;
+			while (k) {
+				int lane = __builtin_ctz(k);
+				size_t i = blk * PDQ_LANES + half * 4 + lane;
+
+				k &= k - 1;
+				if (i < t->n)
+					pdq_finish(t, q, i, b);
+			}
+			bound = _mm256_set1_epi64x(b->dist - 1);
+		}
+	}
+}
+
+__attribute__((target("avx512f,avx512vpopcntdq,popcnt")))
+static void pdq_scan_avx512(const struct pdq_table *t, const struct pdq_query *q,
+			    struct pdq_best *b)
+{
+	size_t nblk = (t->n + PDQ_LANES - 1) / PDQ_LANES, blk;
+	__m512i q0[PDQ_NDIH], q1[PDQ_NDIH];
+	unsigned tail = (unsigned)(t->n % PDQ_LANES);
+	int v;
+
+	for (v = 0; v < q->nv; v++) {
+		q0[v] = _mm512_set1_epi64((long long)q->w[v][0]);
+		q1[v] = _mm512_set1_epi64((long long)q->w[v][1]);
+	}
+	for (blk = 0; blk < nblk; blk++) {
+		const uint64_t *p = t->w01 + blk * 16;
+		__m512i a = _mm512_load_si512((const void *)p);
+		__m512i c = _mm512_load_si512((const void *)(p + 8));
+		__m512i m = _mm512_set1_epi64(256);
+		__mmask8 k;
+
+		for (v = 0; v < q->nv; v++) {
+			__m512i s = _mm512_add_epi64(
+				_mm512_popcnt_epi64(_mm512_xor_si512(a, q0[v])),
+				_mm512_popcnt_epi64(_mm512_xor_si512(c, q1[v])));
+
+			m = _mm512_min_epu64(m, s);
+		}
+		k = _mm512_cmplt_epu64_mask(m, _mm512_set1_epi64(b->dist));
+		if (__builtin_expect(k != 0, 0)) {
+			if (blk == nblk - 1 && tail)
+				k &= (__mmask8)((1u << tail) - 1);
+			while (k) {
+				int lane = __builtin_ctz(k);
+
+				k &= (__mmask8)(k - 1);
+				pdq_finish(t, q, blk * PDQ_LANES + lane, b);
+			}
+		}
+	}
+}
+
+static const struct {
+	const char *name;
+	pdq_scan_fn fn;
+} kernels[] = {
+	{ "avx512", pdq_scan_avx512 },
+	{ "avx2", pdq_scan_avx2 },
+	{ "scalar", pdq_scan_scalar },
+};
+
+static pthread_once_t kernel_once = PTHREAD_ONCE_INIT;
+static int kernel_cur = -1;
+
+static int kernel_supported(int k)
+{
+	__builtin_cpu_init();
+	switch (k) {
+	case 0:
+		return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vpopcntdq");
+	case 1:
+		return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+	default:
+		return 1;
+	}
+}
+
+static void kernel_pick(void)
+{
+	int k;
+
+	for (k = 0; k < (int)(sizeof(kernels) / sizeof(kernels[0])); k++) {
+		if (kernel_supported(k)) {
+			__atomic_store_n(&kernel_cur, k, __ATOMIC_RELEASE);
+			return;
+		}
+	}
+}
+
+static pdq_scan_fn kernel_get(void)
+{
+	pthread_once(&kernel_once, kernel_pick);
+	return kernels[__atomic_load_n(&kernel_cur, __ATOMIC_ACQUIRE)].fn;
+}
+
+const char *matcher_pdq_kernel(void)
+{
+	pthread_once(&kernel_once, kernel_pick);
+	return kernels[__atomic_load_n(&kernel_cur, __ATOMIC_ACQUIRE)].name;
+}
+
+int matcher_set_pdq_kernel(const char *name)
+{
+	int k;
+
+	pthread_once(&kernel_once, kernel_pick);
+	for (k = 0; k < (int)(sizeof(kernels) / sizeof(kernels[0])); k++) {
+		if (strcmp(name, kernels[k].name) != 0)
+			continue;
+		if (!kernel_supported(k))
+			return -ENOTSUP;
+		__atomic_store_n(&kernel_cur, k, __ATOMIC_RELEASE);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* ---- exact tables ---------------------------------------------------------------------- */
+
+static inline uint32_t key_prefix(const uint8_t *k, unsigned bits)
+{
+	uint32_t p = ((uint32_t)k[0] << 16) | ((uint32_t)k[1] << 8) | k[2];
+
+	return bits ? p >> (24 - bits) : 0;
+}
+
+/* Index of the first entry equal to key, or -1. */
+static int exact_find_at(const struct exact_table *t, const uint8_t *key, size_t *at)
+{
+	size_t lo, hi, mid, w = t->width;
+	uint32_t b;
+	int c;
+
+	if (!t->n)
+		return -1;
+	b = key_prefix(key, t->bits);
+	lo = t->bucket[b];
+	hi = t->bucket[b + 1];
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = memcmp(t->keys + mid * w, key, w);
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < t->n && lo < t->bucket[b + 1] && memcmp(t->keys + lo * w, key, w) == 0) {
+		*at = lo;
+		return 0;
+	}
+	return -1;
+}
+
+static int exact_find(const struct exact_table *t, const uint8_t *key)
+{
+	size_t at;
+
+	return exact_find_at(t, key, &at) == 0 ? (int)(at & 0x7fffffff) : -1;
+}
+
+static int exact_push(struct exact_table *t, const uint8_t *key, uint16_t list, int with_list)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap + t->cap / 2 : 1024;
+		uint8_t *k = realloc(t->keys, cap * t->width);
+
+		if (!k)
+			return -ENOMEM;
+		t->keys = k;
+		if (with_list) {
+			uint16_t *l = realloc(t->list, cap * sizeof(*l));
+
+			if (!l)
+				return -ENOMEM;
+			t->list = l;
+		}
+		t->cap = cap;
+	}
+	/* Rows arrive in (algo, value) order; anything else would break the binary search. */
+	if (t->n && memcmp(t->keys + (t->n - 1) * t->width, key, t->width) > 0)
+		return -EBADMSG;
+	memcpy(t->keys + t->n * t->width, key, t->width);
+	if (with_list)
+		t->list[t->n] = list;
+	t->n++;
+	return 0;
+}
+
+/* Shrink to size and build the prefix buckets (~4 keys per bucket). */
+static int exact_finish(struct exact_table *t)
+{
+	size_t nb, i;
+	unsigned bits = 0;
+	uint32_t b;
+
+	if (t->n > 0xffffffffu)
+		return -E2BIG;
+	if (t->n && t->n < t->cap) {
+		uint8_t *k = realloc(t->keys, t->n * t->width);
+
+		if (k)
+			t->keys = k;
+		if (t->list) {
+			uint16_t *l = realloc(t->list, t->n * sizeof(*l));
+
+			if (l)
+				t->list = l;
+		}
+		t->cap = t->n;
+	}
+	while (bits < 24 && ((size_t)4 << bits) < t->n)
+		bits++;
+	t->bits = bits;
+	nb = (size_t)1 << bits;
+	t->bucket = malloc((nb + 1) * sizeof(*t->bucket));
+	if (!t->bucket)
+		return -ENOMEM;
+	b = 0;
+	t->bucket[0] = 0;
+	for (i = 0; i < t->n; i++) {
+		uint32_t p = key_prefix(t->keys + i * t->width, bits);
+
+		while (b < p)
+			t->bucket[++b] = (uint32_t)i;
+	}
+	while (b < nb)
+		t->bucket[++b] = (uint32_t)t->n;
+	return 0;
+}
+
+static size_t exact_mem(const struct exact_table *t)
+{
+	size_t m = t->cap * t->width + (t->list ? t->cap * sizeof(uint16_t) : 0);
+
+	if (t->bucket)
+		m += (((size_t)1 << t->bits) + 1) * sizeof(uint32_t);
+	return m;
+}
+
+static void exact_release(struct exact_table *t)
+{
+	free(t->keys);
+	free(t->list);
+	free(t->bucket);
+}
+
+/* ---- PDQ table ------------------------------------------------------------------------- */
+
+static int pdq_push(struct pdq_table *t, const uint8_t *v, uint16_t list)
+{
+	size_t blk, lane;
+
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap + t->cap / 2 : 1024, old = t->cap;
+		uint64_t *a, *c;
+		uint16_t *l;
+
+		cap = (cap + PDQ_LANES - 1) / PDQ_LANES * PDQ_LANES;
+		/* 64-byte aligned blocks for the vector loads: copy, realloc can't align. */
+		a = aligned_alloc(64, cap * 2 * sizeof(uint64_t));
+		c = aligned_alloc(64, cap * 2 * sizeof(uint64_t));
+		l = realloc(t->list, cap * sizeof(*l));
+		if (!a || !c || !l) {
+			free(a);
+			free(c);
+			if (l)
+				t->list = l;
+			return -ENOMEM;
+		}
+		if (old) {
+			memcpy(a, t->w01, old * 2 * sizeof(uint64_t));
+			memcpy(c, t->w23, old * 2 * sizeof(uint64_t));
+		}
+		memset(a + old * 2, 0, (cap - old) * 2 * sizeof(uint64_t));
+		memset(c + old * 2, 0, (cap - old) * 2 * sizeof(uint64_t));
+		free(t->w01);
+		free(t->w23);
+		t->w01 = a;
+		t->w23 = c;
+		t->list = l;
+		t->cap = cap;
+	}
+	blk = t->n / PDQ_LANES;
+	lane = t->n % PDQ_LANES;
+	t->w01[blk * 16 + lane] = load64(v);
+	t->w01[blk * 16 + 8 + lane] = load64(v + 8);
+	t->w23[blk * 16 + lane] = load64(v + 16);
+	t->w23[blk * 16 + 8 + lane] = load64(v + 24);
+	t->list[t->n] = list;
+	t->n++;
+	return 0;
+}
+
+static size_t pdq_mem(const struct pdq_table *t)
+{
+	return t->cap * (32 + sizeof(uint16_t));
+}
+
+static void pdq_release(struct pdq_table *t)
+{
+	free(t->w01);
+	free(t->w23);
+	free(t->list);
+}
+
+/* ---- load ------------------------------------------------------------------------------- */
+
+static void matcher_free(struct matcher *m)
+{
+	int a;
+
+	if (!m)
+		return;
+	for (a = 0; a < NEXACT; a++)
+		exact_release(&m->ex[a]);
+	for (a = 0; a < HASH_NALGOS; a++)
+		exact_release(&m->allow[a]);
+	pdq_release(&m->pdq);
+	free(m->lists);
+	free(m);
+}
+
+static int list_index(const struct matcher *m, int64_t id)
+{
+	size_t lo = 0, hi = m->nlists, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (m->lists[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < m->nlists && m->lists[lo].id == id ? (int)lo : -1;
+}
+
+static int load_lists(struct hashdb *db, struct matcher *m, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	size_t cap = 0;
+	int rc, r;
+
+	rc = sqlite3_prepare_v2(db->sql, "SELECT id, name, category FROM lists ORDER BY id", -1,
+				&st, NULL);
+	if (rc != SQLITE_OK)
+		return hashdb_sql_error(db, rc, "read lists", err, errlen);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct list_meta *l;
+
+		if (m->nlists == MAX_LISTS) {
+			snprintf(err, errlen, "%s: more than %d lists", db->path, MAX_LISTS);
+			r = -E2BIG;
+			goto out;
+		}
+		if (m->nlists == cap) {
+			cap = cap ? cap * 2 : 16;
+			l = realloc(m->lists, cap * sizeof(*l));
+			if (!l) {
+				r = -ENOMEM;
+				goto out;
+			}
+			m->lists = l;
+		}
+		l = &m->lists[m->nlists++];
+		memset(l, 0, sizeof(*l));
+		l->id = sqlite3_column_int64(st, 0);
+		snprintf(l->name, sizeof(l->name), "%s",
+			 (const char *)sqlite3_column_text(st, 1) ?: "");
+		snprintf(l->category, sizeof(l->category), "%s",
+			 (const char *)sqlite3_column_text(st, 2) ?: "");
+	}
+	r = rc == SQLITE_DONE ? 0 : hashdb_sql_error(db, rc, "read lists", err, errlen);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int load_rows(struct hashdb *db, struct matcher *m, int allow, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc, r = 0, li = 0;
+	int64_t last_id = -1;
+
+	rc = sqlite3_prepare_v2(db->sql, allow ?
+				"SELECT algo, value, 0 FROM allowlist ORDER BY algo, value" :
+				"SELECT algo, value, list_id FROM hashes ORDER BY algo, value, list_id",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return hashdb_sql_error(db, rc, "read hashes", err, errlen);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int a = sqlite3_column_int(st, 0);
+		const uint8_t *v = sqlite3_column_blob(st, 1);
+		int64_t id = sqlite3_column_int64(st, 2);
+
+		if (a < 0 || a >= HASH_NALGOS || !v ||
+		    (size_t)sqlite3_column_bytes(st, 1) != hash_algo_len((enum hash_algo)a)) {
+			snprintf(err, errlen, "%s: corrupt %s row (algo %d, %d bytes)", db->path,
+				 allow ? "allowlist" : "hash", a, sqlite3_column_bytes(st, 1));
+			r = -EBADMSG;
+			goto out;
+		}
+		if (allow) {
+			r = exact_push(&m->allow[a], v, 0, 0);
+		} else {
+			if (id != last_id) {
+				li = list_index(m, id);
+				last_id = id;
+				if (li < 0) {
+					snprintf(err, errlen, "%s: hash refers to missing list %lld",
+						 db->path, (long long)id);
+					r = -EBADMSG;
+					goto out;
+				}
+			}
+			if (a == HASH_PDQ)
+				r = pdq_push(&m->pdq, v, (uint16_t)li);
+			else
+				r = exact_push(&m->ex[a], v, (uint16_t)li, 1);
+		}
+		if (r < 0) {
+			if (r == -EBADMSG)
+				snprintf(err, errlen, "%s: hashes not in index order", db->path);
+			else
+				snprintf(err, errlen, "%s: out of memory loading hashes", db->path);
+			goto out;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		r = hashdb_sql_error(db, rc, "read hashes", err, errlen);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+int matcher_load(const char *dbpath, struct matcher **out, char *err, size_t errlen)
+{
+	struct hashdb db;
+	struct matcher *m;
+	int r, a;
+
+	*out = NULL;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->refs = 1;
+	for (a = 0; a < NEXACT; a++)
+		m->ex[a].width = hash_algo_len((enum hash_algo)a);
+	for (a = 0; a < HASH_NALGOS; a++)
+		m->allow[a].width = hash_algo_len((enum hash_algo)a);
+	r = hashdb_open(&db, dbpath, HASHDB_RDONLY, err, errlen);
+	if (r < 0)
+		goto out_free;
+	/* One read transaction: generation, lists, allowlist and hashes from the same commit. */
+	r = sqlite3_exec(db.sql, "BEGIN", NULL, NULL, NULL);
+	if (r != SQLITE_OK) {
+		r = hashdb_sql_error(&db, r, "begin", err, errlen);
+		goto out_close;
+	}
+	r = hashdb_generation(&db, &m->generation, err, errlen);
+	if (r < 0)
+		goto out_close;
+	r = load_lists(&db, m, err, errlen);
+	if (r < 0)
+		goto out_close;
+	r = load_rows(&db, m, 1, err, errlen);
+	if (r < 0)
+		goto out_close;
+	r = load_rows(&db, m, 0, err, errlen);
+	if (r < 0)
+		goto out_close;
+	sqlite3_exec(db.sql, "COMMIT", NULL, NULL, NULL);
+	hashdb_close(&db);
+
+	m->mem = sizeof(*m) + m->nlists * sizeof(struct list_meta);
+	for (a = 0; a < NEXACT; a++) {
+		r = exact_finish(&m->ex[a]);
+		if (r < 0)
+			goto out_nomem;
+		if (m->ex[a].n)
+			m->algos |= HASH_BIT(a);
+		m->mem += exact_mem(&m->ex[a]);
+	}
+	for (a = 0; a < HASH_NALGOS; a++) {
+		r = exact_finish(&m->allow[a]);
+		if (r < 0)
+			goto out_nomem;
+		m->mem += exact_mem(&m->allow[a]);
+	}
+	if (m->pdq.n)
+		m->algos |= HASH_BIT(HASH_PDQ);
+	m->mem += pdq_mem(&m->pdq);
+	*out = m;
+	return 0;
+out_nomem:
+	snprintf(err, errlen, "%s: out of memory building the matcher", dbpath);
+	goto out_free;
+out_close:
+	hashdb_close(&db);
+out_free:
+	matcher_free(m);
+	return r;
+}
+
+struct matcher *matcher_get(struct matcher *m)
+{
+	if (m)
+		__atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+	return m;
+}
+
+void matcher_put(struct matcher *m)
+{
+	if (m && __atomic_sub_fetch(&m->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		matcher_free(m);
+}
+
+uint64_t matcher_generation(const struct matcher *m)
+{
+	return m->generation;
+}
+
+unsigned matcher_algos(const struct matcher *m)
+{
+	return m->algos;
+}
+
+size_t matcher_count(const struct matcher *m, enum hash_algo algo)
+{
+	if (algo == HASH_PDQ)
+		return m->pdq.n;
+	if ((int)algo < 0 || algo >= NEXACT)
+		return 0;
+	return m->ex[algo].n;
+}
+
+size_t matcher_memory(const struct matcher *m)
+{
+	return m->mem;
+}
+
+/* ---- queries ---------------------------------------------------------------------------- */
+
+static void fill_hit(const struct matcher *m, struct match_hit *hit, enum hash_algo algo,
+		     int distance, int dihedral, unsigned li, const uint8_t *value)
+{
+	const struct list_meta *l = &m->lists[li];
+
+	memset(hit, 0, sizeof(*hit));
+	hit->algo = algo;
+	hit->distance = distance;
+	hit->dihedral = dihedral;
+	hit->list_id = l->id;
+	snprintf(hit->list, sizeof(hit->list), "%s", l->name);
+	snprintf(hit->category, sizeof(hit->category), "%s", l->category);
+	memcpy(hit->value, value, hash_algo_len(algo));
+}
+
+int matcher_lookup(const struct matcher *m, enum hash_algo algo, const uint8_t *value,
+		   struct match_hit *hit)
+{
+	const struct exact_table *t;
+	size_t at;
+
+	if ((int)algo < 0 || algo >= NEXACT || !value)
+		return -EINVAL;
+	t = &m->ex[algo];
+	if (exact_find_at(t, value, &at) < 0)
+		return 0;
+	if (hit)
+		fill_hit(m, hit, algo, 0, 0, t->list[at], t->keys + at * t->width);
+	return 1;
+}
+
+static int pdq_search(const struct matcher *m, const struct pdq_result *q, int threshold,
+		      const struct exact_table *skip, struct match_hit *hit)
+{
+	struct pdq_query pq;
+	struct pdq_best b;
+	uint8_t val[32];
+	int v;
+
+	if (!q || threshold < 0)
+		return threshold < 0 ? 0 : -EINVAL;
+	if (!m->pdq.n)
+		return 0;
+	if (threshold > 255)
+		threshold = 255;
+	pq.nv = q->ndih >= 1 && q->ndih <= PDQ_NDIH ? q->ndih : 1;
+	for (v = 0; v < pq.nv; v++) {
+		pq.w[v][0] = load64(q->hash[v].b);
+		pq.w[v][1] = load64(q->hash[v].b + 8);
+		pq.w[v][2] = load64(q->hash[v].b + 16);
+		pq.w[v][3] = load64(q->hash[v].b + 24);
+	}
+	b.dist = threshold + 1;
+	b.idx = 0;
+	b.variant = -1;
+	b.skip = skip;
+	kernel_get()(&m->pdq, &pq, &b);
+	if (b.variant < 0)
+		return 0;
+	if (hit) {
+		pdq_table_value(&m->pdq, b.idx, val);
+		fill_hit(m, hit, HASH_PDQ, b.dist, b.variant, m->pdq.list[b.idx], val);
+	}
+	return 1;
+}
+
+int matcher_lookup_pdq(const struct matcher *m, const struct pdq_result *q, int threshold,
+		       struct match_hit *hit)
+{
+	return pdq_search(m, q, threshold, NULL, hit);
+}
+
+int matcher_check(const struct matcher *m, const struct digests *d,
+		  const struct pdq_result *pdq, const struct match_opts *opts,
+		  struct match_hit *hit)
+{
+	static const enum hash_algo order[] = { HASH_SHA256, HASH_SHA1, HASH_MD5 };
+	int threshold = opts ? opts->pdq_threshold : MATCH_PDQ_THRESHOLD_DEFAULT;
+	int minq = opts ? opts->pdq_min_quality : MATCH_PDQ_MIN_QUALITY_DEFAULT;
+	struct match_hit tmp;
+	const uint8_t *v;
+	size_t k;
+	int r;
+
+	if (!hit)
+		hit = &tmp;
+	/* A known false positive: the upload itself is allowlisted, whatever else matches. */
+	if (d) {
+		for (k = 0; k < NEXACT; k++) {
+			v = digests_get(d, (enum hash_algo)k);
+			if (v && exact_find(&m->allow[k], v) >= 0)
+				return 0;
+		}
+	}
+	if (pdq && pdq->ndih >= 1 && exact_find(&m->allow[HASH_PDQ], pdq->hash[PDQ_ORIG].b) >= 0)
+		return 0;
+	if (d) {
+		for (k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
+			v = digests_get(d, order[k]);
+			if (!v)
+				continue;
+			r = matcher_lookup(m, order[k], v, hit);
+			if (r)
+				return r;
+		}
+	}
+	if (pdq && pdq->quality >= minq)
+		return pdq_search(m, pdq, threshold, &m->allow[HASH_PDQ], hit);
+	return 0;
+}
+
+/* ---- slot ------------------------------------------------------------------------------- */
+
+int matcher_slot_init(struct matcher_slot *s, const char *dbpath, char *err, size_t errlen)
+{
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->dbpath = strdup(dbpath);
+	if (!s->dbpath)
+		return -ENOMEM;
+	r = matcher_load(dbpath, &s->cur, err, errlen);
+	if (r < 0) {
+		free(s->dbpath);
+		s->dbpath = NULL;
+		return r;
+	}
+	r = pthread_mutex_init(&s->lock, NULL);
+	if (r) {
+		matcher_put(s->cur);
+		s->cur = NULL;
+		free(s->dbpath);
+		s->dbpath = NULL;
+		return -r;
+	}
+	return 0;
+}
+
+struct matcher *matcher_slot_get(struct matcher_slot *s)
+{
+	struct matcher *m;
+
+	pthread_mutex_lock(&s->lock);
+	m = matcher_get(s->cur);
+	pthread_mutex_unlock(&s->lock);
+	return m;
+}
+
+int matcher_slot_refresh(struct matcher_slot *s, char *err, size_t errlen)
+{
+	struct matcher *cur, *nm, *old = NULL;
+	uint64_t gen;
+	int r;
+
+	r = hashdb_read_generation(s->dbpath, &gen, err, errlen);
+	if (r < 0)
+		return r;
+	cur = matcher_slot_get(s);
+	r = cur->generation == gen;
+	matcher_put(cur);
+	if (r)
+		return 0;
+	/* Built without the lock: lookups keep using the old snapshot meanwhile. */
+	r = matcher_load(s->dbpath, &nm, err, errlen);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&s->lock);
+	if (s->cur->generation != nm->generation) {
+		old = s->cur;
+		s->cur = nm;
+		nm = NULL;
+	}
+	pthread_mutex_unlock(&s->lock);
+	matcher_put(old);
+	matcher_put(nm);
+	return old ? 1 : 0;
+}
+
+void matcher_slot_release(struct matcher_slot *s)
+{
+	if (!s->dbpath)
+		return;
+	matcher_put(s->cur);
+	s->cur = NULL;
+	pthread_mutex_destroy(&s->lock);
+	free(s->dbpath);
+	s->dbpath = NULL;
+}
