@@ -27,5 +27,11 @@ int audit_append(struct audit *a, const char *actor, const char *action, const c
 
 /* Check the whole chain: 0 and *nrecords, or -EBADMSG with the first broken line in err. */
 int audit_verify(const char *path, uint64_t *nrecords, char *err, size_t errlen);
+/*
+ * Same, also giving the hash of the last record (64 hex digits + NUL) when last_hash is not
+ * NULL: kept elsewhere, it lets an admin detect records cut off the end of the file.
+ */
+int audit_verify_last(const char *path, uint64_t *nrecords, char last_hash[65], char *err,
+		      size_t errlen);
 
 #endif

@@ -12,6 +12,7 @@
 #ifndef HASHDB_QSTORE_H
 #define HASHDB_QSTORE_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -61,5 +62,40 @@ int qstore_add(struct qstore *q, int content_fd, struct qrecord *rec);
 
 /* Free the strings a qrecord owns (from qstore_get/qstore_list). */
 void qrecord_release(struct qrecord *rec);
+
+/* --- used by the CLI (added by the admin-tools work; all serialise on the same mutex) --- */
+
+/* qstore_open() error when the key file is not the one the store was created with. */
+#define QSTORE_EKEY	EKEYREJECTED
+
+/* The record with this id into *out (caller releases it): 0 or -ENOENT. */
+int qstore_get(struct qstore *q, int64_t id, struct qrecord *out);
+
+struct qstore_filter {
+	int64_t since;			/* time >= since (0: no bound) */
+	int64_t before;			/* time < before (0: no bound) */
+	int64_t uid;			/* -1: any */
+	const char *list;		/* NULL: any */
+};
+/* Matching records, oldest first; *out is malloc'd: free with qrecord_free_array(). */
+int qstore_list(struct qstore *q, const struct qstore_filter *f, struct qrecord **out, size_t *n);
+void qrecord_free_array(struct qrecord *recs, size_t n);
+
+/* 1 when the record has encrypted content in the store, 0 when not, -ENOENT without record. */
+int qstore_has_content(struct qstore *q, int64_t id);
+
+/*
+ * Decrypt the content of record id and write it to out_fd (write(2), from its current offset).
+ * The plaintext is authenticated (GCM tag) and checked against the record's digests only at the
+ * end, so on any error the caller must discard what was written: write to a temporary file and
+ * rename it only on 0.  Errors: -ENOENT no record or no content, -EBADMSG tampered, truncated,
+ * wrong key or content that is not the record's, -EIO and others from I/O.
+ */
+int qstore_read(struct qstore *q, int64_t id, int out_fd);
+
+int qstore_set_held(struct qstore *q, int64_t id, bool held);
+int qstore_set_restored(struct qstore *q, int64_t id, bool restored);
+/* Remove record and content (content first).  -EPERM when held, -ENOENT when missing. */
+int qstore_delete(struct qstore *q, int64_t id);
 
 #endif

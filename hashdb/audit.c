@@ -1,0 +1,379 @@
+/*
+ * audit.c - the append-only, hash-chained audit log (one JSON object per line).
+ *
+ * Line format: BODY + ",\"hash\":\"H\"}\n" where BODY is
+ *   {"seq":N,"time":T,"actor":"A","action":"X"[,FIELDS],"prev":"P"
+ * and H = hex SHA-256 of BODY's bytes.  P is the previous line's H (64 zeros for the first), so
+ * every line commits to all before it: an edited line fails its own hash, a deleted or
+ * reordered line breaks the next one's prev or seq.  (Cutting lines off the end cannot be seen
+ * from the file alone; `hashgate log verify` prints the last hash so it can be kept elsewhere.)
+ *
+ * Invariants: an append holds an exclusive flock on the log from reading the last line to the
+ * fsync of its own, and writes the line with one write(2) on an O_APPEND fd, so concurrent
+ * writers (daemon threads, daemon and CLI) always chain onto the true last line.  A torn last
+ * line (crash mid-write, no newline) was never acknowledged to its writer (the fsync had not
+ * returned), so the next append cuts it off instead of gluing a record onto it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "hashdb/audit.h"
+
+#define AUDIT_ZERO \
+	"0000000000000000000000000000000000000000000000000000000000000000"
+#define AUDIT_TAIL_MAX	(1024 * 1024)	/* longest line we chain onto */
+
+struct audit {
+	pthread_mutex_t lock;
+	char *path;
+};
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int sha256_hex(const void *buf, size_t len, char out[65])
+{
+	static const char xd[] = "0123456789abcdef";
+	uint8_t md[32];
+	unsigned mdlen = 0;
+
+	if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+		return -EIO;
+	for (int i = 0; i < 32; i++) {
+		out[2 * i] = xd[md[i] >> 4];
+		out[2 * i + 1] = xd[md[i] & 15];
+	}
+	out[64] = '\0';
+	return 0;
+}
+
+/* JSON string escape (with quotes); bytes >= 0x80 pass through (UTF-8 assumed). */
+static int json_str(char **buf, size_t *len, size_t *cap, const char *s)
+{
+	size_t need = 2 + 6 * strlen(s) + 1;
+	char *p;
+
+	if (*len + need > *cap) {
+		size_t ncap = (*len + need) * 2;
+		char *nb = realloc(*buf, ncap);
+
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		*cap = ncap;
+	}
+	p = *buf + *len;
+	*p++ = '"';
+	for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+		if (*c == '"' || *c == '\\') {
+			*p++ = '\\';
+			*p++ = (char)*c;
+		} else if (*c < 0x20 || *c == 0x7f) {
+			p += sprintf(p, "\\u%04x", *c);
+		} else {
+			*p++ = (char)*c;
+		}
+	}
+	*p++ = '"';
+	*p = '\0';
+	*len = (size_t)(p - *buf);
+	return 0;
+}
+
+int audit_open(struct audit **out, const char *path, char *err, size_t errlen)
+{
+	struct audit *a;
+	int fd;
+
+	*out = NULL;
+	/* Create it now so a bad path is reported at startup, not at the first verdict. */
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		int r = -errno;
+
+		seterr(err, errlen, "audit log %s: %s", path, strerror(-r));
+		return r;
+	}
+	close(fd);
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->path = strdup(path);
+	if (!a->path || pthread_mutex_init(&a->lock, NULL) != 0) {
+		free(a->path);
+		free(a);
+		return -ENOMEM;
+	}
+	*out = a;
+	return 0;
+}
+
+void audit_close(struct audit *a)
+{
+	if (!a)
+		return;
+	pthread_mutex_destroy(&a->lock);
+	free(a->path);
+	free(a);
+}
+
+/*
+ * Find the last complete line of fd (size bytes): its seq and hash.  Empty file: seq 0 and the
+ * zero hash.  *torn = 1 when the file does not end in a newline.
+ */
+static int read_tail(int fd, off_t size, uint64_t *seq, char hash[65], int *torn)
+{
+	size_t want = size < AUDIT_TAIL_MAX ? (size_t)size : AUDIT_TAIL_MAX;
+	char *buf, *end, *start, *h;
+	ssize_t got;
+	int r = -EBADMSG;
+
+	*seq = 0;
+	memcpy(hash, AUDIT_ZERO, 65);
+	*torn = 0;
+	if (size == 0)
+		return 0;
+	buf = malloc(want + 1);
+	if (!buf)
+		return -ENOMEM;
+	got = pread(fd, buf, want, size - (off_t)want);
+	if (got != (ssize_t)want) {
+		r = got < 0 ? -errno : -EIO;
+		goto out;
+	}
+	buf[want] = '\0';
+	end = buf + want;
+	if (end[-1] != '\n') {
+		*torn = 1;
+		while (end > buf && end[-1] != '\n')
+			end--;
+		if (end == buf) {
+			/* Only a torn fragment (or a line longer than we look back). */
+			r = (off_t)want == size ? 0 : -EBADMSG;
+			goto out;
+		}
+	}
+	*--end = '\0';			/* drop the newline */
+	start = end;
+	while (start > buf && start[-1] != '\n')
+		start--;
+	if (start == buf && (off_t)want != size)
+		goto out;		/* line longer than AUDIT_TAIL_MAX */
+	if (sscanf(start, "{\"seq\":%" SCNu64 ",", seq) != 1)
+		goto out;
+	h = strstr(start, ",\"hash\":\"");
+	if (!h || strlen(h + 9) != 66 || strcmp(h + 9 + 64, "\"}") != 0)
+		goto out;
+	memcpy(hash, h + 9, 64);
+	hash[64] = '\0';
+	r = 0;
+out:
+	free(buf);
+	return r;
+}
+
+int audit_append(struct audit *a, const char *actor, const char *action, const char *fields)
+{
+	char prev[65], hash[65];
+	char *line = NULL;
+	size_t len = 0, cap = 0;
+	uint64_t seq;
+	struct stat st;
+	int fd, r, torn;
+
+	pthread_mutex_lock(&a->lock);
+	fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out_unlock;
+	}
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			r = -errno;
+			goto out_close;
+		}
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	r = read_tail(fd, st.st_size, &seq, prev, &torn);
+	if (r < 0)
+		goto out_close;
+	if (torn) {
+		off_t keep = st.st_size;
+		char c;
+
+		while (keep > 0 && pread(fd, &c, 1, keep - 1) == 1 && c != '\n')
+			keep--;
+		if (ftruncate(fd, keep) < 0) {
+			r = -errno;
+			goto out_close;
+		}
+	}
+	cap = 256 + (fields ? strlen(fields) : 0) + 6 * (strlen(actor) + strlen(action));
+	line = malloc(cap);
+	if (!line) {
+		r = -ENOMEM;
+		goto out_close;
+	}
+	len = (size_t)snprintf(line, cap, "{\"seq\":%" PRIu64 ",\"time\":%lld,\"actor\":",
+			       seq + 1, (long long)time(NULL));
+	if ((r = json_str(&line, &len, &cap, actor)) < 0)
+		goto out_free;
+	len += (size_t)snprintf(line + len, cap - len, ",\"action\":");
+	if ((r = json_str(&line, &len, &cap, action)) < 0)
+		goto out_free;
+	if (len + (fields ? strlen(fields) : 0) + 200 > cap) {
+		char *nl;
+
+		cap = len + (fields ? strlen(fields) : 0) + 200;
+		nl = realloc(line, cap);
+		if (!nl) {
+			r = -ENOMEM;
+			goto out_free;
+		}
+		line = nl;
+	}
+	if (fields && *fields)
+		len += (size_t)snprintf(line + len, cap - len, ",%s", fields);
+	len += (size_t)snprintf(line + len, cap - len, ",\"prev\":\"%s\"", prev);
+	r = sha256_hex(line, len, hash);
+	if (r < 0)
+		goto out_free;
+	len += (size_t)snprintf(line + len, cap - len, ",\"hash\":\"%s\"}\n", hash);
+	/* One write on O_APPEND: the line lands whole and after every earlier line. */
+	if (write(fd, line, len) != (ssize_t)len) {
+		r = -EIO;
+		goto out_free;
+	}
+	r = fsync(fd) < 0 ? -errno : 0;
+out_free:
+	free(line);
+out_close:
+	close(fd);			/* drops the flock */
+out_unlock:
+	pthread_mutex_unlock(&a->lock);
+	return r;
+}
+
+/* Check one line (NUL-terminated, no newline) against the chain state. */
+static const char *check_line(char *line, uint64_t want_seq, char prev[65])
+{
+	char body_hash[65];
+	uint64_t seq;
+	char *h, *p;
+
+	if (sscanf(line, "{\"seq\":%" SCNu64 ",", &seq) != 1)
+		return "not an audit record";
+	if (seq != want_seq)
+		return "sequence number out of order (a record was removed or inserted)";
+	h = strstr(line, ",\"hash\":\"");
+	if (!h)
+		return "no hash";
+	/* The last occurrence: field values are escaped JSON, so the marker cannot be forged. */
+	for (p = h; (p = strstr(p + 1, ",\"hash\":\"")); )
+		h = p;
+	if (strlen(h + 9) != 66 || strcmp(h + 9 + 64, "\"}") != 0)
+		return "malformed hash";
+	*h = '\0';
+	if (sha256_hex(line, (size_t)(h - line), body_hash) < 0)
+		return "cannot compute SHA-256";
+	if (memcmp(body_hash, h + 9, 64) != 0)
+		return "hash mismatch (the record was modified)";
+	p = strstr(line, ",\"prev\":\"");
+	if (!p)
+		return "no prev hash";
+	for (char *q = p; (q = strstr(q + 1, ",\"prev\":\"")); )
+		p = q;
+	if (strlen(p + 9) != 65 || p[9 + 64] != '"')
+		return "malformed prev hash";
+	if (memcmp(p + 9, prev, 64) != 0)
+		return "prev hash does not match the previous record (a record was removed)";
+	memcpy(prev, h + 9, 64);
+	prev[64] = '\0';
+	return NULL;
+}
+
+int audit_verify_last(const char *path, uint64_t *nrecords, char last_hash[65], char *err,
+		      size_t errlen)
+{
+	char prev[65] = AUDIT_ZERO;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	uint64_t lineno = 0;
+	FILE *f;
+	int r = 0;
+
+	*nrecords = 0;
+	f = fopen(path, "re");
+	if (!f) {
+		r = -errno;
+		seterr(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	/* A shared lock: we see whole lines, never an append in progress. */
+	flock(fileno(f), LOCK_SH);
+	while ((n = getline(&line, &cap, f)) > 0) {
+		const char *why;
+
+		lineno++;
+		if (line[n - 1] != '\n') {
+			seterr(err, errlen, "%s:%" PRIu64 ": incomplete last record (torn write)",
+			       path, lineno);
+			r = -EBADMSG;
+			break;
+		}
+		line[n - 1] = '\0';
+		if (memchr(line, '\0', (size_t)n - 1)) {
+			why = "NUL byte in record";
+		} else {
+			why = check_line(line, lineno, prev);
+		}
+		if (why) {
+			seterr(err, errlen, "%s:%" PRIu64 ": %s", path, lineno, why);
+			r = -EBADMSG;
+			break;
+		}
+	}
+	if (r == 0 && ferror(f)) {
+		r = -EIO;
+		seterr(err, errlen, "%s: read error", path);
+	}
+	free(line);
+	fclose(f);
+	if (r == 0) {
+		*nrecords = lineno;
+		if (last_hash)
+			memcpy(last_hash, prev, 65);
+	}
+	return r;
+}
+
+int audit_verify(const char *path, uint64_t *nrecords, char *err, size_t errlen)
+{
+	return audit_verify_last(path, nrecords, NULL, err, errlen);
+}

@@ -1,0 +1,314 @@
+/*
+ * status.c - per-daemon status files (STATE_DIR/hashgatefs-PID.status) and the Prometheus
+ * textfile built from them.
+ *
+ * A status file is "key=value" lines; path values escape backslash and newline ("\\", "\n") so
+ * any file name round-trips.  Files are written to a dot-temp name and renamed, so a reader sees
+ * the old or the new file, never half of one; node_exporter likewise reads only *.prom files,
+ * so the textfile's temp name ends in ".tmp".
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hashdb/status.h"
+
+static void put_path(FILE *f, const char *key, const char *v)
+{
+	fprintf(f, "%s=", key);
+	for (; *v; v++) {
+		if (*v == '\\')
+			fputs("\\\\", f);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+	fputc('\n', f);
+}
+
+static void get_path(char *dst, size_t len, const char *v)
+{
+	size_t n = 0;
+
+	for (; *v && n + 1 < len; v++) {
+		if (*v == '\\' && v[1]) {
+			v++;
+			dst[n++] = *v == 'n' ? '\n' : *v;
+		} else {
+			dst[n++] = *v;
+		}
+	}
+	dst[n] = '\0';
+}
+
+/* Write via a temp file in the same directory and rename over path. */
+static int write_atomic(const char *path, int (*fill)(FILE *, const void *), const void *arg)
+{
+	char *tmp = NULL;
+	FILE *f;
+	int fd, r;
+
+	if (asprintf(&tmp, "%s.%ld.tmp", path, (long)getpid()) < 0)
+		return -ENOMEM;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0) {
+		r = -errno;
+		goto out_free;
+	}
+	f = fdopen(fd, "w");
+	if (!f) {
+		r = -errno;
+		close(fd);
+		goto out_unlink;
+	}
+	r = fill(f, arg);
+	if (fflush(f) != 0 && r == 0)
+		r = -errno;
+	if (fclose(f) != 0 && r == 0)
+		r = -EIO;
+	if (r < 0)
+		goto out_unlink;
+	if (rename(tmp, path) < 0) {
+		r = -errno;
+		goto out_unlink;
+	}
+	free(tmp);
+	return 0;
+out_unlink:
+	unlink(tmp);
+out_free:
+	free(tmp);
+	return r;
+}
+
+static int fill_status(FILE *f, const void *arg)
+{
+	const struct hg_status *st = arg;
+
+	fprintf(f, "pid=%ld\n", (long)st->pid);
+	put_path(f, "backing", st->backing);
+	put_path(f, "mountpoint", st->mountpoint);
+	fprintf(f, "started=%" PRId64 "\nupdated=%" PRId64 "\ngeneration=%" PRIu64 "\n"
+		"uploads_scanned=%" PRIu64 "\nuploads_clean=%" PRIu64 "\nmatches=%" PRIu64 "\n"
+		"quarantined=%" PRIu64 "\nblocked=%" PRIu64 "\nerrors=%" PRIu64 "\n"
+		"bytes_scanned=%" PRIu64 "\n",
+		st->started, st->updated, st->generation, st->uploads_scanned,
+		st->uploads_clean, st->matches, st->quarantined, st->blocked, st->errors,
+		st->bytes_scanned);
+	return ferror(f) ? -EIO : 0;
+}
+
+static int status_path(char *buf, size_t len, const char *dir, pid_t pid)
+{
+	int n = snprintf(buf, len, "%s/hashgatefs-%ld.status", dir, (long)pid);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int status_write(const char *dir, const struct hg_status *st)
+{
+	char path[4096];
+	int r;
+
+	r = status_path(path, sizeof(path), dir, st->pid);
+	if (r < 0)
+		return r;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return write_atomic(path, fill_status, st);
+}
+
+int status_remove(const char *dir, pid_t pid)
+{
+	char path[4096];
+	int r;
+
+	r = status_path(path, sizeof(path), dir, pid);
+	if (r < 0)
+		return r;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+static int parse_status(FILE *f, struct hg_status *st)
+{
+	char *line = NULL, *eq;
+	size_t cap = 0;
+	ssize_t n;
+	int havepid = 0;
+
+	memset(st, 0, sizeof(*st));
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] == '\n')
+			line[n - 1] = '\0';
+		eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq++ = '\0';
+#define U64(k) else if (strcmp(line, #k) == 0) st->k = strtoull(eq, NULL, 10)
+#define I64(k) else if (strcmp(line, #k) == 0) st->k = strtoll(eq, NULL, 10)
+		if (strcmp(line, "pid") == 0) {
+			st->pid = (pid_t)strtol(eq, NULL, 10);
+			havepid = st->pid > 0;
+		} else if (strcmp(line, "backing") == 0) {
+			get_path(st->backing, sizeof(st->backing), eq);
+		} else if (strcmp(line, "mountpoint") == 0) {
+			get_path(st->mountpoint, sizeof(st->mountpoint), eq);
+		}
+		I64(started); I64(updated);
+		U64(generation); U64(uploads_scanned); U64(uploads_clean); U64(matches);
+		U64(quarantined); U64(blocked); U64(errors); U64(bytes_scanned);
+#undef U64
+#undef I64
+	}
+	free(line);
+	return havepid ? 0 : -EINVAL;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	const struct hg_status *x = a, *y = b;
+
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+int status_read_all(const char *dir, struct hg_status **out, size_t *n)
+{
+	struct hg_status *v = NULL;
+	size_t cnt = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+	int r = 0;
+
+	*out = NULL;
+	*n = 0;
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;	/* no state dir: nothing running */
+	while ((de = readdir(d))) {
+		struct hg_status st;
+		size_t len = strlen(de->d_name);
+		int fd;
+		FILE *f;
+
+		if (strncmp(de->d_name, "hashgatefs-", 11) != 0 || len < 8 ||
+		    strcmp(de->d_name + len - 7, ".status") != 0)
+			continue;
+		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		f = fdopen(fd, "r");
+		if (!f) {
+			close(fd);
+			continue;
+		}
+		r = parse_status(f, &st);
+		fclose(f);
+		r = 0;
+		if (st.pid <= 0)
+			continue;
+		/* A daemon that died without cleaning up: stale, not running. */
+		if (kill(st.pid, 0) < 0 && errno == ESRCH)
+			continue;
+		if (cnt == cap) {
+			size_t ncap = cap ? 2 * cap : 4;
+			struct hg_status *nv = realloc(v, ncap * sizeof(*nv));
+
+			if (!nv) {
+				r = -ENOMEM;
+				break;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		v[cnt++] = st;
+	}
+	closedir(d);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	if (cnt)
+		qsort(v, cnt, sizeof(*v), cmp_pid);
+	*out = v;
+	*n = cnt;
+	return 0;
+}
+
+static void put_label(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fprintf(f, "\\%c", *v);
+		else if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+struct prom_arg {
+	const struct hg_status *st;
+	size_t n;
+};
+
+static int fill_prom(FILE *f, const void *arg)
+{
+	static const struct {
+		const char *name, *type, *help;
+		size_t off;
+	} m[] = {
+#define M(n, t, h, field) { "hashgate_" n, t, h, offsetof(struct hg_status, field) }
+		M("start_time_seconds", "gauge", "Unix time the hashgatefs instance started.", started),
+		M("status_updated_seconds", "gauge", "Unix time of the instance's last status update.", updated),
+		M("database_generation", "gauge", "Generation of the hash database the instance matches against.", generation),
+		M("uploads_scanned_total", "counter", "Uploads scanned.", uploads_scanned),
+		M("uploads_clean_total", "counter", "Uploads scanned and published.", uploads_clean),
+		M("matches_total", "counter", "Uploads that matched the hash database.", matches),
+		M("quarantined_total", "counter", "Matched uploads moved to the quarantine store.", quarantined),
+		M("blocked_total", "counter", "Matched uploads discarded.", blocked),
+		M("errors_total", "counter", "Uploads whose scan failed.", errors),
+		M("scanned_bytes_total", "counter", "Bytes of uploads hashed.", bytes_scanned),
+#undef M
+	};
+	const struct prom_arg *pa = arg;
+
+	fprintf(f, "# HELP hashgate_instances Running hashgatefs instances.\n"
+		   "# TYPE hashgate_instances gauge\nhashgate_instances %zu\n", pa->n);
+	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+		fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", m[k].name, m[k].help, m[k].name,
+			m[k].type);
+		for (size_t i = 0; i < pa->n; i++) {
+			const struct hg_status *st = &pa->st[i];
+			const char *p = (const char *)st + m[k].off;
+			uint64_t v;
+
+			if (m[k].off == offsetof(struct hg_status, started) ||
+			    m[k].off == offsetof(struct hg_status, updated))
+				v = (uint64_t)*(const int64_t *)(const void *)p;
+			else
+				v = *(const uint64_t *)(const void *)p;
+			fprintf(f, "%s{mountpoint=\"", m[k].name);
+			put_label(f, st->mountpoint);
+			fputs("\",backing=\"", f);
+			put_label(f, st->backing);
+			fprintf(f, "\",pid=\"%ld\"} %" PRIu64 "\n", (long)st->pid, v);
+		}
+	}
+	return ferror(f) ? -EIO : 0;
+}
+
+int status_write_prometheus(const char *path, const struct hg_status *st, size_t n)
+{
+	struct prom_arg pa = { st, n };
+
+	return write_atomic(path, fill_prom, &pa);
+}

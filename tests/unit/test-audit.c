@@ -1,0 +1,207 @@
+/*
+ * test-audit.c - the hash-chained audit log: appends verify, an edited or deleted line is found
+ * at its line number, two processes appending at once keep one valid chain, a torn last line
+ * does not break later appends, field values cannot forge the chain markers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "hashdb/audit.h"
+#include "tests/unit/tap.h"
+
+static char dir[64], path[128];
+
+static char **read_lines(size_t *n)
+{
+	FILE *f = fopen(path, "r");
+	char **v = NULL, *line = NULL;
+	size_t cap = 0;
+
+	*n = 0;
+	while (f && getline(&line, &cap, f) > 0) {
+		v = realloc(v, (*n + 1) * sizeof(*v));
+		v[(*n)++] = strdup(line);
+	}
+	free(line);
+	if (f)
+		fclose(f);
+	return v;
+}
+
+static void write_lines(char **v, size_t n, size_t skip)
+{
+	FILE *f = fopen(path, "w");
+
+	for (size_t i = 0; i < n; i++)
+		if (i != skip)
+			fputs(v[i], f);
+	fclose(f);
+}
+
+static void free_lines(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int appender(const char *who, int count)
+{
+	struct audit *a;
+	char fields[64];
+
+	if (audit_open(&a, path, NULL, 0) < 0)
+		return 1;
+	for (int i = 0; i < count; i++) {
+		snprintf(fields, sizeof(fields), "\"n\":%d", i);
+		if (audit_append(a, who, "test.concurrent", fields) < 0)
+			return 1;
+	}
+	audit_close(a);
+	return 0;
+}
+
+int main(void)
+{
+	struct audit *a;
+	char err[512], last[65], last2[65];
+	uint64_t n = 0;
+	char **lines;
+	size_t nl;
+	int r;
+
+	snprintf(dir, sizeof(dir), "/tmp/test-audit.XXXXXX");
+	if (!mkdtemp(dir)) {
+		skip_all("cannot create a temp dir");
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/audit.log", dir);
+
+	r = audit_open(&a, "/nonexistent-dir/audit.log", err, sizeof(err));
+	ok(r < 0, "open in a missing directory fails: %s", err);
+
+	r = audit_open(&a, path, err, sizeof(err));
+	is_int(r, 0, "audit_open creates the log");
+	r = audit_verify(path, &n, err, sizeof(err));
+	ok(r == 0 && n == 0, "an empty log verifies with 0 records");
+	for (int i = 0; i < 5; i++) {
+		char f[64];
+
+		snprintf(f, sizeof(f), "\"id\":%d,\"path\":\"a/b\\\"c\"", i + 1);
+		r = audit_append(a, "uid=0(root)", "quarantine.restore", f);
+		if (r)
+			break;
+	}
+	is_int(r, 0, "5 appends");
+	/* A field value that tries to end the record and start a forged hash. */
+	r = audit_append(a, "evil\",\"hash\":\"00", "x\n,\"prev\":\"", NULL);
+	is_int(r, 0, "append with hostile actor/action strings");
+	r = audit_verify_last(path, &n, last, err, sizeof(err));
+	ok(r == 0 && n == 6, "verify: 6 records (r=%d n=%llu %s)", r, (unsigned long long)n,
+	   r ? err : "");
+	lines = read_lines(&nl);
+	is_int(nl, 6, "6 lines in the file");
+	ok(nl >= 1 && strncmp(lines[0], "{\"seq\":1,", 9) == 0 &&
+	   strstr(lines[0], "\"actor\":\"uid=0(root)\"") &&
+	   strstr(lines[0], "\"action\":\"quarantine.restore\"") &&
+	   strstr(lines[0], "\"path\":\"a/b\\\"c\""), "line 1 has seq, actor, action, fields");
+	ok(nl == 6 && strchr(lines[5], '\n') == lines[5] + strlen(lines[5]) - 1,
+	   "hostile newline escaped: record is one line");
+
+	/* Edit line 3: verify names line 3. */
+	{
+		char *p = strstr(lines[2], "\"id\":3");
+
+		if (p)
+			p[5] = '9';
+		write_lines(lines, nl, (size_t)-1);
+		r = audit_verify(path, &n, err, sizeof(err));
+		ok(r == -EBADMSG && strstr(err, ":3:"), "edited line 3 detected: %s", err);
+		if (p)
+			p[5] = '3';
+	}
+	/* Delete line 4: verify fails at the line that follows. */
+	write_lines(lines, nl, 3);
+	r = audit_verify(path, &n, err, sizeof(err));
+	ok(r == -EBADMSG && strstr(err, ":4:"), "deleted line detected at line 4: %s", err);
+	/* Reorder lines 1 and 2. */
+	{
+		char *t = lines[0];
+
+		lines[0] = lines[1];
+		lines[1] = t;
+		write_lines(lines, nl, (size_t)-1);
+		r = audit_verify(path, &n, err, sizeof(err));
+		ok(r == -EBADMSG && strstr(err, ":1:"), "swapped lines detected: %s", err);
+		lines[1] = lines[0];
+		lines[0] = t;
+	}
+	write_lines(lines, nl, (size_t)-1);
+	r = audit_verify_last(path, &n, last2, err, sizeof(err));
+	ok(r == 0 && n == 6 && strcmp(last, last2) == 0, "restored original verifies again");
+
+	/* Torn last line (crash mid-append): the next append cuts it, chain stays valid. */
+	{
+		FILE *f = fopen(path, "a");
+
+		fputs("{\"seq\":7,\"time\":1,\"act", f);
+		fclose(f);
+		r = audit_verify(path, &n, err, sizeof(err));
+		ok(r == -EBADMSG && strstr(err, ":7:"), "torn tail reported: %s", err);
+		r = audit_append(a, "test", "after.crash", NULL);
+		is_int(r, 0, "append after a torn tail");
+		r = audit_verify(path, &n, err, sizeof(err));
+		ok(r == 0 && n == 7, "chain valid after the torn tail was cut (%s)", r ? err : "ok");
+	}
+	free_lines(lines, nl);
+	audit_close(a);
+
+	/* Two processes appending at the same time keep one chain. */
+	{
+		pid_t p1, p2;
+		int s1 = -1, s2 = -1;
+
+		p1 = fork();
+		if (p1 == 0)
+			_exit(appender("proc-a", 300));
+		p2 = fork();
+		if (p2 == 0)
+			_exit(appender("proc-b", 300));
+		waitpid(p1, &s1, 0);
+		waitpid(p2, &s2, 0);
+		ok(WIFEXITED(s1) && WEXITSTATUS(s1) == 0 && WIFEXITED(s2) && WEXITSTATUS(s2) == 0,
+		   "both appenders succeeded");
+		r = audit_verify(path, &n, err, sizeof(err));
+		ok(r == 0 && n == 607, "607 records, chain valid after concurrent appends (r=%d n=%llu %s)",
+		   r, (unsigned long long)n, r ? err : "");
+		lines = read_lines(&nl);
+		{
+			int a_ = 0, b_ = 0, interleaved = 0;
+
+			for (size_t i = 7; i < nl; i++) {
+				int isa = strstr(lines[i], "proc-a") != NULL;
+
+				a_ += isa;
+				b_ += !isa;
+				if (i > 7 && isa != (strstr(lines[i - 1], "proc-a") != NULL))
+					interleaved++;
+			}
+			ok(a_ == 300 && b_ == 300, "300 records from each process");
+			diag("writers alternated %d times", interleaved);
+		}
+		free_lines(lines, nl);
+	}
+
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		system(cmd);
+	}
+	return done_testing();
+}
