@@ -185,7 +185,7 @@ hg_setup() {
 	HG_K_JPEG=
 	if [ -x "$HG_TOOLS/mkjpeg" ]; then
 		local pdq
-		"$HG_TOOLS/mkjpeg" "$HG_TMP/known/k.jpg" 640 480 1 90 >/dev/null 2>&1 &&
+		"$HG_TOOLS/mkjpeg" "$HG_TMP/known/k.jpg" 640 480 7 --quality 90 >/dev/null 2>&1 &&
 			pdq=$(hg_pdq "$HG_TMP/known/k.jpg") && [ -n "$pdq" ] &&
 			echo "$pdq" >"$HG_TMP/known/l-pdq" &&
 			hg_cli db import --list t-pdq --category illegal --type pdq \
@@ -217,10 +217,10 @@ hg_db_init() {	# hg_db_init PATH: a database holding the three exact lists
 	return $rc
 }
 
-# PDQ hex of a JPEG as computed by `hashgate hash` (first 64-hex field after "pdq").
+# PDQ hex of a JPEG as computed by `hashgate hash --json`.
 hg_pdq() {
-	"$HG_CLI" hash "$1" 2>/dev/null | grep -io 'pdq[^0-9a-f]*[0-9a-f]\{64\}' | head -n1 |
-		grep -o '[0-9a-f]\{64\}$'
+	"$HG_CLI" hash --json "$1" 2>/dev/null |
+		sed -n 's/.*"pdq": *"\([0-9a-f]\{64\}\)".*/\1/p' | head -n1
 }
 
 hg_mounted() { findmnt -rn -M "$1" -o FSTYPE 2>/dev/null | grep -q '^fuse'; }

@@ -1,0 +1,63 @@
+#!/bin/bash
+# 15-staging.sh - an upload is staged: while it is being written its name does not exist in
+# BACKING_DIR, an existing file of that name keeps its old content there, the writer sees the
+# file normally, and no other reader gets the bytes of the unscanned upload.
+. "$(dirname "$0")/lib.sh"
+hg_setup
+FSOP=$HG_TOOLS/fsop
+hg_mount || bail "mount failed"
+M=$HG_MNT B=$HG_BACK W=$HG_TMP/w
+
+# Start "fsop slow DST SRC MS" in the background and wait until its first half is written.
+slow_start() {
+	"$FSOP" slow "$1" "$2" "$3" >"$W/slow.out" 2>"$W/slow.err" &
+	SLOW=$!
+	local i
+	for i in $(seq 100); do
+		grep -q writing "$W/slow.out" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+hg_random "$W/new" 1000003
+ok "a slow clean upload has started" slow_start "$M/new" "$W/new" 2500
+ok "while it is written, its name does not exist in the backing dir" test ! -e "$B/new"
+ok "the writer's own view: the name exists through the mount" test -e "$M/new"
+out=$(timeout 2 cat "$M/new" 2>/dev/null | head -c 600000 | wc -c)
+is "$out" 0 "another reader gets none of the unscanned bytes"
+wait "$SLOW"; rc=$?
+is "$rc" 0 "the slow upload's close succeeded (clean)"
+ok "after close it is published" cmp "$W/new" "$B/new"
+ok "and reads back through the mount" cmp "$W/new" "$M/new"
+
+# overwrite of an existing file
+printf 'old content\n' >"$W/old"
+cp "$W/old" "$M/doc" || diag "cp of old content failed"
+hg_random "$W/newdoc" 700001
+ok "a slow overwrite of an existing file has started" slow_start "$M/doc" "$W/newdoc" 2500
+ok "while it is written, the backing dir keeps the old content" cmp "$W/old" "$B/doc"
+got=$(timeout 2 cat "$M/doc" 2>/dev/null)
+ok "another reader sees the old content or nothing, never the new bytes" \
+	test "$got" = "old content" -o -z "$got"
+wait "$SLOW"; rc=$?
+is "$rc" 0 "the overwrite's close succeeded"
+ok "after close the new content replaced the old one" cmp "$W/newdoc" "$B/doc"
+
+# a slow known upload over an existing file: the old content stays, the known bytes never appear
+printf 'keep me\n' >"$W/keep"
+cp "$W/keep" "$M/victim"
+ok "a slow known overwrite has started" slow_start "$M/victim" "$HG_K_BIG" 2000
+ok "during it the backing dir still has the old content" cmp "$W/keep" "$B/victim"
+wait "$SLOW"; rc=$?
+ok "its close failed" test "$rc" -ne 0
+ok "the close error is EACCES" grep -q EACCES "$W/slow.err"
+ok "the old content is still there after the rejected overwrite" cmp "$W/keep" "$B/victim"
+ok "the known bytes are nowhere in the backing dir" hg_content_absent "$HG_K_BIG"
+
+# O_TRUNC open of an existing file without any write, then close: a zero-length upload
+printf 'abc\n' >"$M/empty-me"
+ok "truncating open (: >) succeeds" bash -c ": >'$M/empty-me'"
+is "$(stat -c %s "$B/empty-me" 2>&1)" 0 "the backing file is now empty"
+
+done_testing

@@ -1,0 +1,65 @@
+#!/bin/bash
+# 20-known-upload.sh - the verdict at close: a known upload (sha256, md5 or sha1 list) makes
+# close() fail with EACCES, leaves nothing under its name (and its bytes nowhere) in the backing
+# dir, and is quarantined with a record; a clean upload is published with the caller's
+# ownership and mode; one log line per verdict, never file content.
+. "$(dirname "$0")/lib.sh"
+hg_setup
+hg_mount allow_other || bail "mount failed"
+M=$HG_MNT B=$HG_BACK W=$HG_TMP/w
+
+for k in "$HG_K_SHA256:sha256" "$HG_K_MD5:md5" "$HG_K_SHA1:sha1" "$HG_K_BIG:sha256-3MiB"; do
+	f=${k%%:*} t=${k##*:}
+	n=up-$t.bin
+	nok "cp of a known file ($t list) fails" cp "$f" "$M/$n"
+	out=$(cp "$f" "$M/again-$n" 2>&1)
+	ok "... with 'Permission denied' (EACCES) from close ($t)" grep -q 'Permission denied' <<<"$out"
+	ok "nothing under its name in the backing dir ($t)" test ! -e "$B/$n"
+	ok "nothing under its name through the mount ($t)" test ! -e "$M/$n"
+	ok "its bytes are nowhere in the backing dir ($t)" hg_content_absent "$f"
+	ok "a quarantine record names its path ($t)" hg_quarantined "$n"
+done
+
+# the record
+rec=$(sqlite3 -readonly -separator ' ' "$HG_QDIR/records.db" \
+	"SELECT uid, gid, size FROM records WHERE path IN ('up-md5.bin','/up-md5.bin') LIMIT 1" 2>&1)
+is "$rec" "0 0 65537" "the record holds uploader uid, gid and size"
+ok "quarantined content is stored (objects/ not empty)" \
+	bash -c "test -n \"\$(find '$HG_QDIR' -path '*objects*' -type f | head -n1)\""
+ok "quarantined content is not stored in the clear" bash -c "
+	for o in \$(find '$HG_QDIR' -type f); do cmp -s \"\$o\" '$HG_K_MD5' && exit 1; done; exit 0"
+nok "the quarantine store is not reachable through the mount" \
+	bash -c "find '$M' -name records.db | grep -q ."
+
+# overwriting an existing file with known content keeps the old file
+printf 'v1\n' >"$W/v1"
+cp "$W/v1" "$M/report.txt"
+nok "cp of known content over an existing file fails" cp "$HG_K_SHA256" "$M/report.txt"
+ok "the existing file keeps its old content in the backing dir" cmp "$W/v1" "$B/report.txt"
+ok "and through the mount" cmp "$W/v1" "$M/report.txt"
+
+# clean uploads: published under the caller's uid/gid and mode
+mkdir "$M/home" && chown 2001:2001 "$M/home" && chmod 0755 "$M/home"
+printf 'CANARY-%s-not-for-logs\n' "$RANDOM$RANDOM" >"$W/canary.txt"
+chmod 0644 "$W/canary.txt"
+ok "uid 2001 uploads a clean file with umask 027" \
+	hg_as 2001 2001 bash -c "umask 027; cp '$W/canary.txt' '$M/home/c.txt'"
+is "$(stat -c '%u:%g %a' "$B/home/c.txt" 2>&1)" "2001:2001 640" "published with the caller's uid:gid and mode"
+ok "content identical" cmp "$W/canary.txt" "$B/home/c.txt"
+ok "uid 2001 creates a 0600 file with install -m" \
+	hg_as 2001 2001 install -m 0600 "$W/canary.txt" "$M/home/private"
+is "$(stat -c '%u:%g %a' "$B/home/private" 2>&1)" "2001:2001 600" "mode 0600 kept"
+hg_random "$W/u.bin" 100000
+nok "uid 2001 uploading a known file fails" hg_as 2001 2001 cp "$HG_K_SHA1" "$M/home/k"
+ok "nothing under its name" test ! -e "$B/home/k"
+is "$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT uid || ':' || gid FROM records WHERE path IN ('home/k','/home/k')" 2>&1)" \
+	"2001:2001" "the record holds the uploader's uid:gid"
+
+# one structured log line per verdict (stderr with -f), never file content
+sleep 0.2
+ok "the log names the known upload's path" grep -q 'up-sha1.bin' "$HG_LOG"
+ok "the log names the clean upload's path" grep -q 'home/c.txt' "$HG_LOG"
+is "$(grep -cE '(^|[ ="/])up-md5\.bin' "$HG_LOG")" 1 "exactly one log line for one rejected upload"
+nok "the log never contains file content" grep -q CANARY "$HG_LOG"
+
+done_testing

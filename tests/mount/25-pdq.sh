@@ -1,0 +1,57 @@
+#!/bin/bash
+# 25-pdq.sh - a known picture is caught by PDQ even when its bytes differ: the database holds
+# the PDQ of a generated JPEG (tests/tools/mkjpeg); uploads of the byte-identical file, a
+# re-encode at another quality, a half-size resize and a mirror image are all refused and
+# quarantined; an unrelated generated JPEG and pdq=off behave as clean.
+. "$(dirname "$0")/lib.sh"
+hg_setup
+XF=$HG_TOOLS/jpegxf
+[ -x "$XF" ] || bail "helper $XF not built"
+[ -n "$HG_K_JPEG" ] || bail "no known JPEG: mkjpeg, 'hashgate hash --json' (pdq) or 'db import --type pdq' failed"
+hg_mount || bail "mount failed"
+M=$HG_MNT B=$HG_BACK W=$HG_TMP/w
+KP=$(cat "$HG_TMP/known/l-pdq")
+
+"$XF" "$HG_K_JPEG" "$W/q60.jpg" reencode 60
+"$XF" "$HG_K_JPEG" "$W/half.jpg" scale 1 2 85
+"$XF" "$HG_K_JPEG" "$W/mirror.jpg" mirror
+"$HG_TOOLS/mkjpeg" "$W/other.jpg" 640 480 12345 --quality 90
+
+dist() {	# Hamming distance between the listed PDQ and FILE's
+	local h
+	h=$(hg_pdq "$1")
+	[ -n "$h" ] || { echo 999; return; }
+	python3 -c "print(bin(int('$KP',16)^int('$h',16)).count('1'))" 2>/dev/null ||
+		perl -e 'my($a,$b)=@ARGV;my$d=0;for(0..63){my$x=hex(substr($a,$_,1))^hex(substr($b,$_,1));$d+=unpack("%32b*",pack("C",$x))}print"$d\n"' "$KP" "$h"
+}
+for f in q60 half; do
+	d=$(dist "$W/$f.jpg")
+	ok "$f.jpg is a near-duplicate by PDQ (distance $d <= 31) but not byte-identical" \
+		bash -c "[ $d -le 31 ] && ! cmp -s '$W/$f.jpg' '$HG_K_JPEG'"
+done
+d=$(dist "$W/other.jpg")
+ok "an unrelated generated JPEG is far away (distance $d > 31)" test "$d" -gt 31
+
+for f in "$HG_K_JPEG:identical.jpg" "$W/q60.jpg:q60.jpg" "$W/half.jpg:half.jpg" "$W/mirror.jpg:mirror.jpg"; do
+	src=${f%%:*} n=${f##*:}
+	nok "upload of the known picture ($n) fails" cp "$src" "$M/$n"
+	ok "no $n in the backing dir" test ! -e "$B/$n"
+	ok "$n bytes nowhere in the backing dir" hg_content_absent "$src"
+	ok "$n is quarantined" hg_quarantined "$n"
+done
+is "$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT algo FROM records WHERE path IN ('q60.jpg','/q60.jpg')" 2>&1)" \
+	3 "the record says PDQ (algo 3) matched for the re-encode"
+
+ok "an unrelated JPEG is published" cp "$W/other.jpg" "$M/other.jpg"
+ok "identical in the backing dir" cmp "$W/other.jpg" "$B/other.jpg"
+nok "a known JPEG written in odd-sized chunks (dd bs=999) fails" dd if="$W/q60.jpg" of="$M/dd.jpg" bs=999 status=none
+ok "... and is absent" hg_content_absent "$W/q60.jpg"
+nok "a known JPEG under a non-.jpg name fails too (content, not name)" cp "$W/half.jpg" "$M/notes.txt"
+ok "... and is absent" test ! -e "$B/notes.txt"
+
+hg_umount
+hg_mount pdq=off || bail "remount with pdq=off failed"
+ok "with pdq=off the re-encoded picture is published" cp "$W/q60.jpg" "$M/q60-off.jpg"
+ok "... and is in the backing dir" cmp "$W/q60.jpg" "$B/q60-off.jpg"
+
+done_testing

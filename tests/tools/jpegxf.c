@@ -1,0 +1,117 @@
+/*
+ * jpegxf.c - derive a changed copy of a JPEG for the PDQ mount tests, with TurboJPEG:
+ *
+ *   jpegxf IN OUT reencode Q      decode and re-encode at quality Q (same size)
+ *   jpegxf IN OUT scale N D Q     decode scaled by N/D (a TurboJPEG scaling factor, e.g. 1 2)
+ *                                 and encode at quality Q
+ *   jpegxf IN OUT mirror          lossless left-right mirror (tjTransform TJXOP_HFLIP)
+ *
+ * The output bytes differ from the input, so exact hashes no longer match while the picture
+ * (and so PDQ, directly or through a dihedral variant) stays close.  Exit 0 on success, 1 on
+ * failure with a message, 2 on bad usage.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <turbojpeg.h>
+
+static unsigned char *slurp(const char *path, unsigned long *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *buf = NULL;
+	long n;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
+		buf = malloc(n);
+		if (buf && fread(buf, 1, n, f) != (size_t)n) {
+			free(buf);
+			buf = NULL;
+		}
+		*len = n;
+	}
+	fclose(f);
+	return buf;
+}
+
+static int spill(const char *path, const unsigned char *buf, unsigned long len)
+{
+	FILE *f = fopen(path, "wb");
+	int rc = 0;
+
+	if (!f)
+		return -1;
+	if (fwrite(buf, 1, len, f) != len)
+		rc = -1;
+	if (fclose(f) != 0)
+		rc = -1;
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long len, olen = 0;
+	unsigned char *in, *pix = NULL, *out = NULL;
+	int w, h, sub, cs, num = 1, den = 1, q = 90, rc = 1;
+	tjhandle tj = NULL;
+
+	if (argc < 4)
+		goto usage;
+	if (strcmp(argv[3], "reencode") == 0 && argc == 5) {
+		q = atoi(argv[4]);
+	} else if (strcmp(argv[3], "scale") == 0 && argc == 7) {
+		num = atoi(argv[4]);
+		den = atoi(argv[5]);
+		q = atoi(argv[6]);
+	} else if (strcmp(argv[3], "mirror") != 0 || argc != 4) {
+		goto usage;
+	}
+	if (q < 1 || q > 100 || num < 1 || den < 1)
+		goto usage;
+	in = slurp(argv[1], &len);
+	if (!in) {
+		fprintf(stderr, "jpegxf: cannot read %s\n", argv[1]);
+		return 1;
+	}
+	if (strcmp(argv[3], "mirror") == 0) {
+		tjtransform xf = { .op = TJXOP_HFLIP, .options = TJXOPT_TRIM };
+
+		tj = tjInitTransform();
+		if (!tj || tjTransform(tj, in, len, 1, &out, &olen, &xf, 0) < 0)
+			goto err;
+	} else {
+		tj = tjInitDecompress();
+		if (!tj || tjDecompressHeader3(tj, in, len, &w, &h, &sub, &cs) < 0)
+			goto err;
+		w = TJSCALED(w, ((tjscalingfactor){ num, den }));
+		h = TJSCALED(h, ((tjscalingfactor){ num, den }));
+		pix = malloc((size_t)w * h * 3);
+		if (!pix || tjDecompress2(tj, in, len, pix, w, 0, h, TJPF_RGB, TJFLAG_ACCURATEDCT) < 0)
+			goto err;
+		tjDestroy(tj);
+		tj = tjInitCompress();
+		if (!tj || tjCompress2(tj, pix, w, 0, h, TJPF_RGB, &out, &olen, TJSAMP_420, q,
+				       TJFLAG_ACCURATEDCT) < 0)
+			goto err;
+	}
+	if (spill(argv[2], out, olen) < 0) {
+		fprintf(stderr, "jpegxf: cannot write %s\n", argv[2]);
+		goto out;
+	}
+	rc = 0;
+	goto out;
+err:
+	fprintf(stderr, "jpegxf: %s: %s\n", argv[1], tj ? tjGetErrorStr2(tj) : "TurboJPEG init failed");
+out:
+	if (tj)
+		tjDestroy(tj);
+	tjFree(out);
+	free(pix);
+	free(in);
+	return rc;
+usage:
+	fprintf(stderr, "usage: jpegxf IN OUT reencode Q | scale N D Q | mirror\n");
+	return 2;
+}
