@@ -40,7 +40,7 @@ for f in "$HG_K_JPEG:identical.jpg" "$W/q60.jpg:q60.jpg" "$W/half.jpg:half.jpg" 
 	ok "$n is quarantined" hg_quarantined "$n"
 done
 is "$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT algo FROM records WHERE path IN ('q60.jpg','/q60.jpg')" 2>&1)" \
-	3 "the record says PDQ (algo 3) matched for the re-encode"
+	pdq "the record says PDQ matched for the re-encode"
 
 ok "an unrelated JPEG is published" cp "$W/other.jpg" "$M/other.jpg"
 ok "identical in the backing dir" cmp "$W/other.jpg" "$B/other.jpg"
