@@ -1,0 +1,236 @@
+/*
+ * image.c - JPEG (TurboJPEG) to PDQ, reproducing what the reference CLI hashes.
+ *
+ * The reference decodes through ImageMagick (= libjpeg-turbo ISLOW IDCT, fancy upsampling, no
+ * EXIF rotation), writes PGM when every pixel has R=G=B, converts Adobe CMYK to RGB, then
+ * resizes anything over 512 px on a side to exactly 512x512 by top-left nearest neighbour.
+ * Invariants:
+ *  - the pixel cap is checked from the header before any image-sized allocation, so memory is
+ *    bounded by max_pixels * 4 bytes (CMYK) plus libjpeg's own buffers;
+ *  - decoder warnings (truncated or slightly corrupt data) still give a hash of what decoded,
+ *    as ImageMagick does; only fatal errors fail;
+ *  - progressive JPEGs are limited to 500 scans (TJFLAG_LIMITSCANS) against CPU bombs.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <turbojpeg.h>
+
+#include "hashdb/image.h"
+
+#define PRESIZE		512
+
+int image_is_jpeg(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	return buf && len >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff;
+}
+
+/*
+ * ImageMagick 6 (Q16) on inverted Adobe CMYK: red16 = C'*K'*257/255 rounded, then the PNM
+ * writer's 16->8 bit scaling.  The exact product never ends in .5, so integer rounding is
+ * the same as IM's double arithmetic.
+ */
+static uint8_t cmyk_channel(unsigned c, unsigned k)
+{
+	unsigned q = (c * k * 257 * 2 + 255) / 510;
+
+	return (uint8_t)(((q + 128) - ((q + 128) >> 8)) >> 8);
+}
+
+/* In place: 4-byte CMYK pixels become packed 3-byte RGB (writes never overtake reads). */
+static void cmyk_to_rgb(uint8_t *px, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned c = px[4 * i], m = px[4 * i + 1], y = px[4 * i + 2], k = px[4 * i + 3];
+
+		px[3 * i] = cmyk_channel(c, k);
+		px[3 * i + 1] = cmyk_channel(m, k);
+		px[3 * i + 2] = cmyk_channel(y, k);
+	}
+}
+
+static int all_grey(const uint8_t *px, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++, px += 3)
+		if (px[0] != px[1] || px[1] != px[2])
+			return 0;
+	return 1;
+}
+
+/*
+ * Luma of the image the reference hashes: the decoded pixels, or the 512x512 nearest
+ * neighbour sample of them (source index (x*W)>>9, top-left aligned, as the reference).
+ */
+static void make_luma(const uint8_t *px, int w, int h, int chans, float *luma, int lw, int lh)
+{
+	int x, y, xs[PRESIZE];
+	const int sampled = lw != w || lh != h;
+
+	if (sampled)
+		for (x = 0; x < lw; x++)
+			xs[x] = (int)(((int64_t)x * w) >> 9);
+	for (y = 0; y < lh; y++) {
+		int sy = sampled ? (int)(((int64_t)y * h) >> 9) : y;
+		const uint8_t *row = px + (size_t)sy * w * chans;
+		float *o = luma + (size_t)y * lw;
+
+		for (x = 0; x < lw; x++) {
+			const uint8_t *p = row + (size_t)(sampled ? xs[x] : x) * chans;
+
+			if (chans == 1)
+				o[x] = (float)p[0];
+			else
+				o[x] = (0.299f * (float)p[0] + 0.587f * (float)p[1]) +
+				       0.114f * (float)p[2];
+		}
+	}
+}
+
+int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max_pixels,
+		   struct pdq_result *out)
+{
+	int w, h, subsamp, cs, pf, chans, lw, lh, r;
+	uint8_t *px = NULL;
+	float *luma = NULL;
+	tjhandle tj;
+
+	memset(out, 0, sizeof(*out));
+	if (!image_is_jpeg(buf, len) || len > (unsigned long)-1)
+		return -EINVAL;
+	if (!max_pixels)
+		max_pixels = IMAGE_MAX_PIXELS_DEFAULT;
+	tj = tjInitDecompress();
+	if (!tj)
+		return -ENOMEM;
+	if (tjDecompressHeader3(tj, buf, (unsigned long)len, &w, &h, &subsamp, &cs) < 0) {
+		r = -EINVAL;
+		goto out_tj;
+	}
+	if (w <= 0 || h <= 0) {
+		r = -EINVAL;
+		goto out_tj;
+	}
+	if ((uint64_t)w * (uint64_t)h > max_pixels) {
+		r = -E2BIG;
+		goto out_tj;
+	}
+	switch (cs) {
+	case TJCS_GRAY:
+		pf = TJPF_GRAY;
+		chans = 1;
+		break;
+	case TJCS_RGB:
+	case TJCS_YCbCr:
+		pf = TJPF_RGB;
+		chans = 3;
+		break;
+	case TJCS_CMYK:
+	case TJCS_YCCK:
+		pf = TJPF_CMYK;
+		chans = 4;
+		break;
+	default:
+		r = -ENOTSUP;
+		goto out_tj;
+	}
+	px = malloc((size_t)w * h * chans);
+	if (!px) {
+		r = -ENOMEM;
+		goto out_tj;
+	}
+	/* Flags 0 would decode the same pixels (ISLOW, fancy upsampling are the defaults);
+	 * say so explicitly.  A warning still leaves a fully written buffer. */
+	if (tjDecompress2(tj, buf, (unsigned long)len, px, w, 0, h, pf,
+			  TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS) < 0 &&
+	    tjGetErrorCode(tj) != TJERR_WARNING) {
+		r = -EINVAL;
+		goto out_px;
+	}
+	if (chans == 4) {
+		cmyk_to_rgb(px, (size_t)w * h);
+		chans = 3;
+	}
+	/* ImageMagick hands the reference a PGM when the image is grey everywhere. */
+	if (chans == 3 && all_grey(px, (size_t)w * h)) {
+		size_t i, n = (size_t)w * h;
+
+		for (i = 0; i < n; i++)
+			px[i] = px[3 * i];
+		chans = 1;
+	}
+	lw = w > PRESIZE || h > PRESIZE ? PRESIZE : w;
+	lh = w > PRESIZE || h > PRESIZE ? PRESIZE : h;
+	luma = malloc(sizeof(float) * lw * lh);
+	if (!luma) {
+		r = -ENOMEM;
+		goto out_px;
+	}
+	make_luma(px, w, h, chans, luma, lw, lh);
+	r = pdq_from_luma(luma, lh, lw, pdq_flags, out);
+	out->width = w;
+	out->height = h;
+	free(luma);
+out_px:
+	free(px);
+out_tj:
+	tjDestroy(tj);
+	return r;
+}
+
+int image_pdq_fd(int fd, uint64_t max_bytes, unsigned pdq_flags, uint64_t max_pixels,
+		 struct pdq_result *out)
+{
+	uint8_t *buf = NULL, *nbuf;
+	size_t len = 0, cap = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	for (;;) {
+		ssize_t n;
+
+		if (len == cap) {
+			size_t ncap = cap ? cap * 2 : 1 << 16;
+
+			if (max_bytes && ncap > max_bytes + 1)
+				ncap = max_bytes + 1;
+			if (ncap <= cap) {
+				r = -EFBIG;
+				goto out_buf;
+			}
+			nbuf = realloc(buf, ncap);
+			if (!nbuf) {
+				r = -ENOMEM;
+				goto out_buf;
+			}
+			buf = nbuf;
+			cap = ncap;
+		}
+		n = pread(fd, buf + len, cap - len, (off_t)len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out_buf;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (max_bytes && len > max_bytes) {
+			r = -EFBIG;
+			goto out_buf;
+		}
+	}
+	r = image_pdq_jpeg(buf, len, pdq_flags, max_pixels, out);
+out_buf:
+	free(buf);
+	return r;
+}

@@ -1,0 +1,352 @@
+/*
+ * pdq.c - PDQ perceptual hash from a float luma image, bit-exact with Meta's reference C++.
+ *
+ * Pipeline: two passes of horizontal-then-vertical running-sum box filters (the "Jarosz" tent),
+ * decimation to 64x64 at cell centres, quality from 64x64 gradients, a 16x64 DCT matrix
+ * without DC, median threshold per dihedral variant.
+ * Invariants that make it bit-exact (see shared/notes/pdq-algorithm.md):
+ *  - all image arithmetic is IEEE single float in the reference's evaluation order; the file
+ *    must be compiled with -ffp-contract=off and without -ffast-math (the Makefile does);
+ *  - the box filter adds before it subtracts and divides by the live window count;
+ *  - every reordering below (the vertical pass done row by row, the DCT's T = D*A done
+ *    k-outer) keeps each output's own sequence of float operations unchanged.
+ * Storage: hash bytes in hex order (big-endian); reference bit k = 16*i + j lives in 16-bit
+ * word k>>4, and word w is bytes [2*(15-w)] (high) and [2*(15-w)+1] (low).
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hashdb/hash.h"
+#include "hashdb/pdq.h"
+
+#define PDQ_MIN_DIM	5
+
+static float dct_matrix[16][64];
+static pthread_once_t dct_once = PTHREAD_ONCE_INIT;
+
+static void dct_init(void)
+{
+	/* The reference: a double scale, rounded to float, times a double cosine. */
+	const float scale = (float)sqrt(2.0 / 64.0);
+	const double pi = 3.14159265358979323846;
+	int i, j;
+
+	for (i = 0; i < 16; i++)
+		for (j = 0; j < 64; j++)
+			dct_matrix[i][j] = (float)((double)scale *
+				cos(((pi / 2.0) / 64.0) * (i + 1) * (2 * j + 1)));
+}
+
+/* Running-sum box along one row (stride 1); see the header comment for why the order matters. */
+static void box_row(const float *in, float *out, int n, int w)
+{
+	int half = (w + 2) / 2, li = 0, ri = 0, oi = 0, cnt = 0, t;
+	float sum = 0.0f;
+
+	for (t = 0; t < half - 1; t++) {
+		sum += in[ri++];
+		cnt++;
+	}
+	for (t = 0; t < w - half + 1; t++) {
+		sum += in[ri++];
+		cnt++;
+		out[oi++] = sum / (float)cnt;
+	}
+	for (t = 0; t < n - w; t++) {
+		sum += in[ri++];
+		sum -= in[li++];
+		out[oi++] = sum / (float)w;
+	}
+	for (t = 0; t < half - 1; t++) {
+		sum -= in[li++];
+		cnt--;
+		out[oi++] = sum / (float)cnt;
+	}
+}
+
+/*
+ * The same filter down every column at once: sum[c] is column c's running sum, so each column
+ * sees exactly the reference's per-column operation sequence, but memory is walked row by row
+ * (the reference's column stride of 2 KiB aliases in cache and it is several times slower).
+ */
+static void box_cols(const float *in, float *out, int rows, int cols, int w, float *sum)
+{
+	int half = (w + 2) / 2, li = 0, ri = 0, oi = 0, cnt = 0, t, c;
+	const float fw = (float)w;
+
+	memset(sum, 0, sizeof(*sum) * cols);
+	for (t = 0; t < half - 1; t++, ri++) {
+		const float *r = in + (size_t)ri * cols;
+
+		for (c = 0; c < cols; c++)
+			sum[c] += r[c];
+		cnt++;
+	}
+	for (t = 0; t < w - half + 1; t++, ri++, oi++) {
+		const float *r = in + (size_t)ri * cols;
+		float *o = out + (size_t)oi * cols, fc;
+
+		cnt++;
+		fc = (float)cnt;
+		for (c = 0; c < cols; c++) {
+			sum[c] += r[c];
+			o[c] = sum[c] / fc;
+		}
+	}
+	for (t = 0; t < rows - w; t++, ri++, li++, oi++) {
+		const float *r = in + (size_t)ri * cols, *l = in + (size_t)li * cols;
+		float *o = out + (size_t)oi * cols;
+
+		for (c = 0; c < cols; c++) {
+			sum[c] += r[c];
+			sum[c] -= l[c];
+			o[c] = sum[c] / fw;
+		}
+	}
+	for (t = 0; t < half - 1; t++, li++, oi++) {
+		const float *l = in + (size_t)li * cols;
+		float *o = out + (size_t)oi * cols, fc;
+
+		cnt--;
+		fc = (float)cnt;
+		for (c = 0; c < cols; c++) {
+			sum[c] -= l[c];
+			o[c] = sum[c] / fc;
+		}
+	}
+}
+
+/* Two Jarosz passes in place on buf1 (buf2 is scratch of the same size). */
+static void jarosz(float *buf1, float *buf2, int rows, int cols, float *colsum)
+{
+	int wr = (cols + 127) / 128, wc = (rows + 127) / 128, pass, r;
+
+	for (pass = 0; pass < 2; pass++) {
+		for (r = 0; r < rows; r++)
+			box_row(buf1 + (size_t)r * cols, buf2 + (size_t)r * cols, cols, wr);
+		box_cols(buf2, buf1, rows, cols, wc, colsum);
+	}
+}
+
+static void decimate(const float *in, int rows, int cols, float out[64][64])
+{
+	int i, j, jidx[64];
+
+	for (j = 0; j < 64; j++)
+		jidx[j] = (int)(((j + 0.5) * cols) / 64);
+	for (i = 0; i < 64; i++) {
+		int ini = (int)(((i + 0.5) * rows) / 64);
+
+		for (j = 0; j < 64; j++)
+			out[i][j] = in[(size_t)ini * cols + jidx[j]];
+	}
+}
+
+static int quality_of(float a[64][64])
+{
+	int i, j, sum = 0, q;
+
+	for (i = 0; i < 63; i++)
+		for (j = 0; j < 64; j++) {
+			int d = (int)(((a[i][j] - a[i + 1][j]) * 100.0f) / 255.0f);
+
+			sum += abs(d);
+		}
+	for (i = 0; i < 64; i++)
+		for (j = 0; j < 63; j++) {
+			int d = (int)(((a[i][j] - a[i][j + 1]) * 100.0f) / 255.0f);
+
+			sum += abs(d);
+		}
+	q = sum / 90;
+	return q > 100 ? 100 : q;
+}
+
+/* B = D * A * D^T, each sum a float accumulator from 0 with k ascending. */
+static void dct64to16(float a[64][64], float b[16][16])
+{
+	float t[16][64];
+	int i, j, k;
+
+	for (i = 0; i < 16; i++) {
+		for (j = 0; j < 64; j++)
+			t[i][j] = 0.0f;
+		for (k = 0; k < 64; k++) {
+			const float d = dct_matrix[i][k];
+
+			for (j = 0; j < 64; j++)
+				t[i][j] += d * a[k][j];
+		}
+	}
+	for (i = 0; i < 16; i++)
+		for (j = 0; j < 16; j++) {
+			float s = 0.0f;
+
+			for (k = 0; k < 64; k++)
+				s += t[i][k] * dct_matrix[j][k];
+			b[i][j] = s;
+		}
+}
+
+static int cmp_float(const void *pa, const void *pb)
+{
+	float a = *(const float *)pa, b = *(const float *)pb;
+
+	return (a > b) - (a < b);
+}
+
+/* The reference's Torben median of 256 values is the 128th smallest. */
+static void bits_of(float b[16][16], struct pdq_hash *h)
+{
+	float sorted[256], m;
+	int i, j;
+
+	memcpy(sorted, b, sizeof(sorted));
+	qsort(sorted, 256, sizeof(float), cmp_float);
+	m = sorted[127];
+	memset(h, 0, sizeof(*h));
+	for (i = 0; i < 16; i++)
+		for (j = 0; j < 16; j++) {
+			int byte = 2 * (15 - i) + (j >= 8 ? 0 : 1);
+
+			if (b[i][j] > m)
+				h->b[byte] |= (uint8_t)(1u << (j & 7));
+		}
+}
+
+/* Z from A per the reference's dihedral table; sign flips on even (0-based) indices. */
+static void dihedral(float a[16][16], enum pdq_dihedral d, float z[16][16])
+{
+	int i, j;
+
+	for (i = 0; i < 16; i++)
+		for (j = 0; j < 16; j++) {
+			float v = a[i][j];
+
+			switch (d) {
+			case PDQ_ORIG:
+				z[i][j] = v;
+				break;
+			case PDQ_ROT90:
+				z[j][i] = (j & 1) ? v : -v;
+				break;
+			case PDQ_ROT180:
+				z[i][j] = ((i + j) & 1) ? -v : v;
+				break;
+			case PDQ_ROT270:
+				z[j][i] = (i & 1) ? v : -v;
+				break;
+			case PDQ_FLIPX:
+				z[i][j] = (i & 1) ? v : -v;
+				break;
+			case PDQ_FLIPY:
+				z[i][j] = (j & 1) ? v : -v;
+				break;
+			case PDQ_FLIPP:
+				z[j][i] = v;
+				break;
+			case PDQ_FLIPM:
+				z[j][i] = ((i + j) & 1) ? -v : v;
+				break;
+			default:
+				break;
+			}
+		}
+}
+
+int pdq_from_luma(const float *luma, int rows, int cols, unsigned flags,
+		  struct pdq_result *out)
+{
+	float a[64][64], b[16][16], z[16][16];
+	float *buf1 = NULL, *buf2, *colsum;
+	size_t n;
+	int d;
+
+	if (!luma || !out || rows <= 0 || cols <= 0 || (flags & ~PDQ_DIHEDRAL))
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->width = cols;
+	out->height = rows;
+	out->ndih = (flags & PDQ_DIHEDRAL) ? PDQ_NDIH : 1;
+	if (rows < PDQ_MIN_DIM || cols < PDQ_MIN_DIM)
+		return 0;	/* zero hashes, quality 0, as the reference */
+	pthread_once(&dct_once, dct_init);
+
+	/* The plain hash of an exactly 64x64 image skips the blur; the dihedral function of the
+	 * reference never does.  hash[PDQ_ORIG] is always the plain hash (what hash lists hold),
+	 * the 7 others come from the blurred buffer, as in the reference. */
+	if (rows == 64 && cols == 64) {
+		memcpy(a, luma, sizeof(a));
+		out->quality = quality_of(a);
+		dct64to16(a, b);
+		bits_of(b, &out->hash[PDQ_ORIG]);
+		if (!(flags & PDQ_DIHEDRAL))
+			return 0;
+	}
+
+	n = (size_t)rows * cols;
+	if (n > SIZE_MAX / sizeof(float) / 2 - cols)
+		return -ENOMEM;
+	buf1 = malloc(sizeof(float) * (2 * n + cols));
+	if (!buf1)
+		return -ENOMEM;
+	buf2 = buf1 + n;
+	colsum = buf2 + n;
+	memcpy(buf1, luma, sizeof(float) * n);
+	jarosz(buf1, buf2, rows, cols, colsum);
+	decimate(buf1, rows, cols, a);
+	free(buf1);
+
+	dct64to16(a, b);
+	if (rows == 64 && cols == 64) {
+		d = PDQ_ORIG + 1;
+	} else {
+		out->quality = quality_of(a);
+		d = PDQ_ORIG;
+	}
+	for (; d < out->ndih; d++) {
+		dihedral(b, d, z);
+		bits_of(z, &out->hash[d]);
+	}
+	return 0;
+}
+
+int pdq_distance(const struct pdq_hash *a, const struct pdq_hash *b)
+{
+	int i, dist = 0;
+
+	for (i = 0; i < 4; i++) {
+		uint64_t x, y;
+
+		memcpy(&x, a->b + 8 * i, 8);
+		memcpy(&y, b->b + 8 * i, 8);
+		dist += __builtin_popcountll(x ^ y);
+	}
+	return dist;
+}
+
+void pdq_to_hex(const struct pdq_hash *h, char out[65])
+{
+	hex_encode(h->b, sizeof(h->b), out);
+}
+
+int pdq_from_hex(const char *hex, struct pdq_hash *h)
+{
+	if (!hex || strnlen(hex, 65) != 64)
+		return -EINVAL;
+	return hex_decode(hex, 64, h->b, sizeof(h->b));
+}
+
+const char *pdq_dihedral_name(enum pdq_dihedral d)
+{
+	static const char *const names[PDQ_NDIH] = {
+		"orig", "rot90", "rot180", "rot270", "flipx", "flipy", "flipp", "flipm",
+	};
+
+	if ((unsigned)d >= PDQ_NDIH)
+		return NULL;
+	return names[d];
+}
