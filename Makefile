@@ -13,6 +13,11 @@ SBINDIR     ?= $(PREFIX)/sbin
 MANDIR      ?= $(PREFIX)/share/man
 SYSCONFDIR  ?= /etc
 LOCALSTATEDIR ?= /var
+LIBEXECDIR  ?= $(PREFIX)/libexec
+DATADIR     ?= $(PREFIX)/share
+# systemd also reads /usr/local/lib/systemd/system; packages pass their distribution's unit dir.
+UNITDIR     ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 DESTDIR     ?=
 
 CC          ?= cc
@@ -72,7 +77,7 @@ TEST_ENV     = HASHGATE_BUILD=$(abspath $(BUILD)) HASHGATE_SRC=$(CURDIR) \
                HASHGATE_SHARED=$(SHARED) PATH=$(abspath $(BUILD)):$$PATH
 
 .PHONY: all check unit-check mount-check install uninstall bench lint demo deps clean fuzz \
-        fsx-long package-check deb rpm
+        fsx-long package-check deb rpm pkg-tree
 .DEFAULT_GOAL := all
 
 all: $(HASHGATEFS) $(HASHGATE)
@@ -131,17 +136,81 @@ lint:
 		--inline-suppr --suppress=missingIncludeSystem -I. $(LINT_SRC)
 	clang-tidy --quiet $(LINT_SRC) -- $(HG_CFLAGS) $(CPPFLAGS)
 
+# Units are filled in with this install's paths.  The config is never overwritten: it is the
+# admin's (packages install into an empty DESTDIR, so they always get it).
+UNIT_SUBST   = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		   -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(SYSCONFDIR)/hashgate
+		$(DESTDIR)$(SYSCONFDIR)/hashgate/mounts $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(LIBEXECDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR)
+	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/lib/hashgate
+	install -d -m 0700 $(DESTDIR)$(LOCALSTATEDIR)/lib/hashgate/quarantine
 	install -m 0755 $(HASHGATEFS) $(HASHGATE) $(DESTDIR)$(BINDIR)/
 	for m in $(wildcard packaging/man/*.5); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/; done
 	for m in $(wildcard packaging/man/*.8); do install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/; done
-	if [ -f packaging/hashgate.conf ]; then \
-		install -m 0644 packaging/hashgate.conf $(DESTDIR)$(SYSCONFDIR)/hashgate/hashgate.conf; fi
+	[ -e $(DESTDIR)$(SYSCONFDIR)/hashgate/hashgate.conf ] || \
+		install -m 0644 packaging/hashgate.conf $(DESTDIR)$(SYSCONFDIR)/hashgate/hashgate.conf
+	install -m 0755 packaging/systemd/hashgatefs-unmount $(DESTDIR)$(LIBEXECDIR)/hashgate/
+	for u in packaging/systemd/*.in; do \
+		$(UNIT_SUBST) $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) && \
+		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) || exit 1; done
+	install -m 0644 packaging/systemd/hashgate-purge.timer $(DESTDIR)$(UNITDIR)/
+	install -m 0644 packaging/bash-completion/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgate
+	ln -sf hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs
 
+# Leaves the config, the database, the audit log and the quarantine (evidence) alone.
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/hashgatefs $(DESTDIR)$(BINDIR)/hashgate
+	rm -f $(DESTDIR)$(BINDIR)/hashgatefs $(DESTDIR)$(BINDIR)/hashgate \
+		$(DESTDIR)$(MANDIR)/man8/hashgatefs.8 $(DESTDIR)$(MANDIR)/man8/hashgate.8 \
+		$(DESTDIR)$(MANDIR)/man5/hashgate.conf.5 \
+		$(DESTDIR)$(LIBEXECDIR)/hashgate/hashgatefs-unmount \
+		$(DESTDIR)$(UNITDIR)/hashgatefs@.service $(DESTDIR)$(UNITDIR)/hashgate-purge.service \
+		$(DESTDIR)$(UNITDIR)/hashgate-purge.timer \
+		$(DESTDIR)$(BASHCOMPDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs
+
+# Packages (packaging/) are built in a copy of the tree under $(PKGDIR), never in the working
+# tree itself: debian/, the build and the .deb/.rpm files stay out of it.  The copy is what git
+# tracks plus untracked, unignored files, as they are now.  The inner builds must not inherit
+# this make's command line (BUILD=... would point their `make clean` at this build dir).
+PKGDIR      ?= $(abspath $(BUILD))/pkg
+PKG_SRC      = $(PKGDIR)/hashgate-$(VERSION)
+PKG_ENV      = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BUILD -u PREFIX -u DESTDIR -u PKGDIR \
+               SHARED=$(SHARED)
+
+pkg-tree:
+	rm -rf $(PKGDIR)
+	mkdir -p $(PKG_SRC)
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		git ls-files -z -co --exclude-standard | \
+			xargs -0 -r sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
+			tar --null -T - -cf - | tar -xf - -C $(PKG_SRC); \
+	else \
+		tar --exclude=./build --exclude='./build-*' --exclude=./debian -cf - . | \
+			tar -xf - -C $(PKG_SRC); \
+	fi
+
+deb: pkg-tree
+	@sh scripts/deps.sh build package
+	cp -r packaging/debian $(PKG_SRC)/debian
+	cd $(PKG_SRC) && $(PKG_ENV) dpkg-buildpackage -us -uc -b
+	@ls -l $(PKGDIR)/*.deb
+
+rpm: pkg-tree
+	@sh scripts/deps.sh build package
+	mkdir -p $(PKGDIR)/rpmbuild/SOURCES
+	tar -C $(PKGDIR) -czf $(PKGDIR)/rpmbuild/SOURCES/hashgate-$(VERSION).tar.gz hashgate-$(VERSION)
+	$(PKG_ENV) rpmbuild -bb --nodeps --define '_topdir $(PKGDIR)/rpmbuild' \
+		--define 'hg_version $(VERSION)' packaging/rpm/hashgate.spec
+	@ls -l $(PKGDIR)/rpmbuild/RPMS/*/*.rpm
+
+# Builds both packages, runs lintian, unpacks the .deb into a scratch root and runs the
+# autopkgtest's upload test against it (AUTOPKGTEST=1: the real `autopkgtest -- null`, which
+# installs the package on this machine).  A few minutes; not part of `make check`.
+package-check:
+	$(MAKE) --no-print-directory deb
+	$(MAKE) --no-print-directory rpm PKGDIR=$(PKGDIR)/rpm-side
+	sh packaging/check-package.sh $(PKGDIR) $(VERSION)
 
 clean:
 	rm -rf build build-san $(BUILD)

@@ -1,0 +1,124 @@
+#!/bin/sh
+# check-package.sh PKGDIR VERSION - the checks of `make package-check` on packages already built
+# by `make deb` (into PKGDIR) and `make rpm` (into PKGDIR/rpm-side).
+#
+# Fails on: a lintian error or warning other than the missing ITP, a file missing from the
+# .deb or the .rpm, a binary without the hardening flags, a man page groff warns about, a unit
+# systemd-analyze rejects, or a failure of the autopkgtest upload test run against the unpacked
+# .deb (skipped, and said so, when not root or /dev/fuse is unusable).
+# AUTOPKGTEST=1 also runs the real `autopkgtest -- null`, which installs the package on this
+# machine and purges it afterwards.
+set -u
+
+pkgdir=${1:?usage: check-package.sh PKGDIR VERSION}
+version=${2:?usage: check-package.sh PKGDIR VERSION}
+src=$pkgdir/hashgate-$version
+root=$pkgdir/root
+failed=0
+n=0
+
+pass() { n=$((n + 1)); echo "ok $n - $*"; }
+fail() { n=$((n + 1)); echo "not ok $n - $*"; failed=$((failed + 1)); }
+check() {	# check DESC CMD...
+	d=$1
+	shift
+	if out=$("$@" 2>&1); then pass "$d"; else fail "$d"; printf '%s\n' "$out" | sed 's/^/#   /'; fi
+}
+
+deb=$(ls "$pkgdir"/hashgate_"$version"-*_*.deb 2>/dev/null | head -n 1)
+changes=$(ls "$pkgdir"/hashgate_"$version"-*_*.changes 2>/dev/null | head -n 1)
+rpm=$(ls "$pkgdir"/rpm-side/rpmbuild/RPMS/*/hashgate-"$version"-*.rpm 2>/dev/null | head -n 1)
+[ -n "$deb" ] && [ -n "$changes" ] || { echo "Bail out! no .deb/.changes in $pkgdir"; exit 1; }
+
+echo "# deb: $deb"
+check "debian/changelog version is $version-*" \
+	sh -c "dpkg-parsechangelog -l '$src/debian/changelog' -S Version | grep -qx '$version-[0-9.]*'"
+
+# lintian: only the missing ITP (an initial upload that closes no bug) is tolerated.
+lintian --fail-on none -I "$changes" >"$pkgdir/lintian.txt" 2>&1
+sed 's/^/# lintian: /' "$pkgdir/lintian.txt"
+bad=$(grep -E '^[EW]: ' "$pkgdir/lintian.txt" | grep -v ' initial-upload-closes-no-bugs' || true)
+if [ -z "$bad" ]; then pass "lintian: no errors or warnings beyond the missing ITP"
+else fail "lintian: errors or warnings"; fi
+
+rm -rf "$root"
+dpkg-deb -x "$deb" "$root"
+for f in usr/bin/hashgatefs usr/bin/hashgate etc/hashgate/hashgate.conf \
+	lib/systemd/system/hashgatefs@.service lib/systemd/system/hashgate-purge.service \
+	lib/systemd/system/hashgate-purge.timer usr/libexec/hashgate/hashgatefs-unmount \
+	usr/share/bash-completion/completions/hashgate usr/share/bash-completion/completions/hashgatefs \
+	usr/share/man/man8/hashgatefs.8.gz usr/share/man/man8/hashgate.8.gz \
+	usr/share/man/man5/hashgate.conf.5.gz usr/share/doc/hashgate/copyright \
+	usr/share/doc/hashgate/README.Debian usr/share/doc/hashgate/examples/mount.env.example; do
+	check "deb ships /$f" test -e "$root/$f"
+done
+check "deb ships /var/lib/hashgate but not the quarantine (postinst makes it 0700)" \
+	sh -c "test -d '$root/var/lib/hashgate' && ! test -e '$root/var/lib/hashgate/quarantine'"
+check "hashgate.conf is a conffile" \
+	sh -c "dpkg-deb -I '$deb' conffiles | grep -qx /etc/hashgate/hashgate.conf"
+check "the quarantine key is not shipped (generated per machine)" \
+	test ! -e "$root/etc/hashgate/quarantine.key"
+for b in hashgatefs hashgate; do
+	check "$b: hardening (PIE, stack protector, fortify, RELRO, BIND_NOW)" \
+		hardening-check --nocfprotection "$root/usr/bin/$b"
+	check "$b: not stripped of its build-id debug link (dbgsym built)" \
+		sh -c "ls '$pkgdir'/hashgate-dbgsym_*.deb"
+done
+check "config in the package parses: hashgate --config accepts it" \
+	sh -c "'$root/usr/bin/hashgate' --config '$root/etc/hashgate/hashgate.conf' --help >/dev/null"
+check "bash completion parses" bash -n "$root/usr/share/bash-completion/completions/hashgate"
+
+for m in "$root"/usr/share/man/man*/*.gz; do
+	name=$(basename "$m")
+	# man -l with warnings on: groff complains about bad requests, escapes and fonts.
+	check "man page $name renders without groff warnings" \
+		sh -c "out=\$(MANWIDTH=80 man --warnings=w -l '$m' 2>&1 >/dev/null); [ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }"
+	check "man page $name has a NAME section lexgrog reads" lexgrog "$m"
+done
+
+if command -v systemd-analyze >/dev/null; then
+	for u in hashgatefs@.service hashgate-purge.service hashgate-purge.timer; do
+		unit=$root/lib/systemd/system/$u
+		[ "$u" = hashgatefs@.service ] && { cp "$unit" "$pkgdir/hashgatefs@check.service"; unit=$pkgdir/hashgatefs@check.service; }
+		check "systemd-analyze verify $u" \
+			sh -c "out=\$(systemd-analyze verify --man=no '$unit' 2>&1 | grep -v -e 'is not executable' -e 'No such file or directory' -e 'Failed to prepare filename' -e 'Command .* is not executable' -e 'ConditionPathExists' -e 'Unit .* not found' -e 'Failed to create' -e 'Failed to load' -e 'not running' -e 'Invalid argument' -e '^$' ); [ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }"
+	done
+fi
+
+# The autopkgtest's own upload test, against the unpacked binaries.
+if [ "$(id -u)" -ne 0 ] || ! { exec 9<>/dev/fuse; } 2>/dev/null; then
+	echo "ok $((n = n + 1)) # SKIP upload test: needs root and a usable /dev/fuse"
+else
+	exec 9>&-
+	check "autopkgtest upload-quarantine against the unpacked .deb" \
+		env PATH="$root/usr/bin:$PATH" sh "$src/debian/tests/upload-quarantine"
+	[ "$failed" -eq 0 ] || env PATH="$root/usr/bin:$PATH" sh "$src/debian/tests/upload-quarantine" 2>&1 | sed 's/^/#   /'
+fi
+
+if [ "${AUTOPKGTEST:-0}" = 1 ]; then
+	check "autopkgtest -- null (installs, tests, then purges hashgate)" \
+		autopkgtest --no-built-binaries "$deb" "$src" -- null
+	dpkg --purge hashgate >/dev/null 2>&1 || true
+fi
+
+if [ -n "$rpm" ]; then
+	echo "# rpm: $rpm"
+	rpm -qlp "$rpm" >"$pkgdir/rpm-files.txt" 2>/dev/null
+	for f in /usr/bin/hashgatefs /usr/bin/hashgate /etc/hashgate/hashgate.conf \
+		/usr/lib/systemd/system/hashgatefs@.service /usr/lib/systemd/system/hashgate-purge.timer \
+		/var/lib/hashgate/quarantine; do
+		check "rpm ships $f" grep -qx "$f" "$pkgdir/rpm-files.txt"
+	done
+	check "rpm ships the man pages" \
+		sh -c "grep -c '^/usr/share/man/man[58]/hashgate.*\\.[58]' '$pkgdir/rpm-files.txt' | grep -qx 3"
+	check "rpm marks hashgate.conf %config(noreplace)" \
+		sh -c "rpm -qp --qf '[%{FILENAMES} %{FILEFLAGS:fflags}\n]' '$rpm' | grep -qx '/etc/hashgate/hashgate.conf cn'"
+	check "rpm quarantine directory is 0700" \
+		sh -c "rpm -qp --qf '[%{FILEMODES:perms} %{FILENAMES}\n]' '$rpm' | grep -qx 'drwx------ /var/lib/hashgate/quarantine'"
+else
+	fail "no RPM built in $pkgdir/rpm-side"
+fi
+
+echo "1..$n"
+[ "$failed" -eq 0 ] || { echo "# $failed of $n checks failed"; exit 1; }
+echo "# all $n package checks passed"
