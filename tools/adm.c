@@ -1,0 +1,218 @@
+/*
+ * adm.c - helpers shared by the admin subcommands: actor names, auditing, --since parsing,
+ * time and JSON formatting.  Each function stands alone; nothing here is cached.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hashdb/audit.h"
+#include "tools/adm.h"
+
+void adm_actor(char *buf, size_t len)
+{
+	struct passwd *pw = getpwuid(geteuid());
+	const char *sudo = getenv("SUDO_USER");
+	char esc[128];
+	int n;
+
+	n = snprintf(buf, len, "uid=%lu(%s)", (unsigned long)geteuid(), pw ? pw->pw_name : "?");
+	if (sudo && *sudo && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, " sudo_user=%s",
+			 adm_json_escape(esc, sizeof(esc), sudo));
+}
+
+int adm_audit_check(struct cli *cli, const char *cmd)
+{
+	struct audit *a;
+	char err[512];
+	int r;
+
+	r = audit_open(&a, cli->cfg.audit_log, err, sizeof(err));
+	if (r < 0) {
+		cli_error(cmd, "cannot write the audit log: %s", err);
+		return r;
+	}
+	audit_close(a);
+	return 0;
+}
+
+int adm_audit(struct cli *cli, const char *cmd, const char *action, const char *fields_fmt, ...)
+{
+	char actor[256], err[512];
+	char *fields = NULL;
+	struct audit *a;
+	va_list ap;
+	int r;
+
+	va_start(ap, fields_fmt);
+	r = vasprintf(&fields, fields_fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return -ENOMEM;
+	adm_actor(actor, sizeof(actor));
+	r = audit_open(&a, cli->cfg.audit_log, err, sizeof(err));
+	if (r < 0) {
+		cli_error(cmd, "cannot write the audit log: %s", err);
+		goto out;
+	}
+	r = audit_append(a, actor, action, fields);
+	if (r < 0)
+		cli_error(cmd, "cannot append to the audit log %s: %s", cli->cfg.audit_log,
+			  strerror(-r));
+	audit_close(a);
+out:
+	free(fields);
+	return r;
+}
+
+/* Length of the valid UTF-8 sequence at s, or 0. */
+static int utf8_len(const unsigned char *s)
+{
+	int n, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	for (i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return n;
+}
+
+char *adm_json_escape(char *dst, size_t len, const char *src)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t o = 0;
+
+	if (!len)
+		return dst;
+	while (*s && o + 7 < len) {
+		int u = utf8_len(s);
+
+		if (*s == '"' || *s == '\\') {
+			dst[o++] = '\\';
+			dst[o++] = (char)*s++;
+		} else if (*s < 0x20 || *s == 0x7f || u == 0) {
+			o += (size_t)snprintf(dst + o, len - o, "\\u%04x", *s++);
+		} else {
+			while (u--)
+				dst[o++] = (char)*s++;
+		}
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+void adm_json_print(FILE *f, const char *s)
+{
+	size_t len = 6 * strlen(s) + 8;
+	char stackbuf[1024], *buf = len <= sizeof(stackbuf) ? stackbuf : malloc(len);
+
+	if (!buf) {
+		fputs("\"\"", f);
+		return;
+	}
+	fputc('"', f);
+	fputs(adm_json_escape(buf, len, s), f);
+	fputc('"', f);
+	if (buf != stackbuf)
+		free(buf);
+}
+
+int adm_parse_since(const char *s, int64_t *out)
+{
+	struct tm tm = { 0 };
+	int64_t d;
+	char *end;
+	const char *p;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (s[0] == '@') {
+		errno = 0;
+		d = strtoll(s + 1, &end, 10);
+		if (errno || *end || end == s + 1 || d < 0)
+			return -EINVAL;
+		*out = d;
+		return 0;
+	}
+	if (strlen(s) >= 10 && s[4] == '-' && s[7] == '-') {
+		p = strptime(s, "%Y-%m-%d", &tm);
+		if (p && (*p == 'T' || *p == ' '))
+			p = strptime(p + 1, "%H:%M", &tm);
+		if (p && *p == ':')
+			p = strptime(p + 1, "%S", &tm);
+		if (p && *p == 'Z')
+			p++;
+		if (!p || *p)
+			return -EINVAL;
+		*out = (int64_t)timegm(&tm);
+		return 0;
+	}
+	if (config_parse_duration(s, &d) < 0)
+		return -EINVAL;
+	*out = (int64_t)time(NULL) - d;
+	return 0;
+}
+
+char *adm_fmt_time(int64_t t, char buf[32])
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm))
+		snprintf(buf, 32, "@%lld", (long long)t);
+	else
+		strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return buf;
+}
+
+int adm_require_root(const char *cmd, const char *why)
+{
+	if (geteuid() == 0)
+		return 0;
+	cli_error(cmd, "must be run as root: %s", why);
+	return -EPERM;
+}
+
+int adm_parse_id(const char *cmd, const char *s, int64_t *id)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = s ? strtoll(s, &end, 10) : 0;
+	if (!s || errno || *end || end == s || v <= 0) {
+		cli_error(cmd, "'%s' is not a quarantine record id (a positive number)",
+			  s ? s : "");
+		return -EINVAL;
+	}
+	*id = v;
+	return 0;
+}
+
+char *adm_fmt_bytes(uint64_t n, char buf[32])
+{
+	static const char *u[] = { "B", "kB", "MB", "GB", "TB", "PB" };
+	double v = (double)n;
+	int i = 0;
+
+	while (v >= 1000 && i < 5) {
+		v /= 1000;
+		i++;
+	}
+	snprintf(buf, 32, i ? "%.1f %s" : "%.0f %s", v, u[i]);
+	return buf;
+}

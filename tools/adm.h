@@ -1,0 +1,50 @@
+/*
+ * adm.h - helpers shared by the admin subcommands (quarantine, log, scan, report, status):
+ * who is acting, auditing an action, time parsing/printing and JSON string output.
+ * Single-threaded CLI use; no state kept between calls except what the caller passes.
+ */
+#ifndef TOOLS_ADM_H
+#define TOOLS_ADM_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tools/cli.h"
+
+/* "uid=0(root)", plus " sudo_user=NAME" when run through sudo. */
+void adm_actor(char *buf, size_t len);
+
+/*
+ * Append an audit record for an admin action to the configured audit log.  fields_fmt builds
+ * the extra JSON members (values escaped by the caller, e.g. with adm_json_escape).  Prints an
+ * error naming the log and returns -errno on failure.
+ */
+__attribute__((format(printf, 4, 5)))
+int adm_audit(struct cli *cli, const char *cmd, const char *action, const char *fields_fmt, ...);
+
+/* 0 if the audit log can be appended to (checked before destructive actions), else -errno. */
+int adm_audit_check(struct cli *cli, const char *cmd);
+
+/* JSON string body (no quotes) of s into dst; returns dst.  Non-UTF-8 bytes become \u00NN. */
+char *adm_json_escape(char *dst, size_t len, const char *s);
+/* Print s as a quoted JSON string. */
+void adm_json_print(FILE *f, const char *s);
+
+/*
+ * --since: a duration back from now ("7d", "12h"), a unix time ("@1700000000"), a date
+ * "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS]" (UTC).  0 or -EINVAL.
+ */
+int adm_parse_since(const char *s, int64_t *out);
+/* "2026-11-23T18:43:00Z" (UTC). */
+char *adm_fmt_time(int64_t t, char buf[32]);
+
+/* 0 when running as root; otherwise prints why cmd needs root and returns -EPERM. */
+int adm_require_root(const char *cmd, const char *why);
+
+/* Parse a positive record id; -EINVAL with an error printed. */
+int adm_parse_id(const char *cmd, const char *s, int64_t *id);
+
+/* "1.5 GB" style (decimal), for summaries. */
+char *adm_fmt_bytes(uint64_t n, char buf[32]);
+
+#endif

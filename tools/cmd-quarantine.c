@@ -1,0 +1,835 @@
+/*
+ * cmd-quarantine.c - `hashgate quarantine`: list, show, restore, delete, purge, export, hold and
+ * release records of the quarantine store.
+ *
+ * Every subcommand needs root: the store is root-only (0700) and encrypted, and even the
+ * records (list/show) are personal data - paths and user ids of customers.  Every change and
+ * every disclosure of content (restore, export) is written to the audit log; the log is checked
+ * to be writable before anything is changed, so an action is never done unaudited.
+ * Content is decrypted into a temporary file next to its destination and renamed into place
+ * only after the GCM tag and the record's digests verified, so a tampered object never
+ * produces a file.  Restores walk the record's path below the backing directory without
+ * following symlinks, so a customer cannot redirect a root restore elsewhere.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hashdb/db.h"
+#include "hashdb/qstore.h"
+#include "tools/adm.h"
+#include "tools/commands.h"
+
+#define CMD "quarantine"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: hashgate quarantine list [--since WHEN] [--uid UID] [--list NAME] [--json]\n"
+"       hashgate quarantine show ID [--json]\n"
+"       hashgate quarantine restore ID [--to PATH] [--force] [--allow]\n"
+"       hashgate quarantine export ID --out FILE [--force]\n"
+"       hashgate quarantine delete ID\n"
+"       hashgate quarantine purge [--older-than DURATION] [--dry-run]\n"
+"       hashgate quarantine hold ID | release ID\n"
+"\n"
+"Manage uploads that matched the hash database.  Content is kept encrypted (AES-256-GCM,\n"
+"key from quarantine_key) in the store named by 'quarantine' in hashgate.conf.\n"
+"\n"
+"  list      records, oldest first; --since 7d | @UNIXTIME | YYYY-MM-DD[THH:MM[:SS]] (UTC),\n"
+"            --uid of the uploader, --list of the matching hash list\n"
+"  show      every field of one record\n"
+"  restore   decrypt the content back to its original path under the mount's backing\n"
+"            directory (or to --to PATH) with the uploader's owner and mode; refuses to\n"
+"            overwrite an existing file without --force.  A restored false positive should\n"
+"            be allowlisted so it is not quarantined again: on a terminal you are asked,\n"
+"            otherwise --allow adds the upload's hashes to the allowlist\n"
+"  export    write the original bytes to FILE and the record to FILE.json (for handing to\n"
+"            the authorities); both 0600\n"
+"  delete    remove a record and its content (not while held)\n"
+"  purge     delete records older than DURATION (default: 'retention' from the config);\n"
+"            held records are never purged; --dry-run only lists them\n"
+"  hold      legal hold: the record cannot be deleted or purged until released\n"
+"\n"
+"Needs root: the store is root-only and the records hold customers' paths and user ids.\n"
+"Every change, restore and export is recorded in the audit log.\n"
+"Exit status: 0 success, 2 error or refused, 64 usage error.\n");
+}
+
+struct qopts {
+	const char *since, *uid, *list, *to, *out, *older;
+	bool force, allow, dry_run;
+	const char *id;
+};
+
+static int open_store(struct cli *cli, struct qstore **q, int create)
+{
+	char err[512];
+	int r;
+
+	r = qstore_open(q, cli->cfg.quarantine, cli->cfg.quarantine_key,
+			create ? QSTORE_CREATE : 0, err, sizeof(err));
+	if (r < 0)
+		cli_error(CMD, "%s", err);
+	return r;
+}
+
+static const char *algo_name(enum hash_algo a)
+{
+	const char *n = hash_algo_name(a);
+
+	return n ? n : "?";
+}
+
+static void print_json(FILE *f, const struct qrecord *r, int stored)
+{
+	char t[32], hex[65];
+
+	fprintf(f, "{\"id\":%" PRId64 ",\"time\":%" PRId64 ",\"time_utc\":\"%s\"", r->id, r->time,
+		adm_fmt_time(r->time, t));
+	fprintf(f, ",\"upload_time\":%" PRId64 ",\"uid\":%" PRIu32 ",\"gid\":%" PRIu32
+		",\"pid\":%" PRId32 ",\"mount\":", r->upload_time, r->uid, r->gid, r->pid);
+	adm_json_print(f, r->mount);
+	fputs(",\"path\":", f);
+	adm_json_print(f, r->path);
+	fprintf(f, ",\"size\":%" PRIu64 ",\"mode\":\"%04o\"", r->size, r->mode & 07777);
+	for (int a = HASH_MD5; a <= HASH_SHA256; a++) {
+		const uint8_t *v = digests_get(&r->digests, (enum hash_algo)a);
+
+		if (!v)
+			continue;
+		hex_encode(v, hash_algo_len((enum hash_algo)a), hex);
+		fprintf(f, ",\"%s\":\"%s\"", algo_name((enum hash_algo)a), hex);
+	}
+	if (r->has_pdq) {
+		hex_encode(r->pdq.b, sizeof(r->pdq.b), hex);
+		fprintf(f, ",\"pdq\":\"%s\",\"pdq_quality\":%d", hex, r->pdq_quality);
+	}
+	fprintf(f, ",\"matched_algo\":\"%s\",\"distance\":%d,\"list\":", algo_name(r->algo),
+		r->distance);
+	adm_json_print(f, r->list);
+	fputs(",\"category\":", f);
+	adm_json_print(f, r->category);
+	fprintf(f, ",\"action\":\"%s\",\"content_stored\":%s,\"held\":%s,\"restored\":%s}",
+		config_action_name(r->action), stored ? "true" : "false",
+		r->held ? "true" : "false", r->restored ? "true" : "false");
+}
+
+static void print_show(const struct qrecord *r, int stored)
+{
+	char t[32], hex[65];
+
+	printf("id:           %" PRId64 "\n", r->id);
+	printf("verdict time: %s\n", adm_fmt_time(r->time, t));
+	printf("upload time:  %s (%" PRId64 " s before the verdict)\n",
+	       adm_fmt_time(r->upload_time, t), r->time - r->upload_time);
+	printf("uploader:     uid %" PRIu32 " gid %" PRIu32 " pid %" PRId32 "\n", r->uid, r->gid,
+	       r->pid);
+	printf("mount:        %s\n", r->mount);
+	printf("path:         %s\n", r->path);
+	printf("size:         %" PRIu64 "\n", r->size);
+	printf("mode:         %04o\n", r->mode & 07777);
+	for (int a = HASH_MD5; a <= HASH_SHA256; a++) {
+		const uint8_t *v = digests_get(&r->digests, (enum hash_algo)a);
+
+		if (!v)
+			continue;
+		hex_encode(v, hash_algo_len((enum hash_algo)a), hex);
+		printf("%-13s %s\n", algo_name((enum hash_algo)a), hex);
+	}
+	if (r->has_pdq) {
+		hex_encode(r->pdq.b, sizeof(r->pdq.b), hex);
+		printf("pdq:          %s (quality %d)\n", hex, r->pdq_quality);
+	}
+	printf("matched:      %s", algo_name(r->algo));
+	if (r->algo == HASH_PDQ)
+		printf(" (distance %d)", r->distance);
+	printf(" in list %s, category %s\n", r->list, r->category);
+	printf("action:       %s\n", config_action_name(r->action));
+	printf("content:      %s\n", stored ? "stored (encrypted)" : "not stored");
+	printf("legal hold:   %s\n", r->held ? "yes" : "no");
+	printf("restored:     %s\n", r->restored ? "yes" : "no");
+}
+
+static int do_list(struct cli *cli, const struct qopts *o)
+{
+	struct qstore_filter f = { .since = 0, .before = 0, .uid = -1, .list = o->list };
+	struct qrecord *recs = NULL;
+	struct qstore *q;
+	size_t n = 0;
+	char t[32];
+	int r;
+
+	if (o->since && adm_parse_since(o->since, &f.since) < 0) {
+		cli_error(CMD, "option '--since %s': expected a duration (7d, 12h), @UNIXTIME or "
+			  "YYYY-MM-DD[THH:MM[:SS]]", o->since);
+		return EXIT_USAGE;
+	}
+	if (o->uid) {
+		char *end;
+
+		f.uid = strtoll(o->uid, &end, 10);
+		if (*end || end == o->uid || f.uid < 0) {
+			cli_error(CMD, "option '--uid %s': expected a numeric user id", o->uid);
+			return EXIT_USAGE;
+		}
+	}
+	if (open_store(cli, &q, 0) < 0)
+		return EXIT_ERROR;
+	r = qstore_list(q, &f, &recs, &n);
+	if (r < 0) {
+		cli_error(CMD, "cannot list %s: %s", cli->cfg.quarantine, strerror(-r));
+		qstore_close(q);
+		return EXIT_ERROR;
+	}
+	if (cli->json) {
+		putchar('[');
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				putchar(',');
+			print_json(stdout, &recs[i], qstore_has_content(q, recs[i].id) == 1);
+		}
+		puts("]");
+	} else {
+		if (n)
+			printf("%6s  %-20s  %6s  %10s  %-6s  %-16s  %-10s  %-10s  %-5s  %s\n", "ID",
+			       "TIME (UTC)", "UID", "SIZE", "ALGO", "LIST", "CATEGORY", "ACTION",
+			       "FLAGS", "PATH");
+		for (size_t i = 0; i < n; i++) {
+			const struct qrecord *x = &recs[i];
+
+			printf("%6" PRId64 "  %-20s  %6" PRIu32 "  %10" PRIu64 "  %-6s  %-16s  %-10s"
+			       "  %-10s  %c%c%c    %s/%s\n", x->id, adm_fmt_time(x->time, t), x->uid,
+			       x->size, algo_name(x->algo), x->list, x->category,
+			       config_action_name(x->action), x->held ? 'H' : '-',
+			       x->restored ? 'R' : '-',
+			       qstore_has_content(q, x->id) == 1 ? 'C' : '-', x->mount, x->path);
+		}
+		if (cli_interactive(cli))
+			printf("%zu record%s  (flags: H held, R restored, C content stored)\n", n,
+			       n == 1 ? "" : "s");
+	}
+	qrecord_free_array(recs, n);
+	qstore_close(q);
+	return 0;
+}
+
+static int get_record(struct cli *cli, const char *ids, struct qstore **q, struct qrecord *rec,
+		      int64_t *id)
+{
+	int r;
+
+	if (adm_parse_id(CMD, ids, id) < 0)
+		return EXIT_USAGE;
+	if (open_store(cli, q, 0) < 0)
+		return EXIT_ERROR;
+	r = qstore_get(*q, *id, rec);
+	if (r < 0) {
+		cli_error(CMD, r == -ENOENT ? "no quarantine record %" PRId64 :
+			  "cannot read record %" PRId64 ": %s", *id, strerror(-r));
+		qstore_close(*q);
+		*q = NULL;
+		return EXIT_ERROR;
+	}
+	return 0;
+}
+
+static int do_show(struct cli *cli, const struct qopts *o)
+{
+	struct qrecord rec;
+	struct qstore *q;
+	int64_t id;
+	int rc;
+
+	rc = get_record(cli, o->id, &q, &rec, &id);
+	if (rc)
+		return rc;
+	if (cli->json) {
+		print_json(stdout, &rec, qstore_has_content(q, id) == 1);
+		putchar('\n');
+	} else {
+		print_show(&rec, qstore_has_content(q, id) == 1);
+	}
+	qrecord_release(&rec);
+	qstore_close(q);
+	return 0;
+}
+
+/*
+ * Open the directory that will hold rel (a path relative to basefd) without following any
+ * symlink, creating missing directories owned by uid:gid.  *leaf points into buf.
+ */
+static int walk_parent(int basefd, char *buf, uid_t uid, gid_t gid, int *out, char **leaf)
+{
+	char *p = buf, *slash;
+	int fd = dup(basefd), nfd;
+
+	if (fd < 0)
+		return -errno;
+	while (*p == '/')
+		p++;
+	for (;;) {
+		slash = strchr(p, '/');
+		if (!slash)
+			break;
+		*slash = '\0';
+		if (*p && strcmp(p, ".") != 0) {
+			if (strcmp(p, "..") == 0) {
+				close(fd);
+				return -EINVAL;
+			}
+			if (mkdirat(fd, p, 0755) == 0)
+				fchownat(fd, p, uid, gid, AT_SYMLINK_NOFOLLOW);
+			nfd = openat(fd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (nfd < 0) {
+				int r = errno == ELOOP ? -ELOOP : -errno;
+
+				close(fd);
+				return r;
+			}
+			close(fd);
+			fd = nfd;
+		}
+		p = slash + 1;
+		while (*p == '/')
+			p++;
+	}
+	if (!*p || strcmp(p, ".") == 0 || strcmp(p, "..") == 0) {
+		close(fd);
+		return -EINVAL;
+	}
+	*out = fd;
+	*leaf = p;
+	return 0;
+}
+
+/* Decrypt record id into dfd/leaf via a temp file; owner/mode applied when chown_it. */
+static int write_content(struct qstore *q, int64_t id, int dfd, const char *leaf, bool force,
+			 int chown_it, uid_t uid, gid_t gid, mode_t mode)
+{
+	char tmp[64];
+	int tfd, r;
+
+	snprintf(tmp, sizeof(tmp), ".hashgate-restore-%ld-%" PRId64, (long)getpid(), id);
+	tfd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (tfd < 0)
+		return -errno;
+	r = qstore_read(q, id, tfd);
+	if (r < 0)
+		goto out_unlink;
+	/* chown first: it clears set-id bits that the chmod then restores. */
+	if (chown_it && (fchown(tfd, uid, gid) < 0 || fchmod(tfd, mode & 07777) < 0)) {
+		r = -errno;
+		goto out_unlink;
+	}
+	if (fsync(tfd) < 0) {
+		r = -errno;
+		goto out_unlink;
+	}
+	if (renameat2(dfd, tmp, dfd, leaf, force ? 0 : RENAME_NOREPLACE) < 0) {
+		r = -errno;
+		goto out_unlink;
+	}
+	close(tfd);
+	fsync(dfd);
+	return 0;
+out_unlink:
+	close(tfd);
+	unlinkat(dfd, tmp, 0);
+	return r;
+}
+
+static int ask_yes(const char *question)
+{
+	char line[32];
+
+	printf("%s [y/N] ", question);
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		return 0;
+	return line[0] == 'y' || line[0] == 'Y';
+}
+
+/* Add the record's hashes to the allowlist in one transaction. */
+static int allowlist_record(struct cli *cli, const struct qrecord *rec, int *added)
+{
+	struct hashdb db = { 0 };
+	char err[512], reason[320], actor[256];
+	int r;
+
+	*added = 0;
+	adm_actor(actor, sizeof(actor));
+	snprintf(reason, sizeof(reason), "false positive: quarantine record %" PRId64
+		 " restored by %s", rec->id, actor);
+	r = hashdb_open(&db, cli->cfg.db, 0, err, sizeof(err));
+	if (r < 0)
+		goto out_err;
+	r = hashdb_begin(&db, err, sizeof(err));
+	if (r < 0)
+		goto out_close;
+	for (int a = HASH_MD5; a <= HASH_SHA256 && r >= 0; a++) {
+		const uint8_t *v = digests_get(&rec->digests, (enum hash_algo)a);
+
+		if (v) {
+			r = hashdb_allow_add(&db, (enum hash_algo)a, v, reason, err, sizeof(err));
+			*added += r > 0;
+		}
+	}
+	/* A PDQ match is allowlisted by its perceptual hash too (near copies stay allowed). */
+	if (r >= 0 && rec->algo == HASH_PDQ && rec->has_pdq) {
+		r = hashdb_allow_add(&db, HASH_PDQ, rec->pdq.b, reason, err, sizeof(err));
+		*added += r > 0;
+	}
+	if (r < 0) {
+		hashdb_rollback(&db);
+		goto out_close;
+	}
+	r = hashdb_commit(&db, err, sizeof(err));
+out_close:
+	hashdb_close(&db);
+out_err:
+	if (r < 0)
+		cli_error(CMD, "cannot allowlist: %s", err);
+	return r;
+}
+
+static int do_restore(struct cli *cli, const struct qopts *o)
+{
+	struct qrecord rec;
+	struct qstore *q;
+	char *rel = NULL, *leaf = NULL, *tocopy = NULL, dest[8192], esc[2 * 8192];
+	int64_t id;
+	int rc, r, dfd = -1, basefd = -1, want_allow;
+	struct stat st;
+
+	rc = get_record(cli, o->id, &q, &rec, &id);
+	if (rc)
+		return rc;
+	rc = EXIT_ERROR;
+	r = qstore_has_content(q, id);
+	if (r != 1) {
+		cli_error(CMD, "record %" PRId64 " has no stored content (action %s): nothing to "
+			  "restore", id, config_action_name(rec.action));
+		goto out;
+	}
+	if (adm_audit_check(cli, CMD) < 0)
+		goto out;
+	if (o->to) {
+		tocopy = strdup(o->to);
+		rel = strdup(o->to);
+		if (!tocopy || !rel)
+			goto out;
+		basefd = open(dirname(tocopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (basefd < 0) {
+			cli_error(CMD, "--to %s: directory %s: %s", o->to, tocopy, strerror(errno));
+			goto out;
+		}
+		dfd = basefd;
+		basefd = -1;
+		leaf = basename(rel);
+		snprintf(dest, sizeof(dest), "%s", o->to);
+	} else {
+		basefd = open(rec.mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (basefd < 0) {
+			cli_error(CMD, "backing directory %s of record %" PRId64 ": %s", rec.mount,
+				  id, strerror(errno));
+			goto out;
+		}
+		rel = strdup(rec.path);
+		if (!rel)
+			goto out;
+		r = walk_parent(basefd, rel, rec.uid, rec.gid, &dfd, &leaf);
+		if (r < 0) {
+			cli_error(CMD, "cannot restore to %s/%s: %s%s", rec.mount, rec.path,
+				  strerror(-r), r == -ELOOP ? " (a directory on the way is now a "
+				  "symlink; use --to)" : "");
+			goto out;
+		}
+		snprintf(dest, sizeof(dest), "%s/%s", rec.mount, rec.path);
+	}
+	if (!o->force && fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		cli_error(CMD, "%s exists; not overwriting it without --force", dest);
+		goto out;
+	}
+	r = write_content(q, id, dfd, leaf, o->force, 1, rec.uid, rec.gid, rec.mode);
+	if (r < 0) {
+		cli_error(CMD, "cannot restore record %" PRId64 " to %s: %s", id, dest,
+			  r == -EBADMSG ? "content failed authentication (tampered, truncated or "
+			  "wrong key); nothing written" : r == -EEXIST ? "it exists now; use --force" :
+			  strerror(-r));
+		goto out;
+	}
+	qstore_set_restored(q, id, true);
+	if (adm_audit(cli, CMD, "quarantine.restore", "\"id\":%" PRId64 ",\"to\":\"%s\"", id,
+		      adm_json_escape(esc, sizeof(esc), dest)) < 0)
+		goto out;
+	if (!cli->quiet)
+		printf("restored record %" PRId64 " to %s (owner %" PRIu32 ":%" PRIu32 ", mode %04o)\n",
+		       id, dest, rec.uid, rec.gid, rec.mode & 07777);
+	want_allow = o->allow;
+	if (!want_allow && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+		want_allow = ask_yes("Was this a false positive?  Add its hashes to the allowlist "
+				     "so it is not quarantined again?");
+	if (want_allow) {
+		int added;
+
+		if (allowlist_record(cli, &rec, &added) < 0)
+			goto out;
+		if (adm_audit(cli, CMD, "allow.add", "\"id\":%" PRId64 ",\"added\":%d,\"reason\":"
+			      "\"false positive restored\"", id, added) < 0)
+			goto out;
+		printf("allowlisted %d hash%s of record %" PRId64 "\n", added, added == 1 ? "" : "es",
+		       id);
+	} else if (!cli->quiet) {
+		printf("not allowlisted: a new upload of the same file will match again "
+		       "(use --allow)\n");
+	}
+	rc = 0;
+out:
+	if (dfd >= 0)
+		close(dfd);
+	if (basefd >= 0)
+		close(basefd);
+	free(rel);
+	free(tocopy);
+	qrecord_release(&rec);
+	qstore_close(q);
+	return rc;
+}
+
+static int do_export(struct cli *cli, const struct qopts *o)
+{
+	struct qrecord rec;
+	struct qstore *q;
+	char *dcopy = NULL, *fcopy = NULL, *jpath = NULL, *jtmp = NULL, actor[256];
+	char esc[8192], t[32];
+	int64_t id;
+	int rc, r, dfd = -1, stored;
+	struct stat st;
+	FILE *jf;
+
+	if (!o->out) {
+		cli_error(CMD, "export needs --out FILE");
+		return EXIT_USAGE;
+	}
+	rc = get_record(cli, o->id, &q, &rec, &id);
+	if (rc)
+		return rc;
+	rc = EXIT_ERROR;
+	stored = qstore_has_content(q, id) == 1;
+	if (asprintf(&jpath, "%s.json", o->out) < 0 || asprintf(&jtmp, "%s.json.tmp-%ld", o->out,
+								(long)getpid()) < 0)
+		goto out;
+	if (!o->force && (stat(o->out, &st) == 0 || stat(jpath, &st) == 0)) {
+		cli_error(CMD, "%s or %s exists; not overwriting without --force", o->out, jpath);
+		goto out;
+	}
+	if (adm_audit_check(cli, CMD) < 0)
+		goto out;
+	dcopy = strdup(o->out);
+	fcopy = strdup(o->out);
+	if (!dcopy || !fcopy)
+		goto out;
+	dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		cli_error(CMD, "--out %s: %s", o->out, strerror(errno));
+		goto out;
+	}
+	if (stored) {
+		r = write_content(q, id, dfd, basename(fcopy), true, 0, 0, 0, 0);
+		if (r < 0) {
+			cli_error(CMD, "cannot export record %" PRId64 " to %s: %s", id, o->out,
+				  r == -EBADMSG ? "content failed authentication (tampered, truncated "
+				  "or wrong key); nothing written" : strerror(-r));
+			goto out;
+		}
+	} else {
+		cli_error(CMD, "note: record %" PRId64 " has no stored content (action %s); writing "
+			  "only %s", id, config_action_name(rec.action), jpath);
+	}
+	jf = fopen(jtmp, "wx");
+	if (!jf) {
+		cli_error(CMD, "%s: %s", jtmp, strerror(errno));
+		goto out;
+	}
+	fchmod(fileno(jf), 0600);
+	adm_actor(actor, sizeof(actor));
+	fputs("{\"record\":", jf);
+	print_json(jf, &rec, stored);
+	fprintf(jf, ",\"exported\":%lld,\"exported_utc\":\"%s\",\"exported_by\":",
+		(long long)time(NULL), adm_fmt_time(time(NULL), t));
+	adm_json_print(jf, actor);
+	fputs(",\"content_file\":", jf);
+	adm_json_print(jf, stored ? o->out : "");
+	fputs(",\"hashgate_version\":\"" HASHGATE_VERSION "\"}\n", jf);
+	if (fflush(jf) != 0 || fsync(fileno(jf)) < 0 || ferror(jf)) {
+		fclose(jf);
+		unlink(jtmp);
+		cli_error(CMD, "cannot write %s", jpath);
+		goto out;
+	}
+	fclose(jf);
+	if (rename(jtmp, jpath) < 0) {
+		unlink(jtmp);
+		cli_error(CMD, "cannot write %s: %s", jpath, strerror(errno));
+		goto out;
+	}
+	if (adm_audit(cli, CMD, "quarantine.export", "\"id\":%" PRId64 ",\"out\":\"%s\"", id,
+		      adm_json_escape(esc, sizeof(esc), o->out)) < 0)
+		goto out;
+	if (!cli->quiet)
+		printf("exported record %" PRId64 " to %s%s%s\n", id, stored ? o->out : "",
+		       stored ? " and " : "", jpath);
+	rc = 0;
+out:
+	if (dfd >= 0)
+		close(dfd);
+	free(dcopy);
+	free(fcopy);
+	free(jpath);
+	free(jtmp);
+	qrecord_release(&rec);
+	qstore_close(q);
+	return rc;
+}
+
+static int do_delete(struct cli *cli, const struct qopts *o)
+{
+	struct qrecord rec;
+	struct qstore *q;
+	int64_t id;
+	int rc, r;
+
+	rc = get_record(cli, o->id, &q, &rec, &id);
+	if (rc)
+		return rc;
+	rc = EXIT_ERROR;
+	if (adm_audit_check(cli, CMD) < 0)
+		goto out;
+	r = qstore_delete(q, id);
+	if (r < 0) {
+		cli_error(CMD, r == -EPERM ? "record %" PRId64 " is under legal hold; release it "
+			  "first" : "cannot delete record %" PRId64 ": %s", id, strerror(-r));
+		goto out;
+	}
+	if (adm_audit(cli, CMD, "quarantine.delete", "\"id\":%" PRId64, id) < 0)
+		goto out;
+	if (!cli->quiet)
+		printf("deleted record %" PRId64 "\n", id);
+	rc = 0;
+out:
+	qrecord_release(&rec);
+	qstore_close(q);
+	return rc;
+}
+
+static int do_hold(struct cli *cli, const struct qopts *o, bool hold)
+{
+	struct qstore *q;
+	int64_t id;
+	int r;
+
+	if (adm_parse_id(CMD, o->id, &id) < 0)
+		return EXIT_USAGE;
+	if (open_store(cli, &q, 0) < 0)
+		return EXIT_ERROR;
+	if (adm_audit_check(cli, CMD) < 0) {
+		qstore_close(q);
+		return EXIT_ERROR;
+	}
+	r = qstore_set_held(q, id, hold);
+	qstore_close(q);
+	if (r < 0) {
+		cli_error(CMD, r == -ENOENT ? "no quarantine record %" PRId64 :
+			  "cannot update record %" PRId64 ": %s", id, strerror(-r));
+		return EXIT_ERROR;
+	}
+	if (adm_audit(cli, CMD, hold ? "quarantine.hold" : "quarantine.release",
+		      "\"id\":%" PRId64, id) < 0)
+		return EXIT_ERROR;
+	if (!cli->quiet)
+		printf("record %" PRId64 " %s\n", id, hold ? "is under legal hold" : "released");
+	return 0;
+}
+
+static int do_purge(struct cli *cli, const struct qopts *o)
+{
+	struct qstore_filter f = { .since = 0, .before = 0, .uid = -1, .list = NULL };
+	struct qrecord *recs = NULL;
+	struct qstore *q;
+	size_t n = 0, done = 0, held = 0;
+	int64_t age;
+	char *ids = NULL;
+	size_t idlen = 0;
+	FILE *idf;
+	int r, rc = EXIT_ERROR;
+
+	if (o->older) {
+		if (config_parse_duration(o->older, &age) < 0 || age <= 0) {
+			cli_error(CMD, "option '--older-than %s': expected a duration such as 90d, "
+				  "12h", o->older);
+			return EXIT_USAGE;
+		}
+	} else if (cli->cfg.retention > 0) {
+		age = cli->cfg.retention;
+	} else {
+		cli_error(CMD, "purge needs --older-than DURATION (no 'retention' in the config)");
+		return EXIT_USAGE;
+	}
+	f.before = (int64_t)time(NULL) - age;
+	if (open_store(cli, &q, 0) < 0)
+		return EXIT_ERROR;
+	if (!o->dry_run && adm_audit_check(cli, CMD) < 0)
+		goto out;
+	r = qstore_list(q, &f, &recs, &n);
+	if (r < 0) {
+		cli_error(CMD, "cannot list %s: %s", cli->cfg.quarantine, strerror(-r));
+		goto out;
+	}
+	idf = open_memstream(&ids, &idlen);
+	if (!idf)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		if (recs[i].held) {
+			held++;
+			continue;
+		}
+		if (o->dry_run) {
+			printf("would delete %" PRId64 "\n", recs[i].id);
+			continue;
+		}
+		r = qstore_delete(q, recs[i].id);
+		if (r == -EPERM) {		/* put on hold since we listed */
+			held++;
+			continue;
+		}
+		if (r < 0 && r != -ENOENT) {
+			cli_error(CMD, "cannot delete record %" PRId64 ": %s", recs[i].id,
+				  strerror(-r));
+			break;
+		}
+		fprintf(idf, "%s%" PRId64, done ? "," : "", recs[i].id);
+		done++;
+	}
+	fclose(idf);
+	if (!o->dry_run && done && adm_audit(cli, CMD, "quarantine.purge",
+					     "\"older_than\":%lld,\"count\":%zu,\"ids\":[%s]",
+					     (long long)age, done, ids) < 0)
+		goto out_free;
+	if (!cli->quiet)
+		printf("%s %zu record%s older than %llds; kept %zu under legal hold\n",
+		       o->dry_run ? "would purge" : "purged", o->dry_run ? n - held : done,
+		       (o->dry_run ? n - held : done) == 1 ? "" : "s", (long long)age, held);
+	rc = done + held == n || o->dry_run ? 0 : EXIT_ERROR;
+out_free:
+	free(ids);
+out:
+	qrecord_free_array(recs, n);
+	qstore_close(q);
+	return rc;
+}
+
+int cmd_quarantine(int argc, char **argv, struct cli *cli)
+{
+	struct qopts o = { 0 };
+	const char *sub;
+	int i, r;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_USAGE : 0;
+	}
+	sub = argv[1];
+	for (i = 2; i < argc; i++) {
+		const char *a = argv[i];
+		const char **val = NULL;
+
+		r = cli_common_option(cli, CMD, argc, argv, &i);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r > 0)
+			continue;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(a, "--force") == 0) {
+			o.force = true;
+		} else if (strcmp(a, "--allow") == 0) {
+			o.allow = true;
+		} else if (strcmp(a, "--dry-run") == 0) {
+			o.dry_run = true;
+		} else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+			cli->quiet = true;
+		} else if (strcmp(a, "--since") == 0) {
+			val = &o.since;
+		} else if (strcmp(a, "--uid") == 0) {
+			val = &o.uid;
+		} else if (strcmp(a, "--list") == 0) {
+			val = &o.list;
+		} else if (strcmp(a, "--to") == 0) {
+			val = &o.to;
+		} else if (strcmp(a, "--out") == 0) {
+			val = &o.out;
+		} else if (strcmp(a, "--older-than") == 0) {
+			val = &o.older;
+		} else if (a[0] == '-' && a[1]) {
+			cli_error(CMD, "unknown option '%s' (see 'hashgate quarantine --help')", a);
+			return EXIT_USAGE;
+		} else if (!o.id) {
+			o.id = a;
+		} else {
+			cli_error(CMD, "unexpected argument '%s'", a);
+			return EXIT_USAGE;
+		}
+		if (val) {
+			if (i + 1 >= argc) {
+				cli_error(CMD, "option '%s' needs a value", a);
+				return EXIT_USAGE;
+			}
+			*val = argv[++i];
+		}
+	}
+	if (strcmp(sub, "list") == 0 || strcmp(sub, "purge") == 0) {
+		if (o.id) {
+			cli_error(CMD, "%s takes no record id", sub);
+			return EXIT_USAGE;
+		}
+	} else if (!o.id && strcmp(sub, "show") != 0 && strcmp(sub, "restore") != 0 &&
+		   strcmp(sub, "export") != 0 && strcmp(sub, "delete") != 0 &&
+		   strcmp(sub, "hold") != 0 && strcmp(sub, "release") != 0) {
+		cli_error(CMD, "'%s' is not a quarantine subcommand (see 'hashgate quarantine "
+			  "--help')", sub);
+		return EXIT_USAGE;
+	} else if (!o.id) {
+		cli_error(CMD, "%s needs a record id", sub);
+		return EXIT_USAGE;
+	}
+	if (adm_require_root(CMD, "the quarantine store and its records are root-only") < 0)
+		return EXIT_ERROR;
+	if (strcmp(sub, "list") == 0)
+		return do_list(cli, &o);
+	if (strcmp(sub, "show") == 0)
+		return do_show(cli, &o);
+	if (strcmp(sub, "restore") == 0)
+		return do_restore(cli, &o);
+	if (strcmp(sub, "export") == 0)
+		return do_export(cli, &o);
+	if (strcmp(sub, "delete") == 0)
+		return do_delete(cli, &o);
+	if (strcmp(sub, "hold") == 0)
+		return do_hold(cli, &o, true);
+	if (strcmp(sub, "release") == 0)
+		return do_hold(cli, &o, false);
+	if (strcmp(sub, "purge") == 0)
+		return do_purge(cli, &o);
+	cli_error(CMD, "'%s' is not a quarantine subcommand (see 'hashgate quarantine --help')",
+		  sub);
+	return EXIT_USAGE;
+}
