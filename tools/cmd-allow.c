@@ -1,0 +1,207 @@
+/*
+ * cmd-allow.c - `hashgate allow add|remove|list`: the allowlist of hashes never acted on
+ * (known false positives).  An allowlisted upload digest (or PDQ) makes the whole upload clean;
+ * an allowlisted database PDQ is never reported as a match.  Each change is one transaction
+ * that bumps the database generation, so daemons pick it up within a poll.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hashdb/db.h"
+#include "hashdb/hash.h"
+#include "tools/adm.h"
+#include "tools/cli.h"
+#include "tools/commands.h"
+#include "tools/dbcli.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hashgate allow add [--type T] [--reason TEXT] HASH...\n"
+		"       hashgate allow remove [--type T] HASH...\n"
+		"       hashgate allow list\n"
+		"\n"
+		"Common options: --db PATH, --json.  HASH is hex or TYPE:HEX (md5, sha1, sha256, pdq);\n"
+		"64 hex digits need a type.\n");
+}
+
+static int allow_change(int argc, char **argv, struct cli *cli, int add)
+{
+	const char *cmd = add ? "allow add" : "allow remove";
+	const char *reason = NULL, *v;
+	const char *hashes[argc > 0 ? argc : 1];
+	uint8_t val[HASH_MAX_LEN];
+	struct hashdb db;
+	char err[1024], hex[2 * HASH_MAX_LEN + 1];
+	int i, r, algo = -1, a, nh = 0;
+	unsigned long long done = 0, same = 0;
+
+	for (i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+			usage(stdout);
+			return 0;
+		}
+		if ((r = cli_common_option(cli, cmd, argc, argv, &i)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "type", &v)) != 0) {
+			if (r < 0 || (algo = dbcli_parse_type(cmd, v)) < 0)
+				return EXIT_USAGE;
+		} else if (add && (r = dbcli_opt(cmd, argc, argv, &i, "reason", &reason)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if (arg[0] == '-' && arg[1] == '-') {
+			cli_error(cmd, "unknown option '%s'", arg);
+			return EXIT_USAGE;
+		} else {
+			hashes[nh++] = arg;
+		}
+	}
+	if (!nh) {
+		cli_error(cmd, "no HASH given");
+		return EXIT_USAGE;
+	}
+	for (i = 0; i < nh; i++)
+		if (dbcli_parse_hash(cmd, hashes[i], algo, val) < 0)
+			return EXIT_USAGE;
+	if (dbcli_open(cli, cmd, &db, 0) < 0)
+		return EXIT_ERROR;
+	r = hashdb_begin(&db, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	for (i = 0; i < nh; i++) {
+		a = dbcli_parse_hash(cmd, hashes[i], algo, val);
+		if (add)
+			r = hashdb_allow_add(&db, (enum hash_algo)a, val, reason, err, sizeof(err));
+		else
+			r = hashdb_allow_remove(&db, (enum hash_algo)a, val, err, sizeof(err));
+		if (r < 0)
+			goto fail;
+		if (r > 0)
+			done++;
+		else
+			same++;
+	}
+	r = hashdb_commit(&db, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	hashdb_close(&db);
+	if (cli->json)
+		printf("{\"%s\":%llu,\"%s\":%llu}\n", add ? "added" : "removed", done,
+		       add ? "existing" : "absent", same);
+	else if (!cli->quiet)
+		printf(add ? "%llu added to the allowlist, %llu already there\n" :
+		       "%llu removed from the allowlist, %llu not found\n", done, same);
+	for (i = 0; i < nh; i++) {
+		a = dbcli_parse_hash(cmd, hashes[i], algo, val);
+		hex_encode(val, hash_algo_len((enum hash_algo)a), hex);
+		dbcli_audit(cli, cmd, add ? "allow.add" : "allow.remove",
+			    "\"algo\":\"%s\",\"hash\":\"%s\"", hash_algo_name((enum hash_algo)a), hex);
+	}
+	return !add && done == 0 ? EXIT_FOUND : 0;
+fail:
+	cli_error(cmd, "%s", err);
+	hashdb_rollback(&db);
+	hashdb_close(&db);
+	return EXIT_ERROR;
+}
+
+struct list_ctx {
+	struct cli *cli;
+	int n;
+};
+
+static int print_allow(const struct hashdb_allow *a, void *arg)
+{
+	struct list_ctx *x = arg;
+	char hex[2 * HASH_MAX_LEN + 1], t[32];
+
+	hex_encode(a->value, hash_algo_len(a->algo), hex);
+	if (x->cli->json) {
+		printf("%s{\"algo\":\"%s\",\"hash\":\"%s\",\"added\":\"%s\",\"reason\":",
+		       x->n ? "," : "", hash_algo_name(a->algo), hex, adm_fmt_time(a->added, t));
+		if (a->reason)
+			adm_json_print(stdout, a->reason);
+		else
+			fputs("null", stdout);
+		putchar('}');
+	} else {
+		printf("%-6s %s  %s%s%s\n", hash_algo_name(a->algo), hex, adm_fmt_time(a->added, t),
+		       a->reason ? "  " : "", a->reason ? a->reason : "");
+	}
+	x->n++;
+	return 0;
+}
+
+static int allow_list(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "allow list";
+	struct list_ctx x = { cli, 0 };
+	struct hashdb db;
+	char err[1024];
+	int i, r;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		}
+		r = cli_common_option(cli, cmd, argc, argv, &i);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (!r) {
+			cli_error(cmd, "unknown option '%s'", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (dbcli_open(cli, cmd, &db, HASHDB_RDONLY) < 0)
+		return EXIT_ERROR;
+	if (cli->json)
+		putchar('[');
+	r = hashdb_allow_foreach(&db, print_allow, &x, err, sizeof(err));
+	hashdb_close(&db);
+	if (cli->json)
+		printf("]\n");
+	if (r < 0) {
+		cli_error(cmd, "%s", err);
+		return EXIT_ERROR;
+	}
+	if (!cli->json && !x.n && !cli->quiet)
+		printf("the allowlist is empty\n");
+	return 0;
+}
+
+int cmd_allow(int argc, char **argv, struct cli *cli)
+{
+	const char *sub;
+	int i = 1, r;
+
+	/* Common options may also come between 'allow' and its subcommand. */
+	while (i < argc && (r = cli_common_option(cli, "allow", argc, argv, &i)) != 0) {
+		if (r < 0)
+			return EXIT_USAGE;
+		i++;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	argc -= i - 1;
+	argv += i - 1;
+	sub = argv[1];
+	if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(sub, "add"))
+		return allow_change(argc - 1, argv + 1, cli, 1);
+	if (!strcmp(sub, "remove"))
+		return allow_change(argc - 1, argv + 1, cli, 0);
+	if (!strcmp(sub, "list"))
+		return allow_list(argc - 1, argv + 1, cli);
+	cli_error("allow", "unknown subcommand '%s' (add, remove, list)", sub);
+	return EXIT_USAGE;
+}

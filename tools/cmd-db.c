@@ -1,0 +1,687 @@
+/*
+ * cmd-db.c - `hashgate db init|import|add|remove|lists|stats|export`: manage the hash database.
+ *
+ * Every change is one transaction that bumps the database generation, so running daemons
+ * reload exactly once per change.  Read-only commands open the database read-only and never
+ * create or migrate it; only `db init` creates a file.  Output is text for people, or JSON with
+ * --json; errors name the database file (and FILE:LINE for imports) and exit 2; usage errors 64.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hashdb/db.h"
+#include "hashdb/hash.h"
+#include "hashdb/import.h"
+#include "tools/adm.h"
+#include "tools/cli.h"
+#include "tools/commands.h"
+#include "tools/dbcli.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hashgate db init\n"
+		"       hashgate db import --list NAME [--category C] [--origin O] [--list-version V]\n"
+		"                          [--type md5|sha1|sha256|pdq] [--format plain|csv|jsonl]\n"
+		"                          [--delete | --replace] FILE|-\n"
+		"       hashgate db add --list NAME [--category C] [--type T] [--label L] HASH...\n"
+		"       hashgate db remove [--list NAME] [--type T] HASH...\n"
+		"       hashgate db remove --list NAME --all\n"
+		"       hashgate db lists\n"
+		"       hashgate db stats\n"
+		"       hashgate db export [--list NAME] [--type T] [--format jsonl|csv|plain] [-o FILE]\n"
+		"\n"
+		"Common options: --db PATH (default from the config file), --json.\n"
+		"HASH is hex, or TYPE:HEX (e.g. pdq:0f3a...); 64 hex digits need a type.\n"
+		"Import formats: plain (one hex hash per line, optional label after it), csv (header\n"
+		"naming md5/sha1/sha256/pdq/hash columns, optional label and deleted), jsonl (objects\n"
+		"with md5/sha1/sha256/pdq or algo+hash keys, optional label, deleted).  An import is one\n"
+		"transaction: a bad line aborts it with FILE:LINE and nothing changes.\n");
+}
+
+/* Shared by every subcommand: --db, --json, --help.  Returns 1 consumed, 0 not, -1 error. */
+static int common(struct cli *cli, const char *cmd, int argc, char **argv, int *i, int *help)
+{
+	if (!strcmp(argv[*i], "--help") || !strcmp(argv[*i], "-h")) {
+		*help = 1;
+		return 1;
+	}
+	return cli_common_option(cli, cmd, argc, argv, i);
+}
+
+static int unknown(const char *cmd, const char *a)
+{
+	cli_error(cmd, "unknown option '%s' (see 'hashgate db --help')", a);
+	return EXIT_USAGE;
+}
+
+/* ---- init ------------------------------------------------------------------------------- */
+
+static int db_init(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db init";
+	struct hashdb db;
+	struct stat sb;
+	char *dir;
+	int i, r, help = 0, existed;
+	uint64_t gen;
+
+	for (i = 1; i < argc; i++) {
+		r = common(cli, cmd, argc, argv, &i, &help);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (!r)
+			return unknown(cmd, argv[i]);
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	existed = stat(cli->cfg.db, &sb) == 0;
+	if (!existed) {
+		/* The packaged default lives in /var/lib/hashgate, which may not exist yet. */
+		dir = strdup(cli->cfg.db);
+		if (!dir)
+			return EXIT_ERROR;
+		if (mkdir(dirname(dir), 0750) < 0 && errno != EEXIST) {
+			cli_error(cmd, "%s: cannot create directory: %s", dir, strerror(errno));
+			free(dir);
+			return EXIT_ERROR;
+		}
+		free(dir);
+	}
+	r = dbcli_open(cli, cmd, &db, HASHDB_CREATE);
+	if (r < 0)
+		return EXIT_ERROR;
+	r = hashdb_generation(&db, &gen, NULL, 0);
+	if (cli->json)
+		printf("{\"db\":\"%s\",\"created\":%s,\"schema\":%d,\"generation\":%llu}\n",
+		       cli->cfg.db, existed ? "false" : "true", hashdb_schema_version(&db),
+		       (unsigned long long)gen);
+	else if (!cli->quiet)
+		printf("%s: %s, schema version %d\n", cli->cfg.db,
+		       existed ? "already initialised" : "created", hashdb_schema_version(&db));
+	hashdb_close(&db);
+	if (!existed)
+		dbcli_audit(cli, cmd, "db.init", "\"db\":\"%s\"", cli->cfg.db);
+	return r < 0 ? EXIT_ERROR : 0;
+}
+
+/* ---- import ----------------------------------------------------------------------------- */
+
+struct progress {
+	int on;
+	time_t last;
+	int shown;
+};
+
+static void progress_cb(void *arg, const char *phase, uint64_t done, uint64_t total)
+{
+	struct progress *p = arg;
+	time_t now = time(NULL);
+
+	if (!p->on || (now == p->last && done != total))
+		return;
+	p->last = now;
+	p->shown = 1;
+	if (total)
+		fprintf(stderr, "\r%s: %3d%% (%llu of %llu %s)   ", phase,
+			(int)(done * 100 / total), (unsigned long long)done,
+			(unsigned long long)total, strcmp(phase, "read") ? "rows" : "bytes");
+	else
+		fprintf(stderr, "\r%s: %llu lines   ", phase, (unsigned long long)done);
+	fflush(stderr);
+}
+
+static int db_import(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db import";
+	struct import_opts o = { .algo = -1 };
+	struct import_stats st;
+	struct progress pr = { 0 };
+	const char *file = NULL, *v;
+	struct hashdb db;
+	char err[1024], esc[256];
+	int i, r, help = 0;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if ((r = common(cli, cmd, argc, argv, &i, &help)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "list", &o.list)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "category", &o.category)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "origin", &o.origin)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "list-version", &o.version)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "type", &v)) != 0) {
+			if (r < 0 || (o.algo = dbcli_parse_type(cmd, v)) < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "format", &v)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			r = import_format_parse(v);
+			if (r < 0) {
+				cli_error(cmd, "option '--format': unknown format '%s' (plain, csv, jsonl)",
+					  v);
+				return EXIT_USAGE;
+			}
+			o.format = (enum import_format)r;
+		} else if (!strcmp(a, "--delete")) {
+			o.remove = true;
+		} else if (!strcmp(a, "--replace")) {
+			o.replace = true;
+		} else if (a[0] == '-' && a[1]) {
+			return unknown(cmd, a);
+		} else if (file) {
+			cli_error(cmd, "one FILE per import ('%s' and '%s')", file, a);
+			return EXIT_USAGE;
+		} else {
+			file = a;
+		}
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (!o.list) {
+		cli_error(cmd, "--list NAME is required");
+		return EXIT_USAGE;
+	}
+	if (!file) {
+		cli_error(cmd, "no FILE given (use - for standard input)");
+		return EXIT_USAGE;
+	}
+	if (o.remove && o.replace) {
+		cli_error(cmd, "--delete and --replace do not go together");
+		return EXIT_USAGE;
+	}
+	if (!hashdb_valid_name(o.list, HASHDB_NAME_MAX)) {
+		cli_error(cmd, "option '--list': invalid name '%s' (1-%d of A-Z a-z 0-9 . _ -)",
+			  o.list, HASHDB_NAME_MAX);
+		return EXIT_USAGE;
+	}
+	if (o.category && !hashdb_valid_name(o.category, HASHDB_CATEGORY_MAX)) {
+		cli_error(cmd, "option '--category': invalid category '%s' (1-%d of A-Z a-z 0-9 . _ -)",
+			  o.category, HASHDB_CATEGORY_MAX);
+		return EXIT_USAGE;
+	}
+	if (dbcli_open(cli, cmd, &db, 0) < 0)
+		return EXIT_ERROR;
+	pr.on = !cli->json && !cli->quiet && isatty(STDERR_FILENO);
+	o.progress = progress_cb;
+	o.progress_arg = &pr;
+	r = import_file(&db, file, &o, &st, err, sizeof(err));
+	if (pr.shown)
+		fprintf(stderr, "\r%60s\r", "");
+	hashdb_close(&db);
+	if (r < 0) {
+		cli_error(cmd, "%s; nothing was imported", err);
+		return r == -EINVAL ? EXIT_ERROR : EXIT_ERROR;
+	}
+	if (cli->json) {
+		printf("{\"list\":\"%s\",\"file\":", o.list);
+		adm_json_print(stdout, file);
+		printf(",\"lines\":%llu,\"records\":%llu,\"added\":%llu,\"existing\":%llu,"
+		       "\"removed\":%llu,\"absent\":%llu}\n",
+		       (unsigned long long)st.lines, (unsigned long long)st.records,
+		       (unsigned long long)st.added, (unsigned long long)st.existing,
+		       (unsigned long long)st.removed, (unsigned long long)st.absent);
+	} else if (!cli->quiet) {
+		printf("%s: list %s: %llu added, %llu already present, %llu removed",
+		       file, o.list, (unsigned long long)st.added, (unsigned long long)st.existing,
+		       (unsigned long long)st.removed);
+		if (st.absent)
+			printf(", %llu deletions of absent hashes", (unsigned long long)st.absent);
+		printf(" (%llu lines)\n", (unsigned long long)st.lines);
+	}
+	dbcli_audit(cli, cmd, "db.import", "\"list\":\"%s\",\"file\":\"%s\",\"added\":%llu,"
+		    "\"removed\":%llu", o.list, adm_json_escape(esc, sizeof(esc), file),
+		    (unsigned long long)st.added, (unsigned long long)st.removed);
+	return 0;
+}
+
+/* ---- add / remove ----------------------------------------------------------------------- */
+
+static int db_add_remove(int argc, char **argv, struct cli *cli, int add)
+{
+	const char *cmd = add ? "db add" : "db remove";
+	const char *list = NULL, *category = NULL, *label = NULL, *v;
+	uint8_t val[HASH_MAX_LEN];
+	struct hashdb_list l;
+	struct hashdb db;
+	char err[1024];
+	int i, r, help = 0, algo = -1, all = 0, a, nargs = 0;
+	int64_t list_id = -1;
+	unsigned long long done = 0, missing = 0;
+	const char *hashes[argc > 0 ? argc : 1];
+
+	for (i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if ((r = common(cli, cmd, argc, argv, &i, &help)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "list", &list)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if (add && (r = dbcli_opt(cmd, argc, argv, &i, "category", &category)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if (add && (r = dbcli_opt(cmd, argc, argv, &i, "label", &label)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "type", &v)) != 0) {
+			if (r < 0 || (algo = dbcli_parse_type(cmd, v)) < 0)
+				return EXIT_USAGE;
+		} else if (!add && !strcmp(arg, "--all")) {
+			all = 1;
+		} else if (arg[0] == '-' && arg[1] == '-') {
+			return unknown(cmd, arg);
+		} else {
+			hashes[nargs++] = arg;
+		}
+	}
+	/* Validate every hash (with the final --type) before touching the database. */
+	for (i = 0; i < nargs; i++)
+		if (dbcli_parse_hash(cmd, hashes[i], algo, val) < 0)
+			return EXIT_USAGE;
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (add && !list) {
+		cli_error(cmd, "--list NAME is required");
+		return EXIT_USAGE;
+	}
+	if (all && (!list || nargs)) {
+		cli_error(cmd, "--all removes a whole list: give --list NAME and no hashes");
+		return EXIT_USAGE;
+	}
+	if (!all && !nargs) {
+		cli_error(cmd, "no HASH given");
+		return EXIT_USAGE;
+	}
+	if (list && !hashdb_valid_name(list, HASHDB_NAME_MAX)) {
+		cli_error(cmd, "option '--list': invalid name '%s'", list);
+		return EXIT_USAGE;
+	}
+	if (category && !hashdb_valid_name(category, HASHDB_CATEGORY_MAX)) {
+		cli_error(cmd, "option '--category': invalid category '%s'", category);
+		return EXIT_USAGE;
+	}
+	if (dbcli_open(cli, cmd, &db, 0) < 0)
+		return EXIT_ERROR;
+	r = hashdb_begin(&db, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	if (add) {
+		r = hashdb_list_ensure(&db, list, category, NULL, NULL, &list_id, err, sizeof(err));
+		if (r < 0)
+			goto fail;
+	} else if (list) {
+		r = hashdb_list_get(&db, list, &l, err, sizeof(err));
+		if (r < 0)
+			goto fail;
+		list_id = l.id;
+	}
+	if (all) {
+		r = hashdb_list_delete(&db, list, err, sizeof(err));
+		if (r < 0)
+			goto fail;
+	}
+	for (i = 0; !all && i < nargs; i++) {
+		a = dbcli_parse_hash(cmd, hashes[i], algo, val);
+		if (a < 0) {
+			r = -EINVAL;
+			goto fail_quiet;
+		}
+		if (add)
+			r = hashdb_hash_add(&db, list_id, (enum hash_algo)a, val, label, err,
+					    sizeof(err));
+		else
+			r = hashdb_hash_remove(&db, list_id, (enum hash_algo)a, val, err, sizeof(err));
+		if (r < 0)
+			goto fail;
+		if (r > 0)
+			done += (unsigned)r;
+		else
+			missing++;
+	}
+	r = hashdb_commit(&db, err, sizeof(err));
+	if (r < 0)
+		goto fail;
+	hashdb_close(&db);
+	if (cli->json) {
+		if (all)
+			printf("{\"list\":\"%s\",\"deleted\":true}\n", list);
+		else
+			printf("{\"%s\":%llu,\"%s\":%llu}\n", add ? "added" : "removed", done,
+			       add ? "existing" : "absent", missing);
+	} else if (!cli->quiet) {
+		if (all)
+			printf("list %s deleted\n", list);
+		else if (add)
+			printf("%llu added, %llu already present in list %s\n", done, missing, list);
+		else
+			printf("%llu removed, %llu not found\n", done, missing);
+	}
+	if (all)
+		dbcli_audit(cli, cmd, "db.drop_list", "\"list\":\"%s\"", list);
+	else
+		dbcli_audit(cli, cmd, add ? "db.add" : "db.remove", "\"list\":\"%s\",\"count\":%llu",
+			    list ? list : "*", done);
+	/* Removing nothing that was asked for is worth an exit status scripts can see. */
+	return !add && !all && done == 0 ? EXIT_FOUND : 0;
+fail:
+	cli_error(cmd, "%s", err);
+fail_quiet:
+	hashdb_rollback(&db);
+	hashdb_close(&db);
+	return EXIT_ERROR;
+}
+
+/* ---- lists / stats ---------------------------------------------------------------------- */
+
+static int db_lists(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db lists";
+	struct hashdb_list *l = NULL;
+	struct hashdb db;
+	char err[1024], t1[32], t2[32];
+	size_t n = 0, k;
+	int i, r, help = 0, a;
+
+	for (i = 1; i < argc; i++) {
+		r = common(cli, cmd, argc, argv, &i, &help);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (!r)
+			return unknown(cmd, argv[i]);
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (dbcli_open(cli, cmd, &db, HASHDB_RDONLY) < 0)
+		return EXIT_ERROR;
+	r = hashdb_lists(&db, true, &l, &n, err, sizeof(err));
+	hashdb_close(&db);
+	if (r < 0) {
+		cli_error(cmd, "%s", err);
+		return EXIT_ERROR;
+	}
+	if (cli->json)
+		putchar('[');
+	else if (n)
+		printf("%-24s %-12s %10s %10s %10s %10s  %-20s\n", "LIST", "CATEGORY", "MD5", "SHA1",
+		       "SHA256", "PDQ", "UPDATED");
+	for (k = 0; k < n; k++) {
+		if (cli->json) {
+			printf("%s{\"name\":\"%s\",\"category\":\"%s\",\"origin\":", k ? "," : "",
+			       l[k].name, l[k].category);
+			adm_json_print(stdout, l[k].origin);
+			printf(",\"version\":");
+			adm_json_print(stdout, l[k].version);
+			printf(",\"imported\":\"%s\",\"updated\":\"%s\",\"counts\":{",
+			       adm_fmt_time(l[k].imported, t1), adm_fmt_time(l[k].updated, t2));
+			for (a = 0; a < HASH_NALGOS; a++)
+				printf("%s\"%s\":%llu", a ? "," : "", hash_algo_name((enum hash_algo)a),
+				       (unsigned long long)l[k].count[a]);
+			printf("}}");
+		} else {
+			printf("%-24s %-12s %10llu %10llu %10llu %10llu  %-20s\n", l[k].name,
+			       l[k].category, (unsigned long long)l[k].count[HASH_MD5],
+			       (unsigned long long)l[k].count[HASH_SHA1],
+			       (unsigned long long)l[k].count[HASH_SHA256],
+			       (unsigned long long)l[k].count[HASH_PDQ],
+			       adm_fmt_time(l[k].updated, t1));
+		}
+	}
+	if (cli->json)
+		printf("]\n");
+	else if (!n)
+		printf("no lists (import one with 'hashgate db import --list NAME FILE')\n");
+	free(l);
+	return 0;
+}
+
+static int db_stats(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db stats";
+	struct hashdb_stats s;
+	struct hashdb db;
+	char err[1024], t[32], b[32];
+	int i, r, help = 0, a;
+
+	for (i = 1; i < argc; i++) {
+		r = common(cli, cmd, argc, argv, &i, &help);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (!r)
+			return unknown(cmd, argv[i]);
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (dbcli_open(cli, cmd, &db, HASHDB_RDONLY) < 0)
+		return EXIT_ERROR;
+	r = hashdb_stats(&db, &s, err, sizeof(err));
+	hashdb_close(&db);
+	if (r < 0) {
+		cli_error(cmd, "%s", err);
+		return EXIT_ERROR;
+	}
+	if (cli->json) {
+		printf("{\"db\":");
+		adm_json_print(stdout, cli->cfg.db);
+		printf(",\"schema\":%d,\"generation\":%llu,\"created\":\"%s\",\"lists\":%llu,"
+		       "\"bytes\":%llu,\"hashes\":{", s.schema, (unsigned long long)s.generation,
+		       adm_fmt_time(s.created, t), (unsigned long long)s.lists,
+		       (unsigned long long)s.file_bytes);
+		for (a = 0; a < HASH_NALGOS; a++)
+			printf("%s\"%s\":%llu", a ? "," : "", hash_algo_name((enum hash_algo)a),
+			       (unsigned long long)s.hashes[a]);
+		printf("},\"allowlist\":{");
+		for (a = 0; a < HASH_NALGOS; a++)
+			printf("%s\"%s\":%llu", a ? "," : "", hash_algo_name((enum hash_algo)a),
+			       (unsigned long long)s.allow[a]);
+		printf("}}\n");
+		return 0;
+	}
+	printf("database:   %s (%s)\nschema:     %d\ngeneration: %llu\ncreated:    %s\n"
+	       "lists:      %llu\n", cli->cfg.db, adm_fmt_bytes(s.file_bytes, b), s.schema,
+	       (unsigned long long)s.generation, adm_fmt_time(s.created, t),
+	       (unsigned long long)s.lists);
+	for (a = 0; a < HASH_NALGOS; a++)
+		printf("%-11s %llu hashes, %llu allowlisted\n", hash_algo_name((enum hash_algo)a),
+		       (unsigned long long)s.hashes[a], (unsigned long long)s.allow[a]);
+	return 0;
+}
+
+/* ---- export ----------------------------------------------------------------------------- */
+
+struct export_ctx {
+	FILE *f;
+	enum import_format fmt;
+	int with_list;
+};
+
+static int export_row(const struct hashdb_entry *e, void *arg)
+{
+	struct export_ctx *x = arg;
+	char hex[2 * HASH_MAX_LEN + 1];
+	int a;
+
+	hex_encode(e->value, hash_algo_len(e->algo), hex);
+	switch (x->fmt) {
+	case IMPORT_PLAIN:
+		fprintf(x->f, "%s%s%s\n", hex, e->label ? "  " : "", e->label ? e->label : "");
+		break;
+	case IMPORT_CSV:
+		fprintf(x->f, "%s", e->list);
+		for (a = 0; a < HASH_NALGOS; a++)
+			fprintf(x->f, ",%s", a == (int)e->algo ? hex : "");
+		fputc(',', x->f);
+		if (e->label) {
+			const char *p;
+
+			fputc('"', x->f);
+			for (p = e->label; *p; p++) {
+				if (*p == '"')
+					fputc('"', x->f);
+				fputc(*p == '\n' || *p == '\r' ? ' ' : *p, x->f);
+			}
+			fputc('"', x->f);
+		}
+		fputc('\n', x->f);
+		break;
+	default:
+		fprintf(x->f, "{\"list\":\"%s\",\"algo\":\"%s\",\"hash\":\"%s\"", e->list,
+			hash_algo_name(e->algo), hex);
+		if (e->label) {
+			fprintf(x->f, ",\"label\":");
+			adm_json_print(x->f, e->label);
+		}
+		fprintf(x->f, ",\"added\":%lld}\n", (long long)e->added);
+		break;
+	}
+	return ferror(x->f) ? -EIO : 0;
+}
+
+static int db_export(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db export";
+	const char *list = NULL, *out = NULL, *v;
+	struct export_ctx x = { .f = stdout, .fmt = IMPORT_JSONL };
+	struct hashdb_list l;
+	struct hashdb db;
+	char err[1024];
+	int i, r, help = 0, algo = -1, a;
+	int64_t list_id = -1;
+
+	for (i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+
+		if ((r = common(cli, cmd, argc, argv, &i, &help)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "list", &list)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "type", &v)) != 0) {
+			if (r < 0 || (algo = dbcli_parse_type(cmd, v)) < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "format", &v)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			a = import_format_parse(v);
+			if (a < 0) {
+				cli_error(cmd, "option '--format': unknown format '%s'", v);
+				return EXIT_USAGE;
+			}
+			x.fmt = (enum import_format)a;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "output", &out)) != 0 ||
+			   (!strcmp(arg, "-o") && i + 1 < argc && (out = argv[++i]))) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else {
+			return unknown(cmd, arg);
+		}
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (dbcli_open(cli, cmd, &db, HASHDB_RDONLY) < 0)
+		return EXIT_ERROR;
+	if (list) {
+		r = hashdb_list_get(&db, list, &l, err, sizeof(err));
+		if (r < 0)
+			goto fail;
+		list_id = l.id;
+	}
+	if (out && strcmp(out, "-")) {
+		x.f = fopen(out, "we");
+		if (!x.f) {
+			snprintf(err, sizeof(err), "%s: %s", out, strerror(errno));
+			r = -errno;
+			goto fail;
+		}
+	}
+	if (x.fmt == IMPORT_CSV)
+		fprintf(x.f, "list,md5,sha1,sha256,pdq,label\n");
+	r = hashdb_hashes_foreach(&db, list_id, algo, export_row, &x, err, sizeof(err));
+	if (r == -EIO)
+		snprintf(err, sizeof(err), "%s: write error", out ? out : "standard output");
+	if (x.f != stdout && fclose(x.f) != 0 && r >= 0) {
+		snprintf(err, sizeof(err), "%s: %s", out, strerror(errno));
+		r = -EIO;
+	} else if (x.f == stdout && fflush(stdout) != 0 && r >= 0) {
+		snprintf(err, sizeof(err), "standard output: %s", strerror(errno));
+		r = -EIO;
+	}
+	if (r < 0)
+		goto fail;
+	hashdb_close(&db);
+	return 0;
+fail:
+	cli_error(cmd, "%s", err);
+	hashdb_close(&db);
+	return EXIT_ERROR;
+}
+
+int cmd_db(int argc, char **argv, struct cli *cli)
+{
+	const char *sub;
+	int i = 1, r;
+
+	/* Common options may also come between 'db' and its subcommand. */
+	while (i < argc && (r = cli_common_option(cli, "db", argc, argv, &i)) != 0) {
+		if (r < 0)
+			return EXIT_USAGE;
+		i++;
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	argc -= i - 1;
+	argv += i - 1;
+	sub = argv[1];
+	if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(sub, "init"))
+		return db_init(argc - 1, argv + 1, cli);
+	if (!strcmp(sub, "import"))
+		return db_import(argc - 1, argv + 1, cli);
+	if (!strcmp(sub, "add"))
+		return db_add_remove(argc - 1, argv + 1, cli, 1);
+	if (!strcmp(sub, "remove"))
+		return db_add_remove(argc - 1, argv + 1, cli, 0);
+	if (!strcmp(sub, "lists"))
+		return db_lists(argc - 1, argv + 1, cli);
+	if (!strcmp(sub, "stats"))
+		return db_stats(argc - 1, argv + 1, cli);
+	if (!strcmp(sub, "export"))
+		return db_export(argc - 1, argv + 1, cli);
+	cli_error("db", "unknown subcommand '%s' (init, import, add, remove, lists, stats, export)",
+		  sub);
+	return EXIT_USAGE;
+}
