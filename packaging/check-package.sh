@@ -64,8 +64,10 @@ for b in hashgatefs hashgate; do
 	check "$b: not stripped of its build-id debug link (dbgsym built)" \
 		sh -c "ls '$pkgdir'/hashgate-dbgsym_*.deb"
 done
-check "config in the package parses: hashgate --config accepts it" \
-	sh -c "'$root/usr/bin/hashgate' --config '$root/etc/hashgate/hashgate.conf' --help >/dev/null"
+# hashgate reads the config before it looks the command up: 64 (unknown command) means the
+# file loaded, 2 means it was rejected.
+check "the packaged hashgate accepts the packaged config" \
+	sh -c "'$root/usr/bin/hashgate' --config '$root/etc/hashgate/hashgate.conf' no-such-command 2>/dev/null; test \$? -eq 64"
 check "bash completion parses" bash -n "$root/usr/share/bash-completion/completions/hashgate"
 
 for m in "$root"/usr/share/man/man*/*.gz; do
@@ -76,13 +78,18 @@ for m in "$root"/usr/share/man/man*/*.gz; do
 	check "man page $name has a NAME section lexgrog reads" lexgrog "$m"
 done
 
+# systemd-analyze verify inside the unpacked root (so ExecStart paths are checked against the
+# package); the root has no targets and no /bin/kill, which is the only noise filtered out.
 if command -v systemd-analyze >/dev/null; then
-	for u in hashgatefs@.service hashgate-purge.service hashgate-purge.timer; do
-		unit=$root/lib/systemd/system/$u
-		[ "$u" = hashgatefs@.service ] && { cp "$unit" "$pkgdir/hashgatefs@check.service"; unit=$pkgdir/hashgatefs@check.service; }
-		check "systemd-analyze verify $u" \
-			sh -c "out=\$(systemd-analyze verify --man=no '$unit' 2>&1 | grep -v -e 'is not executable' -e 'No such file or directory' -e 'Failed to prepare filename' -e 'Command .* is not executable' -e 'ConditionPathExists' -e 'Unit .* not found' -e 'Failed to create' -e 'Failed to load' -e 'not running' -e 'Invalid argument' -e '^$' ); [ -z \"\$out\" ] || { echo \"\$out\"; exit 1; }"
-	done
+	u=$root/lib/systemd/system
+	cp "$u/hashgatefs@.service" "$u/hashgatefs@check.service"
+	out=$(systemd-analyze verify --man=no --root="$root" /lib/systemd/system/hashgatefs@check.service \
+		/lib/systemd/system/hashgate-purge.service /lib/systemd/system/hashgate-purge.timer 2>&1 |
+		grep -v -e 'Failed to create .*/start: Unit .*\.target not found' \
+			-e 'Command /bin/kill is not executable')
+	rm -f "$u/hashgatefs@check.service"
+	if [ -z "$out" ]; then pass "systemd-analyze verify: the three units"
+	else fail "systemd-analyze verify"; printf '%s\n' "$out" | sed 's/^/#   /'; fi
 fi
 
 # The autopkgtest's own upload test, against the unpacked binaries.
