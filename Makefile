@@ -115,6 +115,14 @@ unit-check: all $(UNIT_BIN) $(TTOOL_BIN)
 mount-check: all $(UNIT_BIN) $(TTOOL_BIN)
 	$(TEST_ENV) $(PROVE) $(PROVE_FLAGS) $(MOUNT_TESTS)
 
+# 1M random operations through a mount against a plain dir (minutes); make check runs 20k.
+# The long reliability tests (load, scale, fault soaks) run with HASHGATE_LONG=1.
+fsx-long: all $(TTOOL_BIN)
+	$(TEST_ENV) HASHGATE_FSX_OPS=1000000 HASHGATE_FSX_CHECK=5000 $(PROVE) -v tests/mount/80-fsx.sh
+
+long-check: all $(UNIT_BIN) $(TTOOL_BIN)
+	$(TEST_ENV) HASHGATE_LONG=1 $(PROVE) $(PROVE_FLAGS) $(wildcard tests/mount/8[0-9]-*.sh tests/mount/9[0-9]-*.sh)
+
 bench: deps all $(BENCH_BIN) $(TTOOL_BIN)
 	$(TEST_ENV) sh tests/bench/run.sh
 

@@ -116,6 +116,9 @@ static int opt_single;		/* never open a file that is already open in another slo
 static int opt_holes;		/* also compare SEEK_DATA/SEEK_HOLE (same fs type on both sides) */
 static unsigned long long opt_verbose_from = ~0ULL;
 static unsigned long long opt_inject = ~0ULL;
+static int opt_compare_only;	/* -C: no operations, just compare the two trees */
+static const char *opt_ignore[8];	/* -i NAME: top-level names left out of the comparison */
+static int nignore;
 
 static struct side sides[2];
 static struct slotinfo slots[FSX_SLOTS];
@@ -188,8 +191,11 @@ static void diverge(const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nfsx: A=%s B=%s\nfsx: replay: fsx -s %" PRIu64 " -n %llu%s%s -c %llu -S %zu -b %llu A B\n",
-		sides[0].root, sides[1].root, opt_seed, step + 1,
+	fprintf(stderr, "\nfsx: A=%s B=%s\n", sides[0].root, sides[1].root);
+	if (opt_compare_only)
+		exit(1);
+	fprintf(stderr, "fsx: replay: fsx -s %" PRIu64 " -n %llu%s%s -c %llu -S %zu -b %llu A B\n",
+		opt_seed, step + 1,
 		opt_quiesce ? " -q" : "", opt_single ? " -1" : "", opt_check, opt_maxsize,
 		step > 20 ? step - 20 : 0);
 	exit(1);
@@ -583,6 +589,16 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int ignored(const char *name)
+{
+	int i;
+
+	for (i = 0; i < nignore; i++)
+		if (!strcmp(name, opt_ignore[i]))
+			return 1;
+	return 0;
+}
+
 /* Sorted names of a directory (without . and ..); *n entries; NULL + errno on failure. */
 static char **list_dir(int dirfd, const char *path, size_t *n)
 {
@@ -602,6 +618,8 @@ static char **list_dir(int dirfd, const char *path, size_t *n)
 	errno = 0;
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!*path && ignored(de->d_name))
 			continue;
 		if (*n == cap) {
 			cap = cap ? 2 * cap : 32;
@@ -1064,8 +1082,9 @@ static void inject_fault(void)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: fsx [-s SEED] [-n OPS] [-c N] [-S MAXSIZE] [-q] [-1] [-v] [-b STEP]\n"
-		"           [-X OP]... DIR_A DIR_B\n"
+		"usage: fsx [-s SEED] [-n OPS] [-c N] [-S MAXSIZE] [-q] [-1] [-H] [-v] [-b STEP]\n"
+		"           [-F STEP] [-X OP]... [-i NAME]... DIR_A DIR_B\n"
+		"       fsx -C [-i NAME]... DIR_A DIR_B\n"
 		"  -s SEED   random seed (default: time-based; printed)\n"
 		"  -n OPS    operations to run (default 10000)\n"
 		"  -c N      full tree comparison every N steps, 0 = only at the end (default 1000)\n"
@@ -1074,6 +1093,8 @@ static void usage(void)
 		"  -1        never open a file already open in another slot (single opener)\n"
 		"  -H        also compare lseek SEEK_DATA/SEEK_HOLE results\n"
 		"  -F STEP   self-test: after STEP, change one byte (or add a file) on B only\n"
+		"  -C        compare the two existing trees once and exit (no operations)\n"
+		"  -i NAME   leave top-level entry NAME out of every comparison (repeatable)\n"
 		"  -v        print every operation; -b STEP: print from STEP on\n"
 		"  -X OP     exclude an operation (");
 	for (int k = 0; k < OP_NKINDS; k++)
@@ -1098,7 +1119,7 @@ int main(int argc, char **argv)
 	struct sigaction sa;
 	int seeded = 0;
 
-	while ((c = getopt(argc, argv, "s:n:c:S:q1Hvb:X:F:h")) != -1) {
+	while ((c = getopt(argc, argv, "s:n:c:S:q1Hvb:X:F:Ci:h")) != -1) {
 		switch (c) {
 		case 's': opt_seed = strtoull(optarg, NULL, 0); seeded = 1; break;
 		case 'n': opt_nops = strtoull(optarg, NULL, 0); break;
@@ -1107,6 +1128,12 @@ int main(int argc, char **argv)
 		case 'q': opt_quiesce = 1; break;
 		case '1': opt_single = 1; break;
 		case 'H': opt_holes = 1; break;
+		case 'C': opt_compare_only = 1; break;
+		case 'i':
+			if (nignore == (int)NELEM(opt_ignore))
+				die("-i: at most %zu names", NELEM(opt_ignore));
+			opt_ignore[nignore++] = optarg;
+			break;
 		case 'F': opt_inject = strtoull(optarg, NULL, 0); break;
 		case 'v': opt_verbose = 1; break;
 		case 'b': opt_verbose_from = strtoull(optarg, NULL, 0); break;
@@ -1141,10 +1168,15 @@ int main(int argc, char **argv)
 		sides[i].rootfd = open(sides[i].root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (sides[i].rootfd < 0)
 			die("%s: %s", sides[i].root, strerror(errno));
-		if (!dir_is_empty(sides[i].rootfd))
+		if (!opt_compare_only && !dir_is_empty(sides[i].rootfd))
 			die("%s: not an empty directory", sides[i].root);
 		for (k = 0; k < FSX_SLOTS; k++)
 			sides[i].fd[k] = -1;
+	}
+	if (opt_compare_only) {
+		full_check("compare");
+		printf("fsx: %s and %s agree\n", sides[0].root, sides[1].root);
+		return 0;
 	}
 	printf("fsx: seed %" PRIu64 ", %llu operations, A=%s B=%s\n", opt_seed, opt_nops,
 	       sides[0].root, sides[1].root);
