@@ -1,0 +1,191 @@
+#!/bin/sh
+# 30-fs.sh - hashgatefs against the bare backing dir, with scanning on and off, in one run.
+#
+# Workloads (tests/bench/fsbench.c times each including every close and fsync):
+#   write    one 1 GiB file, 1 MiB writes, fsync            -> MB/s
+#   create   BENCH_FILES new 4 KiB files in one dir          -> files/s
+#   stat     lstat of those files after dropping dentries    -> stats/s
+#   readdir  20 listings of that dir                         -> entries/s
+#   untar    tar -xf of a generated 5000-file, 100-dir tree  -> files/s
+# Variants: bare (the backing filesystem itself), on (hashgatefs scanning against a database
+# holding md5, sha1 and sha256 lists: every algorithm is hashed), off (hashgatefs -o scan=off).
+# All three live on the same filesystem under one scratch dir; variants are interleaved within
+# each round and BENCH_ROUNDS rounds are run; the table shows the median per cell.
+# Targets (issue 5): on costs < 10% against off; write on >= 0.6x bare; create on >= 0.3x bare.
+# Exit 0 when every target is met, 1 when one is missed or a step failed.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+set -u
+
+B=${HASHGATE_BUILD:?HASHGATE_BUILD not set (run through make bench)}
+FSB=$B/tests/bench/fsbench
+ROUNDS=${BENCH_ROUNDS:-3}
+FILES=${BENCH_FILES:-5000}
+WRITE_MIB=${BENCH_WRITE_MIB:-1024}
+for x in "$B/hashgatefs" "$B/hashgate" "$FSB"; do
+	[ -x "$x" ] || { echo "30-fs: $x is not built; skipped"; exit 0; }
+done
+[ -c /dev/fuse ] || { echo "30-fs: /dev/fuse missing; skipped"; exit 0; }
+
+T=$(mktemp -d /tmp/hg-bench.XXXXXX)
+PIDS=
+cleanup() {
+	for v in on off; do
+		mountpoint -q "$T/mnt-$v" 2>/dev/null &&
+			{ fusermount3 -u "$T/mnt-$v" 2>/dev/null || fusermount3 -uz "$T/mnt-$v"; }
+	done
+	for p in $PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+	if findmnt -rn -o TARGET | grep -q "^$T/"; then
+		echo "30-fs: mounts under $T still live; not removing it" >&2
+	else
+		rm -rf "$T"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- database, config, mounts -----------------------------------------------------------------
+cat >"$T/hashgate.conf" <<EOF
+db = $T/hashes.db
+quarantine = $T/quarantine
+quarantine_key = $T/quarantine.key
+audit_log = $T/audit.log
+state_dir = $T/state
+scan_db = $T/scan.db
+log_level = notice
+EOF
+export HASHGATE_CONFIG=$T/hashgate.conf
+openssl rand -hex 32 >"$T/quarantine.key"
+mkdir -p "$T/state" "$T/bare" "$T/back-on" "$T/back-off" "$T/mnt-on" "$T/mnt-off"
+hg() { "$B/hashgate" --config "$T/hashgate.conf" --db "$T/hashes.db" "$@"; }
+hg db init >/dev/null || { echo "30-fs: hashgate db init failed"; exit 1; }
+for a in md5:16 sha1:20 sha256:32; do
+	for i in $(seq 1000); do openssl rand -hex "${a#*:}"; done >"$T/l-${a%%:*}" 2>/dev/null
+	hg db import --list "bench-${a%%:*}" --category illegal --type "${a%%:*}" "$T/l-${a%%:*}" \
+		>/dev/null || { echo "30-fs: import of ${a%%:*} list failed"; exit 1; }
+done
+
+mount_variant() {	# mount_variant on|off EXTRA_OPTS
+	local v=$1 i
+	"$B/hashgatefs" -f -o "config=$T/hashgate.conf${2:+,$2}" "$T/back-$v" "$T/mnt-$v" \
+		>"$T/daemon-$v.log" 2>&1 </dev/null &
+	PIDS="$PIDS $!"
+	for i in $(seq 100); do
+		mountpoint -q "$T/mnt-$v" && return 0
+		sleep 0.1
+	done
+	echo "30-fs: mount ($v) failed:"; cat "$T/daemon-$v.log"
+	return 1
+}
+mount_variant on "" || exit 1
+mount_variant off "scan=off" || exit 1
+dir_of() { case $1 in bare) echo "$T/bare" ;; *) echo "$T/mnt-$1" ;; esac; }
+
+# a source tree for the untar workload: 100 dirs x 50 files, 1..16 KiB
+mkdir -p "$T/src"
+for d in $(seq 100); do
+	mkdir "$T/src/d$d"
+	for f in $(seq 50); do head -c $(( (d * 131 + f * 977) % 16384 + 1 )) /dev/urandom \
+		>"$T/src/d$d/f$f"; done
+done
+tar -C "$T/src" -cf "$T/tree.tar" . || exit 1
+UNTAR_FILES=5000
+
+# --- runs --------------------------------------------------------------------------------------
+RES=$T/results		# lines: WORKLOAD VARIANT RATE
+: >"$RES"
+record() { echo "$1 $2 $3" >>"$RES"; }
+fail=0
+
+# measure WORKLOAD VARIANT CMD...: CMD prints "SECONDS COUNT"; records COUNT/SECONDS (x SCALE)
+measure() {
+	local w=$1 v=$2 out secs n
+	shift 2
+	if ! out=$("$@"); then
+		echo "  $w ($v) failed: $*"
+		fail=1
+		return
+	fi
+	read -r secs n <<<"$out"
+	record "$w" "$v" "$(awk -v t="$secs" -v n="$n" -v s="${SCALE:-1}" \
+		'BEGIN { printf "%.1f", (t > 0 ? n * s / t : 0) }')"
+}
+untar() {	# untar DIR: prints "SECONDS FILES"
+	local t0 t1
+	t0=$(date +%s.%N)
+	tar -C "$1" -xf "$T/tree.tar" || return 1
+	t1=$(date +%s.%N)
+	echo "$(echo "$t1 - $t0" | bc) $UNTAR_FILES"
+}
+
+run_round() {
+	local v d
+	for v in $1; do
+		d=$(dir_of "$v")
+		rm -rf "$d/w" && mkdir -p "$d/w/c" "$d/w/x" || { fail=1; return; }
+		sync
+		SCALE=0.000001 measure write "$v" "$FSB" write "$d/w/big" "$WRITE_MIB"
+		rm -f "$d/w/big"
+		sync
+		measure create "$v" "$FSB" create "$d/w/c" "$FILES" 4096
+		sync
+		echo 2 >/proc/sys/vm/drop_caches
+		measure stat "$v" "$FSB" stat "$d/w/c" "$FILES"
+		measure readdir "$v" "$FSB" readdir "$d/w/c" 20
+		sync
+		measure untar "$v" untar "$d/w/x"
+		rm -rf "$d/w"
+	done
+}
+
+echo "hashgatefs benchmark: $ROUNDS rounds, ${WRITE_MIB} MiB write, $FILES x 4 KiB files," \
+	"untar of $UNTAR_FILES files; scratch on $(df -T "$T" | awk 'NR==2{print $2" "$1}')"
+orders=("bare on off" "off bare on" "on off bare")
+for r in $(seq "$ROUNDS"); do
+	run_round "${orders[$(( (r - 1) % 3 ))]}"
+	echo "  round $r done"
+done
+
+# --- table -------------------------------------------------------------------------------------
+median() {	# median WORKLOAD VARIANT
+	awk -v w="$1" -v v="$2" '$1 == w && $2 == v { print $3 }' "$RES" | sort -g |
+		awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2];
+			else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+unit() { case $1 in write) echo "MB/s" ;; create|untar) echo "files/s" ;; stat) echo "stats/s" ;;
+	readdir) echo "entries/s" ;; esac; }
+printf '\n%-8s %-10s %12s %12s %12s %9s %9s %10s\n' workload unit bare scan-off scan-on \
+	off/bare on/bare on-vs-off
+for w in write create stat readdir untar; do
+	b=$(median "$w" bare) on=$(median "$w" on) off=$(median "$w" off)
+	printf '%-8s %-10s %12s %12s %12s %9s %9s %10s\n' "$w" "$(unit "$w")" "$b" "$off" "$on" \
+		"$(awk -v a="$off" -v b="$b" 'BEGIN{printf "x%.2f", b > 0 ? a / b : 0}')" \
+		"$(awk -v a="$on" -v b="$b" 'BEGIN{printf "x%.2f", b > 0 ? a / b : 0}')" \
+		"$(awk -v a="$on" -v b="$off" 'BEGIN{printf "%+.1f%%", b > 0 ? (b / a - 1) * 100 : 0}')"
+	eval "B_$w=$b ON_$w=$on OFF_$w=$off"
+done
+echo "(rates are medians over $ROUNDS rounds; on-vs-off = extra time scanning costs against scan=off)"
+echo "per-round rates:"
+for w in write create stat readdir untar; do
+	printf '  %-8s' "$w"
+	for v in bare off on; do
+		printf ' %s=[%s]' "$v" "$(awk -v w="$w" -v v="$v" '$1 == w && $2 == v { printf "%s%s", s, $3; s = " " }' "$RES")"
+	done
+	echo
+done
+
+# --- targets -----------------------------------------------------------------------------------
+check() {	# check DESC AWK-CONDITION
+	if awk "BEGIN { exit !($2) }"; then echo "  ok      $1"; else echo "  MISSED  $1"; fail=1; fi
+}
+echo
+echo "targets:"
+for w in write create stat readdir untar; do
+	eval "on=\$ON_$w off=\$OFF_$w"
+	check "$w: scanning costs < 10% against scan=off ($(awk -v a="$on" -v b="$off" \
+		'BEGIN{printf "%+.1f%%", a > 0 ? (b / a - 1) * 100 : 0}'))" "$off / $on < 1.10"
+done
+check "write (scan on) >= 0.6x bare ($(awk -v a="$ON_write" -v b="$B_write" 'BEGIN{printf "x%.2f", a / b}'))" \
+	"$ON_write >= 0.6 * $B_write"
+check "create (scan on) >= 0.3x bare ($(awk -v a="$ON_create" -v b="$B_create" 'BEGIN{printf "x%.2f", a / b}'))" \
+	"$ON_create >= 0.3 * $B_create"
+exit $fail
