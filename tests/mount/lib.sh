@@ -7,7 +7,7 @@
 #	ok "clean upload" cp "$HG_TMP/clean" "$HG_MNT/a"
 #	done_testing
 #
-# TAP:  plan N | ok DESC CMD... | nok DESC CMD... | is GOT WANT DESC | skip DESC |
+# TAP:  plan N | ok DESC CMD... | nok DESC CMD... | is GOT WANT DESC | skip DESC | hg_result 1|0 DESC |
 #       skip_all WHY | diag MSG... | bail WHY | done_testing   (plan is optional: done_testing
 #       prints it).  `ok`/`nok` run CMD and pass when it exits 0 / non-zero.
 #
