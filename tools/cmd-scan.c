@@ -1,0 +1,1078 @@
+/*
+ * cmd-scan.c - `hashgate scan`: hash existing storage and match it against the database, the
+ * way a hoster cleans up what was uploaded before hashgate was installed.
+ *
+ * The main thread walks the trees (openat with O_NOFOLLOW from each directory's fd, so no
+ * symlink is ever followed, and paths need not be resolved again) and feeds regular files to a
+ * bounded queue; --jobs worker threads open each file relative to its directory's fd, hash it
+ * (MD5, SHA-1, SHA-256, and PDQ for JPEGs - all of them, so a later list of any kind can be
+ * matched without re-reading) and check the digests with the in-memory matcher.
+ *
+ * The scan db (config scan_db) keeps per-file digests keyed by absolute path with dev, inode,
+ * size, mtime and ctime: when all five are unchanged a rescan reuses the stored digests and
+ * only re-runs the match, so a new hash list is checked against a large tree without reading
+ * it again.  Workers look rows up through their own read-only connections (WAL); one writer
+ * connection behind a mutex batches inserts into transactions.
+ *
+ * Per-file problems (unreadable, permission, vanished, changed while being read: size or
+ * mtime differ between the start and the end of the read) are counted and reported, never
+ * fatal; such files are not recorded, so the next scan reads them again.
+ * Open files are bounded: the walk holds two fds per directory level, the queue at most
+ * QUEUE_CAP directory references, each worker one file.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "hashdb/audit.h"
+#include "hashdb/hash.h"
+#include "hashdb/image.h"
+#include "hashdb/match.h"
+#include "hashdb/pdq.h"
+#include "hashdb/qstore.h"
+#include "tools/adm.h"
+#include "tools/commands.h"
+
+#define CMD		"scan"
+#define QUEUE_CAP	4096
+#define READ_CHUNK	(1024 * 1024)
+#define BATCH_ROWS	4000
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: hashgate scan [--jobs N] [--action report|quarantine] [--rehash] [--no-record]\n"
+"                     [--json] [--quiet] PATH...\n"
+"\n"
+"Hash every regular file under each PATH (MD5, SHA-1, SHA-256 and, for JPEGs, PDQ) and match\n"
+"it against the hash database.  Symlinks are never followed; other special files are\n"
+"skipped.  A progress bar is shown on a terminal; a summary (files, bytes, matches, errors,\n"
+"files/s, MB/s) is printed at the end.\n"
+"\n"
+"  --jobs N        hashing threads (default: number of CPUs)\n"
+"  --action A      report (default): list matches only;  quarantine: move each match into\n"
+"                  the quarantine store (or record and delete it for categories whose\n"
+"                  on_match is block; 'log' categories are only reported), audited\n"
+"  --rehash        read every file again, ignoring the stored digests\n"
+"  --no-record     do not read or update the scan database\n"
+"  --json          one JSON object: summary, matches and errors\n"
+"\n"
+"Per-file digests are kept in the scan database ('scan_db' in hashgate.conf) keyed by path,\n"
+"device, inode, size, mtime and ctime, so a rescan (e.g. after a new hash list was imported)\n"
+"reads only new or changed files and matches the stored digests of the others.\n"
+"Unreadable files and files that change while being read are reported and counted as errors,\n"
+"never fatal, and are read again by the next scan.\n"
+"\n"
+"Exit status: 0 no match, 1 matches found, 2 error (database unusable, bad path), 64 usage.\n");
+}
+
+struct sroot {
+	char *abs;			/* absolute path of the directory the walk starts in */
+};
+
+struct sdir {
+	int fd;
+	atomic_int refs;
+	char *rel;			/* relative to root->abs; "" for the root itself */
+	const struct sroot *root;
+};
+
+struct item {
+	struct sdir *dir;
+	char *name;
+};
+
+struct counters {
+	atomic_uint_fast64_t files, bytes, hashed, hashed_bytes, reused, matches, errors, skipped,
+			     queued, quarantined;
+};
+
+struct scan {
+	struct cli *cli;
+	struct matcher *m;
+	struct match_opts mopts;
+	bool quarantine, record, rehash, progress;
+	struct qstore *q;
+	struct audit *audit;
+	char actor[256];
+
+	pthread_mutex_t qlock;
+	pthread_cond_t qnonempty, qnonfull;
+	struct item ring[QUEUE_CAP];
+	size_t head, count;
+	bool walk_done;
+
+	pthread_mutex_t wlock;		/* the scan db writer */
+	sqlite3 *wdb;
+	sqlite3_stmt *ins;
+	unsigned pending;
+	int64_t batch_start;
+
+	pthread_mutex_t olock;		/* report output */
+	FILE *jmatches, *jerrors;
+	char *jmbuf, *jebuf;
+	size_t jmlen, jelen;
+	unsigned nj_matches, nj_errors;
+
+	struct counters c;
+	struct timespec t0;
+	atomic_bool stop_progress;
+};
+
+struct worker {
+	struct scan *s;
+	pthread_t tid;
+	sqlite3 *rdb;
+	sqlite3_stmt *sel;
+	uint8_t *buf;
+	uint8_t *jpeg;			/* whole-JPEG buffer for PDQ, grown as needed */
+	size_t jpegcap;
+};
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double elapsed(const struct scan *s)
+{
+	return now_s() - ((double)s->t0.tv_sec + s->t0.tv_nsec / 1e9);
+}
+
+static void sdir_put(struct sdir *d)
+{
+	if (atomic_fetch_sub(&d->refs, 1) == 1) {
+		close(d->fd);
+		free(d->rel);
+		free(d);
+	}
+}
+
+static char *join3(const char *a, const char *b, const char *c)
+{
+	char *p;
+
+	if (asprintf(&p, "%s%s%s%s%s", a, *a && (*b || *c) && strcmp(a, "/") ? "/" : "", b,
+		     *b && *c ? "/" : "", c) < 0)
+		return NULL;
+	return p;
+}
+
+/* --- reporting --------------------------------------------------------------------------- */
+
+static void report_error(struct scan *s, const char *path, const char *what, int err)
+{
+	atomic_fetch_add(&s->c.errors, 1);
+	pthread_mutex_lock(&s->olock);
+	if (s->cli->json) {
+		fprintf(s->jerrors, "%s{\"path\":", s->nj_errors++ ? "," : "");
+		adm_json_print(s->jerrors, path);
+		fprintf(s->jerrors, ",\"error\":");
+		adm_json_print(s->jerrors, err ? strerror(err) : what);
+		fprintf(s->jerrors, "}");
+	} else {
+		if (s->progress)
+			fputs("\r\033[K", stderr);
+		fprintf(stderr, "hashgate scan: %s: %s%s%s\n", path, what, err ? ": " : "",
+			err ? strerror(err) : "");
+	}
+	pthread_mutex_unlock(&s->olock);
+}
+
+static void report_match(struct scan *s, const char *path, uint64_t size,
+			 const struct match_hit *hit, const char *done, int64_t qid)
+{
+	pthread_mutex_lock(&s->olock);
+	if (s->cli->json) {
+		fprintf(s->jmatches, "%s{\"path\":", s->nj_matches++ ? "," : "");
+		adm_json_print(s->jmatches, path);
+		fprintf(s->jmatches, ",\"size\":%" PRIu64 ",\"algo\":\"%s\",\"distance\":%d,"
+			"\"list\":", size, hash_algo_name(hit->algo), hit->distance);
+		adm_json_print(s->jmatches, hit->list);
+		fputs(",\"category\":", s->jmatches);
+		adm_json_print(s->jmatches, hit->category);
+		fprintf(s->jmatches, ",\"action\":\"%s\"", done);
+		if (qid > 0)
+			fprintf(s->jmatches, ",\"quarantine_id\":%" PRId64, qid);
+		fputc('}', s->jmatches);
+	} else {
+		if (s->progress)
+			fputs("\r\033[K", stderr);
+		printf("MATCH  %s  list=%s category=%s algo=%s", path, hit->list, hit->category,
+		       hash_algo_name(hit->algo));
+		if (hit->algo == HASH_PDQ)
+			printf(" distance=%d", hit->distance);
+		printf("  %s", done);
+		if (qid > 0)
+			printf(" (quarantine id %" PRId64 ")", qid);
+		putchar('\n');
+		fflush(stdout);
+	}
+	pthread_mutex_unlock(&s->olock);
+}
+
+/* --- scan database ----------------------------------------------------------------------- */
+
+static const char scan_schema[] =
+	"CREATE TABLE IF NOT EXISTS files(path TEXT PRIMARY KEY, dev INTEGER NOT NULL,"
+	" ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
+	" ctime_ns INTEGER NOT NULL, md5 BLOB, sha1 BLOB, sha256 BLOB, pdq BLOB,"
+	" pdq_quality INTEGER NOT NULL DEFAULT 0, scanned INTEGER NOT NULL) WITHOUT ROWID;";
+
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+static int scandb_open(struct scan *s)
+{
+	const char *path = s->cli->cfg.scan_db;
+	char *dcopy = strdup(path);
+
+	if (!dcopy)
+		return -ENOMEM;
+	/* The scan db holds paths: keep its directory as private as the rest of hashgate's. */
+	if (mkdir(dirname(dcopy), 0700) < 0 && errno != EEXIST) {
+		cli_error(CMD, "scan database %s: cannot create its directory: %s", path,
+			  strerror(errno));
+		free(dcopy);
+		return -errno;
+	}
+	free(dcopy);
+	if (sqlite3_open_v2(path, &s->wdb, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		goto out_err;
+	chmod(path, 0600);
+	sqlite3_busy_timeout(s->wdb, 10000);
+	if (sqlite3_exec(s->wdb, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+			 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(s->wdb, scan_schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->wdb, "INSERT OR REPLACE INTO files VALUES"
+			       "(?,?,?,?,?,?,?,?,?,?,?,?)", -1, &s->ins, NULL) != SQLITE_OK)
+		goto out_err;
+	return 0;
+out_err:
+	cli_error(CMD, "scan database %s: %s", path,
+		  s->wdb ? sqlite3_errmsg(s->wdb) : "out of memory");
+	sqlite3_close(s->wdb);
+	s->wdb = NULL;
+	return -EIO;
+}
+
+/* With wlock held. */
+static void scandb_commit_locked(struct scan *s)
+{
+	if (s->pending) {
+		if (sqlite3_exec(s->wdb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			report_error(s, s->cli->cfg.scan_db, sqlite3_errmsg(s->wdb), 0);
+		s->pending = 0;
+	}
+}
+
+static void scandb_store(struct scan *s, const char *path, const struct stat *st,
+			 const struct digests *d, const struct pdq_result *pdq)
+{
+	sqlite3_stmt *ins = s->ins;
+
+	pthread_mutex_lock(&s->wlock);
+	if (!s->pending) {
+		if (sqlite3_exec(s->wdb, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+			pthread_mutex_unlock(&s->wlock);
+			return;
+		}
+		s->batch_start = (int64_t)time(NULL);
+	}
+	sqlite3_reset(ins);
+	sqlite3_bind_text(ins, 1, path, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ins, 2, (sqlite3_int64)st->st_dev);
+	sqlite3_bind_int64(ins, 3, (sqlite3_int64)st->st_ino);
+	sqlite3_bind_int64(ins, 4, st->st_size);
+	sqlite3_bind_int64(ins, 5, ts_ns(&st->st_mtim));
+	sqlite3_bind_int64(ins, 6, ts_ns(&st->st_ctim));
+	sqlite3_bind_blob(ins, 7, d->md5, 16, SQLITE_STATIC);
+	sqlite3_bind_blob(ins, 8, d->sha1, 20, SQLITE_STATIC);
+	sqlite3_bind_blob(ins, 9, d->sha256, 32, SQLITE_STATIC);
+	if (pdq)
+		sqlite3_bind_blob(ins, 10, pdq->hash, pdq->ndih * 32, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(ins, 10);
+	sqlite3_bind_int(ins, 11, pdq ? pdq->quality : 0);
+	sqlite3_bind_int64(ins, 12, (sqlite3_int64)time(NULL));
+	if (sqlite3_step(ins) != SQLITE_DONE)
+		report_error(s, path, "cannot record in the scan database", 0);
+	sqlite3_clear_bindings(ins);
+	if (++s->pending >= BATCH_ROWS || (int64_t)time(NULL) - s->batch_start >= 2)
+		scandb_commit_locked(s);
+	pthread_mutex_unlock(&s->wlock);
+}
+
+/* 1 and the stored digests when the row matches st exactly, else 0. */
+static int scandb_lookup(struct worker *w, const char *path, const struct stat *st,
+			 struct digests *d, struct pdq_result *pdq, int *has_pdq)
+{
+	sqlite3_stmt *q = w->sel;
+	int found = 0;
+
+	if (!q)
+		return 0;
+	sqlite3_reset(q);
+	sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW &&
+	    sqlite3_column_int64(q, 0) == (sqlite3_int64)st->st_dev &&
+	    sqlite3_column_int64(q, 1) == (sqlite3_int64)st->st_ino &&
+	    sqlite3_column_int64(q, 2) == st->st_size &&
+	    sqlite3_column_int64(q, 3) == ts_ns(&st->st_mtim) &&
+	    sqlite3_column_int64(q, 4) == ts_ns(&st->st_ctim) &&
+	    sqlite3_column_bytes(q, 5) == 16 && sqlite3_column_bytes(q, 6) == 20 &&
+	    sqlite3_column_bytes(q, 7) == 32) {
+		int pb = sqlite3_column_bytes(q, 8);
+
+		memset(d, 0, sizeof(*d));
+		memcpy(d->md5, sqlite3_column_blob(q, 5), 16);
+		memcpy(d->sha1, sqlite3_column_blob(q, 6), 20);
+		memcpy(d->sha256, sqlite3_column_blob(q, 7), 32);
+		d->mask = HASH_EXACT_MASK;
+		d->size = (uint64_t)st->st_size;
+		*has_pdq = 0;
+		if (pb == 32 || pb == 8 * 32) {
+			memset(pdq, 0, sizeof(*pdq));
+			memcpy(pdq->hash, sqlite3_column_blob(q, 8), (size_t)pb);
+			pdq->ndih = pb / 32;
+			pdq->quality = sqlite3_column_int(q, 9);
+			*has_pdq = 1;
+		}
+		found = 1;
+	}
+	sqlite3_reset(q);
+	sqlite3_clear_bindings(q);
+	return found;
+}
+
+/* --- hashing ----------------------------------------------------------------------------- */
+
+/*
+ * Hash fd (size bytes per st).  JPEGs no larger than pdq_max_size are kept whole in w->jpeg
+ * for PDQ.  Returns 0, 1 when the file changed during the read, or -errno.
+ */
+static int hash_file(struct worker *w, int fd, const struct stat *st, struct digests *d,
+		     struct pdq_result *pdq, int *has_pdq)
+{
+	const struct hg_config *cfg = &w->s->cli->cfg;
+	struct hasher h;
+	struct stat st2;
+	uint64_t off = 0;
+	size_t jlen = 0;
+	int keep_jpeg = -1, r;
+
+	*has_pdq = 0;
+	r = hasher_init(&h, HASH_EXACT_MASK);
+	if (r < 0)
+		return r;
+	if (st->st_size > READ_CHUNK)
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	for (;;) {
+		ssize_t n = pread(fd, w->buf, READ_CHUNK, (off_t)off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = -errno;
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (keep_jpeg < 0)
+			keep_jpeg = cfg->pdq && (uint64_t)st->st_size <= cfg->pdq_max_size &&
+				    image_is_jpeg(w->buf, (size_t)n);
+		if (keep_jpeg) {
+			if (jlen + (size_t)n > w->jpegcap) {
+				size_t ncap = (jlen + (size_t)n) * 2;
+				uint8_t *nb;
+
+				if (ncap > cfg->pdq_max_size + READ_CHUNK)
+					ncap = cfg->pdq_max_size + READ_CHUNK;
+				if (ncap < jlen + (size_t)n) {	/* grew past pdq_max_size */
+					keep_jpeg = 0;
+					goto hash;
+				}
+				nb = realloc(w->jpeg, ncap);
+				if (!nb) {
+					keep_jpeg = 0;
+					goto hash;
+				}
+				w->jpeg = nb;
+				w->jpegcap = ncap;
+			}
+			memcpy(w->jpeg + jlen, w->buf, (size_t)n);
+			jlen += (size_t)n;
+		}
+hash:
+		hasher_update(&h, w->buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	r = hasher_final(&h, d);
+	if (r < 0)
+		goto out;
+	if (fstat(fd, &st2) < 0) {
+		r = -errno;
+		goto out;
+	}
+	if (off != (uint64_t)st->st_size || st2.st_size != st->st_size ||
+	    ts_ns(&st2.st_mtim) != ts_ns(&st->st_mtim)) {
+		r = 1;
+		goto out;
+	}
+	if (keep_jpeg == 1) {
+		/* Undecodable or odd JPEGs still get their exact hashes checked: not an error. */
+		if (image_pdq_jpeg(w->jpeg, jlen, PDQ_DIHEDRAL, cfg->image_max_pixels, pdq) == 0)
+			*has_pdq = 1;
+	}
+	r = 0;
+out:
+	hasher_release(&h);
+	return r;
+}
+
+/* --- acting on a match ------------------------------------------------------------------- */
+
+static const char *quarantine_match(struct scan *s, struct sdir *dir, const char *name,
+				    const char *path, int fd, const struct stat *st,
+				    const struct digests *d, const struct pdq_result *pdq,
+				    int has_pdq, const struct match_hit *hit, int64_t *qid)
+{
+	enum hg_action act = config_action_for(&s->cli->cfg, hit->category);
+	struct qrecord rec = { 0 };
+	char *rel, escl[256];
+	struct stat now;
+	int r;
+
+	if (act == ACTION_LOG)
+		return "reported (category action is log)";
+	rel = join3(dir->rel, name, "");
+	if (!rel)
+		return "NOT quarantined: out of memory";
+	rec.time = (int64_t)time(NULL);
+	rec.upload_time = st->st_mtim.tv_sec;
+	rec.uid = st->st_uid;
+	rec.gid = st->st_gid;
+	rec.pid = 0;
+	rec.mount = dir->root->abs;
+	rec.path = rel;
+	rec.size = (uint64_t)st->st_size;
+	rec.mode = st->st_mode & 07777;
+	rec.digests = *d;
+	if (has_pdq) {
+		rec.has_pdq = true;
+		rec.pdq = pdq->hash[PDQ_ORIG];
+		rec.pdq_quality = pdq->quality;
+	}
+	rec.algo = hit->algo;
+	rec.distance = hit->distance;
+	rec.list = (char *)hit->list;
+	rec.category = (char *)hit->category;
+	rec.action = act;
+	r = qstore_add(s->q, act == ACTION_QUARANTINE ? fd : -1, &rec);
+	if (r < 0) {
+		report_error(s, path, "cannot quarantine (file left in place)", -r);
+		free(rel);
+		return "NOT quarantined (error)";
+	}
+	*qid = rec.id;
+	/* Only remove what was stored: the file must still be the bytes we hashed. */
+	if (fstat(fd, &now) < 0 || now.st_size != st->st_size ||
+	    ts_ns(&now.st_mtim) != ts_ns(&st->st_mtim)) {
+		report_error(s, path, "changed while being quarantined (file left in place)", 0);
+		free(rel);
+		return "recorded, NOT removed (file changed)";
+	}
+	if (unlinkat(dir->fd, name, 0) < 0) {
+		report_error(s, path, "quarantined but cannot remove the original", errno);
+		free(rel);
+		return "recorded, NOT removed";
+	}
+	atomic_fetch_add(&s->c.quarantined, 1);
+	{
+		char *fields = NULL;
+		size_t plen = 6 * strlen(path) + 8;
+		char *escpath = malloc(plen);
+
+		if (escpath && asprintf(&fields, "\"id\":%" PRId64 ",\"path\":\"%s\",\"list\":\"%s\","
+					"\"algo\":\"%s\"", rec.id,
+					adm_json_escape(escpath, plen, path),
+					adm_json_escape(escl, sizeof(escl), hit->list),
+					hash_algo_name(hit->algo)) >= 0) {
+			r = audit_append(s->audit, s->actor, act == ACTION_QUARANTINE ?
+					 "scan.quarantine" : "scan.block", fields);
+			if (r < 0)
+				report_error(s, path, "cannot write the audit log", -r);
+			free(fields);
+		}
+		free(escpath);
+	}
+	free(rel);
+	return act == ACTION_QUARANTINE ? "quarantined" : "blocked (recorded and removed)";
+}
+
+/* --- the worker -------------------------------------------------------------------------- */
+
+static void scan_one(struct worker *w, struct sdir *dir, const char *name)
+{
+	struct scan *s = w->s;
+	struct pdq_result pdq;
+	struct digests d;
+	struct match_hit hit;
+	struct stat st;
+	char *path;
+	int fd, r, has_pdq = 0, hashed = 0;
+
+	path = join3(dir->root->abs, dir->rel, name);
+	if (!path) {
+		report_error(s, name, "out of memory", 0);
+		return;
+	}
+	fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOATIME);
+	if (fd < 0 && errno == EPERM)		/* O_NOATIME on a file we do not own */
+		fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			report_error(s, path, "vanished during the scan", 0);
+		else if (errno == ELOOP)
+			atomic_fetch_add(&s->c.skipped, 1);	/* became a symlink */
+		else
+			report_error(s, path, "cannot open", errno);
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		report_error(s, path, "cannot stat", errno);
+		goto out_close;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		atomic_fetch_add(&s->c.skipped, 1);
+		goto out_close;
+	}
+	atomic_fetch_add(&s->c.files, 1);
+	atomic_fetch_add(&s->c.bytes, (uint64_t)st.st_size);
+	if (s->record && !s->rehash && scandb_lookup(w, path, &st, &d, &pdq, &has_pdq)) {
+		atomic_fetch_add(&s->c.reused, 1);
+	} else {
+		r = hash_file(w, fd, &st, &d, &pdq, &has_pdq);
+		if (r < 0) {
+			report_error(s, path, "read error", -r);
+			goto out_close;
+		}
+		if (r == 1) {
+			report_error(s, path, "changed while being read (not recorded; scan again)",
+				     0);
+			goto out_close;
+		}
+		hashed = 1;
+		atomic_fetch_add(&s->c.hashed, 1);
+		atomic_fetch_add(&s->c.hashed_bytes, (uint64_t)st.st_size);
+	}
+	r = matcher_check(s->m, &d, has_pdq ? &pdq : NULL, &s->mopts, &hit);
+	if (r < 0) {
+		report_error(s, path, "match failed", -r);
+		goto out_close;
+	}
+	if (hashed && s->record)
+		scandb_store(s, path, &st, &d, has_pdq ? &pdq : NULL);
+	if (r == 1) {
+		const char *done = "reported";
+		int64_t qid = 0;
+
+		atomic_fetch_add(&s->c.matches, 1);
+		if (s->quarantine)
+			done = quarantine_match(s, dir, name, path, fd, &st, &d, &pdq, has_pdq, &hit,
+						&qid);
+		report_match(s, path, (uint64_t)st.st_size, &hit, done, qid);
+	}
+out_close:
+	close(fd);
+out:
+	free(path);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct scan *s = w->s;
+
+	for (;;) {
+		struct item it;
+
+		pthread_mutex_lock(&s->qlock);
+		while (!s->count && !s->walk_done)
+			pthread_cond_wait(&s->qnonempty, &s->qlock);
+		if (!s->count) {
+			pthread_mutex_unlock(&s->qlock);
+			break;
+		}
+		it = s->ring[s->head];
+		s->head = (s->head + 1) % QUEUE_CAP;
+		s->count--;
+		pthread_cond_signal(&s->qnonfull);
+		pthread_mutex_unlock(&s->qlock);
+		scan_one(w, it.dir, it.name);
+		free(it.name);
+		sdir_put(it.dir);
+	}
+	return NULL;
+}
+
+/* --- the walk ---------------------------------------------------------------------------- */
+
+static void push(struct scan *s, struct sdir *d, const char *name)
+{
+	char *n = strdup(name);
+
+	if (!n) {
+		report_error(s, name, "out of memory", 0);
+		return;
+	}
+	atomic_fetch_add(&d->refs, 1);
+	pthread_mutex_lock(&s->qlock);
+	while (s->count == QUEUE_CAP)
+		pthread_cond_wait(&s->qnonfull, &s->qlock);
+	s->ring[(s->head + s->count) % QUEUE_CAP] = (struct item){ d, n };
+	s->count++;
+	atomic_fetch_add(&s->c.queued, 1);
+	pthread_cond_signal(&s->qnonempty);
+	pthread_mutex_unlock(&s->qlock);
+}
+
+static void walk(struct scan *s, struct sdir *d)
+{
+	struct dirent *de;
+	DIR *dp;
+	int fd;
+
+	fd = dup(d->fd);
+	dp = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dp) {
+		char *p = join3(d->root->abs, d->rel, "");
+
+		report_error(s, p ? p : d->rel, "cannot read directory", errno);
+		free(p);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((errno = 0, de = readdir(dp))) {
+		unsigned char type = de->d_type;
+		struct sdir *sub;
+		struct stat st;
+		int sfd;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (type == DT_UNKNOWN) {
+			if (fstatat(d->fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+				continue;
+			type = S_ISREG(st.st_mode) ? DT_REG : S_ISDIR(st.st_mode) ? DT_DIR :
+			       DT_LNK;
+		}
+		if (type == DT_REG) {
+			push(s, d, de->d_name);
+			continue;
+		}
+		if (type != DT_DIR) {
+			atomic_fetch_add(&s->c.skipped, 1);	/* symlinks, devices, fifos */
+			continue;
+		}
+		sfd = openat(d->fd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		sub = sfd >= 0 ? calloc(1, sizeof(*sub)) : NULL;
+		if (!sub) {
+			char *p = join3(d->root->abs, d->rel, de->d_name);
+
+			report_error(s, p ? p : de->d_name, "cannot open directory", errno);
+			free(p);
+			if (sfd >= 0)
+				close(sfd);
+			continue;
+		}
+		sub->fd = sfd;
+		atomic_init(&sub->refs, 1);
+		sub->root = d->root;
+		sub->rel = join3(d->rel, de->d_name, "");
+		if (!sub->rel) {
+			sdir_put(sub);
+			continue;
+		}
+		walk(s, sub);
+		sdir_put(sub);
+	}
+	if (errno) {
+		char *p = join3(d->root->abs, d->rel, "");
+
+		report_error(s, p ? p : d->rel, "error reading directory", errno);
+		free(p);
+	}
+	closedir(dp);
+}
+
+/* Start a walk at PATH: a directory, or a single regular file (queued from its parent). */
+static int walk_root(struct scan *s, const char *arg, struct sroot *root)
+{
+	char *abs = realpath(arg, NULL), *leaf = NULL;
+	struct sdir *d;
+	struct stat st;
+	int fd;
+
+	if (!abs || lstat(abs, &st) < 0) {
+		cli_error(CMD, "%s: %s", arg, strerror(errno));
+		free(abs);
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		char *copy = strdup(abs);
+
+		if (!S_ISREG(st.st_mode) || !copy) {
+			cli_error(CMD, "%s: not a directory or regular file", arg);
+			free(copy);
+			free(abs);
+			return -1;
+		}
+		leaf = strdup(basename(copy));
+		strcpy(abs, dirname(copy));
+		free(copy);
+	}
+	fd = open(abs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	d = fd >= 0 ? calloc(1, sizeof(*d)) : NULL;
+	if (!d) {
+		cli_error(CMD, "%s: %s", abs, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(abs);
+		free(leaf);
+		return -1;
+	}
+	root->abs = abs;
+	d->fd = fd;
+	atomic_init(&d->refs, 1);
+	d->root = root;
+	d->rel = strdup("");
+	if (leaf)
+		push(s, d, leaf);
+	else
+		walk(s, d);
+	sdir_put(d);
+	free(leaf);
+	return 0;
+}
+
+/* --- progress and summary ---------------------------------------------------------------- */
+
+static void *progress_main(void *arg)
+{
+	struct scan *s = arg;
+	char b[32];
+
+	while (!atomic_load(&s->stop_progress)) {
+		uint64_t done, queued, bytes;
+		bool walked;
+		double t;
+
+		for (int k = 0; k < 25 && !atomic_load(&s->stop_progress); k++)
+			usleep(10 * 1000);
+		pthread_mutex_lock(&s->qlock);
+		walked = s->walk_done;
+		pthread_mutex_unlock(&s->qlock);
+		done = atomic_load(&s->c.files) + atomic_load(&s->c.errors) +
+		       atomic_load(&s->c.skipped);
+		queued = atomic_load(&s->c.queued);
+		bytes = atomic_load(&s->c.bytes);
+		t = elapsed(s);
+		pthread_mutex_lock(&s->olock);
+		if (walked && queued) {
+			int pct = (int)(100.0 * (double)done / (double)queued), bar = pct / 5;
+
+			if (pct > 100)
+				pct = 100, bar = 20;
+			fprintf(stderr, "\r\033[K[%.*s%.*s] %3d%% ", bar, "####################",
+				20 - bar, "....................", pct);
+		} else {
+			fprintf(stderr, "\r\033[K[walking] ");
+		}
+		fprintf(stderr, "%" PRIu64 "/%" PRIu64 " files  %s  %" PRIu64 " matches  %" PRIu64
+			" errors  %.0f files/s", done, queued, adm_fmt_bytes(bytes, b),
+			(uint64_t)atomic_load(&s->c.matches), (uint64_t)atomic_load(&s->c.errors),
+			t > 0 ? (double)done / t : 0.0);
+		pthread_mutex_unlock(&s->olock);
+		if (atomic_load(&s->stop_progress))
+			break;
+	}
+	return NULL;
+}
+
+static void summary(struct scan *s, double t)
+{
+	uint64_t files = s->c.files, bytes = s->c.bytes;
+	double mbs = t > 0 ? (double)bytes / 1e6 / t : 0, fps = t > 0 ? (double)files / t : 0;
+	char b1[32], b2[32];
+
+	if (s->cli->json) {
+		fclose(s->jmatches);
+		fclose(s->jerrors);
+		s->jmatches = s->jerrors = NULL;
+		printf("{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"hashed\":%" PRIu64
+		       ",\"hashed_bytes\":%" PRIu64 ",\"reused\":%" PRIu64 ",\"skipped\":%" PRIu64
+		       ",\"matches\":%" PRIu64 ",\"quarantined\":%" PRIu64 ",\"errors\":%" PRIu64
+		       ",\"seconds\":%.3f,\"files_per_s\":%.1f,\"mb_per_s\":%.1f"
+		       ",\"database_generation\":%" PRIu64 ",\"match_list\":[%s],\"error_list\":[%s]}\n",
+		       files, bytes, (uint64_t)s->c.hashed, (uint64_t)s->c.hashed_bytes,
+		       (uint64_t)s->c.reused, (uint64_t)s->c.skipped, (uint64_t)s->c.matches,
+		       (uint64_t)s->c.quarantined, (uint64_t)s->c.errors, t, fps, mbs,
+		       matcher_generation(s->m), s->jmbuf ? s->jmbuf : "", s->jebuf ? s->jebuf : "");
+		return;
+	}
+	if (s->cli->quiet)
+		return;
+	printf("scanned %" PRIu64 " files, %s (hashed %" PRIu64 " files, %s; reused %" PRIu64
+	       " unchanged), skipped %" PRIu64 "\n", files, adm_fmt_bytes(bytes, b1),
+	       (uint64_t)s->c.hashed, adm_fmt_bytes(s->c.hashed_bytes, b2),
+	       (uint64_t)s->c.reused, (uint64_t)s->c.skipped);
+	printf("matches %" PRIu64 ", quarantined %" PRIu64 ", errors %" PRIu64 "\n",
+	       (uint64_t)s->c.matches, (uint64_t)s->c.quarantined, (uint64_t)s->c.errors);
+	printf("%.2f s, %.0f files/s, %.1f MB/s (database generation %" PRIu64 ")\n", t, fps, mbs,
+	       matcher_generation(s->m));
+}
+
+/* --- entry ------------------------------------------------------------------------------- */
+
+static int worker_init(struct worker *w, struct scan *s)
+{
+	w->s = s;
+	w->buf = malloc(READ_CHUNK);
+	if (!w->buf)
+		return -ENOMEM;
+	if (!s->record)
+		return 0;
+	if (sqlite3_open_v2(s->cli->cfg.scan_db, &w->rdb, SQLITE_OPEN_READONLY |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(w->rdb, "SELECT dev, ino, size, mtime_ns, ctime_ns, md5, sha1, "
+			       "sha256, pdq, pdq_quality FROM files WHERE path = ?", -1, &w->sel,
+			       NULL) != SQLITE_OK) {
+		cli_error(CMD, "scan database %s: %s", s->cli->cfg.scan_db,
+			  w->rdb ? sqlite3_errmsg(w->rdb) : "out of memory");
+		return -EIO;
+	}
+	sqlite3_busy_timeout(w->rdb, 10000);
+	return 0;
+}
+
+static void worker_release(struct worker *w)
+{
+	sqlite3_finalize(w->sel);
+	sqlite3_close(w->rdb);
+	free(w->buf);
+	free(w->jpeg);
+}
+
+int cmd_scan(int argc, char **argv, struct cli *cli)
+{
+	struct scan *s;
+	struct worker *w = NULL;
+	struct sroot *roots = NULL;
+	pthread_t prog;
+	const char **paths;
+	char err[512];
+	long jobs = sysconf(_SC_NPROCESSORS_ONLN);
+	int npaths = 0, i, r, rc = EXIT_ERROR, started = 0, prog_started = 0;
+
+	s = calloc(1, sizeof(*s));
+	paths = calloc((size_t)argc, sizeof(*paths));
+	if (!s || !paths) {
+		free(s);
+		free(paths);
+		cli_error(CMD, "out of memory");
+		return EXIT_ERROR;
+	}
+	s->cli = cli;
+	s->record = true;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		r = cli_common_option(cli, CMD, argc, argv, &i);
+		if (r < 0) {
+			rc = EXIT_USAGE;
+			goto out_free;
+		}
+		if (r > 0)
+			continue;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout);
+			rc = 0;
+			goto out_free;
+		} else if ((strcmp(a, "--jobs") == 0 || strcmp(a, "-j") == 0) && i + 1 < argc) {
+			char *end;
+
+			jobs = strtol(argv[++i], &end, 10);
+			if (*end || jobs < 1 || jobs > 256) {
+				cli_error(CMD, "option '--jobs %s': expected 1..256", argv[i]);
+				rc = EXIT_USAGE;
+				goto out_free;
+			}
+		} else if (strcmp(a, "--action") == 0 && i + 1 < argc) {
+			i++;
+			if (strcmp(argv[i], "report") == 0) {
+				s->quarantine = false;
+			} else if (strcmp(argv[i], "quarantine") == 0) {
+				s->quarantine = true;
+			} else {
+				cli_error(CMD, "option '--action %s': expected report or quarantine",
+					  argv[i]);
+				rc = EXIT_USAGE;
+				goto out_free;
+			}
+		} else if (strcmp(a, "--rehash") == 0) {
+			s->rehash = true;
+		} else if (strcmp(a, "--no-record") == 0) {
+			s->record = false;
+		} else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
+			cli->quiet = true;
+		} else if (strcmp(a, "--") == 0) {
+			while (++i < argc)
+				paths[npaths++] = argv[i];
+		} else if (a[0] == '-' && a[1]) {
+			cli_error(CMD, "unknown or incomplete option '%s' (see 'hashgate scan --help')",
+				  a);
+			rc = EXIT_USAGE;
+			goto out_free;
+		} else {
+			paths[npaths++] = a;
+		}
+	}
+	if (!npaths) {
+		cli_error(CMD, "no PATH to scan (see 'hashgate scan --help')");
+		rc = EXIT_USAGE;
+		goto out_free;
+	}
+	s->mopts.pdq_threshold = cli->cfg.pdq_threshold;
+	s->mopts.pdq_min_quality = cli->cfg.pdq_min_quality;
+	r = matcher_load(cli->cfg.db, &s->m, err, sizeof(err));
+	if (r < 0) {
+		cli_error(CMD, "%s", err);
+		goto out_free;
+	}
+	if (s->quarantine) {
+		if (adm_require_root(CMD, "--action quarantine writes the root-only quarantine store")
+		    < 0)
+			goto out_matcher;
+		r = qstore_open(&s->q, cli->cfg.quarantine, cli->cfg.quarantine_key, QSTORE_CREATE,
+				err, sizeof(err));
+		if (r < 0) {
+			cli_error(CMD, "%s", err);
+			goto out_matcher;
+		}
+		r = audit_open(&s->audit, cli->cfg.audit_log, err, sizeof(err));
+		if (r < 0) {
+			cli_error(CMD, "%s", err);
+			goto out_matcher;
+		}
+		adm_actor(s->actor, sizeof(s->actor));
+	}
+	if (s->record && scandb_open(s) < 0)
+		goto out_matcher;
+	pthread_mutex_init(&s->qlock, NULL);
+	pthread_mutex_init(&s->wlock, NULL);
+	pthread_mutex_init(&s->olock, NULL);
+	pthread_cond_init(&s->qnonempty, NULL);
+	pthread_cond_init(&s->qnonfull, NULL);
+	if (cli->json) {
+		s->jmatches = open_memstream(&s->jmbuf, &s->jmlen);
+		s->jerrors = open_memstream(&s->jebuf, &s->jelen);
+		if (!s->jmatches || !s->jerrors)
+			goto out_sync;
+	}
+	s->progress = !cli->json && !cli->quiet && isatty(STDERR_FILENO) && isatty(STDOUT_FILENO);
+	w = calloc((size_t)jobs, sizeof(*w));
+	roots = calloc((size_t)npaths, sizeof(*roots));
+	if (!w || !roots)
+		goto out_sync;
+	for (i = 0; i < jobs; i++)
+		if (worker_init(&w[i], s) < 0)
+			goto out_workers;
+	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	for (i = 0; i < jobs; i++, started++)
+		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)
+			break;
+	if (!started) {
+		cli_error(CMD, "cannot start threads");
+		goto out_workers;
+	}
+	if (s->progress && pthread_create(&prog, NULL, progress_main, s) == 0)
+		prog_started = 1;
+	rc = 0;
+	for (i = 0; i < npaths; i++)
+		if (walk_root(s, paths[i], &roots[i]) < 0)
+			rc = EXIT_ERROR;
+	pthread_mutex_lock(&s->qlock);
+	s->walk_done = true;
+	pthread_cond_broadcast(&s->qnonempty);
+	pthread_mutex_unlock(&s->qlock);
+	for (i = 0; i < started; i++)
+		pthread_join(w[i].tid, NULL);
+	if (prog_started) {
+		atomic_store(&s->stop_progress, true);
+		pthread_join(prog, NULL);
+		fputs("\r\033[K", stderr);
+	}
+	if (s->wdb) {
+		pthread_mutex_lock(&s->wlock);
+		scandb_commit_locked(s);
+		pthread_mutex_unlock(&s->wlock);
+	}
+	summary(s, elapsed(s));
+	if (rc == 0 && s->c.matches)
+		rc = EXIT_FOUND;
+	if (s->quarantine)
+		adm_audit(cli, CMD, "scan", "\"paths\":%d,\"files\":%" PRIu64 ",\"matches\":%" PRIu64
+			  ",\"quarantined\":%" PRIu64 ",\"errors\":%" PRIu64, npaths,
+			  (uint64_t)s->c.files, (uint64_t)s->c.matches, (uint64_t)s->c.quarantined,
+			  (uint64_t)s->c.errors);
+out_workers:
+	for (i = 0; i < jobs && w; i++)
+		worker_release(&w[i]);
+out_sync:
+	if (s->jmatches)
+		fclose(s->jmatches);
+	if (s->jerrors)
+		fclose(s->jerrors);
+	free(s->jmbuf);
+	free(s->jebuf);
+	pthread_cond_destroy(&s->qnonempty);
+	pthread_cond_destroy(&s->qnonfull);
+	pthread_mutex_destroy(&s->qlock);
+	pthread_mutex_destroy(&s->wlock);
+	pthread_mutex_destroy(&s->olock);
+	sqlite3_finalize(s->ins);
+	sqlite3_close(s->wdb);
+out_matcher:
+	audit_close(s->audit);
+	qstore_close(s->q);
+	matcher_put(s->m);
+	for (i = 0; roots && i < npaths; i++)
+		free(roots[i].abs);
+	free(roots);
+	free(w);
+out_free:
+	free(paths);
+	free(s);
+	return rc;
+}
