@@ -1,0 +1,238 @@
+/*
+ * cmd-report.c - `hashgate report`: compliance figures from the quarantine records - matches
+ * per list, category, uploader uid, action and day (UTC), and the time from upload to verdict.
+ *
+ * Reads only the records (never content), but those hold customers' uids, so it needs root
+ * like `quarantine list`.  Counting is sort-and-count over one snapshot of the records.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hashdb/qstore.h"
+#include "tools/adm.h"
+#include "tools/commands.h"
+
+#define CMD "report"
+
+enum { D_LIST, D_CATEGORY, D_UID, D_ACTION, D_DAY, D_N };
+static const char *dim_name[D_N] = { "list", "category", "uid", "action", "day" };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: hashgate report [--since WHEN] [--format text|csv|json]\n"
+"\n"
+"Counts of matches recorded in the quarantine store (quarantined and blocked uploads) per\n"
+"hash list, category, uploader uid, action and day (UTC), and the time from the start of an\n"
+"upload to its verdict (min, median, 95th percentile, max, mean in seconds).\n"
+"\n"
+"  --since WHEN   7d | @UNIXTIME | YYYY-MM-DD[THH:MM[:SS]] (UTC); default: all records\n"
+"  --format F     text (default), csv (dimension,key,value rows) or json ('--json' = json)\n"
+"\n"
+"Needs root: the records hold customers' user ids.\n"
+"Exit status: 0 success, 2 error, 64 usage error.\n");
+}
+
+struct count {
+	char key[72];
+	uint64_t n;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Sort keys and count runs into *out (malloc'd). */
+static int count_keys(char **keys, size_t n, struct count **out, size_t *nout)
+{
+	struct count *c = calloc(n ? n : 1, sizeof(*c));
+	size_t k = 0;
+
+	if (!c)
+		return -ENOMEM;
+	qsort(keys, n, sizeof(*keys), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		if (k && strcmp(c[k - 1].key, keys[i]) == 0) {
+			c[k - 1].n++;
+			continue;
+		}
+		snprintf(c[k].key, sizeof(c[k].key), "%s", keys[i]);
+		c[k++].n = 1;
+	}
+	*out = c;
+	*nout = k;
+	return 0;
+}
+
+static int64_t pct(const int64_t *v, size_t n, int p)
+{
+	size_t i;
+
+	if (!n)
+		return 0;
+	i = (size_t)((p * (n - 1) + 50) / 100);	/* nearest rank */
+	return v[i];
+}
+
+int cmd_report(int argc, char **argv, struct cli *cli)
+{
+	const char *since = NULL, *format = NULL;
+	struct qstore_filter f = { .since = 0, .before = 0, .uid = -1, .list = NULL };
+	struct qrecord *recs = NULL;
+	struct count *cnt[D_N] = { 0 };
+	size_t ncnt[D_N] = { 0 }, n = 0;
+	char **keys[D_N] = { 0 }, (*store)[72] = NULL, err[512];
+	int64_t *lat = NULL, sum = 0;
+	struct qstore *q;
+	int i, r, rc = EXIT_ERROR;
+
+	for (i = 1; i < argc; i++) {
+		r = cli_common_option(cli, CMD, argc, argv, &i);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (r > 0)
+			continue;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		} else if (strcmp(argv[i], "--since") == 0 && i + 1 < argc) {
+			since = argv[++i];
+		} else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc) {
+			format = argv[++i];
+		} else {
+			cli_error(CMD, "unknown or incomplete argument '%s' (see 'hashgate report "
+				  "--help')", argv[i]);
+			return EXIT_USAGE;
+		}
+	}
+	if (!format)
+		format = cli->json ? "json" : "text";
+	if (strcmp(format, "text") && strcmp(format, "csv") && strcmp(format, "json")) {
+		cli_error(CMD, "option '--format %s': expected text, csv or json", format);
+		return EXIT_USAGE;
+	}
+	if (since && adm_parse_since(since, &f.since) < 0) {
+		cli_error(CMD, "option '--since %s': expected a duration (7d, 12h), @UNIXTIME or "
+			  "YYYY-MM-DD[THH:MM[:SS]]", since);
+		return EXIT_USAGE;
+	}
+	if (adm_require_root(CMD, "the quarantine records are root-only") < 0)
+		return EXIT_ERROR;
+	if (access(cli->cfg.quarantine, F_OK) < 0 && errno == ENOENT) {
+		n = 0;			/* nothing was ever quarantined: an empty report */
+	} else {
+		r = qstore_open(&q, cli->cfg.quarantine, cli->cfg.quarantine_key, 0, err,
+				sizeof(err));
+		if (r < 0) {
+			cli_error(CMD, "%s", err);
+			return EXIT_ERROR;
+		}
+		r = qstore_list(q, &f, &recs, &n);
+		qstore_close(q);
+		if (r < 0) {
+			cli_error(CMD, "cannot read the records: %s", strerror(-r));
+			return EXIT_ERROR;
+		}
+	}
+	store = calloc(n ? n : 1, sizeof(*store) * 3);
+	lat = calloc(n ? n : 1, sizeof(*lat));
+	for (int d = 0; d < D_N; d++)
+		keys[d] = calloc(n ? n : 1, sizeof(char *));
+	if (!store || !lat || !keys[0] || !keys[1] || !keys[2] || !keys[3] || !keys[4])
+		goto out;
+	for (size_t k = 0; k < n; k++) {
+		time_t t = (time_t)recs[k].time;
+		struct tm tm;
+
+		keys[D_LIST][k] = recs[k].list;
+		keys[D_CATEGORY][k] = recs[k].category;
+		snprintf(store[3 * k], 72, "%" PRIu32, recs[k].uid);
+		keys[D_UID][k] = store[3 * k];
+		keys[D_ACTION][k] = (char *)config_action_name(recs[k].action);
+		gmtime_r(&t, &tm);
+		strftime(store[3 * k + 1], 72, "%Y-%m-%d", &tm);
+		keys[D_DAY][k] = store[3 * k + 1];
+		lat[k] = recs[k].time - recs[k].upload_time;
+		if (lat[k] < 0)
+			lat[k] = 0;
+		sum += lat[k];
+	}
+	for (int d = 0; d < D_N; d++)
+		if (count_keys(keys[d], n, &cnt[d], &ncnt[d]) < 0)
+			goto out;
+	qsort(lat, n, sizeof(*lat), cmp_i64);
+
+	if (strcmp(format, "json") == 0) {
+		printf("{\"since\":%" PRId64 ",\"generated\":%lld,\"matches\":%zu", f.since,
+		       (long long)time(NULL), n);
+		for (int d = 0; d < D_N; d++) {
+			printf(",\"by_%s\":{", dim_name[d]);
+			for (size_t k = 0; k < ncnt[d]; k++) {
+				if (k)
+					putchar(',');
+				adm_json_print(stdout, cnt[d][k].key);
+				printf(":%" PRIu64, cnt[d][k].n);
+			}
+			putchar('}');
+		}
+		printf(",\"upload_to_verdict_seconds\":{\"min\":%" PRId64 ",\"median\":%" PRId64
+		       ",\"p95\":%" PRId64 ",\"max\":%" PRId64 ",\"mean\":%.1f}}\n",
+		       n ? lat[0] : 0, pct(lat, n, 50), pct(lat, n, 95), n ? lat[n - 1] : 0,
+		       n ? (double)sum / (double)n : 0.0);
+	} else if (strcmp(format, "csv") == 0) {
+		printf("dimension,key,value\n");
+		printf("total,matches,%zu\n", n);
+		for (int d = 0; d < D_N; d++)
+			for (size_t k = 0; k < ncnt[d]; k++) {
+				/* list/category names are [A-Za-z0-9._-]: no CSV quoting needed,
+				 * but quote anyway in case an old record holds something else. */
+				printf("%s,\"", dim_name[d]);
+				for (const char *c = cnt[d][k].key; *c; c++)
+					printf(*c == '"' ? "\"\"" : "%c", *c);
+				printf("\",%" PRIu64 "\n", cnt[d][k].n);
+			}
+		printf("upload_to_verdict_seconds,min,%" PRId64 "\n", n ? lat[0] : 0);
+		printf("upload_to_verdict_seconds,median,%" PRId64 "\n", pct(lat, n, 50));
+		printf("upload_to_verdict_seconds,p95,%" PRId64 "\n", pct(lat, n, 95));
+		printf("upload_to_verdict_seconds,max,%" PRId64 "\n", n ? lat[n - 1] : 0);
+		printf("upload_to_verdict_seconds,mean,%.1f\n", n ? (double)sum / (double)n : 0.0);
+	} else {
+		char t[32];
+
+		printf("matches: %zu%s%s\n", n, f.since ? " since " : "",
+		       f.since ? adm_fmt_time(f.since, t) : "");
+		for (int d = 0; d < D_N; d++) {
+			printf("\nper %s:\n", dim_name[d]);
+			for (size_t k = 0; k < ncnt[d]; k++)
+				printf("  %-24s %" PRIu64 "\n", cnt[d][k].key, cnt[d][k].n);
+		}
+		printf("\nupload to verdict (s): min %" PRId64 ", median %" PRId64 ", p95 %" PRId64
+		       ", max %" PRId64 ", mean %.1f\n", n ? lat[0] : 0, pct(lat, n, 50),
+		       pct(lat, n, 95), n ? lat[n - 1] : 0, n ? (double)sum / (double)n : 0.0);
+	}
+	rc = 0;
+out:
+	if (rc)
+		cli_error(CMD, "out of memory");
+	for (int d = 0; d < D_N; d++) {
+		free(cnt[d]);
+		free(keys[d]);
+	}
+	free(store);
+	free(lat);
+	qrecord_free_array(recs, n);
+	return rc;
+}
