@@ -179,8 +179,9 @@ uninstall:
 
 # Packages (packaging/) are built in a copy of the tree under $(PKGDIR), never in the working
 # tree itself: debian/, the build and the .deb/.rpm files stay out of it.  The copy is what git
-# tracks plus untracked, unignored files, as they are now.  The inner builds must not inherit
-# this make's command line (BUILD=... would point their `make clean` at this build dir).
+# tracks plus untracked, unignored files, as they are now (PKG_SOURCE=HEAD: the last commit
+# only).  The inner builds must not inherit this make's command line (BUILD=... would point
+# their `make clean` at this build dir).
 PKGDIR      ?= $(abspath $(BUILD))/pkg
 PKG_SRC      = $(PKGDIR)/hashgate-$(VERSION)
 PKG_ENV      = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BUILD -u PREFIX -u DESTDIR -u PKGDIR \
@@ -189,7 +190,9 @@ PKG_ENV      = env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u BUILD -u PREFIX -u DES
 pkg-tree:
 	rm -rf $(PKGDIR)
 	mkdir -p $(PKG_SRC)
-	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+	if [ "$(PKG_SOURCE)" = HEAD ]; then \
+		git archive --format=tar HEAD | tar -xf - -C $(PKG_SRC); \
+	elif git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 		git ls-files -z -co --exclude-standard | \
 			xargs -0 -r sh -c 'for f; do [ -e "$$f" ] && printf "%s\0" "$$f"; done' sh | \
 			tar --null -T - -cf - | tar -xf - -C $(PKG_SRC); \

@@ -90,6 +90,8 @@ if command -v systemd-analyze >/dev/null; then
 	rm -f "$u/hashgatefs@check.service"
 	if [ -z "$out" ]; then pass "systemd-analyze verify: the three units"
 	else fail "systemd-analyze verify"; printf '%s\n' "$out" | sed 's/^/#   /'; fi
+else
+	echo "ok $((n = n + 1)) # SKIP systemd-analyze is not installed (package systemd)"
 fi
 
 # The autopkgtest's own upload test, against the unpacked binaries.
