@@ -1,0 +1,57 @@
+#!/bin/bash
+# 71-scan-rescan.sh - the scan database: a rescan re-reads only new or changed files, matches
+# the stored digests of unchanged files against a list imported after the first scan, and
+# --rehash / --no-record bypass it.  Counts come from the JSON summary.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/adm-lib.sh"
+adm_setup
+T=$AT_TREE
+mkdir -p "$T/x/y" "$T/z"
+for n in $(seq 60); do head -c $((n * 131)) /dev/urandom >"$T/x/f$n"; done
+for n in $(seq 60); do head -c $((n * 17 + 1)) /dev/urandom >"$T/x/y/g$n"; done
+for n in $(seq 30); do head -c 4096 /dev/urandom >"$T/z/h$n"; done
+adm_known "$T/z/known" 7777 sha256 first
+total=$(find "$T" -type f | wc -l)
+
+scan() { hgc scan --json --jobs 2 "$@" "$T" 2>"$AT/err"; }
+
+out=$(scan); rc=$?
+is "$rc" 1 "first scan finds the known file"
+is "$(jnum "$out" files)" "$total" "first scan: $total files"
+is "$(jnum "$out" hashed)" "$total" "first scan hashes every file"
+is "$(jnum "$out" reused)" 0 "nothing to reuse yet"
+ok "scan db created 0600" test "$(stat -c %a "$AT_SCANDB")" = 600
+
+out=$(scan)
+is "$(jnum "$out" hashed)" 0 "unchanged rescan hashes nothing"
+is "$(jnum "$out" reused)" "$total" "and reuses all $total stored digests"
+is "$(jnum "$out" matches)" 1 "stored digests still match"
+
+# Change three files (content, size-preserving rewrite with new mtime, touch), add two.
+printf 'more' >>"$T/x/f3"
+head -c 4096 /dev/urandom >"$T/z/h7"
+touch -d '2001-01-01' "$T/x/y/g9"
+head -c 100 /dev/urandom >"$T/new1"; head -c 100 /dev/urandom >"$T/x/new2"
+out=$(scan)
+is "$(jnum "$out" hashed)" 5 "rescan after changes hashes only the 5 new or changed files"
+is "$(jnum "$out" reused)" $((total - 3)) "and reuses the other $((total - 3))"
+
+# A new list arrives holding a file that was clean in every scan so far, and unchanged.
+sha1sum <"$T/x/y/g42" | cut -d' ' -f1 >"$AT/lists/late"
+hgc db import --list late --category illegal --type sha1 "$AT/lists/late" >/dev/null
+out=$(scan); rc=$?
+is "$(jnum "$out" hashed)" 0 "after a new list: still nothing re-read"
+is "$(jnum "$out" matches)" 2 "the new list matches the stored digest of an unchanged file"
+ok "the late match is g42 via sha1" grep -q '"path":"'"$T"'/x/y/g42","size":[0-9]*,"algo":"sha1","distance":0,"list":"late"' <<<"$out"
+
+# A file replaced by another with the same size and mtime (new inode): re-read.
+cp -p "$T/z/h1" "$AT/h1.copy"; head -c 4096 /dev/urandom >"$AT/h1.new"
+touch -r "$T/z/h1" "$AT/h1.new"; mv "$AT/h1.new" "$T/z/h1"
+out=$(scan)
+is "$(jnum "$out" hashed)" 1 "same size and mtime but a new inode: re-read"
+
+out=$(scan --rehash)
+is "$(jnum "$out" hashed)" $((total + 2)) "--rehash reads everything"
+out=$(scan --no-record)
+is "$(jnum "$out" hashed)" $((total + 2)) "--no-record reads everything"
+done_testing
