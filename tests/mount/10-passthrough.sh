@@ -86,8 +86,8 @@ is "$(head -c 65536 "$B/fa" | tr -d '\0' | wc -c)" 0 "punched range reads as zer
 # xattrs
 if command -v setfattr >/dev/null; then
 	ok "setfattr user.x" setfattr -n user.hg -v hello "$M/r4"
-	is "$(getfattr --only-values -n user.hg "$B/r4" 2>&1)" hello "xattr in the backing dir"
-	is "$(getfattr --only-values -n user.hg "$M/r4" 2>&1)" hello "getfattr through the mount"
+	is "$(getfattr --absolute-names --only-values -n user.hg "$B/r4" 2>&1)" hello "xattr in the backing dir"
+	is "$(getfattr --absolute-names --only-values -n user.hg "$M/r4" 2>&1)" hello "getfattr through the mount"
 	ok "listxattr shows it" sh -c "getfattr -d '$M/r4' | grep -q user.hg"
 	ok "removexattr" setfattr -x user.hg "$M/r4"
 	nok "removed xattr is gone from the backing dir" getfattr -n user.hg "$B/r4"

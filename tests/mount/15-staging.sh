@@ -21,7 +21,7 @@ slow_start() {
 }
 
 hg_random "$W/new" 1000003
-ok "a slow clean upload has started" slow_start "$M/new" "$W/new" 2500
+slow_start "$M/new" "$W/new" 2500; hg_result $((1 - $?)) "a slow clean upload has started"
 ok "while it is written, its name does not exist in the backing dir" test ! -e "$B/new"
 ok "the writer's own view: the name exists through the mount" test -e "$M/new"
 out=$(timeout 2 cat "$M/new" 2>/dev/null | head -c 600000 | wc -c)
@@ -35,9 +35,9 @@ ok "and reads back through the mount" cmp "$W/new" "$M/new"
 printf 'old content\n' >"$W/old"
 cp "$W/old" "$M/doc" || diag "cp of old content failed"
 hg_random "$W/newdoc" 700001
-ok "a slow overwrite of an existing file has started" slow_start "$M/doc" "$W/newdoc" 2500
+slow_start "$M/doc" "$W/newdoc" 2500; hg_result $((1 - $?)) "a slow overwrite of an existing file has started"
 ok "while it is written, the backing dir keeps the old content" cmp "$W/old" "$B/doc"
-got=$(timeout 2 cat "$M/doc" 2>/dev/null)
+got=$(timeout 2 cat "$M/doc" 2>/dev/null | head -c 100 | tr -c 'a-z \n' '?')
 ok "another reader sees the old content or nothing, never the new bytes" \
 	test "$got" = "old content" -o -z "$got"
 wait "$SLOW"; rc=$?
@@ -47,13 +47,33 @@ ok "after close the new content replaced the old one" cmp "$W/newdoc" "$B/doc"
 # a slow known upload over an existing file: the old content stays, the known bytes never appear
 printf 'keep me\n' >"$W/keep"
 cp "$W/keep" "$M/victim"
-ok "a slow known overwrite has started" slow_start "$M/victim" "$HG_K_BIG" 2000
+slow_start "$M/victim" "$HG_K_BIG" 2000; hg_result $((1 - $?)) "a slow known overwrite has started"
 ok "during it the backing dir still has the old content" cmp "$W/keep" "$B/victim"
 wait "$SLOW"; rc=$?
 ok "its close failed" test "$rc" -ne 0
 ok "the close error is EACCES" grep -q EACCES "$W/slow.err"
 ok "the old content is still there after the rejected overwrite" cmp "$W/keep" "$B/victim"
 ok "the known bytes are nowhere in the backing dir" hg_content_absent "$HG_K_BIG"
+
+# the same through a shell redirection (open, dup2, close of the original fd, writes, close):
+# the first close() is not the end of the upload
+head -c 300000 "$HG_K_BIG" >"$W/part1"
+bash -c "{ cat '$W/part1'; sleep 2; tail -c +300001 '$HG_K_BIG'; } >'$M/redir'" 2>/dev/null &
+RED=$!
+sleep 1
+ok "shell-redirected upload in progress: no file under its name in the backing dir" test ! -e "$B/redir"
+ok "... and none of its bytes are in the backing dir yet" bash -c "
+	for f in \$(find '$HG_BACK' -type f -size +0); do cmp -s -n 300000 \"\$f\" '$W/part1' && exit 1; done; exit 0"
+wait $RED
+ok "after the shell's close, the known upload is absent" hg_content_absent "$HG_K_BIG"
+hg_random "$W/r2" 400000
+bash -c "{ head -c 200000 '$W/r2'; sleep 1.5; tail -c +200001 '$W/r2'; } >'$M/redir2'" &
+RED=$!
+sleep 0.7
+ok "clean shell-redirected upload in progress: its bytes are not in the backing dir yet" bash -c "
+	for f in \$(find '$HG_BACK' -type f -size +0); do cmp -s -n 200000 \"\$f\" '$W/r2' && exit 1; done; exit 0"
+wait $RED
+ok "after close the clean shell-redirected upload is published" cmp "$W/r2" "$B/redir2"
 
 # O_TRUNC open of an existing file without any write, then close: a zero-length upload
 printf 'abc\n' >"$M/empty-me"

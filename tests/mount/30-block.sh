@@ -14,7 +14,7 @@ field() {	# field COLUMN PATH
 
 hg_mount on_match=block || bail "mount failed"
 before=$(objects)
-nok "on_match=block: a known upload fails" cp "$HG_K_SHA256" "$M/b1"
+ok "on_match=block: a known upload fails" hg_refused cp "$HG_K_SHA256" "$M/b1"
 ok "nothing under its name" test ! -e "$B/b1"
 ok "its bytes are nowhere in the backing dir" hg_content_absent "$HG_K_SHA256"
 ok "a record is written" hg_quarantined b1
@@ -23,7 +23,7 @@ is "$(field stored b1)" 0 "the record says no content was stored"
 is "$(objects)" "$before" "no content object was added to the quarantine store"
 ok "blocked bytes are not in the quarantine dir either" bash -c "
 	for o in \$(find '$HG_QDIR' -type f); do cmp -s \"\$o\" '$HG_K_SHA256' && exit 1; done; exit 0"
-nok "on_match=block: a known big upload with dd fails" dd if="$HG_K_BIG" of="$M/b2" bs=65536 status=none
+ok "on_match=block: a known big upload with dd fails" hg_refused dd if="$HG_K_BIG" of="$M/b2" bs=65536 status=none
 ok "big known bytes absent" hg_content_absent "$HG_K_BIG"
 hg_random "$W/c" 4096
 ok "a clean upload still works in block mode" cp "$W/c" "$M/c"
@@ -37,9 +37,9 @@ hg_cli db import --list t-base --category baseline --type sha256 "$W/l-base" >/d
 	diag "import of the baseline list failed"
 printf 'on_match = quarantine\non_match.illegal = block\n' >>"$HG_CONF"
 hg_mount || bail "remount failed"
-nok "known (category illegal) upload fails" cp "$HG_K_MD5" "$M/ill"
+ok "known (category illegal) upload fails" hg_refused cp "$HG_K_MD5" "$M/ill"
 is "$(field action ill)" block "category illegal is blocked per on_match.illegal"
-nok "known (category baseline) upload fails" cp "$W/kb" "$M/base"
+ok "known (category baseline) upload fails" hg_refused cp "$W/kb" "$M/base"
 is "$(field action base)" quarantine "category baseline falls back to on_match=quarantine"
 is "$(field stored base)" 1 "its content was stored"
 ok "neither is in the backing dir" bash -c "test ! -e '$B/ill' && test ! -e '$B/base'"
@@ -48,7 +48,7 @@ sed -i 's/^on_match = quarantine$/on_match = block/' "$HG_CONF"
 ok "SIGHUP is accepted" kill -HUP "$HG_PID"
 sleep 1
 ok "the daemon survives SIGHUP" kill -0 "$HG_PID"
-nok "after SIGHUP a known baseline upload fails" cp "$W/kb" "$M/base2"
+ok "after SIGHUP a known baseline upload fails" hg_refused cp "$W/kb" "$M/base2"
 is "$(field action base2)" block "after SIGHUP the new default on_match=block applies"
 ok "still mounted and serving" cmp "$W/c" "$M/c"
 

@@ -21,7 +21,7 @@
 #			generated "known" files whose sha256 / md5 / sha1 / sha256 is in the
 #			database (lists t-sha256, t-md5, t-sha1 category "illegal")
 #	HG_K_JPEG	generated JPEG whose PDQ is in list t-pdq; empty when mkjpeg or the PDQ
-#			hasher is not built (tests that need it then fail, they do not pass)
+#			hasher is not built (tests that need it then bail out, they do not pass)
 # Invariants: everything a test creates lives under HG_TMP; the EXIT trap unmounts
 # (fusermount3 -u, then -uz), kills the daemon and any pid in HG_BG_PIDS, and only removes
 # HG_TMP once nothing is mounted below it.  Tests depend only on $HASHGATE_BUILD, the repo and
@@ -189,7 +189,7 @@ hg_setup() {
 			pdq=$(hg_pdq "$HG_TMP/known/k.jpg") && [ -n "$pdq" ] &&
 			echo "$pdq" >"$HG_TMP/known/l-pdq" &&
 			hg_cli db import --list t-pdq --category illegal --type pdq \
-				"$HG_TMP/known/l-pdq" && HG_K_JPEG=$HG_TMP/known/k.jpg
+				"$HG_TMP/known/l-pdq" >/dev/null && HG_K_JPEG=$HG_TMP/known/k.jpg
 	fi
 }
 
@@ -217,10 +217,14 @@ hg_db_init() {	# hg_db_init PATH: a database holding the three exact lists
 	return $rc
 }
 
-# PDQ hex of a JPEG as computed by `hashgate hash --json`.
+# PDQ hex of a JPEG: `hashgate hash --json`, or tests/tools/jpegxf (libhashdb's image_pdq_fd)
+# while the hash command is not built.
 hg_pdq() {
-	"$HG_CLI" hash --json "$1" 2>/dev/null |
-		sed -n 's/.*"pdq": *"\([0-9a-f]\{64\}\)".*/\1/p' | head -n1
+	local h
+	h=$("$HG_CLI" hash --json "$1" 2>/dev/null |
+		sed -n 's/.*"pdq": *"\([0-9a-f]\{64\}\)".*/\1/p' | head -n1)
+	[ -n "$h" ] || h=$("$HG_TOOLS/jpegxf" "$1" - pdq 2>/dev/null | cut -d' ' -f1)
+	[ -n "$h" ] && echo "$h"
 }
 
 hg_mounted() { findmnt -rn -M "$1" -o FSTYPE 2>/dev/null | grep -q '^fuse'; }
@@ -303,8 +307,19 @@ hg_quarantined() {
 	[ "$n" -ge 1 ] 2>/dev/null || { echo "no quarantine record for '$1' (count $n)"; return 1; }
 }
 
-# hg_close_fails CMD...: CMD must exit non-zero (an upload whose close() got an error).
-hg_fails() { if "$@"; then echo "'$*' succeeded"; return 1; fi; return 0; }
+# hg_refused CMD...: CMD must exit non-zero and report EACCES ("Permission denied"), the
+# error hashgatefs gives the close() of a rejected upload (any other failure, e.g. ENOENT, is
+# not a verdict and fails the check).
+hg_refused() {
+	local out
+	if out=$("$@" 2>&1); then
+		echo "'$*' succeeded${out:+: $out}"
+		return 1
+	fi
+	grep -qE 'Permission denied|EACCES' <<<"$out" && return 0
+	echo "'$*' failed, but not with EACCES: $out"
+	return 1
+}
 
 # Run CMD as uid:gid (no supplementary groups): hg_as UID GID CMD...
 hg_as() {

@@ -5,16 +5,43 @@
  *   jpegxf IN OUT scale N D Q     decode scaled by N/D (a TurboJPEG scaling factor, e.g. 1 2)
  *                                 and encode at quality Q
  *   jpegxf IN OUT mirror          lossless left-right mirror (tjTransform TJXOP_HFLIP)
+ *   jpegxf IN - pdq               print IN's PDQ hash (hex) and quality with libhashdb's
+ *                                 image_pdq_fd, for when `hashgate hash` is not built
  *
  * The output bytes differ from the input, so exact hashes no longer match while the picture
  * (and so PDQ, directly or through a dihedral variant) stays close.  Exit 0 on success, 1 on
  * failure with a message, 2 on bad usage.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <turbojpeg.h>
+
+#include "hashdb/image.h"
+
+static int print_pdq(const char *path)
+{
+	struct pdq_result r;
+	char hex[65];
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0) {
+		perror(path);
+		return 1;
+	}
+	ret = image_pdq_fd(fd, 1ull << 30, 0, 0, &r);
+	close(fd);
+	if (ret < 0) {
+		fprintf(stderr, "jpegxf: %s: PDQ failed: %s\n", path, strerror(-ret));
+		return 1;
+	}
+	pdq_to_hex(&r.hash[PDQ_ORIG], hex);
+	printf("%s %d\n", hex, r.quality);
+	return 0;
+}
 
 static unsigned char *slurp(const char *path, unsigned long *len)
 {
@@ -59,6 +86,8 @@ int main(int argc, char **argv)
 
 	if (argc < 4)
 		goto usage;
+	if (strcmp(argv[3], "pdq") == 0 && argc == 4)
+		return print_pdq(argv[1]);
 	if (strcmp(argv[3], "reencode") == 0 && argc == 5) {
 		q = atoi(argv[4]);
 	} else if (strcmp(argv[3], "scale") == 0 && argc == 7) {
@@ -112,6 +141,6 @@ out:
 	free(in);
 	return rc;
 usage:
-	fprintf(stderr, "usage: jpegxf IN OUT reencode Q | scale N D Q | mirror\n");
+	fprintf(stderr, "usage: jpegxf IN OUT reencode Q | scale N D Q | mirror | IN - pdq\n");
 	return 2;
 }
