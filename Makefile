@@ -217,11 +217,13 @@ rpm: pkg-tree
 
 # Builds both packages, runs lintian, unpacks the .deb into a scratch root and runs the
 # autopkgtest's upload test against it (AUTOPKGTEST=1: the real `autopkgtest -- null`, which
-# installs the package on this machine).  A few minutes; not part of `make check`.
-package-check:
+# installs the package on this machine), then runs mount tests with the daemon confined to
+# hashgatefs@.service's capability bounding set.  A few minutes; not part of `make check`.
+package-check: all $(TTOOL_BIN)
 	$(MAKE) --no-print-directory deb
 	$(MAKE) --no-print-directory rpm PKGDIR=$(PKGDIR)/rpm-side
 	sh packaging/check-package.sh $(PKGDIR) $(VERSION)
+	$(TEST_ENV) sh packaging/check-unit-caps.sh $(BUILD)
 
 clean:
 	rm -rf build build-san $(BUILD)

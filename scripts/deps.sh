@@ -10,7 +10,7 @@ pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev lib
 pkgs_test="perl openssh-server openssh-client rsync tar attr acl sqlite3 openssl procps psmisc util-linux"
 pkgs_lint="cppcheck clang-tidy"
 pkgs_bench="openssl"
-pkgs_package="debhelper devscripts lintian fakeroot dpkg-dev rpm autopkgtest man-db"
+pkgs_package="debhelper devscripts lintian fakeroot dpkg-dev rpm autopkgtest man-db libcap2-bin"
 pkgs_fuzz="clang libclang-rt-dev"
 
 want=""
