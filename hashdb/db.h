@@ -9,7 +9,8 @@
  *   lists(id, name UNIQUE, origin, category, version, imported, updated)
  *   hashes(algo, value BLOB, list_id, added, label)   PRIMARY KEY (algo, value, list_id),
  *                               WITHOUT ROWID: a full scan comes out sorted by (algo, value),
- *                               which is what the matcher loads.  Index on list_id.
+ *                               which is what the matcher loads.  No list_id index: it would
+ *                               double import cost; per-list operations scan the table.
  *   allowlist(algo, value, added, reason)             PRIMARY KEY (algo, value)
  * algo is enum hash_algo; value is the raw digest (hash_algo_len bytes; PDQ big-endian).
  *
@@ -107,7 +108,7 @@ int hashdb_list_ensure(struct hashdb *db, const char *name, const char *category
 		       char *err, size_t errlen);
 /* Inside a transaction: delete a list and all its hashes.  -ENOENT if missing. */
 int hashdb_list_delete(struct hashdb *db, const char *name, char *err, size_t errlen);
-/* All lists ordered by name; *out is malloc()ed (free() it).  with_counts scans the hashes. */
+/* All lists ordered by name; *out is malloc()ed (free() it).  with_counts scans all hashes. */
 int hashdb_lists(struct hashdb *db, bool with_counts, struct hashdb_list **out, size_t *n,
 		 char *err, size_t errlen);
 

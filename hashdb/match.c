@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <immintrin.h>
 #include <sqlite3.h>
@@ -47,6 +48,7 @@ struct exact_table {
 	uint16_t *list;			/* list index per key; NULL for the allowlist */
 	uint32_t *bucket;		/* (1 << bits) + 1 start offsets by key prefix */
 	unsigned bits;
+	size_t keys_map;		/* mmap()ed length of keys, 0 if malloc()ed */
 };
 
 struct pdq_table {
@@ -54,6 +56,7 @@ struct pdq_table {
 	uint64_t *w01;			/* per block: word 0 of 8 hashes, then word 1 of 8 */
 	uint64_t *w23;			/* per block: word 2 of 8, then word 3 of 8 */
 	uint16_t *list;
+	size_t w01_map, w23_map;	/* mmap()ed lengths, 0 if malloc()ed */
 };
 
 struct matcher {
@@ -220,6 +223,23 @@ static void pdq_scan_avx2(const struct pdq_table *t, const struct pdq_query *q,
 	}
 }
 
+/* Lower bound (words 0-1) of 8 database hashes against every variant, min over variants. */
+__attribute__((target("avx512f,avx512vpopcntdq")))
+static inline __m512i bound8_avx512(const uint64_t *p, const __m512i *q0, const __m512i *q1, int nv)
+{
+	__m512i a = _mm512_load_si512((const void *)p);
+	__m512i c = _mm512_load_si512((const void *)(p + 8));
+	__m512i m = _mm512_add_epi64(_mm512_popcnt_epi64(_mm512_xor_si512(a, q0[0])),
+				     _mm512_popcnt_epi64(_mm512_xor_si512(c, q1[0])));
+	int v;
+
+	for (v = 1; v < nv; v++)
+		m = _mm512_min_epu64(m, _mm512_add_epi64(
+				_mm512_popcnt_epi64(_mm512_xor_si512(a, q0[v])),
+				_mm512_popcnt_epi64(_mm512_xor_si512(c, q1[v]))));
+	return m;
+}
+
 __attribute__((target("avx512f,avx512vpopcntdq,popcnt")))
 static void pdq_scan_avx512(const struct pdq_table *t, const struct pdq_query *q,
 			    struct pdq_best *b)
@@ -227,35 +247,46 @@ static void pdq_scan_avx512(const struct pdq_table *t, const struct pdq_query *q
 	size_t nblk = (t->n + PDQ_LANES - 1) / PDQ_LANES, blk;
 	__m512i q0[PDQ_NDIH], q1[PDQ_NDIH];
 	unsigned tail = (unsigned)(t->n % PDQ_LANES);
-	int v;
+	int v, nv = q->nv;
 
-	for (v = 0; v < q->nv; v++) {
+	for (v = 0; v < nv; v++) {
 		q0[v] = _mm512_set1_epi64((long long)q->w[v][0]);
 		q1[v] = _mm512_set1_epi64((long long)q->w[v][1]);
 	}
-	for (blk = 0; blk < nblk; blk++) {
+	/* Two blocks per iteration: independent chains keep the popcount units busy. */
+	for (blk = 0; blk < nblk; blk += 2) {
 		const uint64_t *p = t->w01 + blk * 16;
-		__m512i a = _mm512_load_si512((const void *)p);
-		__m512i c = _mm512_load_si512((const void *)(p + 8));
-		__m512i m = _mm512_set1_epi64(256);
-		__mmask8 k;
+		__m512i bound = _mm512_set1_epi64(b->dist);
+		__m512i m0, m1;
+		__mmask8 k0, k1;
 
-		for (v = 0; v < q->nv; v++) {
-			__m512i s = _mm512_add_epi64(
-				_mm512_popcnt_epi64(_mm512_xor_si512(a, q0[v])),
-				_mm512_popcnt_epi64(_mm512_xor_si512(c, q1[v])));
-
-			m = _mm512_min_epu64(m, s);
+		_mm_prefetch((const char *)(p + 16 * 16), _MM_HINT_T0);
+		_mm_prefetch((const char *)(p + 16 * 16 + 8), _MM_HINT_T0);
+		_mm_prefetch((const char *)(p + 16 * 17), _MM_HINT_T0);
+		_mm_prefetch((const char *)(p + 16 * 17 + 8), _MM_HINT_T0);
+		m0 = bound8_avx512(p, q0, q1, nv);
+		k0 = _mm512_cmplt_epu64_mask(m0, bound);
+		if (blk + 1 < nblk) {
+			m1 = bound8_avx512(p + 16, q0, q1, nv);
+			k1 = _mm512_cmplt_epu64_mask(m1, bound);
+		} else {
+			k1 = 0;
 		}
-		k = _mm512_cmplt_epu64_mask(m, _mm512_set1_epi64(b->dist));
-		if (__builtin_expect(k != 0, 0)) {
-			if (blk == nblk - 1 && tail)
-				k &= (__mmask8)((1u << tail) - 1);
-			while (k) {
-				int lane = __builtin_ctz(k);
+		if (__builtin_expect((k0 | k1) != 0, 0)) {
+			size_t bb;
 
-				k &= (__mmask8)(k - 1);
-				pdq_finish(t, q, blk * PDQ_LANES + lane, b);
+			for (bb = 0; bb < 2; bb++) {
+				__mmask8 k = bb ? k1 : k0;
+
+				if (blk + bb == nblk - 1 && tail)
+					k &= (__mmask8)((1u << tail) - 1);
+				while (k) {
+					int lane = __builtin_ctz(k);
+
+					k &= (__mmask8)(k - 1);
+					/* pdq_finish rechecks against the possibly lowered b->dist */
+					pdq_finish(t, q, (blk + bb) * PDQ_LANES + lane, b);
+				}
 			}
 		}
 	}
@@ -324,6 +355,41 @@ int matcher_set_pdq_kernel(const char *name)
 		return 0;
 	}
 	return -EINVAL;
+}
+
+/* ---- big arrays ------------------------------------------------------------------------ */
+
+#define BIG_MIN		(4u << 20)
+#define HUGE_PAGE	(2u << 20)
+
+/*
+ * Copy a large finished array into memory backed by transparent huge pages where the kernel
+ * allows (madvise mode): random probes into hundreds of MB otherwise miss the TLB as well as
+ * the cache.  Small arrays stay where they are.  Returns NULL only when len is small.
+ */
+static void *big_copy(const void *src, size_t len, size_t *maplen)
+{
+	size_t ml = (len + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+	void *p;
+
+	*maplen = 0;
+	if (len < BIG_MIN)
+		return NULL;
+	p = mmap(NULL, ml, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	madvise(p, ml, MADV_HUGEPAGE);
+	memcpy(p, src, len);
+	*maplen = ml;
+	return p;
+}
+
+static void big_free(void *p, size_t maplen)
+{
+	if (maplen)
+		munmap(p, maplen);
+	else
+		free(p);
 }
 
 /* ---- exact tables ---------------------------------------------------------------------- */
@@ -419,6 +485,14 @@ static int exact_finish(struct exact_table *t)
 		}
 		t->cap = t->n;
 	}
+	if (t->n) {
+		uint8_t *k = big_copy(t->keys, t->n * t->width, &t->keys_map);
+
+		if (k) {
+			free(t->keys);
+			t->keys = k;
+		}
+	}
 	while (bits < 24 && ((size_t)4 << bits) < t->n)
 		bits++;
 	t->bits = bits;
@@ -450,7 +524,7 @@ static size_t exact_mem(const struct exact_table *t)
 
 static void exact_release(struct exact_table *t)
 {
-	free(t->keys);
+	big_free(t->keys, t->keys_map);
 	free(t->list);
 	free(t->bucket);
 }
@@ -507,10 +581,27 @@ static size_t pdq_mem(const struct pdq_table *t)
 	return t->cap * (32 + sizeof(uint16_t));
 }
 
+static void pdq_table_finish(struct pdq_table *t)
+{
+	size_t len = t->cap * 2 * sizeof(uint64_t);
+	uint64_t *a = big_copy(t->w01, len, &t->w01_map);
+	uint64_t *c;
+
+	if (a) {
+		free(t->w01);
+		t->w01 = a;
+	}
+	c = big_copy(t->w23, len, &t->w23_map);
+	if (c) {
+		free(t->w23);
+		t->w23 = c;
+	}
+}
+
 static void pdq_release(struct pdq_table *t)
 {
-	free(t->w01);
-	free(t->w23);
+	big_free(t->w01, t->w01_map);
+	big_free(t->w23, t->w23_map);
 	free(t->list);
 }
 
@@ -697,6 +788,7 @@ int matcher_load(const char *dbpath, struct matcher **out, char *err, size_t err
 			goto out_nomem;
 		m->mem += exact_mem(&m->allow[a]);
 	}
+	pdq_table_finish(&m->pdq);
 	if (m->pdq.n)
 		m->algos |= HASH_BIT(HASH_PDQ);
 	m->mem += pdq_mem(&m->pdq);
@@ -761,8 +853,10 @@ static void fill_hit(const struct matcher *m, struct match_hit *hit, enum hash_a
 	hit->distance = distance;
 	hit->dihedral = dihedral;
 	hit->list_id = l->id;
-	snprintf(hit->list, sizeof(hit->list), "%s", l->name);
-	snprintf(hit->category, sizeof(hit->category), "%s", l->category);
+	_Static_assert(sizeof(hit->list) == sizeof(l->name), "list name sizes");
+	_Static_assert(sizeof(hit->category) == sizeof(l->category), "category sizes");
+	memcpy(hit->list, l->name, sizeof(hit->list));
+	memcpy(hit->category, l->category, sizeof(hit->category));
 	memcpy(hit->value, value, hash_algo_len(algo));
 }
 
