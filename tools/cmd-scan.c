@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include "hashdb/audit.h"
@@ -47,7 +48,8 @@
 #include "tools/commands.h"
 
 #define CMD		"scan"
-#define QUEUE_CAP	4096
+#define BATCH		128		/* files handed to a worker at once */
+#define QUEUE_CAP	32		/* batches in flight */
 #define READ_CHUNK	(1024 * 1024)
 #define BATCH_ROWS	4000
 
@@ -95,6 +97,12 @@ struct item {
 	char *name;
 };
 
+/* Files travel in batches: one lock round trip per BATCH files, not per file. */
+struct batch {
+	size_t n;
+	struct item it[BATCH];
+};
+
 struct counters {
 	atomic_uint_fast64_t files, bytes, hashed, hashed_bytes, reused, matches, errors, skipped,
 			     queued, quarantined;
@@ -111,9 +119,10 @@ struct scan {
 
 	pthread_mutex_t qlock;
 	pthread_cond_t qnonempty, qnonfull;
-	struct item ring[QUEUE_CAP];
+	struct batch *ring[QUEUE_CAP];
 	size_t head, count;
 	bool walk_done;
+	struct batch *cur;		/* being filled by the walker (main thread only) */
 
 	pthread_mutex_t wlock;		/* the scan db writer */
 	sqlite3 *wdb;
@@ -135,6 +144,7 @@ struct scan {
 struct worker {
 	struct scan *s;
 	pthread_t tid;
+	EVP_MD_CTX *ctx[3];		/* md5, sha1, sha256; reused for every file */
 	sqlite3 *rdb;
 	sqlite3_stmt *sel;
 	uint8_t *buf;
@@ -364,6 +374,61 @@ static int scandb_lookup(struct worker *w, const char *path, const struct stat *
 	return found;
 }
 
+/*
+ * Digests fetched once: OpenSSL 3 looks an algorithm up (locks, property query) on every
+ * EVP_DigestInit_ex with EVP_md5() & co., which costs more than hashing a 4 KiB file; with a
+ * fetched EVP_MD and a context reused per worker, small files cost what their bytes cost.
+ */
+static EVP_MD *scan_md[3];
+
+static int scan_md_fetch(void)
+{
+	static const char *names[3] = { "MD5", "SHA1", "SHA256" };
+
+	for (int a = 0; a < 3; a++) {
+		scan_md[a] = EVP_MD_fetch(NULL, names[a], NULL);
+		if (!scan_md[a])
+			return -ENOSYS;
+	}
+	return 0;
+}
+
+static void scan_md_free(void)
+{
+	for (int a = 0; a < 3; a++) {
+		EVP_MD_free(scan_md[a]);
+		scan_md[a] = NULL;
+	}
+}
+
+static int whash_init(struct worker *w)
+{
+	for (int a = 0; a < 3; a++)
+		if (EVP_DigestInit_ex(w->ctx[a], scan_md[a], NULL) != 1)
+			return -EIO;
+	return 0;
+}
+
+static void whash_update(struct worker *w, const void *buf, size_t len)
+{
+	for (int a = 0; a < 3; a++)
+		EVP_DigestUpdate(w->ctx[a], buf, len);
+}
+
+static int whash_final(struct worker *w, struct digests *d, uint64_t size)
+{
+	unsigned n;
+
+	memset(d, 0, sizeof(*d));
+	if (EVP_DigestFinal_ex(w->ctx[0], d->md5, &n) != 1 ||
+	    EVP_DigestFinal_ex(w->ctx[1], d->sha1, &n) != 1 ||
+	    EVP_DigestFinal_ex(w->ctx[2], d->sha256, &n) != 1)
+		return -EIO;
+	d->mask = HASH_EXACT_MASK;
+	d->size = size;
+	return 0;
+}
+
 /* --- hashing ----------------------------------------------------------------------------- */
 
 /*
@@ -374,14 +439,13 @@ static int hash_file(struct worker *w, int fd, const struct stat *st, struct dig
 		     struct pdq_result *pdq, int *has_pdq)
 {
 	const struct hg_config *cfg = &w->s->cli->cfg;
-	struct hasher h;
 	struct stat st2;
 	uint64_t off = 0;
 	size_t jlen = 0;
 	int keep_jpeg = -1, r;
 
 	*has_pdq = 0;
-	r = hasher_init(&h, HASH_EXACT_MASK);
+	r = whash_init(w);
 	if (r < 0)
 		return r;
 	if (st->st_size > READ_CHUNK)
@@ -392,8 +456,7 @@ static int hash_file(struct worker *w, int fd, const struct stat *st, struct dig
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			r = -errno;
-			goto out;
+			return -errno;
 		}
 		if (n == 0)
 			break;
@@ -407,12 +470,8 @@ static int hash_file(struct worker *w, int fd, const struct stat *st, struct dig
 
 				if (ncap > cfg->pdq_max_size + READ_CHUNK)
 					ncap = cfg->pdq_max_size + READ_CHUNK;
-				if (ncap < jlen + (size_t)n) {	/* grew past pdq_max_size */
-					keep_jpeg = 0;
-					goto hash;
-				}
-				nb = realloc(w->jpeg, ncap);
-				if (!nb) {
+				nb = ncap >= jlen + (size_t)n ? realloc(w->jpeg, ncap) : NULL;
+				if (!nb) {		/* grew past pdq_max_size: exact hashes only */
 					keep_jpeg = 0;
 					goto hash;
 				}
@@ -423,30 +482,26 @@ static int hash_file(struct worker *w, int fd, const struct stat *st, struct dig
 			jlen += (size_t)n;
 		}
 hash:
-		hasher_update(&h, w->buf, (size_t)n);
+		whash_update(w, w->buf, (size_t)n);
 		off += (uint64_t)n;
+		/* A short read of a regular file is its end; growth shows in the fstat below. */
+		if (n < READ_CHUNK && off >= (uint64_t)st->st_size)
+			break;
 	}
-	r = hasher_final(&h, d);
+	r = whash_final(w, d, off);
 	if (r < 0)
-		goto out;
-	if (fstat(fd, &st2) < 0) {
-		r = -errno;
-		goto out;
-	}
+		return r;
+	if (fstat(fd, &st2) < 0)
+		return -errno;
 	if (off != (uint64_t)st->st_size || st2.st_size != st->st_size ||
-	    ts_ns(&st2.st_mtim) != ts_ns(&st->st_mtim)) {
-		r = 1;
-		goto out;
-	}
+	    ts_ns(&st2.st_mtim) != ts_ns(&st->st_mtim))
+		return 1;
 	if (keep_jpeg == 1) {
 		/* Undecodable or odd JPEGs still get their exact hashes checked: not an error. */
 		if (image_pdq_jpeg(w->jpeg, jlen, PDQ_DIHEDRAL, cfg->image_max_pixels, pdq) == 0)
 			*has_pdq = 1;
 	}
-	r = 0;
-out:
-	hasher_release(&h);
-	return r;
+	return 0;
 }
 
 /* --- acting on a match ------------------------------------------------------------------- */
@@ -614,7 +669,7 @@ static void *worker_main(void *arg)
 	struct scan *s = w->s;
 
 	for (;;) {
-		struct item it;
+		struct batch *b;
 
 		pthread_mutex_lock(&s->qlock);
 		while (!s->count && !s->walk_done)
@@ -623,37 +678,56 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&s->qlock);
 			break;
 		}
-		it = s->ring[s->head];
+		b = s->ring[s->head];
 		s->head = (s->head + 1) % QUEUE_CAP;
 		s->count--;
 		pthread_cond_signal(&s->qnonfull);
 		pthread_mutex_unlock(&s->qlock);
-		scan_one(w, it.dir, it.name);
-		free(it.name);
-		sdir_put(it.dir);
+		for (size_t i = 0; i < b->n; i++) {
+			scan_one(w, b->it[i].dir, b->it[i].name);
+			free(b->it[i].name);
+			sdir_put(b->it[i].dir);
+		}
+		free(b);
 	}
 	return NULL;
 }
 
 /* --- the walk ---------------------------------------------------------------------------- */
 
+/* Hand the walker's current batch to the workers. */
+static void flush_batch(struct scan *s)
+{
+	struct batch *b = s->cur;
+
+	if (!b || !b->n)
+		return;
+	s->cur = NULL;
+	pthread_mutex_lock(&s->qlock);
+	while (s->count == QUEUE_CAP)
+		pthread_cond_wait(&s->qnonfull, &s->qlock);
+	s->ring[(s->head + s->count) % QUEUE_CAP] = b;
+	s->count++;
+	pthread_cond_signal(&s->qnonempty);
+	pthread_mutex_unlock(&s->qlock);
+}
+
 static void push(struct scan *s, struct sdir *d, const char *name)
 {
 	char *n = strdup(name);
 
-	if (!n) {
+	if (!s->cur)
+		s->cur = calloc(1, sizeof(*s->cur));
+	if (!n || !s->cur) {
+		free(n);
 		report_error(s, name, "out of memory", 0);
 		return;
 	}
 	atomic_fetch_add(&d->refs, 1);
-	pthread_mutex_lock(&s->qlock);
-	while (s->count == QUEUE_CAP)
-		pthread_cond_wait(&s->qnonfull, &s->qlock);
-	s->ring[(s->head + s->count) % QUEUE_CAP] = (struct item){ d, n };
-	s->count++;
+	s->cur->it[s->cur->n++] = (struct item){ d, n };
 	atomic_fetch_add(&s->c.queued, 1);
-	pthread_cond_signal(&s->qnonempty);
-	pthread_mutex_unlock(&s->qlock);
+	if (s->cur->n == BATCH)
+		flush_batch(s);
 }
 
 static void walk(struct scan *s, struct sdir *d)
@@ -861,6 +935,11 @@ static int worker_init(struct worker *w, struct scan *s)
 	w->buf = malloc(READ_CHUNK);
 	if (!w->buf)
 		return -ENOMEM;
+	for (int a = 0; a < 3; a++) {
+		w->ctx[a] = EVP_MD_CTX_new();
+		if (!w->ctx[a])
+			return -ENOMEM;
+	}
 	if (!s->record)
 		return 0;
 	if (sqlite3_open_v2(s->cli->cfg.scan_db, &w->rdb, SQLITE_OPEN_READONLY |
@@ -878,6 +957,8 @@ static int worker_init(struct worker *w, struct scan *s)
 
 static void worker_release(struct worker *w)
 {
+	for (int a = 0; a < 3; a++)
+		EVP_MD_CTX_free(w->ctx[a]);
 	sqlite3_finalize(w->sel);
 	sqlite3_close(w->rdb);
 	free(w->buf);
@@ -963,6 +1044,10 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 		rc = EXIT_USAGE;
 		goto out_free;
 	}
+	if (scan_md_fetch() < 0) {
+		cli_error(CMD, "OpenSSL provides no MD5/SHA-1/SHA-256 (FIPS mode?)");
+		goto out_free;
+	}
 	s->mopts.pdq_threshold = cli->cfg.pdq_threshold;
 	s->mopts.pdq_min_quality = cli->cfg.pdq_min_quality;
 	r = matcher_load(cli->cfg.db, &s->m, err, sizeof(err));
@@ -1022,6 +1107,7 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 	for (i = 0; i < npaths; i++)
 		if (walk_root(s, paths[i], &roots[i]) < 0)
 			rc = EXIT_ERROR;
+	flush_batch(s);
 	pthread_mutex_lock(&s->qlock);
 	s->walk_done = true;
 	pthread_cond_broadcast(&s->qnonempty);
@@ -1072,6 +1158,7 @@ out_matcher:
 	free(roots);
 	free(w);
 out_free:
+	scan_md_free();
 	free(paths);
 	free(s);
 	return rc;
