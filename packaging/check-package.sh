@@ -103,10 +103,27 @@ else
 		env PATH="$root/usr/bin:$PATH" sh "$src/debian/tests/upload-quarantine"
 fi
 
+# The real thing: installs the package on this machine, runs debian/tests, then purges it and
+# checks what purge must keep.  Refused where hashgate is installed or has left state behind,
+# so a real installation (and its evidence) is never touched.
 if [ "${AUTOPKGTEST:-0}" = 1 ]; then
-	check "autopkgtest -- null (installs, tests, then purges hashgate)" \
-		autopkgtest --no-built-binaries "$deb" "$src" -- null
-	dpkg --purge hashgate >/dev/null 2>&1 || true
+	if dpkg -s hashgate >/dev/null 2>&1 || [ -e /etc/hashgate ] || [ -e /var/lib/hashgate ]; then
+		fail "autopkgtest -- null: hashgate is installed or /etc/hashgate, /var/lib/hashgate exist; not touching them"
+	else
+		check "autopkgtest -- null (installs hashgate, runs debian/tests)" \
+			autopkgtest "$deb" "$src" -- null
+		check "postinst made /var/lib/hashgate/quarantine root-only (0700)" \
+			sh -c "stat -c '%a %U' /var/lib/hashgate/quarantine | grep -qx '700 root'"
+		check "postinst made a 64-hex-digit quarantine key, mode 0600" \
+			sh -c "stat -c %a /etc/hashgate/quarantine.key | grep -qx 600 && tr -d '\\n' </etc/hashgate/quarantine.key | grep -Eqx '[0-9a-f]{64}'"
+		dpkg --purge hashgate >"$pkgdir/purge.txt" 2>&1
+		sed 's/^/# purge: /' "$pkgdir/purge.txt"
+		check "purge keeps the quarantine and its key, and says so" \
+			sh -c "test -d /var/lib/hashgate/quarantine && test -f /etc/hashgate/quarantine.key && grep -q 'keeps the quarantine' '$pkgdir/purge.txt'"
+		check "purge removes the conffile" test ! -e /etc/hashgate/hashgate.conf
+		# What is left is this test's own, made moments ago: remove it.
+		rm -rf /etc/hashgate /var/lib/hashgate
+	fi
 fi
 
 if [ -n "$rpm" ]; then
