@@ -9,11 +9,14 @@
  *    bounded by max_pixels * 4 bytes (CMYK) plus libjpeg's own buffers;
  *  - decoder warnings (truncated or slightly corrupt data) still give a hash of what decoded,
  *    as ImageMagick does; only fatal errors fail;
- *  - progressive JPEGs are limited to 500 scans (TJFLAG_LIMITSCANS) against CPU bombs.
+ *  - progressive JPEGs are limited to 500 scans (TJFLAG_LIMITSCANS) against CPU bombs;
+ *  - the default decode is full size and bit-exact; IMAGE_SCALED_DECODE trades exactness for
+ *    speed on large images and must be asked for.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +25,49 @@
 #include "hashdb/image.h"
 
 #define PRESIZE		512
+#define HUGE_PAGE	(2u << 20)
+
+/*
+ * The decode buffer of a photo is tens of MB, used once.  From malloc it is a fresh mmap each
+ * time and faulting it in 4 KiB pages cost ~20% of a 12 MP hash; asking for transparent huge
+ * pages makes that a few faults.  Small images use malloc.
+ */
+struct pixbuf {
+	uint8_t *p;
+	void *map;
+	size_t maplen;
+};
+
+static int pixbuf_alloc(struct pixbuf *pb, size_t len)
+{
+	uintptr_t a;
+
+	memset(pb, 0, sizeof(*pb));
+	if (len < 4 * HUGE_PAGE) {
+		pb->p = malloc(len ? len : 1);
+		return pb->p ? 0 : -ENOMEM;
+	}
+	pb->maplen = len + HUGE_PAGE;
+	pb->map = mmap(NULL, pb->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	if (pb->map == MAP_FAILED) {
+		pb->map = NULL;
+		return -ENOMEM;
+	}
+	a = ((uintptr_t)pb->map + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+	pb->p = (uint8_t *)a;
+	(void)madvise(pb->p, len, MADV_HUGEPAGE);	/* a hint; failure is fine */
+	return 0;
+}
+
+static void pixbuf_release(struct pixbuf *pb)
+{
+	if (pb->map)
+		munmap(pb->map, pb->maplen);
+	else
+		free(pb->p);
+	memset(pb, 0, sizeof(*pb));
+}
 
 int image_is_jpeg(const void *buf, size_t len)
 {
@@ -69,23 +115,31 @@ static int all_grey(const uint8_t *px, size_t n)
 /*
  * Luma of the image the reference hashes: the decoded pixels, or the 512x512 nearest
  * neighbour sample of them (source index (x*W)>>9, top-left aligned, as the reference).
+ * With a scaled decode (1/scale, dw x dh pixels) the sample is the scaled pixel covering the
+ * reference's full-size sample point.
  */
-static void make_luma(const uint8_t *px, int w, int h, int chans, float *luma, int lw, int lh)
+static void make_luma(const uint8_t *px, int w, int h, int scale, int dw, int dh, int chans,
+		      float *luma, int lw, int lh)
 {
 	int x, y, xs[PRESIZE];
-	const int sampled = lw != w || lh != h;
+	const int sampled = lw != dw || lh != dh;
 
 	if (sampled)
-		for (x = 0; x < lw; x++)
-			xs[x] = (int)(((int64_t)x * w) >> 9);
+		for (x = 0; x < lw; x++) {
+			int sx = (int)(((int64_t)x * w) >> 9) / scale;
+
+			xs[x] = sx < dw ? sx : dw - 1;
+		}
 	for (y = 0; y < lh; y++) {
-		int sy = sampled ? (int)(((int64_t)y * h) >> 9) : y;
-		const uint8_t *row = px + (size_t)sy * w * chans;
+		int sy = sampled ? (int)(((int64_t)y * h) >> 9) / scale : y;
+		const uint8_t *row, *p;
 		float *o = luma + (size_t)y * lw;
 
+		if (sy >= dh)
+			sy = dh - 1;
+		row = px + (size_t)sy * dw * chans;
 		for (x = 0; x < lw; x++) {
-			const uint8_t *p = row + (size_t)(sampled ? xs[x] : x) * chans;
-
+			p = row + (size_t)(sampled ? xs[x] : x) * chans;
 			if (chans == 1)
 				o[x] = (float)p[0];
 			else
@@ -95,11 +149,23 @@ static void make_luma(const uint8_t *px, int w, int h, int chans, float *luma, i
 	}
 }
 
+/* Largest TurboJPEG scale-down 1/8, 1/4, 1/2 that keeps both sides >= min_side. */
+static int pick_scale(int w, int h, int min_side)
+{
+	int s;
+
+	for (s = 8; s > 1; s /= 2)
+		if ((w + s - 1) / s >= min_side && (h + s - 1) / s >= min_side)
+			return s;
+	return 1;
+}
+
 int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max_pixels,
 		   struct pdq_result *out)
 {
-	int w, h, subsamp, cs, pf, chans, lw, lh, r;
-	uint8_t *px = NULL;
+	int w, h, subsamp, cs, pf, chans, lw, lh, r, scale = 1, dw, dh;
+	struct pixbuf pb = { 0 };
+	uint8_t *px;
 	float *luma = NULL;
 	tjhandle tj;
 
@@ -142,26 +208,32 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 		r = -ENOTSUP;
 		goto out_tj;
 	}
-	px = malloc((size_t)w * h * chans);
-	if (!px) {
-		r = -ENOMEM;
+	/* Never scale below 512: the reference's own resample then still picks from an image
+	 * at least as large as its output (measured distance <= 4, dihedral <= 10). */
+	if ((pdq_flags & IMAGE_SCALED_DECODE) && (w > PRESIZE || h > PRESIZE))
+		scale = pick_scale(w, h, PRESIZE);
+	pdq_flags &= ~IMAGE_SCALED_DECODE;
+	dw = (w + scale - 1) / scale;
+	dh = (h + scale - 1) / scale;
+	r = pixbuf_alloc(&pb, (size_t)dw * dh * chans);
+	if (r < 0)
 		goto out_tj;
-	}
+	px = pb.p;
 	/* Flags 0 would decode the same pixels (ISLOW, fancy upsampling are the defaults);
 	 * say so explicitly.  A warning still leaves a fully written buffer. */
-	if (tjDecompress2(tj, buf, (unsigned long)len, px, w, 0, h, pf,
+	if (tjDecompress2(tj, buf, (unsigned long)len, px, dw, 0, dh, pf,
 			  TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS) < 0 &&
 	    tjGetErrorCode(tj) != TJERR_WARNING) {
 		r = -EINVAL;
 		goto out_px;
 	}
 	if (chans == 4) {
-		cmyk_to_rgb(px, (size_t)w * h);
+		cmyk_to_rgb(px, (size_t)dw * dh);
 		chans = 3;
 	}
 	/* ImageMagick hands the reference a PGM when the image is grey everywhere. */
-	if (chans == 3 && all_grey(px, (size_t)w * h)) {
-		size_t i, n = (size_t)w * h;
+	if (chans == 3 && all_grey(px, (size_t)dw * dh)) {
+		size_t i, n = (size_t)dw * dh;
 
 		for (i = 0; i < n; i++)
 			px[i] = px[3 * i];
@@ -174,13 +246,13 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 		r = -ENOMEM;
 		goto out_px;
 	}
-	make_luma(px, w, h, chans, luma, lw, lh);
+	make_luma(px, w, h, scale, dw, dh, chans, luma, lw, lh);
 	r = pdq_from_luma(luma, lh, lw, pdq_flags, out);
 	out->width = w;
 	out->height = h;
 	free(luma);
 out_px:
-	free(px);
+	pixbuf_release(&pb);
 out_tj:
 	tjDestroy(tj);
 	return r;

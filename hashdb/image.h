@@ -17,6 +17,13 @@
 /* Default cap on width*height of an image we agree to decode (decompression bombs). */
 #define IMAGE_MAX_PIXELS_DEFAULT	(100ull * 1000 * 1000)
 
+/*
+ * pdq_flags bit for image_pdq_*: decode JPEGs over 512 px with TurboJPEG's DCT scaling (the
+ * largest of 1/2, 1/4, 1/8 that keeps both sides >= 512).  Faster, but not bit-exact with the
+ * reference: the hash can differ by a few bits (figures in tests/bench/10-hash.sh).
+ */
+#define IMAGE_SCALED_DECODE	0x100
+
 /* 1 if buf starts like a JPEG (FF D8 FF), else 0. */
 int image_is_jpeg(const void *buf, size_t len);
 
