@@ -105,7 +105,7 @@ int hashdb_sql_error(struct hashdb *db, int rc, const char *what, char *err, siz
 		seterr(err, errlen, "%s: not a valid hashgate database (%s)", db->path, msg);
 	else if (e == -EBUSY)
 		seterr(err, errlen, "%s: database is locked by another process (waited %d ms)",
-		       db->path, HASHDB_BUSY_TIMEOUT_MS);
+		       db->path, db->busy_ms);
 	else
 		seterr(err, errlen, "%s: %s: %s", db->path, what, msg);
 	return e ? e : -EIO;
@@ -239,7 +239,7 @@ int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, 
 		goto out_close;
 	}
 	sqlite3_extended_result_codes(db->sql, 0);
-	sqlite3_busy_timeout(db->sql, HASHDB_BUSY_TIMEOUT_MS);
+	hashdb_set_busy_timeout(db, HASHDB_BUSY_TIMEOUT_MS);
 	/* The first read parses the header: a non-database file fails here with NOTADB. */
 	r = query_int(db, "PRAGMA user_version", &v, err, errlen);
 	if (r < 0)
@@ -304,6 +304,12 @@ out_free:
 	free(db->path);
 	db->path = NULL;
 	return r;
+}
+
+void hashdb_set_busy_timeout(struct hashdb *db, int ms)
+{
+	db->busy_ms = ms;
+	sqlite3_busy_timeout(db->sql, ms);
 }
 
 void hashdb_close(struct hashdb *db)

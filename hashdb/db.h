@@ -60,11 +60,15 @@ struct hashdb {
 	char *path;
 	unsigned flags;
 	int in_txn;
+	int busy_ms;			/* how long a lock is waited for */
 };
 
 int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, size_t errlen);
 /* Safe on a zeroed or failed-open struct; rolls back an open transaction. */
 void hashdb_close(struct hashdb *db);
+
+/* Wait up to ms for locks (default HASHDB_BUSY_TIMEOUT_MS) before failing with -EBUSY. */
+void hashdb_set_busy_timeout(struct hashdb *db, int ms);
 
 /* The schema version stored in the file (after any migration hashdb_open did). */
 int hashdb_schema_version(struct hashdb *db);

@@ -1,0 +1,392 @@
+/*
+ * test-match.c - the matcher against generated hashes in a real database: exact hits and misses
+ * with list and category, PDQ threshold edges (31 matches, 32 does not), nearest match,
+ * dihedral variants, the quality gate, the allowlist, every PDQ kernel agreeing with a brute
+ * force reference (including the partial last block), missing/corrupt databases, and the slot
+ * swapping snapshots when the generation changes while old references stay valid.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hashdb/db.h"
+#include "hashdb/hash.h"
+#include "hashdb/match.h"
+#include "tests/unit/tap.h"
+
+static char dir[64], path[128];
+static uint64_t rs = 0x1234567;
+
+static uint64_t rnd(void)
+{
+	rs ^= rs << 13;
+	rs ^= rs >> 7;
+	rs ^= rs << 17;
+	return rs;
+}
+
+static void rand_bytes(uint8_t *p, size_t n)
+{
+	size_t k;
+
+	for (k = 0; k < n; k++)
+		p[k] = (uint8_t)(rnd() >> 24);
+}
+
+/* Flip exactly n distinct bits of h. */
+static void flip_bits(uint8_t h[32], int n)
+{
+	uint8_t used[256] = { 0 };
+	int done = 0, bit;
+
+	while (done < n) {
+		bit = (int)(rnd() % 256);
+		if (used[bit])
+			continue;
+		used[bit] = 1;
+		h[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		done++;
+	}
+}
+
+static int dist(const uint8_t *a, const uint8_t *b)
+{
+	int d = 0, k;
+
+	for (k = 0; k < 32; k++)
+		d += __builtin_popcount((unsigned)(a[k] ^ b[k]));
+	return d;
+}
+
+static struct hashdb db;
+static int64_t list_illegal, list_other, list_pdq;
+
+static void add(int64_t list, enum hash_algo a, const uint8_t *v)
+{
+	char err[256];
+
+	if (hashdb_hash_add(&db, list, a, v, NULL, err, sizeof(err)) < 0)
+		diag("add: %s", err);
+}
+
+#define NPDQ 1003	/* not a multiple of 8: the last block is partial */
+
+static uint8_t md5s[3][16], sha256s[3][32], pdqs[NPDQ][32];
+
+static struct matcher *load(void)
+{
+	struct matcher *m = NULL;
+	char err[256];
+
+	if (matcher_load(path, &m, err, sizeof(err)) < 0)
+		diag("load: %s", err);
+	return m;
+}
+
+static void setup(void)
+{
+	char err[256];
+	int i;
+
+	if (hashdb_open(&db, path, HASHDB_CREATE, err, sizeof(err)) < 0) {
+		diag("%s", err);
+		exit(1);
+	}
+	hashdb_begin(&db, NULL, 0);
+	hashdb_list_ensure(&db, "ncmec-x", "illegal", NULL, NULL, &list_illegal, NULL, 0);
+	hashdb_list_ensure(&db, "misc", "other", NULL, NULL, &list_other, NULL, 0);
+	hashdb_list_ensure(&db, "pdq-list", "baseline", NULL, NULL, &list_pdq, NULL, 0);
+	for (i = 0; i < 3; i++) {
+		rand_bytes(md5s[i], 16);
+		rand_bytes(sha256s[i], 32);
+		add(i == 2 ? list_other : list_illegal, HASH_MD5, md5s[i]);
+		add(i == 2 ? list_other : list_illegal, HASH_SHA256, sha256s[i]);
+	}
+	for (i = 0; i < NPDQ; i++) {
+		rand_bytes(pdqs[i], 32);
+		add(list_pdq, HASH_PDQ, pdqs[i]);
+	}
+	if (hashdb_commit(&db, err, sizeof(err)) < 0)
+		diag("commit: %s", err);
+}
+
+static void test_exact(struct matcher *m)
+{
+	struct match_hit hit;
+	uint8_t miss[32];
+
+	is_int(matcher_count(m, HASH_MD5), 3, "3 md5 loaded");
+	is_int(matcher_count(m, HASH_SHA256), 3, "3 sha256 loaded");
+	is_int(matcher_count(m, HASH_SHA1), 0, "no sha1");
+	is_int(matcher_count(m, HASH_PDQ), NPDQ, "all PDQ loaded");
+	is_int(matcher_algos(m), HASH_BIT(HASH_MD5) | HASH_BIT(HASH_SHA256) | HASH_BIT(HASH_PDQ),
+	       "algos mask says which hashes to compute");
+	ok(matcher_memory(m) > 0, "memory reported");
+	is_int(matcher_lookup(m, HASH_SHA256, sha256s[1], &hit), 1, "sha256 hit");
+	is_str(hit.list, "ncmec-x", "hit names the list");
+	is_str(hit.category, "illegal", "hit names the category");
+	is_int(hit.list_id, list_illegal, "hit has the list id");
+	ok(!memcmp(hit.value, sha256s[1], 32) && hit.algo == HASH_SHA256, "hit has the value");
+	is_int(matcher_lookup(m, HASH_MD5, md5s[2], &hit), 1, "md5 hit");
+	is_str(hit.category, "other", "category of the other list");
+	memcpy(miss, sha256s[0], 32);
+	miss[31] ^= 1;
+	is_int(matcher_lookup(m, HASH_SHA256, miss, &hit), 0, "one bit off: miss");
+	is_int(matcher_lookup(m, HASH_SHA1, miss, &hit), 0, "empty table: miss");
+	/* the md5 value is not confused with a sha256 that starts the same */
+	memset(miss, 0, sizeof(miss));
+	memcpy(miss, md5s[0], 16);
+	is_int(matcher_lookup(m, HASH_SHA256, miss, &hit), 0, "algorithms are separate tables");
+}
+
+static void test_pdq(struct matcher *m)
+{
+	struct pdq_result q;
+	struct match_hit hit;
+	int r;
+
+	memset(&q, 0, sizeof(q));
+	q.ndih = 1;
+	q.quality = 100;
+	memcpy(q.hash[0].b, pdqs[500], 32);
+	flip_bits(q.hash[0].b, 31);
+	r = matcher_lookup_pdq(m, &q, 31, &hit);
+	is_int(r, 1, "PDQ at distance 31 matches with threshold 31");
+	is_int(hit.distance, 31, "distance 31 reported");
+	ok(!memcmp(hit.value, pdqs[500], 32), "the right database hash");
+	is_str(hit.category, "baseline", "PDQ hit category");
+	memcpy(q.hash[0].b, pdqs[500], 32);
+	flip_bits(q.hash[0].b, 32);
+	is_int(matcher_lookup_pdq(m, &q, 31, &hit), 0, "distance 32 does not match at threshold 31");
+	is_int(matcher_lookup_pdq(m, &q, 32, &hit), 1, "... but does at threshold 32");
+	is_int(hit.distance, 32, "distance 32 reported");
+
+	/* last entry (partial last block) */
+	memcpy(q.hash[0].b, pdqs[NPDQ - 1], 32);
+	flip_bits(q.hash[0].b, 3);
+	ok(matcher_lookup_pdq(m, &q, 31, &hit) == 1 && hit.distance == 3 &&
+	   !memcmp(hit.value, pdqs[NPDQ - 1], 32), "the last hash (partial block) is found");
+
+	/* dihedral: only variant 6 is near a database hash */
+	memset(&q, 0, sizeof(q));
+	q.quality = 90;
+	q.ndih = 8;
+	for (r = 0; r < 8; r++)
+		rand_bytes(q.hash[r].b, 32);
+	memcpy(q.hash[PDQ_FLIPP].b, pdqs[17], 32);
+	flip_bits(q.hash[PDQ_FLIPP].b, 12);
+	r = matcher_lookup_pdq(m, &q, 31, &hit);
+	ok(r == 1 && hit.dihedral == PDQ_FLIPP && hit.distance == 12,
+	   "match through dihedral variant %d at distance %d", hit.dihedral, hit.distance);
+	q.ndih = 1;
+	is_int(matcher_lookup_pdq(m, &q, 31, &hit), 0, "without the variants: no match");
+
+	/* nearest wins: variant 2 at 20 from one hash, variant 4 at 9 from another */
+	q.ndih = 8;
+	for (r = 0; r < 8; r++)
+		rand_bytes(q.hash[r].b, 32);
+	memcpy(q.hash[2].b, pdqs[3], 32);
+	flip_bits(q.hash[2].b, 20);
+	memcpy(q.hash[4].b, pdqs[900], 32);
+	flip_bits(q.hash[4].b, 9);
+	r = matcher_lookup_pdq(m, &q, 31, &hit);
+	ok(r == 1 && hit.distance == 9 && hit.dihedral == 4 && !memcmp(hit.value, pdqs[900], 32),
+	   "the nearest of two candidates is reported");
+}
+
+/* Every kernel agrees with brute force on random and planted queries. */
+static void test_kernels(struct matcher *m)
+{
+	static const char *const names[] = { "scalar", "avx2", "avx512" };
+	const char *orig = matcher_pdq_kernel();
+	struct pdq_result q;
+	struct match_hit hit;
+	int k, qi, v, i, bad, want_d, want_i, r;
+
+	for (k = 0; k < 3; k++) {
+		if (matcher_set_pdq_kernel(names[k]) < 0) {
+			ok(1, "kernel %s not supported on this CPU (skipped)", names[k]);
+			continue;
+		}
+		rs = 99;
+		bad = 0;
+		for (qi = 0; qi < 200; qi++) {
+			memset(&q, 0, sizeof(q));
+			q.ndih = 8;
+			q.quality = 100;
+			for (v = 0; v < 8; v++) {
+				rand_bytes(q.hash[v].b, 32);
+				if (rnd() % 3 == 0) {
+					memcpy(q.hash[v].b, pdqs[rnd() % NPDQ], 32);
+					flip_bits(q.hash[v].b, (int)(rnd() % 40));
+				}
+			}
+			want_d = 32;
+			want_i = -1;
+			for (i = 0; i < NPDQ; i++)
+				for (v = 0; v < 8; v++)
+					if (dist(q.hash[v].b, pdqs[i]) < want_d) {
+						want_d = dist(q.hash[v].b, pdqs[i]);
+						want_i = i;
+					}
+			r = matcher_lookup_pdq(m, &q, 31, &hit);
+			if (r != (want_i >= 0) || (r == 1 && hit.distance != want_d))
+				bad++;
+		}
+		is_int(bad, 0, "kernel %s agrees with brute force on 200 queries", names[k]);
+	}
+	matcher_set_pdq_kernel(orig);
+	is_int(matcher_set_pdq_kernel("sse9"), -EINVAL, "unknown kernel name refused");
+}
+
+static void test_check(void)
+{
+	struct matcher *m;
+	struct digests d;
+	struct pdq_result q;
+	struct match_opts o = { MATCH_PDQ_THRESHOLD_DEFAULT, MATCH_PDQ_MIN_QUALITY_DEFAULT };
+	struct match_hit hit;
+	char err[256];
+
+	m = load();
+	memset(&d, 0, sizeof(d));
+	d.mask = HASH_BIT(HASH_MD5) | HASH_BIT(HASH_SHA256);
+	rand_bytes(d.md5, 16);
+	memcpy(d.sha256, sha256s[0], 32);
+	is_int(matcher_check(m, &d, NULL, &o, &hit), 1, "check: sha256 hit");
+	is_str(hit.category, "illegal", "check reports the category");
+	d.mask = HASH_BIT(HASH_MD5);
+	is_int(matcher_check(m, &d, NULL, &o, &hit), 0, "digest not in the mask is not looked up");
+
+	memset(&q, 0, sizeof(q));
+	q.ndih = 1;
+	memcpy(q.hash[0].b, pdqs[42], 32);
+	flip_bits(q.hash[0].b, 5);
+	q.quality = 49;
+	is_int(matcher_check(m, &d, &q, &o, &hit), 0, "PDQ of quality 49 is not matched");
+	q.quality = 50;
+	is_int(matcher_check(m, &d, &q, &o, &hit), 1, "PDQ of quality 50 is");
+	is_int(hit.algo, HASH_PDQ, "PDQ hit");
+	matcher_put(m);
+
+	/* allowlist: the upload's digest, the upload's PDQ, a database PDQ */
+	hashdb_begin(&db, NULL, 0);
+	hashdb_allow_add(&db, HASH_SHA256, sha256s[0], "fp", NULL, 0);
+	hashdb_allow_add(&db, HASH_PDQ, pdqs[42], "fp", NULL, 0);
+	hashdb_commit(&db, err, sizeof(err));
+	m = load();
+	d.mask = HASH_BIT(HASH_MD5) | HASH_BIT(HASH_SHA256);
+	memcpy(d.md5, md5s[0], 16);		/* md5 is listed, sha256 allowlisted */
+	is_int(matcher_check(m, &d, NULL, &o, &hit), 0, "an allowlisted upload digest wins over a hit");
+	is_int(matcher_lookup(m, HASH_SHA256, sha256s[0], &hit), 1,
+	       "matcher_lookup itself ignores the allowlist");
+	d.mask = HASH_BIT(HASH_MD5);
+	is_int(matcher_check(m, &d, NULL, &o, &hit), 1, "without the allowlisted digest: hit");
+	d.mask = 0;
+	is_int(matcher_check(m, &d, &q, &o, &hit), 0, "allowlisted database PDQ is never reported");
+	is_int(matcher_lookup_pdq(m, &q, 31, &hit), 1, "(lookup_pdq alone still finds it)");
+	/* another db hash near the same query: the allowlisted one is skipped, this one found */
+	memcpy(q.hash[0].b, pdqs[42], 32);
+	flip_bits(q.hash[0].b, 2);
+	q.ndih = 2;
+	memcpy(q.hash[1].b, pdqs[43], 32);
+	flip_bits(q.hash[1].b, 20);
+	ok(matcher_check(m, &d, &q, &o, &hit) == 1 && !memcmp(hit.value, pdqs[43], 32) &&
+	   hit.distance == 20, "next-nearest non-allowlisted PDQ reported (distance %d)",
+	   hit.distance);
+	memcpy(q.hash[0].b, pdqs[42], 32);
+	is_int(matcher_check(m, &d, &q, &o, &hit), 0, "an upload whose PDQ is allowlisted is clean");
+	matcher_put(m);
+}
+
+static void test_slot(void)
+{
+	struct matcher_slot s;
+	struct matcher *old, *cur;
+	uint8_t v[32];
+	char err[256], p[160];
+	int r;
+
+	r = matcher_slot_init(&s, path, err, sizeof(err));
+	if (!ok(r == 0, "slot init"))
+		diag("%s", err);
+	old = matcher_slot_get(&s);
+	is_int(matcher_slot_refresh(&s, err, sizeof(err)), 0, "no change: no reload");
+	rand_bytes(v, 32);
+	hashdb_begin(&db, NULL, 0);
+	add(list_other, HASH_SHA256, v);
+	hashdb_commit(&db, NULL, 0);
+	is_int(matcher_lookup(old, HASH_SHA256, v, NULL), 0, "old snapshot does not have it");
+	is_int(matcher_slot_refresh(&s, err, sizeof(err)), 1, "generation changed: swapped");
+	cur = matcher_slot_get(&s);
+	ok(matcher_generation(cur) == matcher_generation(old) + 1, "new snapshot has the new generation");
+	is_int(matcher_lookup(cur, HASH_SHA256, v, NULL), 1, "new snapshot has the new hash");
+	is_int(matcher_lookup(old, HASH_SHA256, sha256s[1], NULL), 1,
+	       "old reference still usable after the swap");
+	matcher_put(old);
+	matcher_put(cur);
+
+	/* database disappears: refresh fails, the snapshot stays */
+	snprintf(p, sizeof(p), "%s.moved", path);
+	rename(path, p);
+	r = matcher_slot_refresh(&s, err, sizeof(err));
+	ok(r == -ENOENT && strstr(err, "no such database"), "vanished database: %s", err);
+	cur = matcher_slot_get(&s);
+	is_int(matcher_lookup(cur, HASH_SHA256, v, NULL), 1, "the last good snapshot stays");
+	matcher_put(cur);
+	rename(p, path);
+	matcher_slot_release(&s);
+
+	/* missing and corrupt databases fail to load, never load empty */
+	{
+		struct matcher *m = NULL;
+
+		snprintf(p, sizeof(p), "%s/none.db", dir);
+		r = matcher_load(p, &m, err, sizeof(err));
+		ok(r == -ENOENT && m == NULL, "missing database: -ENOENT, no matcher");
+		r = matcher_slot_init(&s, p, err, sizeof(err));
+		is_int(r, -ENOENT, "slot init on a missing database fails");
+		snprintf(p, sizeof(p), "%s/junk.db", dir);
+		{
+			FILE *f = fopen(p, "w");
+			int i;
+
+			for (i = 0; i < 4096; i++)
+				fputc((int)(rnd() & 0xff), f);
+			fclose(f);
+		}
+		r = matcher_load(p, &m, err, sizeof(err));
+		ok(r == -EBADMSG && m == NULL, "corrupt database: -EBADMSG (%s)", err);
+	}
+}
+
+int main(void)
+{
+	struct matcher *m;
+	char cmd[128];
+
+	snprintf(dir, sizeof(dir), "/tmp/test-match.XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 2;
+	}
+	snprintf(path, sizeof(path), "%s/hashes.db", dir);
+	setup();
+	m = load();
+	if (!ok(m != NULL, "matcher loads"))
+		return done_testing();
+	diag("PDQ kernel: %s", matcher_pdq_kernel());
+	test_exact(m);
+	test_pdq(m);
+	test_kernels(m);
+	matcher_put(m);
+	test_check();
+	test_slot();
+	hashdb_close(&db);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		diag("could not remove %s", dir);
+	return done_testing();
+}
