@@ -1,0 +1,245 @@
+/*
+ * hgfs.h - shared state of the hashgatefs daemon: the global struct hgfs, backing inodes,
+ * staged uploads and open file handles.
+ *
+ * Invariants:
+ *  - No file descriptor is held per looked-up inode: an inode keeps a kernel file handle
+ *    (name_to_handle_at) and is reopened with open_by_handle_at on demand.  Only the root and
+ *    inodes on filesystems without file handle support keep an O_PATH fd.
+ *  - Every path operation is relative to a parent fd with one name component and
+ *    O_NOFOLLOW/AT_SYMLINK_NOFOLLOW, so nothing escapes BACKING_DIR.
+ *  - A staged upload's bytes live only in an O_TMPFILE (no name in BACKING_DIR) until a clean
+ *    verdict links it in; a daemon crash therefore never leaves an unscanned upload behind.
+ *  - Lock order: inode table lock -> inode lock -> upload lock.  The pending table lock is a
+ *    leaf.
+ */
+#ifndef HGFS_H
+#define HGFS_H
+
+#define FUSE_USE_VERSION 34
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include "hashdb/config.h"
+#include "hashdb/hash.h"
+#include "hashdb/match.h"
+#include "hashdb/pdq.h"
+#include "hashdb/status.h"
+
+/* Hidden directory at the backing root used to link clean uploads before the final rename. */
+#define HGFS_STAGING_NAME	".hashgate-staging"
+#define HGFS_MAX_MOUNTS		64
+
+struct upload;
+
+struct inode {
+	dev_t dev;			/* key: backing (st_dev, st_ino); under table lock */
+	ino_t ino;
+	struct inode *hnext;
+	uint64_t nlookup;		/* kernel lookup count; under table lock */
+	uint64_t refs;			/* our own references (open files, uploads); table lock */
+	mode_t type;			/* S_IFMT bits */
+
+	pthread_mutex_t lock;		/* handle, fd, up, name */
+	struct file_handle *handle;	/* NULL when the fs has no handles: then fd */
+	int mount_idx;
+	int fd;				/* O_PATH fd for root and handle-less fallbacks, else -1 */
+	struct upload *up;		/* staged upload replacing this inode's content */
+	fuse_ino_t parent;		/* last known parent/name, for O_TRUNC staging and pulls */
+	char *name;
+	bool dead;			/* tmpfile of a rejected upload */
+
+	atomic_uint_fast64_t wgen;	/* bumped by every content change through the mount */
+	atomic_uint_fast64_t sgen;	/* wgen value the last clean scan covered */
+	atomic_int writers;		/* open writable handles not belonging to a staged upload */
+};
+
+enum upload_state { UP_STAGED, UP_PUBLISHED, UP_REJECTED, UP_CANCELLED };
+
+struct upload {
+	pthread_mutex_t lock;
+	unsigned refs;			/* fhs + pending table; under lock */
+	enum upload_state state;
+	int result;			/* 0 or -errno of the verdict, returned to later flushes */
+	int fd;				/* the O_TMPFILE, O_RDWR */
+	struct inode *inode;		/* the inode the kernel sees (tmpfile or replaced file) */
+	struct inode *parent;		/* referenced */
+	char *name;
+	bool replaces;			/* O_TRUNC of an existing file: inode keeps its nodeid */
+	dev_t tdev;			/* the tmpfile's identity */
+	ino_t tino;
+	struct hasher hasher;
+	bool hashing;			/* hasher valid and fed sequentially from 0 */
+	uint64_t next_off;
+	unsigned mask;			/* algorithms hashed */
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	mode_t mode;
+	int64_t start;
+	struct upload *pnext;		/* pending table chain (new names only) */
+	bool pending;
+};
+
+struct fh {
+	int fd;
+	struct inode *inode;		/* referenced */
+	struct upload *up;		/* referenced; NULL for plain opens */
+	bool writable;
+	bool wrote;			/* content changed through this handle */
+	DIR *dir;			/* opendir */
+	off_t dir_off;
+};
+
+struct fscfg {
+	atomic_int refs;
+	struct hg_config c;
+};
+
+struct hgfs {
+	char *backing;
+	char *mountpoint;
+	int root_fd;			/* O_PATH of BACKING_DIR */
+	dev_t root_dev;
+	ino_t root_ino;
+	struct inode root;
+
+	pthread_mutex_t mnt_lock;
+	int nmounts;
+	int mount_id[HGFS_MAX_MOUNTS];
+	int mount_fd[HGFS_MAX_MOUNTS];	/* O_RDONLY dir fds for open_by_handle_at */
+
+	int staging_fd;			/* O_PATH of BACKING/.hashgate-staging */
+	dev_t staging_dev;
+	ino_t staging_ino;
+	dev_t qdir_dev;			/* quarantine dir, hidden when inside BACKING */
+	ino_t qdir_ino;
+	bool qdir_hidden;
+
+	struct matcher_slot slot;
+	pthread_mutex_t cfg_lock;
+	struct fscfg *cfg;
+	char *config_path;		/* explicit config=, or NULL */
+	char **optkv;			/* -o key=value pairs to reapply on reload */
+	size_t noptkv;
+
+	struct qstore *qstore;
+	struct audit *audit;
+
+	bool scan;			/* scan=off: benchmark baseline, no hashing at all */
+	bool writeback;
+	double timeout;			/* entry/attr timeout */
+	bool foreground;
+	bool debug;
+	struct fuse_session *se;
+
+	atomic_bool hup;
+	atomic_bool stop;
+	pthread_t bg_thread;
+
+	pthread_mutex_t st_lock;
+	struct hg_status st;
+	atomic_uint_fast64_t tmpseq;
+};
+
+extern struct hgfs hgfs;
+
+/* inode.c */
+int inode_table_init(void);
+struct inode *inode_get(fuse_ino_t ino);
+/* Resolve name under parent; on success *out is referenced by one lookup (nlookup + 1). */
+int inode_lookup(struct inode *parent, const char *name, struct stat *st, struct inode **out);
+/* Register an object we just created/opened (fd is any fd of it), nlookup + 1. */
+int inode_from_fd(int fd, int dirfd, const struct stat *st, struct inode **out);
+void inode_forget(struct inode *in, uint64_t n);
+void inode_ref(struct inode *in);
+void inode_unref(struct inode *in);
+/* An fd for in: O_PATH unless flags say otherwise.  Release with inode_fd_put. */
+int inode_fd(struct inode *in, int flags);
+void inode_fd_put(struct inode *in, int fd);
+void inode_set_name(struct inode *in, fuse_ino_t parent, const char *name);
+/* Re-key in to a new backing object (O_TRUNC staging published); fd refers to it. */
+int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st);
+bool inode_is_hidden(struct inode *parent, const char *name, const struct stat *st);
+uint64_t inode_count(void);
+void inode_hold_lookup(struct inode *in);
+/* After a rename: the object now at dirfd/name is known under that name. */
+void inode_rename_hint(int dirfd, fuse_ino_t parent, const char *name);
+
+/* creds.c */
+int creds_own_new(int dirfd, const char *name, int fd, struct inode *parent, fuse_req_t req,
+		  mode_t mode);
+
+/* staging.c */
+int staging_init(void);
+int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t mode,
+		  struct upload **out, struct stat *st);
+int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);
+int upload_write(struct upload *up, const void *buf, size_t len, off_t off);
+void upload_dirty(struct upload *up);
+int upload_verdict(struct upload *up, fuse_req_t req);
+int upload_getattr(struct upload *up, struct stat *st);
+void upload_put(struct upload *up);
+struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid);
+int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
+		   const char *newname);
+int pending_unlink(fuse_ino_t parent, const char *name);
+
+/* scan.c */
+struct scan_result {
+	struct digests d;
+	bool has_pdq;
+	struct pdq_result pdq;
+	int match;			/* 1 match, 0 clean */
+	struct match_hit hit;
+	uint64_t generation;
+};
+unsigned scan_algos(void);
+int scan_fd(int fd, const struct digests *streamed, struct scan_result *r);
+/* Rescan an in-place modified file behind fh; pull it on a match.  0 / -EACCES / -EIO. */
+int scan_inplace(struct inode *in, int fd, fuse_req_t req, const char *why);
+
+/* quarantine.c */
+struct verdict_ctx {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	mode_t mode;
+	int64_t start;
+	const char *path;		/* relative to the mount root, may be NULL */
+	const char *kind;		/* "upload", "inplace", "rewrite" */
+};
+/* Act on a match; content_fd may be used to quarantine.  Returns the errno for close(). */
+int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct scan_result *r,
+		     enum hg_action *action);
+void quarantine_log_clean(const struct verdict_ctx *v, const struct scan_result *r);
+void quarantine_log_error(const struct verdict_ctx *v, int err, bool published);
+/* Path of (parent,name) relative to the mount root, malloc'd; best effort. */
+char *path_of(fuse_ino_t parent, const char *name);
+
+/* main.c */
+struct fscfg *cfg_get(void);
+void cfg_put(struct fscfg *c);
+void stat_add(uint64_t *field, uint64_t n);
+
+extern const struct fuse_lowlevel_ops hgfs_ops;
+
+static inline struct inode *ino_to_inode(fuse_ino_t ino)
+{
+	return ino == FUSE_ROOT_ID ? &hgfs.root : (struct inode *)(uintptr_t)ino;
+}
+
+static inline fuse_ino_t inode_to_ino(struct inode *in)
+{
+	return in == &hgfs.root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
+}
+
+#endif

@@ -1,0 +1,491 @@
+/*
+ * inode.c - the table of backing inodes the kernel knows, keyed by (st_dev, st_ino).
+ *
+ * An inode lives while the kernel holds lookups on it (nlookup) or we hold references (open
+ * files, uploads).  It keeps a file handle, not an fd: with a hard limit of 20000 open files a
+ * daemon holding an O_PATH per inode dies near 20k live inodes.  Reopening by handle costs one
+ * syscall per operation and needs CAP_DAC_READ_SEARCH (the daemon runs as root).
+ * Handles are only ever taken of objects reached through a checked lookup below the root, so
+ * open_by_handle_at cannot be used to reach anything outside BACKING_DIR.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/hgfs.h"
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct inode **buckets;
+static size_t nbuckets;
+static uint64_t ninodes;
+
+static size_t bucket_of(dev_t dev, ino_t ino, size_t n)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev * 0xff51afd7ed558ccdull;
+
+	return (size_t)(h >> 17) & (n - 1);
+}
+
+int inode_table_init(void)
+{
+	nbuckets = 1 << 14;
+	buckets = calloc(nbuckets, sizeof(*buckets));
+	return buckets ? 0 : -ENOMEM;
+}
+
+uint64_t inode_count(void)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&table_lock);
+	n = ninodes;
+	pthread_mutex_unlock(&table_lock);
+	return n;
+}
+
+/* Called with table_lock held. */
+static void table_grow(void)
+{
+	size_t n = nbuckets * 2, i;
+	struct inode **nb = calloc(n, sizeof(*nb));
+
+	if (!nb)
+		return;		/* longer chains, still correct */
+	for (i = 0; i < nbuckets; i++) {
+		struct inode *in = buckets[i], *next;
+
+		for (; in; in = next) {
+			size_t b = bucket_of(in->dev, in->ino, n);
+
+			next = in->hnext;
+			in->hnext = nb[b];
+			nb[b] = in;
+		}
+	}
+	free(buckets);
+	buckets = nb;
+	nbuckets = n;
+}
+
+static struct inode *table_find(dev_t dev, ino_t ino)
+{
+	struct inode *in = buckets[bucket_of(dev, ino, nbuckets)];
+
+	while (in && !(in->dev == dev && in->ino == ino))
+		in = in->hnext;
+	return in;
+}
+
+static void table_insert(struct inode *in)
+{
+	size_t b;
+
+	if (ninodes + 1 > nbuckets * 2)
+		table_grow();
+	b = bucket_of(in->dev, in->ino, nbuckets);
+	in->hnext = buckets[b];
+	buckets[b] = in;
+	ninodes++;
+}
+
+static void table_remove(struct inode *in)
+{
+	struct inode **pp = &buckets[bucket_of(in->dev, in->ino, nbuckets)];
+
+	while (*pp && *pp != in)
+		pp = &(*pp)->hnext;
+	if (*pp) {
+		*pp = in->hnext;
+		ninodes--;
+	}
+}
+
+static void inode_free(struct inode *in)
+{
+	if (in->parent)
+		inode_unref(ino_to_inode(in->parent));
+	if (in->fd >= 0)
+		close(in->fd);
+	free(in->handle);
+	free(in->name);
+	pthread_mutex_destroy(&in->lock);
+	free(in);
+}
+
+/* Find or add the mount fd for mount_id; dirfd is a directory on that mount. */
+static int mount_index(int mount_id, int dirfd)
+{
+	int i, fd, ret;
+
+	pthread_mutex_lock(&hgfs.mnt_lock);
+	for (i = 0; i < hgfs.nmounts; i++)
+		if (hgfs.mount_id[i] == mount_id) {
+			ret = i;
+			goto out;
+		}
+	ret = -EMFILE;
+	if (hgfs.nmounts == HGFS_MAX_MOUNTS)
+		goto out;
+	/* open_by_handle_at refuses O_PATH mount fds. */
+	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	hgfs.mount_id[hgfs.nmounts] = mount_id;
+	hgfs.mount_fd[hgfs.nmounts] = fd;
+	ret = hgfs.nmounts++;
+out:
+	pthread_mutex_unlock(&hgfs.mnt_lock);
+	return ret;
+}
+
+/*
+ * Build a new inode for the object behind fd (any kind of fd); dirfd is a directory on the
+ * same mount (the object itself when it is a directory, else its parent).
+ */
+static int inode_new(int fd, int dirfd, const struct stat *st, struct inode **out)
+{
+	struct inode *in;
+	struct file_handle *h;
+	int mount_id, ret;
+
+	in = calloc(1, sizeof(*in));
+	h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
+	if (!in || !h) {
+		ret = -ENOMEM;
+		goto err_free;
+	}
+	pthread_mutex_init(&in->lock, NULL);
+	in->dev = st->st_dev;
+	in->ino = st->st_ino;
+	in->type = st->st_mode & S_IFMT;
+	in->fd = -1;
+	h->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH) == 0) {
+		ret = mount_index(mount_id, dirfd);
+		if (ret < 0)
+			goto err_free;
+		in->mount_idx = ret;
+		in->handle = realloc(h, sizeof(*h) + h->handle_bytes);
+		if (!in->handle)
+			in->handle = h;
+		h = NULL;
+	} else if (errno == EOPNOTSUPP || errno == ENOTSUP) {
+		/* No handles on this filesystem: fall back to an fd, bounded by that fs's use. */
+		char p[64];
+
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		in->fd = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (in->fd < 0 && S_ISLNK(st->st_mode)) {
+			ret = -EOPNOTSUPP;
+			goto err_free;
+		}
+		if (in->fd < 0) {
+			ret = -errno;
+			goto err_free;
+		}
+		free(h);
+		h = NULL;
+	} else {
+		ret = -errno;
+		goto err_free;
+	}
+	*out = in;
+	return 0;
+
+err_free:
+	free(h);
+	if (in)
+		pthread_mutex_destroy(&in->lock);
+	free(in);
+	return ret;
+}
+
+/* Insert fresh (nlookup 1) unless the key appeared meanwhile; returns the winner. */
+static struct inode *insert_or_merge(struct inode *fresh)
+{
+	struct inode *in;
+
+	pthread_mutex_lock(&table_lock);
+	in = table_find(fresh->dev, fresh->ino);
+	if (in) {
+		in->nlookup++;
+		pthread_mutex_unlock(&table_lock);
+		inode_free(fresh);
+		return in;
+	}
+	fresh->nlookup = 1;
+	table_insert(fresh);
+	pthread_mutex_unlock(&table_lock);
+	return fresh;
+}
+
+bool inode_is_hidden(struct inode *parent, const char *name, const struct stat *st)
+{
+	if (parent == &hgfs.root && name && strcmp(name, HGFS_STAGING_NAME) == 0)
+		return true;
+	if (st && st->st_dev == hgfs.staging_dev && st->st_ino == hgfs.staging_ino)
+		return true;
+	if (st && hgfs.qdir_hidden && st->st_dev == hgfs.qdir_dev && st->st_ino == hgfs.qdir_ino)
+		return true;
+	return false;
+}
+
+int inode_lookup(struct inode *parent, const char *name, struct stat *st, struct inode **out)
+{
+	struct inode *in, *fresh;
+	int pfd, fd = -1, dfd, ret;
+
+	if (inode_is_hidden(parent, name, NULL))
+		return -ENOENT;
+	/* The kernel resolves ".." itself; never let it walk above the root here. */
+	if (strcmp(name, "..") == 0 && parent == &hgfs.root)
+		name = ".";
+	pfd = inode_fd(parent, O_PATH);
+	if (pfd < 0)
+		return pfd;
+	if (fstatat(pfd, name, st, AT_SYMLINK_NOFOLLOW) < 0) {
+		ret = -errno;
+		goto out_pfd;
+	}
+	if (inode_is_hidden(parent, name, st)) {
+		ret = -ENOENT;
+		goto out_pfd;
+	}
+	if (st->st_dev == hgfs.root_dev && st->st_ino == hgfs.root_ino) {
+		pthread_mutex_lock(&table_lock);
+		hgfs.root.nlookup++;
+		pthread_mutex_unlock(&table_lock);
+		*out = &hgfs.root;
+		ret = 0;
+		goto out_pfd;
+	}
+	pthread_mutex_lock(&table_lock);
+	in = table_find(st->st_dev, st->st_ino);
+	if (in) {
+		in->nlookup++;
+		pthread_mutex_unlock(&table_lock);
+		/* A staged replacement shows its uploader the staged size. */
+		pthread_mutex_lock(&in->lock);
+		if (in->up) {
+			struct stat tst;
+
+			if (fstat(((struct upload *)in->up)->fd, &tst) == 0) {
+				st->st_size = tst.st_size;
+				st->st_blocks = tst.st_blocks;
+				st->st_mtim = tst.st_mtim;
+			}
+		}
+		pthread_mutex_unlock(&in->lock);
+		inode_set_name(in, inode_to_ino(parent), name);
+		*out = in;
+		ret = 0;
+		goto out_pfd;
+	}
+	pthread_mutex_unlock(&table_lock);
+
+	fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		goto out_pfd;
+	}
+	/* The name may have been replaced between fstatat and openat: trust the fd. */
+	if (fstat(fd, st) < 0 || inode_is_hidden(parent, name, st)) {
+		ret = -ENOENT;
+		goto out_fd;
+	}
+	dfd = S_ISDIR(st->st_mode) ? fd : pfd;
+	ret = inode_new(fd, dfd, st, &fresh);
+	if (ret < 0)
+		goto out_fd;
+	in = insert_or_merge(fresh);
+	inode_set_name(in, inode_to_ino(parent), name);
+	*out = in;
+out_fd:
+	close(fd);
+out_pfd:
+	inode_fd_put(parent, pfd);
+	return ret;
+}
+
+int inode_from_fd(int fd, int dirfd, const struct stat *st, struct inode **out)
+{
+	struct inode *fresh;
+	int ret;
+
+	ret = inode_new(fd, S_ISDIR(st->st_mode) ? fd : dirfd, st, &fresh);
+	if (ret < 0)
+		return ret;
+	*out = insert_or_merge(fresh);
+	return 0;
+}
+
+void inode_ref(struct inode *in)
+{
+	pthread_mutex_lock(&table_lock);
+	in->refs++;
+	pthread_mutex_unlock(&table_lock);
+}
+
+static void maybe_free_locked(struct inode *in, bool *freeit)
+{
+	*freeit = false;
+	if (in == &hgfs.root)
+		return;
+	if (in->nlookup == 0 && in->refs == 0) {
+		table_remove(in);
+		*freeit = true;
+	}
+}
+
+void inode_unref(struct inode *in)
+{
+	bool freeit;
+
+	pthread_mutex_lock(&table_lock);
+	in->refs--;
+	maybe_free_locked(in, &freeit);
+	pthread_mutex_unlock(&table_lock);
+	if (freeit)
+		inode_free(in);
+}
+
+void inode_forget(struct inode *in, uint64_t n)
+{
+	bool freeit;
+
+	pthread_mutex_lock(&table_lock);
+	in->nlookup = n > in->nlookup ? 0 : in->nlookup - n;
+	maybe_free_locked(in, &freeit);
+	pthread_mutex_unlock(&table_lock);
+	if (freeit)
+		inode_free(in);
+}
+
+int inode_fd(struct inode *in, int flags)
+{
+	int fd, idx;
+
+	if (in->fd >= 0) {
+		char p[64];
+
+		if (flags == O_PATH)
+			return in->fd;
+		if (in->type == S_IFDIR)
+			fd = openat(in->fd, ".", flags | O_CLOEXEC);
+		else {
+			snprintf(p, sizeof(p), "/proc/self/fd/%d", in->fd);
+			fd = open(p, flags | O_CLOEXEC);
+		}
+		return fd < 0 ? -errno : fd;
+	}
+	pthread_mutex_lock(&in->lock);
+	if (in->dead || !in->handle) {
+		pthread_mutex_unlock(&in->lock);
+		return -ENOENT;
+	}
+	idx = in->mount_idx;
+	fd = open_by_handle_at(hgfs.mount_fd[idx], in->handle, flags | O_CLOEXEC);
+	pthread_mutex_unlock(&in->lock);
+	if (fd < 0)
+		return errno == ESTALE ? -ENOENT : -errno;
+	return fd;
+}
+
+void inode_fd_put(struct inode *in, int fd)
+{
+	if (fd >= 0 && fd != in->fd)
+		close(fd);
+}
+
+void inode_set_name(struct inode *in, fuse_ino_t parent, const char *name)
+{
+	fuse_ino_t old;
+	char *n;
+
+	if (in == &hgfs.root)
+		return;
+	pthread_mutex_lock(&in->lock);
+	if (in->parent == parent && in->name && strcmp(in->name, name) == 0) {
+		pthread_mutex_unlock(&in->lock);
+		return;
+	}
+	/* The name pins its parent (memory only, no fd) so in->parent never dangles. */
+	n = strdup(name);
+	if (!n) {
+		pthread_mutex_unlock(&in->lock);
+		return;
+	}
+	inode_ref(ino_to_inode(parent));
+	old = in->parent;
+	free(in->name);
+	in->name = n;
+	in->parent = parent;
+	pthread_mutex_unlock(&in->lock);
+	if (old)
+		inode_unref(ino_to_inode(old));
+}
+
+int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
+{
+	struct file_handle *h;
+	int mount_id, idx;
+
+	h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
+	if (!h)
+		return -ENOMEM;
+	h->handle_bytes = MAX_HANDLE_SZ;
+	if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH) < 0) {
+		int e = -errno;
+
+		free(h);
+		return e;
+	}
+	idx = mount_index(mount_id, dirfd);
+	if (idx < 0) {
+		free(h);
+		return idx;
+	}
+	pthread_mutex_lock(&table_lock);
+	table_remove(in);
+	in->dev = st->st_dev;
+	in->ino = st->st_ino;
+	/* If the new key is already known (cannot normally happen), stay off the table. */
+	if (!table_find(in->dev, in->ino))
+		table_insert(in);
+	pthread_mutex_lock(&in->lock);
+	free(in->handle);
+	in->handle = h;
+	in->mount_idx = idx;
+	pthread_mutex_unlock(&in->lock);
+	pthread_mutex_unlock(&table_lock);
+	return 0;
+}
+
+void inode_hold_lookup(struct inode *in)
+{
+	pthread_mutex_lock(&table_lock);
+	in->nlookup++;
+	pthread_mutex_unlock(&table_lock);
+}
+
+void inode_rename_hint(int dirfd, fuse_ino_t parent, const char *name)
+{
+	struct stat st;
+	struct inode *in;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return;
+	pthread_mutex_lock(&table_lock);
+	in = table_find(st.st_dev, st.st_ino);
+	if (in)
+		in->refs++;
+	pthread_mutex_unlock(&table_lock);
+	if (!in)
+		return;
+	inode_set_name(in, parent, name);
+	inode_unref(in);
+}

@@ -1,0 +1,1182 @@
+/*
+ * ops.c - the FUSE low-level operations table of hashgatefs.
+ *
+ * Behaviour (what tests and users can rely on):
+ *  - Everything under BACKING_DIR is passed through, keyed by backing inodes.  The root's
+ *    .hashgate-staging directory and the quarantine directory (when inside BACKING_DIR) can
+ *    not be looked up, listed, created, renamed or linked to through the mount.
+ *  - Objects created through the mount belong to the calling uid/gid (group of a setgid
+ *    directory); permissions are checked by the kernel (default_permissions is forced on).
+ *  - create(), and write-opens with O_TRUNC or of an empty regular file with a single link,
+ *    stage the content in an O_TMPFILE: the name in BACKING_DIR does not exist / keeps its
+ *    old content until the verdict.  The uploader sees the staged file (fstat, and lookups
+ *    of the name by the same uid); other users see the backing directory as it is.
+ *  - The verdict is made at FLUSH, i.e. in the close() that ends the upload.  Clean: the file
+ *    is renamed over the name atomically; close() returns 0.  Match (quarantine or block):
+ *    nothing is published, close() fails with EACCES.  Scan failure: close() fails with EIO
+ *    and nothing is published (on_error=allow publishes and logs instead).  A process that
+ *    dies without close gets the same verdict at RELEASE (no error can be returned then).
+ *  - Other writes to existing files (append, reopen-and-write, truncate, fallocate,
+ *    copy_file_range, mmap) go straight to the file; the file is rescanned at every FLUSH and
+ *    RELEASE after such a change when it is at most scan_max_size, and a truncate through a
+ *    path with no open writer rescans at once.  A match then removes the content (truncated
+ *    and unlinked) after recording it, and that close()/truncate() fails with EACCES.
+ *  - Writes after a publish (second descriptor, mmap pages written back late) are rescanned
+ *    at that handle's FLUSH/RELEASE the same way.
+ *  - Locks (flock, fcntl) are handled by the kernel locally for this mount.
+ *  - Hard links to a staged (unpublished) file are refused with EBUSY.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "fs/hgfs.h"
+#include "hashdb/hglog.h"
+
+static struct fh *fh_of(struct fuse_file_info *fi)
+{
+	return (struct fh *)(uintptr_t)fi->fh;
+}
+
+/* The fd file operations go to: the handle's own, or the staged upload's tmpfile. */
+static int fh_fd(struct fh *fh)
+{
+	return fh->fd >= 0 ? fh->fd : fh->up->fd;
+}
+
+/* An fd to act on for inode-level operations: the staged tmpfile while one exists. */
+struct tgt {
+	int fd;
+	struct inode *in;
+	struct upload *up;
+};
+
+static int tgt_get(struct inode *in, int flags, struct tgt *t)
+{
+	t->in = in;
+	t->up = NULL;
+	pthread_mutex_lock(&in->lock);
+	if (in->up) {
+		t->up = in->up;
+		pthread_mutex_lock(&t->up->lock);
+		t->up->refs++;
+		pthread_mutex_unlock(&t->up->lock);
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (t->up) {
+		t->fd = t->up->fd;
+		return 0;
+	}
+	t->fd = inode_fd(in, flags);
+	return t->fd < 0 ? t->fd : 0;
+}
+
+static void tgt_put(struct tgt *t)
+{
+	if (t->up)
+		upload_put(t->up);
+	else
+		inode_fd_put(t->in, t->fd);
+}
+
+static bool bad_name(struct inode *parent, const char *name)
+{
+	return inode_is_hidden(parent, name, NULL) || strncmp(name, ".hashgate-tmp.", 14) == 0;
+}
+
+static void entry_of(struct fuse_entry_param *e, struct inode *in, const struct stat *st)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = inode_to_ino(in);
+	e->attr = *st;
+	e->attr_timeout = hgfs.timeout;
+	e->entry_timeout = hgfs.timeout;
+}
+
+static void hg_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* The kernel must send O_TRUNC with open, or a rewrite could not be staged. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* Root writes do not clear set-id bits; let the kernel ask for it explicitly. */
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+	if (hgfs.writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
+		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+	else
+		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	conn->max_write = 1024 * 1024;
+	conn->max_readahead = 1024 * 1024;
+}
+
+static void hg_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	struct inode *p = ino_to_inode(parent), *in;
+	struct upload *up;
+	struct stat st;
+	int ret;
+
+	if (strncmp(name, ".hashgate-tmp.", 14) == 0) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	ret = inode_lookup(p, name, &st, &in);
+	if (ret == -ENOENT) {
+		/* The uploader's own view of a name still being staged. */
+		up = pending_find(parent, name, fuse_req_ctx(req)->uid);
+		if (up) {
+			if (fstat(up->fd, &st) == 0) {
+				inode_hold_lookup(up->inode);
+				entry_of(&e, up->inode, &st);
+				e.entry_timeout = 0;
+				upload_put(up);
+				fuse_reply_entry(req, &e);
+				return;
+			}
+			upload_put(up);
+		}
+	}
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	entry_of(&e, in, &st);
+	fuse_reply_entry(req, &e);
+}
+
+static void hg_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	inode_forget(ino_to_inode(ino), nlookup);
+	fuse_reply_none(req);
+}
+
+static void hg_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	size_t i;
+
+	for (i = 0; i < count; i++)
+		inode_forget(ino_to_inode(forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static int do_getattr(struct inode *in, struct stat *st)
+{
+	struct tgt t;
+	int ret;
+
+	ret = tgt_get(in, O_PATH, &t);
+	if (ret < 0)
+		return ret;
+	if (t.up) {
+		st->st_ino = in->ino;
+		st->st_dev = in->dev;
+		ret = upload_getattr(t.up, st);
+	} else if (fstat(t.fd, st) < 0) {
+		ret = -errno;
+	}
+	tgt_put(&t);
+	return ret;
+}
+
+static void hg_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int ret;
+
+	ret = do_getattr(ino_to_inode(ino), &st);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, hgfs.timeout);
+}
+
+static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		       struct fuse_file_info *fi)
+{
+	struct inode *in = ino_to_inode(ino);
+	struct fh *fh = fi ? fh_of(fi) : NULL;
+	char proc[64];
+	struct stat st;
+	struct tgt t;
+	int ret, fd;
+
+	ret = tgt_get(in, O_PATH, &t);
+	if (ret < 0)
+		goto out_reply;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", t.fd);
+	if (valid & FUSE_SET_ATTR_MODE) {
+		if (in->type == S_IFLNK)
+			ret = -EOPNOTSUPP;
+		else if (chmod(proc, attr->st_mode & 07777) < 0)
+			ret = -errno;
+		if (ret < 0)
+			goto out;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(t.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	if (valid & FUSE_SET_ATTR_SIZE) {
+		if (!S_ISREG(in->type)) {
+			ret = -EINVAL;
+			goto out;
+		}
+		if (t.up || (fh && fh->fd >= 0 && fh->writable)) {
+			fd = t.up ? t.up->fd : fh->fd;
+			if (ftruncate(fd, attr->st_size) < 0) {
+				ret = -errno;
+				goto out;
+			}
+		} else {
+			fd = inode_fd(in, O_RDWR);
+			if (fd < 0) {
+				ret = fd;
+				goto out;
+			}
+			if (ftruncate(fd, attr->st_size) < 0)
+				ret = -errno;
+			atomic_fetch_add(&in->wgen, 1);
+			/* No writer will close this file: judge the truncated content now. */
+			if (ret == 0 && atomic_load(&in->writers) == 0)
+				ret = scan_inplace(in, fd, req, "truncate");
+			inode_fd_put(in, fd);
+			if (ret < 0)
+				goto out;
+		}
+		atomic_fetch_add(&in->wgen, 1);
+		if (t.up)
+			upload_dirty(t.up);
+		if (fh)
+			fh->wrote = true;
+	}
+	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
+		struct timespec tv[2];
+
+		tv[0].tv_sec = tv[1].tv_sec = 0;
+		tv[0].tv_nsec = tv[1].tv_nsec = UTIME_OMIT;
+		if (valid & FUSE_SET_ATTR_ATIME_NOW)
+			tv[0].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_ATIME)
+			tv[0] = attr->st_atim;
+		if (valid & FUSE_SET_ATTR_MTIME_NOW)
+			tv[1].tv_nsec = UTIME_NOW;
+		else if (valid & FUSE_SET_ATTR_MTIME)
+			tv[1] = attr->st_mtim;
+		if (t.up)
+			ret = futimens(t.fd, tv);
+		else
+			ret = utimensat(t.fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		if (ret < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	tgt_put(&t);
+out_reply:
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	ret = do_getattr(in, &st);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, hgfs.timeout);
+}
+
+static void hg_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct inode *in = ino_to_inode(ino);
+	char buf[PATH_MAX + 1];
+	ssize_t n;
+	int fd;
+
+	fd = inode_fd(in, O_PATH);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	n = readlinkat(fd, "", buf, sizeof(buf));
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else if (n >= (ssize_t)sizeof(buf))
+		fuse_reply_err(req, ENAMETOOLONG);
+	else {
+		buf[n] = 0;
+		fuse_reply_readlink(req, buf);
+	}
+	inode_fd_put(in, fd);
+}
+
+/* Shared tail of mknod/mkdir/symlink: own it, look it up, reply. */
+static void made_new(fuse_req_t req, struct inode *p, int pfd, const char *name, mode_t mode)
+{
+	struct fuse_entry_param e;
+	struct inode *in;
+	struct stat st;
+	int ret;
+
+	ret = creds_own_new(pfd, name, -1, p, req, mode);
+	if (ret < 0) {
+		/* Never leave a root-owned object behind on the caller's behalf. */
+		if (S_ISDIR(mode))
+			unlinkat(pfd, name, AT_REMOVEDIR);
+		else
+			unlinkat(pfd, name, 0);
+		goto err;
+	}
+	ret = inode_lookup(p, name, &st, &in);
+	if (ret < 0)
+		goto err;
+	inode_fd_put(p, pfd);
+	entry_of(&e, in, &st);
+	fuse_reply_entry(req, &e);
+	return;
+err:
+	inode_fd_put(p, pfd);
+	fuse_reply_err(req, -ret);
+}
+
+static void hg_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		     dev_t rdev)
+{
+	struct inode *p = ino_to_inode(parent);
+	int pfd;
+
+	if (bad_name(p, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	pfd = inode_fd(p, O_PATH);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
+		return;
+	}
+	if (mknodat(pfd, name, mode, rdev) < 0) {
+		fuse_reply_err(req, errno);
+		inode_fd_put(p, pfd);
+		return;
+	}
+	made_new(req, p, pfd, name, mode);
+}
+
+static void hg_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct inode *p = ino_to_inode(parent);
+	int pfd;
+
+	if (bad_name(p, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	pfd = inode_fd(p, O_PATH);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
+		return;
+	}
+	if (mkdirat(pfd, name, mode & 07777) < 0) {
+		fuse_reply_err(req, errno);
+		inode_fd_put(p, pfd);
+		return;
+	}
+	made_new(req, p, pfd, name, S_IFDIR | (mode & 07777));
+}
+
+static void hg_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct inode *p = ino_to_inode(parent);
+	int pfd;
+
+	if (bad_name(p, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	pfd = inode_fd(p, O_PATH);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
+		return;
+	}
+	if (symlinkat(link, pfd, name) < 0) {
+		fuse_reply_err(req, errno);
+		inode_fd_put(p, pfd);
+		return;
+	}
+	made_new(req, p, pfd, name, S_IFLNK | 0777);
+}
+
+static void hg_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct inode *in = ino_to_inode(ino), *np = ino_to_inode(newparent);
+	struct fuse_entry_param e;
+	struct stat st;
+	int fd = -1, npfd = -1, ret;
+
+	if (bad_name(np, newname)) {
+		ret = -EPERM;
+		goto out;
+	}
+	pthread_mutex_lock(&in->lock);
+	ret = (in->up || in->dead) ? -EBUSY : 0;
+	pthread_mutex_unlock(&in->lock);
+	if (ret < 0)
+		goto out;
+	fd = inode_fd(in, O_PATH);
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
+	npfd = inode_fd(np, O_PATH);
+	if (npfd < 0) {
+		ret = npfd;
+		goto out;
+	}
+	if (linkat(fd, "", npfd, newname, AT_EMPTY_PATH) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	inode_hold_lookup(in);
+	entry_of(&e, in, &st);
+	fuse_reply_entry(req, &e);
+	inode_fd_put(in, fd);
+	inode_fd_put(np, npfd);
+	return;
+out:
+	if (fd >= 0)
+		inode_fd_put(in, fd);
+	if (npfd >= 0)
+		inode_fd_put(np, npfd);
+	fuse_reply_err(req, -ret);
+}
+
+static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
+{
+	struct inode *p = ino_to_inode(parent);
+	int pfd, ret = 0;
+
+	if (bad_name(p, name)) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	pfd = inode_fd(p, O_PATH);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
+		return;
+	}
+	if (unlinkat(pfd, name, flags) < 0) {
+		ret = -errno;
+		/* Unlinking one's own staged upload cancels it. */
+		if (ret == -ENOENT && !flags && pending_unlink(parent, name) == 0)
+			ret = 0;
+	}
+	inode_fd_put(p, pfd);
+	fuse_reply_err(req, -ret);
+}
+
+static void hg_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_unlink(req, parent, name, 0);
+}
+
+static void hg_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	do_unlink(req, parent, name, AT_REMOVEDIR);
+}
+
+static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname, unsigned int flags)
+{
+	struct inode *p = ino_to_inode(parent), *np = ino_to_inode(newparent);
+	int pfd = -1, npfd = -1, ret = 0;
+
+	if (bad_name(p, name) || bad_name(np, newname)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	pfd = inode_fd(p, O_PATH);
+	if (pfd < 0) {
+		ret = pfd;
+		goto out;
+	}
+	npfd = inode_fd(np, O_PATH);
+	if (npfd < 0) {
+		ret = npfd;
+		goto out;
+	}
+	if (renameat2(pfd, name, npfd, newname, flags) < 0) {
+		ret = -errno;
+		/* Renaming a staged upload moves where it will be published. */
+		if (ret == -ENOENT && !flags && pending_rename(parent, name, np, newname) == 0)
+			ret = 0;
+		goto out;
+	}
+	inode_rename_hint(npfd, newparent, newname);
+	if (flags & RENAME_EXCHANGE)
+		inode_rename_hint(pfd, parent, name);
+out:
+	if (pfd >= 0)
+		inode_fd_put(p, pfd);
+	if (npfd >= 0)
+		inode_fd_put(np, npfd);
+	fuse_reply_err(req, -ret);
+}
+
+static struct fh *fh_new(struct inode *in)
+{
+	struct fh *fh = calloc(1, sizeof(*fh));
+
+	if (!fh)
+		return NULL;
+	fh->fd = -1;
+	fh->inode = in;
+	inode_ref(in);
+	return fh;
+}
+
+static void fh_free(struct fh *fh)
+{
+	if (fh->dir)
+		closedir(fh->dir);
+	else if (fh->fd >= 0)
+		close(fh->fd);
+	if (fh->up)
+		upload_put(fh->up);
+	inode_unref(fh->inode);
+	free(fh);
+}
+
+static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct inode *p = ino_to_inode(parent);
+	struct fuse_entry_param e;
+	struct upload *up;
+	struct stat st;
+	struct fh *fh;
+	int ret;
+
+	if (bad_name(p, name)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	ret = upload_create(req, p, name, mode, &up, &st);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fh = fh_new(up->inode);
+	if (!fh) {
+		upload_put(up);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fh->up = up;
+	fh->writable = true;
+	entry_of(&e, up->inode, &st);
+	/* Other users must not reuse this dentry: they get the backing view on lookup. */
+	e.entry_timeout = 0;
+	fi->fh = (uintptr_t)fh;
+	if (fuse_reply_create(req, &e, fi) < 0) {
+		/* The caller is gone: nobody will close this, so nothing is published. */
+		pthread_mutex_lock(&up->lock);
+		up->state = UP_CANCELLED;
+		pthread_mutex_unlock(&up->lock);
+		fh_free(fh);
+	}
+}
+
+static int open_flags(int flags)
+{
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_APPEND | O_DIRECT);
+	/* A writable fd must also read: rescans, and writeback_cache reads on O_WRONLY. */
+	if ((flags & O_ACCMODE) == O_WRONLY)
+		flags = (flags & ~O_ACCMODE) | O_RDWR;
+	return flags;
+}
+
+static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct inode *in = ino_to_inode(ino);
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
+	struct upload *up = NULL;
+	char proc[64];
+	struct fh *fh;
+	int ret;
+
+	fh = fh_new(in);
+	if (!fh) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&in->lock);
+	if (in->dead) {
+		pthread_mutex_unlock(&in->lock);
+		ret = -ENOENT;
+		goto err;
+	}
+	if (in->up) {
+		up = in->up;
+		pthread_mutex_lock(&up->lock);
+		up->refs++;
+		pthread_mutex_unlock(&up->lock);
+	}
+	pthread_mutex_unlock(&in->lock);
+
+	if (up && (ctx->uid == up->uid || ctx->uid == 0)) {
+		/* Another open of a staged file by its uploader joins the upload. */
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", up->fd);
+		fh->fd = open(proc, open_flags(fi->flags) & ~O_TRUNC);
+		if (fh->fd < 0) {
+			ret = -errno;
+			upload_put(up);
+			goto err;
+		}
+		fh->up = up;
+		fh->writable = wr;
+		if (wr && (fi->flags & O_TRUNC)) {
+			if (ftruncate(fh->fd, 0) < 0) {
+				ret = -errno;
+				goto err;
+			}
+		}
+		if (wr)
+			upload_dirty(up);
+		goto done;
+	}
+	if (up) {
+		/* Someone else's staged rewrite: read the old file, bypassing the page cache. */
+		upload_put(up);
+		up = NULL;
+		if (wr) {
+			ret = -EBUSY;
+			goto err;
+		}
+		fi->direct_io = 1;
+	}
+	if (wr && S_ISREG(in->type)) {
+		bool stage = (fi->flags & O_TRUNC) != 0;
+
+		if (!stage) {
+			struct stat st;
+			int pfd = inode_fd(in, O_PATH);
+
+			if (pfd >= 0) {
+				stage = fstat(pfd, &st) == 0 && st.st_size == 0;
+				inode_fd_put(in, pfd);
+			}
+		}
+		if (stage && upload_replace(req, in, &up) == 0) {
+			fh->up = up;
+			fh->writable = true;
+			goto done;
+		}
+		/* In place: written through, rescanned at close. */
+		fh->fd = inode_fd(in, open_flags(fi->flags));
+		if (fh->fd < 0) {
+			ret = fh->fd;
+			goto err;
+		}
+		fh->writable = true;
+		atomic_fetch_add(&in->writers, 1);
+		if (fi->flags & O_TRUNC) {
+			atomic_fetch_add(&in->wgen, 1);
+			fh->wrote = true;
+		}
+		goto done;
+	}
+	fh->fd = inode_fd(in, open_flags(fi->flags));
+	if (fh->fd < 0) {
+		ret = fh->fd;
+		goto err;
+	}
+done:
+	fi->fh = (uintptr_t)fh;
+	if (fuse_reply_open(req, fi) < 0) {
+		if (fh->writable && !fh->up)
+			atomic_fetch_sub(&in->writers, 1);
+		fh_free(fh);
+	}
+	return;
+err:
+	fh_free(fh);
+	fuse_reply_err(req, -ret);
+}
+
+static void hg_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = fh_fd(fh_of(fi));
+	buf.buf[0].pos = off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void hg_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct fh *fh = fh_of(fi);
+	struct inode *in = ino_to_inode(ino);
+	ssize_t n;
+
+	if (fh->up && fh->fd < 0) {
+		n = upload_write(fh->up, buf, size, off);
+	} else {
+		n = pwrite(fh->fd, buf, size, off);
+		if (n < 0)
+			n = -errno;
+		if (fh->up && n > 0)
+			upload_dirty(fh->up);
+	}
+	if (n > 0) {
+		atomic_fetch_add(&in->wgen, 1);
+		fh->wrote = true;
+	}
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else
+		fuse_reply_write(req, n);
+}
+
+/* After the verdict (or for plain handles): rescan what changed since the last scan. */
+static int rescan_if_dirty(struct fh *fh, fuse_req_t req)
+{
+	struct inode *in = fh->inode;
+
+	if (!fh->writable || atomic_load(&in->wgen) == atomic_load(&in->sgen))
+		return 0;
+	if (fh->up) {
+		int st;
+
+		pthread_mutex_lock(&fh->up->lock);
+		st = fh->up->state;
+		pthread_mutex_unlock(&fh->up->lock);
+		if (st != UP_PUBLISHED)
+			return 0;
+		return scan_inplace(in, fh_fd(fh), req, "rewrite");
+	}
+	return scan_inplace(in, fh->fd, req, "inplace");
+}
+
+static void hg_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *fh = fh_of(fi);
+	int ret = 0;
+
+	if (fh->up && fh->writable)
+		ret = upload_verdict(fh->up, req);
+	if (ret == 0)
+		ret = rescan_if_dirty(fh, req);
+	fuse_reply_err(req, -ret);
+}
+
+static void hg_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *fh = fh_of(fi);
+
+	/* RELEASE errors are ignored by the kernel; this only catches what FLUSH did not see. */
+	if (fh->up && fh->writable)
+		upload_verdict(fh->up, NULL);
+	rescan_if_dirty(fh, NULL);
+	if (fh->writable && !fh->up)
+		atomic_fetch_sub(&fh->inode->writers, 1);
+	fh_free(fh);
+	fuse_reply_err(req, 0);
+}
+
+static void hg_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int fd = fh_fd(fh_of(fi));
+	int ret = datasync ? fdatasync(fd) : fsync(fd);
+
+	fuse_reply_err(req, ret < 0 ? errno : 0);
+}
+
+static void hg_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct inode *in = ino_to_inode(ino);
+	struct fh *fh;
+	int fd;
+
+	fh = fh_new(in);
+	if (!fh) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	fd = inode_fd(in, O_RDONLY | O_DIRECTORY);
+	if (fd < 0) {
+		fh_free(fh);
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	fh->dir = fdopendir(fd);
+	if (!fh->dir) {
+		int e = errno;
+
+		close(fd);
+		fh_free(fh);
+		fuse_reply_err(req, e);
+		return;
+	}
+	fi->fh = (uintptr_t)fh;
+	fi->cache_readdir = 0;
+	if (fuse_reply_open(req, fi) < 0)
+		fh_free(fh);
+}
+
+static bool dirent_hidden(struct inode *dir, struct dirent *de)
+{
+	if (dir == &hgfs.root && strcmp(de->d_name, HGFS_STAGING_NAME) == 0)
+		return true;
+	if (strncmp(de->d_name, ".hashgate-tmp.", 14) == 0)
+		return true;
+	if (dir->dev == hgfs.staging_dev && de->d_ino == hgfs.staging_ino)
+		return true;
+	if (hgfs.qdir_hidden && dir->dev == hgfs.qdir_dev && de->d_ino == hgfs.qdir_ino)
+		return true;
+	return false;
+}
+
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct inode *dir = ino_to_inode(ino);
+	struct fh *fh = fh_of(fi);
+	char *buf, *p;
+	size_t rem = size;
+	int err = 0;
+
+	buf = malloc(size);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	p = buf;
+	if (off != fh->dir_off) {
+		seekdir(fh->dir, off);
+		fh->dir_off = off;
+	}
+	for (;;) {
+		struct dirent *de;
+		struct fuse_entry_param e;
+		struct inode *child = NULL;
+		size_t need;
+		bool dot;
+
+		errno = 0;
+		de = readdir(fh->dir);
+		if (!de) {
+			err = errno;
+			break;
+		}
+		if (dirent_hidden(dir, de))
+			continue;
+		dot = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+		if (plus) {
+			memset(&e, 0, sizeof(e));
+			if (dot) {
+				e.attr.st_ino = de->d_ino;
+				e.attr.st_mode = DTTOIF(de->d_type);
+			} else {
+				struct stat st;
+				int ret = inode_lookup(dir, de->d_name, &st, &child);
+
+				if (ret == -ENOENT)
+					continue;	/* vanished or hidden */
+				if (ret < 0) {
+					err = -ret;
+					break;
+				}
+				entry_of(&e, child, &st);
+			}
+			need = fuse_add_direntry_plus(req, p, rem, de->d_name, &e, de->d_off);
+		} else {
+			struct stat st;
+
+			memset(&st, 0, sizeof(st));
+			st.st_ino = de->d_ino;
+			st.st_mode = DTTOIF(de->d_type);
+			need = fuse_add_direntry(req, p, rem, de->d_name, &st, de->d_off);
+		}
+		if (need > rem) {
+			if (child)
+				inode_forget(child, 1);
+			seekdir(fh->dir, fh->dir_off);
+			break;
+		}
+		p += need;
+		rem -= need;
+		fh->dir_off = de->d_off;
+	}
+	/* An error after some entries is reported on the next call, as readdir(3) would. */
+	if (err && p == buf)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_buf(req, buf, p - buf);
+	free(buf);
+}
+
+static void hg_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+static void hg_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+static void hg_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fh_free(fh_of(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void hg_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	int fd = dirfd(fh_of(fi)->dir);
+	int ret = datasync ? fdatasync(fd) : fsync(fd);
+
+	fuse_reply_err(req, ret < 0 ? errno : 0);
+}
+
+static void hg_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct inode *in = ino_to_inode(ino);
+	struct statvfs sv;
+	int fd, ret;
+
+	fd = inode_fd(in, O_PATH);
+	if (fd < 0) {
+		fuse_reply_err(req, -fd);
+		return;
+	}
+	ret = fstatvfs(fd, &sv);
+	inode_fd_put(in, fd);
+	if (ret < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+/* xattrs go through /proc/self/fd of an O_PATH fd; symlinks have no race-free way. */
+static int xattr_target(struct inode *in, struct tgt *t, char *proc, size_t len)
+{
+	int ret;
+
+	if (in->type == S_IFLNK)
+		return -EOPNOTSUPP;
+	ret = tgt_get(in, O_PATH, t);
+	if (ret < 0)
+		return ret;
+	snprintf(proc, len, "/proc/self/fd/%d", t->fd);
+	return 0;
+}
+
+static void hg_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	struct tgt t;
+	char proc[64];
+	int ret;
+
+	ret = xattr_target(ino_to_inode(ino), &t, proc, sizeof(proc));
+	if (ret == 0) {
+		if (setxattr(proc, name, value, size, flags) < 0)
+			ret = -errno;
+		tgt_put(&t);
+	}
+	fuse_reply_err(req, -ret);
+}
+
+static void hg_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct tgt t;
+	char proc[64], *buf = NULL;
+	ssize_t n;
+	int ret;
+
+	ret = xattr_target(ino_to_inode(ino), &t, proc, sizeof(proc));
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (size) {
+		buf = malloc(size);
+		if (!buf) {
+			tgt_put(&t);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+	}
+	n = getxattr(proc, name, buf, size);
+	ret = n < 0 ? errno : 0;
+	tgt_put(&t);
+	if (ret)
+		fuse_reply_err(req, ret);
+	else if (size)
+		fuse_reply_buf(req, buf, n);
+	else
+		fuse_reply_xattr(req, n);
+	free(buf);
+}
+
+static void hg_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct tgt t;
+	char proc[64], *buf = NULL;
+	ssize_t n;
+	int ret;
+
+	ret = xattr_target(ino_to_inode(ino), &t, proc, sizeof(proc));
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (size) {
+		buf = malloc(size);
+		if (!buf) {
+			tgt_put(&t);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+	}
+	n = listxattr(proc, buf, size);
+	ret = n < 0 ? errno : 0;
+	tgt_put(&t);
+	if (ret)
+		fuse_reply_err(req, ret);
+	else if (size)
+		fuse_reply_buf(req, buf, n);
+	else
+		fuse_reply_xattr(req, n);
+	free(buf);
+}
+
+static void hg_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct tgt t;
+	char proc[64];
+	int ret;
+
+	ret = xattr_target(ino_to_inode(ino), &t, proc, sizeof(proc));
+	if (ret == 0) {
+		if (removexattr(proc, name) < 0)
+			ret = -errno;
+		tgt_put(&t);
+	}
+	fuse_reply_err(req, -ret);
+}
+
+static void hg_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+			 struct fuse_file_info *fi)
+{
+	struct fh *fh = fh_of(fi);
+	int ret = 0;
+
+	if (fallocate(fh_fd(fh), mode, offset, length) < 0)
+		ret = errno;
+	if (!ret) {
+		atomic_fetch_add(&fh->inode->wgen, 1);
+		fh->wrote = true;
+		if (fh->up)
+			upload_dirty(fh->up);
+	}
+	fuse_reply_err(req, ret);
+}
+
+static void hg_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			       struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct fh *in = fh_of(fi_in), *out = fh_of(fi_out);
+	ssize_t n;
+
+	/* The bytes bypass our write path: the destination must be re-read at the verdict. */
+	if (out->up)
+		upload_dirty(out->up);
+	n = copy_file_range(fh_fd(in), &off_in, fh_fd(out), &off_out, len, flags);
+	if (n < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	atomic_fetch_add(&out->inode->wgen, 1);
+	out->wrote = true;
+	fuse_reply_write(req, n);
+}
+
+static void hg_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	off_t r = lseek(fh_fd(fh_of(fi)), off, whence);
+
+	if (r < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+const struct fuse_lowlevel_ops hgfs_ops = {
+	.init = hg_init,
+	.lookup = hg_lookup,
+	.forget = hg_forget,
+	.forget_multi = hg_forget_multi,
+	.getattr = hg_getattr,
+	.setattr = hg_setattr,
+	.readlink = hg_readlink,
+	.mknod = hg_mknod,
+	.mkdir = hg_mkdir,
+	.symlink = hg_symlink,
+	.link = hg_link,
+	.unlink = hg_unlink,
+	.rmdir = hg_rmdir,
+	.rename = hg_rename,
+	.create = hg_create,
+	.open = hg_open,
+	.read = hg_read,
+	.write = hg_write,
+	.flush = hg_flush,
+	.release = hg_release,
+	.fsync = hg_fsync,
+	.opendir = hg_opendir,
+	.readdir = hg_readdir,
+	.readdirplus = hg_readdirplus,
+	.releasedir = hg_releasedir,
+	.fsyncdir = hg_fsyncdir,
+	.statfs = hg_statfs,
+	.setxattr = hg_setxattr,
+	.getxattr = hg_getxattr,
+	.listxattr = hg_listxattr,
+	.removexattr = hg_removexattr,
+	.fallocate = hg_fallocate,
+	.copy_file_range = hg_copy_file_range,
+	.lseek = hg_lseek,
+};

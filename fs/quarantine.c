@@ -1,0 +1,185 @@
+/*
+ * quarantine.c - what happens after a verdict: the quarantine store record (content encrypted
+ * or, for block, record only), the synchronous audit entry for every match, and the one
+ * structured log line per verdict.
+ *
+ * Logged and audited: names (escaped), ids, sizes, digests and what matched; never content.
+ * Clean verdicts are logged (LOG_INFO) and counted in the status file but not written to the
+ * audit trail: an fsync per clean upload would dominate small-file creates.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fs/hgfs.h"
+#include "hashdb/audit.h"
+#include "hashdb/hglog.h"
+#include "hashdb/qstore.h"
+
+char *path_of(fuse_ino_t parent, const char *name)
+{
+	char *comp[128];
+	size_t n = 0, len = 1, i;
+	char *out, *p;
+	fuse_ino_t cur = parent;
+
+	comp[n] = strdup(name);
+	if (!comp[n])
+		return NULL;
+	len += strlen(comp[n++]) + 1;
+	while (cur != FUSE_ROOT_ID && n < 128) {
+		struct inode *in = ino_to_inode(cur);
+
+		pthread_mutex_lock(&in->lock);
+		if (!in->name) {
+			pthread_mutex_unlock(&in->lock);
+			comp[n] = strdup("?");
+		} else {
+			comp[n] = strdup(in->name);
+			cur = in->parent;
+			pthread_mutex_unlock(&in->lock);
+		}
+		if (!comp[n])
+			break;
+		len += strlen(comp[n++]) + 1;
+		if (strcmp(comp[n - 1], "?") == 0)
+			break;
+	}
+	out = malloc(len);
+	if (out) {
+		p = out;
+		for (i = n; i-- > 0;) {
+			p += sprintf(p, "%s%s", comp[i], i ? "/" : "");
+		}
+		*p = 0;
+	}
+	for (i = 0; i < n; i++)
+		free(comp[i]);
+	return out;
+}
+
+static void digest_hex(const struct digests *d, enum hash_algo a, char *out)
+{
+	const uint8_t *b = digests_get(d, a);
+
+	if (b)
+		hex_encode(b, hash_algo_len(a), out);
+	else
+		strcpy(out, "-");
+}
+
+int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct scan_result *r,
+		     enum hg_action *action)
+{
+	struct fscfg *cfg = cfg_get();
+	struct qrecord rec;
+	char epath[2048], jpath[2048], elist[256], ecat[128];
+	char md5[33], sha1[41], sha256[65], pdq[65], fields[4096];
+	const char *path = v->path ? v->path : "?";
+	enum hg_action act;
+	int ret;
+
+	act = config_action_for(&cfg->c, r->hit.category);
+	*action = act;
+	memset(&rec, 0, sizeof(rec));
+	rec.time = time(NULL);
+	rec.upload_time = v->start;
+	rec.uid = v->uid;
+	rec.gid = v->gid;
+	rec.pid = v->pid;
+	rec.mount = hgfs.backing;
+	rec.path = (char *)path;
+	rec.size = r->d.size;
+	rec.mode = v->mode;
+	rec.digests = r->d;
+	rec.has_pdq = r->has_pdq;
+	if (r->has_pdq) {
+		rec.pdq = r->pdq.hash[PDQ_ORIG];
+		rec.pdq_quality = r->pdq.quality;
+	}
+	rec.algo = r->hit.algo;
+	rec.distance = r->hit.distance;
+	rec.list = (char *)r->hit.list;
+	rec.category = (char *)r->hit.category;
+	rec.action = act;
+
+	if (act != ACTION_LOG && hgfs.qstore) {
+		ret = qstore_add(hgfs.qstore, act == ACTION_QUARANTINE ? content_fd : -1, &rec);
+		if (ret < 0 && act == ACTION_QUARANTINE) {
+			hglog(LOG_ERR, "quarantine store failed (%s); recording as block",
+			      strerror(-ret));
+			rec.action = act = ACTION_BLOCK;
+			*action = act;
+			ret = qstore_add(hgfs.qstore, -1, &rec);
+		}
+		if (ret < 0)
+			hglog(LOG_ERR, "quarantine record failed: %s", strerror(-ret));
+	}
+
+	hglog_escape(epath, sizeof(epath), path, 0);
+	hglog_escape(jpath, sizeof(jpath), path, 1);
+	hglog_escape(elist, sizeof(elist), r->hit.list, 1);
+	hglog_escape(ecat, sizeof(ecat), r->hit.category, 1);
+	digest_hex(&r->d, HASH_MD5, md5);
+	digest_hex(&r->d, HASH_SHA1, sha1);
+	digest_hex(&r->d, HASH_SHA256, sha256);
+	if (r->has_pdq)
+		pdq_to_hex(&r->pdq.hash[PDQ_ORIG], pdq);
+	else
+		strcpy(pdq, "-");
+	snprintf(fields, sizeof(fields),
+		 "\"kind\":\"%s\",\"verdict\":\"match\",\"action\":\"%s\",\"mount\":\"%s\","
+		 "\"path\":\"%s\",\"uid\":%u,\"gid\":%u,\"pid\":%d,\"size\":%llu,"
+		 "\"algo\":\"%s\",\"distance\":%d,\"list\":\"%s\",\"category\":\"%s\","
+		 "\"qid\":%lld,\"generation\":%llu,\"md5\":\"%s\",\"sha1\":\"%s\","
+		 "\"sha256\":\"%s\",\"pdq\":\"%s\"",
+		 v->kind, config_action_name(act), hgfs.backing, jpath, (unsigned)v->uid,
+		 (unsigned)v->gid, (int)v->pid, (unsigned long long)r->d.size,
+		 hash_algo_name(r->hit.algo), r->hit.distance, elist, ecat,
+		 (long long)rec.id, (unsigned long long)r->generation, md5, sha1, sha256, pdq);
+	if (hgfs.audit) {
+		ret = audit_append(hgfs.audit, "hashgatefs", "verdict", fields);
+		if (ret < 0)
+			hglog(LOG_ERR, "audit append failed: %s", strerror(-ret));
+	}
+	hglog(LOG_NOTICE,
+	      "verdict=match action=%s kind=%s path=\"%s\" uid=%u gid=%u pid=%d size=%llu "
+	      "algo=%s distance=%d list=\"%s\" category=\"%s\" qid=%lld generation=%llu",
+	      config_action_name(act), v->kind, epath, (unsigned)v->uid, (unsigned)v->gid,
+	      (int)v->pid, (unsigned long long)r->d.size, hash_algo_name(r->hit.algo),
+	      r->hit.distance, elist, ecat, (long long)rec.id,
+	      (unsigned long long)r->generation);
+	stat_add(&hgfs.st.matches, 1);
+	if (act == ACTION_QUARANTINE)
+		stat_add(&hgfs.st.quarantined, 1);
+	else if (act == ACTION_BLOCK)
+		stat_add(&hgfs.st.blocked, 1);
+	cfg_put(cfg);
+	return act == ACTION_LOG ? 0 : -EACCES;
+}
+
+void quarantine_log_clean(const struct verdict_ctx *v, const struct scan_result *r)
+{
+	char epath[2048], sha256[65];
+
+	stat_add(&hgfs.st.uploads_clean, 1);
+	hglog_escape(epath, sizeof(epath), v->path ? v->path : "?", 0);
+	digest_hex(&r->d, HASH_SHA256, sha256);
+	hglog(LOG_INFO, "verdict=clean kind=%s path=\"%s\" uid=%u gid=%u pid=%d size=%llu "
+	      "sha256=%s pdq=%s generation=%llu", v->kind, epath, (unsigned)v->uid,
+	      (unsigned)v->gid, (int)v->pid, (unsigned long long)r->d.size, sha256,
+	      r->has_pdq ? "yes" : "no", (unsigned long long)r->generation);
+}
+
+void quarantine_log_error(const struct verdict_ctx *v, int err, bool published)
+{
+	char epath[2048];
+
+	stat_add(&hgfs.st.errors, 1);
+	hglog_escape(epath, sizeof(epath), v->path ? v->path : "?", 0);
+	hglog(LOG_ERR, "verdict=error kind=%s path=\"%s\" uid=%u gid=%u pid=%d error=\"%s\" "
+	      "published=%s", v->kind, epath, (unsigned)v->uid, (unsigned)v->gid, (int)v->pid,
+	      strerror(-err), published ? "yes" : "no");
+}

@@ -1,0 +1,548 @@
+/*
+ * staging.c - the life of an upload: O_TMPFILE staging, hashing while written, the verdict at
+ * FLUSH and the atomic publish.
+ *
+ * A new file (create) or a rewrite (open with O_TRUNC, or a write-open of an empty file) gets an
+ * O_TMPFILE in the target directory, owned and moded as the result will be.  Sequential writes
+ * feed the hasher; anything else (gap, rewrite, mmap, copy_file_range, fallocate, truncate)
+ * turns streaming off and the verdict re-reads the file.  Clean: the tmpfile is linked into
+ * BACKING/.hashgate-staging under a unique name and renamed over the final name, so the name
+ * switches from old to new content in one step.  Match or failure: the tmpfile is simply
+ * closed and vanishes.  A crash loses staged uploads but never publishes one unscanned.
+ *
+ * Pending table: staged new names (not rewrites), so the uploader's own lookups of the name
+ * find the staged inode while everybody else still sees the backing directory.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/hgfs.h"
+#include "hashdb/hglog.h"
+
+#define PEND_BUCKETS	1024
+
+static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct upload *pend[PEND_BUCKETS];
+
+static size_t pend_hash(fuse_ino_t parent, const char *name)
+{
+	uint64_t h = parent * 0x9e3779b97f4a7c15ull;
+
+	for (; *name; name++)
+		h = (h ^ (unsigned char)*name) * 0x100000001b3ull;
+	return (size_t)(h >> 20) % PEND_BUCKETS;
+}
+
+static void pend_insert(struct upload *up)
+{
+	size_t b = pend_hash(inode_to_ino(up->parent), up->name);
+
+	pthread_mutex_lock(&pend_lock);
+	up->pnext = pend[b];
+	pend[b] = up;
+	up->pending = true;
+	pthread_mutex_unlock(&pend_lock);
+}
+
+static void pend_remove(struct upload *up)
+{
+	struct upload **pp;
+
+	pthread_mutex_lock(&pend_lock);
+	if (up->pending) {
+		pp = &pend[pend_hash(inode_to_ino(up->parent), up->name)];
+		while (*pp && *pp != up)
+			pp = &(*pp)->pnext;
+		if (*pp)
+			*pp = up->pnext;
+		up->pending = false;
+	}
+	pthread_mutex_unlock(&pend_lock);
+}
+
+/* The newest staged upload of parent/name by uid (any uid when uid is -1), referenced. */
+struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid)
+{
+	struct upload *up;
+
+	pthread_mutex_lock(&pend_lock);
+	for (up = pend[pend_hash(parent, name)]; up; up = up->pnext)
+		if (inode_to_ino(up->parent) == parent && strcmp(up->name, name) == 0 &&
+		    (uid == (uid_t)-1 || up->uid == uid))
+			break;
+	if (up) {
+		pthread_mutex_lock(&up->lock);
+		up->refs++;
+		pthread_mutex_unlock(&up->lock);
+	}
+	pthread_mutex_unlock(&pend_lock);
+	return up;
+}
+
+int pending_unlink(fuse_ino_t parent, const char *name)
+{
+	struct upload *up = pending_find(parent, name, (uid_t)-1);
+
+	if (!up)
+		return -ENOENT;
+	pthread_mutex_lock(&up->lock);
+	if (up->state == UP_STAGED)
+		up->state = UP_CANCELLED;
+	pthread_mutex_unlock(&up->lock);
+	pend_remove(up);
+	upload_put(up);
+	return 0;
+}
+
+int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
+		   const char *newname)
+{
+	struct upload *up = pending_find(parent, name, (uid_t)-1);
+	char *n;
+
+	if (!up)
+		return -ENOENT;
+	n = strdup(newname);
+	if (!n) {
+		upload_put(up);
+		return -ENOMEM;
+	}
+	pend_remove(up);
+	pthread_mutex_lock(&up->lock);
+	inode_ref(nparent);
+	inode_unref(up->parent);
+	up->parent = nparent;
+	free(up->name);
+	up->name = n;
+	pthread_mutex_unlock(&up->lock);
+	pend_insert(up);
+	inode_set_name(up->inode, inode_to_ino(nparent), newname);
+	upload_put(up);
+	return 0;
+}
+
+int staging_init(void)
+{
+	struct stat st;
+	struct dirent *de;
+	DIR *d;
+	int fd, n = 0;
+
+	if (mkdirat(hgfs.root_fd, HGFS_STAGING_NAME, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	hgfs.staging_fd = openat(hgfs.root_fd, HGFS_STAGING_NAME,
+				 O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (hgfs.staging_fd < 0)
+		return -errno;
+	if (fstat(hgfs.staging_fd, &st) < 0)
+		return -errno;
+	hgfs.staging_dev = st.st_dev;
+	hgfs.staging_ino = st.st_ino;
+	/* Leftovers are links made just before a rename that never happened: drop them. */
+	fd = openat(hgfs.staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0 ||
+		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
+			n++;
+	}
+	closedir(d);
+	if (n)
+		hglog(LOG_NOTICE, "removed %d stale entries from %s/%s", n, hgfs.backing,
+		      HGFS_STAGING_NAME);
+	return 0;
+}
+
+static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const char *name)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct upload *up = calloc(1, sizeof(*up));
+
+	if (!up)
+		return NULL;
+	up->name = strdup(name);
+	if (!up->name) {
+		free(up);
+		return NULL;
+	}
+	pthread_mutex_init(&up->lock, NULL);
+	up->refs = 1;
+	up->fd = -1;
+	up->state = UP_STAGED;
+	up->uid = ctx->uid;
+	up->gid = ctx->gid;
+	up->pid = ctx->pid;
+	up->start = time(NULL);
+	inode_ref(parent);
+	up->parent = parent;
+	if (hgfs.scan) {
+		up->mask = scan_algos() & HASH_EXACT_MASK;
+		up->hashing = hasher_init(&up->hasher, up->mask) == 0;
+	}
+	return up;
+}
+
+void upload_put(struct upload *up)
+{
+	bool last;
+
+	pthread_mutex_lock(&up->lock);
+	last = --up->refs == 0;
+	pthread_mutex_unlock(&up->lock);
+	if (!last)
+		return;
+	pend_remove(up);
+	if (up->inode) {
+		pthread_mutex_lock(&up->inode->lock);
+		if (up->inode->up == up)
+			up->inode->up = NULL;
+		pthread_mutex_unlock(&up->inode->lock);
+		inode_unref(up->inode);
+	}
+	if (up->hashing)
+		hasher_release(&up->hasher);
+	if (up->fd >= 0)
+		close(up->fd);
+	inode_unref(up->parent);
+	free(up->name);
+	pthread_mutex_destroy(&up->lock);
+	free(up);
+}
+
+int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t mode,
+		  struct upload **out, struct stat *st)
+{
+	struct upload *up;
+	struct inode *in;
+	int pfd, ret;
+
+	up = upload_alloc(req, parent, name);
+	if (!up)
+		return -ENOMEM;
+	up->mode = mode & 07777;
+	pfd = inode_fd(parent, O_PATH);
+	if (pfd < 0) {
+		ret = pfd;
+		goto err_up;
+	}
+	up->fd = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode & 07777);
+	if (up->fd < 0) {
+		ret = -errno;
+		goto err_pfd;
+	}
+	ret = creds_own_new(pfd, NULL, up->fd, parent, req, mode);
+	if (ret < 0)
+		goto err_pfd;
+	if (fstat(up->fd, st) < 0) {
+		ret = -errno;
+		goto err_pfd;
+	}
+	up->tdev = st->st_dev;
+	up->tino = st->st_ino;
+	ret = inode_from_fd(up->fd, pfd, st, &in);
+	if (ret < 0)
+		goto err_pfd;
+	inode_set_name(in, inode_to_ino(parent), name);
+	inode_ref(in);
+	up->inode = in;
+	pthread_mutex_lock(&in->lock);
+	in->up = up;
+	pthread_mutex_unlock(&in->lock);
+	inode_fd_put(parent, pfd);
+	pend_insert(up);
+	*out = up;
+	return 0;
+
+err_pfd:
+	inode_fd_put(parent, pfd);
+err_up:
+	upload_put(up);
+	return ret;
+}
+
+int upload_replace(fuse_req_t req, struct inode *in, struct upload **out)
+{
+	struct upload *up;
+	struct inode *parent;
+	struct stat st;
+	fuse_ino_t pino;
+	char *name;
+	int pfd, ret;
+
+	pthread_mutex_lock(&in->lock);
+	if (in->up || !in->name || in->dead) {
+		pthread_mutex_unlock(&in->lock);
+		return -EBUSY;
+	}
+	pino = in->parent;
+	name = strdup(in->name);
+	pthread_mutex_unlock(&in->lock);
+	if (!name)
+		return -ENOMEM;
+	parent = ino_to_inode(pino);
+	up = upload_alloc(req, parent, name);
+	free(name);
+	if (!up)
+		return -ENOMEM;
+	up->replaces = true;
+	pfd = inode_fd(parent, O_PATH);
+	if (pfd < 0) {
+		ret = pfd;
+		goto err_up;
+	}
+	/* Only a file that is exactly this name's single link can be replaced by rename. */
+	ret = -EXDEV;
+	if (fstatat(pfd, up->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != in->dev ||
+	    st.st_ino != in->ino || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+		goto err_pfd;
+	up->mode = st.st_mode & 0777;
+	up->fd = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, st.st_mode & 01777);
+	if (up->fd < 0) {
+		ret = -errno;
+		goto err_pfd;
+	}
+	/* A rewrite keeps the file's owner, as truncating in place would. */
+	if ((st.st_uid || st.st_gid) && fchown(up->fd, st.st_uid, st.st_gid) < 0) {
+		ret = -errno;
+		goto err_pfd;
+	}
+	if (fstat(up->fd, &st) < 0) {
+		ret = -errno;
+		goto err_pfd;
+	}
+	up->tdev = st.st_dev;
+	up->tino = st.st_ino;
+	pthread_mutex_lock(&in->lock);
+	if (in->up) {
+		pthread_mutex_unlock(&in->lock);
+		ret = -EBUSY;
+		goto err_pfd;
+	}
+	in->up = up;
+	pthread_mutex_unlock(&in->lock);
+	inode_ref(in);
+	up->inode = in;
+	inode_fd_put(parent, pfd);
+	*out = up;
+	return 0;
+
+err_pfd:
+	inode_fd_put(parent, pfd);
+err_up:
+	upload_put(up);
+	return ret;
+}
+
+int upload_getattr(struct upload *up, struct stat *st)
+{
+	struct stat tst;
+
+	if (fstat(up->fd, &tst) < 0)
+		return -errno;
+	if (up->replaces) {
+		/* The kernel knows this inode by the replaced file's identity. */
+		tst.st_ino = st->st_ino;
+		tst.st_dev = st->st_dev;
+	}
+	*st = tst;
+	return 0;
+}
+
+int upload_write(struct upload *up, const void *buf, size_t len, off_t off)
+{
+	ssize_t n;
+	int ret;
+
+	pthread_mutex_lock(&up->lock);
+	if (up->state == UP_REJECTED) {
+		ret = -EACCES;
+		goto out;
+	}
+	n = pwrite(up->fd, buf, len, off);
+	if (n < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (up->hashing) {
+		if ((uint64_t)off == up->next_off) {
+			if (hasher_update(&up->hasher, buf, n) < 0) {
+				hasher_release(&up->hasher);
+				up->hashing = false;
+			}
+			up->next_off += n;
+		} else {
+			hasher_release(&up->hasher);
+			up->hashing = false;
+		}
+	}
+	ret = (int)n;
+out:
+	pthread_mutex_unlock(&up->lock);
+	return ret;
+}
+
+void upload_dirty(struct upload *up)
+{
+	pthread_mutex_lock(&up->lock);
+	if (up->hashing) {
+		hasher_release(&up->hasher);
+		up->hashing = false;
+	}
+	pthread_mutex_unlock(&up->lock);
+}
+
+/* Link the tmpfile in and rename it over the final name.  Called with up->lock held. */
+static int publish(struct upload *up)
+{
+	char proc[64], tmp[64];
+	struct stat st;
+	int pfd, ldir, ret;
+
+	pfd = inode_fd(up->parent, O_PATH);
+	if (pfd < 0)
+		return pfd;
+	if (fstat(pfd, &st) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	/* The staging dir only helps on the same filesystem; else link next to the target. */
+	ldir = st.st_dev == hgfs.staging_dev ? hgfs.staging_fd : pfd;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", up->fd);
+	snprintf(tmp, sizeof(tmp), ".hashgate-tmp.%d.%llu", (int)getpid(),
+		 (unsigned long long)atomic_fetch_add(&hgfs.tmpseq, 1));
+	if (linkat(AT_FDCWD, proc, ldir, tmp, AT_SYMLINK_FOLLOW) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	if (renameat(ldir, tmp, pfd, up->name) < 0) {
+		ret = -errno;
+		unlinkat(ldir, tmp, 0);
+		goto out;
+	}
+	ret = 0;
+	if (up->replaces) {
+		if (fstat(up->fd, &st) == 0)
+			ret = inode_rekey(up->inode, up->fd, pfd, &st);
+		if (ret < 0)
+			hglog(LOG_ERR, "rekey after publish failed: %s", strerror(-ret));
+		ret = 0;
+	}
+	inode_set_name(up->inode, inode_to_ino(up->parent), up->name);
+out:
+	inode_fd_put(up->parent, pfd);
+	return ret;
+}
+
+/* Forget the staged content: the kernel's view of the inode must not keep it either. */
+static void reject(struct upload *up, int result)
+{
+	struct inode *in = up->inode;
+
+	up->state = UP_REJECTED;
+	up->result = result;
+	pthread_mutex_lock(&in->lock);
+	if (in->up == up)
+		in->up = NULL;
+	if (!up->replaces)
+		in->dead = true;
+	pthread_mutex_unlock(&in->lock);
+	if (ftruncate(up->fd, 0) < 0)
+		hglog(LOG_ERR, "truncating rejected upload: %s", strerror(errno));
+}
+
+int upload_verdict(struct upload *up, fuse_req_t req)
+{
+	struct fscfg *cfg;
+	struct scan_result r;
+	struct digests streamed, *sp = NULL;
+	struct verdict_ctx v;
+	struct stat st;
+	enum hg_action act;
+	uint64_t wsnap;
+	char *path;
+	int ret, pret;
+
+	pthread_mutex_lock(&up->lock);
+	if (up->state != UP_STAGED) {
+		ret = up->state == UP_CANCELLED ? 0 : up->result;
+		pthread_mutex_unlock(&up->lock);
+		return ret;
+	}
+	pend_remove(up);
+	cfg = cfg_get();
+	wsnap = atomic_load(&up->inode->wgen);
+	memset(&v, 0, sizeof(v));
+	v.uid = up->uid;
+	v.gid = up->gid;
+	v.pid = up->pid;
+	v.mode = up->mode;
+	v.start = up->start;
+	v.kind = up->replaces ? "rewrite" : "upload";
+	path = path_of(inode_to_ino(up->parent), up->name);
+	v.path = path;
+	if (!hgfs.scan) {
+		ret = publish(up);
+		goto published;
+	}
+	stat_add(&hgfs.st.uploads_scanned, 1);
+	if (up->hashing && fstat(up->fd, &st) == 0 && (uint64_t)st.st_size == up->next_off) {
+		if (hasher_final(&up->hasher, &streamed) == 0)
+			sp = &streamed;
+		hasher_release(&up->hasher);
+		up->hashing = false;
+	}
+	ret = scan_fd(up->fd, sp, &r);
+	if (ret < 0) {
+		if (cfg->c.on_error == ON_ERROR_ALLOW) {
+			quarantine_log_error(&v, ret, true);
+			ret = publish(up);
+			goto published;
+		}
+		quarantine_log_error(&v, ret, false);
+		reject(up, -EIO);
+		ret = -EIO;
+		goto out;
+	}
+	if (r.match) {
+		ret = quarantine_match(&v, up->fd, &r, &act);
+		if (act != ACTION_LOG) {
+			reject(up, ret);
+			goto out;
+		}
+	} else {
+		quarantine_log_clean(&v, &r);
+	}
+	ret = publish(up);
+published:
+	if (ret < 0) {
+		hglog(LOG_ERR, "publishing upload failed: %s", strerror(-ret));
+		reject(up, ret);
+		goto out;
+	}
+	up->state = UP_PUBLISHED;
+	up->result = 0;
+	atomic_store(&up->inode->sgen, wsnap);
+	pthread_mutex_lock(&up->inode->lock);
+	if (up->inode->up == up)
+		up->inode->up = NULL;
+	pthread_mutex_unlock(&up->inode->lock);
+out:
+	pret = ret;
+	free(path);
+	cfg_put(cfg);
+	pthread_mutex_unlock(&up->lock);
+	return pret;
+}
