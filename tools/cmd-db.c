@@ -99,16 +99,22 @@ static int db_init(int argc, char **argv, struct cli *cli)
 	if (r < 0)
 		return EXIT_ERROR;
 	r = hashdb_generation(&db, &gen, NULL, 0);
-	if (cli->json)
-		printf("{\"db\":\"%s\",\"created\":%s,\"schema\":%d,\"generation\":%llu}\n",
-		       cli->cfg.db, existed ? "false" : "true", hashdb_schema_version(&db),
+	if (cli->json) {
+		printf("{\"db\":");
+		adm_json_print(stdout, cli->cfg.db);
+		printf(",\"created\":%s,\"schema\":%d,\"generation\":%llu}\n",
+		       existed ? "false" : "true", hashdb_schema_version(&db),
 		       (unsigned long long)gen);
-	else if (!cli->quiet)
+	} else if (!cli->quiet)
 		printf("%s: %s, schema version %d\n", cli->cfg.db,
 		       existed ? "already initialised" : "created", hashdb_schema_version(&db));
 	hashdb_close(&db);
-	if (!existed)
-		dbcli_audit(cli, cmd, "db.init", "\"db\":\"%s\"", cli->cfg.db);
+	if (!existed) {
+		char esc[1024];
+
+		dbcli_audit(cli, cmd, "db.init", "\"db\":\"%s\"",
+			    adm_json_escape(esc, sizeof(esc), cli->cfg.db));
+	}
 	return r < 0 ? EXIT_ERROR : 0;
 }
 

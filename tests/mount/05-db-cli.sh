@@ -1,0 +1,138 @@
+#!/bin/bash
+# 05-db-cli.sh - `hashgate db` and `hashgate allow` from the shell, no mount needed: init, the
+# database path from the config file and --db, imports (plain, stdin, CSV, JSONL, --delete),
+# a bad line that aborts with FILE:LINE and changes nothing, add/remove, lists/stats --json,
+# export round trip, the allowlist, audit records, and clear errors with the documented exit
+# codes for missing, corrupt and newer-schema databases and for usage mistakes.
+. "$(dirname "$0")/lib.sh"
+command -v sqlite3 >/dev/null || skip_all "sqlite3 is not installed (make deps)"
+[ -x "$HG_CLI" ] || bail "no hashgate binary in HASHGATE_BUILD=$HG_BUILD"
+
+T=$(mktemp -d /tmp/hg-db-cli.XXXXXX) || bail "mktemp failed"
+trap 'rm -rf "$T"' EXIT
+DB=$T/hashes.db
+cat >"$T/hashgate.conf" <<EOF
+db = $DB
+audit_log = $T/audit.log
+EOF
+export HASHGATE_CONFIG=$T/hashgate.conf
+H=$HG_CLI
+
+# generated "known" content: hashes of random files, never real material
+for i in 1 2 3 4 5; do head -c $((1000 + i)) /dev/urandom >"$T/k$i"; done
+sha256sum "$T"/k1 "$T"/k2 "$T"/k3 | sed "s|$T/||" >"$T/l-sha256"	# "HEX  k1" lines
+md5sum <"$T/k4" | cut -d' ' -f1 >"$T/l-md5"
+S1=$(sha256sum <"$T/k1" | cut -d' ' -f1)
+S2=$(sha256sum <"$T/k2" | cut -d' ' -f1)
+M4=$(cut -c1-32 "$T/l-md5")
+M5=$(md5sum <"$T/k5" | cut -d' ' -f1)
+
+# --- init and errors before there is a database
+hg_run $H db stats; rc=$?
+is "$rc" 2 "db stats on a missing database exits 2"
+case $HG_OUT in *"$DB"*"no such database"*) r=1 ;; *) r=0 ;; esac
+hg_result $r "... and says which file is missing"
+ok "db init creates the database named in the config" $H db init
+ok "the file exists" test -f "$DB"
+ok "db init again is harmless" $H db init
+is "$(sqlite3 "$DB" 'PRAGMA user_version')" 1 "schema version 1 in the file"
+
+# --- import
+ok "import plain sha256 list with labels" $H db import --list t-sha --category illegal --type sha256 "$T/l-sha256"
+ok "import md5 from stdin (type inferred)" sh -c "$H db import --list t-md5 - <'$T/l-md5'"
+out=$($H --json db lists)
+case $out in *'"name":"t-sha","category":"illegal"'*'"sha256":3'*) r=1 ;; *) r=0 ;; esac
+hg_result $r "db lists --json shows t-sha with 3 sha256"
+case $out in *'"name":"t-md5","category":"other"'*'"md5":1'*) r=1 ;; *) r=0 ;; esac
+hg_result $r "a list imported without --category is 'other'"
+gen=$($H db stats --json | sed -n 's/.*"generation":\([0-9]*\).*/\1/p')
+ok "stats --json has a generation" test -n "$gen"
+
+# a bad line aborts everything: FILE:LINE, exit 2, nothing changes
+{ cat "$T/l-md5"; echo "$M5"; echo "not-a-hash"; } >"$T/bad.txt"
+before=$($H db export)
+hg_run $H db import --list t-md5 "$T/bad.txt"; rc=$?
+is "$rc" 2 "import with a malformed line exits 2"
+case $HG_OUT in *"bad.txt:3:"*"nothing was imported"*) r=1 ;; *) r=0 ;; esac
+hg_result $r "error names bad.txt:3 and says nothing was imported"
+[ $r = 1 ] || diag "$HG_OUT"
+is "$($H db export)" "$before" "database content unchanged"
+is "$($H db stats --json | sed -n 's/.*"generation":\([0-9]*\).*/\1/p')" "$gen" "generation unchanged"
+hg_run $H db import --list t-x "$T/l-sha256"; rc=$?
+is "$rc" 2 "64 hex digits without --type exits 2"
+case $HG_OUT in *"l-sha256:1:"*"--type"*) r=1 ;; *) r=0 ;; esac
+hg_result $r "... asking for --type"
+
+# CSV and JSONL, tombstones, --delete
+printf 'md5,sha256,label\n%s,,five\n,%s,two again\n' "$M5" "$S2" >"$T/feed.csv"
+ok "CSV import" $H db import --list feed --category baseline "$T/feed.csv"
+printf '{"md5":"%s","deleted":true}\n{"algo":"sha256","hash":"%s","label":"one"}\n' "$M5" "$S1" >"$T/feed.jsonl"
+out=$($H --json db import --list feed "$T/feed.jsonl")
+case $out in *'"added":1'*'"removed":1'*) r=1 ;; *) r=0 ;; esac
+hg_result $r "JSONL import: one added, one tombstone removed ($out)"
+out=$($H db export --list feed --format plain --type sha256 | sort)
+is "$out" "$(printf '%s  one\n%s  two again' "$S1" "$S2" | sort)" "list feed holds exactly the two sha256"
+ok "--delete removes listed hashes" sh -c "echo $S1 | $H db import --list feed --type sha256 --delete -"
+is "$($H db export --list feed --format plain --type sha256)" "$S2  two again" "one left after --delete"
+
+# --- add / remove
+ok "db add" $H db add --list manual --category illegal "$M5" sha256:"$S1"
+is "$($H db export --list manual --format csv | wc -l)" 3 "manual list has two rows (+ header)"
+ok "db remove from one list" $H db remove --list manual "$M5"
+hg_run $H db remove --list manual "$M5"; rc=$?
+is "$rc" 1 "removing an absent hash exits 1"
+hg_run $H db add --list manual "$S1"; rc=$?
+is "$rc" 64 "db add of a 64-digit hash without a type is a usage error"
+ok "db remove --all drops a list" $H db remove --list manual --all
+case $($H --json db lists) in *'"manual"'*) r=0 ;; *) r=1 ;; esac
+hg_result $r "list manual is gone"
+
+# --- export round trip into a second database
+DB2=$T/copy.db
+ok "second database via --db after the subcommand" $H db init --db "$DB2"
+$H db export --format csv >"$T/all.csv"
+for l in t-sha t-md5 feed; do
+	grep "^$l," "$T/all.csv" | sed '1i list,md5,sha1,sha256,pdq,label' >"$T/$l.csv"
+	$H --db "$DB2" db import --list "$l" "$T/$l.csv" >/dev/null || diag "re-import $l failed"
+done
+is "$($H --db "$DB2" db export --format csv)" "$(cat "$T/all.csv")" "CSV export re-imports to the same content"
+$H db export >"$T/all.jsonl"
+is "$(grep -c . "$T/all.jsonl")" "$(($(wc -l <"$T/all.csv") - 1))" "JSONL export has one line per hash"
+
+# --- allowlist
+ok "allow add" $H allow add --reason "known false positive" "$M4"
+out=$($H --json allow list)
+case $out in *"\"hash\":\"$M4\""*'"reason":"known false positive"'*) r=1 ;; *) r=0 ;; esac
+hg_result $r "allow list --json shows it with the reason"
+ok "allow remove" $H allow remove "md5:$M4"
+hg_run $H allow remove "$M4"; rc=$?
+is "$rc" 1 "removing an absent allowlist entry exits 1"
+is "$($H --json allow list)" "[]" "allowlist empty again"
+
+# --- audit trail of admin changes
+ok "imports are in the audit log" grep -q '"db.import"' "$T/audit.log"
+ok "allowlist changes are in the audit log" grep -q '"allow.add"' "$T/audit.log"
+
+# --- bad databases and usage errors
+head -c 8192 /dev/urandom >"$T/junk.db"
+hg_run $H --db "$T/junk.db" db lists; rc=$?
+is "$rc" 2 "corrupt database exits 2"
+case $HG_OUT in *"junk.db"*"not a valid hashgate database"*) r=1 ;; *) r=0 ;; esac
+hg_result $r "... saying it is not a valid database"
+cp "$DB" "$T/newer.db"
+sqlite3 "$T/newer.db" 'PRAGMA user_version = 9'
+hg_run $H --db "$T/newer.db" db import --list x "$T/l-md5"; rc=$?
+is "$rc" 2 "newer schema exits 2"
+case $HG_OUT in *"newer than this hashgate"*) r=1 ;; *) r=0 ;; esac
+hg_result $r "... saying the schema is newer"
+is "$(sqlite3 "$T/newer.db" 'PRAGMA user_version')" 9 "... and leaves it alone"
+hg_run $H db import --list t-md5 --frobnicate "$T/l-md5"; rc=$?
+is "$rc" 64 "unknown option exits 64"
+hg_run $H db import "$T/l-md5"; rc=$?
+is "$rc" 64 "import without --list exits 64"
+hg_run $H db explode; rc=$?
+is "$rc" 64 "unknown db subcommand exits 64"
+ok "db --help" $H db --help
+ok "allow --help" $H allow --help
+
+done_testing
