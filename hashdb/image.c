@@ -163,7 +163,7 @@ static int pick_scale(int w, int h, int min_side)
 int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max_pixels,
 		   struct pdq_result *out)
 {
-	int w, h, subsamp, cs, pf, chans, lw, lh, r, scale = 1, dw, dh;
+	int w = 0, h = 0, subsamp = -1, cs = -1, pf, chans, lw, lh, r, scale = 1, dw, dh;
 	struct pixbuf pb = { 0 };
 	uint8_t *px;
 	float *luma = NULL;
@@ -181,7 +181,9 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 		r = -EINVAL;
 		goto out_tj;
 	}
-	if (w <= 0 || h <= 0) {
+	/* A tables-only stream (or one cut before its frame header) "succeeds" without a frame;
+	 * TurboJPEG 2.1 then leaves the outputs alone, hence the initialisers above. */
+	if (w <= 0 || h <= 0 || cs < 0) {
 		r = -EINVAL;
 		goto out_tj;
 	}
