@@ -90,7 +90,7 @@ static int run(const char *db, uint64_t seed_sha, uint64_t seed_pdq, int nq)
 	uint8_t (*keys)[32];
 	double t0, t, base = 0;
 	long hits = 0;
-	int r, k, v, qi, found;
+	int r, k, v, qi, found, round;
 
 	t0 = now();
 	r = matcher_load(db, &m, err, sizeof(err));
@@ -116,10 +116,15 @@ static int run(const char *db, uint64_t seed_sha, uint64_t seed_pdq, int nq)
 	rng_state = seed_sha ^ 0x5555aaaa5555aaaaull;
 	for (; i < nlook; i++)
 		rand_bytes(keys[i], 32);
-	t0 = now();
-	for (i = 0; i < nlook; i++)
-		hits += matcher_lookup(m, HASH_SHA256, keys[i], &hit);
-	t = now() - t0;
+	t = 1e30;
+	for (round = 0; round < 3; round++) {
+		hits = 0;
+		t0 = now();
+		for (i = 0; i < nlook; i++)
+			hits += matcher_lookup(m, HASH_SHA256, keys[i], &hit);
+		if (now() - t0 < t)
+			t = now() - t0;
+	}
 	printf("exact sha256: %.0f lookups/s (%.3f us each) over %zu lookups, %ld hits\n",
 	       (double)nlook / t, t / (double)nlook * 1e6, nlook, hits);
 	free(keys);
@@ -130,30 +135,36 @@ static int run(const char *db, uint64_t seed_sha, uint64_t seed_pdq, int nq)
 			printf("pdq kernel %-6s: not supported by this CPU\n", kernels[k]);
 			continue;
 		}
-		rng_state = 12345;
+		/* best of three rounds: other processes share these two cores */
 		found = 0;
-		t0 = now();
-		for (qi = 0; qi < nq; qi++) {
-			memset(&q, 0, sizeof(q));
-			q.ndih = PDQ_NDIH;
-			q.quality = 100;
-			for (v = 0; v < PDQ_NDIH; v++)
-				rand_bytes(q.hash[v].b, 32);
-			if (qi == 0) {
-				/* first PDQ hash of the database (same seed as the import), 31 bits off */
-				uint64_t save = rng_state;
+		t = 1e30;
+		for (round = 0; round < 3; round++) {
+			rng_state = 12345;
+			t0 = now();
+			for (qi = 0; qi < nq; qi++) {
+				memset(&q, 0, sizeof(q));
+				q.ndih = PDQ_NDIH;
+				q.quality = 100;
+				for (v = 0; v < PDQ_NDIH; v++)
+					rand_bytes(q.hash[v].b, 32);
+				if (qi == 0) {
+					/* the first generated PDQ (it is in the database), 31 bits off */
+					uint64_t save = rng_state;
 
-				rng_state = seed_pdq;
-				rand_bytes(q.hash[5].b, 32);
-				rng_state = save;
-				for (v = 0; v < 31; v++)
-					q.hash[5].b[v] ^= 1;
+					rng_state = seed_pdq;
+					rand_bytes(q.hash[5].b, 32);
+					rng_state = save;
+					for (v = 0; v < 31; v++)
+						q.hash[5].b[v] ^= 1;
+				}
+				r = matcher_lookup_pdq(m, &q, MATCH_PDQ_THRESHOLD_DEFAULT, &hit);
+				if (qi == 0 && r == 1 && hit.distance == 31 && hit.dihedral == 5)
+					found++;
 			}
-			r = matcher_lookup_pdq(m, &q, MATCH_PDQ_THRESHOLD_DEFAULT, &hit);
-			if (qi == 0 && r == 1 && hit.distance == 31 && hit.dihedral == 5)
-				found = 1;
+			if (now() - t0 < t)
+				t = now() - t0;
 		}
-		t = now() - t0;
+		found = found == 3;
 		if (k == 0)
 			base = t;
 		printf("pdq kernel %-6s: %.3f ms per 8-variant query over %zu hashes (%d queries; "
