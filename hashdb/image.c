@@ -164,6 +164,7 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 		   struct pdq_result *out)
 {
 	int w = 0, h = 0, subsamp = -1, cs = -1, pf, chans, lw, lh, r, scale = 1, dw, dh;
+	int warning = 0;
 	struct pixbuf pb = { 0 };
 	uint8_t *px;
 	float *luma = NULL;
@@ -224,10 +225,12 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 	/* Flags 0 would decode the same pixels (ISLOW, fancy upsampling are the defaults);
 	 * say so explicitly.  A warning still leaves a fully written buffer. */
 	if (tjDecompress2(tj, buf, (unsigned long)len, px, dw, 0, dh, pf,
-			  TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS) < 0 &&
-	    tjGetErrorCode(tj) != TJERR_WARNING) {
-		r = -EINVAL;
-		goto out_px;
+			  TJFLAG_ACCURATEDCT | TJFLAG_LIMITSCANS) < 0) {
+		if (tjGetErrorCode(tj) != TJERR_WARNING) {
+			r = -EINVAL;
+			goto out_px;
+		}
+		warning = 1;
 	}
 	if (chans == 4) {
 		cmyk_to_rgb(px, (size_t)dw * dh);
@@ -252,6 +255,7 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 	r = pdq_from_luma(luma, lh, lw, pdq_flags, out);
 	out->width = w;
 	out->height = h;
+	out->warning = warning;
 	free(luma);
 out_px:
 	pixbuf_release(&pb);

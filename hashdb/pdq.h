@@ -27,6 +27,8 @@ struct pdq_result {
 	int ndih;			/* 1 or 8 */
 	int quality;			/* 0..100; below ~50 the hash is unreliable */
 	int width, height;		/* decoded image size */
+	int warning;			/* image_pdq_*: 1 if the decoder recovered from corrupt
+					 * or truncated data (the hash is of what decoded) */
 };
 
 /* Flags for pdq_from_luma / image_pdq. */

@@ -40,7 +40,7 @@ static uint8_t clamp(int v)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: mkjpeg OUT WIDTH HEIGHT SEED [--grey] [--quality Q]\n");
+	fprintf(stderr, "usage: mkjpeg OUT WIDTH HEIGHT SEED [QUALITY] [--grey] [--quality Q]\n");
 }
 
 static int parse_num(const char *s, unsigned long long max, unsigned long long *out)
@@ -78,6 +78,8 @@ int main(int argc, char **argv)
 		} else if (strcmp(argv[i], "--quality") == 0 && i + 1 < argc &&
 			   parse_num(argv[i + 1], 100, &q) == 0 && q >= 1) {
 			i++;
+		} else if (i == 5 && parse_num(argv[i], 100, &q) == 0 && q >= 1) {
+			;	/* positional QUALITY */
 		} else {
 			usage();
 			return 2;

@@ -336,6 +336,11 @@ static void test_hostile(void)
 	is_int(bad, 0, "truncations of a %lu-byte JPEG fail cleanly or hash (%d hashed)", len,
 	       zero_ok);
 
+	ok(image_pdq_jpeg(jpeg, len * 2 / 3, 0, 0, &r) == 0 && r.warning == 1,
+	   "JPEG cut in its scan: hashed, with the decoder warning flagged");
+	ok(image_pdq_jpeg(jpeg, len, 0, 0, &r) == 0 && r.warning == 0,
+	   "whole JPEG: no warning");
+
 	/* Random corruption: 1..8 bytes overwritten, 300 variants (the fuzzer does the rest). */
 	bad = 0;
 	for (n = 0; n < 300; n++) {
