@@ -203,6 +203,7 @@ pkg-tree:
 
 deb: pkg-tree
 	@sh scripts/deps.sh build package
+	tar -C $(PKGDIR) -czf $(PKGDIR)/hashgate_$(VERSION).orig.tar.gz hashgate-$(VERSION)
 	cp -r packaging/debian $(PKG_SRC)/debian
 	cd $(PKG_SRC) && $(PKG_ENV) dpkg-buildpackage -us -uc -b
 	@ls -l $(PKGDIR)/*.deb

@@ -41,6 +41,29 @@ bad=$(grep -E '^[EW]: ' "$pkgdir/lintian.txt" | grep -v ' initial-upload-closes-
 if [ -z "$bad" ]; then pass "lintian: no errors or warnings beyond the missing ITP"
 else fail "lintian: errors or warnings"; fi
 
+# The source package too (what an archive upload would lint): orig tarball from `make deb`
+# plus packaging/debian, in a clean copy.
+orig=$pkgdir/hashgate_$version.orig.tar.gz
+if [ -f "$orig" ]; then
+	rm -rf "$pkgdir/srccheck"
+	mkdir -p "$pkgdir/srccheck"
+	tar -C "$pkgdir/srccheck" -xzf "$orig"
+	cp "$orig" "$pkgdir/srccheck/"
+	cp -r "$src/packaging/debian" "$pkgdir/srccheck/hashgate-$version/debian"
+	(cd "$pkgdir/srccheck" && dpkg-source -b "hashgate-$version") >"$pkgdir/srccheck.log" 2>&1
+	dsc=$(ls "$pkgdir"/srccheck/hashgate_"$version"-*.dsc 2>/dev/null | head -n 1)
+	if [ -n "$dsc" ]; then
+		pass "source package builds (dpkg-source -b)"
+		lintian --fail-on none -I "$dsc" >"$pkgdir/lintian-source.txt" 2>&1
+		sed 's/^/# lintian (source): /' "$pkgdir/lintian-source.txt"
+		if grep -qE '^[EW]: ' "$pkgdir/lintian-source.txt"; then fail "lintian (source): errors or warnings"
+		else pass "lintian (source): no errors or warnings"; fi
+	else
+		fail "source package builds (dpkg-source -b)"
+		sed 's/^/#   /' "$pkgdir/srccheck.log"
+	fi
+fi
+
 rm -rf "$root"
 dpkg-deb -x "$deb" "$root"
 for f in usr/bin/hashgatefs usr/bin/hashgate etc/hashgate/hashgate.conf \
