@@ -3,8 +3,10 @@
  *
  * What users rely on: /etc/hashgate/hashgate.conf as shipped (packaging/hashgate.conf) shows
  * every key at its real built-in default, so uncommenting a line changes nothing until the
- * value is edited; and every key the parser knows (the table in hashdb/config.c) is in both
- * the shipped file and the man page, and nothing else is.
+ * value is edited; every key the parser knows (the table in hashdb/config.c) is in the shipped
+ * file, hashgate.conf(5) and the bash completion, and nothing else is; every subcommand in
+ * tools/hashgate.c's table is in hashgate(8) and the completion; every daemon-only -o option
+ * of fs/main.c is in hashgatefs(8) and the completion.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -143,6 +145,120 @@ static int man_keys(const char *src, struct keyset *s)
 	return 0;
 }
 
+/* Names quoted in lines containing `before` right before the opening quote: `before"NAME"`. */
+static int quoted_names(const char *src, const char *rel, const char *before, const char *need,
+			struct keyset *s)
+{
+	char line[512];
+	FILE *f = open_src(src, rel);
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *q = strstr(line, before), *e;
+
+		if (!q || (need && !strstr(line, need)))
+			continue;
+		q += strlen(before);
+		e = strchr(q, '"');
+		if (e && e > q)
+			keyset_add(s, q, (size_t)(e - q));
+	}
+	fclose(f);
+	return 0;
+}
+
+/* The whole file in one malloc'd string. */
+static char *slurp(const char *src, const char *rel)
+{
+	char path[4096], *buf = NULL;
+	size_t len = 0;
+	FILE *f, *m;
+	int c;
+
+	snprintf(path, sizeof(path), "%s/%s", src, rel);
+	f = fopen(path, "re");
+	if (!f)
+		return NULL;
+	m = open_memstream(&buf, &len);
+	if (m) {
+		while ((c = getc(f)) != EOF)
+			putc(c, m);
+		fclose(m);
+	}
+	fclose(f);
+	return buf;
+}
+
+/* The words of a completion variable: NAME="w1 w2 ...". */
+static int comp_words(const char *text, const char *var, struct keyset *s)
+{
+	char pat[64];
+	const char *p, *e;
+
+	snprintf(pat, sizeof(pat), "\n%s=\"", var);
+	p = text ? strstr(text, pat) : NULL;
+	if (!p)
+		return -1;
+	p += strlen(pat);
+	e = strchr(p, '"');
+	while (e && p < e) {
+		size_t n;
+
+		while (p < e && isspace((unsigned char)*p))
+			p++;
+		n = strcspn(p, " \t\n\"");
+		if (n)
+			keyset_add(s, p, n);
+		p += n;
+	}
+	return 0;
+}
+
+static void test_cli_and_daemon_docs(const char *src, const struct keyset *code)
+{
+	struct keyset cmds = { 0 }, fsopts = { 0 }, compcmds = { 0 }, compkeys = { 0 };
+	char *man8 = slurp(src, "packaging/man/hashgate.8");
+	char *fsman = slurp(src, "packaging/man/hashgatefs.8");
+	char *comp = slurp(src, "packaging/bash-completion/hashgate");
+	char want[128];
+	int i, r;
+
+	r = quoted_names(src, "tools/hashgate.c", "\t{ \"", "cmd_", &cmds);
+	ok(r == 0 && cmds.n > 0, "subcommand table read from tools/hashgate.c (%d commands)", cmds.n);
+	r = quoted_names(src, "fs/main.c", "strcmp(k, \"", NULL, &fsopts);
+	ok(r == 0 && fsopts.n > 0, "daemon -o options read from fs/main.c (%d options)", fsopts.n);
+	ok(man8 && fsman && comp, "hashgate.8, hashgatefs.8 and the completion read");
+	ok(comp_words(comp, "_hashgate_commands", &compcmds) == 0, "completion command list found");
+	ok(comp_words(comp, "_hashgate_conf_keys", &compkeys) == 0, "completion key list found");
+	for (i = 0; man8 && i < cmds.n; i++) {
+		/* A command's own tagged paragraph starts ".B NAME " or is ".B NAME" alone. */
+		snprintf(want, sizeof(want), "\n.B %s ", cmds.name[i]);
+		ok(strstr(man8, want) != NULL, "hashgate(8) documents '%s'", cmds.name[i]);
+		ok(keyset_has(&compcmds, cmds.name[i]), "completion offers '%s'", cmds.name[i]);
+	}
+	for (i = 0; i < compcmds.n; i++)
+		ok(keyset_has(&cmds, compcmds.name[i]), "completion command '%s' exists",
+		   compcmds.name[i]);
+	for (i = 0; fsman && comp && i < fsopts.n; i++) {
+		snprintf(want, sizeof(want), "%s=", fsopts.name[i]);
+		ok(strstr(fsman, want) != NULL, "hashgatefs(8) documents -o %s", want);
+		ok(strstr(comp, want) != NULL, "completion offers -o %s", want);
+	}
+	for (i = 0; i < code->n; i++)
+		ok(keyset_has(&compkeys, code->name[i]), "completion offers key '%s'", code->name[i]);
+	for (i = 0; i < compkeys.n; i++)
+		ok(keyset_has(code, compkeys.name[i]), "completion key '%s' is known to the parser",
+		   compkeys.name[i]);
+	free(man8);
+	free(fsman);
+	free(comp);
+	keyset_release(&cmds);
+	keyset_release(&fsopts);
+	keyset_release(&compcmds);
+	keyset_release(&compkeys);
+}
+
 static void compare_defaults(const struct hg_config *got, const struct hg_config *def)
 {
 	/* The file's paths are those of a /etc, /var install, as the packages build. */
@@ -204,6 +320,8 @@ int main(void)
 	for (i = 0; i < man.n; i++)
 		ok(keyset_has(&code, man.name[i]), "man page key '%s' is known to the parser",
 		   man.name[i]);
+
+	test_cli_and_daemon_docs(src, &code);
 
 	config_init(&def);
 	config_init(&got);
