@@ -48,8 +48,9 @@
 #include "tools/commands.h"
 
 #define CMD		"scan"
-#define BATCH		128		/* files handed to a worker at once */
-#define QUEUE_CAP	32		/* batches in flight */
+#define BATCH		128		/* files the walker queues per lock round trip */
+#define TAKE_MAX	32		/* files a worker takes per lock round trip */
+#define QUEUE_CAP	8192		/* files queued */
 #define READ_CHUNK	(1024 * 1024)
 #define BATCH_ROWS	4000
 
@@ -97,7 +98,12 @@ struct item {
 	char *name;
 };
 
-/* Files travel in batches: one lock round trip per BATCH files, not per file. */
+/*
+ * Files travel in batches: one lock round trip per BATCH files for the walker and up to
+ * TAKE_MAX for a worker, not one per file.  A worker takes only a share of what is queued
+ * (count / 2 jobs), so the last few files - often the large ones - still spread over all
+ * workers instead of landing in one worker's batch.
+ */
 struct batch {
 	size_t n;
 	struct item it[BATCH];
@@ -119,8 +125,9 @@ struct scan {
 
 	pthread_mutex_t qlock;
 	pthread_cond_t qnonempty, qnonfull;
-	struct batch *ring[QUEUE_CAP];
+	struct item ring[QUEUE_CAP];
 	size_t head, count;
+	long jobs;
 	bool walk_done;
 	struct batch *cur;		/* being filled by the walker (main thread only) */
 
@@ -667,9 +674,10 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct scan *s = w->s;
+	struct item take[TAKE_MAX];
 
 	for (;;) {
-		struct batch *b;
+		size_t k;
 
 		pthread_mutex_lock(&s->qlock);
 		while (!s->count && !s->walk_done)
@@ -678,17 +686,21 @@ static void *worker_main(void *arg)
 			pthread_mutex_unlock(&s->qlock);
 			break;
 		}
-		b = s->ring[s->head];
-		s->head = (s->head + 1) % QUEUE_CAP;
-		s->count--;
-		pthread_cond_signal(&s->qnonfull);
-		pthread_mutex_unlock(&s->qlock);
-		for (size_t i = 0; i < b->n; i++) {
-			scan_one(w, b->it[i].dir, b->it[i].name);
-			free(b->it[i].name);
-			sdir_put(b->it[i].dir);
+		k = s->count / (2 * (size_t)s->jobs);
+		k = k < 1 ? 1 : k > TAKE_MAX ? TAKE_MAX : k;
+		for (size_t i = 0; i < k; i++) {
+			take[i] = s->ring[s->head];
+			s->head = (s->head + 1) % QUEUE_CAP;
 		}
-		free(b);
+		s->count -= k;
+		if (QUEUE_CAP - s->count >= BATCH)
+			pthread_cond_signal(&s->qnonfull);
+		pthread_mutex_unlock(&s->qlock);
+		for (size_t i = 0; i < k; i++) {
+			scan_one(w, take[i].dir, take[i].name);
+			free(take[i].name);
+			sdir_put(take[i].dir);
+		}
 	}
 	return NULL;
 }
@@ -702,14 +714,15 @@ static void flush_batch(struct scan *s)
 
 	if (!b || !b->n)
 		return;
-	s->cur = NULL;
 	pthread_mutex_lock(&s->qlock);
-	while (s->count == QUEUE_CAP)
+	while (QUEUE_CAP - s->count < b->n)
 		pthread_cond_wait(&s->qnonfull, &s->qlock);
-	s->ring[(s->head + s->count) % QUEUE_CAP] = b;
-	s->count++;
-	pthread_cond_signal(&s->qnonempty);
+	for (size_t i = 0; i < b->n; i++)
+		s->ring[(s->head + s->count + i) % QUEUE_CAP] = b->it[i];
+	s->count += b->n;
+	pthread_cond_broadcast(&s->qnonempty);
 	pthread_mutex_unlock(&s->qlock);
+	b->n = 0;
 }
 
 static void push(struct scan *s, struct sdir *d, const char *name)
@@ -1085,6 +1098,7 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 		if (!s->jmatches || !s->jerrors)
 			goto out_sync;
 	}
+	s->jobs = jobs;
 	s->progress = !cli->json && !cli->quiet && isatty(STDERR_FILENO) && isatty(STDOUT_FILENO);
 	w = calloc((size_t)jobs, sizeof(*w));
 	roots = calloc((size_t)npaths, sizeof(*roots));
@@ -1158,6 +1172,8 @@ out_matcher:
 	free(roots);
 	free(w);
 out_free:
+	if (s)
+		free(s->cur);
 	scan_md_free();
 	free(paths);
 	free(s);
