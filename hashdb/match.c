@@ -363,31 +363,42 @@ int matcher_set_pdq_kernel(const char *name)
 #define HUGE_PAGE	(2u << 20)
 
 /*
- * Copy a large finished array into memory backed by transparent huge pages where the kernel
- * allows (madvise mode): random probes into hundreds of MB otherwise miss the TLB as well as
- * the cache.  Small arrays stay where they are.  Returns NULL only when len is small.
+ * A growable array that lives in malloc() while small and in an anonymous mapping once it
+ * passes BIG_MIN: mremap() then grows it without copying or re-zeroing, and MADV_HUGEPAGE
+ * backs it with transparent huge pages where the kernel allows (madvise mode), because random
+ * probes into hundreds of MB otherwise miss the TLB as well as the cache.
+ * map is the mapped length, 0 while the array is malloc()ed.
  */
-static void *big_copy(const void *src, size_t len, size_t *maplen)
+static void *big_resize(void *p, size_t *map, size_t used, size_t len)
 {
 	size_t ml = (len + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
-	void *p;
+	void *q;
 
-	*maplen = 0;
-	if (len < BIG_MIN)
-		return NULL;
-	p = mmap(NULL, ml, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	madvise(p, ml, MADV_HUGEPAGE);
-	memcpy(p, src, len);
-	*maplen = ml;
-	return p;
+	if (!*map && len < BIG_MIN)
+		return realloc(p, len ? len : 1);
+	if (!*map) {
+		q = mmap(NULL, ml, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (q == MAP_FAILED)
+			return NULL;
+		if (used)
+			memcpy(q, p, used);
+		free(p);
+	} else if (ml != *map) {
+		q = mremap(p, *map, ml, MREMAP_MAYMOVE);
+		if (q == MAP_FAILED)
+			return NULL;
+	} else {
+		return p;
+	}
+	madvise(q, ml, MADV_HUGEPAGE);
+	*map = ml;
+	return q;
 }
 
-static void big_free(void *p, size_t maplen)
+static void big_free(void *p, size_t map)
 {
-	if (maplen)
-		munmap(p, maplen);
+	if (map)
+		munmap(p, map);
 	else
 		free(p);
 }
@@ -399,6 +410,19 @@ static inline uint32_t key_prefix(const uint8_t *k, unsigned bits)
 	uint32_t p = ((uint32_t)k[0] << 16) | ((uint32_t)k[1] << 8) | k[2];
 
 	return bits ? p >> (24 - bits) : 0;
+}
+
+/*
+ * memcmp order, but the first 8 bytes as one big-endian word: digests almost always differ
+ * there, and a libc call per probe cost more than the probe itself.
+ */
+static inline int key_cmp(const uint8_t *a, const uint8_t *b, size_t w)
+{
+	uint64_t x = __builtin_bswap64(load64(a)), y = __builtin_bswap64(load64(b));
+
+	if (x != y)
+		return x < y ? -1 : 1;
+	return memcmp(a + 8, b + 8, w - 8);
 }
 
 /* Index of the first entry equal to key, or -1. */
@@ -415,13 +439,13 @@ static int exact_find_at(const struct exact_table *t, const uint8_t *key, size_t
 	hi = t->bucket[b + 1];
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		c = memcmp(t->keys + mid * w, key, w);
+		c = key_cmp(t->keys + mid * w, key, w);
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (lo < t->n && lo < t->bucket[b + 1] && memcmp(t->keys + lo * w, key, w) == 0) {
+	if (lo < t->bucket[b + 1] && key_cmp(t->keys + lo * w, key, w) == 0) {
 		*at = lo;
 		return 0;
 	}
@@ -438,8 +462,8 @@ static int exact_find(const struct exact_table *t, const uint8_t *key)
 static int exact_push(struct exact_table *t, const uint8_t *key, uint16_t list, int with_list)
 {
 	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap + t->cap / 2 : 1024;
-		uint8_t *k = realloc(t->keys, cap * t->width);
+		size_t cap = t->cap ? t->cap * 2 : 1024;
+		uint8_t *k = big_resize(t->keys, &t->keys_map, t->n * t->width, cap * t->width);
 
 		if (!k)
 			return -ENOMEM;
@@ -472,26 +496,18 @@ static int exact_finish(struct exact_table *t)
 
 	if (t->n > 0xffffffffu)
 		return -E2BIG;
-	if (t->n && t->n < t->cap) {
-		uint8_t *k = realloc(t->keys, t->n * t->width);
+	if (t->n < t->cap) {
+		uint8_t *k = big_resize(t->keys, &t->keys_map, t->n * t->width, t->n * t->width);
 
 		if (k)
 			t->keys = k;
-		if (t->list) {
+		if (t->list && t->n) {
 			uint16_t *l = realloc(t->list, t->n * sizeof(*l));
 
 			if (l)
 				t->list = l;
 		}
 		t->cap = t->n;
-	}
-	if (t->n) {
-		uint8_t *k = big_copy(t->keys, t->n * t->width, &t->keys_map);
-
-		if (k) {
-			free(t->keys);
-			t->keys = k;
-		}
 	}
 	while (bits < 24 && ((size_t)4 << bits) < t->n)
 		bits++;
@@ -515,7 +531,8 @@ static int exact_finish(struct exact_table *t)
 
 static size_t exact_mem(const struct exact_table *t)
 {
-	size_t m = t->cap * t->width + (t->list ? t->cap * sizeof(uint16_t) : 0);
+	size_t m = (t->keys_map ? t->keys_map : t->cap * t->width) +
+		   (t->list ? t->cap * sizeof(uint16_t) : 0);
 
 	if (t->bucket)
 		m += (((size_t)1 << t->bits) + 1) * sizeof(uint32_t);
@@ -536,30 +553,63 @@ static int pdq_push(struct pdq_table *t, const uint8_t *v, uint16_t list)
 	size_t blk, lane;
 
 	if (t->n == t->cap) {
-		size_t cap = t->cap ? t->cap + t->cap / 2 : 1024, old = t->cap;
+		size_t cap = t->cap ? t->cap * 2 : 1024, used = t->cap * 2 * sizeof(uint64_t);
 		uint64_t *a, *c;
 		uint16_t *l;
 
-		cap = (cap + PDQ_LANES - 1) / PDQ_LANES * PDQ_LANES;
-		/* 64-byte aligned blocks for the vector loads: copy, realloc can't align. */
-		a = aligned_alloc(64, cap * 2 * sizeof(uint64_t));
-		c = aligned_alloc(64, cap * 2 * sizeof(uint64_t));
+		/* Vector loads want 64-byte alignment: mappings have it, malloc() may not. */
+		if (cap * 2 * sizeof(uint64_t) < BIG_MIN) {
+			a = aligned_alloc(64, cap * 2 * sizeof(uint64_t));
+			c = aligned_alloc(64, cap * 2 * sizeof(uint64_t));
+			if (a && t->n)
+				memcpy(a, t->w01, used);
+			if (c && t->n)
+				memcpy(c, t->w23, used);
+			if (a && c) {
+				free(t->w01);
+				free(t->w23);
+			} else {
+				free(a);
+				free(c);
+				a = c = NULL;
+			}
+		} else {
+			if (!t->w01_map) {
+				/* leave malloc(): move both into mappings */
+				size_t m1 = 0, m2 = 0;
+
+				a = big_resize(NULL, &m1, 0, cap * 2 * sizeof(uint64_t));
+				c = big_resize(NULL, &m2, 0, cap * 2 * sizeof(uint64_t));
+				if (a && c) {
+					memcpy(a, t->w01, used);
+					memcpy(c, t->w23, used);
+					free(t->w01);
+					free(t->w23);
+					t->w01_map = m1;
+					t->w23_map = m2;
+				} else {
+					if (a)
+						munmap(a, m1);
+					if (c)
+						munmap(c, m2);
+					a = c = NULL;
+				}
+			} else {
+				a = big_resize(t->w01, &t->w01_map, used, cap * 2 * sizeof(uint64_t));
+				if (a)
+					t->w01 = a;
+				c = big_resize(t->w23, &t->w23_map, used, cap * 2 * sizeof(uint64_t));
+			}
+		}
 		l = realloc(t->list, cap * sizeof(*l));
 		if (!a || !c || !l) {
-			free(a);
-			free(c);
 			if (l)
 				t->list = l;
 			return -ENOMEM;
 		}
-		if (old) {
-			memcpy(a, t->w01, old * 2 * sizeof(uint64_t));
-			memcpy(c, t->w23, old * 2 * sizeof(uint64_t));
-		}
-		memset(a + old * 2, 0, (cap - old) * 2 * sizeof(uint64_t));
-		memset(c + old * 2, 0, (cap - old) * 2 * sizeof(uint64_t));
-		free(t->w01);
-		free(t->w23);
+		/* the partial last block must read as zeros (its lanes are masked anyway) */
+		memset(a + t->n * 2, 0, (cap - t->n) * 2 * sizeof(uint64_t));
+		memset(c + t->n * 2, 0, (cap - t->n) * 2 * sizeof(uint64_t));
 		t->w01 = a;
 		t->w23 = c;
 		t->list = l;
@@ -578,23 +628,32 @@ static int pdq_push(struct pdq_table *t, const uint8_t *v, uint16_t list)
 
 static size_t pdq_mem(const struct pdq_table *t)
 {
-	return t->cap * (32 + sizeof(uint16_t));
+	return (t->w01_map ? t->w01_map + t->w23_map : t->cap * 32) + t->cap * sizeof(uint16_t);
 }
 
+/* Give back the growth slack: keep whole blocks of PDQ_LANES. */
 static void pdq_table_finish(struct pdq_table *t)
 {
-	size_t len = t->cap * 2 * sizeof(uint64_t);
-	uint64_t *a = big_copy(t->w01, len, &t->w01_map);
-	uint64_t *c;
+	size_t cap = (t->n + PDQ_LANES - 1) / PDQ_LANES * PDQ_LANES;
+	uint16_t *l;
 
-	if (a) {
-		free(t->w01);
-		t->w01 = a;
-	}
-	c = big_copy(t->w23, len, &t->w23_map);
-	if (c) {
-		free(t->w23);
-		t->w23 = c;
+	if (t->w01_map && cap < t->cap) {
+		uint64_t *a = big_resize(t->w01, &t->w01_map, 0, cap * 2 * sizeof(uint64_t));
+		uint64_t *c = big_resize(t->w23, &t->w23_map, 0, cap * 2 * sizeof(uint64_t));
+
+		/* shrinking a mapping does not fail in practice; if it did, keep it as it was */
+		if (a)
+			t->w01 = a;
+		if (c)
+			t->w23 = c;
+		if (!a || !c)
+			return;
+		if (cap) {
+			l = realloc(t->list, cap * sizeof(*l));
+			if (l)
+				t->list = l;
+		}
+		t->cap = cap;
 	}
 }
 
