@@ -66,7 +66,8 @@ enum upload_state { UP_STAGED, UP_PUBLISHED, UP_REJECTED, UP_CANCELLED };
 
 struct upload {
 	pthread_mutex_t lock;
-	unsigned refs;			/* fhs + pending table; under lock */
+	unsigned refs;			/* fhs and transient users; under lock */
+	unsigned writers;		/* writable fhs still open; under lock */
 	enum upload_state state;
 	int result;			/* 0 or -errno of the verdict, returned to later flushes */
 	int fd;				/* the O_TMPFILE, O_RDWR */
@@ -85,6 +86,7 @@ struct upload {
 	pid_t pid;
 	mode_t mode;
 	int64_t start;
+	ino_t kino;			/* the inode number the kernel knows this file by */
 	struct upload *pnext;		/* pending table chain (new names only) */
 	bool pending;
 };
@@ -95,6 +97,7 @@ struct fh {
 	struct upload *up;		/* referenced; NULL for plain opens */
 	bool writable;
 	bool wrote;			/* content changed through this handle */
+	bool counted;			/* counted in up->writers */
 	DIR *dir;			/* opendir */
 	off_t dir_off;
 };
@@ -107,6 +110,8 @@ struct fscfg {
 struct hgfs {
 	char *backing;
 	char *mountpoint;
+	char *mnt_real;			/* realpath of the mountpoint, for /proc fd checks */
+	size_t mnt_len;
 	int root_fd;			/* O_PATH of BACKING_DIR */
 	dev_t root_dev;
 	ino_t root_ino;
@@ -185,7 +190,14 @@ int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);
 int upload_write(struct upload *up, const void *buf, size_t len, off_t off);
 void upload_dirty(struct upload *up);
+void upload_add_writer(struct upload *up);
+/* Drop a writer; true when it was the last one. */
+bool upload_drop_writer(struct upload *up);
 int upload_verdict(struct upload *up, fuse_req_t req);
+/* True if pid or its parent still holds an fd of the upload open (a dup survives close). */
+bool upload_open_elsewhere(struct upload *up, pid_t pid);
+/* True if pids a and b belong to the same process. */
+bool same_process(pid_t a, pid_t b);
 int upload_getattr(struct upload *up, struct stat *st);
 void upload_put(struct upload *up);
 struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid);

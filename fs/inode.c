@@ -204,6 +204,25 @@ err_free:
 	return ret;
 }
 
+static bool same_handle(const struct file_handle *a, const struct file_handle *b)
+{
+	return a && b && a->handle_type == b->handle_type && a->handle_bytes == b->handle_bytes &&
+	       memcmp(a->f_handle, b->f_handle, a->handle_bytes) == 0;
+}
+
+/*
+ * Inode numbers are reused once a file is gone, while the kernel may still hold the old
+ * nodeid: the handle (which carries the generation) tells the two apart.  The stale entry is
+ * taken off the table and lives on only until the kernel forgets it.
+ */
+static bool stale_locked(struct inode *in, const struct file_handle *h)
+{
+	if (!in->handle || !h || same_handle(in->handle, h))
+		return false;
+	table_remove(in);
+	return true;
+}
+
 /* Insert fresh (nlookup 1) unless the key appeared meanwhile; returns the winner. */
 static struct inode *insert_or_merge(struct inode *fresh)
 {
@@ -211,6 +230,8 @@ static struct inode *insert_or_merge(struct inode *fresh)
 
 	pthread_mutex_lock(&table_lock);
 	in = table_find(fresh->dev, fresh->ino);
+	if (in && stale_locked(in, fresh->handle))
+		in = NULL;
 	if (in) {
 		in->nlookup++;
 		pthread_mutex_unlock(&table_lock);
@@ -265,6 +286,26 @@ int inode_lookup(struct inode *parent, const char *name, struct stat *st, struct
 	}
 	pthread_mutex_lock(&table_lock);
 	in = table_find(st->st_dev, st->st_ino);
+	if (in && in->handle) {
+		/* Known key: make sure it is still the same object (see stale_locked). */
+		union {
+			struct file_handle h;
+			char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+		} hb;
+		int mid;
+
+		pthread_mutex_unlock(&table_lock);
+		hb.h.handle_bytes = MAX_HANDLE_SZ;
+		if (name_to_handle_at(pfd, name, &hb.h, &mid, 0) < 0) {
+			ret = -errno;
+			goto out_pfd;
+		}
+		pthread_mutex_lock(&table_lock);
+		in = table_find(st->st_dev, st->st_ino);
+		/* in->handle only changes under table_lock (inode_rekey) */
+		if (in && stale_locked(in, &hb.h))
+			in = NULL;
+	}
 	if (in) {
 		in->nlookup++;
 		pthread_mutex_unlock(&table_lock);

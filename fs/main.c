@@ -375,6 +375,8 @@ int main(int argc, char *argv[])
 		goto out_opts;
 	}
 	hgfs.mountpoint = opts.mountpoint;
+	hgfs.mnt_real = realpath(opts.mountpoint, NULL);
+	hgfs.mnt_len = hgfs.mnt_real ? strlen(hgfs.mnt_real) : 0;
 	hgfs.foreground = opts.foreground;
 	hgfs.debug = opts.debug;
 

@@ -562,6 +562,8 @@ static void fh_free(struct fh *fh)
 		closedir(fh->dir);
 	else if (fh->fd >= 0)
 		close(fh->fd);
+	if (fh->up && fh->counted)
+		upload_drop_writer(fh->up);
 	if (fh->up)
 		upload_put(fh->up);
 	inode_unref(fh->inode);
@@ -595,6 +597,8 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	fh->up = up;
 	fh->writable = true;
+	upload_add_writer(up);
+	fh->counted = true;
 	entry_of(&e, up->inode, &st);
 	/* Other users must not reuse this dentry: they get the backing view on lookup. */
 	e.entry_timeout = 0;
@@ -646,7 +650,26 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_unlock(&in->lock);
 
-	if (up && (ctx->uid == up->uid || ctx->uid == 0)) {
+	if (up && !same_process(ctx->pid, up->pid)) {
+		/* Nobody but the uploading process reads or writes unscanned bytes. */
+		ret = up->replaces ? 0 : -ENOENT;
+		upload_put(up);
+		up = NULL;
+		if (ret < 0)
+			goto err;
+		if (wr) {
+			ret = -EBUSY;
+			goto err;
+		}
+		fi->direct_io = 1;	/* the old file, not the writer's page cache */
+		fh->fd = inode_fd(in, open_flags(fi->flags));
+		if (fh->fd < 0) {
+			ret = fh->fd;
+			goto err;
+		}
+		goto done;
+	}
+	if (up) {
 		/* Another open of a staged file by its uploader joins the upload. */
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", up->fd);
 		fh->fd = open(proc, open_flags(fi->flags) & ~O_TRUNC);
@@ -657,6 +680,10 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		fh->up = up;
 		fh->writable = wr;
+		if (wr) {
+			upload_add_writer(up);
+	fh->counted = true;
+		}
 		if (wr && (fi->flags & O_TRUNC)) {
 			if (ftruncate(fh->fd, 0) < 0) {
 				ret = -errno;
@@ -666,16 +693,6 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (wr)
 			upload_dirty(up);
 		goto done;
-	}
-	if (up) {
-		/* Someone else's staged rewrite: read the old file, bypassing the page cache. */
-		upload_put(up);
-		up = NULL;
-		if (wr) {
-			ret = -EBUSY;
-			goto err;
-		}
-		fi->direct_io = 1;
 	}
 	if (wr && S_ISREG(in->type)) {
 		bool stage = (fi->flags & O_TRUNC) != 0;
@@ -692,6 +709,8 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (stage && upload_replace(req, in, &up) == 0) {
 			fh->up = up;
 			fh->writable = true;
+			upload_add_writer(up);
+	fh->counted = true;
 			goto done;
 		}
 		/* In place: written through, rescanned at close. */
@@ -788,8 +807,13 @@ static void hg_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fh *fh = fh_of(fi);
 	int ret = 0;
 
-	if (fh->up && fh->writable)
+	if (fh->up && fh->writable) {
+		if (upload_open_elsewhere(fh->up, fuse_req_ctx(req)->pid)) {
+			fuse_reply_err(req, 0);
+			return;
+		}
 		ret = upload_verdict(fh->up, req);
+	}
 	if (ret == 0)
 		ret = rescan_if_dirty(fh, req);
 	fuse_reply_err(req, -ret);
@@ -800,8 +824,11 @@ static void hg_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fh *fh = fh_of(fi);
 
 	/* RELEASE errors are ignored by the kernel; this only catches what FLUSH did not see. */
-	if (fh->up && fh->writable)
-		upload_verdict(fh->up, NULL);
+	if (fh->up && fh->counted) {
+		fh->counted = false;
+		if (upload_drop_writer(fh->up))
+			upload_verdict(fh->up, NULL);
+	}
 	rescan_if_dirty(fh, NULL);
 	if (fh->writable && !fh->up)
 		atomic_fetch_sub(&fh->inode->writers, 1);
