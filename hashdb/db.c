@@ -279,6 +279,8 @@ int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, 
 		r = exec(db, "PRAGMA journal_mode = WAL", "set WAL mode", err, errlen);
 		if (r < 0)
 			goto out_close;
+		/* After a 10M-row import, do not keep a WAL of the same size around forever. */
+		exec(db, "PRAGMA journal_size_limit = 67108864", "limit WAL size", NULL, 0);
 		/* In WAL mode NORMAL loses at most the last commit on power failure, never integrity. */
 		r = exec(db, "PRAGMA synchronous = NORMAL", "set synchronous", err, errlen);
 		if (r < 0)

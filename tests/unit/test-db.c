@@ -230,6 +230,26 @@ static void test_locked(void)
 	ok(gen_of(path) == g0, "a reader is not blocked by the writer");
 	hashdb_rollback(&a);
 	is_int(gen_of(path), g0, "rolled-back transaction did not bump the generation");
+
+	/* a writer commits while a reader (a loading daemon) is inside a read transaction */
+	{
+		struct hashdb rd;
+		uint64_t g1 = 0, g2 = 0;
+
+		hashdb_open(&rd, path, HASHDB_RDONLY, NULL, 0);
+		sqlite3_exec(rd.sql, "BEGIN", NULL, NULL, NULL);
+		hashdb_generation(&rd, &g1, NULL, 0);
+		r = hashdb_begin(&a, err, sizeof(err));
+		if (r == 0)
+			r = hashdb_commit(&a, err, sizeof(err));
+		is_int(r, 0, "a write commits while a reader holds a snapshot");
+		hashdb_generation(&rd, &g2, NULL, 0);
+		is_int(g2, g1, "the reader keeps its consistent snapshot");
+		sqlite3_exec(rd.sql, "COMMIT", NULL, NULL, NULL);
+		hashdb_generation(&rd, &g2, NULL, 0);
+		is_int(g2, g1 + 1, "its next read sees the new generation");
+		hashdb_close(&rd);
+	}
 	hashdb_close(&a);
 	hashdb_close(&b);
 }
