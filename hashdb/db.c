@@ -595,21 +595,28 @@ int hashdb_lists(struct hashdb *db, bool with_counts, struct hashdb_list **out, 
 	}
 	if (with_counts && len) {
 		/*
-		 * One scan of the table: there is no list_id index, because it would double the
-		 * cost of every import for the sake of this admin view.
+		 * One scan of the table, counted here: there is no list_id index (it would double
+		 * the cost of every import), and GROUP BY list_id would sort all rows.
 		 */
-		r = prepare(db, "SELECT list_id, algo, count(*) FROM hashes GROUP BY list_id, algo",
-			    &cnt, err, errlen);
+		size_t last = 0;
+
+		r = prepare(db, "SELECT list_id, algo FROM hashes", &cnt, err, errlen);
 		if (r < 0)
 			goto out_free;
 		while ((rc = sqlite3_step(cnt)) == SQLITE_ROW) {
 			int64_t id = sqlite3_column_int64(cnt, 0);
 			int a = sqlite3_column_int(cnt, 1);
 
-			for (k = 0; k < len; k++) {
-				if (v[k].id == id && a >= 0 && a < HASH_NALGOS)
-					v[k].count[a] = (uint64_t)sqlite3_column_int64(cnt, 2);
+			if (a < 0 || a >= HASH_NALGOS)
+				continue;
+			if (v[last].id != id) {
+				for (k = 0; k < len && v[k].id != id; k++)
+					;
+				if (k == len)
+					continue;
+				last = k;
 			}
+			v[last].count[a]++;
 		}
 		if (rc != SQLITE_DONE) {
 			r = hashdb_sql_error(db, rc, "count hashes", err, errlen);
