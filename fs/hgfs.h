@@ -70,6 +70,7 @@ struct upload {
 	unsigned writers;		/* writable fhs still open; under lock */
 	enum upload_state state;
 	int result;			/* 0 or -errno of the verdict, returned to later flushes */
+	int werr;			/* first failed write (-errno): the upload is incomplete */
 	int fd;				/* the O_TMPFILE, O_RDWR */
 	struct inode *inode;		/* the inode the kernel sees (tmpfile or replaced file) */
 	struct inode *parent;		/* referenced */

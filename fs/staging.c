@@ -493,6 +493,9 @@ int upload_write(struct upload *up, const void *buf, size_t len, off_t off)
 	n = pwrite(up->fd, buf, len, off);
 	if (n < 0) {
 		ret = -errno;
+		/* A write the uploader saw fail leaves a file it did not mean: never publish it. */
+		if (!up->werr)
+			up->werr = ret;
 		goto out;
 	}
 	if (up->hashing) {
@@ -629,6 +632,17 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	v.kind = up->replaces ? "rewrite" : "upload";
 	path = path_of(inode_to_ino(up->parent), up->name);
 	v.path = path;
+	if (up->werr) {
+		char epath[1024];
+
+		hglog_escape(epath, sizeof(epath), path ? path : "?", 0);
+		hglog(LOG_NOTICE, "verdict=incomplete kind=%s path=\"%s\" uid=%u error=\"%s\" "
+		      "published=no", v.kind, epath, (unsigned)v.uid,
+		      strerror(-up->werr));
+		reject(up, up->werr);
+		ret = up->werr;
+		goto out;
+	}
 	if (!hgfs.scan) {
 		ret = publish(up);
 		goto published;
