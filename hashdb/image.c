@@ -211,10 +211,12 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 		r = -ENOTSUP;
 		goto out_tj;
 	}
-	/* Never scale below 512: the reference's own resample then still picks from an image
-	 * at least as large as its output (measured distance <= 4, dihedral <= 10). */
+	/* Never below 256 px a side, so the 512x512 sample repeats a decoded pixel at most
+	 * twice per axis.  Measured on 35 images over 512 px (shared set + generated):
+	 * distance to the exact hash mean 2.7, max 6; dihedral variants max 10.  A 512 floor
+	 * gave max 4 but leaves 12 MP at 1/4 scale, which saves only a quarter of the time. */
 	if ((pdq_flags & IMAGE_SCALED_DECODE) && (w > PRESIZE || h > PRESIZE))
-		scale = pick_scale(w, h, PRESIZE);
+		scale = pick_scale(w, h, PRESIZE / 2);
 	pdq_flags &= ~IMAGE_SCALED_DECODE;
 	dw = (w + scale - 1) / scale;
 	dh = (h + scale - 1) / scale;
