@@ -53,6 +53,18 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+/* The seq of a record line: it must start {"seq":N, with N a decimal number. */
+static int parse_seq(const char *line, uint64_t *seq)
+{
+	char *end;
+
+	if (strncmp(line, "{\"seq\":", 7) != 0 || line[7] < '0' || line[7] > '9')
+		return -1;
+	errno = 0;
+	*seq = strtoull(line + 7, &end, 10);
+	return errno || *end != ',' ? -1 : 0;
+}
+
 static int sha256_hex(const void *buf, size_t len, char out[65])
 {
 	static const char xd[] = "0123456789abcdef";
@@ -181,7 +193,7 @@ static int read_tail(int fd, off_t size, uint64_t *seq, char hash[65], int *torn
 		start--;
 	if (start == buf && (off_t)want != size)
 		goto out;		/* line longer than AUDIT_TAIL_MAX */
-	if (sscanf(start, "{\"seq\":%" SCNu64 ",", seq) != 1)
+	if (parse_seq(start, seq) < 0)
 		goto out;
 	h = strstr(start, ",\"hash\":\"");
 	if (!h || strlen(h + 9) != 66 || strcmp(h + 9 + 64, "\"}") != 0)
@@ -286,7 +298,7 @@ static const char *check_line(char *line, uint64_t want_seq, char prev[65])
 	uint64_t seq;
 	char *h, *p;
 
-	if (sscanf(line, "{\"seq\":%" SCNu64 ",", &seq) != 1)
+	if (parse_seq(line, &seq) < 0)
 		return "not an audit record";
 	if (seq != want_seq)
 		return "sequence number out of order (a record was removed or inserted)";

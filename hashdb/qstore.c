@@ -38,7 +38,6 @@
 
 #include "hashdb/qstore.h"
 
-#define QS_MAGIC	"HGQSTORE"
 #define QS_VERSION	1
 #define QS_HDR_LEN	40
 #define QS_NONCE_LEN	12
@@ -73,6 +72,8 @@ static const char schema_sql[] =
 
 #define REC_COLS "id, time, upload_time, uid, gid, pid, mount, path, size, mode, md5, sha1, " \
 		 "sha256, pdq, pdq_quality, algo, distance, list, category, action, held, restored"
+
+static const uint8_t qs_magic[8] = { 'H', 'G', 'Q', 'S', 'T', 'O', 'R', 'E' };
 
 static void seterr(char *err, size_t errlen, const char *fmt, const char *a, const char *b)
 {
@@ -491,7 +492,7 @@ static int encrypt_to(const struct qstore *q, int in_fd, uint64_t size, int out_
 	uint64_t off = 0;
 	int len, r = -EIO;
 
-	memcpy(hdr, QS_MAGIC, 8);
+	memcpy(hdr, qs_magic, sizeof(qs_magic));
 	put_le(hdr + 8, QS_VERSION, 4);
 	put_le(hdr + 16, size, 8);
 	if (RAND_bytes(hdr + 24, QS_NONCE_LEN) != 1)
@@ -879,7 +880,7 @@ static int decrypt_to(const struct qstore *q, int in_fd, const struct qrecord *r
 		return r;
 	r = -EBADMSG;
 	if (fstat(in_fd, &stt) < 0 || pread_full(in_fd, hdr, QS_HDR_LEN, 0) != QS_HDR_LEN ||
-	    memcmp(hdr, QS_MAGIC, 8) != 0 || get_le(hdr + 8, 4) != QS_VERSION)
+	    memcmp(hdr, qs_magic, sizeof(qs_magic)) != 0 || get_le(hdr + 8, 4) != QS_VERSION)
 		goto out_hash;
 	size = get_le(hdr + 16, 8);
 	if (size != rec->size || (uint64_t)stt.st_size != QS_HDR_LEN + size + QS_TAG_LEN)

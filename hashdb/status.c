@@ -210,11 +210,12 @@ int status_read_all(const char *dir, struct hg_status **out, size_t *n)
 			close(fd);
 			continue;
 		}
-		r = parse_status(f, &st);
-		fclose(f);
-		r = 0;
-		if (st.pid <= 0)
+		/* A half-parsed or foreign file is skipped, not fatal for the others. */
+		if (parse_status(f, &st) < 0 || st.pid <= 0) {
+			fclose(f);
 			continue;
+		}
+		fclose(f);
 		/* A daemon that died without cleaning up: stale, not running. */
 		if (kill(st.pid, 0) < 0 && errno == ESRCH)
 			continue;

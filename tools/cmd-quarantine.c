@@ -181,6 +181,12 @@ static int do_list(struct cli *cli, const struct qopts *o)
 			return EXIT_USAGE;
 		}
 	}
+	/* No store yet (nothing was ever quarantined): an empty list, not an error. */
+	if (access(cli->cfg.quarantine, F_OK) < 0 && errno == ENOENT) {
+		if (cli->json)
+			puts("[]");
+		return 0;
+	}
 	if (open_store(cli, &q, 0) < 0)
 		return EXIT_ERROR;
 	r = qstore_list(q, &f, &recs, &n);
@@ -454,6 +460,8 @@ static int do_restore(struct cli *cli, const struct qopts *o)
 		}
 		snprintf(dest, sizeof(dest), "%s/%s", rec.mount, rec.path);
 	}
+	if (!leaf)
+		goto out;
 	if (!o->force && fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		cli_error(CMD, "%s exists; not overwriting it without --force", dest);
 		goto out;

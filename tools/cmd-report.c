@@ -120,7 +120,8 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 	}
 	if (!format)
 		format = cli->json ? "json" : "text";
-	if (strcmp(format, "text") && strcmp(format, "csv") && strcmp(format, "json")) {
+	if (strcmp(format, "text") != 0 && strcmp(format, "csv") != 0 &&
+	    strcmp(format, "json") != 0) {
 		cli_error(CMD, "option '--format %s': expected text, csv or json", format);
 		return EXIT_USAGE;
 	}

@@ -185,7 +185,7 @@ static char *join3(const char *a, const char *b, const char *c)
 {
 	char *p;
 
-	if (asprintf(&p, "%s%s%s%s%s", a, *a && (*b || *c) && strcmp(a, "/") ? "/" : "", b,
+	if (asprintf(&p, "%s%s%s%s%s", a, *a && (*b || *c) && strcmp(a, "/") != 0 ? "/" : "", b,
 		     *b && *c ? "/" : "", c) < 0)
 		return NULL;
 	return p;
