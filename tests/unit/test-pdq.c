@@ -83,7 +83,8 @@ static int hash_file(const char *dir, const char *rel, unsigned flags, struct pd
 static void test_expected_plain(const char *dir)
 {
 	char path[1200], line[1024], *f[3], hex[65];
-	int rows = 0, good = 0, png = 0, pngrej = 0;
+	int rows = 0, good = 0, png = 0, pngrej = 0, scaled_max = 0, scaled_small_diff = 0;
+	struct pdq_result rs;
 	FILE *csv;
 
 	snprintf(path, sizeof(path), "%s/expected/pdq.csv", dir);
@@ -110,6 +111,16 @@ static void test_expected_plain(const char *dir)
 			continue;
 		}
 		pdq_to_hex(&r.hash[PDQ_ORIG], hex);
+		if (hash_file(dir, f[2], IMAGE_SCALED_DECODE, &rs) == 0) {
+			int d = pdq_distance(&want, &rs.hash[PDQ_ORIG]);
+
+			if (r.width > 512 || r.height > 512)
+				scaled_max = d > scaled_max ? d : scaled_max;
+			else
+				scaled_small_diff += d != 0;
+		} else {
+			scaled_small_diff++;
+		}
 		if (pdq_distance(&want, &r.hash[PDQ_ORIG]) == 0 && r.quality == atoi(f[1])) {
 			good++;
 		} else {
@@ -122,6 +133,10 @@ static void test_expected_plain(const char *dir)
 	is_int(good, rows, "pdq.csv: %d/%d JPEG rows at distance 0 with equal quality", good,
 	       rows);
 	is_int(pngrej, png, "pdq.csv: %d/%d PNG rows refused as not JPEG", pngrej, png);
+	/* the opt-in scaled decode: documented as within a few bits for images over 512 px */
+	ok(scaled_max <= 8, "IMAGE_SCALED_DECODE: max distance %d over 512 px (bound 8)",
+	   scaled_max);
+	is_int(scaled_small_diff, 0, "IMAGE_SCALED_DECODE leaves images up to 512 px exact");
 }
 
 static void test_expected_dihedral(const char *dir)
