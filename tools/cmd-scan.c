@@ -870,12 +870,13 @@ static void *progress_main(void *arg)
 	struct scan *s = arg;
 	char b[32];
 
-	while (!atomic_load(&s->stop_progress)) {
+	for (int first = 1; !atomic_load(&s->stop_progress); first = 0) {
 		uint64_t done, queued, bytes;
 		bool walked;
 		double t;
 
-		for (int k = 0; k < 25 && !atomic_load(&s->stop_progress); k++)
+		/* Draw at once, then every 250 ms: even a short scan shows it is alive. */
+		for (int k = 0; !first && k < 25 && !atomic_load(&s->stop_progress); k++)
 			usleep(10 * 1000);
 		pthread_mutex_lock(&s->qlock);
 		walked = s->walk_done;

@@ -28,14 +28,20 @@ ln -s "$AT" "$T/a/link-to-dir"
 ln -s . "$T/a/loop"
 mkfifo "$T/d/fifo"
 
+# PDQ: the shared reference images; the database holds only the original's hash, so the
+# rotated copy must match through the dihedral variants.
 jpeg=0
-if [ -x "$HG_TOOLS/mkjpeg" ] && "$HG_TOOLS/mkjpeg" "$T/e/k.jpg" 320 240 11 --quality 90 \
-	>/dev/null 2>&1; then
-	pdq=$("$HG_CLI" hash --json "$T/e/k.jpg" 2>/dev/null |
-		sed -n 's/.*"pdq": *"\([0-9a-f]\{64\}\)".*/\1/p' | head -n1)
-	if [ -n "$pdq" ] && echo "$pdq" >"$AT/lists/pdq" &&
-		"$HG_CLI" db import --list t-pdq --type pdq "$AT/lists/pdq" >/dev/null; then
-		jpeg=1
+PD=${HASHGATE_SHARED:-/work/shared}/testdata/pdq
+orig=$PD/images/reg-test-input/dih/bridge-1-original.jpg
+rot=$PD/images/reg-test-input/dih/bridge-2-rotate-90.jpg
+if [ -f "$orig" ] && [ -f "$rot" ]; then
+	grep ',images/reg-test-input/dih/bridge-1-original.jpg$' "$PD/expected/pdq.csv" |
+		cut -d, -f1 >"$AT/lists/pdq"
+	if [ -s "$AT/lists/pdq" ] && "$HG_CLI" db import --list t-pdq --type pdq \
+		"$AT/lists/pdq" >/dev/null; then
+		cp "$orig" "$T/e/photo.jpg"
+		cp "$rot" "$T/e/photo-rotated.jpg"
+		jpeg=2
 	fi
 fi
 nfiles=$(find "$T" -type f | wc -l)
@@ -51,16 +57,28 @@ ok "md5-known file (name with a space) reported with its list" \
 ok "sha1-known one-byte file reported" grep -q '"algo":"sha1","distance":0,"list":"t-sha1"' <<<"$out"
 nok "nothing reached through a symlink" grep -q 'outside\|link-to' <<<"$out"
 is "$(jnum "$out" skipped)" 4 "symlinks and the fifo are skipped, not read"
-if [ "$jpeg" = 1 ]; then
-	ok "JPEG matched by PDQ" grep -q '"path":"'"$T"'/e/k.jpg","size":[0-9]*,"algo":"pdq"' <<<"$out"
+if [ "$jpeg" = 2 ]; then
+	ok "JPEG matched by PDQ" grep -q '"path":"'"$T"'/e/photo.jpg","size":[0-9]*,"algo":"pdq","distance":0,"list":"t-pdq"' <<<"$out"
+	ok "rotated JPEG matched by PDQ (dihedral)" grep -q '"path":"'"$T"'/e/photo-rotated.jpg","size":[0-9]*,"algo":"pdq"' <<<"$out"
 else
-	skip "JPEG matched by PDQ (mkjpeg or PDQ not available)"
+	skip "JPEG matched by PDQ (shared PDQ test data not found)"
+	skip "rotated JPEG matched by PDQ (shared PDQ test data not found)"
 fi
 
 # The human output names each match on its own line.
 hgc scan --no-record "$T" >"$AT/human" 2>&1
 is "$(grep -c '^MATCH ' "$AT/human")" $((3 + jpeg)) "one MATCH line per match"
 ok "summary line with files/s and MB/s" grep -Eq '[0-9.]+ s, [0-9]+ files/s, [0-9.]+ MB/s' "$AT/human"
+
+# On a terminal (script(1) provides one) a progress bar is drawn on stderr.
+if command -v script >/dev/null; then
+	script -qec "'$HG_CLI' --config '$AT_CONF' scan --no-record '$T'" /dev/null >"$AT/tty" 2>&1
+	ok "progress bar on a terminal" grep -Eaq '\[(walking|[#.]{20})\] .*files .* matches .* errors' "$AT/tty"
+	nok "no progress bar when not on a terminal" grep -Eaq '\[(walking|[#.]{20})\]' "$AT/human"
+else
+	skip "progress bar (script(1) missing)"
+	skip "no progress bar when not on a terminal"
+fi
 
 # A single file as PATH, and a clean tree.
 out=$(hgc scan --json --no-record "$T/a/b/c/k-sha256.bin"); rc=$?
