@@ -134,7 +134,7 @@ static void hg_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		/* The uploader's own view of a name still being staged. */
 		up = pending_find(parent, name, fuse_req_ctx(req)->uid);
 		if (up) {
-			if (fstat(up->fd, &st) == 0) {
+			if (upload_getattr(up, &st) == 0) {
 				inode_hold_lookup(up->inode);
 				entry_of(&e, up->inode, &st);
 				e.entry_timeout = 0;

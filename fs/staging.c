@@ -254,6 +254,7 @@ int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t
 	up->tdev = st->st_dev;
 	up->tino = st->st_ino;
 	up->kino = st->st_ino;
+	st->st_nlink = 1;
 	ret = inode_from_fd(up->fd, pfd, st, &in);
 	if (ret < 0)
 		goto err_pfd;
@@ -476,6 +477,9 @@ int upload_getattr(struct upload *up, struct stat *st)
 		tst.st_ino = st->st_ino;
 		tst.st_dev = st->st_dev;
 	}
+	/* Staged content is, to its writer, the file under its name. */
+	if (tst.st_nlink == 0)
+		tst.st_nlink = 1;
 	*st = tst;
 	return 0;
 }
