@@ -26,7 +26,13 @@
 static const char *const migrations[] = {
 	/* 0 -> 1: the first schema */
 	"CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value) WITHOUT ROWID;"
-	"INSERT INTO meta(key, value) VALUES ('generation', 1), ('created', strftime('%s','now'));"
+	/*
+	 * The generation starts at the creation time in microseconds, not at 1: a database
+	 * deleted and created again must never repeat a generation a running daemon has seen.
+	 */
+	"INSERT INTO meta(key, value) VALUES "
+	"  ('generation', CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)),"
+	"  ('created', CAST(strftime('%s','now') AS INTEGER));"
 	"CREATE TABLE lists ("
 	"  id INTEGER PRIMARY KEY,"
 	"  name TEXT NOT NULL UNIQUE,"

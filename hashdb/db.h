@@ -4,7 +4,9 @@
  * Schema (version HASHDB_SCHEMA_VERSION, kept in PRAGMA user_version, upgraded by numbered
  * migrations on a read-write open; a file from a newer hashgate is refused, never touched):
  *   meta(key, value)            'generation' = counter bumped in the same transaction as every
- *                               change, so readers reload exactly when something changed;
+ *                               change, so readers reload exactly when something changed; it
+ *                               starts at the creation time in microseconds, so a recreated
+ *                               database never repeats an old generation;
  *                               'created' = unix time of `db init`.
  *   lists(id, name UNIQUE, origin, category, version, imported, updated)
  *   hashes(algo, value BLOB, list_id, added, label)   PRIMARY KEY (algo, value, list_id),

@@ -223,10 +223,15 @@ static int parse_plain(struct import_ctx *c, const char *s, size_t len)
 	trim(&s, &len);
 	if (!len || s[0] == '#')
 		return 0;
-	for (hl = 0; hl < len && !is_blank((unsigned char)s[hl]); hl++)
+	/* "HEX label" (sha256sum) or "HEX,quality,name" (the PDQ reference CLI) */
+	for (hl = 0; hl < len && !is_blank((unsigned char)s[hl]) && s[hl] != ','; hl++)
 		;
 	label = s + hl;
 	ll = len - hl;
+	if (ll && *label == ',') {
+		label++;
+		ll--;
+	}
 	trim(&label, &ll);
 	/* sha256sum marks binary mode with '*' before the name. */
 	if (ll && label[0] == '*') {

@@ -2,8 +2,9 @@
  * import.h - bulk import of hash lists into the database (`hashgate db import`).
  *
  * Formats:
- *   plain  one hex hash per line, optionally followed by whitespace and a label (so md5sum /
- *          sha256sum output imports as is); '#' comments and blank lines are skipped.  The
+ *   plain  one hex hash per line, optionally followed by whitespace or a comma and a label (so
+ *          md5sum / sha256sum output and the PDQ reference CLI's "hash,quality,file" import as
+ *          is); '#' comments and blank lines are skipped.  The
  *          algorithm comes from --type or the length (32 md5, 40 sha1); 64 digits are SHA-256 or
  *          PDQ, so they need --type.
  *   csv    a header row names the columns: md5, sha1, sha256, pdq (any number of them), and

@@ -337,6 +337,39 @@ static void test_slot(void)
 	is_int(matcher_lookup(cur, HASH_SHA256, v, NULL), 1, "the last good snapshot stays");
 	matcher_put(cur);
 	rename(p, path);
+
+	/* deleted and created again (as 'rm hashes.db*; hashgate db init' would): reloaded */
+	{
+		static const char *const sfx[] = { "", "-wal", "-shm" };
+		struct hashdb d2;
+		char from[200], to[200];
+		uint64_t g_old, g_new = 0;
+		int k;
+
+		cur = matcher_slot_get(&s);
+		g_old = matcher_generation(cur);
+		matcher_put(cur);
+		for (k = 0; k < 3; k++) {
+			snprintf(from, sizeof(from), "%s%s", path, sfx[k]);
+			snprintf(to, sizeof(to), "%s.old%s", path, sfx[k]);
+			rename(from, to);
+		}
+		hashdb_open(&d2, path, HASHDB_CREATE, NULL, 0);
+		hashdb_generation(&d2, &g_new, NULL, 0);
+		hashdb_close(&d2);
+		r = matcher_slot_refresh(&s, err, sizeof(err));
+		ok(g_new > g_old && r == 1, "a recreated database is reloaded, its generation "
+		   "above the old (%llu -> %llu, refresh %d)", (unsigned long long)g_old, (unsigned long long)g_new, r);
+		cur = matcher_slot_get(&s);
+		is_int(matcher_lookup(cur, HASH_SHA256, v, NULL), 0, "the recreated database is in use");
+		is_int(matcher_count(cur, HASH_PDQ), 0, "no PDQ hashes in it");
+		matcher_put(cur);
+		for (k = 0; k < 3; k++) {
+			snprintf(from, sizeof(from), "%s.old%s", path, sfx[k]);
+			snprintf(to, sizeof(to), "%s%s", path, sfx[k]);
+			rename(from, to);
+		}
+	}
 	matcher_slot_release(&s);
 
 	/* missing and corrupt databases fail to load, never load empty */
