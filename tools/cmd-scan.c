@@ -58,12 +58,13 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: hashgate scan [--jobs N] [--action report|quarantine] [--rehash] [--no-record]\n"
-"                     [--json] [--quiet] PATH...\n"
+"                     [--one-file-system] [--json] [--quiet] PATH...\n"
 "\n"
 "Hash every regular file under each PATH (MD5, SHA-1, SHA-256 and, for JPEGs, PDQ) and match\n"
-"it against the hash database.  Symlinks are never followed; other special files are\n"
-"skipped.  A progress bar is shown on a terminal; a summary (files, bytes, matches, errors,\n"
-"files/s, MB/s) is printed at the end.\n"
+"it against the hash database.  Symlinks are never followed; other special files and\n"
+"hashgate's own scan database, quarantine store and audit log are skipped.  A progress bar\n"
+"is shown on a terminal; a summary (files, bytes, matches, errors, files/s, MB/s) is printed\n"
+"at the end.\n"
 "\n"
 "  --jobs N        hashing threads (default: number of CPUs)\n"
 "  --action A      report (default): list matches only;  quarantine: move each match into\n"
@@ -71,6 +72,8 @@ static void usage(FILE *f)
 "                  on_match is block; 'log' categories are only reported), audited\n"
 "  --rehash        read every file again, ignoring the stored digests\n"
 "  --no-record     do not read or update the scan database\n"
+"  -x, --one-file-system\n"
+"                  do not descend into directories on other file systems\n"
 "  --json          one JSON object: summary, matches and errors\n"
 "\n"
 "Per-file digests are kept in the scan database ('scan_db' in hashgate.conf) keyed by path,\n"
@@ -84,10 +87,12 @@ static void usage(FILE *f)
 
 struct sroot {
 	char *abs;			/* absolute path of the directory the walk starts in */
+	dev_t dev;
 };
 
 struct sdir {
 	int fd;
+	dev_t dev;
 	atomic_int refs;
 	char *rel;			/* relative to root->abs; "" for the root itself */
 	const struct sroot *root;
@@ -118,7 +123,11 @@ struct scan {
 	struct cli *cli;
 	struct matcher *m;
 	struct match_opts mopts;
-	bool quarantine, record, rehash, progress;
+	bool quarantine, record, rehash, progress, one_fs;
+	/* hashgate's own files (scan db, quarantine, audit log): never scanned */
+	dev_t excl_dev[8];
+	ino_t excl_ino[8];
+	int nexcl;
 	struct qstore *q;
 	struct audit *audit;
 	char actor[256];
@@ -743,6 +752,28 @@ static void push(struct scan *s, struct sdir *d, const char *name)
 		flush_batch(s);
 }
 
+static void exclude(struct scan *s, const char *path, const char *suffix)
+{
+	struct stat st;
+	char *p;
+
+	if (s->nexcl == 8 || asprintf(&p, "%s%s", path, suffix) < 0)
+		return;
+	if (stat(p, &st) == 0) {
+		s->excl_dev[s->nexcl] = st.st_dev;
+		s->excl_ino[s->nexcl++] = st.st_ino;
+	}
+	free(p);
+}
+
+static int excluded(const struct scan *s, dev_t dev, ino_t ino)
+{
+	for (int i = 0; i < s->nexcl; i++)
+		if (s->excl_ino[i] == ino && s->excl_dev[i] == dev)
+			return 1;
+	return 0;
+}
+
 static void walk(struct scan *s, struct sdir *d)
 {
 	struct dirent *de;
@@ -768,6 +799,10 @@ static void walk(struct scan *s, struct sdir *d)
 
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
+		if (excluded(s, d->dev, de->d_ino)) {
+			atomic_fetch_add(&s->c.skipped, 1);
+			continue;
+		}
 		if (type == DT_UNKNOWN) {
 			if (fstatat(d->fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 				continue;
@@ -794,6 +829,14 @@ static void walk(struct scan *s, struct sdir *d)
 			continue;
 		}
 		sub->fd = sfd;
+		if (fstat(sfd, &st) == 0)
+			sub->dev = st.st_dev;
+		if (s->one_fs && sub->dev != d->root->dev) {
+			close(sfd);
+			free(sub);
+			atomic_fetch_add(&s->c.skipped, 1);
+			continue;
+		}
 		atomic_init(&sub->refs, 1);
 		sub->root = d->root;
 		sub->rel = join3(d->rel, de->d_name, "");
@@ -851,6 +894,8 @@ static int walk_root(struct scan *s, const char *arg, struct sroot *root)
 	}
 	root->abs = abs;
 	d->fd = fd;
+	if (fstat(fd, &st) == 0)
+		d->dev = root->dev = st.st_dev;
 	atomic_init(&d->refs, 1);
 	d->root = root;
 	d->rel = strdup("");
@@ -1035,6 +1080,8 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 				rc = EXIT_USAGE;
 				goto out_free;
 			}
+		} else if (strcmp(a, "--one-file-system") == 0 || strcmp(a, "-x") == 0) {
+			s->one_fs = true;
 		} else if (strcmp(a, "--rehash") == 0) {
 			s->rehash = true;
 		} else if (strcmp(a, "--no-record") == 0) {
@@ -1086,8 +1133,12 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 		}
 		adm_actor(s->actor, sizeof(s->actor));
 	}
-	if (s->record && scandb_open(s) < 0)
-		goto out_matcher;
+	/* The scan db only saves work: without it (e.g. not root) every file is simply read. */
+	if (s->record && scandb_open(s) < 0) {
+		cli_error(CMD, "continuing without the scan database: every file is read and "
+			  "nothing is recorded (--no-record avoids this message)");
+		s->record = false;
+	}
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_mutex_init(&s->wlock, NULL);
 	pthread_mutex_init(&s->olock, NULL);
@@ -1108,6 +1159,12 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 	for (i = 0; i < jobs; i++)
 		if (worker_init(&w[i], s) < 0)
 			goto out_workers;
+	/* After the workers opened the scan db, so its -wal and -shm exist too. */
+	exclude(s, cli->cfg.scan_db, "");
+	exclude(s, cli->cfg.scan_db, "-wal");
+	exclude(s, cli->cfg.scan_db, "-shm");
+	exclude(s, cli->cfg.quarantine, "");
+	exclude(s, cli->cfg.audit_log, "");
 	clock_gettime(CLOCK_MONOTONIC, &s->t0);
 	for (i = 0; i < jobs; i++, started++)
 		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)

@@ -54,4 +54,21 @@ out=$(scan --rehash)
 is "$(jnum "$out" hashed)" $((total + 2)) "--rehash reads everything"
 out=$(scan --no-record)
 is "$(jnum "$out" hashed)" $((total + 2)) "--no-record reads everything"
+# Scanning the directory that holds the scan db itself: its own files are skipped, so they
+# are never reported as "changed while being read".
+out=$(hgc scan --json "$AT" 2>/dev/null)
+is "$(jnum "$out" errors)" 0 "scanning the dir holding the scan db and audit log: no errors"
+own=0
+for f in "$AT_SCANDB" "$AT_SCANDB-wal" "$AT_SCANDB-shm" "$AT_AUDIT"; do [ -e "$f" ] && own=$((own + 1)); done
+is "$(jnum "$out" files)" $(( $(find "$AT" -type f | wc -l) - own )) "its own $own files are not scanned"
+# -x: a directory on another file system (a tmpfs mount) is not entered.
+if mkdir -p "$T/other" && mount -t tmpfs -o size=1m none "$T/other" 2>/dev/null; then
+	head -c 100 /dev/urandom >"$T/other/f"
+	n1=$(jnum "$(hgc scan --json --no-record "$T")" files)
+	n2=$(jnum "$(hgc scan --json --no-record -x "$T")" files)
+	umount "$T/other"
+	is "$n2" $((n1 - 1)) "--one-file-system skips the file on the other file system"
+else
+	skip "--one-file-system (cannot mount a tmpfs)"
+fi
 done_testing
