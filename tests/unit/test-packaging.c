@@ -215,6 +215,58 @@ static int comp_words(const char *text, const char *var, struct keyset *s)
 	return 0;
 }
 
+/*
+ * Every long option in the usage text of tools/cmd-NAME.c (what `hashgate NAME --help`
+ * prints) is in hashgate(8), where roff spells '-' as '\\-', and in the completion.
+ */
+static void check_cmd_options(const char *src, const char *cmd, const char *man8, const char *comp)
+{
+	char rel[128], opt[64], roff[160];
+	char *text, *p, *end;
+	struct keyset opts = { 0 };
+	int i;
+
+	snprintf(rel, sizeof(rel), "tools/cmd-%s.c", cmd);
+	text = slurp(src, rel);
+	if (!ok(text != NULL, "%s read", rel))
+		return;
+	p = strstr(text, "static void usage(");
+	end = p ? strstr(p, "\n}\n") : NULL;
+	if (!ok(p && end, "%s has a usage() function", rel)) {
+		free(text);
+		return;
+	}
+	for (; p < end; p++) {
+		size_t n;
+
+		if (p[0] != '-' || p[1] != '-' || !islower((unsigned char)p[2]) ||
+		    (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '-')))
+			continue;
+		n = 2;
+		while (islower((unsigned char)p[n]) || isdigit((unsigned char)p[n]) || p[n] == '-')
+			n++;
+		if (n < sizeof(opt))
+			keyset_add(&opts, p, n);
+		p += n - 1;
+	}
+	for (i = 0; i < opts.n; i++) {
+		const char *o = opts.name[i];
+		size_t k = 0;
+
+		snprintf(opt, sizeof(opt), "%s", o);
+		for (; *o && k + 3 < sizeof(roff); o++) {
+			if (*o == '-')
+				roff[k++] = '\\';
+			roff[k++] = *o;
+		}
+		roff[k] = 0;
+		ok(strstr(man8, roff) != NULL, "hashgate(8) has %s %s", cmd, opt);
+		ok(strstr(comp, opt) != NULL, "completion offers %s %s", cmd, opt);
+	}
+	keyset_release(&opts);
+	free(text);
+}
+
 static void test_cli_and_daemon_docs(const char *src, const struct keyset *code)
 {
 	struct keyset cmds = { 0 }, fsopts = { 0 }, compcmds = { 0 }, compkeys = { 0 };
@@ -240,6 +292,8 @@ static void test_cli_and_daemon_docs(const char *src, const struct keyset *code)
 	for (i = 0; i < compcmds.n; i++)
 		ok(keyset_has(&cmds, compcmds.name[i]), "completion command '%s' exists",
 		   compcmds.name[i]);
+	for (i = 0; man8 && comp && i < cmds.n; i++)
+		check_cmd_options(src, cmds.name[i], man8, comp);
 	for (i = 0; fsman && comp && i < fsopts.n; i++) {
 		snprintf(want, sizeof(want), "%s=", fsopts.name[i]);
 		ok(strstr(fsman, want) != NULL, "hashgatefs(8) documents -o %s", want);
