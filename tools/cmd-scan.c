@@ -572,6 +572,17 @@ static const char *quarantine_match(struct scan *s, struct sdir *dir, const char
 		free(rel);
 		return "recorded, NOT removed (file changed)";
 	}
+	/* The name must still be this file: never unlink something renamed over it since. */
+	{
+		struct stat byname;
+
+		if (fstatat(dir->fd, name, &byname, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    byname.st_ino != now.st_ino || byname.st_dev != now.st_dev) {
+			report_error(s, path, "replaced while being quarantined (left in place)", 0);
+			free(rel);
+			return "recorded, NOT removed (file replaced)";
+		}
+	}
 	if (unlinkat(dir->fd, name, 0) < 0) {
 		report_error(s, path, "quarantined but cannot remove the original", errno);
 		free(rel);
