@@ -90,6 +90,7 @@ struct upload {
 	ino_t kino;			/* the inode number the kernel knows this file by */
 	struct upload *pnext;		/* pending table chain (new names only) */
 	bool pending;
+	bool settle_tried;		/* pending_settle_dir bookkeeping; under pend_lock */
 };
 
 struct fh {
@@ -205,6 +206,8 @@ struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid);
 int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
 		   const char *newname);
 int pending_unlink(fuse_ino_t parent, const char *name);
+void pending_settle_dir(fuse_ino_t parent, fuse_req_t req);
+bool pending_any(void);
 
 /* scan.c */
 struct scan_result {

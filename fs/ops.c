@@ -424,6 +424,7 @@ static void hg_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 {
 	struct inode *in = ino_to_inode(ino), *np = ino_to_inode(newparent);
 	struct fuse_entry_param e;
+	struct upload *up;
 	struct stat st;
 	int fd = -1, npfd = -1, ret;
 
@@ -432,8 +433,20 @@ static void hg_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		goto out;
 	}
 	pthread_mutex_lock(&in->lock);
-	ret = (in->up || in->dead) ? -EBUSY : 0;
+	ret = in->dead ? -ENOENT : 0;
+	up = in->up;
+	if (up) {
+		pthread_mutex_lock(&up->lock);
+		up->refs++;
+		pthread_mutex_unlock(&up->lock);
+	}
 	pthread_mutex_unlock(&in->lock);
+	if (up) {
+		/* Linking needs the content judged first: its writer asked for a second name. */
+		ret = same_process(fuse_req_ctx(req)->pid, up->pid) ? upload_verdict(up, req)
+								     : -EBUSY;
+		upload_put(up);
+	}
 	if (ret < 0)
 		goto out;
 	fd = inode_fd(in, O_PATH);
@@ -487,6 +500,9 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int f
 		/* Unlinking one's own staged upload cancels it. */
 		if (ret == -ENOENT && !flags && pending_unlink(parent, name) == 0)
 			ret = 0;
+	} else if (!flags && pending_any()) {
+		/* The name a rewrite was staged for is gone: so is the rewrite. */
+		pending_unlink(parent, name);
 	}
 	inode_fd_put(p, pfd);
 	fuse_reply_err(req, -ret);
@@ -532,6 +548,14 @@ static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		if (ret == -ENOENT && !flags && pending_rename(parent, name, np, newname) == 0)
 			ret = 0;
 		goto out;
+	}
+	/*
+	 * Staged rewrites follow their file: one staged for the target name lost it (like
+	 * unlink), one staged for the source now publishes under the new name.
+	 */
+	if (!(flags & RENAME_EXCHANGE) && pending_any()) {
+		pending_unlink(newparent, newname);
+		pending_rename(parent, name, np, newname);
 	}
 	inode_rename_hint(npfd, newparent, newname);
 	if (flags & RENAME_EXCHANGE)
@@ -614,7 +638,8 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 static int open_flags(int flags)
 {
-	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_APPEND | O_DIRECT);
+	/* The kernel resolved the path; O_NOFOLLOW would hit /proc/self/fd magic links. */
+	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_APPEND | O_DIRECT | O_NOFOLLOW);
 	/* A writable fd must also read: rescans, and writeback_cache reads on O_WRONLY. */
 	if ((flags & O_ACCMODE) == O_WRONLY)
 		flags = (flags & ~O_ACCMODE) | O_RDWR;
@@ -850,6 +875,8 @@ static void hg_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fh *fh;
 	int fd;
 
+	if (pending_any())
+		pending_settle_dir(ino, req);
 	fh = fh_new(in);
 	if (!fh) {
 		fuse_reply_err(req, ENOMEM);

@@ -39,10 +39,18 @@ static size_t pend_hash(fuse_ino_t parent, const char *name)
 	return (size_t)(h >> 20) % PEND_BUCKETS;
 }
 
+static atomic_int npending;
+
+bool pending_any(void)
+{
+	return atomic_load(&npending) > 0;
+}
+
 static void pend_insert(struct upload *up)
 {
 	size_t b = pend_hash(inode_to_ino(up->parent), up->name);
 
+	atomic_fetch_add(&npending, 1);
 	pthread_mutex_lock(&pend_lock);
 	up->pnext = pend[b];
 	pend[b] = up;
@@ -62,6 +70,7 @@ static void pend_remove(struct upload *up)
 		if (*pp)
 			*pp = up->pnext;
 		up->pending = false;
+		atomic_fetch_sub(&npending, 1);
 	}
 	pthread_mutex_unlock(&pend_lock);
 }
@@ -83,6 +92,52 @@ struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid)
 	}
 	pthread_mutex_unlock(&pend_lock);
 	return up;
+}
+
+/*
+ * The writer lists a directory holding its own unfinished uploads: judge them now, so the
+ * listing shows what a plain file system would (published, or gone if rejected).  Later
+ * writes through still-open descriptors are rescanned at their close.
+ */
+void pending_settle_dir(fuse_ino_t parent, fuse_req_t req)
+{
+	pid_t pid = fuse_req_ctx(req)->pid;
+
+	for (;;) {
+		struct upload *up = NULL, *it;
+		size_t b;
+
+		pthread_mutex_lock(&pend_lock);
+		for (b = 0; b < PEND_BUCKETS && !up; b++)
+			for (it = pend[b]; it; it = it->pnext)
+				if (inode_to_ino(it->parent) == parent && !it->settle_tried) {
+					up = it;
+					break;
+				}
+		if (up) {
+			up->settle_tried = true;
+			pthread_mutex_lock(&up->lock);
+			up->refs++;
+			pthread_mutex_unlock(&up->lock);
+		}
+		pthread_mutex_unlock(&pend_lock);
+		if (!up)
+			break;
+		if (same_process(pid, up->pid))
+			upload_verdict(up, req);
+		upload_put(up);
+	}
+	pthread_mutex_lock(&pend_lock);
+	{
+		size_t b;
+		struct upload *it;
+
+		for (b = 0; b < PEND_BUCKETS; b++)
+			for (it = pend[b]; it; it = it->pnext)
+				if (inode_to_ino(it->parent) == parent)
+					it->settle_tried = false;
+	}
+	pthread_mutex_unlock(&pend_lock);
 }
 
 int pending_unlink(fuse_ino_t parent, const char *name)
@@ -340,6 +395,7 @@ int upload_replace(fuse_req_t req, struct inode *in, struct upload **out)
 	up->inode = in;
 	up->kino = in->ino;
 	inode_fd_put(parent, pfd);
+	pend_insert(up);
 	*out = up;
 	return 0;
 
@@ -477,8 +533,8 @@ int upload_getattr(struct upload *up, struct stat *st)
 		tst.st_ino = st->st_ino;
 		tst.st_dev = st->st_dev;
 	}
-	/* Staged content is, to its writer, the file under its name. */
-	if (tst.st_nlink == 0)
+	/* Staged content is, to its writer, the file under its name (until unlinked). */
+	if (tst.st_nlink == 0 && up->state == UP_STAGED)
 		tst.st_nlink = 1;
 	*st = tst;
 	return 0;
