@@ -1060,7 +1060,7 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 	enum import_format fmt;
 	struct stat sb;
 	uint64_t total = 0;
-	char *line = NULL;
+	char *line = NULL, *s;
 	size_t linecap = 0;
 	ssize_t n;
 	FILE *f;
@@ -1109,15 +1109,21 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 			r = bad(&c, "NUL byte in line (binary file?)");
 			goto out;
 		}
+		/* spreadsheet exports start with a UTF-8 byte order mark */
+		s = line;
+		if (c.lineno == 1 && n >= 3 && !memcmp(line, "\xef\xbb\xbf", 3)) {
+			s += 3;
+			n -= 3;
+		}
 		switch (fmt) {
 		case IMPORT_CSV:
-			r = parse_csv(&c, &cs, line, (size_t)n);
+			r = parse_csv(&c, &cs, s, (size_t)n);
 			break;
 		case IMPORT_JSONL:
-			r = parse_jsonl(&c, line, (size_t)n);
+			r = parse_jsonl(&c, s, (size_t)n);
 			break;
 		default:
-			r = parse_plain(&c, line, (size_t)n);
+			r = parse_plain(&c, s, (size_t)n);
 			break;
 		}
 		if (r < 0) {

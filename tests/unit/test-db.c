@@ -366,6 +366,10 @@ static void test_import(void)
 	is_str(f.label, "a, \"quoted\" label", "CSV quoting decoded");
 	is_str(f.list, "csv", "hash is in list csv");
 	hashdb_close(&db);
+	snprintf(p, sizeof(p), "%s/bom.csv", dir);
+	write_file(p, "\xef\xbb\xbfmd5\n" MD5_B "\n");
+	r = do_import(p, "csv", NULL, -1, IMPORT_AUTO, 0, 0, &st, err, sizeof(err));
+	ok(r == 0 && st.existing == 1, "a UTF-8 byte order mark before the CSV header is ignored");
 	snprintf(p, sizeof(p), "%s/bad.csv", dir);
 	write_file(p, "md5,label\n" MD5_A ",ok\n" MD5_B ",two,extra\n");
 	r = do_import(p, "csv", NULL, -1, IMPORT_CSV, 0, 0, &st, err, sizeof(err));
