@@ -193,6 +193,25 @@ for r in $(seq 1 "$ROUNDS"); do
 	hg_umount
 done
 
+# --- crash while a known upload is open: all its bytes written, close() not yet called ---------
+# dd dup()s and closes its output descriptor before writing (a FLUSH before the data), so this
+# is also the case of an upload whose first close came early.
+hg_mount || bail "mount failed (in-flight round)"
+{ cat "$HG_K_BIG"; sleep 3; } | dd of="$M/inflight-dd" bs=65536 status=none 2>/dev/null &
+p1=$!
+{ cat "$HG_K_SHA256"; sleep 3; } | cat >"$M/inflight-cat" 2>/dev/null &
+p2=$!
+HG_BG_PIDS="$HG_BG_PIDS $p1 $p2"
+sleep 1.5
+ok "in-flight: while the known uploads are still open, their bytes are not in the backing dir" \
+	bash -c "! cmp -s '$HG_K_BIG' '$B/inflight-dd' && ! cmp -s '$HG_K_SHA256' '$B/inflight-cat'"
+BGP="$p1 $p2"
+ok "in-flight: daemon killed with -9 before the uploads were closed" crash
+ok "in-flight: the dd upload's bytes are nowhere in the backing dir" hg_content_absent "$HG_K_BIG"
+ok "in-flight: the shell-redirect upload's bytes are nowhere in the backing dir" \
+	hg_content_absent "$HG_K_SHA256"
+ok "in-flight: no file under either name" bash -c "test ! -e '$B/inflight-dd' && test ! -e '$B/inflight-cat'"
+
 # --- crash while the daemon loads a new database generation ------------------------------------
 # A big list makes the reload take a while; a new known file in it proves which generation the
 # restarted daemon uses.
