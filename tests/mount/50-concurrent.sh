@@ -1,7 +1,8 @@
 #!/bin/bash
 # 50-concurrent.sh - concurrent uploads from many processes: 32 parallel writers (cp, dd and
 # shell redirection, various sizes), a mix of clean and known files, every verdict checked:
-# each clean file published intact, each known one refused with a failed close and absent.
+# each clean file published intact, each known one refused with a failed close and absent;
+# then 16 writers race on one name (a watchdog turns a deadlock into a failure).
 . "$(dirname "$0")/lib.sh"
 hg_setup
 M=$HG_MNT B=$HG_BACK W=$HG_TMP/w
@@ -21,10 +22,11 @@ done
 start=$(date +%s.%N)
 for i in $(seq 1 $N); do
 	(
+		# a watchdog: a deadlocked daemon shows up as rc 124/137, not as a hung test
 		case $((i % 3)) in
-		0) cp "$W/src/$i" "$M/par/f$i" ;;
-		1) dd if="$W/src/$i" of="$M/par/f$i" bs=65533 status=none ;;
-		2) cat "$W/src/$i" >"$M/par/f$i" ;;
+		0) timeout -k 5 30 cp "$W/src/$i" "$M/par/f$i" ;;
+		1) timeout -k 5 30 dd if="$W/src/$i" of="$M/par/f$i" bs=65533 status=none ;;
+		2) timeout -k 5 30 bash -c "cat '$W/src/$i' >'$M/par/f$i'" ;;
 		esac
 		echo $? >"$W/rc/$i"
 	) 2>/dev/null &
@@ -57,10 +59,20 @@ is "$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT count(*) FROM records WHER
 is "$(ls -A "$M/par" | wc -l)" $((N - N / 4)) "the mount lists exactly the clean files"
 
 # same name from many writers at once: the last clean close wins, a known one never appears
+mkdir -p "$W/rc2"
 for i in $(seq 1 16); do
-	( if [ $((i % 2)) -eq 0 ]; then cp "$HG_K_SHA1" "$M/same"; else cp "$W/src/1" "$M/same"; fi ) 2>/dev/null &
+	( if [ $((i % 2)) -eq 0 ]; then src=$HG_K_SHA1; else src=$W/src/1; fi
+	  timeout -k 3 15 cp "$src" "$M/same" 2>"$W/rc2/$i.err"; echo $? >"$W/rc2/$i" ) &
 done
 wait
+hung= odd=
+for i in $(seq 1 16); do
+	rc=$(cat "$W/rc2/$i")
+	case $rc in 124|137) hung="$hung w$i" ;; esac
+	[ $((i % 2)) -eq 1 ] && [ "$rc" != 0 ] && odd="$odd w$i($(head -c 200 "$W/rc2/$i.err"))"
+done
+is "$hung" "" "16 writers to one name: none hangs (15 s watchdog)"
+is "$odd" "" "16 writers to one name: every clean writer succeeds (O_CREAT without O_EXCL never gets EEXIST)"
 ok "16 writers to one name: the result is the clean content" cmp "$W/src/1" "$B/same"
 ok "... and the known content is absent" hg_content_absent "$HG_K_SHA1"
 

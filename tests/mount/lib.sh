@@ -48,24 +48,34 @@ hg_result() {	# hg_result PASSED DESC
 	fi
 }
 
+# Run CMD with its output in a file (NUL bytes and length are tamed before it becomes a diag).
+hg_run() {
+	local f=${HG_TMP:-/tmp}/.hg-out.$$
+	"$@" >"$f" 2>&1
+	local rc=$?
+	HG_OUT=$(tr -d '\000' <"$f" | head -c 3000)
+	rm -f "$f"
+	return $rc
+}
+
 ok() {
-	local desc=$1 out
+	local desc=$1
 	shift
-	if out=$("$@" 2>&1); then
+	if hg_run "$@"; then
 		hg_result 1 "$desc"
 		return 0
 	fi
 	hg_result 0 "$desc"
-	diag "  command: $*" ${out:+"  output: $out"}
+	diag "  command: $*" ${HG_OUT:+"  output: $HG_OUT"}
 	return 1
 }
 
 nok() {
-	local desc=$1 out
+	local desc=$1
 	shift
-	if out=$("$@" 2>&1); then
+	if hg_run "$@"; then
 		hg_result 0 "$desc"
-		diag "  command succeeded but should have failed: $*" ${out:+"  output: $out"}
+		diag "  command succeeded but should have failed: $*" ${HG_OUT:+"  output: $HG_OUT"}
 		return 1
 	fi
 	hg_result 1 "$desc"
@@ -236,8 +246,11 @@ hg_mount() {
 	[ -n "${1:-}" ] && opts="$opts,$1"
 	hg_mounted "$HG_MNT" && { diag "hg_mount: $HG_MNT is already mounted"; return 1; }
 	echo "=== hashgatefs -f -o $opts $HG_BACK $HG_MNT" >>"$HG_LOG"
-	"$HG_FS" -f -o "$opts" "$HG_BACK" "$HG_MNT" >>"$HG_LOG" 2>&1 </dev/null &
-	HG_PID=$!
+	# Started from a subshell so it is not a job of the test: a bare `wait` in a test waits
+	# for the test's own workers, never for the daemon.
+	( "$HG_FS" -f -o "$opts" "$HG_BACK" "$HG_MNT" >>"$HG_LOG" 2>&1 </dev/null &
+	  echo $! >"$HG_TMP/daemon.pid" )
+	HG_PID=$(cat "$HG_TMP/daemon.pid")
 	for i in $(seq 100); do
 		hg_mounted "$HG_MNT" && return 0
 		kill -0 "$HG_PID" 2>/dev/null || break
@@ -266,7 +279,6 @@ hg_umount() {
 			sleep 0.1
 		done
 		kill -9 "$HG_PID" 2>/dev/null
-		wait "$HG_PID" 2>/dev/null
 		HG_PID=
 	fi
 	return 0
