@@ -106,7 +106,13 @@ int hashdb_sql_error(struct hashdb *db, int rc, const char *what, char *err, siz
 {
 	int e = map_rc(rc);
 	const char *msg = db->sql ? sqlite3_errmsg(db->sql) : sqlite3_errstr(rc);
+	int sys = db->sql ? sqlite3_system_errno(db->sql) : 0;
 
+	/* "unable to open database file" hides EACCES, EROFS and friends: say which */
+	if ((rc & 0xff) == SQLITE_CANTOPEN && sys > 0) {
+		seterr(err, errlen, "%s: %s: %s", db->path, what, strerror(sys));
+		return -sys;
+	}
 	if (e == -EBADMSG)
 		seterr(err, errlen, "%s: not a valid hashgate database (%s)", db->path, msg);
 	else if (e == -EBUSY)
@@ -285,6 +291,16 @@ int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, 
 		r = exec(db, "PRAGMA journal_mode = WAL", "set WAL mode", err, errlen);
 		if (r < 0)
 			goto out_close;
+		/*
+		 * Keep the -wal and -shm files when the last writer closes: a reader that may not
+		 * create files in the directory (a non-root admin, a daemon running unprivileged) can
+		 * only open a WAL database read-only when they exist.
+		 */
+		{
+			int on = 1;
+
+			sqlite3_file_control(db->sql, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
+		}
 		/* After a 10M-row import, do not keep a WAL of the same size around forever. */
 		exec(db, "PRAGMA journal_size_limit = 67108864", "limit WAL size", NULL, 0);
 		/* In WAL mode NORMAL loses at most the last commit on power failure, never integrity. */

@@ -113,6 +113,24 @@ is "$($H --json allow list)" "[]" "allowlist empty again"
 ok "imports are in the audit log" grep -q '"db.import"' "$T/audit.log"
 ok "allowlist changes are in the audit log" grep -q '"allow.add"' "$T/audit.log"
 
+# --- a user who may read but not write the database (nor create files next to it)
+if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 &&
+	su nobody -s /bin/sh -c "test -x '$H'" 2>/dev/null; then
+	chmod 0755 "$T"
+	hg_run su nobody -s /bin/sh -c "HASHGATE_CONFIG='$T/hashgate.conf' '$H' --json db stats"; rc=$?
+	is "$rc" 0 "a read-only user can read the WAL database (its -wal/-shm files are kept)"
+	[ $rc = 0 ] || diag "$HG_OUT"
+	hg_run su nobody -s /bin/sh -c "HASHGATE_CONFIG='$T/hashgate.conf' '$H' db add --list t-md5 '$M5'"; rc=$?
+	is "$rc" 2 "... but not change it (exit 2)"
+	case $HG_OUT in *"$DB"*"readonly"*) r=1 ;; *) r=0 ;; esac
+	hg_result $r "... with an error naming the database"
+	chmod 0700 "$T"
+else
+	skip "read-only user check needs root and a 'nobody' user that can run $H"
+	skip "read-only user write check"
+	skip "read-only user error message"
+fi
+
 # --- bad databases and usage errors
 head -c 8192 /dev/urandom >"$T/junk.db"
 hg_run $H --db "$T/junk.db" db lists; rc=$?
