@@ -54,8 +54,8 @@ static int pixbuf_alloc(struct pixbuf *pb, size_t len)
 		pb->map = NULL;
 		return -ENOMEM;
 	}
-	a = ((uintptr_t)pb->map + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
-	pb->p = (uint8_t *)a;
+	a = (HUGE_PAGE - ((uintptr_t)pb->map & (HUGE_PAGE - 1))) & (HUGE_PAGE - 1);
+	pb->p = (uint8_t *)pb->map + a;
 	(void)madvise(pb->p, len, MADV_HUGEPAGE);	/* a hint; failure is fine */
 	return 0;
 }

@@ -271,6 +271,9 @@ int cmd_hash(int argc, char **argv, struct cli *cli)
 		struct file_hash fh;
 		int fd, is_stdin = !strcmp(name, "-");
 
+		memset(&fh, 0, sizeof(fh));
+		fh.pdq_rc = -ENOENT;
+
 		if (is_stdin && stdin_used++) {
 			r = -EBADF;	/* stdin is consumed by its first '-' */
 		} else {
