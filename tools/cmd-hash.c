@@ -139,7 +139,7 @@ static const char *pdq_error(int rc)
 {
 	switch (rc) {
 	case -EINVAL:
-		return "not decodable (corrupt or truncated JPEG)";
+		return "not decodable (corrupt, truncated or unsupported JPEG)";
 	case -E2BIG:
 		return "image over image_max_pixels";
 	case -EFBIG:
