@@ -60,6 +60,7 @@ struct inode {
 	atomic_uint_fast64_t wgen;	/* bumped by every content change through the mount */
 	atomic_uint_fast64_t sgen;	/* wgen value the last clean scan covered */
 	atomic_int writers;		/* open writable handles not belonging to a staged upload */
+	atomic_int openfh;		/* all open file handles */
 };
 
 enum upload_state { UP_STAGED, UP_PUBLISHED, UP_REJECTED, UP_CANCELLED };
@@ -178,6 +179,8 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st);
 bool inode_is_hidden(struct inode *parent, const char *name, const struct stat *st);
 uint64_t inode_count(void);
 void inode_hold_lookup(struct inode *in);
+/* The known inode at dirfd/name, referenced (inode_unref), or NULL. */
+struct inode *inode_find_ref(int dirfd, const char *name);
 /* After a rename: the object now at dirfd/name is known under that name. */
 void inode_rename_hint(int dirfd, fuse_ino_t parent, const char *name);
 
@@ -207,6 +210,7 @@ int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
 		   const char *newname);
 int pending_unlink(fuse_ino_t parent, const char *name);
 void pending_settle_dir(fuse_ino_t parent, fuse_req_t req);
+void pending_settle_name(fuse_ino_t parent, const char *name, fuse_req_t req);
 bool pending_any(void);
 
 /* scan.c */

@@ -311,15 +311,8 @@ int inode_lookup(struct inode *parent, const char *name, struct stat *st, struct
 		pthread_mutex_unlock(&table_lock);
 		/* A staged replacement shows its uploader the staged size. */
 		pthread_mutex_lock(&in->lock);
-		if (in->up) {
-			struct stat tst;
-
-			if (fstat(((struct upload *)in->up)->fd, &tst) == 0) {
-				st->st_size = tst.st_size;
-				st->st_blocks = tst.st_blocks;
-				st->st_mtim = tst.st_mtim;
-			}
-		}
+		if (in->up)
+			upload_getattr(in->up, st);	/* in->lock keeps it alive */
 		pthread_mutex_unlock(&in->lock);
 		inode_set_name(in, inode_to_ino(parent), name);
 		*out = in;
@@ -529,4 +522,19 @@ void inode_rename_hint(int dirfd, fuse_ino_t parent, const char *name)
 		return;
 	inode_set_name(in, parent, name);
 	inode_unref(in);
+}
+
+struct inode *inode_find_ref(int dirfd, const char *name)
+{
+	struct stat st;
+	struct inode *in;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return NULL;
+	pthread_mutex_lock(&table_lock);
+	in = table_find(st.st_dev, st.st_ino);
+	if (in)
+		in->refs++;
+	pthread_mutex_unlock(&table_lock);
+	return in;
 }

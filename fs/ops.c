@@ -495,6 +495,15 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int f
 		fuse_reply_err(req, -pfd);
 		return;
 	}
+	if ((flags & AT_REMOVEDIR) && pending_any()) {
+		/* The writer's own unfinished uploads make the directory non-empty. */
+		struct inode *d = inode_find_ref(pfd, name);
+
+		if (d) {
+			pending_settle_dir(inode_to_ino(d), req);
+			inode_unref(d);
+		}
+	}
 	if (unlinkat(pfd, name, flags) < 0) {
 		ret = -errno;
 		/* Unlinking one's own staged upload cancels it. */
@@ -521,7 +530,7 @@ static void hg_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
-	struct inode *p = ino_to_inode(parent), *np = ino_to_inode(newparent);
+	struct inode *p = ino_to_inode(parent), *np = ino_to_inode(newparent), *d;
 	int pfd = -1, npfd = -1, ret = 0;
 
 	if (bad_name(p, name) || bad_name(np, newname)) {
@@ -541,6 +550,17 @@ static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (npfd < 0) {
 		ret = npfd;
 		goto out;
+	}
+	/* Renames by the writer act on what it sees: its uploads get their verdict first. */
+	if (pending_any()) {
+		pending_settle_name(parent, name, req);
+		pending_settle_name(newparent, newname, req);
+		d = inode_find_ref(npfd, newname);
+		if (d) {
+			if (d->type == S_IFDIR)
+				pending_settle_dir(inode_to_ino(d), req);
+			inode_unref(d);
+		}
 	}
 	if (renameat2(pfd, name, npfd, newname, flags) < 0) {
 		ret = -errno;
@@ -577,6 +597,7 @@ static struct fh *fh_new(struct inode *in)
 	fh->fd = -1;
 	fh->inode = in;
 	inode_ref(in);
+	atomic_fetch_add(&in->openfh, 1);
 	return fh;
 }
 
@@ -590,6 +611,7 @@ static void fh_free(struct fh *fh)
 		upload_drop_writer(fh->up);
 	if (fh->up)
 		upload_put(fh->up);
+	atomic_fetch_sub(&fh->inode->openfh, 1);
 	inode_unref(fh->inode);
 	free(fh);
 }
@@ -731,6 +753,12 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 				inode_fd_put(in, pfd);
 			}
 		}
+		/*
+		 * With other descriptors open the file must stay one file (they see the
+		 * truncation and their writes land in it): then it is rewritten in place.
+		 */
+		if (stage && atomic_load(&in->openfh) > 1)
+			stage = false;
 		if (stage && upload_replace(req, in, &up) == 0) {
 			fh->up = up;
 			fh->writable = true;

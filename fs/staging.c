@@ -140,6 +140,18 @@ void pending_settle_dir(fuse_ino_t parent, fuse_req_t req)
 	pthread_mutex_unlock(&pend_lock);
 }
 
+/* Judge the writer's own staged upload of parent/name now (see pending_settle_dir). */
+void pending_settle_name(fuse_ino_t parent, const char *name, fuse_req_t req)
+{
+	struct upload *up = pending_find(parent, name, (uid_t)-1);
+
+	if (!up)
+		return;
+	if (same_process(fuse_req_ctx(req)->pid, up->pid))
+		upload_verdict(up, req);
+	upload_put(up);
+}
+
 int pending_unlink(fuse_ino_t parent, const char *name)
 {
 	struct upload *up = pending_find(parent, name, (uid_t)-1);
