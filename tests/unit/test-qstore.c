@@ -3,12 +3,16 @@
  * without its key reveals no plaintext, a wrong key or tampered object fails authentication,
  * records keep every field, held records cannot be deleted, orphans are swept at open.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -81,6 +85,19 @@ static int add_content(struct qstore *q, const uint8_t *data, size_t len, struct
 		r = qstore_add(q, fd, rec);
 	close(fd);
 	return r;
+}
+
+static int has_tmp(const char *objdir)
+{
+	DIR *d = opendir(objdir);
+	struct dirent *de;
+	int found = 0;
+
+	while (d && (de = readdir(d)))
+		found |= strncmp(de->d_name, ".tmp-", 5) == 0;
+	if (d)
+		closedir(d);
+	return found;
 }
 
 static void drop_key_check(const char *d)
@@ -339,6 +356,117 @@ int main(void)
 		ok(access(o3, F_OK) == 0, "objects with records kept");
 		if (r == 0)
 			qstore_close(q);
+	}
+
+	/*
+	 * Another process adding while this one keeps reopening the store (each open sweeps
+	 * orphans): the sweep must never take an add's temp file or uncommitted object.
+	 */
+	{
+		char path[512];
+		size_t n0 = 0, n1 = 0;
+		int fd, wst = 0, opens = 0, bad = 0;
+		pid_t pid;
+
+		snprintf(path, sizeof(path), "%s/conc", dir);
+		write_file(path, data, 256 * 1024);
+		r = qstore_open(&q, qdir, key, 0, err, sizeof(err));
+		qstore_list(q, NULL, &list, &n0);
+		qrecord_free_array(list, n0);
+		qstore_close(q);
+		pid = fork();
+		if (pid == 0) {
+			struct qstore *cq;
+			struct qrecord cr = rec;
+
+			if (qstore_open(&cq, qdir, key, 0, NULL, 0) < 0)
+				_exit(2);
+			fd = open(path, O_RDONLY);
+			cr.size = 256 * 1024;
+			cr.action = ACTION_QUARANTINE;
+			cr.path = "concurrent";
+			hash_fd(fd, HASH_EXACT_MASK, &cr.digests);
+			for (int k = 0; k < 40; k++)
+				if (qstore_add(cq, fd, &cr) < 0)
+					_exit(3);
+			qstore_close(cq);
+			_exit(0);
+		}
+		while (waitpid(pid, &wst, WNOHANG) == 0) {
+			if (qstore_open(&q, qdir, key, 0, err, sizeof(err)) == 0) {
+				qstore_close(q);
+				opens++;
+			}
+		}
+		ok(WIFEXITED(wst) && WEXITSTATUS(wst) == 0, "40 adds from another process succeeded "
+		   "while this one reopened the store %d times", opens);
+		r = qstore_open(&q, qdir, key, 0, err, sizeof(err));
+		qstore_list(q, NULL, &list, &n1);
+		for (size_t k = 0; k < n1; k++) {
+			if (strcmp(list[k].path, "concurrent") != 0)
+				continue;
+			if (!read_equals(q, list[k].id, data, 256 * 1024, &rr) || rr != 0)
+				bad++;
+		}
+		is_int(n1 - n0, 40, "40 records added");
+		is_int(bad, 0, "every concurrently added record decrypts to its content");
+		qrecord_free_array(list, n1);
+		qstore_close(q);
+	}
+
+	/* A process killed in the middle of an add leaves no record and, after the next open, no
+	 * temp file. */
+	{
+		char path[512], objdir[512];
+		size_t n0 = 0, n1 = 0, bigsz = 64u << 20;
+		uint8_t *zeros = calloc(1, bigsz);
+		int wst = 0;
+		pid_t pid;
+
+		snprintf(path, sizeof(path), "%s/big", dir);
+		write_file(path, zeros, bigsz);
+		free(zeros);
+		r = qstore_open(&q, qdir, key, 0, err, sizeof(err));
+		qstore_list(q, NULL, &list, &n0);
+		qrecord_free_array(list, n0);
+		qstore_close(q);
+		pid = fork();
+		if (pid == 0) {
+			struct qstore *cq;
+			struct qrecord cr = rec;
+			int fd = open(path, O_RDONLY);
+
+			if (qstore_open(&cq, qdir, key, 0, NULL, 0) < 0)
+				_exit(2);
+			cr.size = bigsz;
+			cr.digests.mask = 0;
+			cr.path = "killed";
+			for (;;)
+				qstore_add(cq, fd, &cr);
+		}
+		/* Kill it while a temp file exists (polling objects/ for one). */
+		snprintf(objdir, sizeof(objdir), "%s/objects", qdir);
+		for (int k = 0; k < 1000000 && !has_tmp(objdir); k++)
+			;
+		kill(pid, SIGKILL);
+		waitpid(pid, &wst, 0);
+		ok(has_tmp(objdir), "killed while a temp file existed");
+		r = qstore_open(&q, qdir, key, 0, err, sizeof(err));
+		is_int(r, 0, "store opens after the crash");
+		ok(!has_tmp(objdir), "open removed the orphaned temp file");
+		qstore_list(q, NULL, &list, &n1);
+		{
+			int incomplete = 0;
+
+			for (size_t k = 0; k < n1; k++)
+				if (strcmp(list[k].path, "killed") == 0) {
+					read_equals(q, list[k].id, NULL, 0, &rr);
+					incomplete += rr != 0;
+				}
+			is_int(incomplete, 0, "every record left by the killed process has content");
+		}
+		qrecord_free_array(list, n1);
+		qstore_close(q);
 	}
 
 	/* Key file checks. */
