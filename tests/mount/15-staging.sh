@@ -75,6 +75,22 @@ ok "clean shell-redirected upload in progress: its bytes are not in the backing 
 wait $RED
 ok "after close the clean shell-redirected upload is published" cmp "$W/r2" "$B/redir2"
 
+# the writer may rename (or remove) its upload before closing it, as on any filesystem
+hg_random "$W/mv" 100000
+ok "the writer renames its still-open upload, then writes more and closes" bash -c "
+	exec 3>'$M/tmpname'; head -c 50000 '$W/mv' >&3; mv '$M/tmpname' '$M/final' &&
+	tail -c +50001 '$W/mv' >&3 && exec 3>&-"
+ok "... it is published under the new name" cmp "$W/mv" "$B/final"
+ok "... and nothing is left under the old name" test ! -e "$B/tmpname"
+for fl in none noreplace; do
+	ok "renameat2($fl) of a still-open upload works" bash -c "
+		exec 3>'$M/open-$fl'; echo data >&3; '$FSOP' renameat2 '$M/open-$fl' '$M/moved-$fl' $fl"
+	is "$(cat "$B/moved-$fl" 2>&1)" data "... published under the new name after close ($fl)"
+done
+ok "the writer unlinks its still-open upload, then closes" bash -c "
+	exec 3>'$M/gone'; head -c 5000 '$W/mv' >&3; rm '$M/gone' && exec 3>&-"
+ok "... nothing is published" test ! -e "$B/gone"
+
 # O_TRUNC open of an existing file without any write, then close: a zero-length upload
 printf 'abc\n' >"$M/empty-me"
 ok "truncating open (: >) succeeds" bash -c ": >'$M/empty-me'"
