@@ -148,6 +148,7 @@ static int query_int(struct hashdb *db, const char *sql, int64_t *out, char *err
 	sqlite3_stmt *st;
 	int r, rc;
 
+	*out = 0;
 	r = prepare(db, sql, &st, err, errlen);
 	if (r < 0)
 		return r;
@@ -478,6 +479,7 @@ int hashdb_list_get(struct hashdb *db, const char *name, struct hashdb_list *out
 	sqlite3_stmt *st;
 	int r, rc;
 
+	memset(out, 0, sizeof(*out));
 	r = prepare(db, "SELECT " LIST_COLS " FROM lists WHERE name = ?", &st, err, errlen);
 	if (r < 0)
 		return r;

@@ -245,7 +245,7 @@ static int parse_plain(struct import_ctx *c, const char *s, size_t len)
 
 static int scratch_reserve(struct import_ctx *c, size_t len)
 {
-	if (len + 1 > c->scratchcap) {
+	if (!c->scratch || len + 1 > c->scratchcap) {
 		char *p = realloc(c->scratch, len + 1);
 
 		if (!p)
@@ -284,6 +284,8 @@ static int csv_split(struct import_ctx *c, const char *s, size_t len, const char
 			if (!nl)
 				return -ENOMEM;
 			*lens = nl;
+			memset(ns + *cap, 0, (size_t)(nc - *cap) * sizeof(*ns));
+			memset(nl + *cap, 0, (size_t)(nc - *cap) * sizeof(*nl));
 			*cap = nc;
 		}
 		while (i < len && (s[i] == ' ' || s[i] == '\t'))
@@ -361,7 +363,7 @@ static int csv_header(struct import_ctx *c, struct csv_state *cs, int n)
 		size_t l = cs->lens[i];
 
 		c->col[i] = COL_IGNORE;
-		if (l >= sizeof(name))
+		if (l >= sizeof(name) || !cs->starts[i])
 			continue;
 		memcpy(name, cs->starts[i], l);
 		name[l] = '\0';
@@ -609,7 +611,7 @@ static int j_lit(struct jparser *j, const char *lit, enum jtype t, struct jval *
 {
 	size_t n = strlen(lit);
 
-	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n)) {
+	if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0) {
 		j->why = "unexpected token";
 		return -1;
 	}
@@ -819,6 +821,8 @@ static int sort_records(struct import_ctx *c)
 	size_t *cnt, i, b, sum = 0;
 	struct rec *out;
 
+	if (c->nrecs < 2)
+		return 0;
 	if (c->nrecs < 4096) {
 		qsort(c->recs, c->nrecs, sizeof(*c->recs), rec_cmp);
 		return 0;

@@ -351,10 +351,8 @@ static int db_add_remove(int argc, char **argv, struct cli *cli, int add)
 	}
 	for (i = 0; !all && i < nargs; i++) {
 		a = dbcli_parse_hash(cmd, hashes[i], algo, val);
-		if (a < 0) {
-			r = -EINVAL;
+		if (a < 0)
 			goto fail_quiet;
-		}
 		if (add)
 			r = hashdb_hash_add(&db, list_id, (enum hash_algo)a, val, label, err,
 					    sizeof(err));
@@ -621,11 +619,10 @@ static int db_export(int argc, char **argv, struct cli *cli)
 			goto fail;
 		list_id = l.id;
 	}
-	if (out && strcmp(out, "-")) {
+	if (out && strcmp(out, "-") != 0) {
 		x.f = fopen(out, "we");
 		if (!x.f) {
 			snprintf(err, sizeof(err), "%s: %s", out, strerror(errno));
-			r = -errno;
 			goto fail;
 		}
 	}

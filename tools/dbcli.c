@@ -18,7 +18,7 @@ int dbcli_opt(const char *cmd, int argc, char **argv, int *i, const char *name, 
 	const char *a = argv[*i];
 	size_t n = strlen(name);
 
-	if (strncmp(a, "--", 2) || strncmp(a + 2, name, n))
+	if (strncmp(a, "--", 2) != 0 || strncmp(a + 2, name, n) != 0)
 		return 0;
 	if (a[2 + n] == '=') {
 		*val = a + 3 + n;
