@@ -613,46 +613,69 @@ static const char *quarantine_match(struct scan *s, struct sdir *dir, const char
 
 /* --- the worker -------------------------------------------------------------------------- */
 
+/* Open name in dir for reading without following a symlink; -errno on failure. */
+static int open_file(struct sdir *dir, const char *name)
+{
+	int fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOATIME);
+
+	if (fd < 0 && errno == EPERM)		/* O_NOATIME on a file we do not own */
+		fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       ts_ns(&a->st_mtim) == ts_ns(&b->st_mtim);
+}
+
+/*
+ * One file: stat it by name first, so an unchanged file whose digests are in the scan db is
+ * matched without being opened at all; otherwise open and hash it (the fd's own stat is what
+ * gets recorded).
+ */
 static void scan_one(struct worker *w, struct sdir *dir, const char *name)
 {
 	struct scan *s = w->s;
 	struct pdq_result pdq;
 	struct digests d;
 	struct match_hit hit;
-	struct stat st;
+	struct stat st, fst;
 	char *path;
-	int fd, r, has_pdq = 0, hashed = 0;
+	int fd = -1, r, has_pdq = 0, hashed = 0;
 
 	path = join3(dir->root->abs, dir->rel, name);
 	if (!path) {
 		report_error(s, name, "out of memory", 0);
 		return;
 	}
-	fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOATIME);
-	if (fd < 0 && errno == EPERM)		/* O_NOATIME on a file we do not own */
-		fd = openat(dir->fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
+	if (fstatat(dir->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
 		if (errno == ENOENT)
 			report_error(s, path, "vanished during the scan", 0);
-		else if (errno == ELOOP)
-			atomic_fetch_add(&s->c.skipped, 1);	/* became a symlink */
 		else
-			report_error(s, path, "cannot open", errno);
+			report_error(s, path, "cannot stat", errno);
 		goto out;
 	}
-	if (fstat(fd, &st) < 0) {
-		report_error(s, path, "cannot stat", errno);
-		goto out_close;
-	}
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st.st_mode)) {		/* replaced by a symlink or special file */
 		atomic_fetch_add(&s->c.skipped, 1);
-		goto out_close;
+		goto out;
 	}
 	atomic_fetch_add(&s->c.files, 1);
 	atomic_fetch_add(&s->c.bytes, (uint64_t)st.st_size);
 	if (s->record && !s->rehash && scandb_lookup(w, path, &st, &d, &pdq, &has_pdq)) {
 		atomic_fetch_add(&s->c.reused, 1);
 	} else {
+		fd = open_file(dir, name);
+		if (fd < 0) {
+			report_error(s, path, fd == -ENOENT ? "vanished during the scan" :
+				     fd == -ELOOP ? "replaced by a symlink during the scan" :
+				     "cannot open", fd == -ENOENT || fd == -ELOOP ? 0 : -fd);
+			goto out;
+		}
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			report_error(s, path, "not a regular file any more", 0);
+			goto out_close;
+		}
 		r = hash_file(w, fd, &st, &d, &pdq, &has_pdq);
 		if (r < 0) {
 			report_error(s, path, "read error", -r);
@@ -679,13 +702,23 @@ static void scan_one(struct worker *w, struct sdir *dir, const char *name)
 		int64_t qid = 0;
 
 		atomic_fetch_add(&s->c.matches, 1);
-		if (s->quarantine)
+		if (s->quarantine && fd < 0) {
+			/* Matched from stored digests: store only the very file they describe. */
+			fd = open_file(dir, name);
+			if (fd < 0 || fstat(fd, &fst) < 0 || !same_file(&fst, &st)) {
+				report_error(s, path, "changed since its digests were recorded; not "
+					     "quarantined (scan again)", fd < 0 ? -fd : 0);
+				done = "NOT quarantined (file changed)";
+			}
+		}
+		if (s->quarantine && fd >= 0 && strcmp(done, "reported") == 0)
 			done = quarantine_match(s, dir, name, path, fd, &st, &d, &pdq, has_pdq, &hit,
 						&qid);
 		report_match(s, path, (uint64_t)st.st_size, &hit, done, qid);
 	}
 out_close:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 out:
 	free(path);
 }

@@ -71,4 +71,14 @@ if mkdir -p "$T/other" && mount -t tmpfs -o size=1m none "$T/other" 2>/dev/null;
 else
 	skip "--one-file-system (cannot mount a tmpfs)"
 fi
+
+# Quarantine straight from stored digests: the file is opened only to be stored.
+cp "$T/x/y/g42" "$AT/g42.orig"
+out=$(hgc scan --json --action quarantine "$T"); rc=$?
+is "$(jnum "$out" hashed)" 0 "quarantine run reuses the stored digests"
+is "$(jnum "$out" quarantined)" 2 "and quarantines both matches"
+ok "g42 removed from the tree" test ! -e "$T/x/y/g42"
+id=$(hgc quarantine list --list late --json | grep -o '"id":[0-9]*' | head -n1 | cut -d: -f2)
+ok "its quarantined content is the original" \
+	sh -c "'$HG_CLI' --config '$AT_CONF' quarantine export '$id' --out '$AT/g42.out' >/dev/null && cmp '$AT/g42.orig' '$AT/g42.out'"
 done_testing
