@@ -5,7 +5,11 @@
  * quarantined or blocked) and DIR/objects/ID (content encrypted with AES-256-GCM under the key
  * from the key file; a copy of DIR alone reveals nothing).  Content is written to a temporary
  * file, fsynced and renamed before its record commits, so a crash leaves either no record or a
- * record with complete content; orphans are removed by qstore_open().
+ * record with complete content; orphans are removed by qstore_open() (never those of an add in
+ * progress in another process: adds hold a shared flock on DIR/.lock, the sweep an exclusive
+ * one).  records.db also keeps an HMAC of the key, so opening with the wrong key file fails
+ * (-QSTORE_EKEY) instead of mixing keys in one store.  The key file holds 64 hex digits; one
+ * readable or writable by others is refused (-EPERM).
  * A struct qstore may be shared by threads: calls serialise on an internal mutex.
  * The daemon and the CLI may open the same store at the same time.
  */
