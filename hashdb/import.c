@@ -1044,6 +1044,8 @@ static int write_records(struct hashdb *db, struct import_ctx *c, struct import_
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
 	sqlite3_finalize(del);
+	if (o->progress)
+		o->progress(o->progress_arg, "commit", 0, 0);
 	return hashdb_commit(db, c->err, c->errlen);
 sql_fail:
 	r = hashdb_sql_error(db, rc, "write hashes", c->err, c->errlen);
@@ -1152,6 +1154,8 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 		goto out;
 	}
 	st->lines = c.lineno;
+	if (o->progress)
+		o->progress(o->progress_arg, "sort", 0, 0);
 	r = sort_records(&c);
 	if (r < 0) {
 		snprintf(err, errlen, "%s: out of memory sorting %zu hashes", c.name, c.nrecs);

@@ -45,7 +45,10 @@ struct import_opts {
 	enum import_format format;
 	bool remove;			/* every line is a deletion (--delete) */
 	bool replace;			/* the list becomes exactly this file's (non-deleted) hashes */
-	/* Called now and then: phase "read" (done/total bytes; total 0 if unknown), "write" (rows). */
+	/*
+	 * Called now and then: phase "read" (done/total bytes; total 0 if unknown: done = lines),
+	 * "sort" and "commit" (once each, done = total = 0), "write" (rows).
+	 */
 	void (*progress)(void *arg, const char *phase, uint64_t done, uint64_t total);
 	void *progress_arg;
 };

@@ -135,7 +135,9 @@ static void progress_cb(void *arg, const char *phase, uint64_t done, uint64_t to
 		return;
 	p->last = now;
 	p->shown = 1;
-	if (total)
+	if (!done && !total)
+		fprintf(stderr, "\r%-60s\r%s...", "", phase);
+	else if (total)
 		fprintf(stderr, "\r%s: %3d%% (%llu of %llu %s)   ", phase,
 			(int)(done * 100 / total), (unsigned long long)done,
 			(unsigned long long)total, strcmp(phase, "read") ? "rows" : "bytes");
