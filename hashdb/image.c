@@ -10,10 +10,12 @@
  *  - decoder warnings (truncated or slightly corrupt data) still give a hash of what decoded,
  *    as ImageMagick does; only fatal errors fail;
  *  - progressive JPEGs are limited to 500 scans (TJFLAG_LIMITSCANS) against CPU bombs;
+ *  - each thread that hashes an image keeps a 2 MiB PDQ scratch buffer until it exits;
  *  - the default decode is full size and bit-exact; IMAGE_SCALED_DECODE trades exactness for
  *    speed on large images and must be asked for.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -149,6 +151,43 @@ static void make_luma(const uint8_t *px, int w, int h, int scale, int dw, int dh
 	}
 }
 
+/*
+ * The PDQ working buffer for a <= 512x512 luma image (2 MiB), kept per thread: allocating and
+ * faulting it in for every image cost more than the whole PDQ of a small JPEG.  Freed when
+ * the thread exits; NULL (callers then allocate) if thread-specific data is unavailable.
+ */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_destroy(void *p)
+{
+	free(p);
+}
+
+static void scratch_key_init(void)
+{
+	scratch_key_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0;
+}
+
+static float *scratch_get(void)
+{
+	float *p;
+
+	pthread_once(&scratch_once, scratch_key_init);
+	if (!scratch_key_ok)
+		return NULL;
+	p = pthread_getspecific(scratch_key);
+	if (!p) {
+		p = malloc(sizeof(float) * PDQ_SCRATCH_FLOATS(PRESIZE, PRESIZE));
+		if (p && pthread_setspecific(scratch_key, p) != 0) {
+			free(p);
+			p = NULL;
+		}
+	}
+	return p;
+}
+
 /* Largest TurboJPEG scale-down 1/8, 1/4, 1/2 that keeps both sides >= min_side. */
 static int pick_scale(int w, int h, int min_side)
 {
@@ -167,7 +206,7 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 	int warning = 0;
 	struct pixbuf pb = { 0 };
 	uint8_t *px;
-	float *luma = NULL;
+	float *luma, *own_luma = NULL;
 	tjhandle tj;
 
 	memset(out, 0, sizeof(*out));
@@ -248,17 +287,21 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 	}
 	lw = w > PRESIZE || h > PRESIZE ? PRESIZE : w;
 	lh = w > PRESIZE || h > PRESIZE ? PRESIZE : h;
-	luma = malloc(sizeof(float) * lw * lh);
+	luma = scratch_get();
 	if (!luma) {
-		r = -ENOMEM;
-		goto out_px;
+		own_luma = malloc(sizeof(float) * PDQ_SCRATCH_FLOATS(lh, lw));
+		if (!own_luma) {
+			r = -ENOMEM;
+			goto out_px;
+		}
+		luma = own_luma;
 	}
 	make_luma(px, w, h, scale, dw, dh, chans, luma, lw, lh);
-	r = pdq_from_luma(luma, lh, lw, pdq_flags, out);
+	r = pdq_from_luma_scratch(luma, lh, lw, pdq_flags, out);
 	out->width = w;
 	out->height = h;
 	out->warning = warning;
-	free(luma);
+	free(own_luma);
 out_px:
 	pixbuf_release(&pb);
 out_tj:

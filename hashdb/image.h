@@ -4,7 +4,8 @@
  * Decoding follows what the PDQ reference CLI sees (ISLOW IDCT, fancy upsampling, no EXIF
  * rotation, grey and CMYK handled, 512x512 nearest-neighbour pre-resize).  Input is untrusted:
  * every failure is a negative errno, never a crash, and memory is bounded by the pixel cap.
- * Thread-safe; each call uses its own TurboJPEG handle.
+ * Thread-safe; each call uses its own TurboJPEG handle.  Each calling thread keeps one 2 MiB
+ * PDQ working buffer (thread-specific data, freed at thread exit).
  */
 #ifndef HASHDB_IMAGE_H
 #define HASHDB_IMAGE_H

@@ -290,16 +290,16 @@ static void dihedral(float a[16][16], enum pdq_dihedral d, float z[16][16])
 		}
 }
 
-int pdq_from_luma(const float *luma, int rows, int cols, unsigned flags,
-		  struct pdq_result *out)
+/*
+ * The hash proper.  buf holds the luma in its first rows*cols floats and has room for
+ * PDQ_SCRATCH_FLOATS(rows, cols); it is clobbered (the blur runs in place).
+ */
+static int pdq_hash_buf(float *buf, int rows, int cols, unsigned flags, struct pdq_result *out)
 {
 	float a[64][64], b[16][16], z[16][16];
-	float *buf1 = NULL, *buf2, *colsum;
-	size_t n;
+	size_t n = (size_t)rows * cols;
 	int d;
 
-	if (!luma || !out || rows <= 0 || cols <= 0 || (flags & ~PDQ_DIHEDRAL))
-		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	out->width = cols;
 	out->height = rows;
@@ -312,26 +312,15 @@ int pdq_from_luma(const float *luma, int rows, int cols, unsigned flags,
 	 * reference never does.  hash[PDQ_ORIG] is always the plain hash (what hash lists hold),
 	 * the 7 others come from the blurred buffer, as in the reference. */
 	if (rows == 64 && cols == 64) {
-		memcpy(a, luma, sizeof(a));
+		memcpy(a, buf, sizeof(a));
 		out->quality = quality_of(a);
 		dct64to16(a, b);
 		bits_of(b, &out->hash[PDQ_ORIG]);
 		if (!(flags & PDQ_DIHEDRAL))
 			return 0;
 	}
-
-	n = (size_t)rows * cols;
-	if (n > SIZE_MAX / sizeof(float) / 2 - cols)
-		return -ENOMEM;
-	buf1 = malloc(sizeof(float) * (2 * n + cols));
-	if (!buf1)
-		return -ENOMEM;
-	buf2 = buf1 + n;
-	colsum = buf2 + n;
-	memcpy(buf1, luma, sizeof(float) * n);
-	jarosz(buf1, buf2, rows, cols, colsum);
-	decimate(buf1, rows, cols, a);
-	free(buf1);
+	jarosz(buf, buf + n, rows, cols, buf + 2 * n);
+	decimate(buf, rows, cols, a);
 
 	dct64to16(a, b);
 	if (rows == 64 && cols == 64) {
@@ -345,6 +334,41 @@ int pdq_from_luma(const float *luma, int rows, int cols, unsigned flags,
 		bits_of(z, &out->hash[d]);
 	}
 	return 0;
+}
+
+static int check_args(const void *p, int rows, int cols, unsigned flags, struct pdq_result *out)
+{
+	if (!p || !out || rows <= 0 || cols <= 0 || (flags & ~PDQ_DIHEDRAL))
+		return -EINVAL;
+	if ((size_t)rows * cols > (SIZE_MAX / sizeof(float) - cols) / 2)
+		return -ENOMEM;
+	return 0;
+}
+
+int pdq_from_luma(const float *luma, int rows, int cols, unsigned flags,
+		  struct pdq_result *out)
+{
+	float *buf;
+	int r;
+
+	r = check_args(luma, rows, cols, flags, out);
+	if (r < 0)
+		return r;
+	buf = malloc(sizeof(float) * PDQ_SCRATCH_FLOATS(rows, cols));
+	if (!buf)
+		return -ENOMEM;
+	memcpy(buf, luma, sizeof(float) * rows * cols);
+	r = pdq_hash_buf(buf, rows, cols, flags, out);
+	free(buf);
+	return r;
+}
+
+int pdq_from_luma_scratch(float *buf, int rows, int cols, unsigned flags,
+			  struct pdq_result *out)
+{
+	int r = check_args(buf, rows, cols, flags, out);
+
+	return r < 0 ? r : pdq_hash_buf(buf, rows, cols, flags, out);
 }
 
 int pdq_distance(const struct pdq_hash *a, const struct pdq_hash *b)

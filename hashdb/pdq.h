@@ -41,6 +41,14 @@ struct pdq_result {
 int pdq_from_luma(const float *luma, int rows, int cols, unsigned flags,
 		  struct pdq_result *out);
 
+/*
+ * The same without a copy or allocation: buf holds the luma in its first rows*cols floats
+ * and has room for PDQ_SCRATCH_FLOATS(rows, cols) floats; its contents are destroyed.
+ */
+#define PDQ_SCRATCH_FLOATS(rows, cols)	(2 * (size_t)(rows) * (size_t)(cols) + (size_t)(cols))
+int pdq_from_luma_scratch(float *buf, int rows, int cols, unsigned flags,
+			  struct pdq_result *out);
+
 int pdq_distance(const struct pdq_hash *a, const struct pdq_hash *b);
 void pdq_to_hex(const struct pdq_hash *h, char out[65]);
 int pdq_from_hex(const char *hex, struct pdq_hash *h);	/* 0 or -EINVAL */
