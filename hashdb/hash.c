@@ -91,7 +91,7 @@ static const EVP_MD *evp_for(int algo)
 
 int hasher_init(struct hasher *h, unsigned mask)
 {
-	int a;
+	int a, r;
 
 	memset(h, 0, sizeof(*h));
 	/* A caller may pass the database's whole mask: PDQ is not a stream hash and is simply
@@ -106,17 +106,22 @@ int hasher_init(struct hasher *h, unsigned mask)
 		if (!(mask & HASH_BIT(a)))
 			continue;
 		c = EVP_MD_CTX_new();
-		if (!c)
+		if (!c) {
+			r = -ENOMEM;
 			goto err_release;
+		}
 		h->ctx[a] = c;
-		if (EVP_DigestInit_ex(c, evp_for(a), NULL) != 1)
+		/* fails e.g. for MD5 under an OpenSSL FIPS-only configuration */
+		if (EVP_DigestInit_ex(c, evp_for(a), NULL) != 1) {
+			r = -ENOTSUP;
 			goto err_release;
+		}
 	}
 	return 0;
 
 err_release:
 	hasher_release(h);
-	return -ENOMEM;
+	return r;
 }
 
 int hasher_update(struct hasher *h, const void *buf, size_t len)

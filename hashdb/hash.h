@@ -48,7 +48,10 @@ struct hasher {
 	void *ctx[3];			/* EVP_MD_CTX *, indexed by enum hash_algo */
 };
 
-/* mask: HASH_BIT()s of exact algorithms; a HASH_PDQ bit is ignored, other bits give -EINVAL. */
+/*
+ * mask: HASH_BIT()s of exact algorithms; a HASH_PDQ bit is ignored, other bits give -EINVAL.
+ * -ENOMEM, or -ENOTSUP when OpenSSL refuses an algorithm (MD5 in a FIPS-only setup).
+ */
 int hasher_init(struct hasher *h, unsigned mask);
 int hasher_update(struct hasher *h, const void *buf, size_t len);
 /* Writes the digests; the hasher can then only be released (or re-inited). */
