@@ -54,7 +54,7 @@ scan_db = $T/scan.db
 log_level = notice
 EOF
 export HASHGATE_CONFIG=$T/hashgate.conf
-openssl rand -hex 32 >"$T/quarantine.key"
+openssl rand -hex 32 >"$T/quarantine.key" && chmod 0600 "$T/quarantine.key"
 mkdir -p "$T/state" "$T/bare" "$T/back-on" "$T/back-off" "$T/mnt-on" "$T/mnt-off"
 hg() { "$B/hashgate" --config "$T/hashgate.conf" --db "$T/hashes.db" "$@"; }
 hg db init >/dev/null || { echo "30-fs: hashgate db init failed"; exit 1; }
