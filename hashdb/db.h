@@ -19,7 +19,9 @@
  * The database runs in WAL mode, so a writer (the CLI) never blocks the daemons' readers and a
  * reader always sees one committed generation.  Every writer goes through hashdb_begin() /
  * hashdb_commit(), which takes the write lock up front (BEGIN IMMEDIATE) and bumps the
- * generation before COMMIT.
+ * generation before COMMIT.  The -wal and -shm files stay next to the database even when idle
+ * (so users without write access to the directory can still open it read-only): the three
+ * files move, and are backed up, together.
  *
  * Errors: every function returns 0 (or a documented positive count) or a negative errno and, when
  * err is non-NULL, a message naming the file:
