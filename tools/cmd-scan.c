@@ -450,6 +450,12 @@ static int whash_final(struct worker *w, struct digests *d, uint64_t size)
 	return 0;
 }
 
+static int same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       ts_ns(&a->st_mtim) == ts_ns(&b->st_mtim);
+}
+
 /* --- hashing ----------------------------------------------------------------------------- */
 
 /*
@@ -508,14 +514,18 @@ hash:
 		/* A short read of a regular file is its end; growth shows in the fstat below. */
 		if (n < READ_CHUNK && off >= (uint64_t)st->st_size)
 			break;
+		/* Past the size it had: growing (or not the file we stat'ed); stop reading. */
+		if (off > (uint64_t)st->st_size)
+			return 1;
 	}
 	r = whash_final(w, d, off);
 	if (r < 0)
 		return r;
+	/* One fstat at the end proves both "the file we stat'ed by name" and "unchanged". */
 	if (fstat(fd, &st2) < 0)
 		return -errno;
-	if (off != (uint64_t)st->st_size || st2.st_size != st->st_size ||
-	    ts_ns(&st2.st_mtim) != ts_ns(&st->st_mtim))
+	if (off != (uint64_t)st->st_size || !same_file(&st2, st) ||
+	    ts_ns(&st2.st_ctim) != ts_ns(&st->st_ctim))
 		return 1;
 	if (keep_jpeg == 1) {
 		/* Undecodable or odd JPEGs still get their exact hashes checked: not an error. */
@@ -628,12 +638,6 @@ static int open_file(struct sdir *dir, const char *name)
 	return fd < 0 ? -errno : fd;
 }
 
-static int same_file(const struct stat *a, const struct stat *b)
-{
-	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-	       ts_ns(&a->st_mtim) == ts_ns(&b->st_mtim);
-}
-
 /*
  * One file: stat it by name first, so an unchanged file whose digests are in the scan db is
  * matched without being opened at all; otherwise open and hash it (the fd's own stat is what
@@ -676,10 +680,6 @@ static void scan_one(struct worker *w, struct sdir *dir, const char *name)
 				     fd == -ELOOP ? "replaced by a symlink during the scan" :
 				     "cannot open", fd == -ENOENT || fd == -ELOOP ? 0 : -fd);
 			goto out;
-		}
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			report_error(s, path, "not a regular file any more", 0);
-			goto out_close;
 		}
 		r = hash_file(w, fd, &st, &d, &pdq, &has_pdq);
 		if (r < 0) {
