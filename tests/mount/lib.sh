@@ -7,9 +7,17 @@
 #	ok "clean upload" cp "$HG_TMP/clean" "$HG_MNT/a"
 #	done_testing
 #
-# TAP:  plan N | ok DESC CMD... | nok DESC CMD... | is GOT WANT DESC | skip DESC | hg_result 1|0 DESC |
-#       skip_all WHY | diag MSG... | bail WHY | done_testing   (plan is optional: done_testing
-#       prints it).  `ok`/`nok` run CMD and pass when it exits 0 / non-zero.
+# TAP:  plan N | ok DESC CMD... | nok DESC CMD... | is GOT WANT DESC | skip DESC |
+#       hg_result 1|0 DESC | skip_all WHY | diag MSG... | bail WHY | done_testing
+#       (plan is optional: done_testing prints it).  `ok`/`nok` run CMD (a command, not a
+#       string: use bash -c '...' for pipelines) and pass when it exits 0 / non-zero; on
+#       failure the command and its output become diagnostics.
+# Helpers: hg_mount [OPTS] / hg_umount (HG_PID = daemon pid; the daemon is not a job of the
+#       test, so a bare `wait` waits only for the test's own workers); hg_refused CMD (fails
+#       with EACCES, the verdict error); hg_content_absent FILE (its bytes are in no file under
+#       HG_BACK); hg_quarantined PATH / hg_qcount PATH (records in HG_QDIR/records.db);
+#       hg_cli ARGS (hashgate on the test db); hg_as UID GID CMD; hg_random FILE SIZE;
+#       hg_pdq JPEG.
 #
 # Fixture variables (after hg_setup):
 #	HG_TMP		scratch dir (mktemp -d under /tmp), removed on any exit
