@@ -58,7 +58,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: hashgate scan [--jobs N] [--action report|quarantine] [--rehash] [--no-record]\n"
-"                     [--one-file-system] [--json] [--quiet] PATH...\n"
+"                     [--one-file-system] [--prune] [--json] [--quiet] PATH...\n"
 "\n"
 "Hash every regular file under each PATH (MD5, SHA-1, SHA-256 and, for JPEGs, PDQ) and match\n"
 "it against the hash database.  Symlinks are never followed; other special files and\n"
@@ -72,6 +72,8 @@ static void usage(FILE *f)
 "                  on_match is block; 'log' categories are only reported), audited\n"
 "  --rehash        read every file again, ignoring the stored digests\n"
 "  --no-record     do not read or update the scan database\n"
+"  --prune         afterwards drop scan database rows of files under PATH that no longer\n"
+"                  exist\n"
 "  -x, --one-file-system\n"
 "                  do not descend into directories on other file systems\n"
 "  --json          one JSON object: summary, matches and errors\n"
@@ -123,7 +125,8 @@ struct scan {
 	struct cli *cli;
 	struct matcher *m;
 	struct match_opts mopts;
-	bool quarantine, record, rehash, progress, one_fs;
+	bool quarantine, record, rehash, progress, one_fs, prune;
+	int64_t pruned;
 	/* hashgate's own files (scan db, quarantine, audit log): never scanned */
 	dev_t excl_dev[8];
 	ino_t excl_ino[8];
@@ -957,6 +960,56 @@ static int walk_root(struct scan *s, const char *arg, struct sroot *root)
 	return 0;
 }
 
+/*
+ * --prune: drop scan db rows of files under the scanned roots that no longer exist, so the
+ * database does not grow with every file ever deleted.  Runs after the workers are done.
+ */
+static int64_t scandb_prune(struct scan *s, const struct sroot *roots, int n)
+{
+	sqlite3_stmt *sel = NULL, *del = NULL;
+	int64_t pruned = 0;
+	struct stat st;
+
+	if (sqlite3_prepare_v2(s->wdb, "SELECT path FROM files WHERE path > ?1 AND path < ?2",
+			       -1, &sel, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->wdb, "DELETE FROM files WHERE path = ?", -1, &del, NULL)
+	    != SQLITE_OK ||
+	    sqlite3_exec(s->wdb, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		goto out;
+	for (int i = 0; i < n; i++) {
+		char *lo = NULL, *hi = NULL;
+
+		if (!roots[i].abs)
+			continue;
+		/* Every path below ROOT sorts between "ROOT/" and "ROOT0" ('0' follows '/'). */
+		if (asprintf(&lo, "%s/", strcmp(roots[i].abs, "/") ? roots[i].abs : "") < 0 ||
+		    asprintf(&hi, "%s0", strcmp(roots[i].abs, "/") ? roots[i].abs : "") < 0) {
+			free(lo);
+			break;
+		}
+		sqlite3_bind_text(sel, 1, lo, -1, SQLITE_STATIC);
+		sqlite3_bind_text(sel, 2, hi, -1, SQLITE_STATIC);
+		while (sqlite3_step(sel) == SQLITE_ROW) {
+			const char *p = (const char *)sqlite3_column_text(sel, 0);
+
+			if (!p || lstat(p, &st) == 0 || errno != ENOENT)
+				continue;
+			sqlite3_bind_text(del, 1, p, -1, SQLITE_TRANSIENT);
+			if (sqlite3_step(del) == SQLITE_DONE)
+				pruned++;
+			sqlite3_reset(del);
+		}
+		sqlite3_reset(sel);
+		free(lo);
+		free(hi);
+	}
+	sqlite3_exec(s->wdb, "COMMIT", NULL, NULL, NULL);
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(del);
+	return pruned;
+}
+
 /* --- progress and summary ---------------------------------------------------------------- */
 
 static void *progress_main(void *arg)
@@ -1015,11 +1068,11 @@ static void summary(struct scan *s, double t)
 		printf("{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"hashed\":%" PRIu64
 		       ",\"hashed_bytes\":%" PRIu64 ",\"reused\":%" PRIu64 ",\"skipped\":%" PRIu64
 		       ",\"matches\":%" PRIu64 ",\"quarantined\":%" PRIu64 ",\"errors\":%" PRIu64
-		       ",\"seconds\":%.3f,\"files_per_s\":%.1f,\"mb_per_s\":%.1f"
+		       ",\"pruned\":%" PRId64 ",\"seconds\":%.3f,\"files_per_s\":%.1f,\"mb_per_s\":%.1f"
 		       ",\"database_generation\":%" PRIu64 ",\"match_list\":[%s],\"error_list\":[%s]}\n",
 		       files, bytes, (uint64_t)s->c.hashed, (uint64_t)s->c.hashed_bytes,
 		       (uint64_t)s->c.reused, (uint64_t)s->c.skipped, (uint64_t)s->c.matches,
-		       (uint64_t)s->c.quarantined, (uint64_t)s->c.errors, t, fps, mbs,
+		       (uint64_t)s->c.quarantined, (uint64_t)s->c.errors, s->pruned, t, fps, mbs,
 		       matcher_generation(s->m), s->jmbuf ? s->jmbuf : "", s->jebuf ? s->jebuf : "");
 		return;
 	}
@@ -1033,6 +1086,9 @@ static void summary(struct scan *s, double t)
 	       (uint64_t)s->c.matches, (uint64_t)s->c.quarantined, (uint64_t)s->c.errors);
 	printf("%.2f s, %.0f files/s, %.1f MB/s (database generation %" PRIu64 ")\n", t, fps, mbs,
 	       matcher_generation(s->m));
+	if (s->prune)
+		printf("pruned %" PRId64 " scan database rows of files that no longer exist\n",
+		       s->pruned);
 }
 
 /* --- entry ------------------------------------------------------------------------------- */
@@ -1131,6 +1187,8 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 			}
 		} else if (strcmp(a, "--one-file-system") == 0 || strcmp(a, "-x") == 0) {
 			s->one_fs = true;
+		} else if (strcmp(a, "--prune") == 0) {
+			s->prune = true;
 		} else if (strcmp(a, "--rehash") == 0) {
 			s->rehash = true;
 		} else if (strcmp(a, "--no-record") == 0) {
@@ -1250,6 +1308,8 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 			sqlite3_close(w[i].rdb);
 			w[i].rdb = NULL;
 		}
+		if (s->prune)
+			s->pruned = scandb_prune(s, roots, npaths);
 		sqlite3_exec(s->wdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
 	}
 	summary(s, elapsed(s));

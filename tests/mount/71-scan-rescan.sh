@@ -81,4 +81,15 @@ ok "g42 removed from the tree" test ! -e "$T/x/y/g42"
 id=$(hgc quarantine list --list late --json | grep -o '"id":[0-9]*' | head -n1 | cut -d: -f2)
 ok "its quarantined content is the original" \
 	sh -c "'$HG_CLI' --config '$AT_CONF' quarantine export '$id' --out '$AT/g42.out' >/dev/null && cmp '$AT/g42.orig' '$AT/g42.out'"
+
+# --prune: rows of files that are gone (2 deleted now, 2 quarantined above) are dropped.
+rm "$T/x/f10" "$T/x/y/g11"
+out=$(hgc scan --json --prune "$T")
+is "$(jnum "$out" pruned)" 4 "--prune drops the 4 rows of files that no longer exist"
+gone=0
+while IFS= read -r p; do [ -e "$p" ] || gone=$((gone + 1)); done \
+	< <(sqlite3 "$AT_SCANDB" "SELECT path FROM files WHERE path LIKE '$T/%'")
+is "$gone" 0 "every remaining row under the tree is an existing file"
+ok "rows outside the scanned root are kept" \
+	test "$(sqlite3 "$AT_SCANDB" "SELECT count(*) FROM files WHERE path = '$AT/lists/first.sha256'")" = 1
 done_testing
