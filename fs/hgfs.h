@@ -10,8 +10,8 @@
  *    O_NOFOLLOW/AT_SYMLINK_NOFOLLOW, so nothing escapes BACKING_DIR.
  *  - A staged upload's bytes live only in an O_TMPFILE (no name in BACKING_DIR) until a clean
  *    verdict links it in; a daemon crash therefore never leaves an unscanned upload behind.
- *  - Lock order: inode table lock -> inode lock -> upload lock.  The pending table lock is a
- *    leaf.
+ *  - Lock order: pending table lock -> upload lock -> inode table lock -> inode lock.
+ *    Upload references are atomic so holders of an inode lock never take an upload lock.
  */
 #ifndef HGFS_H
 #define HGFS_H
@@ -61,13 +61,14 @@ struct inode {
 	atomic_uint_fast64_t sgen;	/* wgen value the last clean scan covered */
 	atomic_int writers;		/* open writable handles not belonging to a staged upload */
 	atomic_int openfh;		/* all open file handles */
+	atomic_int plainfh;		/* open handles on the backing file itself (no upload) */
 };
 
 enum upload_state { UP_STAGED, UP_PUBLISHED, UP_REJECTED, UP_CANCELLED };
 
 struct upload {
 	pthread_mutex_t lock;
-	unsigned refs;			/* fhs and transient users; under lock */
+	atomic_uint refs;		/* fhs and transient users (atomic: taken under in->lock) */
 	unsigned writers;		/* writable fhs still open; under lock */
 	enum upload_state state;
 	int result;			/* 0 or -errno of the verdict, returned to later flushes */
@@ -101,6 +102,7 @@ struct fh {
 	bool writable;
 	bool wrote;			/* content changed through this handle */
 	bool counted;			/* counted in up->writers */
+	bool plain;			/* counted in inode->plainfh */
 	DIR *dir;			/* opendir */
 	off_t dir_off;
 };
@@ -131,6 +133,9 @@ struct hgfs {
 	dev_t qdir_dev;			/* quarantine dir, hidden when inside BACKING */
 	ino_t qdir_ino;
 	bool qdir_hidden;
+	dev_t qparent_dev;		/* ... and its parent and name, so the name stays reserved */
+	ino_t qparent_ino;
+	char *qname;
 
 	struct matcher_slot slot;
 	pthread_mutex_t cfg_lock;
@@ -203,6 +208,7 @@ int upload_verdict(struct upload *up, fuse_req_t req);
 bool upload_open_elsewhere(struct upload *up, pid_t pid);
 /* True if pids a and b belong to the same process. */
 bool same_process(pid_t a, pid_t b);
+bool related_process(pid_t asker, pid_t writer);
 int upload_getattr(struct upload *up, struct stat *st);
 void upload_put(struct upload *up);
 struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid);

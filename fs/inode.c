@@ -248,6 +248,9 @@ bool inode_is_hidden(struct inode *parent, const char *name, const struct stat *
 {
 	if (parent == &hgfs.root && name && strcmp(name, HGFS_STAGING_NAME) == 0)
 		return true;
+	if (hgfs.qname && name && parent->dev == hgfs.qparent_dev &&
+	    parent->ino == hgfs.qparent_ino && strcmp(name, hgfs.qname) == 0)
+		return true;
 	if (st && st->st_dev == hgfs.staging_dev && st->st_ino == hgfs.staging_ino)
 		return true;
 	if (st && hgfs.qdir_hidden && st->st_dev == hgfs.qdir_dev && st->st_ino == hgfs.qdir_ino)

@@ -331,9 +331,19 @@ static void hide_quarantine(const char *qdir)
 		return;
 	if (strncmp(rq, hgfs.backing, bl) == 0 && (rq[bl] == '/' || rq[bl] == 0) &&
 	    stat(rq, &st) == 0) {
+		char *slash = strrchr(rq, '/');
+
 		hgfs.qdir_dev = st.st_dev;
 		hgfs.qdir_ino = st.st_ino;
 		hgfs.qdir_hidden = true;
+		if (slash && slash != rq) {
+			*slash = 0;
+			if (stat(rq, &st) == 0) {
+				hgfs.qparent_dev = st.st_dev;
+				hgfs.qparent_ino = st.st_ino;
+				hgfs.qname = strdup(slash + 1);
+			}
+		}
 	}
 	free(rq);
 }

@@ -64,9 +64,7 @@ static int tgt_get(struct inode *in, int flags, struct tgt *t)
 	pthread_mutex_lock(&in->lock);
 	if (in->up) {
 		t->up = in->up;
-		pthread_mutex_lock(&t->up->lock);
-		t->up->refs++;
-		pthread_mutex_unlock(&t->up->lock);
+		atomic_fetch_add(&t->up->refs, 1);
 	}
 	pthread_mutex_unlock(&in->lock);
 	if (t->up) {
@@ -133,6 +131,10 @@ static void hg_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (ret == -ENOENT) {
 		/* The uploader's own view of a name still being staged. */
 		up = pending_find(parent, name, fuse_req_ctx(req)->uid);
+		if (up && !related_process(fuse_req_ctx(req)->pid, up->pid)) {
+			upload_put(up);
+			up = NULL;
+		}
 		if (up) {
 			if (upload_getattr(up, &st) == 0) {
 				inode_hold_lookup(up->inode);
@@ -436,14 +438,12 @@ static void hg_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	ret = in->dead ? -ENOENT : 0;
 	up = in->up;
 	if (up) {
-		pthread_mutex_lock(&up->lock);
-		up->refs++;
-		pthread_mutex_unlock(&up->lock);
+		atomic_fetch_add(&up->refs, 1);
 	}
 	pthread_mutex_unlock(&in->lock);
 	if (up) {
 		/* Linking needs the content judged first: its writer asked for a second name. */
-		ret = same_process(fuse_req_ctx(req)->pid, up->pid) ? upload_verdict(up, req)
+		ret = related_process(fuse_req_ctx(req)->pid, up->pid) ? upload_verdict(up, req)
 								     : -EBUSY;
 		upload_put(up);
 	}
@@ -612,6 +612,8 @@ static void fh_free(struct fh *fh)
 	if (fh->up)
 		upload_put(fh->up);
 	atomic_fetch_sub(&fh->inode->openfh, 1);
+	if (fh->plain)
+		atomic_fetch_sub(&fh->inode->plainfh, 1);
 	inode_unref(fh->inode);
 	free(fh);
 }
@@ -673,6 +675,7 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct inode *in = ino_to_inode(ino);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
+	bool superseding = false;
 	struct upload *up = NULL;
 	char proc[64];
 	struct fh *fh;
@@ -691,9 +694,7 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (in->up) {
 		up = in->up;
-		pthread_mutex_lock(&up->lock);
-		up->refs++;
-		pthread_mutex_unlock(&up->lock);
+		atomic_fetch_add(&up->refs, 1);
 	}
 	pthread_mutex_unlock(&in->lock);
 
@@ -705,8 +706,8 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (ret < 0)
 			goto err;
 		if (wr) {
-			ret = -EBUSY;
-			goto err;
+			superseding = true;
+			goto writer;	/* an unrelated writer: its own upload */
 		}
 		fi->direct_io = 1;	/* the old file, not the writer's page cache */
 		fh->fd = inode_fd(in, open_flags(fi->flags));
@@ -741,6 +742,7 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			upload_dirty(up);
 		goto done;
 	}
+writer:
 	if (wr && S_ISREG(in->type)) {
 		bool stage = (fi->flags & O_TRUNC) != 0;
 
@@ -757,7 +759,7 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		 * With other descriptors open the file must stay one file (they see the
 		 * truncation and their writes land in it): then it is rewritten in place.
 		 */
-		if (stage && atomic_load(&in->openfh) > 1)
+		if (stage && atomic_load(superseding ? &in->plainfh : &in->openfh) > !superseding)
 			stage = false;
 		if (stage && upload_replace(req, in, &up) == 0) {
 			fh->up = up;
@@ -786,6 +788,10 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto err;
 	}
 done:
+	if (!fh->up) {
+		fh->plain = true;
+		atomic_fetch_add(&in->plainfh, 1);
+	}
 	fi->fh = (uintptr_t)fh;
 	if (fuse_reply_open(req, fi) < 0) {
 		if (fh->writable && !fh->up)

@@ -86,9 +86,7 @@ struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid)
 		    (uid == (uid_t)-1 || up->uid == uid))
 			break;
 	if (up) {
-		pthread_mutex_lock(&up->lock);
-		up->refs++;
-		pthread_mutex_unlock(&up->lock);
+		atomic_fetch_add(&up->refs, 1);
 	}
 	pthread_mutex_unlock(&pend_lock);
 	return up;
@@ -116,14 +114,12 @@ void pending_settle_dir(fuse_ino_t parent, fuse_req_t req)
 				}
 		if (up) {
 			up->settle_tried = true;
-			pthread_mutex_lock(&up->lock);
-			up->refs++;
-			pthread_mutex_unlock(&up->lock);
+			atomic_fetch_add(&up->refs, 1);
 		}
 		pthread_mutex_unlock(&pend_lock);
 		if (!up)
 			break;
-		if (same_process(pid, up->pid))
+		if (related_process(pid, up->pid))
 			upload_verdict(up, req);
 		upload_put(up);
 	}
@@ -147,7 +143,7 @@ void pending_settle_name(fuse_ino_t parent, const char *name, fuse_req_t req)
 
 	if (!up)
 		return;
-	if (same_process(fuse_req_ctx(req)->pid, up->pid))
+	if (related_process(fuse_req_ctx(req)->pid, up->pid))
 		upload_verdict(up, req);
 	upload_put(up);
 }
@@ -247,7 +243,7 @@ static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const c
 		return NULL;
 	}
 	pthread_mutex_init(&up->lock, NULL);
-	up->refs = 1;
+	atomic_init(&up->refs, 1);
 	up->fd = -1;
 	up->state = UP_STAGED;
 	up->uid = ctx->uid;
@@ -267,9 +263,7 @@ void upload_put(struct upload *up)
 {
 	bool last;
 
-	pthread_mutex_lock(&up->lock);
-	last = --up->refs == 0;
-	pthread_mutex_unlock(&up->lock);
+	last = atomic_fetch_sub(&up->refs, 1) == 1;
 	if (!last)
 		return;
 	pend_remove(up);
@@ -353,7 +347,7 @@ int upload_replace(fuse_req_t req, struct inode *in, struct upload **out)
 	int pfd, ret;
 
 	pthread_mutex_lock(&in->lock);
-	if (in->up || !in->name || in->dead) {
+	if (!in->name || in->dead) {
 		pthread_mutex_unlock(&in->lock);
 		return -EBUSY;
 	}
@@ -395,12 +389,8 @@ int upload_replace(fuse_req_t req, struct inode *in, struct upload **out)
 	}
 	up->tdev = st.st_dev;
 	up->tino = st.st_ino;
+	/* An unrelated writer's rewrite may supersede another still in flight (last wins). */
 	pthread_mutex_lock(&in->lock);
-	if (in->up) {
-		pthread_mutex_unlock(&in->lock);
-		ret = -EBUSY;
-		goto err_pfd;
-	}
 	in->up = up;
 	pthread_mutex_unlock(&in->lock);
 	inode_ref(in);
@@ -468,6 +458,29 @@ bool same_process(pid_t a, pid_t b)
 	ta = tgid_of(a);
 	tb = tgid_of(b);
 	return ta && ta == tb;
+}
+
+/*
+ * Who sees a name that is still being uploaded: the uploading process, its children, its
+ * parent (the shell that started it) and that parent's other children.  Everyone else sees the backing
+ * directory, so unrelated writers of one name each stage their own upload (last clean close
+ * wins) instead of tripping over each other's invisible file with EEXIST.
+ */
+bool related_process(pid_t asker, pid_t writer)
+{
+	pid_t wp, ap;
+
+	if (asker <= 0 || writer <= 0)
+		return false;
+	if (same_process(asker, writer))
+		return true;
+	ap = ppid_of(asker);
+	if (ap > 1 && same_process(ap, writer))
+		return true;	/* a child of the writer (mv run by the writing shell) */
+	wp = ppid_of(writer);
+	if (wp <= 1)
+		return false;
+	return same_process(asker, wp) || ap == wp;
 }
 
 /* Does pid have an fd on this mount whose inode number is kino? */
@@ -686,13 +699,13 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	char *path;
 	int ret, pret;
 
+	pend_remove(up);	/* before up->lock: the pending table lock comes first */
 	pthread_mutex_lock(&up->lock);
 	if (up->state != UP_STAGED) {
 		ret = up->state == UP_CANCELLED ? 0 : up->result;
 		pthread_mutex_unlock(&up->lock);
 		return ret;
 	}
-	pend_remove(up);
 	cfg = cfg_get();
 	wsnap = atomic_load(&up->inode->wgen);
 	memset(&v, 0, sizeof(v));
