@@ -1102,6 +1102,11 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 		}
 		c.name = path;
 	}
+	if (fstat(fileno(f), &sb) == 0 && S_ISDIR(sb.st_mode)) {
+		r = -EISDIR;
+		snprintf(err, errlen, "%s: is a directory", c.name);
+		goto out;
+	}
 	if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode))
 		total = (uint64_t)sb.st_size;
 	fmt = o->format != IMPORT_AUTO ? o->format : guess_format(c.name);
@@ -1143,9 +1148,9 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 				    total);
 	}
 	if (ferror(f)) {
-		r = -EIO;
-		snprintf(err, errlen, "%s: read error after line %llu", c.name,
-			 (unsigned long long)c.lineno);
+		r = errno ? -errno : -EIO;
+		snprintf(err, errlen, "%s: read error after line %llu: %s", c.name,
+			 (unsigned long long)c.lineno, strerror(-r));
 		goto out;
 	}
 	if (fmt == IMPORT_CSV && !c.col) {
