@@ -919,19 +919,59 @@ static void fill_hit(const struct matcher *m, struct match_hit *hit, enum hash_a
 	memcpy(hit->value, value, hash_algo_len(algo));
 }
 
+static int (*rank_fn)(const char *category, void *arg);
+static void *rank_arg;
+
+void matcher_set_rank(int (*rank)(const char *category, void *arg), void *arg)
+{
+	__atomic_store_n(&rank_arg, arg, __ATOMIC_RELAXED);
+	__atomic_store_n(&rank_fn, rank, __ATOMIC_RELEASE);
+}
+
+/*
+ * Of the list indexes of one database value (entries first..first+n-1, ascending list id),
+ * the one whose category ranks highest; ties and no rank function: the lowest list id.
+ */
+static unsigned pick_list(const struct matcher *m, const uint16_t *lists, size_t n)
+{
+	int (*fn)(const char *, void *) = __atomic_load_n(&rank_fn, __ATOMIC_ACQUIRE);
+	void *arg = __atomic_load_n(&rank_arg, __ATOMIC_RELAXED);
+	unsigned best = lists[0];
+	int best_rank, r;
+	size_t k;
+
+	if (!fn || n < 2)
+		return best;
+	best_rank = fn(m->lists[best].category, arg);
+	for (k = 1; k < n; k++) {
+		r = fn(m->lists[lists[k]].category, arg);
+		if (r > best_rank) {
+			best_rank = r;
+			best = lists[k];
+		}
+	}
+	return best;
+}
+
 int matcher_lookup(const struct matcher *m, enum hash_algo algo, const uint8_t *value,
 		   struct match_hit *hit)
 {
 	const struct exact_table *t;
-	size_t at;
+	size_t at, n;
 
 	if ((int)algo < 0 || algo >= NEXACT || !value)
 		return -EINVAL;
 	t = &m->ex[algo];
 	if (exact_find_at(t, value, &at) < 0)
 		return 0;
-	if (hit)
-		fill_hit(m, hit, algo, 0, 0, t->list[at], t->keys + at * t->width);
+	if (hit) {
+		/* the same hash in several lists: adjacent entries, in list id order */
+		for (n = 1; at + n < t->n && !memcmp(t->keys + (at + n) * t->width,
+						     t->keys + at * t->width, t->width); n++)
+			;
+		fill_hit(m, hit, algo, 0, 0, pick_list(m, t->list + at, n),
+			 t->keys + at * t->width);
+	}
 	return 1;
 }
 
@@ -964,8 +1004,19 @@ static int pdq_search(const struct matcher *m, const struct pdq_result *q, int t
 	if (b.variant < 0)
 		return 0;
 	if (hit) {
+		uint8_t next[32];
+		size_t n = 1;
+
 		pdq_table_value(&m->pdq, b.idx, val);
-		fill_hit(m, hit, HASH_PDQ, b.dist, b.variant, m->pdq.list[b.idx], val);
+		/* the scan keeps the first of equal values; the same PDQ in other lists follows it */
+		while (b.idx + n < m->pdq.n) {
+			pdq_table_value(&m->pdq, b.idx + n, next);
+			if (memcmp(next, val, 32) != 0)
+				break;
+			n++;
+		}
+		fill_hit(m, hit, HASH_PDQ, b.dist, b.variant,
+			 pick_list(m, m->pdq.list + b.idx, n), val);
 	}
 	return 1;
 }

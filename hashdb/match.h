@@ -74,6 +74,15 @@ int matcher_lookup_pdq(const struct matcher *m, const struct pdq_result *q, int 
 		       struct match_hit *hit);
 
 /*
+ * Which list a hit names when the matching hash is in several lists (or the nearest PDQ value
+ * is): the one whose category rank(category, arg) rates highest, ties to the lowest list id.
+ * The daemon ranks by the action its config gives each category, so a hash in both a log-only
+ * list and a quarantine list is quarantined.  NULL (the default) = lowest list id.  rank is
+ * called from lookup threads (only for such duplicates): it must be thread-safe.  Process-wide.
+ */
+void matcher_set_rank(int (*rank)(const char *category, void *arg), void *arg);
+
+/*
  * The PDQ scan kernel in use: "avx512" (VPOPCNTDQ), "avx2" or "scalar", picked once from the
  * CPU.  matcher_set_pdq_kernel() forces one (benchmarks, tests): -ENOTSUP if the CPU lacks it,
  * -EINVAL for an unknown name.  Process-wide; call before queries start.

@@ -301,6 +301,49 @@ static void test_check(void)
 	matcher_put(m);
 }
 
+static int rank_by_category(const char *category, void *arg)
+{
+	(void)arg;
+	return !strcmp(category, "baseline") ? 2 : !strcmp(category, "other") ? 0 : 1;
+}
+
+/* One hash in two lists: which list is reported. */
+static void test_rank(void)
+{
+	struct matcher *m;
+	struct match_hit hit;
+	struct pdq_result q;
+	uint8_t y[32];
+
+	rand_bytes(y, 32);
+	hashdb_begin(&db, NULL, 0);
+	add(list_pdq, HASH_SHA256, y);		/* baseline, higher list id */
+	add(list_other, HASH_SHA256, y);	/* other, lower list id */
+	add(list_other, HASH_PDQ, pdqs[7]);	/* also in pdq-list (baseline) */
+	hashdb_commit(&db, NULL, 0);
+	m = load();
+	ok(list_other < list_pdq, "(list 'misc' has the lower id)");
+	matcher_lookup(m, HASH_SHA256, y, &hit);
+	is_str(hit.list, "misc", "no rank function: the lowest list id is reported");
+	memset(&q, 0, sizeof(q));
+	q.ndih = 1;
+	q.quality = 100;
+	memcpy(q.hash[0].b, pdqs[7], 32);
+	flip_bits(q.hash[0].b, 4);
+	matcher_lookup_pdq(m, &q, 31, &hit);
+	is_str(hit.list, "misc", "... for PDQ too");
+	matcher_set_rank(rank_by_category, NULL);
+	matcher_lookup(m, HASH_SHA256, y, &hit);
+	is_str(hit.category, "baseline", "with a rank: the stronger category of the two lists wins");
+	is_str(hit.list, "pdq-list", "... and its list is named");
+	ok(matcher_lookup_pdq(m, &q, 31, &hit) == 1 && !strcmp(hit.category, "baseline") &&
+	   hit.distance == 4, "... for the nearest PDQ value as well");
+	matcher_lookup(m, HASH_SHA256, sha256s[1], &hit);
+	is_str(hit.list, "ncmec-x", "a hash in one list is unaffected");
+	matcher_set_rank(NULL, NULL);
+	matcher_put(m);
+}
+
 static void test_slot(void)
 {
 	struct matcher_slot s;
@@ -416,6 +459,7 @@ int main(void)
 	test_kernels(m);
 	matcher_put(m);
 	test_check();
+	test_rank();
 	test_slot();
 	hashdb_close(&db);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
