@@ -27,7 +27,7 @@ run_fsx() {
 	out=$("$@" 2>&1)
 	rc=$?
 	hg_result "$([ $rc = 0 ] && echo 1 || echo 0)" "$desc"
-	[ $rc = 0 ] || diag "command: $*" "$(printf '%s\n' "$out" | tail -n 60)"
+	[ $rc = 0 ] || { FSX_FAILED=1; diag "command: $*" "$(printf '%s\n' "$out" | tail -n 60)"; }
 	return $rc
 }
 
@@ -41,6 +41,7 @@ is "$rc" 1 "fsx: a byte changed on one side only is reported as a divergence"
 ok "fsx: the report names the seed and the step" \
 	grep -q "DIVERGENCE at step 700 (seed $SEED)" <<<"$out"
 
+FSX_FAILED=
 hg_mount allow_other || bail "mount failed"
 mkdir "$REF" "$HG_MNT/root" || bail "mkdir failed"
 mkdir "$REF/root"
@@ -65,8 +66,14 @@ run_fsx "fsx -P -1 as uid $TU: no divergence (seed $SEED2, $((OPS / 2)) ops)" \
 ok "daemon still alive after the random runs" kill -0 "$HG_PID"
 hg_umount
 # What landed in the backing dir is exactly the reference (staging area excluded by name).
-run_fsx "backing dir after unmount equals the reference tree" \
-	"$FSX" -C -i .hashgate-staging "$HG_BACK" "$REF"
+# After a divergence the trees differ by construction, so this only means something when all
+# runs agreed.
+if [ -z "$FSX_FAILED" ]; then
+	run_fsx "backing dir after unmount equals the reference tree" \
+		"$FSX" -C -i .hashgate-staging "$HG_BACK" "$REF"
+else
+	skip "backing dir vs reference: a run above diverged"
+fi
 is "$(find "$HG_BACK/.hashgate-staging" -mindepth 1 2>/dev/null | wc -l)" 0 \
 	"no leftovers in the staging area after a clean unmount"
 done_testing
