@@ -2,11 +2,11 @@
 # 86-load.sh - 64 concurrent uploaders (60 clean, 4 uploading known files) for a bounded time,
 # under a watchdog: no upload may hang (each is limited to 60 s), the mount must answer a probe
 # every second, the daemon's RSS stays bounded, every upload that reported success is intact and
-# no known upload is ever published.  20 s by default; HASHGATE_LONG=1 runs 5 minutes.
+# no known upload is ever published.  12 s by default; HASHGATE_LONG=1 runs 5 minutes.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 M=$HG_MNT B=$HG_BACK W=$HG_TMP/w
-DUR=20 NW=64 NK=4 RSS_MAX_KB=$((256 * 1024))
+DUR=12 NW=64 NK=4 RSS_MAX_KB=$((256 * 1024))
 [ -n "${HASHGATE_LONG:-}" ] && DUR=300
 POOL=$HG_TMP/pool MAN=$HG_TMP/man
 mkdir -p "$POOL" "$MAN"
