@@ -9,9 +9,10 @@
 #   untar    tar -xf of a generated 5000-file, 100-dir tree  -> files/s
 # Variants: bare (the backing filesystem itself), on (hashgatefs scanning against a database
 # holding md5, sha1 and sha256 lists: every algorithm is hashed), off (hashgatefs -o scan=off).
-# All three live on the same filesystem under one scratch dir; variants are interleaved within
-# each round and BENCH_ROUNDS rounds are run; the table shows the best rate per cell (the
-# machine is shared: the best round is the one least disturbed), every round is printed too.
+# All three live on the same filesystem under one scratch dir; variants are interleaved per
+# workload within each round and BENCH_ROUNDS rounds are run; the table shows the best rate
+# per cell (the machine is shared: the best round is the one least disturbed), and every
+# round is printed too.
 # Targets (issue 5): on costs < 10% against off; write on >= 0.6x bare; create on >= 0.3x bare.
 # Exit 0 when every target is met, 1 when one is missed or a step failed.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -83,11 +84,12 @@ dir_of() { case $1 in bare) echo "$T/bare" ;; *) echo "$T/mnt-$1" ;; esac; }
 
 # a source tree for the untar workload: 100 dirs x 50 files, 1..16 KiB
 mkdir -p "$T/src"
-for d in $(seq 100); do
-	mkdir "$T/src/d$d"
-	for f in $(seq 50); do head -c $(( (d * 131 + f * 977) % 16384 + 1 )) /dev/urandom \
-		>"$T/src/d$d/f$f"; done
-done
+head -c 65536 /dev/urandom >"$T/rand"
+perl -e 'open(R, "<", $ARGV[1]) or die; local $/; my $r = <R>;
+	for my $d (1 .. 100) { mkdir "$ARGV[0]/d$d" or die;
+		for my $f (1 .. 50) { my $n = ($d * 131 + $f * 977) % 16384 + 1;
+			open(F, ">", "$ARGV[0]/d$d/f$f") or die; print F substr($r, ($d * 50 + $f) * 7 % 40000, $n);
+			close(F) or die; } }' "$T/src" "$T/rand" || { echo "30-fs: tree generation failed"; exit 1; }
 tar -C "$T/src" -cf "$T/tree.tar" . || exit 1
 UNTAR_FILES=5000
 
@@ -118,24 +120,33 @@ untar() {	# untar DIR: prints "SECONDS FILES"
 	echo "$(echo "$t1 - $t0" | bc) $UNTAR_FILES"
 }
 
+# One round: each workload runs on every variant back to back (order rotated per round), so
+# the variants of one workload see the same background load as far as possible.
 run_round() {
 	local v d
 	for v in $1; do
 		d=$(dir_of "$v")
 		rm -rf "$d/w" && mkdir -p "$d/w/c" "$d/w/x" || { fail=1; return; }
+	done
+	for v in $1; do
+		d=$(dir_of "$v")
 		sync
 		SCALE=0.000001 measure write "$v" "$FSB" write "$d/w/big" "$WRITE_MIB"
 		rm -f "$d/w/big"
-		sync
-		measure create "$v" "$FSB" create "$d/w/c" "$FILES" 4096
-		sync
-		echo 2 >/proc/sys/vm/drop_caches
-		measure stat "$v" "$FSB" stat "$d/w/c" "$FILES"
-		measure readdir "$v" "$FSB" readdir "$d/w/c" 20
-		sync
-		measure untar "$v" untar "$d/w/x"
-		rm -rf "$d/w"
 	done
+	for v in $1; do
+		sync
+		measure create "$v" "$FSB" create "$(dir_of "$v")/w/c" "$FILES" 4096
+	done
+	sync
+	echo 2 >/proc/sys/vm/drop_caches
+	for v in $1; do measure stat "$v" "$FSB" stat "$(dir_of "$v")/w/c" "$FILES"; done
+	for v in $1; do measure readdir "$v" "$FSB" readdir "$(dir_of "$v")/w/c" 20; done
+	for v in $1; do
+		sync
+		measure untar "$v" untar "$(dir_of "$v")/w/x"
+	done
+	for v in $1; do rm -rf "$(dir_of "$v")/w"; done
 }
 
 echo "hashgatefs benchmark: $ROUNDS rounds, ${WRITE_MIB} MiB write, $FILES x 4 KiB files," \
@@ -148,7 +159,7 @@ done
 
 # --- table -------------------------------------------------------------------------------------
 best() {	# best WORKLOAD VARIANT: the highest rate over the rounds (least disturbed by others)
-	awk -v w="$1" -v v="$2" '$1 == w && $2 == v && $3 > m { m = $3 } END { print m + 0 }' "$RES"
+	awk -v w="$1" -v v="$2" '$1 == w && $2 == v && $3 > m { m = $3 } END { printf "%.1f\n", m }' "$RES"
 }
 unit() { case $1 in write) echo "MB/s" ;; create|untar) echo "files/s" ;; stat) echo "stats/s" ;;
 	readdir) echo "entries/s" ;; esac; }

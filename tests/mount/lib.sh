@@ -17,7 +17,8 @@
 #       with EACCES, the verdict error); hg_content_absent FILE (its bytes are in no file under
 #       HG_BACK); hg_quarantined PATH / hg_qcount PATH (records in HG_QDIR/records.db);
 #       hg_cli ARGS (hashgate on the test db); hg_as UID GID CMD; hg_random FILE SIZE;
-#       hg_pdq JPEG.
+#       hg_pdq JPEG; hg_run CMD (runs CMD, returns its status, leaves its stdout+stderr,
+#       NUL-free and cut to 3000 bytes, in HG_OUT).
 #
 # Fixture variables (after hg_setup):
 #	HG_TMP		scratch dir (mktemp -d under /tmp), removed on any exit
