@@ -116,5 +116,27 @@ if isinstance(recs, dict):
     recs = recs.get("records", [])
 sys.exit(0 if sum(1 for r in recs if str(r.get("path", "")).lstrip("/").startswith("k-")) == 12 else 1)
 PY
+# export of the record whose name forges a log line: FILE.json must parse and hold the name
+id=$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT id FROM records WHERE path LIKE '%forged%' LIMIT 1" 2>/dev/null)
+ok "quarantine export of the forged-name record works" \
+	"$HG_CLI" --config "$HG_CONF" quarantine export "${id:-0}" --out "$W/exported"
+ok "its FILE.json parses and gives back the exact name" python3 - "$W/exported.json" "$W" <<'PY'
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from names import NAMES
+rec = json.loads(open(sys.argv[1], "rb").read())
+def find(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            if k == "path" and isinstance(v, str):
+                return v
+            r = find(v)
+            if r:
+                return r
+    return None
+p = find(rec).lstrip("/")
+sys.exit(0 if p.encode("utf-8", "surrogateescape") == b"k-" + NAMES[9] else 1)
+PY
+ok "the exported bytes are the known file" cmp "$HG_K_SHA256" "$W/exported"
 hg_umount
 done_testing
