@@ -492,6 +492,9 @@ static int encrypt_to(const struct qstore *q, int in_fd, uint64_t size, int out_
 	uint64_t off = 0;
 	int len, r = -EIO;
 
+	/* GCM's 32-bit block counter covers 2^32 - 2 blocks under one nonce (~64 GiB). */
+	if (size > (((uint64_t)1 << 32) - 2) * 16)
+		return -EFBIG;
 	memcpy(hdr, qs_magic, sizeof(qs_magic));
 	put_le(hdr + 8, QS_VERSION, 4);
 	put_le(hdr + 16, size, 8);
