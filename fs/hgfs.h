@@ -66,6 +66,10 @@ struct inode {
 
 enum upload_state { UP_STAGED, UP_PUBLISHED, UP_REJECTED, UP_CANCELLED };
 
+struct wrange {
+	uint64_t off, end;
+};
+
 struct upload {
 	pthread_mutex_t lock;
 	atomic_uint refs;		/* fhs and transient users (atomic: taken under in->lock) */
@@ -81,8 +85,15 @@ struct upload {
 	dev_t tdev;			/* the tmpfile's identity */
 	ino_t tino;
 	struct hasher hasher;
-	bool hashing;			/* hasher valid and fed sequentially from 0 */
-	uint64_t next_off;
+	bool hashing;			/* hasher valid: streaming still possible (hashq.c) */
+	bool busy;			/* someone hashes [frontier, claimed) without the lock */
+	bool queued;			/* on the background hasher's queue */
+	uint64_t frontier;		/* [0, frontier) hashed */
+	uint64_t claimed;		/* [frontier, claimed) being hashed */
+	struct wrange *rg;		/* written, not yet hashed; sorted, disjoint, >= claimed */
+	size_t nrg, rgcap;
+	pthread_cond_t cond;		/* busy cleared */
+	struct upload *qnext;
 	unsigned mask;			/* algorithms hashed */
 	uid_t uid;
 	gid_t gid;
@@ -219,12 +230,20 @@ void pending_settle_dir(fuse_ino_t parent, fuse_req_t req);
 void pending_settle_name(fuse_ino_t parent, const char *name, fuse_req_t req);
 bool pending_any(void);
 
+/* hashq.c */
+int hashq_start(void);
+void hashq_shutdown(void);
+void hashq_wrote(struct upload *up, uint64_t off, uint64_t n);
+void hashq_step(struct upload *up);
+void hashq_stop_streaming(struct upload *up);
+
 /* scan.c */
 struct scan_result {
 	struct digests d;
 	bool has_pdq;
 	struct pdq_result pdq;
 	int match;			/* 1 match, 0 clean */
+	bool streamed;			/* exact digests came from the write stream (no re-read) */
 	struct match_hit hit;
 	uint64_t generation;
 };

@@ -452,6 +452,8 @@ int main(int argc, char *argv[])
 	snprintf(hgfs.st.backing, sizeof(hgfs.st.backing), "%s", hgfs.backing);
 	snprintf(hgfs.st.mountpoint, sizeof(hgfs.st.mountpoint), "%s", opts.mountpoint);
 	hgfs.st.started = time(NULL);
+	if (hashq_start() < 0)
+		hglog(LOG_WARNING, "no background hasher thread: hashing at close instead");
 	if (pthread_create(&hgfs.bg_thread, NULL, bg_main, NULL) != 0) {
 		hglog(LOG_ERR, "cannot start background thread");
 		goto out_unmount;
@@ -475,6 +477,7 @@ int main(int argc, char *argv[])
 	ret = ret ? 1 : 0;
 	atomic_store(&hgfs.stop, true);
 	pthread_join(hgfs.bg_thread, NULL);
+	hashq_shutdown();
 	hglog(LOG_NOTICE, "unmounting %s", opts.mountpoint);
 	{
 		struct fscfg *c = cfg_get();

@@ -168,9 +168,10 @@ void quarantine_log_clean(const struct verdict_ctx *v, const struct scan_result 
 	hglog_escape(epath, sizeof(epath), v->path ? v->path : "?", 0);
 	digest_hex(&r->d, HASH_SHA256, sha256);
 	hglog(LOG_INFO, "verdict=clean kind=%s path=\"%s\" uid=%u gid=%u pid=%d size=%llu "
-	      "sha256=%s pdq=%s generation=%llu", v->kind, epath, (unsigned)v->uid,
+	      "sha256=%s pdq=%s streamed=%s generation=%llu", v->kind, epath, (unsigned)v->uid,
 	      (unsigned)v->gid, (int)v->pid, (unsigned long long)r->d.size, sha256,
-	      r->has_pdq ? "yes" : "no", (unsigned long long)r->generation);
+	      r->has_pdq ? "yes" : "no", r->streamed ? "yes" : "no",
+	      (unsigned long long)r->generation);
 }
 
 void quarantine_log_error(const struct verdict_ctx *v, int err, bool published)

@@ -46,6 +46,7 @@ int scan_fd(int fd, const struct digests *streamed, struct scan_result *r)
 	need = algos & HASH_EXACT_MASK;
 	if (streamed && (streamed->mask & need) == need) {
 		r->d = *streamed;
+		r->streamed = true;
 	} else {
 		ret = hash_fd(fd, need, &r->d);
 		if (ret < 0)

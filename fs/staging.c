@@ -243,6 +243,7 @@ static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const c
 		return NULL;
 	}
 	pthread_mutex_init(&up->lock, NULL);
+	pthread_cond_init(&up->cond, NULL);
 	atomic_init(&up->refs, 1);
 	up->fd = -1;
 	up->state = UP_STAGED;
@@ -276,6 +277,8 @@ void upload_put(struct upload *up)
 	}
 	if (up->hashing)
 		hasher_release(&up->hasher);
+	free(up->rg);
+	pthread_cond_destroy(&up->cond);
 	if (up->fd >= 0)
 		close(up->fd);
 	inode_unref(up->parent);
@@ -570,33 +573,19 @@ int upload_write(struct upload *up, const void *buf, size_t len, off_t off)
 	ssize_t n;
 	int ret;
 
+	/* pwrite outside the lock: writeback may send several writes of one file at once */
+	n = pwrite(up->fd, buf, len, off);
+	ret = n < 0 ? -errno : (int)n;
 	pthread_mutex_lock(&up->lock);
 	if (up->state == UP_REJECTED) {
 		ret = -EACCES;
-		goto out;
-	}
-	n = pwrite(up->fd, buf, len, off);
-	if (n < 0) {
-		ret = -errno;
+	} else if (n < 0) {
 		/* A write the uploader saw fail leaves a file it did not mean: never publish it. */
 		if (!up->werr)
 			up->werr = ret;
-		goto out;
+	} else {
+		hashq_wrote(up, off, n);
 	}
-	if (up->hashing) {
-		if ((uint64_t)off == up->next_off) {
-			if (hasher_update(&up->hasher, buf, n) < 0) {
-				hasher_release(&up->hasher);
-				up->hashing = false;
-			}
-			up->next_off += n;
-		} else {
-			hasher_release(&up->hasher);
-			up->hashing = false;
-		}
-	}
-	ret = (int)n;
-out:
 	pthread_mutex_unlock(&up->lock);
 	return ret;
 }
@@ -621,10 +610,7 @@ bool upload_drop_writer(struct upload *up)
 void upload_dirty(struct upload *up)
 {
 	pthread_mutex_lock(&up->lock);
-	if (up->hashing) {
-		hasher_release(&up->hasher);
-		up->hashing = false;
-	}
+	hashq_stop_streaming(up);
 	pthread_mutex_unlock(&up->lock);
 }
 
@@ -733,12 +719,13 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 		goto published;
 	}
 	stat_add(&hgfs.st.uploads_scanned, 1);
-	if (up->hashing && fstat(up->fd, &st) == 0 && (uint64_t)st.st_size == up->next_off) {
+	hashq_step(up);		/* hash what the background hasher has not */
+	if (up->hashing && !up->nrg && fstat(up->fd, &st) == 0 &&
+	    (uint64_t)st.st_size == up->frontier) {
 		if (hasher_final(&up->hasher, &streamed) == 0)
 			sp = &streamed;
-		hasher_release(&up->hasher);
-		up->hashing = false;
 	}
+	hashq_stop_streaming(up);
 	ret = scan_fd(up->fd, sp, &r);
 	if (ret < 0) {
 		if (cfg->c.on_error == ON_ERROR_ALLOW) {

@@ -1,0 +1,218 @@
+/*
+ * hashq.c - hashing uploads while they are written, off the FUSE write path.
+ *
+ * Writes only record which byte ranges landed in the tmpfile.  The bytes are hashed in file
+ * order by re-reading them from the page cache (still hot), either by the background hasher
+ * thread (once an upload has a contiguous backlog worth it) or by the verdict itself for
+ * whatever is left, so small files cost one pread at close and big ones are hashed on the
+ * other core while the kernel is still copying.  Writes may arrive out of order (writeback
+ * cache, several threads): ranges wait until the gap before them is filled.  Any write below
+ * the hash frontier (a rewrite of hashed bytes), mmap or fallocate ends streaming, and the
+ * verdict re-reads the whole file instead.
+ *
+ * State lives in struct upload under up->lock; `busy` marks the one party hashing
+ * [frontier, claimed) without the lock, and owns the hasher meanwhile.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs/hgfs.h"
+#include "hashdb/hglog.h"
+
+#define HASHQ_CHUNK	(1u << 20)
+#define HASHQ_BACKLOG	(4u << 20)	/* contiguous bytes before the thread takes over */
+
+static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
+static struct upload *q_head, *q_tail;
+static bool q_stop;
+static pthread_t q_thread;
+static bool q_started;
+
+/* Called with up->lock held. */
+void hashq_stop_streaming(struct upload *up)
+{
+	if (!up->hashing)
+		return;
+	up->hashing = false;
+	if (!up->busy)
+		hasher_release(&up->hasher);
+	/* else the party hashing releases it when it comes back */
+	up->nrg = 0;
+}
+
+static int range_add(struct upload *up, uint64_t off, uint64_t end)
+{
+	size_t i, j;
+
+	/* find the first range that ends at or after off */
+	for (i = 0; i < up->nrg && up->rg[i].end < off; i++)
+		;
+	if (i < up->nrg && up->rg[i].off <= end) {
+		/* merge with i and any following ranges it touches */
+		if (off < up->rg[i].off)
+			up->rg[i].off = off;
+		if (end > up->rg[i].end)
+			up->rg[i].end = end;
+		for (j = i + 1; j < up->nrg && up->rg[j].off <= up->rg[i].end; j++)
+			if (up->rg[j].end > up->rg[i].end)
+				up->rg[i].end = up->rg[j].end;
+		memmove(&up->rg[i + 1], &up->rg[j], (up->nrg - j) * sizeof(*up->rg));
+		up->nrg -= j - i - 1;
+		return 0;
+	}
+	if (up->nrg == up->rgcap) {
+		size_t cap = up->rgcap ? up->rgcap * 2 : 8;
+		struct wrange *n;
+
+		if (cap > 4096)
+			return -ENOMEM;		/* hopelessly fragmented: re-read at close */
+		n = realloc(up->rg, cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		up->rg = n;
+		up->rgcap = cap;
+	}
+	memmove(&up->rg[i + 1], &up->rg[i], (up->nrg - i) * sizeof(*up->rg));
+	up->rg[i].off = off;
+	up->rg[i].end = end;
+	up->nrg++;
+	return 0;
+}
+
+static void enqueue(struct upload *up)
+{
+	if (up->queued || !q_started)
+		return;
+	up->queued = true;
+	atomic_fetch_add(&up->refs, 1);
+	pthread_mutex_lock(&q_lock);
+	up->qnext = NULL;
+	if (q_tail)
+		q_tail->qnext = up;
+	else
+		q_head = up;
+	q_tail = up;
+	pthread_cond_signal(&q_cond);
+	pthread_mutex_unlock(&q_lock);
+}
+
+/* Record a completed pwrite of [off, off+n).  Called with up->lock held. */
+void hashq_wrote(struct upload *up, uint64_t off, uint64_t n)
+{
+	if (!up->hashing || !n)
+		return;
+	if (off < up->claimed) {
+		hashq_stop_streaming(up);
+		return;
+	}
+	if (range_add(up, off, off + n) < 0) {
+		hashq_stop_streaming(up);
+		return;
+	}
+	if (up->nrg && up->rg[0].off == up->claimed &&
+	    up->rg[0].end - up->rg[0].off >= HASHQ_BACKLOG && !up->busy)
+		enqueue(up);
+}
+
+/*
+ * Hash the contiguous backlog at the frontier.  Called with up->lock held; drops it while
+ * reading.  Returns with the lock held.
+ */
+void hashq_step(struct upload *up)
+{
+	static __thread char *buf;
+	uint64_t pos, end;
+
+	while (up->busy)
+		pthread_cond_wait(&up->cond, &up->lock);
+	while (up->hashing && up->nrg && up->rg[0].off == up->frontier) {
+		int err = 0;
+
+		end = up->rg[0].end;
+		up->claimed = end;
+		up->busy = true;
+		memmove(&up->rg[0], &up->rg[1], (up->nrg - 1) * sizeof(*up->rg));
+		up->nrg--;
+		pthread_mutex_unlock(&up->lock);
+		if (!buf)
+			buf = malloc(HASHQ_CHUNK);
+		if (!buf)
+			err = -ENOMEM;
+		for (pos = up->frontier; !err && pos < end;) {
+			size_t want = end - pos > HASHQ_CHUNK ? HASHQ_CHUNK : end - pos;
+			ssize_t r = pread(up->fd, buf, want, pos);
+
+			if (r <= 0) {
+				err = r < 0 ? -errno : -EIO;
+				break;
+			}
+			if (hasher_update(&up->hasher, buf, r) < 0)
+				err = -ENOMEM;
+			pos += r;
+		}
+		pthread_mutex_lock(&up->lock);
+		up->busy = false;
+		pthread_cond_broadcast(&up->cond);
+		if (!up->hashing) {
+			hasher_release(&up->hasher);	/* stopped while we were busy */
+			break;
+		}
+		if (err) {
+			hashq_stop_streaming(up);
+			break;
+		}
+		up->frontier = end;
+	}
+}
+
+static void *hashq_main(void *arg)
+{
+	(void)arg;
+	for (;;) {
+		struct upload *up;
+
+		pthread_mutex_lock(&q_lock);
+		while (!q_head && !q_stop)
+			pthread_cond_wait(&q_cond, &q_lock);
+		if (!q_head) {
+			pthread_mutex_unlock(&q_lock);
+			break;
+		}
+		up = q_head;
+		q_head = up->qnext;
+		if (!q_head)
+			q_tail = NULL;
+		pthread_mutex_unlock(&q_lock);
+
+		pthread_mutex_lock(&up->lock);
+		up->queued = false;
+		if (up->state == UP_STAGED)
+			hashq_step(up);
+		pthread_mutex_unlock(&up->lock);
+		upload_put(up);
+	}
+	return NULL;
+}
+
+int hashq_start(void)
+{
+	if (pthread_create(&q_thread, NULL, hashq_main, NULL) != 0)
+		return -EAGAIN;
+	q_started = true;
+	return 0;
+}
+
+void hashq_shutdown(void)
+{
+	if (!q_started)
+		return;
+	pthread_mutex_lock(&q_lock);
+	q_stop = true;
+	pthread_cond_signal(&q_cond);
+	pthread_mutex_unlock(&q_lock);
+	pthread_join(q_thread, NULL);
+	q_started = false;
+}
