@@ -54,7 +54,7 @@ run_fsx "fsx through the mount as root: no divergence (seed $SEED, $OPS ops)" \
 # the visibility of in-flight uploads that the strict run above also checks.
 mkdir "$HG_MNT/p" "$REF/p"
 run_fsx "fsx -P -1 (uploads closed before names are used): no divergence (seed $SEED, $OPS ops)" \
-	"$FSX" -P -1 -s "$SEED" -n "$OPS" -c 200 "$HG_MNT/p" "$REF/p"
+	"$FSX" -P -1 -s "$SEED" -n "$OPS" -c "$CHK" "$HG_MNT/p" "$REF/p"
 
 # The same as an unprivileged tenant: creds, permission checks and umask on the daemon side.
 TU=4242
