@@ -3,8 +3,8 @@
 # dd with odd block sizes, two descriptors, appends over several open/close rounds,
 # write-then-truncate, truncate after publishing, mmap (new and existing file), reopen-and-
 # pwrite, non-sequential writes, copy_file_range (between files on the mount: the kernel
-# refuses it across filesystems), rename
-# while open, tee.  Each case checks the known bytes are nowhere in the backing dir.
+# refuses it across filesystems), rename while open, tee, mmap writes after close(), hard links (to an open upload, to a file
+# rewritten in place).  Each case checks the known bytes are nowhere in the backing dir.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 FSOP=$HG_TOOLS/fsop
@@ -83,6 +83,22 @@ absent "tee"
 
 nok "shell redirection of cat into a new file reports failure" bash -c "cat '$K' >'$M/redir'"
 absent "cat >"
+
+# writes that arrive after close(): through a shared mapping kept after the descriptor closed
+"$FSOP" mmapclose "$M/mmc" "$K" >/dev/null 2>&1
+sleep 1
+absent "mmap writes after close()"
+ok "... and the daemon is still serving" bash -c "echo x >'$M/alive' && test -e '$B/alive'"
+
+# hard links: to an upload still open, and to a published file later rewritten in place
+"$FSOP" linkopen "$M/lo" "$K" "$M/lo-link" >/dev/null 2>&1
+ok "hard link made while the known upload is open: no file under either name" \
+	bash -c "test ! -e '$B/lo' && { test ! -e '$B/lo-link' || ! cmp -s '$K' '$B/lo-link'; }"
+absent "hard link to an open upload"
+cp "$W/z" "$M/hl1" && ln "$M/hl1" "$M/hl2"
+ok "in-place rewrite of a hard-linked file into known content fails at close" \
+	hg_refused "$FSOP" pwriteover "$M/hl1" "$K"
+absent "in-place rewrite of a hard-linked file"
 
 ok "sparse-style write (seek past a hole, then fill it) fails" hg_refused bash -c "
 	dd if='$K' of='$M/sp' bs=1000 skip=100 seek=100 status=none &&

@@ -13,6 +13,11 @@
  *   fsop cfr DST SRC...        create DST and copy_file_range each SRC into it, in order
  *   fsop slow DST SRC MS       create DST, write the first half of SRC, sleep MS ms, write the
  *                              rest, close (a slow upload for staging tests)
+ *   fsop mmapclose DST SRC     create DST, size it, mmap it shared, close the descriptor (the
+ *                              upload's close), then write SRC through the mapping, msync and
+ *                              munmap: the bytes arrive after the close()
+ *   fsop linkopen DST SRC LINK create DST, write SRC, hard-link DST to LINK while still open,
+ *                              close
  *
  * Every step that fails prints "fsop: STEP: strerror (ERRNAME)" to stderr; the exit status is
  * 0 when every step (including each close) succeeded, 1 otherwise, 64 on bad usage.  The
@@ -322,6 +327,59 @@ static int do_slow(char **av)
 	return rc;
 }
 
+static int do_mmapclose(char **av)
+{
+	size_t len;
+	char *buf = slurp(av[1], &len);
+	void *p;
+	int fd, rc = 0;
+
+	if (!buf || !len)
+		return 1;
+	fd = create(av[0]);
+	if (fd < 0) {
+		free(buf);
+		return 1;
+	}
+	if (ftruncate(fd, len) < 0)
+		rc = fail("ftruncate");
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		close(fd);
+		free(buf);
+		return fail("mmap");
+	}
+	rc |= close_checked(fd, "close");
+	memcpy(p, buf, len);
+	if (msync(p, len, MS_SYNC) < 0)
+		rc |= fail("msync");
+	if (munmap(p, len) < 0)
+		rc |= fail("munmap");
+	free(buf);
+	return rc;
+}
+
+static int do_linkopen(char **av)
+{
+	size_t len;
+	char *buf = slurp(av[1], &len);
+	int fd, rc;
+
+	if (!buf)
+		return 1;
+	fd = create(av[0]);
+	if (fd < 0) {
+		free(buf);
+		return 1;
+	}
+	rc = pwrite_all(fd, buf, len, 0);
+	if (link(av[0], av[2]) < 0)
+		rc |= fail("link");
+	rc |= close_checked(fd, "close");
+	free(buf);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	const char *op = argc > 1 ? argv[1] : "";
@@ -346,7 +404,11 @@ int main(int argc, char **argv)
 		return do_cfr(ac, av);
 	if (strcmp(op, "slow") == 0 && ac == 3)
 		return do_slow(av);
+	if (strcmp(op, "mmapclose") == 0 && ac == 2)
+		return do_mmapclose(av);
+	if (strcmp(op, "linkopen") == 0 && ac == 3)
+		return do_linkopen(av);
 	fprintf(stderr, "usage: fsop renameat2|twofd|reverse|mmap|mmapover|pwriteover|"
-		"writetrunc|cfr|slow ARGS (see the comment at the top of fsop.c)\n");
+		"writetrunc|cfr|slow|mmapclose|linkopen ARGS (see the comment at the top of fsop.c)\n");
 	return 64;
 }
