@@ -160,6 +160,7 @@ struct hgfs {
 
 	bool scan;			/* scan=off: benchmark baseline, no hashing at all */
 	bool writeback;
+	bool splice_read;		/* splice WRITE data from /dev/fuse into files */
 	double timeout;			/* entry/attr timeout */
 	bool foreground;
 	bool debug;
@@ -209,7 +210,7 @@ int staging_init(void);
 int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t mode,
 		  struct upload **out, struct stat *st);
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);
-int upload_write(struct upload *up, const void *buf, size_t len, off_t off);
+int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off);
 void upload_dirty(struct upload *up);
 void upload_add_writer(struct upload *up);
 /* Drop a writer; true when it was the last one. */

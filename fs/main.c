@@ -6,8 +6,9 @@
  * Options: every hashgate.conf key (db=, quarantine=, on_match=, on_error=, scan_max_size=,
  * pdq=, pdq_threshold=, pdq_min_quality=, ...), config=PATH, and daemon-only ones:
  * scan=on|off (off: stage and publish without hashing, the benchmark baseline),
- * writeback=on|off (kernel writeback cache), timeout=SECONDS (entry/attr cache).  All other
- * options go to FUSE; default_permissions is always added.
+ * writeback=on|off (kernel writeback cache, default off), splice=on|off (move written data
+ * from /dev/fuse with splice, default on), timeout=SECONDS (entry/attr cache, default 1).
+ * All other options go to FUSE; default_permissions is always added.
  *
  * The daemon refuses to start without a readable database, a usable quarantine store and
  * audit log: it never runs in a mode where a match could be neither stored nor recorded.
@@ -67,7 +68,8 @@ static void usage(const char *prog)
 		"  -f            stay in the foreground, log to stderr\n"
 		"  -o config=PATH, db=PATH, quarantine=DIR, on_match=quarantine|block,\n"
 		"     on_error=deny|allow, scan_max_size=SIZE, pdq=on|off, pdq_threshold=N,\n"
-		"     pdq_min_quality=N, scan=on|off, writeback=on|off, timeout=SECONDS,\n"
+		"     pdq_min_quality=N, scan=on|off, writeback=on|off, splice=on|off,\n"
+		"     timeout=SECONDS,\n"
 		"     and FUSE options (allow_other, ...)\n", prog);
 }
 
@@ -118,6 +120,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 		return parse_onoff(k, eq + 1, &hgfs.scan) < 0 ? -1 : 0;
 	if (strcmp(k, "writeback") == 0 && eq)
 		return parse_onoff(k, eq + 1, &hgfs.writeback) < 0 ? -1 : 0;
+	if (strcmp(k, "splice") == 0 && eq)
+		return parse_onoff(k, eq + 1, &hgfs.splice_read) < 0 ? -1 : 0;
 	if (strcmp(k, "timeout") == 0 && eq) {
 		char *end;
 
@@ -360,6 +364,7 @@ int main(int argc, char *argv[])
 
 	umask(0);	/* modes come from the kernel with the caller's umask applied */
 	hgfs.scan = true;
+	hgfs.splice_read = true;	/* measured: faster large writes and small creates */
 	hgfs.timeout = 1.0;
 	hgfs.root_fd = hgfs.staging_fd = -1;
 	pthread_mutex_init(&hgfs.mnt_lock, NULL);

@@ -111,6 +111,8 @@ static void hg_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (hgfs.splice_read && (conn->capable & FUSE_CAP_SPLICE_READ))
+		conn->want |= FUSE_CAP_SPLICE_READ;
 	conn->max_write = 1024 * 1024;
 	conn->max_readahead = 1024 * 1024;
 }
@@ -815,19 +817,26 @@ static void hg_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 }
 
-static void hg_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+/*
+ * write_buf: with splice the data goes from /dev/fuse to the file without passing through
+ * our memory; uploads are hashed afterwards from the page cache (hashq.c).
+ */
+static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_buf, off_t off,
+			 struct fuse_file_info *fi)
 {
 	struct fh *fh = fh_of(fi);
 	struct inode *in = ino_to_inode(ino);
 	ssize_t n;
 
 	if (fh->up && fh->fd < 0) {
-		n = upload_write(fh->up, buf, size, off);
+		n = upload_write(fh->up, in_buf, off);
 	} else {
-		n = pwrite(fh->fd, buf, size, off);
-		if (n < 0)
-			n = -errno;
+		struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
+
+		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		out.buf[0].fd = fh->fd;
+		out.buf[0].pos = off;
+		n = fuse_buf_copy(&out, in_buf, 0);
 		if (fh->up && n > 0)
 			upload_dirty(fh->up);
 	}
@@ -1250,7 +1259,7 @@ const struct fuse_lowlevel_ops hgfs_ops = {
 	.create = hg_create,
 	.open = hg_open,
 	.read = hg_read,
-	.write = hg_write,
+	.write_buf = hg_write_buf,
 	.flush = hg_flush,
 	.release = hg_release,
 	.fsync = hg_fsync,

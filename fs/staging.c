@@ -568,13 +568,18 @@ int upload_getattr(struct upload *up, struct stat *st)
 	return 0;
 }
 
-int upload_write(struct upload *up, const void *buf, size_t len, off_t off)
+int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 {
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
 	ssize_t n;
 	int ret;
 
-	/* pwrite outside the lock: writeback may send several writes of one file at once */
-	n = pwrite(up->fd, buf, len, off);
+	/* No lock around the copy: writeback may send several writes of one file at once. */
+	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	out.buf[0].fd = up->fd;
+	out.buf[0].pos = off;
+	n = fuse_buf_copy(&out, in, 0);
+	errno = n < 0 ? (int)-n : 0;
 	ret = n < 0 ? -errno : (int)n;
 	pthread_mutex_lock(&up->lock);
 	if (up->state == UP_REJECTED) {
