@@ -4,18 +4,29 @@
  * Behaviour (what tests and users can rely on):
  *  - Everything under BACKING_DIR is passed through, keyed by backing inodes.  The root's
  *    .hashgate-staging directory and the quarantine directory (when inside BACKING_DIR) can
- *    not be looked up, listed, created, renamed or linked to through the mount.
+ *    not be looked up, listed, created, renamed or linked to through the mount; names
+ *    starting with ".hashgate-tmp." are reserved (EPERM) and never listed.
  *  - Objects created through the mount belong to the calling uid/gid (group of a setgid
  *    directory); permissions are checked by the kernel (default_permissions is forced on).
- *  - create(), and write-opens with O_TRUNC or of an empty regular file with a single link,
- *    stage the content in an O_TMPFILE: the name in BACKING_DIR does not exist / keeps its
- *    old content until the verdict.  The uploader sees the staged file (fstat, and lookups
- *    of the name by the same uid); other users see the backing directory as it is.
- *  - The verdict is made at FLUSH, i.e. in the close() that ends the upload.  Clean: the file
- *    is renamed over the name atomically; close() returns 0.  Match (quarantine or block):
- *    nothing is published, close() fails with EACCES.  Scan failure: close() fails with EIO
- *    and nothing is published (on_error=allow publishes and logs instead).  A process that
- *    dies without close gets the same verdict at RELEASE (no error can be returned then).
+ *  - create(), and write-opens with O_TRUNC or of an empty regular file with a single link and
+ *    no other open descriptor, stage the content in an O_TMPFILE: the name in BACKING_DIR does
+ *    not exist / keeps its old content until the verdict.  The uploading process, its parent,
+ *    its children and its parent's other children (e.g. the shell that started it) find the
+ *    staged name on lookup; only the uploading process can open it.  Other processes see
+ *    the backing directory as it is (open of another process's staged new name: ENOENT;
+ *    of a file being rewritten: its old content, uncached).
+ *  - The verdict is made at FLUSH, i.e. in the close() that ends the upload: a close while the
+ *    closing process or its parent still holds a descriptor of the file (dup2 by a shell, a
+ *    second open) does not end it, the last one does.  Clean: the file is renamed over the
+ *    name atomically; close() returns 0.  Match (quarantine or block): nothing is published,
+ *    close() fails with EACCES.  Scan failure: close() fails with EIO and nothing is
+ *    published (on_error=allow publishes and logs instead).  A write that failed (ENOSPC)
+ *    makes the upload unpublishable: close() returns that error.  A process that dies
+ *    without close gets the verdict at RELEASE of the last writer (no error can be returned).
+ *  - The uploader's own namespace operations see its staged files as a plain file system
+ *    would: link, rename (from/onto), rmdir of / readdir of the directory holding them first
+ *    give the upload its verdict (a rejected upload is then gone: link fails with EACCES,
+ *    the others act on a missing file); unlink cancels it.
  *  - Other writes to existing files (append, reopen-and-write, truncate, fallocate,
  *    copy_file_range, mmap) go straight to the file; the file is rescanned at every FLUSH and
  *    RELEASE after such a change when it is at most scan_max_size, and a truncate through a
@@ -24,7 +35,10 @@
  *  - Writes after a publish (second descriptor, mmap pages written back late) are rescanned
  *    at that handle's FLUSH/RELEASE the same way.
  *  - Locks (flock, fcntl) are handled by the kernel locally for this mount.
- *  - Hard links to a staged (unpublished) file are refused with EBUSY.
+ *  - Hard links to another process's staged (unpublished) file are refused with EBUSY.
+ *  - Writes are spliced from /dev/fuse (splice=off to copy); uploads are hashed from the page
+ *    cache behind the writes by a background thread (hashq.c), so the write path never waits
+ *    for hashing; the close waits for the rest.
  */
 #include <dirent.h>
 #include <errno.h>
