@@ -73,7 +73,8 @@ for i in $(seq 1 16); do
 done
 is "$hung" "" "16 writers to one name: none hangs (15 s watchdog)"
 is "$odd" "" "16 writers to one name: every clean writer succeeds (O_CREAT without O_EXCL never gets EEXIST)"
-ok "16 writers to one name: the result is the clean content" cmp "$W/src/1" "$B/same"
+ok "16 writers to one name: the result is the clean content" cmp "$W/src/1" "$B/same" ||
+	diag "  backing 'same': $(stat -c '%s bytes' "$B/same" 2>&1), clean is $(stat -c %s "$W/src/1") bytes"
 ok "... and the known content is absent" hg_content_absent "$HG_K_SHA1"
 
 done_testing
