@@ -24,6 +24,16 @@ done
 rec=$(sqlite3 -readonly -separator ' ' "$HG_QDIR/records.db" \
 	"SELECT uid, gid, size FROM records WHERE path IN ('up-md5.bin','/up-md5.bin') LIMIT 1" 2>&1)
 is "$rec" "0 0 65537" "the record holds uploader uid, gid and size"
+sha=$(hg_sha256 "$HG_K_SHA256")
+is "$(sqlite3 -readonly -separator ' ' "$HG_QDIR/records.db" \
+	"SELECT sha256, list, category, algo, distance, action, mode FROM records WHERE path IN ('up-sha256.bin','/up-sha256.bin') LIMIT 1" 2>&1)" \
+	"$sha t-sha256 illegal sha256 0 quarantine $((0644))" "the record holds the upload's sha256, the matched list, category, algorithm, distance, action and mode"
+is "$(sqlite3 -readonly "$HG_QDIR/records.db" \
+	"SELECT md5 IS NOT NULL AND sha1 IS NOT NULL AND pid > 0 AND time >= $(($(date +%s) - 120)) FROM records WHERE path IN ('up-sha256.bin','/up-sha256.bin') LIMIT 1" 2>&1)" \
+	1 "the record holds all hashes, the uploader's pid and a recent time"
+id=$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT id FROM records WHERE path IN ('up-sha256.bin','/up-sha256.bin') LIMIT 1" 2>/dev/null)
+ok "hashgate quarantine export gives back the original bytes" \
+	bash -c "'$HG_CLI' --config '$HG_CONF' quarantine export '$id' --out '$HG_TMP/exported' && cmp '$HG_TMP/exported' '$HG_K_SHA256'"
 ok "quarantined content is stored (objects/ not empty)" \
 	bash -c "test -n \"\$(find '$HG_QDIR' -path '*objects*' -type f | head -n1)\""
 ok "quarantined content is not stored in the clear" bash -c "
