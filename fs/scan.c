@@ -194,6 +194,9 @@ int scan_inplace(struct inode *in, int fd, fuse_req_t req, const char *why)
 	} else {
 		pull(in);
 		atomic_store(&in->sgen, wsnap);
+		/* nor may the kernel's page cache keep serving the pulled bytes */
+		if (hgfs.se)
+			fuse_lowlevel_notify_inval_inode(hgfs.se, inode_to_ino(in), 0, 0);
 	}
 out:
 	free(path);

@@ -688,6 +688,7 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	enum hg_action act;
 	uint64_t wsnap;
 	char *path;
+	bool inval;
 	int ret, pret;
 
 	pend_remove(up);	/* before up->lock: the pending table lock comes first */
@@ -770,6 +771,13 @@ out:
 	pret = ret;
 	free(path);
 	cfg_put(cfg);
+	inval = up->state == UP_REJECTED && up->replaces;
 	pthread_mutex_unlock(&up->lock);
+	/*
+	 * The kernel's page cache of a rejected rewrite holds the rejected bytes under the old
+	 * file's inode: drop it (outside up->lock, the kernel may wait for a write in flight).
+	 */
+	if (inval && hgfs.se)
+		fuse_lowlevel_notify_inval_inode(hgfs.se, inode_to_ino(up->inode), 0, 0);
 	return pret;
 }
