@@ -52,7 +52,8 @@
 #define TAKE_MAX	32		/* files a worker takes per lock round trip */
 #define QUEUE_CAP	8192		/* files queued */
 #define READ_CHUNK	(1024 * 1024)
-#define BATCH_ROWS	4000
+#define ROWS_WAKE	512		/* rows that wake the scan db writer */
+#define ROWS_MAX	65536		/* rows queued before workers wait for the writer */
 
 static void usage(FILE *f)
 {
@@ -116,6 +117,15 @@ struct batch {
 	struct item it[BATCH];
 };
 
+/* One scan db row on its way to the writer thread. */
+struct row {
+	char *path;
+	int64_t dev, ino, size, mtime, ctime;
+	uint8_t md5[16], sha1[20], sha256[32];
+	uint8_t *pdq;			/* ndih * 32 bytes, or NULL */
+	int pdqlen, quality;
+};
+
 struct counters {
 	atomic_uint_fast64_t files, bytes, hashed, hashed_bytes, reused, matches, errors, skipped,
 			     queued, quarantined;
@@ -143,11 +153,15 @@ struct scan {
 	bool walk_done;
 	struct batch *cur;		/* being filled by the walker (main thread only) */
 
-	pthread_mutex_t wlock;		/* the scan db writer */
+	/* The scan db writer thread and the rows queued for it. */
+	pthread_mutex_t wlock;
+	pthread_cond_t wwake, wspace;
+	struct row *rows;
+	size_t nrows, caprows;
+	bool wdone;
+	pthread_t wtid;
 	sqlite3 *wdb;
 	sqlite3_stmt *ins;
-	unsigned pending;
-	int64_t batch_start;
 
 	pthread_mutex_t olock;		/* report output */
 	FILE *jmatches, *jerrors;
@@ -309,51 +323,111 @@ out_err:
 	return -EIO;
 }
 
-/* With wlock held. */
-static void scandb_commit_locked(struct scan *s)
-{
-	if (s->pending) {
-		if (sqlite3_exec(s->wdb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-			report_error(s, s->cli->cfg.scan_db, sqlite3_errmsg(s->wdb), 0);
-		s->pending = 0;
-	}
-}
-
+/*
+ * Queue a row for the writer thread.  Workers never wait on SQLite: inserting under a shared
+ * lock made them queue behind each other's inserts (a 100k-file first scan took 70% longer
+ * than one without the scan db); now they only append to an array.
+ */
 static void scandb_store(struct scan *s, const char *path, const struct stat *st,
 			 const struct digests *d, const struct pdq_result *pdq)
 {
-	sqlite3_stmt *ins = s->ins;
+	struct row r = {
+		.dev = (int64_t)st->st_dev, .ino = (int64_t)st->st_ino, .size = st->st_size,
+		.mtime = ts_ns(&st->st_mtim), .ctime = ts_ns(&st->st_ctim),
+	};
 
+	r.path = strdup(path);
+	if (pdq) {
+		r.pdqlen = pdq->ndih * 32;
+		r.pdq = malloc((size_t)r.pdqlen);
+		if (r.pdq)
+			memcpy(r.pdq, pdq->hash, (size_t)r.pdqlen);
+		r.quality = pdq->quality;
+	}
+	if (!r.path || (pdq && !r.pdq)) {
+		free(r.path);
+		free(r.pdq);
+		return;			/* not recorded: the next scan reads it again */
+	}
+	memcpy(r.md5, d->md5, 16);
+	memcpy(r.sha1, d->sha1, 20);
+	memcpy(r.sha256, d->sha256, 32);
 	pthread_mutex_lock(&s->wlock);
-	if (!s->pending) {
-		if (sqlite3_exec(s->wdb, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {
+	while (s->nrows >= ROWS_MAX)
+		pthread_cond_wait(&s->wspace, &s->wlock);
+	if (s->nrows == s->caprows) {
+		size_t ncap = s->caprows ? 2 * s->caprows : 1024;
+		struct row *nr = realloc(s->rows, ncap * sizeof(*nr));
+
+		if (!nr) {
 			pthread_mutex_unlock(&s->wlock);
+			free(r.path);
+			free(r.pdq);
 			return;
 		}
-		s->batch_start = (int64_t)time(NULL);
+		s->rows = nr;
+		s->caprows = ncap;
 	}
-	sqlite3_reset(ins);
-	sqlite3_bind_text(ins, 1, path, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(ins, 2, (sqlite3_int64)st->st_dev);
-	sqlite3_bind_int64(ins, 3, (sqlite3_int64)st->st_ino);
-	sqlite3_bind_int64(ins, 4, st->st_size);
-	sqlite3_bind_int64(ins, 5, ts_ns(&st->st_mtim));
-	sqlite3_bind_int64(ins, 6, ts_ns(&st->st_ctim));
-	sqlite3_bind_blob(ins, 7, d->md5, 16, SQLITE_STATIC);
-	sqlite3_bind_blob(ins, 8, d->sha1, 20, SQLITE_STATIC);
-	sqlite3_bind_blob(ins, 9, d->sha256, 32, SQLITE_STATIC);
-	if (pdq)
-		sqlite3_bind_blob(ins, 10, pdq->hash, pdq->ndih * 32, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(ins, 10);
-	sqlite3_bind_int(ins, 11, pdq ? pdq->quality : 0);
-	sqlite3_bind_int64(ins, 12, (sqlite3_int64)time(NULL));
-	if (sqlite3_step(ins) != SQLITE_DONE)
-		report_error(s, path, "cannot record in the scan database", 0);
-	sqlite3_clear_bindings(ins);
-	if (++s->pending >= BATCH_ROWS || (int64_t)time(NULL) - s->batch_start >= 2)
-		scandb_commit_locked(s);
+	s->rows[s->nrows++] = r;
+	if (s->nrows >= ROWS_WAKE)
+		pthread_cond_signal(&s->wwake);
 	pthread_mutex_unlock(&s->wlock);
+}
+
+static void *writer_main(void *arg)
+{
+	struct scan *s = arg;
+	sqlite3_stmt *ins = s->ins;
+
+	for (;;) {
+		struct row *rows;
+		size_t n;
+
+		pthread_mutex_lock(&s->wlock);
+		while (s->nrows < ROWS_WAKE && !s->wdone)
+			pthread_cond_wait(&s->wwake, &s->wlock);
+		if (!s->nrows && s->wdone) {
+			pthread_mutex_unlock(&s->wlock);
+			break;
+		}
+		rows = s->rows;
+		n = s->nrows;
+		s->rows = NULL;
+		s->nrows = s->caprows = 0;
+		pthread_cond_broadcast(&s->wspace);
+		pthread_mutex_unlock(&s->wlock);
+
+		sqlite3_exec(s->wdb, "BEGIN", NULL, NULL, NULL);
+		for (size_t i = 0; i < n; i++) {
+			struct row *r = &rows[i];
+
+			sqlite3_bind_text(ins, 1, r->path, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(ins, 2, r->dev);
+			sqlite3_bind_int64(ins, 3, r->ino);
+			sqlite3_bind_int64(ins, 4, r->size);
+			sqlite3_bind_int64(ins, 5, r->mtime);
+			sqlite3_bind_int64(ins, 6, r->ctime);
+			sqlite3_bind_blob(ins, 7, r->md5, 16, SQLITE_STATIC);
+			sqlite3_bind_blob(ins, 8, r->sha1, 20, SQLITE_STATIC);
+			sqlite3_bind_blob(ins, 9, r->sha256, 32, SQLITE_STATIC);
+			if (r->pdq)
+				sqlite3_bind_blob(ins, 10, r->pdq, r->pdqlen, SQLITE_STATIC);
+			else
+				sqlite3_bind_null(ins, 10);
+			sqlite3_bind_int(ins, 11, r->quality);
+			sqlite3_bind_int64(ins, 12, (sqlite3_int64)time(NULL));
+			if (sqlite3_step(ins) != SQLITE_DONE)
+				report_error(s, r->path, "cannot record in the scan database", 0);
+			sqlite3_reset(ins);
+			sqlite3_clear_bindings(ins);
+			free(r->path);
+			free(r->pdq);
+		}
+		if (sqlite3_exec(s->wdb, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+			report_error(s, s->cli->cfg.scan_db, sqlite3_errmsg(s->wdb), 0);
+		free(rows);
+	}
+	return NULL;
 }
 
 /* 1 and the stored digests when the row matches st exactly, else 0. */
@@ -1139,6 +1213,7 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 	char err[512];
 	long jobs = sysconf(_SC_NPROCESSORS_ONLN);
 	int npaths = 0, i, r, rc = EXIT_ERROR, started = 0, prog_started = 0;
+	int writer_started = 0;
 
 	s = calloc(1, sizeof(*s));
 	paths = calloc((size_t)argc, sizeof(*paths));
@@ -1248,6 +1323,8 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 	}
 	pthread_mutex_init(&s->qlock, NULL);
 	pthread_mutex_init(&s->wlock, NULL);
+	pthread_cond_init(&s->wwake, NULL);
+	pthread_cond_init(&s->wspace, NULL);
 	pthread_mutex_init(&s->olock, NULL);
 	pthread_cond_init(&s->qnonempty, NULL);
 	pthread_cond_init(&s->qnonfull, NULL);
@@ -1273,11 +1350,24 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 	exclude(s, cli->cfg.quarantine, "");
 	exclude(s, cli->cfg.audit_log, "");
 	clock_gettime(CLOCK_MONOTONIC, &s->t0);
+	if (s->wdb) {
+		if (pthread_create(&s->wtid, NULL, writer_main, s) == 0)
+			writer_started = 1;
+		else
+			s->record = false;	/* before the workers start: they read it */
+	}
 	for (i = 0; i < jobs; i++, started++)
 		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)
 			break;
 	if (!started) {
 		cli_error(CMD, "cannot start threads");
+		if (writer_started) {
+			pthread_mutex_lock(&s->wlock);
+			s->wdone = true;
+			pthread_cond_signal(&s->wwake);
+			pthread_mutex_unlock(&s->wlock);
+			pthread_join(s->wtid, NULL);
+		}
 		goto out_workers;
 	}
 	if (s->progress && pthread_create(&prog, NULL, progress_main, s) == 0)
@@ -1300,8 +1390,11 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 	}
 	if (s->wdb) {
 		pthread_mutex_lock(&s->wlock);
-		scandb_commit_locked(s);
+		s->wdone = true;
+		pthread_cond_signal(&s->wwake);
 		pthread_mutex_unlock(&s->wlock);
+		if (writer_started)
+			pthread_join(s->wtid, NULL);
 		for (i = 0; i < jobs; i++) {	/* readers off the WAL, so it can be truncated */
 			sqlite3_finalize(w[i].sel);
 			w[i].sel = NULL;
@@ -1334,6 +1427,8 @@ out_sync:
 	pthread_cond_destroy(&s->qnonfull);
 	pthread_mutex_destroy(&s->qlock);
 	pthread_mutex_destroy(&s->wlock);
+	pthread_cond_destroy(&s->wwake);
+	pthread_cond_destroy(&s->wspace);
 	pthread_mutex_destroy(&s->olock);
 	sqlite3_finalize(s->ins);
 	sqlite3_close(s->wdb);
