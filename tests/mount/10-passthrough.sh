@@ -100,6 +100,13 @@ is "$(stat -f -c '%b %S' "$M")" "$(stat -f -c '%b %S' "$B")" "statfs reports the
 ok "fsync through the mount" dd if=/dev/zero of="$M/sync" bs=4096 count=4 conv=fsync status=none
 ok "flock" flock -x "$M/sync" true
 ok "a second exclusive flock waits/fails while one is held" sh -c "flock -x '$M/sync' sleep 1 & sleep 0.3; ! flock -xn '$M/sync' true; r=\$?; wait; exit \$r"
+ok "POSIX (fcntl) write lock: a second process cannot take a conflicting lock" perl -e '
+	use Fcntl qw(F_SETLK F_WRLCK SEEK_SET); use POSIX qw(EAGAIN EACCES);
+	my $l = pack("s s x4 q q i x4", F_WRLCK, SEEK_SET, 0, 0, 0);
+	open(my $f, "+<", $ARGV[0]) or die "open: $!"; fcntl($f, F_SETLK, $l) or die "lock: $!";
+	my $pid = fork(); if (!$pid) { open(my $g, "+<", $ARGV[0]) or exit 3;
+		exit(fcntl($g, F_SETLK, $l) ? 1 : ($!{EAGAIN} || $!{EACCES}) ? 0 : 2); }
+	waitpid($pid, 0); exit($? >> 8);' "$M/sync"
 mkdir "$M/many"
 for i in $(seq 1 300); do : >"$M/many/f$i"; done
 is "$(ls "$M/many" | wc -l)" 300 "readdir lists 300 entries"

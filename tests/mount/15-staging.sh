@@ -91,6 +91,19 @@ ok "the writer unlinks its still-open upload, then closes" bash -c "
 	exec 3>'$M/gone'; head -c 5000 '$W/mv' >&3; rm '$M/gone' && exec 3>&-"
 ok "... nothing is published" test ! -e "$B/gone"
 
+# another user (allow_other mount) during an upload: sees neither the name nor any byte
+hg_umount
+hg_mount allow_other || bail "remount with allow_other failed"
+mkdir -m 0777 "$M/shared"
+hg_random "$W/u2" 800001
+slow_start "$M/shared/up" "$W/u2" 2500; hg_result $((1 - $?)) "a slow upload into a shared dir has started"
+got=$(hg_as 2001 2001 timeout 2 cat "$M/shared/up" 2>/dev/null | wc -c)
+is "$got" 0 "uid 2001 reads none of the unscanned bytes"
+nok "uid 2001 does not see the name while it is being written" hg_as 2001 2001 stat "$M/shared/up"
+wait "$SLOW"; rc=$?
+is "$rc" 0 "the upload's close succeeded"
+ok "afterwards uid 2001 reads the published file" bash -c "hg_as() { setpriv --reuid=\$1 --regid=\$2 --clear-groups -- \"\${@:3}\"; }; hg_as 2001 2001 cat '$M/shared/up' | cmp - '$W/u2'"
+
 # O_TRUNC open of an existing file without any write, then close: a zero-length upload
 printf 'abc\n' >"$M/empty-me"
 ok "truncating open (: >) succeeds" bash -c ": >'$M/empty-me'"
