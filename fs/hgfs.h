@@ -221,6 +221,8 @@ bool upload_open_elsewhere(struct upload *up, pid_t pid);
 /* True if pids a and b belong to the same process. */
 bool same_process(pid_t a, pid_t b);
 bool related_process(pid_t asker, pid_t writer);
+/* Does pid hold an fd on this mount of the kernel inode number kino? */
+bool process_holds(pid_t pid, ino_t kino);
 int upload_getattr(struct upload *up, struct stat *st);
 void upload_put(struct upload *up);
 struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid);

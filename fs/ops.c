@@ -775,7 +775,11 @@ writer:
 		 * With other descriptors open the file must stay one file (they see the
 		 * truncation and their writes land in it): then it is rewritten in place.
 		 */
-		if (stage && atomic_load(superseding ? &in->plainfh : &in->openfh) > !superseding)
+		if (stage && superseding && atomic_load(&in->plainfh) > 0)
+			stage = false;
+		/* Other processes holding the old file keep it (as after rsync's rename). */
+		if (stage && !superseding && atomic_load(&in->openfh) > 1 &&
+		    process_holds(ctx->pid, in->ino))
 			stage = false;
 		if (stage && upload_replace(req, in, &up) == 0) {
 			fh->up = up;

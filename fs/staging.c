@@ -531,6 +531,11 @@ static bool pid_holds(pid_t pid, ino_t kino)
 	return found;
 }
 
+bool process_holds(pid_t pid, ino_t kino)
+{
+	return pid > 0 && hgfs.mnt_real && pid_holds(pid, kino);
+}
+
 /*
  * FLUSH comes with every close(), also of one of several descriptors sharing the open file
  * (shell redirections dup2 and close the original before any byte is written; a child that
