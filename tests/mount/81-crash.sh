@@ -26,7 +26,7 @@ done
 KNOWN=("$HG_K_SHA256" "$HG_K_MD5" "$HG_K_SHA1" "$HG_K_BIG")
 
 # writer ID ROUND: uploads pool files to fresh names (sometimes over its own earlier names)
-# with cp or dd of odd block sizes; logs "A name pool" before and "D name" after success.
+# with cp or dd of odd block sizes; logs "A name pool cp|dd" before and "D name" after success.
 writer() {
 	local id=$1 r=$2 i=0 p name log=$MAN/r$2-w$1
 	RANDOM=$((BASHPID * 31 + id))
@@ -39,8 +39,10 @@ writer() {
 			name=f$i
 			i=$((i + 1))
 		fi
-		echo "A $name $p" >>"$log"
-		if [ $((RANDOM % 2)) = 0 ]; then
+		how=cp
+		[ $((RANDOM % 2)) = 0 ] && how=dd
+		echo "A $name $p $how" >>"$log"
+		if [ $how = cp ]; then
 			cp "$POOL/$p" "$M/r$r/w$id/$name" 2>/dev/null || continue
 		else
 			dd if="$POOL/$p" of="$M/r$r/w$id/$name" bs=$((4093 + RANDOM % 70000)) \
@@ -100,7 +102,7 @@ verify_round() {
 	for log in "$MAN"/r$r-w*; do
 		[ -e "$log" ] || continue
 		id=${log##*-}
-		while read -r tag name p; do
+		while read -r tag name p _; do
 			if [ "$tag" = A ]; then
 				allowed[$id/$name]="${allowed[$id/$name]} ${PSHA[$p]}"
 			else
@@ -127,7 +129,9 @@ verify_round() {
 		case " ${allowed[$rel]} " in
 		*" $sha "*) ;;
 		*)	bad=$((bad + 1))
-			diag "r$r/$rel: content ($(stat -c %s "$f") bytes) is not a complete upload to that name" ;;
+			diag "r$r/$rel: content ($(stat -c %s "$f") bytes) is not a complete upload to that name;" \
+				"  its writer's log: $(grep -E "^[AD] ${rel#*/}( |\$)" "$MAN/r$r-${rel%%/*}" |
+					tail -n 4 | tr '\n' ';')" ;;
 		esac
 	done < <(find "$B/r$r" -type f -print0 2>/dev/null)
 	is "$bad" 0 "round $r: no partial, foreign or known content under any of $checked final names"
