@@ -486,19 +486,22 @@ bool related_process(pid_t asker, pid_t writer)
 	return same_process(asker, wp) || ap == wp;
 }
 
-/* Does pid have an fd on this mount whose inode number is kino? */
-static bool pid_holds(pid_t pid, ino_t kino)
+/*
+ * Does pid have an fd on this mount whose inode number is kino?  1 yes, 0 no, -1 it has no
+ * descriptors at all (exiting: its files are being closed) or cannot be read.
+ */
+static int pid_holds(pid_t pid, ino_t kino)
 {
 	char p[320], link[PATH_MAX], info[512];
 	struct dirent *de;
-	bool found = false;
+	bool found = false, any = false;
 	DIR *d;
 	int dfd;
 
 	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
 	d = opendir(p);
 	if (!d)
-		return false;
+		return -1;
 	dfd = dirfd(d);
 	while (!found && (de = readdir(d))) {
 		ssize_t n;
@@ -507,6 +510,7 @@ static bool pid_holds(pid_t pid, ino_t kino)
 
 		if (de->d_name[0] == '.')
 			continue;
+		any = true;
 		n = readlinkat(dfd, de->d_name, link, sizeof(link) - 1);
 		if (n <= 0)
 			continue;
@@ -528,12 +532,12 @@ static bool pid_holds(pid_t pid, ino_t kino)
 			found = true;
 	}
 	closedir(d);
-	return found;
+	return found ? 1 : any ? 0 : -1;
 }
 
 bool process_holds(pid_t pid, ino_t kino)
 {
-	return pid > 0 && hgfs.mnt_real && pid_holds(pid, kino);
+	return pid > 0 && hgfs.mnt_real && pid_holds(pid, kino) == 1;
 }
 
 /*
@@ -546,13 +550,16 @@ bool process_holds(pid_t pid, ino_t kino)
 bool upload_open_elsewhere(struct upload *up, pid_t pid)
 {
 	pid_t pp;
+	int h;
 
 	if (pid <= 0 || !hgfs.mnt_real)
 		return false;
-	if (pid_holds(pid, up->kino))
+	h = pid_holds(pid, up->kino);
+	if (h == 1)
 		return true;
+	/* A child writing to an inherited fd (cat closes its stdout): does the parent hold it? */
 	pp = ppid_of(pid);
-	return pp > 1 && pid_holds(pp, up->kino);
+	return pp > 1 && pid_holds(pp, up->kino) == 1;
 }
 
 int upload_getattr(struct upload *up, struct stat *st)
