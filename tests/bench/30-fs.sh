@@ -10,9 +10,9 @@
 # Variants: bare (the backing filesystem itself), on (hashgatefs scanning against a database
 # holding md5, sha1 and sha256 lists: every algorithm is hashed), off (hashgatefs -o scan=off).
 # All three live on the same filesystem under one scratch dir; variants are interleaved per
-# workload within each round and BENCH_ROUNDS rounds are run; the table shows the best rate
-# per cell (the machine is shared: the best round is the one least disturbed), and every
-# round is printed too.
+# workload within each round and BENCH_ROUNDS rounds are run; the table shows the median
+# rate per cell and every round is printed too (on a shared machine single rounds swing by
+# several times: read the per-round rows before trusting a ratio).
 # Targets (issue 5): on costs < 10% against off; write on >= 0.6x bare; create on >= 0.3x bare.
 # Exit 0 when every target is met, 1 when one is missed or a step failed.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -158,22 +158,24 @@ for r in $(seq "$ROUNDS"); do
 done
 
 # --- table -------------------------------------------------------------------------------------
-best() {	# best WORKLOAD VARIANT: the highest rate over the rounds (least disturbed by others)
-	awk -v w="$1" -v v="$2" '$1 == w && $2 == v && $3 > m { m = $3 } END { printf "%.1f\n", m }' "$RES"
+median() {	# median WORKLOAD VARIANT over the rounds
+	awk -v w="$1" -v v="$2" '$1 == w && $2 == v { print $3 }' "$RES" | sort -g |
+		awk '{ a[NR] = $1 } END { if (NR == 0) print "0.0"; else if (NR % 2) print a[(NR + 1) / 2];
+			else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 unit() { case $1 in write) echo "MB/s" ;; create|untar) echo "files/s" ;; stat) echo "stats/s" ;;
 	readdir) echo "entries/s" ;; esac; }
 printf '\n%-8s %-10s %12s %12s %12s %9s %9s %10s\n' workload unit bare scan-off scan-on \
 	off/bare on/bare on-vs-off
 for w in write create stat readdir untar; do
-	b=$(best "$w" bare) on=$(best "$w" on) off=$(best "$w" off)
+	b=$(median "$w" bare) on=$(median "$w" on) off=$(median "$w" off)
 	printf '%-8s %-10s %12s %12s %12s %9s %9s %10s\n' "$w" "$(unit "$w")" "$b" "$off" "$on" \
 		"$(awk -v a="$off" -v b="$b" 'BEGIN{printf "x%.2f", (b > 0 ? a / b : 0)}')" \
 		"$(awk -v a="$on" -v b="$b" 'BEGIN{printf "x%.2f", (b > 0 ? a / b : 0)}')" \
 		"$(awk -v a="$on" -v b="$off" 'BEGIN{printf "%+.1f%%", (a > 0 ? (b / a - 1) * 100 : 0)}')"
 	eval "B_$w=$b ON_$w=$on OFF_$w=$off"
 done
-echo "(best rate of $ROUNDS rounds per cell; on-vs-off = extra time scanning costs against scan=off)"
+echo "(median rate of $ROUNDS rounds per cell; on-vs-off = extra time scanning costs against scan=off)"
 echo "per-round rates:"
 for w in write create stat readdir untar; do
 	printf '  %-8s' "$w"
