@@ -27,21 +27,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct hashdb db;
 static int db_ready;
+static char db_dir[] = "/tmp/fuzz-import.XXXXXX";
+
+/* SQLite recreates -wal/-shm next to the file, so the directory is removed at exit. */
+static void db_cleanup(void)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+	char path[96];
+	size_t i;
+
+	hashdb_close(&db);
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(path, sizeof(path), "%s/h.db%s", db_dir, suffix[i]);
+		unlink(path);
+	}
+	rmdir(db_dir);
+}
 
 static void db_setup(void)
 {
-	char dir[] = "/tmp/fuzz-import.XXXXXX", path[64], err[512];
+	char path[96], err[512];
 
-	if (!mkdtemp(dir))
+	if (!mkdtemp(db_dir))
 		abort();
-	snprintf(path, sizeof(path), "%s/h.db", dir);
+	snprintf(path, sizeof(path), "%s/h.db", db_dir);
 	if (hashdb_open(&db, path, HASHDB_CREATE, err, sizeof(err)) < 0) {
 		fprintf(stderr, "fuzz-import: %s\n", err);
 		abort();
 	}
-	/* The file is only ever reached through db; unlinking keeps /tmp clean on exit. */
-	unlink(path);
-	rmdir(dir);
+	atexit(db_cleanup);
 	db_ready = 1;
 }
 
