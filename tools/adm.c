@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "hashdb/audit.h"
+#include "hashdb/hglog.h"
 #include "tools/adm.h"
 
 void adm_actor(char *buf, size_t len)
@@ -127,6 +128,24 @@ void adm_json_print(FILE *f, const char *s)
 	fputc('"', f);
 	fputs(adm_json_escape(buf, len, s), f);
 	fputc('"', f);
+	if (buf != stackbuf)
+		free(buf);
+}
+
+void adm_text_print(FILE *f, const char *s)
+{
+	char stackbuf[1024], *buf = stackbuf;
+	size_t need = hglog_escape(stackbuf, sizeof(stackbuf), s, 0);
+
+	if (need >= sizeof(stackbuf)) {
+		buf = malloc(need + 1);
+		if (!buf) {
+			fputs("(out of memory)", f);
+			return;
+		}
+		hglog_escape(buf, need + 1, s, 0);
+	}
+	fputs(buf, f);
 	if (buf != stackbuf)
 		free(buf);
 }

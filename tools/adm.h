@@ -29,6 +29,12 @@ int adm_audit_check(struct cli *cli, const char *cmd);
 char *adm_json_escape(char *dst, size_t len, const char *s);
 /* Print s as a quoted JSON string. */
 void adm_json_print(FILE *f, const char *s);
+/*
+ * Print an untrusted string (a file name) for a human: control bytes, backslash, quotes and
+ * invalid UTF-8 escaped (hglog_escape), so a name can never forge a line or a terminal
+ * sequence and still decodes back unambiguously.
+ */
+void adm_text_print(FILE *f, const char *s);
 
 /*
  * --since: a duration back from now ("7d", "12h"), a unix time ("@1700000000"), a date

@@ -132,8 +132,11 @@ static void print_show(const struct qrecord *r, int stored)
 	       adm_fmt_time(r->upload_time, t), r->time - r->upload_time);
 	printf("uploader:     uid %" PRIu32 " gid %" PRIu32 " pid %" PRId32 "\n", r->uid, r->gid,
 	       r->pid);
-	printf("mount:        %s\n", r->mount);
-	printf("path:         %s\n", r->path);
+	printf("mount:        ");
+	adm_text_print(stdout, r->mount);
+	printf("\npath:         ");
+	adm_text_print(stdout, r->path);
+	putchar('\n');
 	printf("size:         %" PRIu64 "\n", r->size);
 	printf("mode:         %04o\n", r->mode & 07777);
 	for (int a = HASH_MD5; a <= HASH_SHA256; a++) {
@@ -151,7 +154,11 @@ static void print_show(const struct qrecord *r, int stored)
 	printf("matched:      %s", algo_name(r->algo));
 	if (r->algo == HASH_PDQ)
 		printf(" (distance %d)", r->distance);
-	printf(" in list %s, category %s\n", r->list, r->category);
+	printf(" in list ");
+	adm_text_print(stdout, r->list);
+	printf(", category ");
+	adm_text_print(stdout, r->category);
+	putchar('\n');
 	printf("action:       %s\n", config_action_name(r->action));
 	printf("content:      %s\n", stored ? "stored (encrypted)" : "not stored");
 	printf("legal hold:   %s\n", r->held ? "yes" : "no");
@@ -211,12 +218,17 @@ static int do_list(struct cli *cli, const struct qopts *o)
 		for (size_t i = 0; i < n; i++) {
 			const struct qrecord *x = &recs[i];
 
+			/* list and category are validated names; mount and path are not. */
 			printf("%6" PRId64 "  %-20s  %6" PRIu32 "  %10" PRIu64 "  %-6s  %-16s  %-10s"
-			       "  %-10s  %c%c%c    %s/%s\n", x->id, adm_fmt_time(x->time, t), x->uid,
+			       "  %-10s  %c%c%c    ", x->id, adm_fmt_time(x->time, t), x->uid,
 			       x->size, algo_name(x->algo), x->list, x->category,
 			       config_action_name(x->action), x->held ? 'H' : '-',
 			       x->restored ? 'R' : '-',
-			       qstore_has_content(q, x->id) == 1 ? 'C' : '-', x->mount, x->path);
+			       qstore_has_content(q, x->id) == 1 ? 'C' : '-');
+			adm_text_print(stdout, x->mount);
+			putchar('/');
+			adm_text_print(stdout, x->path);
+			putchar('\n');
 		}
 		if (cli_interactive(cli))
 			printf("%zu record%s  (flags: H held, R restored, C content stored)\n", n,
@@ -478,9 +490,12 @@ static int do_restore(struct cli *cli, const struct qopts *o)
 	if (adm_audit(cli, CMD, "quarantine.restore", "\"id\":%" PRId64 ",\"to\":\"%s\"", id,
 		      adm_json_escape(esc, sizeof(esc), dest)) < 0)
 		goto out;
-	if (!cli->quiet)
-		printf("restored record %" PRId64 " to %s (owner %" PRIu32 ":%" PRIu32 ", mode %04o)\n",
-		       id, dest, rec.uid, rec.gid, rec.mode & 07777);
+	if (!cli->quiet) {
+		printf("restored record %" PRId64 " to ", id);
+		adm_text_print(stdout, dest);
+		printf(" (owner %" PRIu32 ":%" PRIu32 ", mode %04o)\n", rec.uid, rec.gid,
+		       rec.mode & 07777);
+	}
 	want_allow = o->allow;
 	if (!want_allow && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
 		want_allow = ask_yes("Was this a false positive?  Add its hashes to the allowlist "

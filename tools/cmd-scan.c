@@ -232,8 +232,9 @@ static void report_error(struct scan *s, const char *path, const char *what, int
 	} else {
 		if (s->progress)
 			fputs("\r\033[K", stderr);
-		fprintf(stderr, "hashgate scan: %s: %s%s%s\n", path, what, err ? ": " : "",
-			err ? strerror(err) : "");
+		fputs("hashgate scan: ", stderr);
+		adm_text_print(stderr, path);
+		fprintf(stderr, ": %s%s%s\n", what, err ? ": " : "", err ? strerror(err) : "");
 	}
 	pthread_mutex_unlock(&s->olock);
 }
@@ -257,7 +258,9 @@ static void report_match(struct scan *s, const char *path, uint64_t size,
 	} else {
 		if (s->progress)
 			fputs("\r\033[K", stderr);
-		printf("MATCH  %s  list=%s category=%s algo=%s", path, hit->list, hit->category,
+		fputs("MATCH  ", stdout);
+		adm_text_print(stdout, path);
+		printf("  list=%s category=%s algo=%s", hit->list, hit->category,
 		       hash_algo_name(hit->algo));
 		if (hit->algo == HASH_PDQ)
 			printf(" distance=%d", hit->distance);

@@ -123,8 +123,11 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			printf("no hashgatefs instance running (state dir %s)\n", cli->cfg.state_dir);
 		for (size_t k = 0; k < n; k++) {
 			fmt_uptime(now - st[k].started, up, sizeof(up));
-			printf("\nhashgatefs pid %ld: %s (backing %s)\n", (long)st[k].pid,
-			       st[k].mountpoint, st[k].backing);
+			printf("\nhashgatefs pid %ld: ", (long)st[k].pid);
+			adm_text_print(stdout, st[k].mountpoint);
+			printf(" (backing ");
+			adm_text_print(stdout, st[k].backing);
+			printf(")\n");
 			printf("  started     %s, up %s; status updated %" PRId64 " s ago\n",
 			       adm_fmt_time(st[k].started, t), up, now - st[k].updated);
 			printf("  database    generation %" PRIu64 "%s\n", st[k].generation,
