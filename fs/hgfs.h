@@ -47,6 +47,7 @@ struct inode {
 	uint64_t nlookup;		/* kernel lookup count; under table lock */
 	uint64_t refs;			/* our own references (open files, uploads); table lock */
 	mode_t type;			/* S_IFMT bits */
+	ino_t kino;			/* st_ino first reported: the kernel's i_ino, kept by rekey */
 
 	pthread_mutex_t lock;		/* handle, fd, up, name */
 	struct file_handle *handle;	/* NULL when the fs has no handles: then fd */

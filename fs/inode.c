@@ -161,6 +161,7 @@ static int inode_new(int fd, int dirfd, const struct stat *st, struct inode **ou
 	pthread_mutex_init(&in->lock, NULL);
 	in->dev = st->st_dev;
 	in->ino = st->st_ino;
+	in->kino = st->st_ino;
 	in->type = st->st_mode & S_IFMT;
 	in->fd = -1;
 	h->handle_bytes = MAX_HANDLE_SZ;

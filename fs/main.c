@@ -314,10 +314,12 @@ static int open_backing(void)
 		return -1;
 	}
 	hgfs.root_dev = st.st_dev;
-	hgfs.root_ino = st.st_ino;
+	hgfs.root.ino = st.st_ino;
+	hgfs.root.kino = st.st_ino;
 	pthread_mutex_init(&hgfs.root.lock, NULL);
 	hgfs.root.dev = st.st_dev;
 	hgfs.root.ino = st.st_ino;
+	hgfs.root.kino = st.st_ino;
 	hgfs.root.type = S_IFDIR;
 	hgfs.root.fd = hgfs.root_fd;
 	hgfs.root.nlookup = 2;

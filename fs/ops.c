@@ -217,6 +217,36 @@ static void hg_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_attr(req, &st, hgfs.timeout);
 }
 
+/*
+ * A descriptor opened for writing without O_TRUNC, truncated to 0 before any write, is a
+ * rewrite too (dd does this): switch it to a staged upload so the old content stays until
+ * the verdict.  Same conditions as at open.
+ */
+static bool fh_restage(struct fh *fh, fuse_req_t req)
+{
+	struct inode *in;
+	struct upload *up;
+
+	if (!fh || fh->up || fh->fd < 0 || !fh->writable || fh->wrote || fh->dir)
+		return false;
+	in = fh->inode;
+	if (!S_ISREG(in->type) || atomic_load(&in->openfh) != 1)
+		return false;
+	if (upload_replace(req, in, &up) < 0)
+		return false;
+	close(fh->fd);
+	fh->fd = -1;
+	fh->up = up;
+	upload_add_writer(up);
+	fh->counted = true;
+	if (fh->plain) {
+		fh->plain = false;
+		atomic_fetch_sub(&in->plainfh, 1);
+	}
+	atomic_fetch_sub(&in->writers, 1);
+	return true;
+}
+
 static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		       struct fuse_file_info *fi)
 {
@@ -253,7 +283,9 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			ret = -EINVAL;
 			goto out;
 		}
-		if (t.up || (fh && fh->fd >= 0 && fh->writable)) {
+		if (!t.up && attr->st_size == 0 && fh_restage(fh, req)) {
+			/* dd without conv=notrunc: open, then ftruncate(0) - a rewrite after all */
+		} else if (t.up || (fh && fh->fd >= 0 && fh->writable)) {
 			fd = t.up ? t.up->fd : fh->fd;
 			if (ftruncate(fd, attr->st_size) < 0) {
 				ret = -errno;
@@ -779,7 +811,7 @@ writer:
 			stage = false;
 		/* Other processes holding the old file keep it (as after rsync's rename). */
 		if (stage && !superseding && atomic_load(&in->openfh) > 1 &&
-		    process_holds(ctx->pid, in->ino))
+		    process_holds(ctx->pid, in->kino))
 			stage = false;
 		if (stage && upload_replace(req, in, &up) == 0) {
 			fh->up = up;

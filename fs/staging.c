@@ -398,7 +398,7 @@ int upload_replace(fuse_req_t req, struct inode *in, struct upload **out)
 	pthread_mutex_unlock(&in->lock);
 	inode_ref(in);
 	up->inode = in;
-	up->kino = in->ino;
+	up->kino = in->kino;	/* what /proc/PID/fdinfo shows for the kernel's inode */
 	inode_fd_put(parent, pfd);
 	pend_insert(up);
 	*out = up;
