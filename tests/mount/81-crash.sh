@@ -201,16 +201,28 @@ done
 # dd dup()s and closes its output descriptor before writing (a FLUSH before the data), so this
 # is also the case of an upload whose first close came early.
 hg_mount || bail "mount failed (in-flight round)"
+hg_random "$W/old" 300000
+ok "in-flight: an existing file is uploaded" cp "$W/old" "$M/inflight-old"
 { cat "$HG_K_BIG"; sleep 3; } | dd of="$M/inflight-dd" bs=65536 status=none 2>/dev/null &
 p1=$!
 { cat "$HG_K_SHA256"; sleep 3; } | cat >"$M/inflight-cat" 2>/dev/null &
 p2=$!
-HG_BG_PIDS="$HG_BG_PIDS $p1 $p2"
+# a rewrite of an existing file, and one right after that file's own upload (same shell)
+{ cat "$HG_K_MD5"; sleep 3; } | dd of="$M/inflight-old" bs=65536 status=none 2>/dev/null &
+p3=$!
+( cp "$W/old" "$M/inflight-b2b" && { cat "$HG_K_SHA1"; sleep 3; } |
+	dd of="$M/inflight-b2b" bs=4097 status=none ) 2>/dev/null &
+p4=$!
+HG_BG_PIDS="$HG_BG_PIDS $p1 $p2 $p3 $p4"
 sleep 1.5
 ok "in-flight: while the known uploads are still open, their bytes are not in the backing dir" \
 	bash -c "! cmp -s '$HG_K_BIG' '$B/inflight-dd' && ! cmp -s '$HG_K_SHA256' '$B/inflight-cat'"
-BGP="$p1 $p2"
+BGP="$p1 $p2 $p3 $p4"
 ok "in-flight: daemon killed with -9 before the uploads were closed" crash
+ok "in-flight: the rewritten existing file keeps its old content" cmp "$W/old" "$B/inflight-old"
+ok "in-flight: so does the one rewritten right after its own upload" cmp "$W/old" "$B/inflight-b2b"
+ok "in-flight: the rewrites' known bytes are nowhere in the backing dir" \
+	bash -c "$(declare -f hg_content_absent hg_sha256); B='$B'; HG_BACK='$B'; hg_content_absent '$HG_K_MD5' && hg_content_absent '$HG_K_SHA1'"
 ok "in-flight: the dd upload's bytes are nowhere in the backing dir" hg_content_absent "$HG_K_BIG"
 ok "in-flight: the shell-redirect upload's bytes are nowhere in the backing dir" \
 	hg_content_absent "$HG_K_SHA256"
