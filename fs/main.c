@@ -236,6 +236,16 @@ static void status_fill(struct hg_status *st)
 	}
 }
 
+
+/* The database generation of the snapshot in use, for log lines. */
+static uint64_t slot_generation(void)
+{
+	struct matcher *m = matcher_slot_get(&hgfs.slot);
+	uint64_t g = matcher_generation(m);
+
+	matcher_put(m);
+	return g;
+}
 static void *bg_main(void *arg)
 {
 	struct timespec ts = { 1, 0 };
@@ -256,12 +266,7 @@ static void *bg_main(void *arg)
 			      err);
 		else if (ret == 1)
 			hglog(LOG_NOTICE, "database generation %llu loaded",
-			      (unsigned long long)({
-				      struct matcher *m = matcher_slot_get(&hgfs.slot);
-				      uint64_t g = matcher_generation(m);
-				      matcher_put(m);
-				      g;
-			      }));
+			      (unsigned long long)slot_generation());
 		was_bad = ret < 0;
 		if (++tick % 5 == 0) {
 			struct fscfg *c = cfg_get();
@@ -467,12 +472,7 @@ int main(int argc, char *argv[])
 	}
 	hglog(LOG_NOTICE, "mounted %s on %s (scan=%s, generation %llu)", hgfs.backing,
 	      opts.mountpoint, hgfs.scan ? "on" : "off",
-	      (unsigned long long)({
-		      struct matcher *m = matcher_slot_get(&hgfs.slot);
-		      uint64_t g = matcher_generation(m);
-		      matcher_put(m);
-		      g;
-	      }));
+	      (unsigned long long)slot_generation());
 
 	if (opts.singlethread) {
 		ret = fuse_session_loop(hgfs.se);
