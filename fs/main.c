@@ -236,7 +236,6 @@ static void status_fill(struct hg_status *st)
 	}
 }
 
-
 /* The database generation of the snapshot in use, for log lines. */
 static uint64_t slot_generation(void)
 {
@@ -246,6 +245,7 @@ static uint64_t slot_generation(void)
 	matcher_put(m);
 	return g;
 }
+
 static void *bg_main(void *arg)
 {
 	struct timespec ts = { 1, 0 };
