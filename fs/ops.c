@@ -15,6 +15,12 @@
  *    staged name on lookup; only the uploading process can open it.  Other processes see
  *    the backing directory as it is (open of another process's staged new name: ENOENT;
  *    of a file being rewritten: its old content, uncached).
+ *  - A published rewrite keeps the inode number the kernel first saw (as truncating in place
+ *    would), though the backing file is a new one.  A write-open with O_TRUNC of an inode
+ *    whose name is meanwhile another file (a concurrent upload was published over it) or
+ *    gone, and any open of an inode whose backing file is gone, fails with ESTALE: the
+ *    kernel then looks the name up again and retries (O_CREAT creates), instead of
+ *    truncating a file no longer under the name or failing with ENOENT.
  *  - The verdict is made at FLUSH, i.e. in the close() that ends the upload: a close while the
  *    closing process or its parent still holds a descriptor of the file (dup2 by a shell, a
  *    second open) does not end it, the last one does.  Clean: the file is renamed over the
@@ -107,6 +113,12 @@ static void entry_of(struct fuse_entry_param *e, struct inode *in, const struct 
 	memset(e, 0, sizeof(*e));
 	e->ino = inode_to_ino(in);
 	e->attr = *st;
+	/*
+	 * The kernel takes i_ino from every reply: keep it the number it first saw, although
+	 * a published rewrite moves the inode to another backing file (inode_rekey).  Open
+	 * descriptors are recognised by it in /proc/PID/fdinfo (upload_open_elsewhere).
+	 */
+	e->attr.st_ino = in->kino;
 	e->attr_timeout = hgfs.timeout;
 	e->entry_timeout = hgfs.timeout;
 }
@@ -201,6 +213,7 @@ static int do_getattr(struct inode *in, struct stat *st)
 	} else if (fstat(t.fd, st) < 0) {
 		ret = -errno;
 	}
+	st->st_ino = in->kino;	/* see entry_of */
 	tgt_put(&t);
 	return ret;
 }
@@ -723,7 +736,7 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct inode *in = ino_to_inode(ino);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	bool wr = (fi->flags & O_ACCMODE) != O_RDONLY;
-	bool superseding = false;
+	bool superseding = false, up_enoent = false;
 	struct upload *up = NULL;
 	char proc[64];
 	struct fh *fh;
@@ -749,6 +762,7 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (up && !same_process(ctx->pid, up->pid)) {
 		/* Nobody but the uploading process reads or writes unscanned bytes. */
 		ret = up->replaces ? 0 : -ENOENT;
+		up_enoent = ret < 0;
 		upload_put(up);
 		up = NULL;
 		if (ret < 0)
@@ -813,12 +827,22 @@ writer:
 		if (stage && !superseding && atomic_load(&in->openfh) > 1 &&
 		    process_holds(ctx->pid, in->kino))
 			stage = false;
-		if (stage && upload_replace(req, in, &up) == 0) {
-			fh->up = up;
-			fh->writable = true;
-			upload_add_writer(up);
-	fh->counted = true;
-			goto done;
+		if (stage) {
+			ret = upload_replace(req, in, &up);
+			if (ret == 0) {
+				fh->up = up;
+				fh->writable = true;
+				upload_add_writer(up);
+				fh->counted = true;
+				goto done;
+			}
+			/*
+			 * The name is now another file (or none): truncating this one in place
+			 * would destroy content no longer under the name and publish unscanned
+			 * bytes.  ESTALE makes the kernel look the name up again and retry.
+			 */
+			if (ret == -ESTALE)
+				goto err;
 		}
 		/* In place: written through, rescanned at close. */
 		fh->fd = inode_fd(in, open_flags(fi->flags));
@@ -852,6 +876,13 @@ done:
 	}
 	return;
 err:
+	/*
+	 * An inode whose file is gone (a rejected upload, a name published over by another
+	 * upload) answers ESTALE, not ENOENT: the kernel then looks the name up afresh and
+	 * retries once, so an open with O_CREAT creates instead of failing.
+	 */
+	if (ret == -ENOENT && !up_enoent)
+		ret = -ESTALE;
 	fh_free(fh);
 	fuse_reply_err(req, -ret);
 }

@@ -41,6 +41,13 @@ static size_t pend_hash(fuse_ino_t parent, const char *name)
 
 static atomic_int npending;
 
+/*
+ * Held across publish's rename over a name and the rekey of the replaced inode, and across
+ * upload_replace's check that the name is still the inode's file: without it a rewrite
+ * opened between the two saw a mismatch and fell back to truncating in place.
+ */
+static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
+
 bool pending_any(void)
 {
 	return atomic_load(&npending) > 0;
@@ -370,10 +377,21 @@ int upload_replace(fuse_req_t req, struct inode *in, struct upload **out)
 		ret = pfd;
 		goto err_up;
 	}
-	/* Only a file that is exactly this name's single link can be replaced by rename. */
-	ret = -EXDEV;
+	/*
+	 * Only a file that is exactly this name's single link can be replaced by rename.  A
+	 * name that is gone or now another file (a concurrent upload published over it) makes
+	 * this inode stale: -ESTALE, so that open lets the kernel look the name up again.
+	 */
+	pthread_mutex_lock(&name_lock);
+	ret = -ESTALE;
 	if (fstatat(pfd, up->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != in->dev ||
-	    st.st_ino != in->ino || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+	    st.st_ino != in->ino) {
+		pthread_mutex_unlock(&name_lock);
+		goto err_pfd;
+	}
+	pthread_mutex_unlock(&name_lock);
+	ret = -EXDEV;
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
 		goto err_pfd;
 	up->mode = st.st_mode & 0777;
 	up->fd = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, st.st_mode & 01777);
@@ -654,8 +672,10 @@ static int publish(struct upload *up)
 		ret = -errno;
 		goto out;
 	}
+	pthread_mutex_lock(&name_lock);
 	if (renameat(ldir, tmp, pfd, up->name) < 0) {
 		ret = -errno;
+		pthread_mutex_unlock(&name_lock);
 		unlinkat(ldir, tmp, 0);
 		goto out;
 	}
@@ -667,6 +687,7 @@ static int publish(struct upload *up)
 			hglog(LOG_ERR, "rekey after publish failed: %s", strerror(-ret));
 		ret = 0;
 	}
+	pthread_mutex_unlock(&name_lock);
 	inode_set_name(up->inode, inode_to_ino(up->parent), up->name);
 out:
 	inode_fd_put(up->parent, pfd);
