@@ -202,7 +202,7 @@ err_free:
 	if (in)
 		pthread_mutex_destroy(&in->lock);
 	free(in);
-	return ret;
+	return ret < 0 ? ret : -EIO;	/* never "success" without *out */
 }
 
 static bool same_handle(const struct file_handle *a, const struct file_handle *b)
@@ -261,7 +261,7 @@ bool inode_is_hidden(struct inode *parent, const char *name, const struct stat *
 
 int inode_lookup(struct inode *parent, const char *name, struct stat *st, struct inode **out)
 {
-	struct inode *in, *fresh;
+	struct inode *in, *fresh = NULL;
 	int pfd, fd = -1, dfd, ret;
 
 	if (inode_is_hidden(parent, name, NULL))
@@ -351,7 +351,7 @@ out_pfd:
 
 int inode_from_fd(int fd, int dirfd, const struct stat *st, struct inode **out)
 {
-	struct inode *fresh;
+	struct inode *fresh = NULL;
 	int ret;
 
 	ret = inode_new(fd, S_ISDIR(st->st_mode) ? fd : dirfd, st, &fresh);

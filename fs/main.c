@@ -206,7 +206,7 @@ static void reload_config(void)
 	}
 	pthread_mutex_lock(&hgfs.cfg_lock);
 	old = hgfs.cfg;
-	if (strcmp(old->c.db, n->c.db) || strcmp(old->c.quarantine, n->c.quarantine))
+	if (strcmp(old->c.db, n->c.db) != 0 || strcmp(old->c.quarantine, n->c.quarantine) != 0)
 		hglog(LOG_WARNING, "SIGHUP: db/quarantine path changes need a remount; "
 		      "keeping the open ones");
 	hgfs.cfg = n;

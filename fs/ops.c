@@ -67,7 +67,9 @@ static struct fh *fh_of(struct fuse_file_info *fi)
 /* The fd file operations go to: the handle's own, or the staged upload's tmpfile. */
 static int fh_fd(struct fh *fh)
 {
-	return fh->fd >= 0 ? fh->fd : fh->up->fd;
+	if (fh->fd >= 0)
+		return fh->fd;
+	return fh->up ? fh->up->fd : -1;	/* -1: the syscall fails with EBADF */
 }
 
 /* An fd to act on for inode-level operations: the staged tmpfile while one exists. */

@@ -448,7 +448,7 @@ static pid_t ppid_of(pid_t pid)
 	rp = strrchr(buf, ')');
 	if (!rp || strlen(rp) < 5)
 		return 0;
-	return (pid_t)atoi(rp + 4);
+	return (pid_t)strtol(rp + 4, NULL, 10);
 }
 
 static pid_t tgid_of(pid_t pid)
@@ -467,7 +467,7 @@ static pid_t tgid_of(pid_t pid)
 		return 0;
 	buf[n] = 0;
 	t = strstr(buf, "\nTgid:");
-	return t ? (pid_t)atoi(t + 6) : 0;
+	return t ? (pid_t)strtol(t + 6, NULL, 10) : 0;
 }
 
 bool same_process(pid_t a, pid_t b)

@@ -8,6 +8,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,7 +118,8 @@ int config_parse_size(const char *s, uint64_t *out)
 		return -EINVAL;
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || v < 0)
+	/* "inf", "nan" and 1e300 parse as doubles; reject them before any integer cast. */
+	if (errno || end == s || !isfinite(v) || v < 0 || v >= 18446744073709551615.0)
 		return -EINVAL;
 	switch (toupper((unsigned char)*end)) {
 	case 'K': mult = 1ull << 10; end++; break;
@@ -134,10 +136,10 @@ int config_parse_size(const char *s, uint64_t *out)
 		end++;
 	if (*end)
 		return -EINVAL;
-	if (mult == 1 && v != (double)(uint64_t)v)
-		return -EINVAL;		/* "1.5" bytes makes no sense */
 	if (v * (double)mult >= 18446744073709551615.0)
 		return -ERANGE;
+	if (mult == 1 && v != (double)(uint64_t)v)
+		return -EINVAL;		/* "1.5" bytes makes no sense */
 	*out = (uint64_t)(v * (double)mult);
 	return 0;
 }

@@ -130,6 +130,9 @@ static void test_set(void)
 	ok(config_parse_size("-1", &sz) < 0 && config_parse_size("12Q", &sz) < 0 &&
 	   config_parse_size("", &sz) < 0 && config_parse_size("1.5", &sz) < 0,
 	   "bad sizes refused");
+	ok(config_parse_size("inf", &sz) < 0 && config_parse_size("nan", &sz) < 0 &&
+	   config_parse_size("1e123", &sz) < 0 && config_parse_size("20000000T", &sz) < 0,
+	   "infinite, NaN and out-of-range sizes refused (no undefined cast)");
 	ok(config_parse_duration("12h", &d) == 0 && d == 43200, "duration 12h");
 	ok(config_parse_duration("45", &d) == 0 && d == 45, "bare duration is seconds");
 	ok(config_parse_duration("3x", &d) < 0 && config_parse_duration("-3d", &d) < 0,
