@@ -150,12 +150,12 @@ int config_parse_duration(const char *s, int64_t *out)
 	long long v;
 	int64_t mult = 1;
 
-	if (!s || !*s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	if (strcasecmp(s, "forever") == 0) {
+	if (s && strcasecmp(s, "forever") == 0) {
 		*out = 0;
 		return 0;
 	}
+	if (!s || !*s || !isdigit((unsigned char)*s))
+		return -EINVAL;
 	errno = 0;
 	v = strtoll(s, &end, 10);
 	if (errno || v < 0)

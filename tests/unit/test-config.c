@@ -135,6 +135,7 @@ static void test_set(void)
 	   "infinite, NaN and out-of-range sizes refused (no undefined cast)");
 	ok(config_parse_duration("12h", &d) == 0 && d == 43200, "duration 12h");
 	ok(config_parse_duration("45", &d) == 0 && d == 45, "bare duration is seconds");
+	ok(config_parse_duration("forever", &d) == 0 && d == 0, "forever is 0 (keep)");
 	ok(config_parse_duration("3x", &d) < 0 && config_parse_duration("-3d", &d) < 0,
 	   "bad durations refused");
 	config_release(&c);
