@@ -165,6 +165,21 @@ static void print_show(const struct qrecord *r, int stored)
 	printf("restored:     %s\n", r->restored ? "yes" : "no");
 }
 
+/*
+ * No store yet: the directory is missing, or (as the package creates it empty) holds no
+ * records database because nothing was ever quarantined.  list and purge then have nothing
+ * to do; that is not an error.
+ */
+static int store_missing(const struct cli *cli)
+{
+	char p[4096];
+
+	if (access(cli->cfg.quarantine, F_OK) < 0 && errno == ENOENT)
+		return 1;
+	snprintf(p, sizeof(p), "%s/records.db", cli->cfg.quarantine);
+	return access(p, F_OK) < 0 && errno == ENOENT;
+}
+
 static int do_list(struct cli *cli, const struct qopts *o)
 {
 	struct qstore_filter f = { .since = 0, .before = 0, .uid = -1, .list = o->list };
@@ -188,8 +203,7 @@ static int do_list(struct cli *cli, const struct qopts *o)
 			return EXIT_USAGE;
 		}
 	}
-	/* No store yet (nothing was ever quarantined): an empty list, not an error. */
-	if (access(cli->cfg.quarantine, F_OK) < 0 && errno == ENOENT) {
+	if (store_missing(cli)) {
 		if (cli->json)
 			puts("[]");
 		return 0;
@@ -707,6 +721,10 @@ static int do_purge(struct cli *cli, const struct qopts *o)
 		return EXIT_USAGE;
 	}
 	f.before = (int64_t)time(NULL) - age;
+	if (store_missing(cli)) {
+		printf("purged 0 records: %s holds no quarantine store yet\n", cli->cfg.quarantine);
+		return 0;
+	}
 	if (open_store(cli, &q, 0) < 0)
 		return EXIT_ERROR;
 	if (!o->dry_run && adm_audit_check(cli, CMD) < 0)
