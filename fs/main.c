@@ -54,6 +54,16 @@ void cfg_put(struct fscfg *c)
 	}
 }
 
+/* For a hash in several lists: the list whose category the current config acts on hardest. */
+static int rank_by_action(const char *category, void *arg)
+{
+	struct fscfg *c = cfg_get();
+	int r = config_action_rank(&c->c, category);
+
+	cfg_put(c);
+	return r;
+}
+
 void stat_add(uint64_t *field, uint64_t n)
 {
 	pthread_mutex_lock(&hgfs.st_lock);
@@ -413,6 +423,7 @@ int main(int argc, char *argv[])
 		goto out_cfg;
 	if (inode_table_init() < 0)
 		goto out_cfg;
+	matcher_set_rank(rank_by_action, NULL);
 	if (matcher_slot_init(&hgfs.slot, cfg->c.db, err, sizeof(err)) < 0) {
 		fprintf(stderr, "hashgatefs: cannot use hash database '%s': %s\n", cfg->c.db, err);
 		goto out_cfg;

@@ -630,6 +630,16 @@ enum hg_action config_action_for(const struct hg_config *c, const char *category
 	return c->on_match;
 }
 
+int config_action_rank(const struct hg_config *c, const char *category)
+{
+	switch (config_action_for(c, category)) {
+	case ACTION_QUARANTINE: return 3;
+	case ACTION_BLOCK: return 2;
+	case ACTION_LOG: return 1;
+	}
+	return 0;
+}
+
 const char *config_default_path(void)
 {
 	const char *env = getenv(CONFIG_ENV);

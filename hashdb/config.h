@@ -78,6 +78,12 @@ int config_set(struct hg_config *c, const char *key, const char *value, char *er
 int config_is_key(const char *key);
 /* The action for a list category. */
 enum hg_action config_action_for(const struct hg_config *c, const char *category);
+/*
+ * How strongly a category is acted on: quarantine 3 > block 2 > log 1.  A hash found in several
+ * lists is reported with the list ranked highest (matcher_set_rank), so a report-only list can
+ * never shadow a quarantine list.
+ */
+int config_action_rank(const struct hg_config *c, const char *category);
 /* The path to read: $HASHGATE_CONFIG if set, else CONFIG_DEFAULT_PATH. */
 const char *config_default_path(void);
 

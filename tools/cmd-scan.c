@@ -55,6 +55,12 @@
 #define ROWS_WAKE	512		/* rows that wake the scan db writer */
 #define ROWS_MAX	65536		/* rows queued before workers wait for the writer */
 
+/* A hash in several lists is reported with the list whose category is acted on hardest. */
+static int scan_rank(const char *category, void *arg)
+{
+	return config_action_rank(arg, category);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -1296,6 +1302,7 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 	}
 	s->mopts.pdq_threshold = cli->cfg.pdq_threshold;
 	s->mopts.pdq_min_quality = cli->cfg.pdq_min_quality;
+	matcher_set_rank(scan_rank, &cli->cfg);
 	r = matcher_load(cli->cfg.db, &s->m, err, sizeof(err));
 	if (r < 0) {
 		cli_error(CMD, "%s", err);

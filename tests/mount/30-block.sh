@@ -52,4 +52,24 @@ ok "after SIGHUP a known baseline upload fails" hg_refused cp "$W/kb" "$M/base2"
 is "$(field action base2)" block "after SIGHUP the new default on_match=block applies"
 ok "still mounted and serving" cmp "$W/c" "$M/c"
 
+# A hash in a report-only list (imported first, so its list id is lower) and in a baseline list:
+# the stronger action must win, a report-only list never shadows a blocking one.
+hg_random "$W/kd" 22222
+hg_random "$W/kr" 11111
+sha256sum <"$W/kd" | cut -d' ' -f1 >"$W/l-dup"
+sha256sum <"$W/kr" | cut -d' ' -f1 >>"$W/l-dup"
+hg_cli db import --list t-report --category reportonly --type sha256 "$W/l-dup" >/dev/null ||
+	diag "import of the report-only list failed"
+sha256sum <"$W/kd" | cut -d' ' -f1 | hg_cli db import --list t-base2 --category baseline \
+	--type sha256 - >/dev/null || diag "import of the second baseline list failed"
+printf 'on_match.reportonly = log\n' >>"$HG_CONF"
+kill -HUP "$HG_PID"
+sleep 2
+ok "a hash in a report-only and a baseline list: the upload fails" hg_refused cp "$W/kd" "$M/dup"
+is "$(field action dup)" block "... with the baseline list's action, not the report-only one"
+ok "... and is not in the backing dir" test ! -e "$B/dup"
+ok "a hash only in the report-only list is published (on_match.reportonly = log)" \
+	cp "$W/kr" "$M/rep"
+ok "... intact" cmp "$W/kr" "$B/rep"
+
 done_testing
