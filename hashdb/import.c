@@ -1109,6 +1109,8 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 	}
 	if (fstat(fileno(f), &sb) == 0 && S_ISREG(sb.st_mode))
 		total = (uint64_t)sb.st_size;
+	else
+		sb.st_mode = 0;		/* not a regular file: no change check at the end */
 	fmt = o->format != IMPORT_AUTO ? o->format : guess_format(c.name);
 	while ((n = getline(&line, &linecap, f)) >= 0) {
 		c.lineno++;
@@ -1152,6 +1154,26 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 		snprintf(err, errlen, "%s: read error after line %llu: %s", c.name,
 			 (unsigned long long)c.lineno, strerror(-r));
 		goto out;
+	}
+	/*
+	 * A list rewritten in place while we read it (a downloader truncating and writing again)
+	 * would give a mix of old and new lines or a prefix: refuse it rather than import that.
+	 */
+	if (S_ISREG(sb.st_mode)) {
+		struct stat now;
+
+		if (fstat(fileno(f), &now) < 0 || now.st_size != sb.st_size ||
+		    now.st_mtim.tv_sec != sb.st_mtim.tv_sec ||
+		    now.st_mtim.tv_nsec != sb.st_mtim.tv_nsec ||
+		    now.st_ctim.tv_sec != sb.st_ctim.tv_sec ||
+		    now.st_ctim.tv_nsec != sb.st_ctim.tv_nsec ||
+		    ftello(f) != now.st_size) {
+			r = -ESTALE;
+			snprintf(err, errlen, "%s: the file changed while it was being read "
+				 "(after line %llu); nothing imported, run the import again",
+				 c.name, (unsigned long long)c.lineno);
+			goto out;
+		}
 	}
 	if (fmt == IMPORT_CSV && !c.col) {
 		r = -EINVAL;

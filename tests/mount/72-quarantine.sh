@@ -83,7 +83,10 @@ nok "export refuses to overwrite" hgc quarantine export "$C" --out "$AT/evidence
 
 # Tampering: one flipped byte in the object -> no output file at all.
 obj=$AT_Q/objects/$C
-printf '\x01' | dd of="$obj" bs=1 seek=100 conv=notrunc 2>/dev/null
+# (change the byte to another value: writing a fixed one was a no-op 1 time in 256)
+old_byte=$(od -An -tu1 -j100 -N1 "$obj" | tr -d ' ')
+printf "\\$(printf %03o $(( (old_byte + 1) % 256 )))" | dd of="$obj" bs=1 seek=100 conv=notrunc 2>/dev/null
+ok "the object's byte 100 really changed" test "$(od -An -tu1 -j100 -N1 "$obj" | tr -d ' ')" != "$old_byte"
 nok "tampered object: export fails" hgc quarantine export "$C" --out "$AT/tampered"
 ok "and writes no content file" test ! -e "$AT/tampered"
 
