@@ -102,6 +102,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 
 -include $(ALL_OBJ:.o=.d)
 
+# Test objects are intermediate files of the pattern rule above; keep them so a second `make
+# check` does not rebuild every test program.
+.SECONDARY: $(call obj,$(UNIT_SRC) $(TTOOL_SRC) $(BENCH_SRC))
+
 deps:
 	@sh scripts/deps.sh build test
 

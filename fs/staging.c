@@ -429,21 +429,31 @@ err_up:
 	return ret;
 }
 
-static pid_t ppid_of(pid_t pid)
+/* Read /proc/PID/WHAT into buf (NUL-terminated); 0 if the process or file is gone. */
+static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t len)
 {
-	char p[64], buf[512], *rp;
+	char p[64];
 	ssize_t n;
 	int fd;
 
-	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	snprintf(p, sizeof(p), "/proc/%d/%s", (int)pid, what);
 	fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
 		return 0;
 	buf[n] = 0;
+	return n;
+}
+
+static pid_t ppid_of(pid_t pid)
+{
+	char buf[512], *rp;
+
+	if (!read_proc(pid, "stat", buf, sizeof(buf)))
+		return 0;
 	/* "pid (comm) S ppid ...": comm may contain anything, so parse after the last ')' */
 	rp = strrchr(buf, ')');
 	if (!rp || strlen(rp) < 5)
@@ -453,19 +463,10 @@ static pid_t ppid_of(pid_t pid)
 
 static pid_t tgid_of(pid_t pid)
 {
-	char p[64], buf[1024], *t;
-	ssize_t n;
-	int fd;
+	char buf[1024], *t;
 
-	snprintf(p, sizeof(p), "/proc/%d/status", (int)pid);
-	fd = open(p, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_proc(pid, "status", buf, sizeof(buf)))
 		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
 	t = strstr(buf, "\nTgid:");
 	return t ? (pid_t)strtol(t + 6, NULL, 10) : 0;
 }
