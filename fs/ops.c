@@ -1197,7 +1197,11 @@ static void hg_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	fuse_reply_err(req, -ret);
 }
 
-static void hg_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+/*
+ * getxattr (name != NULL) and listxattr (name == NULL) share everything but the call: size 0
+ * asks for the length, otherwise the value or list is returned in a buffer of that size.
+ */
+static void reply_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct tgt t;
 	char proc[64], *buf = NULL;
@@ -1217,7 +1221,7 @@ static void hg_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 			return;
 		}
 	}
-	n = getxattr(proc, name, buf, size);
+	n = name ? getxattr(proc, name, buf, size) : listxattr(proc, buf, size);
 	ret = n < 0 ? errno : 0;
 	tgt_put(&t);
 	if (ret)
@@ -1229,36 +1233,14 @@ static void hg_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	free(buf);
 }
 
+static void hg_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	reply_xattr(req, ino, name, size);
+}
+
 static void hg_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	struct tgt t;
-	char proc[64], *buf = NULL;
-	ssize_t n;
-	int ret;
-
-	ret = xattr_target(ino_to_inode(ino), &t, proc, sizeof(proc));
-	if (ret < 0) {
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	if (size) {
-		buf = malloc(size);
-		if (!buf) {
-			tgt_put(&t);
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-	}
-	n = listxattr(proc, buf, size);
-	ret = n < 0 ? errno : 0;
-	tgt_put(&t);
-	if (ret)
-		fuse_reply_err(req, ret);
-	else if (size)
-		fuse_reply_buf(req, buf, n);
-	else
-		fuse_reply_xattr(req, n);
-	free(buf);
+	reply_xattr(req, ino, NULL, size);
 }
 
 static void hg_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
