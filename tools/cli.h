@@ -48,6 +48,14 @@ void cli_error(const char *cmd, const char *fmt, ...);
  */
 int cli_common_option(struct cli *cli, const char *cmd, int argc, char **argv, int *i);
 
+/*
+ * For commands with subcommands (db, allow): consume common options standing between the
+ * command and its subcommand, then shift argc and argv so that argv[1] is the subcommand.
+ * 0 on success; -EINVAL after printing an option error; -ENOENT when no subcommand follows
+ * (the caller prints its usage).
+ */
+int cli_subcommand(struct cli *cli, const char *cmd, int *argc, char ***argv);
+
 /* 1 if stdout is a terminal and not --json (progress bars, colours). */
 int cli_interactive(const struct cli *cli);
 

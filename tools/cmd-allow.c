@@ -177,20 +177,14 @@ static int allow_list(int argc, char **argv, struct cli *cli)
 int cmd_allow(int argc, char **argv, struct cli *cli)
 {
 	const char *sub;
-	int i = 1, r;
+	int r;
 
 	/* Common options may also come between 'allow' and its subcommand. */
-	while (i < argc && (r = cli_common_option(cli, "allow", argc, argv, &i)) != 0) {
-		if (r < 0)
-			return EXIT_USAGE;
-		i++;
-	}
-	if (i >= argc) {
+	r = cli_subcommand(cli, "allow", &argc, &argv);
+	if (r == -ENOENT)
 		usage(stderr);
+	if (r < 0)
 		return EXIT_USAGE;
-	}
-	argc -= i - 1;
-	argv += i - 1;
 	sub = argv[1];
 	if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
 		usage(stdout);

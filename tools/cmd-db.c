@@ -653,20 +653,14 @@ fail:
 int cmd_db(int argc, char **argv, struct cli *cli)
 {
 	const char *sub;
-	int i = 1, r;
+	int r;
 
 	/* Common options may also come between 'db' and its subcommand. */
-	while (i < argc && (r = cli_common_option(cli, "db", argc, argv, &i)) != 0) {
-		if (r < 0)
-			return EXIT_USAGE;
-		i++;
-	}
-	if (i >= argc) {
+	r = cli_subcommand(cli, "db", &argc, &argv);
+	if (r == -ENOENT)
 		usage(stderr);
+	if (r < 0)
 		return EXIT_USAGE;
-	}
-	argc -= i - 1;
-	argv += i - 1;
 	sub = argv[1];
 	if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
 		usage(stdout);

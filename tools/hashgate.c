@@ -74,6 +74,22 @@ int cli_common_option(struct cli *cli, const char *cmd, int argc, char **argv, i
 	return 0;
 }
 
+int cli_subcommand(struct cli *cli, const char *cmd, int *argc, char ***argv)
+{
+	int i = 1, r;
+
+	while (i < *argc && (r = cli_common_option(cli, cmd, *argc, *argv, &i)) != 0) {
+		if (r < 0)
+			return -EINVAL;
+		i++;
+	}
+	if (i >= *argc)
+		return -ENOENT;
+	*argc -= i - 1;
+	*argv += i - 1;
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	size_t k;
