@@ -26,6 +26,13 @@
  */
 #define IMAGE_SCALED_DECODE	0x100
 
+/*
+ * pdq_flags bit for image_pdq_*: always decode the whole image with TurboJPEG.  By default
+ * JPEGs over 512 px go through jpegfast.c, which reconstructs only the 512x512 pixels the
+ * hash samples and gives the identical result; this flag is for tests and benchmarks.
+ */
+#define IMAGE_FULL_DECODE	0x200
+
 /* 1 if buf starts like a JPEG (FF D8 FF), else 0. */
 int image_is_jpeg(const void *buf, size_t len);
 

@@ -1,0 +1,1273 @@
+/*
+ * jpegfast.c - the 512x512 PDQ sample of a large baseline JPEG, decoded sparsely and exactly.
+ *
+ * What TurboJPEG (libjpeg-turbo 2.1.5) computes for a pixel is reproduced from the facts of
+ * its arithmetic, with our own code:
+ *  - ISLOW IDCT: each pass is an integer-linear map (adds, integer multiplies, left shifts)
+ *    followed by DESCALE, so an output row needs one row of pass 1 and the whole pass 2 of
+ *    that row; the per-row matrices are derived once by running the butterfly on unit
+ *    vectors.  The post-IDCT range limit wraps modulo 1024 like libjpeg's table.
+ *  - fancy upsampling (h2v1, h1v2, h2v2 triangle filters with their +1/+2, +7/+8 biases;
+ *    the row above the first / below the last chroma row is that row itself);
+ *  - jdcolor.c's YCbCr->RGB tables (16 fraction bits).
+ * Only the rows and columns the sample touches are reconstructed (planes below); the Huffman
+ * data is still decoded in full, once, into one MCU row at a time.
+ *
+ * Invariants:
+ *  - results are either identical to the full decode or -ENOTSUP: every anomaly (invalid
+ *    code, run past coefficient 63, marker or end of data inside the scan, extraneous bytes,
+ *    unexpected restart marker, missing EOI, any marker libjpeg would warn about) bails out;
+ *  - libjpeg-turbo's AVX2 IDCT computes in 16-bit lanes; it equals the C code when the
+ *    dequantized coefficients stay within +-8191, the pass-1 results within +-16383 and the
+ *    pass-2 results within -512..511.  Blocks outside those bounds (never seen in real
+ *    photos, only in crafted files) bail out, so neither IDCT's overflow behaviour matters;
+ *  - memory: one MCU row of coefficients (dequantized int16, natural order), 3 planes of at
+ *    most 1024x1024 bytes, and for the speculative second decoder a compact coefficient
+ *    stream bounded by 24 bytes per input byte; nothing proportional to the pixel count.
+ *
+ * Speculative split (two threads, images without restart markers): a helper thread starts
+ * decoding in the middle of the entropy-coded data with DC predictors 0 and block index 0 in
+ * the MCU, and records where its first blocks start (bit position, block-in-MCU index, its
+ * DC predictors).  The calling thread decodes from the start; once it reaches a block start
+ * the helper also decoded from, with the same block-in-MCU index, both decodes are identical
+ * from there on (Huffman codes resynchronise), so it stops.  The helper's blocks are then
+ * placed at their absolute index, with each component's DC shifted by (true predictor -
+ * helper's predictor).  The helper must end exactly at the last block; no sync, an error or
+ * a count mismatch makes the calling thread decode the rest itself.  With restart markers
+ * the helper starts right after a marker near the middle, where the state is known.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "hashdb/jpegfast.h"
+
+#define LB		10		/* Huffman lookahead bits */
+#define PRESIZE		512
+#define MAXPLANE	(2 * PRESIZE)
+#define NREC		8192		/* block starts the helper records */
+#define MIN_SPLIT_BYTES	(256u << 10)	/* smaller scans are decoded by one thread */
+
+static const uint8_t zz_nat[64] = {
+	0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
+	12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
+	35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+	58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+};
+
+struct huff {
+	uint16_t lut[1 << LB];	/* (length << 8) | symbol; 0 = code longer than LB */
+	int32_t fac[1 << LB];	/* AC: value * 65536 | run << 8 | bits; 0 = none */
+	int32_t maxcode[18];
+	int32_t valoff[18];
+	uint8_t val[256];
+	int nsym;
+	int ok;
+};
+
+struct comp {
+	int id, h, v, tq, td, ta;
+	int fh, fv;		/* upsampling factor per axis (1 or 2) */
+	int bw, bh;		/* blocks per row in the MCU-row buffer, block rows in all */
+	int dw, dh;		/* component size in samples */
+	int coff;		/* first block of this component in the MCU-row buffer */
+	/* sparse planes: needed component rows/columns and where they go */
+	int *rowmap;		/* component row -> plane row, or -1 */
+	int *colmap;		/* component column -> plane column, or -1 */
+	int nprow, npcol;
+	int ncb;		/* column blocks holding needed columns */
+	int *cb_bx, *cb_pc;	/* block column, first plane column */
+	uint8_t *cb_mask;	/* needed columns inside the block */
+	uint8_t *plane;		/* nprow x npcol samples */
+	uint16_t qz[64];	/* dequantization, zigzag order */
+};
+
+struct jf {
+	int W, H, ncomp, hmax, vmax, mcux, mcuy, ri;
+	int nbm;		/* blocks per MCU */
+	int bm_comp[10], bm_off[10], bm_h[10];
+	int rowblocks;		/* blocks in one MCU row */
+	int raw;		/* coefficient mode: no dequantization */
+	uint16_t q[4][64];
+	int qok[4];
+	struct huff dc[4], ac[4];
+	struct comp c[3];
+	int scomp[3];		/* scan order -> component */
+	const uint8_t *scan, *end;
+	int saw_jfif, saw_adobe, adobe_xform;
+	/* sink */
+	int (*sink)(struct jf *, int my, int16_t *rowbuf, uint8_t *rowmask);
+	struct jpegfast_coefs *coefs;
+	atomic_int bad;
+};
+
+/* IDCT row matrices (m1[r][k]: weight of input k in output r before the descale). */
+static int32_t m1[8][8];
+#if defined(__SSE2__)
+static __m128i m2lo[4], m2hi[4];
+#endif
+static pthread_once_t idct_once = PTHREAD_ONCE_INIT;
+
+/* ---- Huffman tables ---- */
+
+static int huff_build(struct huff *h, const uint8_t bits[17], const uint8_t *val, int is_dc)
+{
+	int code = 0, p = 0, l, i, nsym = 0;
+	int codes[256], lens[256];
+
+	memset(h, 0, sizeof(*h));
+	for (l = 1; l <= 16; l++)
+		nsym += bits[l];
+	if (nsym > 256)
+		return -1;
+	for (l = 1; l <= 16; l++) {
+		for (i = 0; i < bits[l]; i++) {
+			codes[p] = code++;
+			lens[p++] = l;
+		}
+		/* as libjpeg: the codes of each length must fit (no all-ones code) */
+		if (bits[l] && code >= (1 << l))
+			return -1;
+		code <<= 1;
+	}
+	memcpy(h->val, val, nsym);
+	h->nsym = nsym;
+	p = 0;
+	for (l = 1; l <= 16; l++) {
+		if (bits[l]) {
+			h->valoff[l] = p - codes[p];
+			p += bits[l];
+			h->maxcode[l] = codes[p - 1];
+		} else {
+			h->maxcode[l] = -1;
+		}
+	}
+	h->maxcode[17] = 0x7fffffff;
+	for (p = 0; p < nsym; p++) {
+		int sym = val[p], len = lens[p], s = sym & 15, r = sym >> 4, n, base;
+
+		if (is_dc && sym > 15)
+			return -1;
+		if (len > LB)
+			continue;
+		base = codes[p] << (LB - len);
+		for (n = 0; n < (1 << (LB - len)); n++) {
+			h->lut[base + n] = (uint16_t)(len << 8 | sym);
+			if (!is_dc && s && len + s <= LB) {
+				int extra = (n >> (LB - len - s)) & ((1 << s) - 1);
+				int v = extra < (1 << (s - 1)) ? extra - (1 << s) + 1 : extra;
+
+				h->fac[base + n] = v * 65536 + (r << 8) + len + s;
+			}
+		}
+	}
+	h->ok = 1;
+	return 0;
+}
+
+/* ---- bit reader over the entropy-coded data ---- */
+
+struct dec {
+	uint64_t acc;		/* next bit is bit 63 */
+	int n;			/* bits in acc */
+	int fake;		/* of which zero bits past the data (marker or end) */
+	const uint8_t *p, *end;
+	uint64_t dbytes;	/* data bytes loaded (a stuffed FF 00 counts once) */
+	unsigned pred[3];	/* DC predictors (wrap like libjpeg's int) */
+};
+
+static inline uint64_t load_be64(const uint8_t *p)
+{
+	uint64_t w;
+
+	memcpy(&w, p, 8);
+	return __builtin_bswap64(w);
+}
+
+static inline void refill(struct dec *d)
+{
+	if (d->n > 56)
+		return;
+	if (!d->fake && d->p + 8 <= d->end) {
+		uint64_t w = load_be64(d->p), x = ~w;
+
+		if (!((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)) {
+			int nb = (64 - d->n) >> 3;
+
+			d->acc |= (w >> (64 - 8 * nb)) << (64 - d->n - 8 * nb);
+			d->p += nb;
+			d->n += 8 * nb;
+			d->dbytes += nb;
+			return;
+		}
+	}
+	while (d->n <= 56) {
+		unsigned b = 0;
+
+		if (!d->fake) {
+			if (d->p >= d->end) {
+				d->fake = 8;
+			} else if (d->p[0] == 0xff) {
+				if (d->p + 1 < d->end && d->p[1] == 0) {
+					b = 0xff;
+					d->p += 2;
+					d->dbytes++;
+				} else {
+					d->fake = 8;
+				}
+			} else {
+				b = *d->p++;
+				d->dbytes++;
+			}
+		} else {
+			d->fake += 8;
+		}
+		d->acc |= (uint64_t)b << (56 - d->n);
+		d->n += 8;
+	}
+}
+
+static inline unsigned getbits(struct dec *d, int s)
+{
+	unsigned v = (unsigned)(d->acc >> (64 - s));
+
+	d->acc <<= s;
+	d->n -= s;
+	return v;
+}
+
+static inline int extend(unsigned v, int s)
+{
+	return v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v;
+}
+
+static inline int huff_sym(struct dec *d, const struct huff *h)
+{
+	unsigned e = h->lut[d->acc >> (64 - LB)];
+	int l;
+
+	if (e) {
+		l = (int)(e >> 8);
+		d->acc <<= l;
+		d->n -= l;
+		return (int)(e & 0xff);
+	}
+	for (l = LB + 1; l <= 16; l++) {
+		int32_t code = (int32_t)(d->acc >> (64 - l));
+
+		if (code <= h->maxcode[l]) {
+			unsigned idx = (unsigned)(code + h->valoff[l]);
+
+			if (idx >= (unsigned)h->nsym)
+				return -1;
+			d->acc <<= l;
+			d->n -= l;
+			return h->val[idx];
+		}
+	}
+	return -1;	/* libjpeg warns "bad Huffman code" */
+}
+
+/* Real (not padding) bits not yet consumed; negative once padding was consumed. */
+static inline int real_bits(const struct dec *d)
+{
+	return d->n - d->fake;
+}
+
+static inline uint64_t bitpos(const struct dec *d)
+{
+	return 8 * d->dbytes - (uint64_t)(d->n - d->fake);
+}
+
+/*
+ * One block: DC into *pred, AC dequantized into blk (natural order, zeroed beforehand) or,
+ * in compact mode, appended to *out.  Returns 0 or -1 on an anomaly.  *bad collects the
+ * coefficient bound (see the header comment).
+ */
+static inline __attribute__((always_inline)) int
+dec_block(struct dec *d, const struct huff *dc, const struct huff *ac, const uint16_t *qz,
+	  unsigned *pred, int16_t *blk, uint8_t *rm, unsigned *bad, uint8_t **out,
+	  const int compact)
+{
+	int s, k, r;
+	unsigned mask = 1, b = 0;
+	uint8_t *o = NULL, *cnt = NULL;
+
+	refill(d);
+	s = huff_sym(d, dc);
+	if (s < 0)
+		return -1;
+	if (s)
+		*pred += (unsigned)extend(getbits(d, s), s);
+	if (compact) {
+		o = *out;
+		memcpy(o, pred, 4);
+		cnt = o + 4;
+		*cnt = 0;
+		o += 5;
+	} else {
+		int v = (int16_t)*pred * qz[0];
+
+		b |= (unsigned)(v + 8191) > 16382u;
+		blk[0] = (int16_t)v;
+	}
+	for (k = 1; k < 64; k++) {
+		int32_t f;
+		int v, pos;
+
+		if (d->n < 32)
+			refill(d);
+		f = ac->fac[d->acc >> (64 - LB)];
+		if (f) {
+			k += (f >> 8) & 0xff;
+			d->acc <<= f & 0xff;
+			d->n -= f & 0xff;
+			v = f >> 16;
+		} else {
+			s = huff_sym(d, ac);
+			if (s < 0)
+				return -1;
+			r = s >> 4;
+			s &= 15;
+			if (!s) {
+				if (r != 15)
+					break;
+				k += 15;
+				continue;
+			}
+			k += r;
+			v = extend(getbits(d, s), s);
+		}
+		if (k > 63)
+			return -1;	/* libjpeg would write coefficient 63 */
+		pos = zz_nat[k];
+		v *= qz[k];
+		b |= (unsigned)(v + 8191) > 16382u;
+		if (compact) {
+			o[0] = (uint8_t)pos;
+			o[1] = (uint8_t)v;
+			o[2] = (uint8_t)((unsigned)v >> 8);
+			o += 3;
+			(*cnt)++;
+		} else {
+			blk[pos] = (int16_t)v;
+			mask |= 1u << (pos >> 3);
+		}
+	}
+	if (compact)
+		*out = o;
+	else
+		*rm = (uint8_t)mask;
+	*bad |= b;
+	return 0;
+}
+
+/* ---- header parsing ---- */
+
+static unsigned be16(const uint8_t *p)
+{
+	return (unsigned)p[0] << 8 | p[1];
+}
+
+static int parse_sof(struct jf *jf, const uint8_t *p, unsigned len)
+{
+	int i, j;
+
+	if (len < 6 || p[0] != 8)
+		return -1;
+	jf->H = (int)be16(p + 1);
+	jf->W = (int)be16(p + 3);
+	jf->ncomp = p[5];
+	if (jf->ncomp != 1 && jf->ncomp != 3)
+		return -1;
+	if (len != 6u + 3u * (unsigned)jf->ncomp || jf->W <= 0 || jf->H <= 0)
+		return -1;
+	for (i = 0; i < jf->ncomp; i++) {
+		struct comp *c = &jf->c[i];
+
+		c->id = p[6 + 3 * i];
+		c->h = p[7 + 3 * i] >> 4;
+		c->v = p[7 + 3 * i] & 15;
+		c->tq = p[8 + 3 * i];
+		if (c->h < 1 || c->h > 4 || c->v < 1 || c->v > 4 || c->tq > 3)
+			return -1;
+		for (j = 0; j < i; j++)
+			if (jf->c[j].id == c->id)
+				return -1;
+	}
+	if (jf->ncomp == 3) {
+		if (jf->c[0].h > 2 || jf->c[0].v > 2)
+			return -1;
+		for (i = 1; i < 3; i++)
+			if (jf->c[i].h != 1 || jf->c[i].v != 1)
+				return -1;
+	}
+	return 0;
+}
+
+static int parse_dht(struct jf *jf, const uint8_t *p, unsigned len)
+{
+	while (len > 0) {
+		uint8_t bits[17];
+		unsigned tc, th, n = 0, l;
+
+		if (len < 17)
+			return -1;
+		tc = p[0] >> 4;
+		th = p[0] & 15;
+		if (tc > 1 || th > 3)
+			return -1;
+		bits[0] = 0;
+		for (l = 1; l <= 16; l++) {
+			bits[l] = p[l];
+			n += p[l];
+		}
+		if (n > 256 || 17 + n > len)
+			return -1;
+		/* a bad table is only an error if a scan uses it, as in libjpeg */
+		(void)huff_build(tc ? &jf->ac[th] : &jf->dc[th], bits, p + 17, !tc);
+		p += 17 + n;
+		len -= 17 + n;
+	}
+	return 0;
+}
+
+static int parse_dqt(struct jf *jf, const uint8_t *p, unsigned len)
+{
+	while (len > 0) {
+		unsigned pq = p[0] >> 4, tq = p[0] & 15, i, need;
+
+		if (pq > 1 || tq > 3)
+			return -1;
+		need = 1 + 64 * (pq + 1);
+		if (len < need)
+			return -1;
+		for (i = 0; i < 64; i++) {
+			unsigned v = pq ? be16(p + 1 + 2 * i) : p[1 + i];
+
+			if (v > 255)	/* libjpeg keeps these in 16-bit multipliers */
+				return -1;
+			jf->q[tq][zz_nat[i]] = (uint16_t)v;
+		}
+		jf->qok[tq] = 1;
+		p += need;
+		len -= need;
+	}
+	return 0;
+}
+
+static int parse_sos(struct jf *jf, const uint8_t *p, unsigned len)
+{
+	int ns, i, j;
+
+	if (len < 1)
+		return -1;
+	ns = p[0];
+	if (ns != jf->ncomp || len != 4u + 2u * (unsigned)ns)
+		return -1;
+	for (i = 0; i < ns; i++) {
+		int id = p[1 + 2 * i], found = -1;
+
+		for (j = 0; j < jf->ncomp; j++)
+			if (jf->c[j].id == id)
+				found = j;
+		if (found < 0)
+			return -1;
+		for (j = 0; j < i; j++)
+			if (jf->scomp[j] == found)
+				return -1;
+		jf->scomp[i] = found;
+		jf->c[found].td = p[2 + 2 * i] >> 4;
+		jf->c[found].ta = p[2 + 2 * i] & 15;
+		if (jf->c[found].td > 3 || jf->c[found].ta > 3 ||
+		    !jf->dc[jf->c[found].td].ok || !jf->ac[jf->c[found].ta].ok ||
+		    !jf->qok[jf->c[found].tq])
+			return -1;
+	}
+	/* Ss=0, Se=63, Ah=Al=0: anything else makes libjpeg warn for a sequential frame */
+	if (p[1 + 2 * ns] != 0 || p[2 + 2 * ns] != 63 || p[3 + 2 * ns] != 0)
+		return -1;
+	return 0;
+}
+
+static int parse_headers(struct jf *jf, const uint8_t *buf, size_t len)
+{
+	const uint8_t *p = buf + 2, *end = buf + len;
+	int frame = 0;
+
+	if (len < 4 || buf[0] != 0xff || buf[1] != 0xd8)
+		return -1;
+	for (;;) {
+		unsigned m, l;
+
+		if (p >= end || *p != 0xff)
+			return -1;	/* extraneous bytes: libjpeg warns */
+		while (p < end && *p == 0xff)
+			p++;
+		if (p >= end)
+			return -1;
+		m = *p++;
+		if (m == 0xd8 || m == 0xd9 || m == 0x01 || (m >= 0xd0 && m <= 0xd7) || m == 0)
+			return -1;
+		if (end - p < 2)
+			return -1;
+		l = be16(p);
+		if (l < 2 || (size_t)(end - p) < l)
+			return -1;
+		switch (m) {
+		case 0xc0:
+		case 0xc1:
+			if (frame++ || parse_sof(jf, p + 2, l - 2) < 0)
+				return -1;
+			break;
+		case 0xc4:
+			if (parse_dht(jf, p + 2, l - 2) < 0)
+				return -1;
+			break;
+		case 0xdb:
+			if (parse_dqt(jf, p + 2, l - 2) < 0)
+				return -1;
+			break;
+		case 0xdd:
+			if (l != 4)
+				return -1;
+			jf->ri = (int)be16(p + 2);
+			break;
+		case 0xda:
+			if (!frame || parse_sos(jf, p + 2, l - 2) < 0)
+				return -1;
+			jf->scan = p + l;
+			jf->end = end;
+			return 0;
+		case 0xe0:
+			if (l - 2 >= 14 && !memcmp(p + 2, "JFIF", 5)) {
+				if (p[7] != 1)
+					return -1;	/* libjpeg warns about the version */
+				jf->saw_jfif = 1;
+			}
+			break;
+		case 0xee:
+			if (l - 2 >= 12 && !memcmp(p + 2, "Adobe", 5)) {
+				jf->saw_adobe = 1;
+				jf->adobe_xform = p[13];
+			}
+			break;
+		default:
+			if ((m >= 0xe1 && m <= 0xef) || m == 0xfe)
+				break;
+			return -1;	/* other SOFn, DAC, DNL, JPGn, ... */
+		}
+		p += l;
+	}
+}
+
+/* Geometry, colour space, dequantization; 0 or -1 (unsupported). */
+static int setup(struct jf *jf)
+{
+	int i, b = 0;
+
+	if (jf->ncomp == 3) {
+		if (jf->saw_jfif)
+			;
+		else if (jf->saw_adobe) {
+			if (jf->adobe_xform != 1)
+				return -1;	/* RGB, or a transform libjpeg warns about */
+		} else if (jf->c[0].id == 82 && jf->c[1].id == 71 && jf->c[2].id == 66) {
+			return -1;		/* 'R','G','B': no colour transform */
+		}
+		jf->hmax = jf->c[0].h;
+		jf->vmax = jf->c[0].v;
+		jf->mcux = (jf->W + 8 * jf->hmax - 1) / (8 * jf->hmax);
+		jf->mcuy = (jf->H + 8 * jf->vmax - 1) / (8 * jf->vmax);
+		for (i = 0; i < 3; i++) {
+			struct comp *c = &jf->c[i];
+
+			c->fh = jf->hmax / c->h;
+			c->fv = jf->vmax / c->v;
+			c->bw = jf->mcux * c->h;
+			c->bh = jf->mcuy * c->v;
+			c->dw = (jf->W * c->h + jf->hmax - 1) / jf->hmax;
+			c->dh = (jf->H * c->v + jf->vmax - 1) / jf->vmax;
+			c->coff = b;
+			b += c->bw * c->v;
+		}
+		jf->nbm = 0;
+		for (i = 0; i < 3; i++) {
+			struct comp *c = &jf->c[jf->scomp[i]];
+			int h, v;
+
+			for (v = 0; v < c->v; v++)
+				for (h = 0; h < c->h; h++) {
+					jf->bm_comp[jf->nbm] = jf->scomp[i];
+					jf->bm_off[jf->nbm] = c->coff + v * c->bw + h;
+					jf->bm_h[jf->nbm] = c->h;
+					jf->nbm++;
+				}
+		}
+	} else {
+		struct comp *c = &jf->c[0];
+
+		jf->hmax = jf->vmax = 1;
+		c->fh = c->fv = 1;
+		c->dw = jf->W;
+		c->dh = jf->H;
+		c->bw = jf->mcux = (jf->W + 7) / 8;
+		c->bh = jf->mcuy = (jf->H + 7) / 8;
+		c->v = c->h = 1;
+		c->coff = 0;
+		b = c->bw;
+		jf->nbm = 1;
+		jf->bm_comp[0] = 0;
+		jf->bm_off[0] = 0;
+		jf->bm_h[0] = 1;
+	}
+	jf->rowblocks = b;
+	for (i = 0; i < jf->ncomp; i++) {
+		int k;
+
+		for (k = 0; k < 64; k++)
+			jf->c[i].qz[k] = jf->raw ? 1 : jf->q[jf->c[i].tq][zz_nat[k]];
+	}
+	return 0;
+}
+
+/* ---- exact ISLOW IDCT of selected rows ---- */
+
+/* libjpeg-turbo's islow butterfly (CONST_BITS 13) without its final descale. */
+static void islow_1d(const int64_t in[8], int64_t out[8])
+{
+	int64_t t0, t1, t2, t3, t10, t11, t12, t13, z1, z2, z3, z4, z5;
+
+	z2 = in[2];
+	z3 = in[6];
+	z1 = (z2 + z3) * 4433;
+	t2 = z1 + z3 * -15137;
+	t3 = z1 + z2 * 6270;
+	t0 = (in[0] + in[4]) * 8192;
+	t1 = (in[0] - in[4]) * 8192;
+	t10 = t0 + t3;
+	t13 = t0 - t3;
+	t11 = t1 + t2;
+	t12 = t1 - t2;
+	t0 = in[7];
+	t1 = in[5];
+	t2 = in[3];
+	t3 = in[1];
+	z1 = t0 + t3;
+	z2 = t1 + t2;
+	z3 = t0 + t2;
+	z4 = t1 + t3;
+	z5 = (z3 + z4) * 9633;
+	t0 *= 2446;
+	t1 *= 16819;
+	t2 *= 25172;
+	t3 *= 12299;
+	z1 *= -7373;
+	z2 *= -20995;
+	z3 *= -16069;
+	z4 *= -3196;
+	z3 += z5;
+	z4 += z5;
+	t0 += z1 + z3;
+	t1 += z2 + z4;
+	t2 += z2 + z3;
+	t3 += z1 + z4;
+	out[0] = t10 + t3;
+	out[7] = t10 - t3;
+	out[1] = t11 + t2;
+	out[6] = t11 - t2;
+	out[2] = t12 + t1;
+	out[5] = t12 - t1;
+	out[3] = t13 + t0;
+	out[4] = t13 - t0;
+}
+
+static void idct_init(void)
+{
+	int k, r;
+
+	for (k = 0; k < 8; k++) {
+		int64_t in[8] = { 0 }, out[8];
+
+		in[k] = 1;
+		islow_1d(in, out);
+		for (r = 0; r < 8; r++)
+			m1[r][k] = (int32_t)out[r];
+	}
+#if defined(__SSE2__)
+	for (k = 0; k < 4; k++) {
+		int16_t a[8], b[8];
+
+		for (r = 0; r < 4; r++) {
+			a[2 * r] = (int16_t)m1[r][2 * k];
+			a[2 * r + 1] = (int16_t)m1[r][2 * k + 1];
+			b[2 * r] = (int16_t)m1[r + 4][2 * k];
+			b[2 * r + 1] = (int16_t)m1[r + 4][2 * k + 1];
+		}
+		m2lo[k] = _mm_loadu_si128((const __m128i *)a);
+		m2hi[k] = _mm_loadu_si128((const __m128i *)b);
+	}
+#endif
+}
+
+/*
+ * Row rr of the 8x8 IDCT of blk (dequantized, natural order; rm = rows with non-zero
+ * coefficients) into out[8] as 0..255 samples.  Returns -1 if the block leaves the bounds
+ * where libjpeg-turbo's C and SIMD IDCTs agree.
+ */
+static int idct_row(const int16_t *blk, unsigned rm, int rr, uint8_t out[8])
+{
+#if defined(__SSE2__)
+	__m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128(), w, t, v0, v1;
+	int j;
+
+	for (j = 0; j < 4; j++) {
+		__m128i a, b, m;
+
+		if (!(rm & (3u << (2 * j))))
+			continue;
+		a = _mm_loadu_si128((const __m128i *)(blk + 16 * j));
+		b = _mm_loadu_si128((const __m128i *)(blk + 16 * j + 8));
+		m = _mm_set1_epi32((int)((uint32_t)(uint16_t)m1[rr][2 * j] |
+					 (uint32_t)m1[rr][2 * j + 1] << 16));
+		lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), m));
+		hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), m));
+	}
+	lo = _mm_srai_epi32(_mm_add_epi32(lo, _mm_set1_epi32(1 << 10)), 11);
+	hi = _mm_srai_epi32(_mm_add_epi32(hi, _mm_set1_epi32(1 << 10)), 11);
+	/* |ws| <= 16383 */
+	t = _mm_or_si128(_mm_cmpgt_epi32(lo, _mm_set1_epi32(16383)),
+			 _mm_cmplt_epi32(lo, _mm_set1_epi32(-16383)));
+	t = _mm_or_si128(t, _mm_or_si128(_mm_cmpgt_epi32(hi, _mm_set1_epi32(16383)),
+					 _mm_cmplt_epi32(hi, _mm_set1_epi32(-16383))));
+	if (_mm_movemask_epi8(t))
+		return -1;
+	w = _mm_packs_epi32(lo, hi);
+	v0 = _mm_setzero_si128();
+	v1 = _mm_setzero_si128();
+	{
+		/* pass 2: out[c] = sum_k m1[c][k] ws[k], vectorised over c */
+#define P2(J, S) do { \
+		__m128i x = _mm_shuffle_epi32(w, S); \
+		v0 = _mm_add_epi32(v0, _mm_madd_epi16(x, m2lo[J])); \
+		v1 = _mm_add_epi32(v1, _mm_madd_epi16(x, m2hi[J])); \
+	} while (0)
+		P2(0, 0x00);
+		P2(1, 0x55);
+		P2(2, 0xaa);
+		P2(3, 0xff);
+#undef P2
+	}
+	v0 = _mm_srai_epi32(_mm_add_epi32(v0, _mm_set1_epi32(1 << 17)), 18);
+	v1 = _mm_srai_epi32(_mm_add_epi32(v1, _mm_set1_epi32(1 << 17)), 18);
+	t = _mm_or_si128(_mm_cmpgt_epi32(v0, _mm_set1_epi32(511)),
+			 _mm_cmplt_epi32(v0, _mm_set1_epi32(-512)));
+	t = _mm_or_si128(t, _mm_or_si128(_mm_cmpgt_epi32(v1, _mm_set1_epi32(511)),
+					 _mm_cmplt_epi32(v1, _mm_set1_epi32(-512))));
+	if (_mm_movemask_epi8(t))
+		return -1;
+	w = _mm_add_epi16(_mm_packs_epi32(v0, v1), _mm_set1_epi16(128));
+	_mm_storel_epi64((__m128i *)out, _mm_packus_epi16(w, w));
+	return 0;
+#else
+	int32_t ws[8];
+	int c, k;
+
+	for (c = 0; c < 8; c++) {
+		int32_t s = 0;
+
+		for (k = 0; k < 8; k++)
+			if (rm & (1u << k))
+				s += m1[rr][k] * blk[8 * k + c];
+		ws[c] = (s + (1 << 10)) >> 11;
+		if (ws[c] > 16383 || ws[c] < -16383)
+			return -1;
+	}
+	for (c = 0; c < 8; c++) {
+		int32_t s = 0;
+
+		for (k = 0; k < 8; k++)
+			s += m1[c][k] * ws[k];
+		s = (s + (1 << 17)) >> 18;
+		if (s > 511 || s < -512)
+			return -1;
+		s += 128;
+		out[c] = (uint8_t)(s < 0 ? 0 : s > 255 ? 255 : s);
+	}
+	return 0;
+#endif
+}
+
+/* ---- the sparse planes ---- */
+
+static void planes_release(struct jf *jf)
+{
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		struct comp *c = &jf->c[i];
+
+		free(c->rowmap);
+		free(c->colmap);
+		free(c->cb_bx);
+		free(c->cb_pc);
+		free(c->cb_mask);
+		free(c->plane);
+		c->rowmap = c->colmap = c->cb_bx = c->cb_pc = NULL;
+		c->cb_mask = c->plane = NULL;
+	}
+}
+
+/* Mark the component samples that output sample s (0..511 of an axis of n px) needs. */
+static void mark_axis(int *map, int n, int dn, int f)
+{
+	int s;
+
+	for (s = 0; s < PRESIZE; s++) {
+		int x = (int)(((int64_t)s * n) >> 9);
+
+		if (f == 1) {
+			map[x] = 1;
+		} else {
+			int cx = x >> 1, nb = (x & 1) ? cx + 1 : cx - 1;
+
+			map[cx] = 1;
+			if (nb >= 0 && nb < dn)
+				map[nb] = 1;
+		}
+	}
+}
+
+static int planes_init(struct jf *jf)
+{
+	int i;
+
+	for (i = 0; i < jf->ncomp; i++) {
+		struct comp *c = &jf->c[i];
+		int x, n, lastbx = -1;
+
+		c->rowmap = calloc((size_t)c->dh, sizeof(int));
+		c->colmap = calloc((size_t)c->dw, sizeof(int));
+		if (!c->rowmap || !c->colmap)
+			return -ENOMEM;
+		mark_axis(c->rowmap, jf->H, c->dh, c->fv);
+		mark_axis(c->colmap, jf->W, c->dw, c->fh);
+		for (x = n = 0; x < c->dh; x++)
+			c->rowmap[x] = c->rowmap[x] ? n++ : -1;
+		c->nprow = n;
+		for (x = n = 0; x < c->dw; x++)
+			c->colmap[x] = c->colmap[x] ? n++ : -1;
+		c->npcol = n;
+		c->cb_bx = malloc(sizeof(int) * (size_t)n);
+		c->cb_pc = malloc(sizeof(int) * (size_t)n);
+		c->cb_mask = calloc((size_t)n, 1);
+		c->plane = malloc((size_t)c->nprow * (size_t)c->npcol);
+		if (!c->cb_bx || !c->cb_pc || !c->cb_mask || !c->plane)
+			return -ENOMEM;
+		c->ncb = 0;
+		for (x = 0; x < c->dw; x++) {
+			if (c->colmap[x] < 0)
+				continue;
+			if (x >> 3 != lastbx) {
+				lastbx = x >> 3;
+				c->cb_bx[c->ncb] = lastbx;
+				c->cb_pc[c->ncb] = c->colmap[x];
+				c->ncb++;
+			}
+			c->cb_mask[c->ncb - 1] |= (uint8_t)(1u << (x & 7));
+		}
+	}
+	return 0;
+}
+
+/* Sink: reconstruct the needed samples of MCU row my. */
+static int sink_planes(struct jf *jf, int my, int16_t *rowbuf, uint8_t *rowmask)
+{
+	int i;
+
+	for (i = 0; i < jf->ncomp; i++) {
+		struct comp *c = &jf->c[i];
+		int vv;
+
+		for (vv = 0; vv < c->v; vv++) {
+			int br = my * c->v + vv, r;
+
+			for (r = br * 8; r < br * 8 + 8 && r < c->dh; r++) {
+				int pr = c->rowmap[r], k;
+				uint8_t *prow;
+
+				if (pr < 0)
+					continue;
+				prow = c->plane + (size_t)pr * c->npcol;
+				for (k = 0; k < c->ncb; k++) {
+					size_t bi = (size_t)c->coff + (size_t)vv * c->bw + c->cb_bx[k];
+					uint8_t px[8], *o = prow + c->cb_pc[k];
+					unsigned m = c->cb_mask[k];
+					int x;
+
+					if (idct_row(rowbuf + 64 * bi, rowmask[bi], r & 7, px) < 0)
+						return -1;
+					for (x = 0; m; x++, m >>= 1)
+						if (m & 1)
+							*o++ = px[x];
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+/* Sink: copy MCU row my into the coefficient arrays. */
+static int sink_coefs(struct jf *jf, int my, int16_t *rowbuf, uint8_t *rowmask)
+{
+	int i;
+
+	(void)rowmask;
+	for (i = 0; i < jf->ncomp; i++) {
+		struct comp *c = &jf->c[i];
+		int vv;
+
+		for (vv = 0; vv < c->v; vv++) {
+			int br = my * c->v + vv;
+
+			memcpy(jf->coefs->coef[i] + (size_t)br * c->bw * 64,
+			       rowbuf + 64 * ((size_t)c->coff + (size_t)vv * c->bw),
+			       sizeof(int16_t) * 64 * (size_t)c->bw);
+		}
+	}
+	return 0;
+}
+
+/* Zero what the decoder wrote into the MCU-row buffer (only the rows it marked). */
+static void row_clear(const struct jf *jf, int16_t *rowbuf, uint8_t *rowmask)
+{
+	int b;
+
+	for (b = 0; b < jf->rowblocks; b++) {
+		unsigned m = rowmask[b];
+		int r;
+
+		for (r = 0; m; r++, m >>= 1)
+			if (m & 1)
+				memset(rowbuf + 64 * b + 8 * r, 0, 16);
+		rowmask[b] = 0;
+	}
+}
+
+/* ---- sequential decode ---- */
+
+/* Restart marker expected before MCU number mcu (mcu > 0, ri > 0). */
+static int do_restart(struct dec *d, int nrst)
+{
+	const uint8_t *p;
+
+	if (real_bits(d) < 0 || real_bits(d) >= 8)
+		return -1;	/* padding consumed, or whole bytes left over */
+	/* our reader stops at a marker, so p is at the next unread byte */
+	p = d->p;
+	if (p >= d->end || *p != 0xff)
+		return -1;
+	while (p < d->end && *p == 0xff)
+		p++;
+	if (p >= d->end || *p != 0xd0 + (nrst & 7))
+		return -1;
+	d->p = p + 1;
+	d->acc = 0;
+	d->n = 0;
+	d->fake = 0;
+	d->pred[0] = d->pred[1] = d->pred[2] = 0;
+	return 0;
+}
+
+/* After the last MCU: only padding bits, then (fill bytes and) EOI. */
+static int check_end(const struct dec *d)
+{
+	const uint8_t *p = d->p;
+
+	if (real_bits(d) < 0 || real_bits(d) >= 8)
+		return -1;
+	if (p >= d->end || *p != 0xff)
+		return -1;
+	while (p < d->end && *p == 0xff)
+		p++;
+	return p < d->end && *p == 0xd9 ? 0 : -1;
+}
+
+/*
+ * Decode MCUs [from, to) into the MCU-row buffer, calling the sink at the end of each MCU
+ * row.  nrst counts restart markers seen.
+ */
+static int decode_seq(struct jf *jf, struct dec *d, long from, long to, int16_t *rowbuf,
+		      uint8_t *rowmask, int *nrst)
+{
+	long mcu;
+	unsigned bad = 0;
+
+	for (mcu = from; mcu < to; mcu++) {
+		int mx = (int)(mcu % jf->mcux), b;
+
+		if (jf->ri && mcu > 0 && mcu % jf->ri == 0) {
+			if (do_restart(d, (*nrst)++) < 0)
+				return -1;
+		}
+		for (b = 0; b < jf->nbm; b++) {
+			const struct comp *c = &jf->c[jf->bm_comp[b]];
+			size_t bi = (size_t)jf->bm_off[b] + (size_t)mx * jf->bm_h[b];
+
+			if (dec_block(d, &jf->dc[c->td], &jf->ac[c->ta], c->qz,
+				      &d->pred[jf->bm_comp[b]], rowbuf + 64 * bi, rowmask + bi,
+				      &bad, NULL, 0) < 0)
+				return -1;
+		}
+		if (mx == jf->mcux - 1) {
+			if (real_bits(d) < 0)
+				return -1;	/* ran into a marker or the end */
+			if (bad && !jf->raw)
+				return -1;
+			if (jf->sink(jf, (int)(mcu / jf->mcux), rowbuf, rowmask) < 0)
+				return -1;
+			row_clear(jf, rowbuf, rowmask);
+		}
+	}
+	return 0;
+}
+
+static int decode_all(struct jf *jf)
+{
+	struct dec d;
+	int16_t *rowbuf;
+	uint8_t *rowmask;
+	int nrst = 0, r = -1;
+
+	rowbuf = calloc((size_t)jf->rowblocks * 64, sizeof(int16_t));
+	rowmask = calloc((size_t)jf->rowblocks, 1);
+	if (!rowbuf || !rowmask) {
+		r = -ENOMEM;
+		goto out;
+	}
+	memset(&d, 0, sizeof(d));
+	d.p = jf->scan;
+	d.end = jf->end;
+	if (decode_seq(jf, &d, 0, (long)jf->mcux * jf->mcuy, rowbuf, rowmask, &nrst) < 0 ||
+	    check_end(&d) < 0)
+		goto out;
+	r = 0;
+out:
+	free(rowbuf);
+	free(rowmask);
+	return r;
+}
+
+/* ---- output: upsampling, colour conversion, luma ---- */
+
+struct axis {
+	int a[PRESIZE], b[PRESIZE];	/* plane index of the nearest / the next nearest */
+	uint8_t odd[PRESIZE];
+};
+
+static void axis_init(struct axis *ax, const int *map, int n, int dn, int f)
+{
+	int s;
+
+	for (s = 0; s < PRESIZE; s++) {
+		int x = (int)(((int64_t)s * n) >> 9);
+
+		if (f == 1) {
+			ax->a[s] = ax->b[s] = map[x];
+			ax->odd[s] = 0;
+		} else {
+			int cx = x >> 1, nb = (x & 1) ? cx + 1 : cx - 1;
+
+			if (nb < 0 || nb >= dn)
+				nb = cx;	/* edge: the context is the sample itself */
+			ax->a[s] = map[cx];
+			ax->b[s] = map[nb];
+			ax->odd[s] = (uint8_t)(x & 1);
+		}
+	}
+}
+
+static int rgb_clamp(int v)
+{
+	return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/* jdcolor.c's tables, computed the same way (FIX() rounding, 16 fraction bits). */
+#define CFIX(x)	((int32_t)((x) * 65536.0 + 0.5))
+
+static int compose(struct jf *jf, float *luma)
+{
+	struct axis *axs;
+	int i, x, y, grey = 1;
+	int32_t crr[256], cbb[256], crg[256], cbg[256];
+
+	axs = malloc(sizeof(struct axis) * 2 * (size_t)jf->ncomp);
+	if (!axs)
+		return -ENOMEM;
+	for (i = 0; i < jf->ncomp; i++) {
+		struct comp *c = &jf->c[i];
+
+		axis_init(&axs[2 * i], c->colmap, jf->W, c->dw, c->fh);
+		axis_init(&axs[2 * i + 1], c->rowmap, jf->H, c->dh, c->fv);
+	}
+	if (jf->ncomp == 1) {
+		const struct comp *c = &jf->c[0];
+
+		for (y = 0; y < PRESIZE; y++) {
+			const uint8_t *row = c->plane + (size_t)axs[1].a[y] * c->npcol;
+
+			for (x = 0; x < PRESIZE; x++)
+				luma[y * PRESIZE + x] = (float)row[axs[0].a[x]];
+		}
+		free(axs);
+		return 0;
+	}
+	for (i = 0; i < 256; i++) {
+		int32_t v = i - 128;
+
+		crr[i] = (CFIX(1.40200) * v + 32768) >> 16;
+		cbb[i] = (CFIX(1.77200) * v + 32768) >> 16;
+		crg[i] = -CFIX(0.71414) * v;
+		cbg[i] = -CFIX(0.34414) * v + 32768;
+	}
+	for (y = 0; y < PRESIZE; y++) {
+		const struct comp *c0 = &jf->c[0];
+		const uint8_t *yrow = c0->plane + (size_t)axs[1].a[y] * c0->npcol;
+		int ch[2][PRESIZE];
+
+		for (i = 1; i < 3; i++) {
+			const struct comp *c = &jf->c[i];
+			const struct axis *hx = &axs[2 * i], *vy = &axs[2 * i + 1];
+			const uint8_t *r0 = c->plane + (size_t)vy->a[y] * c->npcol;
+			const uint8_t *r1 = c->plane + (size_t)vy->b[y] * c->npcol;
+			int vb = vy->odd[y] ? 2 : 1;
+
+			for (x = 0; x < PRESIZE; x++) {
+				int a = hx->a[x], b = hx->b[x], v;
+
+				if (c->fh == 1 && c->fv == 1) {
+					v = r0[a];
+				} else if (c->fv == 1) {
+					v = (3 * r0[a] + r0[b] + (hx->odd[x] ? 2 : 1)) >> 2;
+				} else if (c->fh == 1) {
+					v = (3 * r0[a] + r1[a] + vb) >> 2;
+				} else {
+					int ta = 3 * r0[a] + r1[a], tb = 3 * r0[b] + r1[b];
+
+					v = (3 * ta + tb + (hx->odd[x] ? 7 : 8)) >> 4;
+				}
+				ch[i - 1][x] = v;
+			}
+		}
+		for (x = 0; x < PRESIZE; x++) {
+			int yy = yrow[axs[0].a[x]], cb = ch[0][x], cr = ch[1][x];
+			int R = rgb_clamp(yy + crr[cr]);
+			int G = rgb_clamp(yy + (int)((cbg[cb] + crg[cr]) >> 16));
+			int B = rgb_clamp(yy + cbb[cb]);
+
+			grey &= R == G && G == B;
+			luma[y * PRESIZE + x] = (0.299f * (float)R + 0.587f * (float)G) +
+						0.114f * (float)B;
+		}
+	}
+	free(axs);
+	/* The reference takes its grey path only if the whole image is grey, which a
+	 * sample cannot tell; a non-grey sample proves it is not. */
+	return grey ? -ENOTSUP : 0;
+}
+
+/* ---- entry points ---- */
+
+static int jf_open(struct jf *jf, const void *buf, size_t len, int raw)
+{
+	memset(jf, 0, sizeof(*jf));
+	jf->raw = raw;
+	if (!buf || parse_headers(jf, buf, len) < 0 || setup(jf) < 0)
+		return -ENOTSUP;
+	pthread_once(&idct_once, idct_init);
+	return 0;
+}
+
+int jpegfast_luma512(const void *buf, size_t len, unsigned flags, float *luma, int *w, int *h)
+{
+	struct jf *jf = malloc(sizeof(*jf));
+	int r;
+
+	if (!jf)
+		return -ENOMEM;
+	r = jf_open(jf, buf, len, 0);
+	if (r < 0)
+		goto out;
+	r = -ENOTSUP;
+	/* Over 512 px on a side (else the full decode is as cheap), and wide enough that
+	 * libjpeg uses the fancy upsamplers (it needs chroma rows over 2 samples). */
+	if ((jf->W <= PRESIZE && jf->H <= PRESIZE) || jf->W < 16 || jf->H < 16)
+		goto out;
+	r = planes_init(jf);
+	if (r < 0)
+		goto out_planes;
+	jf->sink = sink_planes;
+	r = decode_all(jf);
+	if (r == -1)
+		r = -ENOTSUP;
+	if (r < 0)
+		goto out_planes;
+	r = compose(jf, luma);
+	*w = jf->W;
+	*h = jf->H;
+out_planes:
+	planes_release(jf);
+out:
+	free(jf);
+	(void)flags;
+	return r;
+}
+
+void jpegfast_coefs_release(struct jpegfast_coefs *c)
+{
+	int i;
+
+	for (i = 0; i < 3; i++)
+		free(c->coef[i]);
+	memset(c, 0, sizeof(*c));
+}
+
+int jpegfast_coefs(const void *buf, size_t len, unsigned flags, struct jpegfast_coefs *out)
+{
+	struct jf *jf = malloc(sizeof(*jf));
+	int r, i;
+
+	memset(out, 0, sizeof(*out));
+	if (!jf)
+		return -ENOMEM;
+	r = jf_open(jf, buf, len, 1);
+	if (r < 0)
+		goto out;
+	out->ncomp = jf->ncomp;
+	for (i = 0; i < jf->ncomp; i++) {
+		out->bw[i] = jf->c[i].bw;
+		out->bh[i] = jf->c[i].bh;
+		out->coef[i] = calloc((size_t)jf->c[i].bw * jf->c[i].bh * 64, sizeof(int16_t));
+		if (!out->coef[i]) {
+			r = -ENOMEM;
+			goto out;
+		}
+	}
+	jf->coefs = out;
+	jf->sink = sink_coefs;
+	r = decode_all(jf);
+	if (r == -1)
+		r = -ENOTSUP;
+out:
+	if (r < 0)
+		jpegfast_coefs_release(out);
+	free(jf);
+	(void)flags;
+	return r;
+}
