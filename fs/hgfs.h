@@ -57,6 +57,7 @@ struct inode {
 	fuse_ino_t parent;		/* last known parent/name, for O_TRUNC staging and pulls */
 	char *name;
 	bool dead;			/* tmpfile of a rejected upload */
+	int dslot;			/* directory fd cache slot, 0 = none; under its lock */
 
 	atomic_uint_fast64_t wgen;	/* bumped by every content change through the mount */
 	atomic_uint_fast64_t sgen;	/* wgen value the last clean scan covered */

@@ -7,6 +7,9 @@
  * syscall per operation and needs CAP_DAC_READ_SEARCH (the daemon runs as root).
  * Handles are only ever taken of objects reached through a checked lookup below the root, so
  * open_by_handle_at cannot be used to reach anything outside BACKING_DIR.
+ * Directories are the exception that pays: every create, lookup and publish opens its parent,
+ * so a bounded cache (DIRFD_SLOTS O_PATH fds, least recently used evicted when unused) keeps
+ * the busy ones open.  A slot in use is never closed; inode_free drops its slot.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -102,8 +105,97 @@ static void table_remove(struct inode *in)
 	}
 }
 
+#define DIRFD_SLOTS	256
+
+/* Slot 0 is unused so that a zeroed inode means "not cached". */
+static pthread_mutex_t dcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	struct inode *in;
+	int fd;
+	int users;
+	uint64_t used;
+} dslots[DIRFD_SLOTS + 1];
+static uint64_t dclock;
+
+static int dcache_get(struct inode *in)
+{
+	int fd = -1, s;
+
+	pthread_mutex_lock(&dcache_lock);
+	s = in->dslot;
+	if (s) {
+		dslots[s].users++;
+		dslots[s].used = ++dclock;
+		fd = dslots[s].fd;
+	}
+	pthread_mutex_unlock(&dcache_lock);
+	return fd;
+}
+
+/* Offer a freshly opened fd to the cache; if it is not taken, the caller's put closes it. */
+static void dcache_add(struct inode *in, int fd)
+{
+	int s, best = 0;
+
+	pthread_mutex_lock(&dcache_lock);
+	if (in->dslot)
+		goto out;
+	for (s = 1; s <= DIRFD_SLOTS; s++) {
+		if (!dslots[s].in) {
+			best = s;
+			break;
+		}
+		if (!dslots[s].users && (!best || dslots[s].used < dslots[best].used))
+			best = s;
+	}
+	if (!best)
+		goto out;
+	if (dslots[best].in) {
+		dslots[best].in->dslot = 0;
+		close(dslots[best].fd);
+	}
+	dslots[best].in = in;
+	dslots[best].fd = fd;
+	dslots[best].users = 1;
+	dslots[best].used = ++dclock;
+	in->dslot = best;
+out:
+	pthread_mutex_unlock(&dcache_lock);
+}
+
+/* true if fd is in's cached fd (now released), false if the caller must close it. */
+static bool dcache_put(struct inode *in, int fd)
+{
+	bool cached = false;
+	int s;
+
+	pthread_mutex_lock(&dcache_lock);
+	s = in->dslot;
+	if (s && dslots[s].fd == fd) {
+		dslots[s].users--;
+		cached = true;
+	}
+	pthread_mutex_unlock(&dcache_lock);
+	return cached;
+}
+
+static void dcache_forget(struct inode *in)
+{
+	int s;
+
+	pthread_mutex_lock(&dcache_lock);
+	s = in->dslot;
+	if (s) {
+		close(dslots[s].fd);
+		memset(&dslots[s], 0, sizeof(dslots[s]));
+		in->dslot = 0;
+	}
+	pthread_mutex_unlock(&dcache_lock);
+}
+
 static void inode_free(struct inode *in)
 {
+	dcache_forget(in);
 	if (in->parent)
 		inode_unref(ino_to_inode(in->parent));
 	if (in->fd >= 0)
@@ -420,6 +512,11 @@ int inode_fd(struct inode *in, int flags)
 		}
 		return fd < 0 ? -errno : fd;
 	}
+	if (flags == O_PATH && in->type == S_IFDIR) {
+		fd = dcache_get(in);
+		if (fd >= 0)
+			return fd;
+	}
 	pthread_mutex_lock(&in->lock);
 	if (in->dead || !in->handle) {
 		pthread_mutex_unlock(&in->lock);
@@ -430,13 +527,18 @@ int inode_fd(struct inode *in, int flags)
 	pthread_mutex_unlock(&in->lock);
 	if (fd < 0)
 		return errno == ESTALE ? -ENOENT : -errno;
+	if (flags == O_PATH && in->type == S_IFDIR)
+		dcache_add(in, fd);
 	return fd;
 }
 
 void inode_fd_put(struct inode *in, int fd)
 {
-	if (fd >= 0 && fd != in->fd)
-		close(fd);
+	if (fd < 0 || fd == in->fd)
+		return;
+	if (in->type == S_IFDIR && dcache_put(in, fd))
+		return;
+	close(fd);
 }
 
 void inode_set_name(struct inode *in, fuse_ino_t parent, const char *name)

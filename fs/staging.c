@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -505,52 +506,69 @@ bool related_process(pid_t asker, pid_t writer)
 	return same_process(asker, wp) || ap == wp;
 }
 
+/* Is the /proc/PID/fd entry NAME (in dfd) a descriptor of this mount's inode kino? */
+static bool fd_is(int dfd, pid_t pid, const char *name, ino_t kino)
+{
+	char p[320], link[PATH_MAX], info[512], *ino;
+	ssize_t n;
+	int ifd;
+
+	n = readlinkat(dfd, name, link, sizeof(link) - 1);
+	if (n <= 0)
+		return false;
+	link[n] = 0;
+	if ((size_t)n <= hgfs.mnt_len || strncmp(link, hgfs.mnt_real, hgfs.mnt_len) != 0 ||
+	    link[hgfs.mnt_len] != '/')
+		return false;
+	snprintf(p, sizeof(p), "/proc/%d/fdinfo/%s", (int)pid, name);
+	ifd = open(p, O_RDONLY | O_CLOEXEC);
+	if (ifd < 0)
+		return false;
+	n = read(ifd, info, sizeof(info) - 1);
+	close(ifd);
+	if (n <= 0)
+		return false;
+	info[n] = 0;
+	ino = strstr(info, "\nino:");
+	return ino && (ino_t)strtoull(ino + 5, NULL, 10) == kino;
+}
+
 /*
  * Does pid have an fd on this mount whose inode number is kino?  1 yes, 0 no, -1 it has no
  * descriptors at all (exiting: its files are being closed) or cannot be read.
+ * This runs at every close of an upload, so it reads the fd directory with getdents64 into
+ * one buffer (procfs fills it until it runs out of entries: a short read is the end) and
+ * only opens fdinfo for links into this mount.
  */
 static int pid_holds(pid_t pid, ino_t kino)
 {
-	char p[320], link[PATH_MAX], info[512];
-	struct dirent *de;
+	char p[64];
+	union {
+		struct dirent64 d;
+		char b[16384];
+	} u;
 	bool found = false, any = false;
-	DIR *d;
+	long n, off;
 	int dfd;
 
 	snprintf(p, sizeof(p), "/proc/%d/fd", (int)pid);
-	d = opendir(p);
-	if (!d)
+	dfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
 		return -1;
-	dfd = dirfd(d);
-	while (!found && (de = readdir(d))) {
-		ssize_t n;
-		char *ino;
-		int ifd;
+	while (!found && (n = syscall(SYS_getdents64, dfd, u.b, sizeof(u.b))) > 0) {
+		for (off = 0; off < n && !found; ) {
+			struct dirent64 *de = (struct dirent64 *)(u.b + off);
 
-		if (de->d_name[0] == '.')
-			continue;
-		any = true;
-		n = readlinkat(dfd, de->d_name, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = 0;
-		if ((size_t)n <= hgfs.mnt_len || strncmp(link, hgfs.mnt_real, hgfs.mnt_len) != 0 ||
-		    link[hgfs.mnt_len] != '/')
-			continue;
-		snprintf(p, sizeof(p), "/proc/%d/fdinfo/%s", (int)pid, de->d_name);
-		ifd = open(p, O_RDONLY | O_CLOEXEC);
-		if (ifd < 0)
-			continue;
-		n = read(ifd, info, sizeof(info) - 1);
-		close(ifd);
-		if (n <= 0)
-			continue;
-		info[n] = 0;
-		ino = strstr(info, "\nino:");
-		if (ino && (ino_t)strtoull(ino + 5, NULL, 10) == kino)
-			found = true;
+			off += de->d_reclen;
+			if (de->d_name[0] == '.')
+				continue;
+			any = true;
+			found = fd_is(dfd, pid, de->d_name, kino);
+		}
+		if ((size_t)n + 2 * sizeof(struct dirent64) < sizeof(u.b))
+			break;
 	}
-	closedir(d);
+	close(dfd);
 	return found ? 1 : any ? 0 : -1;
 }
 
@@ -576,6 +594,13 @@ bool upload_open_elsewhere(struct upload *up, pid_t pid)
 	h = pid_holds(pid, up->kino);
 	if (h == 1)
 		return true;
+	/*
+	 * The thread that created the upload opened it after any fork of its parent, so the
+	 * parent cannot hold it (short of fd passing): skip the second /proc walk, which is
+	 * most of the cost of a small upload's close.
+	 */
+	if (pid == up->pid)
+		return false;
 	/* A child writing to an inherited fd (cat closes its stdout): does the parent hold it? */
 	pp = ppid_of(pid);
 	return pp > 1 && pid_holds(pp, up->kino) == 1;
@@ -660,14 +685,28 @@ static int publish(struct upload *up)
 	pfd = inode_fd(up->parent, O_PATH);
 	if (pfd < 0)
 		return pfd;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", up->fd);
+	/*
+	 * A new name that is still free is linked in directly: as atomic as the rename and one
+	 * directory change instead of two.  If the name exists by now (another upload won, or
+	 * someone wrote into BACKING_DIR), fall through and rename over it as for a rewrite.
+	 */
+	if (!up->replaces) {
+		pthread_mutex_lock(&name_lock);
+		ret = linkat(AT_FDCWD, proc, pfd, up->name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+		pthread_mutex_unlock(&name_lock);
+		if (ret == 0)
+			goto linked;
+		if (ret != -EEXIST)
+			goto out;
+	}
 	if (fstat(pfd, &st) < 0) {
 		ret = -errno;
 		goto out;
 	}
 	/* The staging dir only helps on the same filesystem; else link next to the target. */
 	ldir = st.st_dev == hgfs.staging_dev ? hgfs.staging_fd : pfd;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", up->fd);
-	snprintf(tmp, sizeof(tmp), ".hashgate-tmp.%d.%llu", (int)getpid(),
+	snprintf(tmp, sizeof(tmp), ".hashgate-tmp.%d.%llu", (int)hgfs.st.pid,
 		 (unsigned long long)atomic_fetch_add(&hgfs.tmpseq, 1));
 	if (linkat(AT_FDCWD, proc, ldir, tmp, AT_SYMLINK_FOLLOW) < 0) {
 		ret = -errno;
@@ -689,6 +728,7 @@ static int publish(struct upload *up)
 		ret = 0;
 	}
 	pthread_mutex_unlock(&name_lock);
+linked:
 	inode_set_name(up->inode, inode_to_ino(up->parent), up->name);
 out:
 	inode_fd_put(up->parent, pfd);
