@@ -360,11 +360,14 @@ dec_block(struct dec *d, const struct huff *dc, const struct huff *ac, const uin
 			mask |= 1u << (pos >> 3);
 		}
 	}
-	if (compact)
+	if (compact) {
 		*out = o;
-	else
+		if (b)
+			*cnt |= 0x80;	/* checked when the block is placed */
+	} else {
 		*rm = (uint8_t)mask;
-	*bad |= b;
+		*bad |= b;
+	}
 	return 0;
 }
 
@@ -1000,64 +1003,430 @@ static int check_end(const struct dec *d)
 }
 
 /*
- * Decode MCUs [from, to) into the MCU-row buffer, calling the sink at the end of each MCU
- * row.  nrst counts restart markers seen.
+ * The speculative helper's state.  Everything the helper writes before it sets rec_ready or
+ * t2_done is read by the calling thread only after taking mu and seeing the flag.
  */
-static int decode_seq(struct jf *jf, struct dec *d, long from, long to, int16_t *rowbuf,
-		      uint8_t *rowmask, int *nrst)
+struct split {
+	struct jf *jf;
+	int spec;		/* 1: speculative start; 0: right after a restart marker */
+	const uint8_t *start;
+	uint64_t startbit;	/* spec: position of start in the destuffed data, in bits */
+	long a0;		/* known start: absolute block index there */
+	int nrst0;		/* known start: restart markers before it */
+	uint64_t *rpos;		/* spec: the helper's block starts */
+	unsigned (*rpred)[3];
+	uint8_t *ridx;
+	int nrec;
+	uint8_t *cbuf;		/* compact blocks: dc pred (4), count|bad (1), count x (pos, lo, hi) */
+	size_t clen, ccap;
+	size_t *ck;		/* cbuf offset of every 64th block */
+	long nck;
+	long nvalid;		/* blocks decoded without an anomaly */
+	struct dec endstate;	/* reader state after the last of them */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int rec_ready, t2_done, verdict, valid, recon_err;
+	atomic_int abort;
+	long s_abs, j, mid;	/* sync: absolute block = helper block j; helper rebuilds from mid */
+	unsigned delta[3];
+};
+
+static __thread struct jpegfast_stats last_stats;
+
+void jpegfast_last_stats(struct jpegfast_stats *st)
 {
-	long mcu;
-	unsigned bad = 0;
+	*st = last_stats;
+}
 
-	for (mcu = from; mcu < to; mcu++) {
-		int mx = (int)(mcu % jf->mcux), b;
+static int sink_row(struct jf *jf, long mcu, int16_t *rowbuf, uint8_t *rowmask)
+{
+	if (jf->sink(jf, (int)(mcu / jf->mcux), rowbuf, rowmask) < 0)
+		return -1;
+	row_clear(jf, rowbuf, rowmask);
+	return 0;
+}
 
-		if (jf->ri && mcu > 0 && mcu % jf->ri == 0) {
-			if (do_restart(d, (*nrst)++) < 0)
-				return -1;
-		}
-		for (b = 0; b < jf->nbm; b++) {
-			const struct comp *c = &jf->c[jf->bm_comp[b]];
-			size_t bi = (size_t)jf->bm_off[b] + (size_t)mx * jf->bm_h[b];
+/* Place the helper's blocks for absolute blocks [from, to) and reconstruct their rows. */
+static int recon_compact(struct jf *jf, struct split *sp, long from, long to, int16_t *rowbuf,
+			 uint8_t *rowmask)
+{
+	long ord = sp->j + (from - sp->s_abs), k, a;
+	const uint8_t *q = sp->cbuf + sp->ck[ord >> 6];
 
-			if (dec_block(d, &jf->dc[c->td], &jf->ac[c->ta], c->qz,
-				      &d->pred[jf->bm_comp[b]], rowbuf + 64 * bi, rowmask + bi,
-				      &bad, NULL, 0) < 0)
-				return -1;
+	for (k = ord & ~63L; k < ord; k++)
+		q += 5 + 3 * (q[4] & 0x7f);
+	for (a = from; a < to; a++) {
+		long mcu = a / jf->nbm;
+		int b = (int)(a % jf->nbm), mx = (int)(mcu % jf->mcux), ci = jf->bm_comp[b], n, i, v;
+		const struct comp *c = &jf->c[ci];
+		size_t bi = (size_t)jf->bm_off[b] + (size_t)mx * jf->bm_h[b];
+		int16_t *blk = rowbuf + 64 * bi;
+		unsigned pred, mask = 1;
+
+		memcpy(&pred, q, 4);
+		n = q[4];
+		if ((n & 0x80) && !jf->raw)
+			return -1;
+		n &= 0x7f;
+		v = (int16_t)(pred + sp->delta[ci]) * c->qz[0];
+		if ((unsigned)(v + 8191) > 16382u && !jf->raw)
+			return -1;
+		blk[0] = (int16_t)v;
+		q += 5;
+		for (i = 0; i < n; i++, q += 3) {
+			blk[q[0]] = (int16_t)(q[1] | q[2] << 8);
+			mask |= 1u << (q[0] >> 3);
 		}
-		if (mx == jf->mcux - 1) {
-			if (real_bits(d) < 0)
-				return -1;	/* ran into a marker or the end */
-			if (bad && !jf->raw)
-				return -1;
-			if (jf->sink(jf, (int)(mcu / jf->mcux), rowbuf, rowmask) < 0)
-				return -1;
-			row_clear(jf, rowbuf, rowmask);
-		}
+		rowmask[bi] = (uint8_t)mask;
+		if (b == jf->nbm - 1 && mx == jf->mcux - 1 && sink_row(jf, mcu, rowbuf, rowmask) < 0)
+			return -1;
 	}
 	return 0;
 }
 
-static int decode_all(struct jf *jf)
+static int t2_grow(struct split *sp)
 {
+	size_t ncap = sp->ccap * 2;
+	uint8_t *n = realloc(sp->cbuf, ncap);
+
+	if (!n)
+		return -1;
+	sp->cbuf = n;
+	sp->ccap = ncap;
+	return 0;
+}
+
+static void *t2_main(void *arg)
+{
+	struct split *sp = arg;
+	struct jf *jf = sp->jf;
+	const long total = (long)jf->mcux * jf->mcuy * jf->nbm;
+	struct dec d, prev;
+	long ord = 0, a = sp->a0;
+	int idx = 0, nrst = sp->nrst0;
+	int16_t *rowbuf = NULL;
+	uint8_t *rowmask = NULL;
+
+	memset(&d, 0, sizeof(d));
+	d.p = sp->start;
+	d.end = jf->end;
+	prev = d;
+	for (;;) {
+		const struct comp *c;
+		uint8_t *o;
+		unsigned unused = 0;
+
+		if (!(ord & 255) && atomic_load_explicit(&sp->abort, memory_order_relaxed))
+			break;
+		if (sp->spec) {
+			if (ord < NREC) {
+				sp->rpos[ord] = sp->startbit + bitpos(&d);
+				sp->ridx[ord] = (uint8_t)idx;
+				memcpy(sp->rpred[ord], d.pred, sizeof(d.pred));
+				sp->nrec = (int)ord + 1;
+			} else if (ord == NREC) {
+				pthread_mutex_lock(&sp->mu);
+				sp->rec_ready = 1;
+				pthread_cond_broadcast(&sp->cv);
+				pthread_mutex_unlock(&sp->mu);
+			}
+			if (ord >= total)
+				break;
+		} else {
+			if (a >= total)
+				break;
+			if (idx == 0 && jf->ri && a > sp->a0 && (a / jf->nbm) % jf->ri == 0 &&
+			    do_restart(&d, nrst++) < 0)
+				break;
+		}
+		if (sp->ccap - sp->clen < 5 + 3 * 63 && t2_grow(sp) < 0)
+			break;
+		if (!(ord & 63))
+			sp->ck[ord >> 6] = sp->clen;
+		c = &jf->c[jf->bm_comp[idx]];
+		o = sp->cbuf + sp->clen;
+		if (dec_block(&d, &jf->dc[c->td], &jf->ac[c->ta], c->qz, &d.pred[jf->bm_comp[idx]],
+			      NULL, NULL, &unused, &o, 1) < 0 || real_bits(&d) < 0)
+			break;
+		sp->clen = (size_t)(o - sp->cbuf);
+		ord++;
+		a++;
+		if (++idx == jf->nbm)
+			idx = 0;
+		prev = d;
+	}
+	pthread_mutex_lock(&sp->mu);
+	sp->nvalid = ord;
+	sp->endstate = prev;
+	sp->rec_ready = 1;
+	sp->t2_done = 1;
+	pthread_cond_broadcast(&sp->cv);
+	while (!sp->verdict)
+		pthread_cond_wait(&sp->cv, &sp->mu);
+	if (sp->verdict > 0) {
+		sp->valid = ord == sp->j + (total - sp->s_abs) && check_end(&prev) == 0 ? 1 : -1;
+		pthread_cond_broadcast(&sp->cv);
+	}
+	pthread_mutex_unlock(&sp->mu);
+	if (sp->valid > 0 && sp->mid < total) {
+		rowbuf = calloc((size_t)jf->rowblocks * 64, sizeof(int16_t));
+		rowmask = calloc((size_t)jf->rowblocks, 1);
+		sp->recon_err = !rowbuf || !rowmask ||
+				recon_compact(jf, sp, sp->mid, total, rowbuf, rowmask) < 0;
+		free(rowbuf);
+		free(rowmask);
+	}
+	return NULL;
+}
+
+/*
+ * The calling thread's check at a block start past the helper's start: 1 if the helper
+ * decoded a block from this very bit with this block-in-MCU index, 0 if not (yet), -1 once
+ * the helper's records are all behind us.
+ */
+static int t1_sync(struct split *sp, const struct dec *d, int b, long *jrec, int *ready)
+{
+	uint64_t pos = bitpos(d);
+	long j = *jrec;
+	int c;
+
+	if (!*ready) {
+		pthread_mutex_lock(&sp->mu);
+		while (!sp->rec_ready)
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		pthread_mutex_unlock(&sp->mu);
+		*ready = 1;
+	}
+	while (j < sp->nrec && sp->rpos[j] < pos)
+		j++;
+	*jrec = j;
+	if (j >= sp->nrec)
+		return -1;
+	if (sp->rpos[j] != pos || sp->ridx[j] != b)
+		return 0;
+	sp->j = j;
+	for (c = 0; c < 3; c++)
+		sp->delta[c] = d->pred[c] - sp->rpred[j][c];
+	return 1;
+}
+
+/*
+ * Decode blocks [*pa, a_end) into the MCU-row buffer, handing each finished MCU row to the
+ * sink.  Returns 0 (reached a_end), 1 (synchronised with the helper at *pa) or -1.
+ */
+static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int16_t *rowbuf,
+		     uint8_t *rowmask, int *nrst, long *rst_done, struct split *sp)
+{
+	long a = *pa, mcu = a / jf->nbm, jrec = 0;
+	int b = (int)(a % jf->nbm), mx = (int)(mcu % jf->mcux), watch = sp && sp->spec, ready = 0;
+	unsigned bad = 0;
+
+	while (a < a_end) {
+		const struct comp *c;
+		size_t bi;
+
+		if (b == 0 && jf->ri && mcu > 0 && mcu % jf->ri == 0 && *rst_done != mcu) {
+			if (do_restart(d, (*nrst)++) < 0)
+				return -1;
+			*rst_done = mcu;
+		}
+		if (watch && bitpos(d) >= sp->startbit) {
+			int s = t1_sync(sp, d, b, &jrec, &ready);
+
+			if (s > 0) {
+				*pa = a;
+				return (bad && !jf->raw) || real_bits(d) < 0 ? -1 : 1;
+			}
+			if (s < 0)
+				watch = 0;
+		}
+		c = &jf->c[jf->bm_comp[b]];
+		bi = (size_t)jf->bm_off[b] + (size_t)mx * jf->bm_h[b];
+		if (dec_block(d, &jf->dc[c->td], &jf->ac[c->ta], c->qz, &d->pred[jf->bm_comp[b]],
+			      rowbuf + 64 * bi, rowmask + bi, &bad, NULL, 0) < 0)
+			return -1;
+		a++;
+		if (++b == jf->nbm) {
+			b = 0;
+			if (++mx == jf->mcux) {
+				mx = 0;
+				if (real_bits(d) < 0 || (bad && !jf->raw) ||
+				    sink_row(jf, mcu, rowbuf, rowmask) < 0)
+					return -1;
+			}
+			mcu++;
+		}
+	}
+	*pa = a;
+	return (bad && !jf->raw) || real_bits(d) < 0 ? -1 : 0;
+}
+
+/* Number of data bytes in [p, end) once stuffed FF 00 pairs count as one. */
+static uint64_t destuffed(const uint8_t *p, const uint8_t *end)
+{
+	uint64_t n = (uint64_t)(end - p);
+	const uint8_t *q = p;
+
+	while ((q = memchr(q, 0xff, (size_t)(end - q))) != NULL && q + 1 < end) {
+		if (q[1] == 0)
+			n--;
+		q += 2;
+	}
+	return n;
+}
+
+/* Where the helper starts; 0 or -1 (no split). */
+static int split_plan(struct jf *jf, struct split *sp)
+{
+	const uint8_t *mid = jf->scan + (jf->end - jf->scan) / 2, *q = jf->scan;
+	const long total = (long)jf->mcux * jf->mcuy * jf->nbm;
+
+	if (jf->ri) {
+		int k = 0;
+
+		while ((q = memchr(q, 0xff, (size_t)(jf->end - q))) != NULL && q + 1 < jf->end) {
+			if (q[1] >= 0xd0 && q[1] <= 0xd7) {
+				if (q >= mid)
+					break;
+				k++;
+			}
+			q += 2;
+		}
+		if (!q || q + 1 >= jf->end)
+			return -1;
+		sp->spec = 0;
+		sp->start = q + 2;
+		sp->nrst0 = k + 1;
+		sp->a0 = (long)(k + 1) * jf->ri * jf->nbm;
+		return sp->a0 < total ? 0 : -1;
+	}
+	q = mid;
+	if (q[-1] == 0xff)
+		q++;	/* not into a stuffed pair */
+	sp->spec = 1;
+	sp->start = q;
+	sp->startbit = 8 * destuffed(jf->scan, q);
+	sp->rpos = malloc(sizeof(*sp->rpos) * NREC);
+	sp->rpred = malloc(sizeof(*sp->rpred) * NREC);
+	sp->ridx = malloc(NREC);
+	return sp->rpos && sp->rpred && sp->ridx ? 0 : -1;
+}
+
+static void split_free(struct split *sp)
+{
+	free(sp->rpos);
+	free(sp->rpred);
+	free(sp->ridx);
+	free(sp->cbuf);
+	free(sp->ck);
+}
+
+static int decode_all(struct jf *jf, unsigned flags)
+{
+	const long total = (long)jf->mcux * jf->mcuy * jf->nbm;
+	struct split *sp = NULL;
+	pthread_t th;
 	struct dec d;
 	int16_t *rowbuf;
 	uint8_t *rowmask;
-	int nrst = 0, r = -1;
+	int nrst = 0, r = -1, synced = 0;
+	long a = 0, rst_done = -1;
 
+	memset(&last_stats, 0, sizeof(last_stats));
 	rowbuf = calloc((size_t)jf->rowblocks * 64, sizeof(int16_t));
 	rowmask = calloc((size_t)jf->rowblocks, 1);
 	if (!rowbuf || !rowmask) {
 		r = -ENOMEM;
 		goto out;
 	}
+	if (!(flags & JPEGFAST_NO_THREADS) && jf->nbm <= 10 &&
+	    ((size_t)(jf->end - jf->scan) >= MIN_SPLIT_BYTES || (flags & JPEGFAST_FORCE_SPLIT))) {
+		sp = calloc(1, sizeof(*sp));
+		if (sp) {
+			sp->jf = jf;
+			sp->ccap = (size_t)(jf->end - jf->scan) * 2 + 4096;
+			sp->cbuf = malloc(sp->ccap);
+			sp->ck = malloc(sizeof(size_t) * (size_t)(total / 64 + 2));
+			if (!sp->cbuf || !sp->ck || split_plan(jf, sp) < 0) {
+				split_free(sp);
+				free(sp);
+				sp = NULL;
+			}
+		}
+		if (sp) {
+			pthread_mutex_init(&sp->mu, NULL);
+			pthread_cond_init(&sp->cv, NULL);
+			if (pthread_create(&th, NULL, t2_main, sp) != 0) {
+				pthread_mutex_destroy(&sp->mu);
+				pthread_cond_destroy(&sp->cv);
+				split_free(sp);
+				free(sp);
+				sp = NULL;
+			}
+		}
+	}
 	memset(&d, 0, sizeof(d));
 	d.p = jf->scan;
 	d.end = jf->end;
-	if (decode_seq(jf, &d, 0, (long)jf->mcux * jf->mcuy, rowbuf, rowmask, &nrst) < 0 ||
-	    check_end(&d) < 0)
-		goto out;
-	r = 0;
+	r = t1_decode(jf, &d, &a, sp && !sp->spec ? sp->a0 : total, rowbuf, rowmask, &nrst,
+		      &rst_done, sp);
+	if (sp) {
+		if (!sp->spec && r == 0 && a == sp->a0 && a < total) {
+			/* the marker the helper started after must be exactly there */
+			if (do_restart(&d, nrst) == 0) {
+				nrst++;
+				rst_done = a / jf->nbm;
+				sp->s_abs = a;
+				sp->j = 0;
+				synced = 1;
+			} else {
+				r = -1;
+			}
+		} else if (r == 1) {
+			sp->s_abs = a;
+			synced = 1;
+			r = 0;
+		}
+		last_stats.split = sp->spec ? 1 : 2;
+		last_stats.synced = synced;
+		if (synced) {
+			last_stats.sync_block = sp->s_abs;
+			last_stats.sync_lag = sp->j;
+		}
+		pthread_mutex_lock(&sp->mu);
+		if (synced) {
+			long rowb = (long)jf->mcux * jf->nbm, ms = sp->s_abs / rowb;
+
+			sp->mid = (ms + 1 + (jf->mcuy - ms - 1) / 2) * rowb;
+		}
+		sp->verdict = synced ? 1 : -1;
+		atomic_store(&sp->abort, !synced);
+		pthread_cond_broadcast(&sp->cv);
+		while (synced && !sp->valid)
+			pthread_cond_wait(&sp->cv, &sp->mu);
+		pthread_mutex_unlock(&sp->mu);
+		last_stats.used = synced && sp->valid > 0;
+		if (synced && sp->valid > 0) {
+			r = recon_compact(jf, sp, a, sp->mid, rowbuf, rowmask);
+			pthread_join(th, NULL);
+			if (sp->recon_err)
+				r = -1;
+			goto out_sp;
+		}
+		pthread_join(th, NULL);
+		/* no usable help: finish here */
+		if (r == 0 && a < total)
+			r = t1_decode(jf, &d, &a, total, rowbuf, rowmask, &nrst, &rst_done, NULL);
+	}
+	if (r == 0)
+		r = check_end(&d);
+out_sp:
+	if (sp) {
+		pthread_mutex_destroy(&sp->mu);
+		pthread_cond_destroy(&sp->cv);
+		split_free(sp);
+		free(sp);
+	}
 out:
 	free(rowbuf);
 	free(rowmask);
@@ -1213,7 +1582,7 @@ int jpegfast_luma512(const void *buf, size_t len, unsigned flags, float *luma, i
 	if (r < 0)
 		goto out_planes;
 	jf->sink = sink_planes;
-	r = decode_all(jf);
+	r = decode_all(jf, flags);
 	if (r == -1)
 		r = -ENOTSUP;
 	if (r < 0)
@@ -1225,7 +1594,6 @@ out_planes:
 	planes_release(jf);
 out:
 	free(jf);
-	(void)flags;
 	return r;
 }
 
@@ -1261,13 +1629,12 @@ int jpegfast_coefs(const void *buf, size_t len, unsigned flags, struct jpegfast_
 	}
 	jf->coefs = out;
 	jf->sink = sink_coefs;
-	r = decode_all(jf);
+	r = decode_all(jf, flags);
 	if (r == -1)
 		r = -ENOTSUP;
 out:
 	if (r < 0)
 		jpegfast_coefs_release(out);
 	free(jf);
-	(void)flags;
 	return r;
 }

@@ -38,6 +38,16 @@ struct jpegfast_coefs {
 	int16_t *coef[3];	/* bw*bh blocks of 64, natural order; owned */
 };
 
+/* What the last call on this thread did with the helper thread (tests, benchmarks). */
+struct jpegfast_stats {
+	int split;		/* 0 none, 1 speculative, 2 at a restart marker */
+	int synced;		/* the calling thread met the helper's decode */
+	int used;		/* and the helper's blocks were taken */
+	long sync_block;	/* absolute block index of the meeting point */
+	long sync_lag;		/* helper blocks decoded before that point (wasted) */
+};
+void jpegfast_last_stats(struct jpegfast_stats *st);
+
 int jpegfast_coefs(const void *buf, size_t len, unsigned flags, struct jpegfast_coefs *out);
 void jpegfast_coefs_release(struct jpegfast_coefs *c);
 
