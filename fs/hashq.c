@@ -12,6 +12,13 @@
  *
  * State lives in struct upload under up->lock; `busy` marks the one party hashing
  * [frontier, claimed) without the lock, and owns the hasher meanwhile.
+ *
+ * The MD5 lane: with all three algorithms one core hashes ~0.43 GB/s here, and MD5 alone is
+ * over half of that (1.3 ns/byte against 0.55 each for SHA-1 and SHA-256 with SHA-NI), so one
+ * big upload could not be hashed as fast as FUSE writes it.  A second thread takes the MD5 of
+ * each large chunk while the party hashing does the rest.  There is one lane; a party that
+ * finds it taken hashes everything itself, so the lane never makes anyone wait for another
+ * upload.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +30,7 @@
 
 #define HASHQ_CHUNK	(1u << 20)
 #define HASHQ_BACKLOG	(4u << 20)	/* contiguous bytes before the thread takes over */
+#define LANE_MIN	(256u << 10)	/* smaller chunks are not worth a thread handoff */
 
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
@@ -30,6 +38,73 @@ static struct upload *q_head, *q_tail;
 static bool q_stop;
 static pthread_t q_thread;
 static bool q_started;
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	pthread_t thread;
+	bool started, stop;
+	bool taken;		/* a party has claimed the lane for one chunk */
+	bool job;		/* the chunk below is waiting for or in the lane thread */
+	struct hasher *h;
+	const void *buf;
+	size_t len;
+	int err;
+} lane = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
+
+static void *lane_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&lane.lock);
+	for (;;) {
+		int err;
+
+		while (!lane.job && !lane.stop)
+			pthread_cond_wait(&lane.cond, &lane.lock);
+		if (!lane.job)
+			break;
+		pthread_mutex_unlock(&lane.lock);
+		err = hasher_update_part(lane.h, HASH_BIT(HASH_MD5), lane.buf, lane.len);
+		pthread_mutex_lock(&lane.lock);
+		lane.err = err;
+		lane.job = false;
+		pthread_cond_broadcast(&lane.cond);
+	}
+	pthread_mutex_unlock(&lane.lock);
+	return NULL;
+}
+
+/* hasher_update, with the MD5 part in the lane when the chunk is big and the lane free. */
+static int hash_chunk(struct hasher *h, const void *buf, size_t len)
+{
+	const unsigned md5 = HASH_BIT(HASH_MD5);
+	bool split = false;
+	int r, lr;
+
+	if (len >= LANE_MIN && (h->mask & md5) && (h->mask & ~md5)) {
+		pthread_mutex_lock(&lane.lock);
+		if (lane.started && !lane.stop && !lane.taken) {
+			lane.taken = lane.job = split = true;
+			lane.h = h;
+			lane.buf = buf;
+			lane.len = len;
+			pthread_cond_broadcast(&lane.cond);
+		}
+		pthread_mutex_unlock(&lane.lock);
+	}
+	if (!split)
+		return hasher_update(h, buf, len);
+	r = hasher_update_part(h, h->mask & ~md5, buf, len);
+	pthread_mutex_lock(&lane.lock);
+	while (lane.job)
+		pthread_cond_wait(&lane.cond, &lane.lock);
+	lr = lane.err;
+	lane.taken = false;
+	pthread_mutex_unlock(&lane.lock);
+	if (r == 0 && lr == 0)
+		h->size += len;
+	return r ? r : lr;
+}
 
 /* Called with up->lock held. */
 void hashq_stop_streaming(struct upload *up)
@@ -149,7 +224,7 @@ void hashq_step(struct upload *up)
 				err = r < 0 ? -errno : -EIO;
 				break;
 			}
-			if (hasher_update(&up->hasher, buf, r) < 0)
+			if (hash_chunk(&up->hasher, buf, r) < 0)
 				err = -ENOMEM;
 			pos += r;
 		}
@@ -202,6 +277,10 @@ int hashq_start(void)
 	if (pthread_create(&q_thread, NULL, hashq_main, NULL) != 0)
 		return -EAGAIN;
 	q_started = true;
+	/* On one core the lane would only add handoffs; without it everything still works. */
+	if (sysconf(_SC_NPROCESSORS_ONLN) > 1 &&
+	    pthread_create(&lane.thread, NULL, lane_main, NULL) == 0)
+		lane.started = true;
 	return 0;
 }
 
@@ -215,4 +294,12 @@ void hashq_shutdown(void)
 	pthread_mutex_unlock(&q_lock);
 	pthread_join(q_thread, NULL);
 	q_started = false;
+	if (lane.started) {
+		pthread_mutex_lock(&lane.lock);
+		lane.stop = true;
+		pthread_cond_broadcast(&lane.cond);
+		pthread_mutex_unlock(&lane.lock);
+		pthread_join(lane.thread, NULL);
+		lane.started = false;
+	}
 }

@@ -124,20 +124,28 @@ err_release:
 	return r;
 }
 
-int hasher_update(struct hasher *h, const void *buf, size_t len)
+int hasher_update_part(struct hasher *h, unsigned mask, const void *buf, size_t len)
 {
 	int a;
 
 	if (len == 0)
 		return 0;
 	for (a = 0; a < 3; a++) {
-		if (!h->ctx[a])
+		if (!h->ctx[a] || !(mask & HASH_BIT(a)))
 			continue;
 		if (EVP_DigestUpdate(h->ctx[a], buf, len) != 1)
 			return -EIO;
 	}
-	h->size += len;
 	return 0;
+}
+
+int hasher_update(struct hasher *h, const void *buf, size_t len)
+{
+	int r = hasher_update_part(h, HASH_EXACT_MASK, buf, len);
+
+	if (r == 0)
+		h->size += len;
+	return r;
 }
 
 int hasher_final(struct hasher *h, struct digests *out)

@@ -54,6 +54,13 @@ struct hasher {
  */
 int hasher_init(struct hasher *h, unsigned mask);
 int hasher_update(struct hasher *h, const void *buf, size_t len);
+/*
+ * Feed bytes to only the algorithms of h that are in mask, without counting them in h->size:
+ * for splitting one hasher's work between threads.  Each algorithm has its own context, so
+ * calls with disjoint masks may run concurrently on the same hasher; the caller then adds
+ * len to h->size once, after both are done.
+ */
+int hasher_update_part(struct hasher *h, unsigned mask, const void *buf, size_t len);
 /* Writes the digests; the hasher can then only be released (or re-inited). */
 int hasher_final(struct hasher *h, struct digests *out);
 void hasher_release(struct hasher *h);

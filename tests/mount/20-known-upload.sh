@@ -5,10 +5,21 @@
 # ownership and mode; one log line per verdict, never file content.
 . "$(dirname "$0")/lib.sh"
 hg_setup
+# Big uploads are hashed in 1 MiB chunks by the background hasher, with MD5 split off to a
+# second thread: files known only by their md5 or only by their sha1 must still be caught.
+BIGMD5=$HG_TMP/known/k-big-md5.bin BIGSHA1=$HG_TMP/known/k-big-sha1.bin
+hg_random "$BIGMD5" $((24 * 1024 * 1024 + 3))
+hg_random "$BIGSHA1" $((9 * 1024 * 1024 + 7))
+md5sum <"$BIGMD5" | cut -d' ' -f1 >"$HG_TMP/known/l-bigmd5"
+sha1sum <"$BIGSHA1" | cut -d' ' -f1 >"$HG_TMP/known/l-bigsha1"
+hg_cli db import --list t-bigmd5 --category illegal --type md5 "$HG_TMP/known/l-bigmd5" \
+	>/dev/null && hg_cli db import --list t-bigsha1 --category illegal --type sha1 \
+	"$HG_TMP/known/l-bigsha1" >/dev/null || bail "could not import the big-file lists"
 hg_mount allow_other || bail "mount failed"
 M=$HG_MNT B=$HG_BACK W=$HG_TMP/w
 
-for k in "$HG_K_SHA256:sha256" "$HG_K_MD5:md5" "$HG_K_SHA1:sha1" "$HG_K_BIG:sha256-3MiB"; do
+for k in "$HG_K_SHA256:sha256" "$HG_K_MD5:md5" "$HG_K_SHA1:sha1" "$HG_K_BIG:sha256-3MiB" \
+	"$BIGMD5:md5-24MiB" "$BIGSHA1:sha1-9MiB"; do
 	f=${k%%:*} t=${k##*:}
 	n=up-$t.bin
 	ok "cp of a known file ($t list) fails" hg_refused cp "$f" "$M/$n"
@@ -19,6 +30,15 @@ for k in "$HG_K_SHA256:sha256" "$HG_K_MD5:md5" "$HG_K_SHA1:sha1" "$HG_K_BIG:sha2
 	ok "its bytes are nowhere in the backing dir ($t)" hg_content_absent "$f"
 	ok "a quarantine record names its path ($t)" hg_quarantined "$n"
 done
+
+# the digests recorded for a big upload are exactly what md5sum/sha1sum/sha256sum say
+is "$(sqlite3 -readonly -separator ' ' "$HG_QDIR/records.db" \
+	"SELECT md5, sha1, sha256 FROM records WHERE path IN ('up-md5-24MiB.bin','/up-md5-24MiB.bin') LIMIT 1" 2>&1)" \
+	"$(md5sum <"$BIGMD5" | cut -d' ' -f1) $(sha1sum <"$BIGMD5" | cut -d' ' -f1) $(hg_sha256 "$BIGMD5")" \
+	"the record of a 24 MiB upload holds its exact md5, sha1 and sha256"
+head -c 20000000 "$BIGMD5" >"$HG_TMP/big-clean.bin"
+ok "a clean 20 MB upload is published" cp "$HG_TMP/big-clean.bin" "$M/big-clean.bin"
+ok "... byte for byte" cmp "$HG_TMP/big-clean.bin" "$B/big-clean.bin"
 
 # the record
 rec=$(sqlite3 -readonly -separator ' ' "$HG_QDIR/records.db" \
