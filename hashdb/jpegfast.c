@@ -1096,6 +1096,20 @@ static int t2_grow(struct split *sp)
 	return 0;
 }
 
+/* Number of data bytes in [p, end) once stuffed FF 00 pairs count as one. */
+static uint64_t destuffed(const uint8_t *p, const uint8_t *end)
+{
+	uint64_t n = (uint64_t)(end - p);
+	const uint8_t *q = p;
+
+	while ((q = memchr(q, 0xff, (size_t)(end - q))) != NULL && q + 1 < end) {
+		if (q[1] == 0)
+			n--;
+		q += 2;
+	}
+	return n;
+}
+
 static void *t2_main(void *arg)
 {
 	struct split *sp = arg;
@@ -1103,7 +1117,7 @@ static void *t2_main(void *arg)
 	const long total = (long)jf->mcux * jf->mcuy * jf->nbm;
 	struct dec d, prev;
 	long ord = 0, a = sp->a0;
-	int idx = 0, nrst = sp->nrst0;
+	int idx = 0, nrst = sp->nrst0, retries = 0;
 	int16_t *rowbuf = NULL;
 	uint8_t *rowmask = NULL;
 
@@ -1146,8 +1160,26 @@ static void *t2_main(void *arg)
 		c = &jf->c[jf->bm_comp[idx]];
 		o = sp->cbuf + sp->clen;
 		if (dec_block(&d, &jf->dc[c->td], &jf->ac[c->ta], c->qz, &d.pred[jf->bm_comp[idx]],
-			      NULL, NULL, &unused, &o, 1) < 0 || real_bits(&d) < 0)
-			break;
+			      NULL, NULL, &unused, &o, 1) < 0 || real_bits(&d) < 0) {
+			const uint8_t *q = d.p;
+
+			/* Still out of step and nothing published: start again further on. */
+			if (!sp->spec || ord >= NREC || ++retries > 32 || q + 64 > jf->end)
+				break;
+			if (q[-1] == 0xff)
+				q++;
+			sp->startbit += 8 * destuffed(sp->start, q);
+			sp->start = q;
+			memset(&d, 0, sizeof(d));
+			d.p = q;
+			d.end = jf->end;
+			prev = d;
+			ord = 0;
+			idx = 0;
+			sp->clen = 0;
+			sp->nrec = 0;
+			continue;
+		}
 		sp->clen = (size_t)(o - sp->cbuf);
 		ord++;
 		a++;
@@ -1259,20 +1291,6 @@ static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int16_t
 	}
 	*pa = a;
 	return (bad && !jf->raw) || real_bits(d) < 0 ? -1 : 0;
-}
-
-/* Number of data bytes in [p, end) once stuffed FF 00 pairs count as one. */
-static uint64_t destuffed(const uint8_t *p, const uint8_t *end)
-{
-	uint64_t n = (uint64_t)(end - p);
-	const uint8_t *q = p;
-
-	while ((q = memchr(q, 0xff, (size_t)(end - q))) != NULL && q + 1 < end) {
-		if (q[1] == 0)
-			n--;
-		q += 2;
-	}
-	return n;
 }
 
 /* Where the helper starts; 0 or -1 (no split). */
