@@ -41,6 +41,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -291,10 +292,12 @@ static inline uint64_t bitpos(const struct dec *d)
  * coefficient bound (see the header comment).
  */
 static inline __attribute__((always_inline)) int
-dec_block(struct dec *d, const struct huff *dc, const struct huff *ac, const uint16_t *qz,
-	  unsigned *pred, int16_t *blk, uint8_t *rm, unsigned *bad, uint8_t **out,
-	  const int compact)
+dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, const uint16_t *qz,
+	  int ci, int16_t *blk, uint8_t *rm, unsigned *bad, uint8_t **out, const int compact)
 {
+	/* a local copy stays in registers: byte stores below may alias *dd */
+	struct dec l = *dd, *d = &l;
+	unsigned *pred = &l.pred[ci];
 	int s, k, r;
 	unsigned mask = 1, b = 0;
 	uint8_t *o = NULL, *cnt = NULL;
@@ -365,9 +368,10 @@ dec_block(struct dec *d, const struct huff *dc, const struct huff *ac, const uin
 		if (b)
 			*cnt |= 0x80;	/* checked when the block is placed */
 	} else {
-		*rm = (uint8_t)mask;
+		*rm = (uint8_t)(mask == 1 && k == 1 ? 0 : mask);	/* 0: DC only */
 		*bad |= b;
 	}
+	*dd = l;
 	return 0;
 }
 
@@ -726,6 +730,17 @@ static void idct_init(void)
  */
 static int idct_row(const int16_t *blk, unsigned rm, int rr, uint8_t out[8])
 {
+	if (!rm) {
+		/* DC only: ws = 4*dc in column 0, so every output is (dc + 4) >> 3 */
+		int dc = blk[0], v;
+
+		if (dc > 4095 || dc < -4095)
+			return -1;
+		v = ((dc + 4) >> 3) + 128;
+		memset(out, v < 0 ? 0 : v > 255 ? 255 : v, 8);
+		return 0;
+	}
+	{
 #if defined(__SSE2__)
 	__m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128(), w, t, v0, v1;
 	int j;
@@ -805,6 +820,7 @@ static int idct_row(const int16_t *blk, unsigned rm, int rr, uint8_t out[8])
 	}
 	return 0;
 #endif
+	}
 }
 
 /* ---- the sparse planes ---- */
@@ -953,7 +969,7 @@ static void row_clear(const struct jf *jf, int16_t *rowbuf, uint8_t *rowmask)
 	int b;
 
 	for (b = 0; b < jf->rowblocks; b++) {
-		unsigned m = rowmask[b];
+		unsigned m = rowmask[b] ? rowmask[b] : 1;
 		int r;
 
 		for (r = 0; m; r++, m >>= 1)
@@ -1027,6 +1043,7 @@ struct split {
 	pthread_cond_t cv;
 	int rec_ready, t2_done, verdict, valid, recon_err;
 	atomic_int abort;
+	double t0, t2_ms;	/* start, helper's decode done (statistics) */
 	long s_abs, j, mid;	/* sync: absolute block = helper block j; helper rebuilds from mid */
 	unsigned delta[3];
 };
@@ -1036,6 +1053,14 @@ static __thread struct jpegfast_stats last_stats;
 void jpegfast_last_stats(struct jpegfast_stats *st)
 {
 	*st = last_stats;
+}
+
+static double ms_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
 static int sink_row(struct jf *jf, long mcu, int16_t *rowbuf, uint8_t *rowmask)
@@ -1077,7 +1102,7 @@ static int recon_compact(struct jf *jf, struct split *sp, long from, long to, in
 			blk[q[0]] = (int16_t)(q[1] | q[2] << 8);
 			mask |= 1u << (q[0] >> 3);
 		}
-		rowmask[bi] = (uint8_t)mask;
+		rowmask[bi] = (uint8_t)(n ? mask : 0);
 		if (b == jf->nbm - 1 && mx == jf->mcux - 1 && sink_row(jf, mcu, rowbuf, rowmask) < 0)
 			return -1;
 	}
@@ -1159,7 +1184,7 @@ static void *t2_main(void *arg)
 			sp->ck[ord >> 6] = sp->clen;
 		c = &jf->c[jf->bm_comp[idx]];
 		o = sp->cbuf + sp->clen;
-		if (dec_block(&d, &jf->dc[c->td], &jf->ac[c->ta], c->qz, &d.pred[jf->bm_comp[idx]],
+		if (dec_block(&d, &jf->dc[c->td], &jf->ac[c->ta], c->qz, jf->bm_comp[idx],
 			      NULL, NULL, &unused, &o, 1) < 0 || real_bits(&d) < 0) {
 			const uint8_t *q = d.p;
 
@@ -1187,6 +1212,7 @@ static void *t2_main(void *arg)
 			idx = 0;
 		prev = d;
 	}
+	sp->t2_ms = ms_now();
 	pthread_mutex_lock(&sp->mu);
 	sp->nvalid = ord;
 	sp->endstate = prev;
@@ -1274,7 +1300,7 @@ static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int16_t
 		}
 		c = &jf->c[jf->bm_comp[b]];
 		bi = (size_t)jf->bm_off[b] + (size_t)mx * jf->bm_h[b];
-		if (dec_block(d, &jf->dc[c->td], &jf->ac[c->ta], c->qz, &d->pred[jf->bm_comp[b]],
+		if (dec_block(d, &jf->dc[c->td], &jf->ac[c->ta], c->qz, jf->bm_comp[b],
 			      rowbuf + 64 * bi, rowmask + bi, &bad, NULL, 0) < 0)
 			return -1;
 		a++;
@@ -1296,7 +1322,8 @@ static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int16_t
 /* Where the helper starts; 0 or -1 (no split). */
 static int split_plan(struct jf *jf, struct split *sp)
 {
-	const uint8_t *mid = jf->scan + (jf->end - jf->scan) / 2, *q = jf->scan;
+	/* the calling thread also rebuilds its rows while it decodes: give it less */
+	const uint8_t *mid = jf->scan + (jf->end - jf->scan) * 45 / 100, *q = jf->scan;
 	const long total = (long)jf->mcux * jf->mcuy * jf->nbm;
 
 	if (jf->ri) {
@@ -1374,6 +1401,7 @@ static int decode_all(struct jf *jf, unsigned flags)
 		if (sp) {
 			pthread_mutex_init(&sp->mu, NULL);
 			pthread_cond_init(&sp->cv, NULL);
+			sp->t0 = ms_now();
 			if (pthread_create(&th, NULL, t2_main, sp) != 0) {
 				pthread_mutex_destroy(&sp->mu);
 				pthread_cond_destroy(&sp->cv);
@@ -1406,6 +1434,7 @@ static int decode_all(struct jf *jf, unsigned flags)
 			r = 0;
 		}
 		last_stats.split = sp->spec ? 1 : 2;
+		last_stats.t1_ms = ms_now() - sp->t0;
 		last_stats.synced = synced;
 		if (synced) {
 			last_stats.sync_block = sp->s_abs;
@@ -1426,7 +1455,10 @@ static int decode_all(struct jf *jf, unsigned flags)
 		last_stats.used = synced && sp->valid > 0;
 		if (synced && sp->valid > 0) {
 			r = recon_compact(jf, sp, a, sp->mid, rowbuf, rowmask);
+			last_stats.t1r_ms = ms_now() - sp->t0;
 			pthread_join(th, NULL);
+			last_stats.t2_ms = sp->t2_ms - sp->t0;
+			last_stats.end_ms = ms_now() - sp->t0;
 			if (sp->recon_err)
 				r = -1;
 			goto out_sp;

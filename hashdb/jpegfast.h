@@ -45,6 +45,8 @@ struct jpegfast_stats {
 	int used;		/* and the helper's blocks were taken */
 	long sync_block;	/* absolute block index of the meeting point */
 	long sync_lag;		/* helper blocks decoded before that point (wasted) */
+	double t1_ms, t2_ms;	/* from the helper's start: caller met it / helper decoded */
+	double t1r_ms, end_ms;	/* caller's share rebuilt / helper's share rebuilt */
 };
 void jpegfast_last_stats(struct jpegfast_stats *st);
 
