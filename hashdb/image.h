@@ -33,6 +33,9 @@
  */
 #define IMAGE_FULL_DECODE	0x200
 
+/* pdq_flags bit for tests: the sparse path from 513 px up (default: from 2 megapixels). */
+#define IMAGE_SPARSE_ANY	0x400
+
 /* 1 if buf starts like a JPEG (FF D8 FF), else 0. */
 int image_is_jpeg(const void *buf, size_t len);
 

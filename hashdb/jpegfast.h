@@ -21,11 +21,12 @@
 #include <stdint.h>
 
 #define JPEGFAST_NO_THREADS	0x1	/* decode on the calling thread only */
-#define JPEGFAST_FORCE_SPLIT	0x2	/* tests: speculate on any size */
+#define JPEGFAST_FORCE_SPLIT	0x2	/* tests: any size over 512 px, and speculate */
 
 /*
  * Luma (PDQ's float formula) of the 512x512 nearest-neighbour sample of a JPEG wider or
- * taller than 512 px, into luma[512*512].  *w, *h get the image size.  The caller has
+ * taller than 512 px and of at least 2 megapixels (smaller ones: -ENOTSUP, the full decode
+ * is as fast), into luma[512*512].  *w, *h get the image size.  The caller has
  * already checked the pixel cap; memory used is bounded by the image width and len.
  * Returns 0, -ENOTSUP (use the full decode) or -ENOMEM.
  */
