@@ -6,7 +6,7 @@
  * Options: every hashgate.conf key (db=, quarantine=, on_match=, on_error=, scan_max_size=,
  * pdq=, pdq_threshold=, pdq_min_quality=, ...), config=PATH, and daemon-only ones:
  * scan=on|off (off: stage and publish without hashing, the benchmark baseline),
- * writeback=on|off (kernel writeback cache, default off), splice=on|off (move written data
+ * writeback=off (=on is refused, see below), splice=on|off (move written data
  * from /dev/fuse with splice, default on), timeout=SECONDS (entry/attr cache, default 1).
  * All other options go to FUSE; default_permissions is always added.
  *
@@ -78,7 +78,7 @@ static void usage(const char *prog)
 		"  -f            stay in the foreground, log to stderr\n"
 		"  -o config=PATH, db=PATH, quarantine=DIR, on_match=quarantine|block,\n"
 		"     on_error=deny|allow, scan_max_size=SIZE, pdq=on|off, pdq_threshold=N,\n"
-		"     pdq_min_quality=N, scan=on|off, writeback=on|off, splice=on|off,\n"
+		"     pdq_min_quality=N, scan=on|off, writeback=off, splice=on|off,\n"
 		"     timeout=SECONDS,\n"
 		"     and FUSE options (allow_other, ...)\n", prog);
 }
@@ -128,8 +128,23 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 	if (strcmp(k, "scan") == 0 && eq)
 		return parse_onoff(k, eq + 1, &hgfs.scan) < 0 ? -1 : 0;
-	if (strcmp(k, "writeback") == 0 && eq)
-		return parse_onoff(k, eq + 1, &hgfs.writeback) < 0 ? -1 : 0;
+	if (strcmp(k, "writeback") == 0 && eq) {
+		if (parse_onoff(k, eq + 1, &hgfs.writeback) < 0)
+			return -1;
+		/*
+		 * The kernel's writeback cache keeps one page cache per inode and writes dirty
+		 * pages back through any open handle, while every O_TRUNC open stages its own
+		 * upload: one writer's bytes can land in another's upload, and a refused
+		 * overwrite stayed readable from the cache (tests/mount/20 and 50 fail with it).
+		 */
+		if (hgfs.writeback) {
+			fprintf(stderr, "hashgatefs: option 'writeback=on' is not supported: the "
+				"kernel's writeback cache would mix concurrent uploads of one file "
+				"and keep refused content readable\n");
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(k, "splice") == 0 && eq)
 		return parse_onoff(k, eq + 1, &hgfs.splice_read) < 0 ? -1 : 0;
 	if (strcmp(k, "timeout") == 0 && eq) {

@@ -132,10 +132,8 @@ static void hg_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Root writes do not clear set-id bits; let the kernel ask for it explicitly. */
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
-	if (hgfs.writeback && (conn->capable & FUSE_CAP_WRITEBACK_CACHE))
-		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
-	else
-		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	/* Never the writeback cache: it mixes concurrent uploads of one file (main.c). */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;

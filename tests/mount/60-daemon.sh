@@ -16,6 +16,13 @@ ok "refuses to start without a database" test "$rc" -ne 0
 ok "... and says which database" grep -q "nope.db" <<<"$out"
 nok "... and nothing is mounted" hg_mounted "$M"
 
+# --- the kernel writeback cache would mix concurrent uploads: refused ------------------------
+out=$("$HG_FS" -f -o "config=$HG_CONF,writeback=on" "$B" "$M" 2>&1)
+rc=$?
+ok "refuses writeback=on" test "$rc" -ne 0
+ok "... naming the option" grep -q "writeback=on" <<<"$out"
+nok "... and nothing is mounted" hg_mounted "$M"
+
 # --- stale staging entries are removed at start-up -------------------------------------------
 mkdir -p "$B/.hashgate-staging"
 echo stale >"$B/.hashgate-staging/.hashgate-tmp.1.1"

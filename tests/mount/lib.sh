@@ -253,6 +253,9 @@ hg_mounted() { findmnt -rn -M "$1" -o FSTYPE 2>/dev/null | grep -q '^fuse'; }
 hg_mount() {
 	local opts="config=$HG_CONF,db=$HG_DB,quarantine=$HG_QDIR" i
 	[ -n "${1:-}" ] && opts="$opts,$1"
+	# HG_MOUNT_EXTRA: options added to every mount, to run the suite under another mode
+	# (e.g. HG_MOUNT_EXTRA=writeback=on make mount-check)
+	[ -n "${HG_MOUNT_EXTRA:-}" ] && opts="$opts,$HG_MOUNT_EXTRA"
 	hg_mounted "$HG_MNT" && { diag "hg_mount: $HG_MNT is already mounted"; return 1; }
 	echo "=== hashgatefs -f -o $opts $HG_BACK $HG_MNT" >>"$HG_LOG"
 	# Started from a subshell so it is not a job of the test: a bare `wait` in a test waits
