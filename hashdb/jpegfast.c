@@ -647,6 +647,12 @@ static int setup(struct jf *jf)
 
 /* ---- exact ISLOW IDCT of selected rows ---- */
 
+/* libjpeg's RIGHT_SHIFT: an arithmetic shift (floor), spelt out for negative values. */
+static inline int32_t asr(int32_t v, int n)
+{
+	return v >= 0 ? v >> n : ~(~v >> n);
+}
+
 /* libjpeg-turbo's islow butterfly (CONST_BITS 13) without its final descale. */
 static void islow_1d(const int64_t in[8], int64_t out[8])
 {
@@ -737,7 +743,7 @@ static int idct_row(const int16_t *blk, unsigned rm, int rr, uint8_t out[8])
 
 		if (dc > 4095 || dc < -4095)
 			return -1;
-		v = ((dc + 4) >> 3) + 128;
+		v = asr(dc + 4, 3) + 128;
 		memset(out, v < 0 ? 0 : v > 255 ? 255 : v, 8);
 		return 0;
 	}
@@ -804,7 +810,7 @@ static int idct_row(const int16_t *blk, unsigned rm, int rr, uint8_t out[8])
 		for (k = 0; k < 8; k++)
 			if (rm & (1u << k))
 				s += m1[rr][k] * blk[8 * k + c];
-		ws[c] = (s + (1 << 10)) >> 11;
+		ws[c] = asr(s + (1 << 10), 11);
 		if (ws[c] > 16383 || ws[c] < -16383)
 			return -1;
 	}
@@ -813,7 +819,7 @@ static int idct_row(const int16_t *blk, unsigned rm, int rr, uint8_t out[8])
 
 		for (k = 0; k < 8; k++)
 			s += m1[c][k] * ws[k];
-		s = (s + (1 << 17)) >> 18;
+		s = asr(s + (1 << 17), 18);
 		if (s > 511 || s < -512)
 			return -1;
 		s += 128;
@@ -884,10 +890,10 @@ static int planes_init(struct jf *jf)
 		for (x = n = 0; x < c->dw; x++)
 			c->colmap[x] = c->colmap[x] ? n++ : -1;
 		c->npcol = n;
-		c->cb_bx = malloc(sizeof(int) * (size_t)n);
-		c->cb_pc = malloc(sizeof(int) * (size_t)n);
-		c->cb_mask = calloc((size_t)n, 1);
-		c->plane = malloc((size_t)c->nprow * (size_t)c->npcol);
+		c->cb_bx = malloc(sizeof(int) * (size_t)(n + 1));
+		c->cb_pc = malloc(sizeof(int) * (size_t)(n + 1));
+		c->cb_mask = calloc((size_t)n + 1, 1);
+		c->plane = malloc((size_t)c->nprow * (size_t)c->npcol + 1);
 		if (!c->cb_bx || !c->cb_pc || !c->cb_mask || !c->plane)
 			return -ENOMEM;
 		c->ncb = 0;
@@ -1289,7 +1295,7 @@ static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int16_t
 				return -1;
 			*rst_done = mcu;
 		}
-		if (watch && bitpos(d) >= sp->startbit) {
+		if (watch && sp && bitpos(d) >= sp->startbit) {
 			int s = t1_sync(sp, d, b, &jrec, &ready);
 
 			if (s > 0) {
@@ -1552,8 +1558,8 @@ static int compose(struct jf *jf, float *luma)
 	for (i = 0; i < 256; i++) {
 		int32_t v = i - 128;
 
-		crr[i] = (CFIX(1.40200) * v + 32768) >> 16;
-		cbb[i] = (CFIX(1.77200) * v + 32768) >> 16;
+		crr[i] = asr(CFIX(1.40200) * v + 32768, 16);
+		cbb[i] = asr(CFIX(1.77200) * v + 32768, 16);
 		crg[i] = -CFIX(0.71414) * v;
 		cbg[i] = -CFIX(0.34414) * v + 32768;
 		/* the products PDQ's luma formula rounds to float, in a table: same values */
@@ -1599,7 +1605,7 @@ static int compose(struct jf *jf, float *luma)
 		for (x = 0; x < PRESIZE; x++) {
 			int yy = yrow[ya[x]], cb = ch[0][x], cr = ch[1][x];
 			int R = rgb_clamp(yy + crr[cr]);
-			int G = rgb_clamp(yy + (int)((cbg[cb] + crg[cr]) >> 16));
+			int G = rgb_clamp(yy + asr(cbg[cb] + crg[cr], 16));
 			int B = rgb_clamp(yy + cbb[cb]);
 
 			diff |= (unsigned)(R ^ G) | (unsigned)(G ^ B);
@@ -1682,6 +1688,10 @@ int jpegfast_coefs(const void *buf, size_t len, unsigned flags, struct jpegfast_
 	r = jf_open(jf, buf, len, 1);
 	if (r < 0)
 		goto out;
+	if ((int64_t)jf->W * jf->H > 100000000) {	/* arrays of the full image */
+		r = -E2BIG;
+		goto out;
+	}
 	out->ncomp = jf->ncomp;
 	for (i = 0; i < jf->ncomp; i++) {
 		out->bw[i] = jf->c[i].bw;

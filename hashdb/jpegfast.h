@@ -32,7 +32,8 @@
  */
 int jpegfast_luma512(const void *buf, size_t len, unsigned flags, float *luma, int *w, int *h);
 
-/* The quantized DCT coefficients, as jpeg_read_coefficients gives them (for tests). */
+/* The quantized DCT coefficients, as jpeg_read_coefficients gives them (for tests); images
+ * over 100 megapixels get -E2BIG. */
 struct jpegfast_coefs {
 	int ncomp;
 	int bw[3], bh[3];	/* blocks per row / column stored for each component */
