@@ -502,9 +502,18 @@ int main(int argc, char *argv[])
 
 	if (opts.singlethread) {
 		ret = fuse_session_loop(hgfs.se);
+	} else if (!opts.clone_fd && opts.max_idle_threads == UINT_MAX) {
+		/*
+		 * libfuse 3.14's defaults: at most 10 workers, idle ones kept rather than
+		 * destroyed and re-created.  Its "unset" idle count (UINT_MAX) cannot be passed
+		 * through the 3.4 loop config without the "Ignoring invalid max threads value"
+		 * complaint at every start, so no config at all.
+		 */
+		ret = fuse_session_loop_mt(hgfs.se, NULL);
 	} else {
 		lcfg.clone_fd = opts.clone_fd;
-		lcfg.max_idle_threads = opts.max_idle_threads ? opts.max_idle_threads : 10;
+		lcfg.max_idle_threads = opts.max_idle_threads == UINT_MAX ? 10 :
+					opts.max_idle_threads;
 		ret = fuse_session_loop_mt(hgfs.se, &lcfg);
 	}
 	ret = ret ? 1 : 0;
