@@ -11,8 +11,18 @@
  *    as ImageMagick does; only fatal errors fail;
  *  - progressive JPEGs are limited to 500 scans (TJFLAG_LIMITSCANS) against CPU bombs;
  *  - each thread that hashes an image keeps a 2 MiB PDQ scratch buffer until it exits;
- *  - the default decode is full size and bit-exact; IMAGE_SCALED_DECODE trades exactness for
- *    speed on large images and must be asked for.
+ *  - the default decode is bit-exact; IMAGE_SCALED_DECODE trades exactness for speed on large
+ *    images and must be asked for.
+ *
+ * Speed: for baseline JPEGs of 2 MP and more the 512x512 sample is reconstructed directly
+ * from the DCT coefficients (jpegfast.c: own Huffman decode split over two threads, only the
+ * sampled rows/columns through the ISLOW IDCT, fancy upsampling and colour conversion), with
+ * exactly the pixels TurboJPEG would give; anything else (progressive, CMYK, grey-looking
+ * colour images, damaged data, warnings) takes the full TurboJPEG decode below, so results
+ * never depend on which path ran (tests/unit/test-jpegfast.c, fuzz-jpeg-pdq).
+ * Measured on the 12 MP phone photos (4032x3024, `make bench` = tests/bench/10-hash.sh, 2-core
+ * machine with other load, see the README): about 28 ms wall / 50 ms CPU against 45-50 ms
+ * for the full decode path and 40-44 ms for TurboJPEG's decode alone.
  */
 #include <errno.h>
 #include <pthread.h>
