@@ -163,17 +163,13 @@ run_round() {
 		d=$(dir_of "$v")
 		rm -rf "$d/w" && mkdir -p "$d/w/c" "$d/w/x" || { fail=1; return; }
 	done
-	for v in $1; do
-		d=$(dir_of "$v")
-		sync
-		SCALE=0.000001 measure write "$v" "$FSB" write "$d/w/big" "$WRITE_MIB"
-		rm -f "$d/w/big"
-	done
-	for v in $1; do
-		d=$(dir_of "$v")
-		sync
-		SCALE=0.000001 measure writec "$v" "$FSB" writec "$d/w/big" "$WRITE_MIB"
-		rm -f "$d/w/big"
+	for w in write writec; do
+		for v in $1; do
+			d=$(dir_of "$v")
+			sync
+			SCALE=0.000001 measure "$w" "$v" "$FSB" "$w" "$d/w/big" "$WRITE_MIB"
+			rm -f "$d/w/big"
+		done
 	done
 	for v in $1; do
 		sync
@@ -230,8 +226,8 @@ done
 echo "daemon CPU (user+system in ${HZ} Hz ticks, median of rounds) per unit of work, and what"
 echo "scanning adds (robust against other load; coarse for the short stat/readdir runs):"
 for w in write writec create stat readdir untar; do
-	c_on=$(awk -v w="$w" '$1 == w && $2 == "on" { print $3 }' "$CPURES" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }')
-	c_off=$(awk -v w="$w" '$1 == w && $2 == "off" { print $3 }' "$CPURES" | sort -g | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }')
+	c_on=$(RES=$CPURES median "$w" on)
+	c_off=$(RES=$CPURES median "$w" off)
 	case $w in write|writec) u="us/MB" ;; create|untar) u="us/file" ;; stat) u="us/stat" ;;
 		readdir) u="us/entry" ;; esac
 	printf '  %-8s off %10s  on %10s %-12s  on-vs-off %s\n' "$w" "${c_off:-?}" "${c_on:-?}" "$u" \
