@@ -23,7 +23,8 @@
  *    photos, only in crafted files) bail out, so neither IDCT's overflow behaviour matters;
  *  - memory: one MCU row of coefficients (dequantized int16, natural order), 3 planes of at
  *    most 1024x1024 bytes, and for the speculative second decoder a compact coefficient
- *    stream bounded by 24 bytes per input byte; nothing proportional to the pixel count.
+ *    stream of at most 6 bytes per input byte + 16 MiB (else the helper gives up); nothing
+ *    proportional to the pixel count beyond one row and the sampled planes.
  *
  * Speculative split (two threads, images without restart markers): a helper thread starts
  * decoding in the middle of the entropy-coded data with DC predictors 0 and block index 0 in
@@ -106,7 +107,6 @@ struct jf {
 	/* sink */
 	int (*sink)(struct jf *, int my, int16_t *rowbuf, uint8_t *rowmask);
 	struct jpegfast_coefs *coefs;
-	atomic_int bad;
 };
 
 /* IDCT row matrices (m1[r][k]: weight of input k in output r before the descale). */
@@ -1043,9 +1043,7 @@ struct split {
 	uint8_t *cbuf;		/* compact blocks: dc pred (4), count|bad (1), count x (pos, lo, hi) */
 	size_t clen, ccap;
 	size_t *ck;		/* cbuf offset of every 64th block */
-	long nck;
 	long nvalid;		/* blocks decoded without an anomaly */
-	struct dec endstate;	/* reader state after the last of them */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int rec_ready, t2_done, verdict, valid, recon_err;
@@ -1116,11 +1114,20 @@ static int recon_compact(struct jf *jf, struct split *sp, long from, long to, in
 	return 0;
 }
 
+/*
+ * The compact stream is a few bytes per coefficient, and crafted data can code a coefficient
+ * in 2 bits; past this much the helper gives up and the caller decodes alone.
+ */
 static int t2_grow(struct split *sp)
 {
-	size_t ncap = sp->ccap * 2;
-	uint8_t *n = realloc(sp->cbuf, ncap);
+	size_t ncap = sp->ccap * 2, max = (size_t)(sp->jf->end - sp->jf->scan) * 6 + (16u << 20);
+	uint8_t *n;
 
+	if (sp->ccap >= max)
+		return -1;
+	if (ncap > max)
+		ncap = max;
+	n = realloc(sp->cbuf, ncap);
 	if (!n)
 		return -1;
 	sp->cbuf = n;
@@ -1222,7 +1229,6 @@ static void *t2_main(void *arg)
 	sp->t2_ms = ms_now();
 	pthread_mutex_lock(&sp->mu);
 	sp->nvalid = ord;
-	sp->endstate = prev;
 	sp->rec_ready = 1;
 	sp->t2_done = 1;
 	pthread_cond_broadcast(&sp->cv);
