@@ -35,9 +35,11 @@ BUILD       ?= build
 SAN_FLAGS   :=
 endif
 
-PKGS        := fuse3 libcrypto sqlite3 libturbojpeg libjpeg
+PKGS        := fuse3 libcrypto sqlite3 libturbojpeg
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# libjpeg (the same libjpeg-turbo) only for tests and benchmarks: jpeg_read_coefficients.
+TEST_LIBS   := $(shell $(PKG_CONFIG) --libs libjpeg 2>/dev/null)
 
 # -ffp-contract=off: PDQ must reproduce the reference's float rounding bit for bit.
 HG_CFLAGS   := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread \
@@ -98,7 +100,7 @@ $(HASHGATE): $(TOOLS_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(TOOLS_OBJ) $(LIB) $(ALL_LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) $(TEST_LIBS)
 
 -include $(ALL_OBJ:.o=.d)
 
