@@ -87,6 +87,7 @@ struct comp {
 	int ncb;		/* column blocks holding needed columns */
 	int *cb_bx, *cb_pc;	/* block column, first plane column */
 	uint8_t *cb_mask;	/* needed columns inside the block */
+	int *pc_src;		/* plane column -> 8 * column block + column in the block */
 	uint8_t *plane;		/* nprow x npcol samples */
 	uint16_t qz[64];	/* dequantization, zigzag order */
 };
@@ -112,7 +113,7 @@ struct jf {
 /* IDCT row matrices (m1[r][k]: weight of input k in output r before the descale). */
 static int32_t m1[8][8];
 #if defined(__SSE2__)
-static __m128i m2lo[4], m2hi[4];
+static __m128i m2lo[4], m2hi[4], m1p[8][4];
 #endif
 static pthread_once_t idct_once = PTHREAD_ONCE_INIT;
 
@@ -726,6 +727,9 @@ static void idct_init(void)
 		}
 		m2lo[k] = _mm_loadu_si128((const __m128i *)a);
 		m2hi[k] = _mm_loadu_si128((const __m128i *)b);
+		for (r = 0; r < 8; r++)
+			m1p[r][k] = _mm_set1_epi32((int)((uint32_t)(uint16_t)m1[r][2 * k] |
+							 (uint32_t)m1[r][2 * k + 1] << 16));
 	}
 #endif
 }
@@ -759,8 +763,7 @@ static int idct_row(const int16_t *blk, unsigned rm, int rr, uint8_t out[8])
 			continue;
 		a = _mm_loadu_si128((const __m128i *)(blk + 16 * j));
 		b = _mm_loadu_si128((const __m128i *)(blk + 16 * j + 8));
-		m = _mm_set1_epi32((int)((uint32_t)(uint16_t)m1[rr][2 * j] |
-					 (uint32_t)m1[rr][2 * j + 1] << 16));
+		m = m1p[rr][j];
 		lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), m));
 		hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), m));
 	}
@@ -844,8 +847,9 @@ static void planes_release(struct jf *jf)
 		free(c->cb_bx);
 		free(c->cb_pc);
 		free(c->cb_mask);
+		free(c->pc_src);
 		free(c->plane);
-		c->rowmap = c->colmap = c->cb_bx = c->cb_pc = NULL;
+		c->rowmap = c->colmap = c->cb_bx = c->cb_pc = c->pc_src = NULL;
 		c->cb_mask = c->plane = NULL;
 	}
 }
@@ -893,8 +897,9 @@ static int planes_init(struct jf *jf)
 		c->cb_bx = malloc(sizeof(int) * (size_t)(n + 1));
 		c->cb_pc = malloc(sizeof(int) * (size_t)(n + 1));
 		c->cb_mask = calloc((size_t)n + 1, 1);
+		c->pc_src = malloc(sizeof(int) * (size_t)(n + 1));
 		c->plane = malloc((size_t)c->nprow * (size_t)c->npcol + 1);
-		if (!c->cb_bx || !c->cb_pc || !c->cb_mask || !c->plane)
+		if (!c->cb_bx || !c->cb_pc || !c->cb_mask || !c->pc_src || !c->plane)
 			return -ENOMEM;
 		c->ncb = 0;
 		for (x = 0; x < c->dw; x++) {
@@ -907,18 +912,35 @@ static int planes_init(struct jf *jf)
 				c->ncb++;
 			}
 			c->cb_mask[c->ncb - 1] |= (uint8_t)(1u << (x & 7));
+			c->pc_src[c->colmap[x]] = 8 * (c->ncb - 1) + (x & 7);
 		}
 	}
 	return 0;
 }
 
+static int sink_comp(struct jf *jf, struct comp *c, int my, int16_t *rowbuf, uint8_t *rowmask,
+		     uint8_t *tmp);
+
 /* Sink: reconstruct the needed samples of MCU row my. */
 static int sink_planes(struct jf *jf, int my, int16_t *rowbuf, uint8_t *rowmask)
 {
-	int i;
+	int i, r = 0;
+	/* the rows of every listed block, 8 samples each, then gathered into the plane */
+	uint8_t *tmp = malloc(8 * (size_t)(jf->c[0].ncb > jf->c[1].ncb ?
+					  jf->c[0].ncb : jf->c[1].ncb) + 8);
 
-	for (i = 0; i < jf->ncomp; i++) {
-		struct comp *c = &jf->c[i];
+	if (!tmp)
+		return -1;
+	for (i = 0; i < jf->ncomp && r == 0; i++)
+		r = sink_comp(jf, &jf->c[i], my, rowbuf, rowmask, tmp);
+	free(tmp);
+	return r;
+}
+
+static int sink_comp(struct jf *jf, struct comp *c, int my, int16_t *rowbuf, uint8_t *rowmask,
+		     uint8_t *tmp)
+{
+	{
 		int vv;
 
 		for (vv = 0; vv < c->v; vv++) {
@@ -933,16 +955,13 @@ static int sink_planes(struct jf *jf, int my, int16_t *rowbuf, uint8_t *rowmask)
 				prow = c->plane + (size_t)pr * c->npcol;
 				for (k = 0; k < c->ncb; k++) {
 					size_t bi = (size_t)c->coff + (size_t)vv * c->bw + c->cb_bx[k];
-					uint8_t px[8], *o = prow + c->cb_pc[k];
-					unsigned m = c->cb_mask[k];
-					int x;
 
-					if (idct_row(rowbuf + 64 * bi, rowmask[bi], r & 7, px) < 0)
+					if (idct_row(rowbuf + 64 * bi, rowmask[bi], r & 7,
+						     tmp + 8 * k) < 0)
 						return -1;
-					for (x = 0; m; x++, m >>= 1)
-						if (m & 1)
-							*o++ = px[x];
 				}
+				for (k = 0; k < c->npcol; k++)
+					prow[k] = tmp[c->pc_src[k]];
 			}
 		}
 	}
