@@ -89,7 +89,7 @@ struct comp {
 	uint8_t *cb_mask;	/* needed columns inside the block */
 	int *pc_src;		/* plane column -> 8 * column block + column in the block */
 	uint8_t *plane;		/* nprow x npcol samples */
-	uint16_t qz[64];	/* dequantization, zigzag order */
+	int16_t qn[64] __attribute__((aligned(16)));	/* quantization, natural order */
 };
 
 struct jf {
@@ -97,7 +97,6 @@ struct jf {
 	int nbm;		/* blocks per MCU */
 	int bm_comp[10], bm_off[10], bm_h[10];
 	int rowblocks;		/* blocks in one MCU row */
-	int raw;		/* coefficient mode: no dequantization */
 	uint16_t q[4][64];
 	int qok[4];
 	struct huff dc[4], ac[4];
@@ -289,19 +288,20 @@ static inline uint64_t bitpos(const struct dec *d)
 }
 
 /*
- * One block: DC into *pred, AC dequantized into blk (natural order, zeroed beforehand) or,
- * in compact mode, appended to *out.  Returns 0 or -1 on an anomaly.  *bad collects the
- * coefficient bound (see the header comment).
+ * One block: the DC predictor of component ci updated, the quantized coefficients (as
+ * libjpeg stores them: JCOEF = int16) into blk (natural order, zeroed beforehand) with the
+ * rows holding non-zero values in *rm (0: DC only) or, in compact mode, appended to *out.
+ * Returns 0 or -1 on an anomaly.  Dequantization and its bound are the IDCT's.
  */
 static inline __attribute__((always_inline)) int
-dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, const uint16_t *qz,
-	  int ci, int16_t *blk, uint8_t *rm, unsigned *bad, uint8_t **out, const int compact)
+dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, int16_t *blk,
+	  uint8_t *rm, uint8_t **out, const int compact)
 {
 	/* a local copy stays in registers: byte stores below may alias *dd */
 	struct dec l = *dd, *d = &l;
 	unsigned *pred = &l.pred[ci];
 	int s, k, r;
-	unsigned mask = 1, b = 0;
+	unsigned mask = 1;
 	uint8_t *o = NULL, *cnt = NULL;
 
 	refill(d);
@@ -317,10 +317,7 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, const ui
 		*cnt = 0;
 		o += 5;
 	} else {
-		int v = (int16_t)*pred * qz[0];
-
-		b |= (unsigned)(v + 8191) > 16382u;
-		blk[0] = (int16_t)v;
+		blk[0] = (int16_t)*pred;	/* libjpeg stores the predictor as a JCOEF */
 	}
 	for (k = 1; k < 64; k++) {
 		int32_t f;
@@ -352,8 +349,6 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, const ui
 		if (k > 63)
 			return -1;	/* libjpeg would write coefficient 63 */
 		pos = zz_nat[k];
-		v *= qz[k];
-		b |= (unsigned)(v + 8191) > 16382u;
 		if (compact) {
 			o[0] = (uint8_t)pos;
 			o[1] = (uint8_t)v;
@@ -365,14 +360,10 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, const ui
 			mask |= 1u << (pos >> 3);
 		}
 	}
-	if (compact) {
+	if (compact)
 		*out = o;
-		if (b)
-			*cnt |= 0x80;	/* checked when the block is placed */
-	} else {
+	else
 		*rm = (uint8_t)(mask == 1 && k == 1 ? 0 : mask);	/* 0: DC only */
-		*bad |= b;
-	}
 	*dd = l;
 	return 0;
 }
@@ -641,7 +632,7 @@ static int setup(struct jf *jf)
 		int k;
 
 		for (k = 0; k < 64; k++)
-			jf->c[i].qz[k] = jf->raw ? 1 : jf->q[jf->c[i].tq][zz_nat[k]];
+			jf->c[i].qn[k] = (int16_t)jf->q[jf->c[i].tq][k];
 	}
 	return 0;
 }
@@ -739,11 +730,11 @@ static void idct_init(void)
  * coefficients) into out[8] as 0..255 samples.  Returns -1 if the block leaves the bounds
  * where libjpeg-turbo's C and SIMD IDCTs agree.
  */
-static int idct_row(const int16_t *blk, unsigned rm, int rr, uint8_t out[8])
+static int idct_row(const int16_t *blk, const int16_t *q, unsigned rm, int rr, uint8_t out[8])
 {
 	if (!rm) {
 		/* DC only: ws = 4*dc in column 0, so every output is (dc + 4) >> 3 */
-		int dc = blk[0], v;
+		int dc = blk[0] * q[0], v;
 
 		if (dc > 4095 || dc < -4095)
 			return -1;
@@ -754,19 +745,35 @@ static int idct_row(const int16_t *blk, unsigned rm, int rr, uint8_t out[8])
 	{
 #if defined(__SSE2__)
 	__m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128(), w, t, v0, v1;
+	__m128i over = _mm_setzero_si128();
 	int j;
 
 	for (j = 0; j < 4; j++) {
-		__m128i a, b, m;
+		__m128i a, b, m, ah, bh;
 
 		if (!(rm & (3u << (2 * j))))
 			continue;
+		/* dequantize; the 32-bit product must lie within +-8191 (see the header) */
 		a = _mm_loadu_si128((const __m128i *)(blk + 16 * j));
 		b = _mm_loadu_si128((const __m128i *)(blk + 16 * j + 8));
+		ah = _mm_mulhi_epi16(a, _mm_load_si128((const __m128i *)(q + 16 * j)));
+		bh = _mm_mulhi_epi16(b, _mm_load_si128((const __m128i *)(q + 16 * j + 8)));
+		a = _mm_mullo_epi16(a, _mm_load_si128((const __m128i *)(q + 16 * j)));
+		b = _mm_mullo_epi16(b, _mm_load_si128((const __m128i *)(q + 16 * j + 8)));
+		over = _mm_or_si128(over, _mm_xor_si128(ah, _mm_srai_epi16(a, 15)));
+		over = _mm_or_si128(over, _mm_xor_si128(bh, _mm_srai_epi16(b, 15)));
+		over = _mm_or_si128(over, _mm_or_si128(
+			_mm_cmpgt_epi16(a, _mm_set1_epi16(8191)),
+			_mm_cmplt_epi16(a, _mm_set1_epi16(-8191))));
+		over = _mm_or_si128(over, _mm_or_si128(
+			_mm_cmpgt_epi16(b, _mm_set1_epi16(8191)),
+			_mm_cmplt_epi16(b, _mm_set1_epi16(-8191))));
 		m = m1p[rr][j];
 		lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), m));
 		hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), m));
 	}
+	if (_mm_movemask_epi8(over))
+		return -1;
 	lo = _mm_srai_epi32(_mm_add_epi32(lo, _mm_set1_epi32(1 << 10)), 11);
 	hi = _mm_srai_epi32(_mm_add_epi32(hi, _mm_set1_epi32(1 << 10)), 11);
 	/* |ws| <= 16383 */
@@ -811,8 +818,13 @@ static int idct_row(const int16_t *blk, unsigned rm, int rr, uint8_t out[8])
 		int32_t s = 0;
 
 		for (k = 0; k < 8; k++)
-			if (rm & (1u << k))
-				s += m1[rr][k] * blk[8 * k + c];
+			if (rm & (1u << k)) {
+				int32_t dq = blk[8 * k + c] * q[8 * k + c];
+
+				if (dq > 8191 || dq < -8191)
+					return -1;
+				s += m1[rr][k] * dq;
+			}
 		ws[c] = asr(s + (1 << 10), 11);
 		if (ws[c] > 16383 || ws[c] < -16383)
 			return -1;
@@ -956,7 +968,7 @@ static int sink_comp(struct jf *jf, struct comp *c, int my, int16_t *rowbuf, uin
 				for (k = 0; k < c->ncb; k++) {
 					size_t bi = (size_t)c->coff + (size_t)vv * c->bw + c->cb_bx[k];
 
-					if (idct_row(rowbuf + 64 * bi, rowmask[bi], r & 7,
+					if (idct_row(rowbuf + 64 * bi, c->qn, rowmask[bi], r & 7,
 						     tmp + 8 * k) < 0)
 						return -1;
 				}
@@ -1059,7 +1071,7 @@ struct split {
 	unsigned (*rpred)[3];
 	uint8_t *ridx;
 	int nrec;
-	uint8_t *cbuf;		/* compact blocks: dc pred (4), count|bad (1), count x (pos, lo, hi) */
+	uint8_t *cbuf;		/* compact blocks: dc pred (4), count (1), count x (pos, lo, hi) */
 	size_t clen, ccap;
 	size_t *ck;		/* cbuf offset of every 64th block */
 	long nvalid;		/* blocks decoded without an anomaly */
@@ -1103,24 +1115,17 @@ static int recon_compact(struct jf *jf, struct split *sp, long from, long to, in
 	const uint8_t *q = sp->cbuf + sp->ck[ord >> 6];
 
 	for (k = ord & ~63L; k < ord; k++)
-		q += 5 + 3 * (q[4] & 0x7f);
+		q += 5 + 3 * q[4];
 	for (a = from; a < to; a++) {
 		long mcu = a / jf->nbm;
-		int b = (int)(a % jf->nbm), mx = (int)(mcu % jf->mcux), ci = jf->bm_comp[b], n, i, v;
-		const struct comp *c = &jf->c[ci];
+		int b = (int)(a % jf->nbm), mx = (int)(mcu % jf->mcux), ci = jf->bm_comp[b], n, i;
 		size_t bi = (size_t)jf->bm_off[b] + (size_t)mx * jf->bm_h[b];
 		int16_t *blk = rowbuf + 64 * bi;
 		unsigned pred, mask = 1;
 
 		memcpy(&pred, q, 4);
 		n = q[4];
-		if ((n & 0x80) && !jf->raw)
-			return -1;
-		n &= 0x7f;
-		v = (int16_t)(pred + sp->delta[ci]) * c->qz[0];
-		if ((unsigned)(v + 8191) > 16382u && !jf->raw)
-			return -1;
-		blk[0] = (int16_t)v;
+		blk[0] = (int16_t)(pred + sp->delta[ci]);
 		q += 5;
 		for (i = 0; i < n; i++, q += 3) {
 			blk[q[0]] = (int16_t)(q[1] | q[2] << 8);
@@ -1186,7 +1191,6 @@ static void *t2_main(void *arg)
 	for (;;) {
 		const struct comp *c;
 		uint8_t *o;
-		unsigned unused = 0;
 
 		if (!(ord & 255) && atomic_load_explicit(&sp->abort, memory_order_relaxed))
 			break;
@@ -1217,8 +1221,8 @@ static void *t2_main(void *arg)
 			sp->ck[ord >> 6] = sp->clen;
 		c = &jf->c[jf->bm_comp[idx]];
 		o = sp->cbuf + sp->clen;
-		if (dec_block(&d, &jf->dc[c->td], &jf->ac[c->ta], c->qz, jf->bm_comp[idx],
-			      NULL, NULL, &unused, &o, 1) < 0 || real_bits(&d) < 0) {
+		if (dec_block(&d, &jf->dc[c->td], &jf->ac[c->ta], jf->bm_comp[idx],
+			      NULL, NULL, &o, 1) < 0 || real_bits(&d) < 0) {
 			const uint8_t *q = d.p;
 
 			/* Still out of step and nothing published: start again further on. */
@@ -1309,7 +1313,6 @@ static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int16_t
 {
 	long a = *pa, mcu = a / jf->nbm, jrec = 0;
 	int b = (int)(a % jf->nbm), mx = (int)(mcu % jf->mcux), watch = sp && sp->spec, ready = 0;
-	unsigned bad = 0;
 
 	while (a < a_end) {
 		const struct comp *c;
@@ -1325,22 +1328,22 @@ static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int16_t
 
 			if (s > 0) {
 				*pa = a;
-				return (bad && !jf->raw) || real_bits(d) < 0 ? -1 : 1;
+				return real_bits(d) < 0 ? -1 : 1;
 			}
 			if (s < 0)
 				watch = 0;
 		}
 		c = &jf->c[jf->bm_comp[b]];
 		bi = (size_t)jf->bm_off[b] + (size_t)mx * jf->bm_h[b];
-		if (dec_block(d, &jf->dc[c->td], &jf->ac[c->ta], c->qz, jf->bm_comp[b],
-			      rowbuf + 64 * bi, rowmask + bi, &bad, NULL, 0) < 0)
+		if (dec_block(d, &jf->dc[c->td], &jf->ac[c->ta], jf->bm_comp[b],
+			      rowbuf + 64 * bi, rowmask + bi, NULL, 0) < 0)
 			return -1;
 		a++;
 		if (++b == jf->nbm) {
 			b = 0;
 			if (++mx == jf->mcux) {
 				mx = 0;
-				if (real_bits(d) < 0 || (bad && !jf->raw) ||
+				if (real_bits(d) < 0 ||
 				    sink_row(jf, mcu, rowbuf, rowmask) < 0)
 					return -1;
 			}
@@ -1348,7 +1351,7 @@ static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int16_t
 		}
 	}
 	*pa = a;
-	return (bad && !jf->raw) || real_bits(d) < 0 ? -1 : 0;
+	return real_bits(d) < 0 ? -1 : 0;
 }
 
 /* Where the helper starts; 0 or -1 (no split). */
@@ -1646,10 +1649,9 @@ static int compose(struct jf *jf, float *luma)
 
 /* ---- entry points ---- */
 
-static int jf_open(struct jf *jf, const void *buf, size_t len, int raw)
+static int jf_open(struct jf *jf, const void *buf, size_t len)
 {
 	memset(jf, 0, sizeof(*jf));
-	jf->raw = raw;
 	if (!buf || parse_headers(jf, buf, len) < 0 || setup(jf) < 0)
 		return -ENOTSUP;
 	pthread_once(&idct_once, idct_init);
@@ -1663,7 +1665,7 @@ int jpegfast_luma512(const void *buf, size_t len, unsigned flags, float *luma, i
 
 	if (!jf)
 		return -ENOMEM;
-	r = jf_open(jf, buf, len, 0);
+	r = jf_open(jf, buf, len);
 	if (r < 0)
 		goto out;
 	r = -ENOTSUP;
@@ -1710,7 +1712,7 @@ int jpegfast_coefs(const void *buf, size_t len, unsigned flags, struct jpegfast_
 	memset(out, 0, sizeof(*out));
 	if (!jf)
 		return -ENOMEM;
-	r = jf_open(jf, buf, len, 1);
+	r = jf_open(jf, buf, len);
 	if (r < 0)
 		goto out;
 	if ((int64_t)jf->W * jf->H > 100000000) {	/* arrays of the full image */
