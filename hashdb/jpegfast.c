@@ -19,9 +19,10 @@
  *    unexpected restart marker, missing EOI, any marker libjpeg would warn about) bails out;
  *  - libjpeg-turbo's AVX2 IDCT computes in 16-bit lanes; it equals the C code when the
  *    dequantized coefficients stay within +-8191, the pass-1 results within +-16383 and the
- *    pass-2 results within -512..511.  Blocks outside those bounds (never seen in real
- *    photos, only in crafted files) bail out, so neither IDCT's overflow behaviour matters;
- *  - memory: one MCU row of coefficients (dequantized int16, natural order), 3 planes of at
+ *    pass-2 results within -512..511.  Blocks outside those bounds bail out (none of
+ *    the shared test photos or generated q40-q100 images has one; 8-bit data gives at most
+ *    about +-1100), so neither IDCT's overflow behaviour matters;
+ *  - memory: one MCU row of coefficients (quantized int16, natural order), 3 planes of at
  *    most 1024x1024 bytes, and for the speculative second decoder a compact coefficient
  *    stream of at most 6 bytes per input byte + 16 MiB (else the helper gives up); nothing
  *    proportional to the pixel count beyond one row and the sampled planes.
