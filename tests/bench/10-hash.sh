@@ -39,22 +39,23 @@ set -- "$T/small-640x480.jpg" "$T/gen12mp-a.jpg" "$T/gen12mp-b.jpg"
 X=${HASHGATE_SHARED:-}/testdata/pdq/images/reg-test-input/exif-rotn
 [ -f "$X/exif-rotn-1.jpg" ] && set -- "$@" "$X/exif-rotn-1.jpg" "$X/exif-rotn-6.jpg"
 "$B" pdq 15 "$@" >"$T/pdq"
-printf '%-17s %-9s | %-22s | %-13s | %8s %8s | %7s %4s | %s\n' "" "" \
-	"exact (default)" "exact, old" "decode" "coefs" "scaled" "" "med/34"
+printf '%-17s %-9s | %-22s | %-13s | %-17s | %-12s | %s\n' "" "" \
+	"default: wall, cpu" "old: full" "decode   coefs" "scaled" ""
 printf '%-17s %-9s | %6s %6s %8s | %6s %6s | %8s %8s | %7s %4s | %s\n' image size \
-	wall wall-med cpu-med min med only read min dist ms
+	min med med min med only read min dist med/34
 awk '{
 	n = $2; sub(/.*\//, "", n)
 	printf "%-17s %-9s | %6.2f %6.2f %8.2f | %6.2f %6.2f | %8.2f %8.2f | %7.2f %4d | %.2f\n",
 		n, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $5 / 34
 }' "$T/pdq"
-echo "exact (default) = bit-exact image_pdq_jpeg: over 512 px jpegfast.c reconstructs only the"
-echo "  512x512 sampled pixels from its own Huffman decode, split over two threads; wall ms"
-echo "  (min, median) and CPU ms of both threads (median).  exact, old = IMAGE_FULL_DECODE"
-echo "  (TurboJPEG full decode, one thread, thread CPU ms).  decode only = tjDecompress2 full"
-echo "  size into a reused buffer, no PDQ.  coefs read = libjpeg jpeg_read_coefficients (the"
-echo "  Huffman decode alone, one thread).  scaled = IMAGE_SCALED_DECODE (opt-in), dist = its"
-echo "  PDQ distance from the exact hash.  med/34 = default wall median / 34 ms."
+echo "default = the bit-exact image_pdq_jpeg: from 2 MP jpegfast.c reconstructs only the"
+echo "  512x512 sampled pixels from its own Huffman decode split over two threads; wall ms (min,"
+echo "  median) and CPU ms of both threads (median).  old: full = IMAGE_FULL_DECODE (TurboJPEG"
+echo "  full decode, one thread, thread CPU ms; the default before jpegfast).  decode ="
+echo "  tjDecompress2 full size into a reused buffer, no PDQ.  coefs = libjpeg's"
+echo "  jpeg_read_coefficients (the Huffman decode alone, one thread).  scaled ="
+echo "  IMAGE_SCALED_DECODE (opt-in, not exact), dist = its PDQ distance from the exact hash."
+echo "  med/34 = default wall median / 34 ms."
 echo "Target: 12 MP well under ~34 ms (the reference's in-process figure).  Wall times include"
 echo "whatever else runs on the machine (load above); the CPU columns are less affected."
 awk '$3 ~ /^4032x/ { n++; s += $5; sm += $4; if ($5 < 34) u++ }
