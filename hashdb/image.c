@@ -20,9 +20,10 @@
  * exactly the pixels TurboJPEG would give; anything else (progressive, CMYK, grey-looking
  * colour images, damaged data, warnings) takes the full TurboJPEG decode below, so results
  * never depend on which path ran (tests/unit/test-jpegfast.c, fuzz-jpeg-pdq).
- * Measured on the 12 MP phone photos (4032x3024, `make bench` = tests/bench/10-hash.sh, 2-core
- * machine with other load, see the README): about 28 ms wall / 50 ms CPU against 45-50 ms
- * for the full decode path and 40-44 ms for TurboJPEG's decode alone.
+ * Measured on the 12 MP phone photos (4032x3024; `HASHGATE_BUILD=... HASHGATE_SHARED=...
+ * sh tests/bench/10-hash.sh`, 2 cores, load ~0.9): wall median 26-32 ms (min 25-28), CPU
+ * 48-55 ms, against 45-50 ms for the full-decode path and 40-44 ms for TurboJPEG's decode
+ * alone in the same run.
  */
 #include <errno.h>
 #include <pthread.h>
