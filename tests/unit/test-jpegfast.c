@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,6 +395,61 @@ static void test_damage(void)
 	is_int(bad, 0, "%d truncated/corrupted JPEGs: same result as the full decode", total);
 }
 
+struct conc {
+	const unsigned char *buf;
+	unsigned long len;
+	struct pdq_result want;
+	int bad;
+};
+
+static void *conc_main(void *arg)
+{
+	struct conc *c = arg;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		struct pdq_result r;
+
+		if (image_pdq_jpeg(c->buf, c->len, PDQ_DIHEDRAL, 0, &r) < 0 ||
+		    memcmp(r.hash, c->want.hash, sizeof(r.hash)) || r.quality != c->want.quality)
+			c->bad++;
+	}
+	return NULL;
+}
+
+/* Callers hash in parallel (the daemon does): each call has its own helper thread. */
+static void test_concurrent(void)
+{
+	unsigned long len;
+	unsigned char *j = gen_jpeg(2001, 1333, 3, 2, 2, 90, 0, 0, &len);
+	struct conc c[3];
+	pthread_t th[3];
+	struct jpegfast_stats st;
+	int i, bad = 0, started = 0;
+
+	c[0].buf = j;
+	c[0].len = len;
+	c[0].bad = 0;
+	is_int(image_pdq_jpeg(j, len, PDQ_DIHEDRAL | IMAGE_FULL_DECODE, 0, &c[0].want), 0,
+	       "2001x1333: full decode hashes");
+	jpegfast_luma512(j, len, 0, scratch, &(int){ 0 }, &(int){ 0 });
+	jpegfast_last_stats(&st);
+	ok(st.used, "2001x1333 (2.7 MP) takes the two-thread sparse path by default");
+	for (i = 0; i < 3; i++) {
+		c[i] = c[0];
+		if (pthread_create(&th[i], NULL, conc_main, &c[i]) == 0)
+			started |= 1 << i;
+	}
+	for (i = 0; i < 3; i++)
+		if (started & (1 << i)) {
+			pthread_join(th[i], NULL);
+			bad += c[i].bad;
+		}
+	ok(started == 7 && bad == 0, "3 threads x 4 hashes each equal the full decode (%d bad)",
+	   bad);
+	free(j);
+}
+
 int main(void)
 {
 	const char *shared = getenv("HASHGATE_SHARED");
@@ -402,6 +458,7 @@ int main(void)
 
 	test_generated();
 	test_damage();
+	test_concurrent();
 	snprintf(dir, sizeof(dir), "%s/testdata/pdq", shared ? shared : "");
 	if (shared && stat(dir, &st) == 0)
 		test_shared(dir);
