@@ -1081,7 +1081,8 @@ struct split {
 	int rec_ready, t2_done, verdict, valid, recon_err;
 	atomic_int abort;
 	double t0, t2_ms;	/* start, helper's decode done (statistics) */
-	long s_abs, j, mid;	/* sync: absolute block = helper block j; helper rebuilds from mid */
+	long s_abs, j;		/* sync: absolute block s_abs = the helper's block j */
+	atomic_long next_row;	/* the next MCU row of the helper's part not yet claimed */
 	unsigned delta[3];
 };
 
@@ -1143,6 +1144,25 @@ static int recon_compact(struct jf *jf, struct split *sp, long from, long to, in
  * The compact stream is a few bytes per coefficient, and crafted data can code a coefficient
  * in 2 bits; past this much the helper gives up and the caller decodes alone.
  */
+/*
+ * Both threads rebuild the rows after the sync row from the helper's blocks, claiming a few
+ * MCU rows at a time, so neither waits for the other whatever their start.
+ */
+static int recon_rows(struct jf *jf, struct split *sp, int16_t *rowbuf, uint8_t *rowmask)
+{
+	const long rowb = (long)jf->mcux * jf->nbm;
+
+	for (;;) {
+		long r = atomic_fetch_add(&sp->next_row, 4);
+
+		if (r >= jf->mcuy)
+			return 0;
+		if (recon_compact(jf, sp, r * rowb, (r + 4 < jf->mcuy ? r + 4 : jf->mcuy) * rowb,
+				  rowbuf, rowmask) < 0)
+			return -1;
+	}
+}
+
 static int t2_grow(struct split *sp)
 {
 	size_t ncap = sp->ccap * 2, max = (size_t)(sp->jf->end - sp->jf->scan) * 6 + (16u << 20);
@@ -1263,11 +1283,10 @@ static void *t2_main(void *arg)
 		pthread_cond_broadcast(&sp->cv);
 	}
 	pthread_mutex_unlock(&sp->mu);
-	if (sp->valid > 0 && sp->mid < total) {
+	if (sp->valid > 0) {
 		rowbuf = calloc((size_t)jf->rowblocks * 64, sizeof(int16_t));
 		rowmask = calloc((size_t)jf->rowblocks, 1);
-		sp->recon_err = !rowbuf || !rowmask ||
-				recon_compact(jf, sp, sp->mid, total, rowbuf, rowmask) < 0;
+		sp->recon_err = !rowbuf || !rowmask || recon_rows(jf, sp, rowbuf, rowmask) < 0;
 		free(rowbuf);
 		free(rowmask);
 	}
@@ -1477,11 +1496,8 @@ static int decode_all(struct jf *jf, unsigned flags)
 			last_stats.sync_lag = sp->j;
 		}
 		pthread_mutex_lock(&sp->mu);
-		if (synced) {
-			long rowb = (long)jf->mcux * jf->nbm, ms = sp->s_abs / rowb;
-
-			sp->mid = (ms + 1 + (jf->mcuy - ms - 1) / 2) * rowb;
-		}
+		if (synced)
+			atomic_store(&sp->next_row, sp->s_abs / ((long)jf->mcux * jf->nbm) + 1);
 		sp->verdict = synced ? 1 : -1;
 		atomic_store(&sp->abort, !synced);
 		pthread_cond_broadcast(&sp->cv);
@@ -1490,7 +1506,12 @@ static int decode_all(struct jf *jf, unsigned flags)
 		pthread_mutex_unlock(&sp->mu);
 		last_stats.used = synced && sp->valid > 0;
 		if (synced && sp->valid > 0) {
-			r = recon_compact(jf, sp, a, sp->mid, rowbuf, rowmask);
+			long rowb = (long)jf->mcux * jf->nbm, end = (a / rowb + 1) * rowb;
+
+			/* the sync row (partly in our buffer already), then rows as they come */
+			r = recon_compact(jf, sp, a, end < total ? end : total, rowbuf, rowmask);
+			if (r == 0)
+				r = recon_rows(jf, sp, rowbuf, rowmask);
 			last_stats.t1r_ms = ms_now() - sp->t0;
 			pthread_join(th, NULL);
 			last_stats.t2_ms = sp->t2_ms - sp->t0;
