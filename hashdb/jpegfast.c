@@ -67,7 +67,8 @@ static const uint8_t zz_nat[64] = {
 
 struct huff {
 	uint16_t lut[1 << LB];	/* (length << 8) | symbol; 0 = code longer than LB */
-	int32_t fac[1 << LB];	/* AC: value * 65536 | run << 8 | bits; 0 = none */
+	int32_t fac[1 << LB];	/* AC: value * 65536 | run << 8 | bits, or 0x80 | bits for
+				 * end of block; 0 = use lut */
 	int32_t maxcode[18];
 	int32_t valoff[18];
 	uint8_t val[256];
@@ -167,6 +168,8 @@ static int huff_build(struct huff *h, const uint8_t bits[17], const uint8_t *val
 				int v = extra < (1 << (s - 1)) ? extra - (1 << s) + 1 : extra;
 
 				h->fac[base + n] = v * 65536 + (r << 8) + len + s;
+			} else if (!is_dc && sym == 0) {
+				h->fac[base + n] = 0x80 + len;	/* end of block */
 			}
 		}
 	}
@@ -328,9 +331,11 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 			refill(d);
 		f = ac->fac[d->acc >> (64 - LB)];
 		if (f) {
+			d->acc <<= f & 0x1f;
+			d->n -= f & 0x1f;
+			if (f & 0x80)
+				break;
 			k += (f >> 8) & 0xff;
-			d->acc <<= f & 0xff;
-			d->n -= f & 0xff;
 			v = f >> 16;
 		} else {
 			s = huff_sym(d, ac);
