@@ -305,13 +305,21 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 	struct dec l = *dd, *d = &l;
 	unsigned *pred = &l.pred[ci];
 	int s, k, r;
-	unsigned mask = 1;
+	unsigned mask = 1, odd = 0;
 	uint8_t *o = NULL, *cnt = NULL;
 
 	refill(d);
 	s = huff_sym(d, dc);
-	if (s < 0)
-		return -1;
+	if (s < 0) {
+		/* The helper, still out of step, goes on as libjpeg would (16 bits, value 0)
+		 * and flags the block: used after the sync point, it fails the fast path. */
+		if (!compact)
+			return -1;
+		d->acc <<= 16;
+		d->n -= 16;
+		odd = 1;
+		s = 0;
+	}
 	if (s)
 		*pred += (unsigned)extend(getbits(d, s), s);
 	if (compact) {
@@ -339,8 +347,14 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 			v = f >> 16;
 		} else {
 			s = huff_sym(d, ac);
-			if (s < 0)
-				return -1;
+			if (s < 0) {
+				if (!compact)
+					return -1;
+				d->acc <<= 16;
+				d->n -= 16;
+				odd = 1;
+				break;
+			}
 			r = s >> 4;
 			s &= 15;
 			if (!s) {
@@ -352,8 +366,12 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 			k += r;
 			v = extend(getbits(d, s), s);
 		}
-		if (k > 63)
-			return -1;	/* libjpeg would write coefficient 63 */
+		if (k > 63) {
+			if (!compact)
+				return -1;	/* libjpeg would write coefficient 63 */
+			odd = 1;
+			break;
+		}
 		pos = zz_nat[k];
 		if (compact) {
 			o[0] = (uint8_t)pos;
@@ -366,10 +384,12 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 			mask |= 1u << (pos >> 3);
 		}
 	}
-	if (compact)
+	if (compact) {
 		*out = o;
-	else
+		*cnt |= (uint8_t)(odd << 7);
+	} else {
 		*rm = (uint8_t)(mask == 1 && k == 1 ? 0 : mask);	/* 0: DC only */
+	}
 	*dd = l;
 	return 0;
 }
@@ -1077,7 +1097,8 @@ struct split {
 	unsigned (*rpred)[3];
 	uint8_t *ridx;
 	int nrec;
-	uint8_t *cbuf;		/* compact blocks: dc pred (4), count (1), count x (pos, lo, hi) */
+	uint8_t *cbuf;		/* compact blocks: dc pred (4), count | anomaly << 7 (1),
+				 * count x (pos, lo, hi) */
 	size_t clen, ccap;
 	size_t *ck;		/* cbuf offset of every 64th block */
 	long nvalid;		/* blocks decoded without an anomaly */
@@ -1122,7 +1143,7 @@ static int recon_compact(struct jf *jf, struct split *sp, long from, long to, in
 	const uint8_t *q = sp->cbuf + sp->ck[ord >> 6];
 
 	for (k = ord & ~63L; k < ord; k++)
-		q += 5 + 3 * q[4];
+		q += 5 + 3 * (q[4] & 0x7f);
 	for (a = from; a < to; a++) {
 		long mcu = a / jf->nbm;
 		int b = (int)(a % jf->nbm), mx = (int)(mcu % jf->mcux), ci = jf->bm_comp[b], n, i;
@@ -1132,6 +1153,8 @@ static int recon_compact(struct jf *jf, struct split *sp, long from, long to, in
 
 		memcpy(&pred, q, 4);
 		n = q[4];
+		if (n & 0x80)
+			return -1;	/* the caller's decode would have failed here */
 		blk[0] = (int16_t)(pred + sp->delta[ci]);
 		q += 5;
 		for (i = 0; i < n; i++, q += 3) {
