@@ -1089,6 +1089,7 @@ static int check_end(const struct dec *d)
 struct split {
 	struct jf *jf;
 	int spec;		/* 1: speculative start; 0: right after a restart marker */
+	int force;		/* JPEGFAST_FORCE_SPLIT: always wait for the helper (tests) */
 	const uint8_t *start;
 	uint64_t startbit;	/* spec: position of start in the destuffed data, in bits */
 	long a0;		/* known start: absolute block index there */
@@ -1109,6 +1110,7 @@ struct split {
 	double t0, t2_ms;	/* start, helper's decode done (statistics) */
 	long s_abs, j;		/* sync: absolute block s_abs = the helper's block j */
 	atomic_long next_row;	/* the next MCU row of the helper's part not yet claimed */
+	atomic_long progress;	/* blocks the helper has decoded (every 256th) */
 	unsigned delta[3];
 };
 
@@ -1241,8 +1243,11 @@ static void *t2_main(void *arg)
 		const struct comp *c;
 		uint8_t *o;
 
-		if (!(ord & 255) && atomic_load_explicit(&sp->abort, memory_order_relaxed))
-			break;
+		if (!(ord & 255)) {
+			if (atomic_load_explicit(&sp->abort, memory_order_relaxed))
+				break;
+			atomic_store_explicit(&sp->progress, ord, memory_order_relaxed);
+		}
 		if (sp->spec) {
 			if (ord < NREC) {
 				sp->rpos[ord] = sp->startbit + bitpos(&d);
@@ -1333,11 +1338,15 @@ static int t1_sync(struct split *sp, const struct dec *d, int b, long *jrec, int
 	int c;
 
 	if (!*ready) {
+		/* A helper that has not even recorded its start by now is starved of CPU
+		 * (another process holds the other core): go on alone rather than wait. */
 		pthread_mutex_lock(&sp->mu);
-		while (!sp->rec_ready)
+		while (sp->force && !sp->rec_ready)
 			pthread_cond_wait(&sp->cv, &sp->mu);
+		*ready = sp->rec_ready;
 		pthread_mutex_unlock(&sp->mu);
-		*ready = 1;
+		if (!*ready)
+			return -1;
 	}
 	while (j < sp->nrec && sp->rpos[j] < pos)
 		j++;
@@ -1472,6 +1481,7 @@ static int decode_all(struct jf *jf, unsigned flags)
 		sp = calloc(1, sizeof(*sp));
 		if (sp) {
 			sp->jf = jf;
+			sp->force = !!(flags & JPEGFAST_FORCE_SPLIT);
 			sp->ccap = (size_t)(jf->end - jf->scan) * 2 + 4096;
 			sp->cbuf = malloc(sp->ccap);
 			sp->ck = malloc(sizeof(size_t) * (size_t)(total / 64 + 2));
@@ -1524,6 +1534,17 @@ static int decode_all(struct jf *jf, unsigned flags)
 			last_stats.sync_lag = sp->j;
 		}
 		pthread_mutex_lock(&sp->mu);
+		if (synced && !sp->t2_done && !sp->force) {
+			/* Take the helper's blocks only if it is well ahead of where we would be
+			 * decoding them ourselves (it may have had less CPU than we did). */
+			long rem1 = total - sp->s_abs;
+			long rem2 = sp->j + rem1 - atomic_load_explicit(&sp->progress,
+								       memory_order_relaxed);
+
+			if (rem2 * 5 > rem1 * 4)
+				synced = 0;
+		}
+		last_stats.synced = synced;
 		if (synced)
 			atomic_store(&sp->next_row, sp->s_abs / ((long)jf->mcux * jf->nbm) + 1);
 		sp->verdict = synced ? 1 : -1;

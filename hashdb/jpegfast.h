@@ -21,7 +21,9 @@
 #include <stdint.h>
 
 #define JPEGFAST_NO_THREADS	0x1	/* decode on the calling thread only */
-#define JPEGFAST_FORCE_SPLIT	0x2	/* tests: any size over 512 px, and speculate */
+#define JPEGFAST_FORCE_SPLIT	0x2	/* tests: any size over 512 px, always split and
+					 * wait for the helper (by default the caller goes
+					 * on alone when the helper falls behind) */
 
 /*
  * Luma (PDQ's float formula) of the 512x512 nearest-neighbour sample of a JPEG wider or
