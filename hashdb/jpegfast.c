@@ -34,8 +34,10 @@
  * the helper also decoded from, with the same block-in-MCU index, both decodes are identical
  * from there on (Huffman codes resynchronise), so it stops.  The helper's blocks are then
  * placed at their absolute index, with each component's DC shifted by (true predictor -
- * helper's predictor).  The helper must end exactly at the last block; no sync, an error or
- * a count mismatch makes the calling thread decode the rest itself.  With restart markers
+ * helper's predictor).  The helper must end exactly at the last block; no sync, an error,
+ * a count mismatch or a helper lagging behind (starved of CPU by other load) makes the
+ * calling thread decode the rest itself.  The helper's blocks wait in a compact stream until
+ * the sync; then both threads rebuild the remaining rows from it.  With restart markers
  * the helper starts right after a marker near the middle, where the state is known.
  */
 #include <errno.h>
