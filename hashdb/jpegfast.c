@@ -250,9 +250,12 @@ static inline unsigned getbits(struct dec *d, int s)
 	return v;
 }
 
+/* Branch-free: coefficient signs are random, a branch here mispredicts half the time. */
 static inline int extend(unsigned v, int s)
 {
-	return v < (1u << (s - 1)) ? (int)v - (1 << s) + 1 : (int)v;
+	int x = (int)v;
+
+	return x + (((x - (1 << (s - 1))) >> 31) & (int)((~0u << s) + 1));
 }
 
 static inline int huff_sym(struct dec *d, const struct huff *h)
