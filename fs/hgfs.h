@@ -106,6 +106,9 @@ struct upload {
 	struct upload *pnext;		/* pending table chain (new names only) */
 	bool pending;
 	bool settle_tried;		/* pending_settle_dir bookkeeping; under pend_lock */
+	pid_t hidden[8];		/* related writers sent to make their own upload of the
+					 * name: lookups from them do not see this one; pend_lock */
+	int nhidden;
 };
 
 struct fh {
@@ -228,6 +231,9 @@ bool process_holds(pid_t pid, ino_t kino);
 int upload_getattr(struct upload *up, struct stat *st);
 void upload_put(struct upload *up);
 struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid);
+/* Hide up from lookups by pid (true), or false when its list is full. */
+bool pending_hide(struct upload *up, pid_t pid);
+bool pending_hidden(struct upload *up, pid_t pid);
 int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
 		   const char *newname);
 int pending_unlink(fuse_ino_t parent, const char *name);

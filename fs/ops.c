@@ -13,8 +13,10 @@
  *    not exist / keeps its old content until the verdict.  The uploading process, its parent,
  *    its children and its parent's other children (e.g. the shell that started it) find the
  *    staged name on lookup; only the uploading process can open it.  Other processes see
- *    the backing directory as it is (open of another process's staged new name: ENOENT;
- *    of a file being rewritten: its old content, uncached).
+ *    the backing directory as it is (open of another process's staged new name: ENOENT,
+ *    except that a related process opening it to write gets ESTALE and from then on does
+ *    not see it, so the kernel's retry creates its own upload; of a file being rewritten:
+ *    its old content, uncached).
  *  - A published rewrite keeps the inode number the kernel first saw (as truncating in place
  *    would), though the backing file is a new one.  A write-open with O_TRUNC of an inode
  *    whose name is meanwhile another file (a concurrent upload was published over it) or
@@ -159,7 +161,8 @@ static void hg_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (ret == -ENOENT) {
 		/* The uploader's own view of a name still being staged. */
 		up = pending_find(parent, name, fuse_req_ctx(req)->uid);
-		if (up && !related_process(fuse_req_ctx(req)->pid, up->pid)) {
+		if (up && (!related_process(fuse_req_ctx(req)->pid, up->pid) ||
+			   pending_hidden(up, fuse_req_ctx(req)->pid))) {
 			upload_put(up);
 			up = NULL;
 		}
@@ -763,6 +766,16 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* Nobody but the uploading process reads or writes unscanned bytes. */
 		ret = up->replaces ? 0 : -ENOENT;
 		up_enoent = ret < 0;
+		/*
+		 * A related process (a sibling started by the same shell) writing the same new
+		 * name: as on a plain file system its open must not fail.  Hide this upload
+		 * from it and answer ESTALE: the kernel looks the name up again, finds none
+		 * and creates, so the writer stages its own upload (the last clean close wins).
+		 */
+		if (ret < 0 && wr && pending_hide(up, ctx->pid)) {
+			ret = -ESTALE;
+			up_enoent = false;
+		}
 		upload_put(up);
 		up = NULL;
 		if (ret < 0)

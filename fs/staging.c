@@ -100,6 +100,31 @@ struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid)
 	return up;
 }
 
+bool pending_hide(struct upload *up, pid_t pid)
+{
+	bool ok = false;
+
+	pthread_mutex_lock(&pend_lock);
+	if (up->nhidden < (int)(sizeof(up->hidden) / sizeof(up->hidden[0]))) {
+		up->hidden[up->nhidden++] = pid;
+		ok = true;
+	}
+	pthread_mutex_unlock(&pend_lock);
+	return ok;
+}
+
+bool pending_hidden(struct upload *up, pid_t pid)
+{
+	bool hidden = false;
+	int i;
+
+	pthread_mutex_lock(&pend_lock);
+	for (i = 0; i < up->nhidden && !hidden; i++)
+		hidden = up->hidden[i] == pid;
+	pthread_mutex_unlock(&pend_lock);
+	return hidden;
+}
+
 /*
  * The writer lists a directory holding its own unfinished uploads: judge them now, so the
  * listing shows what a plain file system would (published, or gone if rejected).  Later

@@ -79,4 +79,15 @@ ok "16 writers to one name: the result is the clean content" cmp "$W/src/1" "$B/
 	diag "  backing 'same': $(stat -c '%s bytes' "$B/same" 2>&1), clean is $(stat -c %s "$W/src/1") bytes"
 ok "... and the known content is absent" hg_content_absent "$HG_K_SHA1"
 
+# Deterministic form of that race: a sibling (another child of the same shell) finds the
+# first writer's staged name on lookup; its own write-open must still succeed (its own upload)
+# rather than fail with ENOENT.
+bash -c "exec 3>'$M/sib'; sleep 3" &
+holder=$!
+for i in $(seq 50); do [ -e "$M/sib" ] && break; sleep 0.1; done
+ok "a sibling sees the first writer's staged name" test -e "$M/sib"
+ok "and can still write the name itself" bash -c "echo clean >'$M/sib'"
+wait "$holder"
+ok "the name exists after both closed" test -e "$B/sib"
+
 done_testing
