@@ -253,9 +253,9 @@ static inline unsigned getbits(struct dec *d, int s)
 /* Branch-free: coefficient signs are random, a branch here mispredicts half the time. */
 static inline int extend(unsigned v, int s)
 {
-	int x = (int)v;
+	int neg = -(int)(v < (1u << (s - 1)));	/* all ones when the value is negative */
 
-	return x + (((x - (1 << (s - 1))) >> 31) & (int)((~0u << s) + 1));
+	return (int)v + (neg & (int)((~0u << s) + 1));
 }
 
 static inline int huff_sym(struct dec *d, const struct huff *h)
