@@ -534,9 +534,8 @@ bool related_process(pid_t asker, pid_t writer)
 /* Is the /proc/PID/fd entry NAME (in dfd) a descriptor of this mount's inode kino? */
 static bool fd_is(int dfd, pid_t pid, const char *name, ino_t kino)
 {
-	char p[320], link[PATH_MAX], info[512], *ino;
+	char what[300], link[PATH_MAX], info[512], *ino;
 	ssize_t n;
-	int ifd;
 
 	n = readlinkat(dfd, name, link, sizeof(link) - 1);
 	if (n <= 0)
@@ -545,15 +544,9 @@ static bool fd_is(int dfd, pid_t pid, const char *name, ino_t kino)
 	if ((size_t)n <= hgfs.mnt_len || strncmp(link, hgfs.mnt_real, hgfs.mnt_len) != 0 ||
 	    link[hgfs.mnt_len] != '/')
 		return false;
-	snprintf(p, sizeof(p), "/proc/%d/fdinfo/%s", (int)pid, name);
-	ifd = open(p, O_RDONLY | O_CLOEXEC);
-	if (ifd < 0)
+	snprintf(what, sizeof(what), "fdinfo/%s", name);
+	if (!read_proc(pid, what, info, sizeof(info)))
 		return false;
-	n = read(ifd, info, sizeof(info) - 1);
-	close(ifd);
-	if (n <= 0)
-		return false;
-	info[n] = 0;
 	ino = strstr(info, "\nino:");
 	return ino && (ino_t)strtoull(ino + 5, NULL, 10) == kino;
 }
