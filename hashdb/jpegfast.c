@@ -11,7 +11,8 @@
  *    the row above the first / below the last chroma row is that row itself);
  *  - jdcolor.c's YCbCr->RGB tables (16 fraction bits).
  * Only the rows and columns the sample touches are reconstructed (planes below); the Huffman
- * data is still decoded in full, once, into one MCU row at a time.
+ * data is still decoded in full, once, and each block is reconstructed as soon as it is
+ * decoded (in L1, no row buffer).
  *
  * Invariants:
  *  - results are either identical to the full decode or -ENOTSUP: every anomaly (invalid
@@ -22,10 +23,10 @@
  *    pass-2 results within -512..511.  Blocks outside those bounds bail out (none of
  *    the shared test photos or generated q40-q100 images has one; 8-bit data gives at most
  *    about +-1100), so neither IDCT's overflow behaviour matters;
- *  - memory: one MCU row of coefficients (quantized int16, natural order), 3 planes of at
- *    most 1024x1024 bytes, and for the speculative second decoder a compact coefficient
- *    stream of at most 6 bytes per input byte + 16 MiB (else the helper gives up); nothing
- *    proportional to the pixel count beyond one row and the sampled planes.
+ *  - memory: 3 planes of at most 1024x1024 bytes, and for the speculative second decoder
+ *    a compact coefficient stream of at most 10 bytes per input byte + 16 MiB (else the
+ *    helper gives up); nothing proportional to the pixel count beyond the sampled planes
+ *    and the per-block-row tables.
  *
  * Speculative split (two threads, images without restart markers): a helper thread starts
  * decoding in the middle of the entropy-coded data with DC predictors 0 and block index 0 in
@@ -37,7 +38,8 @@
  * helper's predictor).  The helper must end exactly at the last block; no sync, an error,
  * a count mismatch or a helper lagging behind (starved of CPU by other load) makes the
  * calling thread decode the rest itself.  The helper's blocks wait in a compact stream until
- * the sync; then both threads rebuild the remaining rows from it.  With restart markers
+ * the sync; then both threads rebuild the remaining rows from it, and each composes half of
+ * the output.  With restart markers
  * the helper starts right after a marker near the middle, where the state is known.
  */
 #include <errno.h>
@@ -67,6 +69,14 @@ static const uint8_t zz_nat[64] = {
 	58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 };
 
+/* 1 << (row of zz_nat[k]) */
+static const uint8_t zz_rowbit[64] = {
+	1, 1, 2, 4, 2, 1, 1, 2, 4, 8, 16, 8, 4, 2, 1, 1,
+	2, 4, 8, 16, 32, 64, 32, 16, 8, 4, 2, 1, 1, 2, 4, 8,
+	16, 32, 64, 128, 128, 64, 32, 16, 8, 4, 2, 4, 8, 16, 32, 64,
+	128, 128, 64, 32, 16, 8, 16, 32, 64, 128, 128, 64, 32, 64, 128, 128,
+};
+
 struct huff {
 	uint16_t lut[1 << LB];	/* (length << 8) | symbol; 0 = code longer than LB */
 	int32_t fac[1 << LB];	/* AC: value * 65536 | run << 8 | bits, or 0x80 | bits for
@@ -81,9 +91,8 @@ struct huff {
 struct comp {
 	int id, h, v, tq, td, ta;
 	int fh, fv;		/* upsampling factor per axis (1 or 2) */
-	int bw, bh;		/* blocks per row in the MCU-row buffer, block rows in all */
+	int bw, bh;		/* blocks per row and column, MCU padding included */
 	int dw, dh;		/* component size in samples */
-	int coff;		/* first block of this component in the MCU-row buffer */
 	/* sparse planes: needed component rows/columns and where they go */
 	int *rowmap;		/* component row -> plane row, or -1 */
 	int *colmap;		/* component column -> plane column, or -1 */
@@ -91,7 +100,11 @@ struct comp {
 	int ncb;		/* column blocks holding needed columns */
 	int *cb_bx, *cb_pc;	/* block column, first plane column */
 	uint8_t *cb_mask;	/* needed columns inside the block */
-	int *pc_src;		/* plane column -> 8 * column block + column in the block */
+	uint8_t *cb_n;		/* how many (the plane columns cb_pc.. cb_pc + cb_n - 1) */
+	int *bx_k;		/* block column -> index in cb_*, or -1 */
+	uint8_t *br_n;		/* block row -> how many of its rows are needed, */
+	uint8_t *br_rr;		/* which (8 per block row), */
+	int *br_off;		/* and where their plane rows start (8 per block row) */
 	uint8_t *plane;		/* nprow x npcol samples */
 	int16_t qn[64] __attribute__((aligned(16)));	/* quantization, natural order */
 };
@@ -99,8 +112,7 @@ struct comp {
 struct jf {
 	int W, H, ncomp, hmax, vmax, mcux, mcuy, ri;
 	int nbm;		/* blocks per MCU */
-	int bm_comp[10], bm_off[10], bm_h[10];
-	int rowblocks;		/* blocks in one MCU row */
+	int bm_comp[10], bm_x[10], bm_y[10];	/* component, block column/row in the MCU */
 	uint16_t q[4][64];
 	int qok[4];
 	struct huff dc[4], ac[4];
@@ -108,9 +120,11 @@ struct jf {
 	int scomp[3];		/* scan order -> component */
 	const uint8_t *scan, *end;
 	int saw_jfif, saw_adobe, adobe_xform;
-	/* sink */
-	int (*sink)(struct jf *, int my, int16_t *rowbuf, uint8_t *rowmask);
-	struct jpegfast_coefs *coefs;
+	struct jpegfast_coefs *coefs;	/* set: blocks go there, not to the planes */
+	/* output: the helper composes half of it when it took part (composed set) */
+	float *luma;
+	struct composer *cp;
+	int composed, grey;
 };
 
 /* IDCT row matrices (m1[r][k]: weight of input k in output r before the descale). */
@@ -186,6 +200,7 @@ struct dec {
 	int n;			/* bits in acc */
 	int fake;		/* of which zero bits past the data (marker or end) */
 	const uint8_t *p, *end;
+	const uint8_t *safe;	/* no FF in [p, safe): the fast refill's bound */
 	uint64_t dbytes;	/* data bytes loaded (a stuffed FF 00 counts once) */
 	unsigned pred[3];	/* DC predictors (wrap like libjpeg's int) */
 };
@@ -198,24 +213,13 @@ static inline uint64_t load_be64(const uint8_t *p)
 	return __builtin_bswap64(w);
 }
 
-static inline void refill(struct dec *d)
+/*
+ * Careful refill, byte by byte: FF 00 gives FF, a marker or the end gives zero bits (counted
+ * in fake).  Leaves 56..63 bits and where the next FF is, which bounds the fast path.
+ */
+static void __attribute__((noinline)) refill_slow(struct dec *d)
 {
-	if (d->n > 56)
-		return;
-	if (!d->fake && d->p + 8 <= d->end) {
-		uint64_t w = load_be64(d->p), x = ~w;
-
-		if (!((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)) {
-			int nb = (64 - d->n) >> 3;
-
-			d->acc |= (w >> (64 - 8 * nb)) << (64 - d->n - 8 * nb);
-			d->p += nb;
-			d->n += 8 * nb;
-			d->dbytes += nb;
-			return;
-		}
-	}
-	while (d->n <= 56) {
+	while (d->n <= 55) {
 		unsigned b = 0;
 
 		if (!d->fake) {
@@ -238,6 +242,36 @@ static inline void refill(struct dec *d)
 		}
 		d->acc |= (uint64_t)b << (56 - d->n);
 		d->n += 8;
+	}
+	if (d->fake) {
+		d->safe = d->p;
+	} else {
+		const uint8_t *f = memchr(d->p, 0xff, (size_t)(d->end - d->p));
+
+		d->safe = f ? f : d->end;
+	}
+}
+
+/*
+ * At least 56 bits in acc (n <= 63 on entry).  Where the next 8 bytes hold no FF this is
+ * branch-free: what of them does not fit is ORed in again, identically, by the next refill.
+ */
+static inline void refill(struct dec *d)
+{
+	if (__builtin_expect(d->p + 8 <= d->safe, 1)) {
+		unsigned adv = (unsigned)(63 - d->n) >> 3;
+
+		d->acc |= load_be64(d->p) >> d->n;
+		d->p += adv;
+		d->dbytes += adv;
+		d->n |= 56;
+	} else {
+		/* on a copy: taking d's address would keep the decoder's state out of
+		 * registers in the hot loop */
+		struct dec t = *d;
+
+		refill_slow(&t);
+		*d = t;
 	}
 }
 
@@ -298,27 +332,27 @@ static inline uint64_t bitpos(const struct dec *d)
 
 /*
  * One block: the DC predictor of component ci updated, the quantized coefficients (as
- * libjpeg stores them: JCOEF = int16) into blk (natural order, zeroed beforehand) with the
- * rows holding non-zero values in *rm (0: DC only) or, in compact mode, appended to *out.
- * Returns 0 or -1 on an anomaly.  Dequantization and its bound are the IDCT's.
+ * libjpeg stores them: JCOEF = int16) into blk (natural order, zero beforehand), and into
+ * *rm the rows holding non-zero values (0: the DC alone; otherwise bit 0 is set).
+ * Returns 0, or -1 on an anomaly.  The speculative helper passes tolerant: still out of
+ * step, it goes on as libjpeg would (a bad code: 16 bits, value 0; a run past coefficient
+ * 63 ends the block) and gets 1, which fails the fast path if that block is ever used.
+ * Dequantization and its bound are the IDCT's.
  */
 static inline __attribute__((always_inline)) int
 dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, int16_t *blk,
-	  uint8_t *rm, uint8_t **out, const int compact)
+	  unsigned *rm, const int tolerant)
 {
-	/* a local copy stays in registers: byte stores below may alias *dd */
+	/* a local copy stays in registers: the stores into blk may alias *dd */
 	struct dec l = *dd, *d = &l;
 	unsigned *pred = &l.pred[ci];
-	int s, k, r;
-	unsigned mask = 1, odd = 0;
-	uint8_t *o = NULL, *cnt = NULL;
+	int s, k, r, i, odd = 0;
+	unsigned mask = 1;
 
 	refill(d);
 	s = huff_sym(d, dc);
 	if (s < 0) {
-		/* The helper, still out of step, goes on as libjpeg would (16 bits, value 0)
-		 * and flags the block: used after the sync point, it fails the fast path. */
-		if (!compact)
+		if (!tolerant)
 			return -1;
 		d->acc <<= 16;
 		d->n -= 16;
@@ -327,20 +361,17 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 	}
 	if (s)
 		*pred += (unsigned)extend(getbits(d, s), s);
-	if (compact) {
-		o = *out;
-		memcpy(o, pred, 4);
-		cnt = o + 4;
-		*cnt = 0;
-		o += 5;
-	} else {
-		blk[0] = (int16_t)*pred;	/* libjpeg stores the predictor as a JCOEF */
-	}
-	for (k = 1; k < 64; k++) {
+	blk[0] = (int16_t)*pred;	/* libjpeg stores the predictor as a JCOEF */
+	/*
+	 * A table hit takes at most LB bits, so refilling every fourth symbol (to >= 56) is
+	 * enough for those; the rare longer codes refill before and after themselves.  A
+	 * fixed period is predictable, where testing the bit count mispredicts often.
+	 */
+	for (k = 1, i = 0; k < 64; k++, i++) {
 		int32_t f;
-		int v, pos;
+		int v;
 
-		if (d->n < 32)
+		if (!(i & 3))
 			refill(d);
 		f = ac->fac[d->acc >> (64 - LB)];
 		if (f) {
@@ -351,9 +382,10 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 			k += (f >> 8) & 0xff;
 			v = f >> 16;
 		} else {
+			refill(d);
 			s = huff_sym(d, ac);
 			if (s < 0) {
-				if (!compact)
+				if (!tolerant)
 					return -1;
 				d->acc <<= 16;
 				d->n -= 16;
@@ -362,6 +394,8 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 			}
 			r = s >> 4;
 			s &= 15;
+			v = s ? extend(getbits(d, s), s) : 0;
+			refill(d);
 			if (!s) {
 				if (r != 15)
 					break;
@@ -369,34 +403,19 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 				continue;
 			}
 			k += r;
-			v = extend(getbits(d, s), s);
 		}
 		if (k > 63) {
-			if (!compact)
+			if (!tolerant)
 				return -1;	/* libjpeg would write coefficient 63 */
 			odd = 1;
 			break;
 		}
-		pos = zz_nat[k];
-		if (compact) {
-			o[0] = (uint8_t)pos;
-			o[1] = (uint8_t)v;
-			o[2] = (uint8_t)((unsigned)v >> 8);
-			o += 3;
-			(*cnt)++;
-		} else {
-			blk[pos] = (int16_t)v;
-			mask |= 1u << (pos >> 3);
-		}
+		blk[zz_nat[k]] = (int16_t)v;
+		mask |= zz_rowbit[k];
 	}
-	if (compact) {
-		*out = o;
-		*cnt |= (uint8_t)(odd << 7);
-	} else {
-		*rm = (uint8_t)(mask == 1 && k == 1 ? 0 : mask);	/* 0: DC only */
-	}
+	*rm = mask == 1 && k == 1 ? 0 : mask;
 	*dd = l;
-	return 0;
+	return odd;
 }
 
 /* ---- header parsing ---- */
@@ -601,7 +620,7 @@ static int parse_headers(struct jf *jf, const uint8_t *buf, size_t len)
 /* Geometry, colour space, dequantization; 0 or -1 (unsupported). */
 static int setup(struct jf *jf)
 {
-	int i, b = 0;
+	int i;
 
 	if (jf->ncomp == 3) {
 		if (jf->saw_jfif)
@@ -625,8 +644,6 @@ static int setup(struct jf *jf)
 			c->bh = jf->mcuy * c->v;
 			c->dw = (jf->W * c->h + jf->hmax - 1) / jf->hmax;
 			c->dh = (jf->H * c->v + jf->vmax - 1) / jf->vmax;
-			c->coff = b;
-			b += c->bw * c->v;
 		}
 		jf->nbm = 0;
 		for (i = 0; i < 3; i++) {
@@ -636,8 +653,8 @@ static int setup(struct jf *jf)
 			for (v = 0; v < c->v; v++)
 				for (h = 0; h < c->h; h++) {
 					jf->bm_comp[jf->nbm] = jf->scomp[i];
-					jf->bm_off[jf->nbm] = c->coff + v * c->bw + h;
-					jf->bm_h[jf->nbm] = c->h;
+					jf->bm_x[jf->nbm] = h;
+					jf->bm_y[jf->nbm] = v;
 					jf->nbm++;
 				}
 		}
@@ -651,14 +668,10 @@ static int setup(struct jf *jf)
 		c->bw = jf->mcux = (jf->W + 7) / 8;
 		c->bh = jf->mcuy = (jf->H + 7) / 8;
 		c->v = c->h = 1;
-		c->coff = 0;
-		b = c->bw;
 		jf->nbm = 1;
 		jf->bm_comp[0] = 0;
-		jf->bm_off[0] = 0;
-		jf->bm_h[0] = 1;
+		jf->bm_x[0] = jf->bm_y[0] = 0;
 	}
-	jf->rowblocks = b;
 	for (i = 0; i < jf->ncomp; i++) {
 		int k;
 
@@ -757,64 +770,93 @@ static void idct_init(void)
 }
 
 /*
- * Row rr of the 8x8 IDCT of blk (dequantized, natural order; rm = rows with non-zero
- * coefficients) into out[8] as 0..255 samples.  Returns -1 if the block leaves the bounds
- * where libjpeg-turbo's C and SIMD IDCTs agree.
+ * One block's non-zero coefficient rows, dequantized and bound-checked once, so that each
+ * of the block's needed output rows costs only its own two passes.
  */
-static int idct_row(const int16_t *blk, const int16_t *q, unsigned rm, int rr, uint8_t out[8])
-{
-	if (!rm) {
-		/* DC only: ws = 4*dc in column 0, so every output is (dc + 4) >> 3 */
-		int dc = blk[0] * q[0], v;
-
-		if (dc > 4095 || dc < -4095)
-			return -1;
-		v = asr(dc + 4, 3) + 128;
-		memset(out, v < 0 ? 0 : v > 255 ? 255 : v, 8);
-		return 0;
-	}
-	{
+struct dqblk {
 #if defined(__SSE2__)
-	__m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128(), w, t, v0, v1;
+	__m128i lo[4], hi[4];	/* rows 2j, 2j+1 interleaved: columns 0-3, columns 4-7 */
+	int j[4];		/* which row pair */
+#else
+	int32_t dq[64];
+	unsigned rm;
+#endif
+	int n;
+};
+
+/*
+ * Dequantize blk (rm = rows with non-zero coefficients, not 0) and zero those rows, which
+ * leaves the block as the decoder wants the next one; -1 out of the bounds.
+ */
+static int dq_load(struct dqblk *b, int16_t *blk, const int16_t *q, unsigned rm)
+{
+#if defined(__SSE2__)
 	__m128i over = _mm_setzero_si128();
 	int j;
 
+	b->n = 0;
 	for (j = 0; j < 4; j++) {
-		__m128i a, b, m, ah, bh;
+		__m128i x, y, xh, yh;
 
 		if (!(rm & (3u << (2 * j))))
 			continue;
-		/* dequantize; the 32-bit product must lie within +-8191 (see the header) */
-		a = _mm_loadu_si128((const __m128i *)(blk + 16 * j));
-		b = _mm_loadu_si128((const __m128i *)(blk + 16 * j + 8));
-		ah = _mm_mulhi_epi16(a, _mm_load_si128((const __m128i *)(q + 16 * j)));
-		bh = _mm_mulhi_epi16(b, _mm_load_si128((const __m128i *)(q + 16 * j + 8)));
-		a = _mm_mullo_epi16(a, _mm_load_si128((const __m128i *)(q + 16 * j)));
-		b = _mm_mullo_epi16(b, _mm_load_si128((const __m128i *)(q + 16 * j + 8)));
-		over = _mm_or_si128(over, _mm_xor_si128(ah, _mm_srai_epi16(a, 15)));
-		over = _mm_or_si128(over, _mm_xor_si128(bh, _mm_srai_epi16(b, 15)));
+		/* the 32-bit product must lie within +-8191 (see the header) */
+		x = _mm_loadu_si128((const __m128i *)(blk + 16 * j));
+		y = _mm_loadu_si128((const __m128i *)(blk + 16 * j + 8));
+		_mm_storeu_si128((__m128i *)(blk + 16 * j), _mm_setzero_si128());
+		_mm_storeu_si128((__m128i *)(blk + 16 * j + 8), _mm_setzero_si128());
+		xh = _mm_mulhi_epi16(x, _mm_load_si128((const __m128i *)(q + 16 * j)));
+		yh = _mm_mulhi_epi16(y, _mm_load_si128((const __m128i *)(q + 16 * j + 8)));
+		x = _mm_mullo_epi16(x, _mm_load_si128((const __m128i *)(q + 16 * j)));
+		y = _mm_mullo_epi16(y, _mm_load_si128((const __m128i *)(q + 16 * j + 8)));
+		over = _mm_or_si128(over, _mm_xor_si128(xh, _mm_srai_epi16(x, 15)));
+		over = _mm_or_si128(over, _mm_xor_si128(yh, _mm_srai_epi16(y, 15)));
 		over = _mm_or_si128(over, _mm_or_si128(
-			_mm_cmpgt_epi16(a, _mm_set1_epi16(8191)),
-			_mm_cmplt_epi16(a, _mm_set1_epi16(-8191))));
+			_mm_cmpgt_epi16(x, _mm_set1_epi16(8191)),
+			_mm_cmplt_epi16(x, _mm_set1_epi16(-8191))));
 		over = _mm_or_si128(over, _mm_or_si128(
-			_mm_cmpgt_epi16(b, _mm_set1_epi16(8191)),
-			_mm_cmplt_epi16(b, _mm_set1_epi16(-8191))));
-		m = m1p[rr][j];
-		lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), m));
-		hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), m));
+			_mm_cmpgt_epi16(y, _mm_set1_epi16(8191)),
+			_mm_cmplt_epi16(y, _mm_set1_epi16(-8191))));
+		b->lo[b->n] = _mm_unpacklo_epi16(x, y);
+		b->hi[b->n] = _mm_unpackhi_epi16(x, y);
+		b->j[b->n++] = j;
 	}
-	if (_mm_movemask_epi8(over))
-		return -1;
+	return _mm_movemask_epi8(over) ? -1 : 0;
+#else
+	int k;
+
+	b->rm = rm;
+	for (k = 0; k < 64; k++) {
+		b->dq[k] = blk[k] * q[k];
+		blk[k] = 0;
+		if (b->dq[k] > 8191 || b->dq[k] < -8191)
+			return -1;
+	}
+	return 0;
+#endif
+}
+
+/* Row rr of the IDCT of a loaded block into out[8] as 0..255 samples; -1 out of bounds. */
+static int dq_row(const struct dqblk *b, int rr, uint8_t out[8])
+{
+#if defined(__SSE2__)
+	__m128i lo = _mm_setzero_si128(), hi = _mm_setzero_si128(), w, t, v0, v1;
+	int i;
+
+	for (i = 0; i < b->n; i++) {
+		__m128i m = m1p[rr][b->j[i]];
+
+		lo = _mm_add_epi32(lo, _mm_madd_epi16(b->lo[i], m));
+		hi = _mm_add_epi32(hi, _mm_madd_epi16(b->hi[i], m));
+	}
 	lo = _mm_srai_epi32(_mm_add_epi32(lo, _mm_set1_epi32(1 << 10)), 11);
 	hi = _mm_srai_epi32(_mm_add_epi32(hi, _mm_set1_epi32(1 << 10)), 11);
-	/* |ws| <= 16383 */
-	t = _mm_or_si128(_mm_cmpgt_epi32(lo, _mm_set1_epi32(16383)),
-			 _mm_cmplt_epi32(lo, _mm_set1_epi32(-16383)));
-	t = _mm_or_si128(t, _mm_or_si128(_mm_cmpgt_epi32(hi, _mm_set1_epi32(16383)),
-					 _mm_cmplt_epi32(hi, _mm_set1_epi32(-16383))));
+	/* |ws| <= 16383: packs saturates beyond 32767, so the check can follow the pack */
+	w = _mm_packs_epi32(lo, hi);
+	t = _mm_or_si128(_mm_cmpgt_epi16(w, _mm_set1_epi16(16383)),
+			 _mm_cmplt_epi16(w, _mm_set1_epi16(-16383)));
 	if (_mm_movemask_epi8(t))
 		return -1;
-	w = _mm_packs_epi32(lo, hi);
 	v0 = _mm_setzero_si128();
 	v1 = _mm_setzero_si128();
 	{
@@ -832,13 +874,12 @@ static int idct_row(const int16_t *blk, const int16_t *q, unsigned rm, int rr, u
 	}
 	v0 = _mm_srai_epi32(_mm_add_epi32(v0, _mm_set1_epi32(1 << 17)), 18);
 	v1 = _mm_srai_epi32(_mm_add_epi32(v1, _mm_set1_epi32(1 << 17)), 18);
-	t = _mm_or_si128(_mm_cmpgt_epi32(v0, _mm_set1_epi32(511)),
-			 _mm_cmplt_epi32(v0, _mm_set1_epi32(-512)));
-	t = _mm_or_si128(t, _mm_or_si128(_mm_cmpgt_epi32(v1, _mm_set1_epi32(511)),
-					 _mm_cmplt_epi32(v1, _mm_set1_epi32(-512))));
+	w = _mm_packs_epi32(v0, v1);
+	t = _mm_or_si128(_mm_cmpgt_epi16(w, _mm_set1_epi16(511)),
+			 _mm_cmplt_epi16(w, _mm_set1_epi16(-512)));
 	if (_mm_movemask_epi8(t))
 		return -1;
-	w = _mm_add_epi16(_mm_packs_epi32(v0, v1), _mm_set1_epi16(128));
+	w = _mm_add_epi16(w, _mm_set1_epi16(128));
 	_mm_storel_epi64((__m128i *)out, _mm_packus_epi16(w, w));
 	return 0;
 #else
@@ -849,13 +890,8 @@ static int idct_row(const int16_t *blk, const int16_t *q, unsigned rm, int rr, u
 		int32_t s = 0;
 
 		for (k = 0; k < 8; k++)
-			if (rm & (1u << k)) {
-				int32_t dq = blk[8 * k + c] * q[8 * k + c];
-
-				if (dq > 8191 || dq < -8191)
-					return -1;
-				s += m1[rr][k] * dq;
-			}
+			if (b->rm & (1u << k))
+				s += m1[rr][k] * b->dq[8 * k + c];
 		ws[c] = asr(s + (1 << 10), 11);
 		if (ws[c] > 16383 || ws[c] < -16383)
 			return -1;
@@ -873,7 +909,6 @@ static int idct_row(const int16_t *blk, const int16_t *q, unsigned rm, int rr, u
 	}
 	return 0;
 #endif
-	}
 }
 
 /* ---- the sparse planes ---- */
@@ -890,10 +925,14 @@ static void planes_release(struct jf *jf)
 		free(c->cb_bx);
 		free(c->cb_pc);
 		free(c->cb_mask);
-		free(c->pc_src);
+		free(c->cb_n);
+		free(c->bx_k);
+		free(c->br_n);
+		free(c->br_rr);
+		free(c->br_off);
 		free(c->plane);
-		c->rowmap = c->colmap = c->cb_bx = c->cb_pc = c->pc_src = NULL;
-		c->cb_mask = c->plane = NULL;
+		c->rowmap = c->colmap = c->cb_bx = c->cb_pc = c->bx_k = c->br_off = NULL;
+		c->cb_mask = c->cb_n = c->br_n = c->br_rr = c->plane = NULL;
 	}
 }
 
@@ -940,9 +979,9 @@ static int planes_init(struct jf *jf)
 		c->cb_bx = malloc(sizeof(int) * (size_t)(n + 1));
 		c->cb_pc = malloc(sizeof(int) * (size_t)(n + 1));
 		c->cb_mask = calloc((size_t)n + 1, 1);
-		c->pc_src = malloc(sizeof(int) * (size_t)(n + 1));
+		c->cb_n = calloc((size_t)n + 1, 1);
 		c->plane = malloc((size_t)c->nprow * (size_t)c->npcol + 1);
-		if (!c->cb_bx || !c->cb_pc || !c->cb_mask || !c->pc_src || !c->plane)
+		if (!c->cb_bx || !c->cb_pc || !c->cb_mask || !c->cb_n || !c->plane)
 			return -ENOMEM;
 		c->ncb = 0;
 		for (x = 0; x < c->dw; x++) {
@@ -955,97 +994,114 @@ static int planes_init(struct jf *jf)
 				c->ncb++;
 			}
 			c->cb_mask[c->ncb - 1] |= (uint8_t)(1u << (x & 7));
-			c->pc_src[c->colmap[x]] = 8 * (c->ncb - 1) + (x & 7);
+			c->cb_n[c->ncb - 1]++;
+		}
+		/* per block column and block row, for recon_block */
+		c->bx_k = malloc(sizeof(int) * (size_t)c->bw);
+		c->br_n = calloc((size_t)c->bh, 1);
+		c->br_rr = malloc(8 * (size_t)c->bh);
+		c->br_off = malloc(sizeof(int) * 8 * (size_t)c->bh);
+		if (!c->bx_k || !c->br_n || !c->br_rr || !c->br_off)
+			return -ENOMEM;
+		for (x = 0; x < c->bw; x++)
+			c->bx_k[x] = -1;
+		for (x = 0; x < c->ncb; x++)
+			c->bx_k[c->cb_bx[x]] = x;
+		for (x = 0; x < c->bh * 8 && x < c->dh; x++) {
+			int br = x >> 3;
+
+			if (c->rowmap[x] < 0)
+				continue;
+			c->br_rr[8 * br + c->br_n[br]] = (uint8_t)(x & 7);
+			c->br_off[8 * br + c->br_n[br]] = c->rowmap[x] * c->npcol;
+			c->br_n[br]++;
 		}
 	}
 	return 0;
 }
 
-static int sink_comp(struct jf *jf, struct comp *c, int my, int16_t *rowbuf, uint8_t *rowmask,
-		     uint8_t *tmp);
-
-/* Sink: reconstruct the needed samples of MCU row my. */
-static int sink_planes(struct jf *jf, int my, int16_t *rowbuf, uint8_t *rowmask)
+/* The needed columns of one block row (mask: columns of the block, in order) into dst. */
+static void put_cols(uint8_t *dst, const uint8_t out[8], unsigned mask)
 {
-	int i, r = 0;
-	/* the rows of every listed block, 8 samples each, then gathered into the plane */
-	uint8_t *tmp = malloc(8 * (size_t)(jf->c[0].ncb > jf->c[1].ncb ?
-					  jf->c[0].ncb : jf->c[1].ncb) + 8);
+	if (mask == 0xff) {
+		memcpy(dst, out, 8);
+		return;
+	}
+	for (; mask; mask &= mask - 1)
+		*dst++ = out[__builtin_ctz(mask)];
+}
 
-	if (!tmp)
+/* Zero the rows of a block the decoder wrote (rm as in dec_block). */
+static void blk_clear(int16_t *blk, unsigned rm)
+{
+	int r;
+
+	blk[0] = 0;
+	for (r = 0; rm; r++, rm >>= 1)
+		if (rm & 1)
+			memset(blk + 8 * r, 0, 16);
+}
+
+/*
+ * Sink: reconstruct the needed samples of component ci's block (block row br, column bx)
+ * straight from the decoder's block, and zero the block for the next one.
+ */
+static int recon_block(struct jf *jf, int ci, int br, int bx, int16_t *blk, unsigned rm)
+{
+	const struct comp *c = &jf->c[ci];
+	int nr = c->br_n[br], k = c->bx_k[bx], pc, i;
+	const uint8_t *rr = c->br_rr + 8 * br;
+	const int *off = c->br_off + 8 * br;
+	unsigned mask;
+	struct dqblk b;
+	uint8_t out[8];
+
+	if (!nr || k < 0) {
+		blk_clear(blk, rm);
+		return 0;
+	}
+	mask = c->cb_mask[k];
+	pc = c->cb_pc[k];
+	if (!rm) {
+		/* DC only: ws = 4*dc in column 0, so every output is (dc + 4) >> 3; the
+		 * bounds are the IDCT's (|ws| <= 16383, result <= 511) */
+		int dc = blk[0] * c->qn[0], v;
+
+		blk[0] = 0;
+		if (dc > 4091 || dc < -4095)
+			return -1;
+		v = asr(dc + 4, 3) + 128;
+		v = v < 0 ? 0 : v > 255 ? 255 : v;
+		for (i = 0; i < nr; i++)
+			memset(c->plane + off[i] + pc, v, c->cb_n[k]);
+		return 0;
+	}
+	if (dq_load(&b, blk, c->qn, rm) < 0)
 		return -1;
-	for (i = 0; i < jf->ncomp && r == 0; i++)
-		r = sink_comp(jf, &jf->c[i], my, rowbuf, rowmask, tmp);
-	free(tmp);
-	return r;
-}
-
-static int sink_comp(struct jf *jf, struct comp *c, int my, int16_t *rowbuf, uint8_t *rowmask,
-		     uint8_t *tmp)
-{
-	{
-		int vv;
-
-		for (vv = 0; vv < c->v; vv++) {
-			int br = my * c->v + vv, r;
-
-			for (r = br * 8; r < br * 8 + 8 && r < c->dh; r++) {
-				int pr = c->rowmap[r], k;
-				uint8_t *prow;
-
-				if (pr < 0)
-					continue;
-				prow = c->plane + (size_t)pr * c->npcol;
-				for (k = 0; k < c->ncb; k++) {
-					size_t bi = (size_t)c->coff + (size_t)vv * c->bw + c->cb_bx[k];
-
-					if (idct_row(rowbuf + 64 * bi, c->qn, rowmask[bi], r & 7,
-						     tmp + 8 * k) < 0)
-						return -1;
-				}
-				for (k = 0; k < c->npcol; k++)
-					prow[k] = tmp[c->pc_src[k]];
-			}
-		}
+	if (rm == 1) {
+		/* row 0 only: pass 1 gives every row the same workspace, 4 * dq */
+		if (dq_row(&b, 0, out) < 0)
+			return -1;
+		for (i = 0; i < nr; i++)
+			put_cols(c->plane + off[i] + pc, out, mask);
+		return 0;
+	}
+	for (i = 0; i < nr; i++) {
+		if (dq_row(&b, rr[i], out) < 0)
+			return -1;
+		put_cols(c->plane + off[i] + pc, out, mask);
 	}
 	return 0;
 }
 
-/* Sink: copy MCU row my into the coefficient arrays. */
-static int sink_coefs(struct jf *jf, int my, int16_t *rowbuf, uint8_t *rowmask)
+/* Sink: copy the block into the coefficient arrays. */
+static int sink_coefs(struct jf *jf, int ci, int br, int bx, int16_t *blk, unsigned rm)
 {
-	int i;
+	const struct comp *c = &jf->c[ci];
 
-	(void)rowmask;
-	for (i = 0; i < jf->ncomp; i++) {
-		struct comp *c = &jf->c[i];
-		int vv;
-
-		for (vv = 0; vv < c->v; vv++) {
-			int br = my * c->v + vv;
-
-			memcpy(jf->coefs->coef[i] + (size_t)br * c->bw * 64,
-			       rowbuf + 64 * ((size_t)c->coff + (size_t)vv * c->bw),
-			       sizeof(int16_t) * 64 * (size_t)c->bw);
-		}
-	}
+	memcpy(jf->coefs->coef[ci] + ((size_t)br * c->bw + bx) * 64, blk, sizeof(int16_t) * 64);
+	blk_clear(blk, rm);
 	return 0;
-}
-
-/* Zero what the decoder wrote into the MCU-row buffer (only the rows it marked). */
-static void row_clear(const struct jf *jf, int16_t *rowbuf, uint8_t *rowmask)
-{
-	int b;
-
-	for (b = 0; b < jf->rowblocks; b++) {
-		unsigned m = rowmask[b] ? rowmask[b] : 1;
-		int r;
-
-		for (r = 0; m; r++, m >>= 1)
-			if (m & 1)
-				memset(rowbuf + 64 * b + 8 * r, 0, 16);
-		rowmask[b] = 0;
-	}
 }
 
 /* ---- sequential decode ---- */
@@ -1066,6 +1122,7 @@ static int do_restart(struct dec *d, int nrst)
 	if (p >= d->end || *p != 0xd0 + (nrst & 7))
 		return -1;
 	d->p = p + 1;
+	d->safe = d->p;
 	d->acc = 0;
 	d->n = 0;
 	d->fake = 0;
@@ -1117,6 +1174,8 @@ struct split {
 	atomic_long next_row;	/* the next MCU row of the helper's part not yet claimed */
 	atomic_long progress;	/* blocks the helper has decoded (every 256th) */
 	unsigned delta[3];
+	int rdone, rerr;	/* threads done rebuilding; one failed */
+	int composed[2], grey[2];
 };
 
 static __thread struct jpegfast_stats last_stats;
@@ -1134,58 +1193,110 @@ static double ms_now(void)
 	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-static int sink_row(struct jf *jf, long mcu, int16_t *rowbuf, uint8_t *rowmask)
+/* Where an absolute block index lies: block b of MCU (mx, my). */
+struct cursor {
+	int b, mx, my;
+};
+
+static void cur_at(const struct jf *jf, long a, struct cursor *cu)
 {
-	if (jf->sink(jf, (int)(mcu / jf->mcux), rowbuf, rowmask) < 0)
-		return -1;
-	row_clear(jf, rowbuf, rowmask);
-	return 0;
+	long mcu = a / jf->nbm;
+
+	cu->b = (int)(a % jf->nbm);
+	cu->mx = (int)(mcu % jf->mcux);
+	cu->my = (int)(mcu / jf->mcux);
 }
 
-/* Place the helper's blocks for absolute blocks [from, to) and reconstruct their rows. */
-static int recon_compact(struct jf *jf, struct split *sp, long from, long to, int16_t *rowbuf,
-			 uint8_t *rowmask)
+static inline void cur_next(const struct jf *jf, struct cursor *cu)
+{
+	if (++cu->b == jf->nbm) {
+		cu->b = 0;
+		if (++cu->mx == jf->mcux) {
+			cu->mx = 0;
+			cu->my++;
+		}
+	}
+}
+
+/* Hand the decoded block at cu to the sink (which zeroes it). */
+static inline int sink_at(struct jf *jf, const struct cursor *cu, int16_t *blk, unsigned rm)
+{
+	int ci = jf->bm_comp[cu->b];
+	const struct comp *c = &jf->c[ci];
+	int br = cu->my * c->v + jf->bm_y[cu->b], bx = cu->mx * c->h + jf->bm_x[cu->b];
+
+	if (jf->coefs)
+		return sink_coefs(jf, ci, br, bx, blk, rm);
+	return recon_block(jf, ci, br, bx, blk, rm);
+}
+
+/*
+ * The helper's compact blocks: its DC predictor (4 bytes, host order), the row mask rm as
+ * dec_block gives it, the anomaly flag, then the 16 bytes of each row in rm (row 0 holds
+ * the helper's DC, replaced on use).  A photo's block takes 40-60 bytes.
+ */
+#define CBLK_MAX	(6 + 8 * 16)
+
+static uint8_t *cblk_put(uint8_t *o, unsigned pred, unsigned rm, int odd, int16_t *blk)
+{
+	unsigned m;
+
+	memcpy(o, &pred, 4);
+	o[4] = (uint8_t)rm;
+	o[5] = (uint8_t)odd;
+	o += 6;
+	for (m = rm; m; m &= m - 1) {
+		int16_t *row = blk + 8 * __builtin_ctz(m);
+
+		memcpy(o, row, 16);
+		memset(row, 0, 16);
+		o += 16;
+	}
+	blk[0] = 0;
+	return o;
+}
+
+static const uint8_t *cblk_skip(const uint8_t *q)
+{
+	return q + 6 + 16 * __builtin_popcount(q[4]);
+}
+
+/* Place the helper's blocks for absolute blocks [from, to) and reconstruct them. */
+static int recon_compact(struct jf *jf, struct split *sp, long from, long to, int16_t *blk)
 {
 	long ord = sp->j + (from - sp->s_abs), k, a;
 	const uint8_t *q = sp->cbuf + sp->ck[ord >> 6];
+	struct cursor cu;
 
 	for (k = ord & ~63L; k < ord; k++)
-		q += 5 + 3 * (q[4] & 0x7f);
-	for (a = from; a < to; a++) {
-		long mcu = a / jf->nbm;
-		int b = (int)(a % jf->nbm), mx = (int)(mcu % jf->mcux), ci = jf->bm_comp[b], n, i;
-		size_t bi = (size_t)jf->bm_off[b] + (size_t)mx * jf->bm_h[b];
-		int16_t *blk = rowbuf + 64 * bi;
-		unsigned pred, mask = 1;
+		q = cblk_skip(q);
+	cur_at(jf, from, &cu);
+	for (a = from; a < to; a++, cur_next(jf, &cu)) {
+		unsigned pred, rm = q[4], m;
 
-		memcpy(&pred, q, 4);
-		n = q[4];
-		if (n & 0x80)
+		if (q[5])
 			return -1;	/* the caller's decode would have failed here */
-		blk[0] = (int16_t)(pred + sp->delta[ci]);
-		q += 5;
-		for (i = 0; i < n; i++, q += 3) {
-			blk[q[0]] = (int16_t)(q[1] | q[2] << 8);
-			mask |= 1u << (q[0] >> 3);
+		memcpy(&pred, q, 4);
+		q += 6;
+		for (m = rm; m; m &= m - 1) {
+			memcpy(blk + 8 * __builtin_ctz(m), q, 16);
+			q += 16;
 		}
-		rowmask[bi] = (uint8_t)(n ? mask : 0);
-		if (b == jf->nbm - 1 && mx == jf->mcux - 1 && sink_row(jf, mcu, rowbuf, rowmask) < 0)
+		blk[0] = (int16_t)(pred + sp->delta[jf->bm_comp[cu.b]]);
+		if (sink_at(jf, &cu, blk, rm) < 0)
 			return -1;
 	}
 	return 0;
 }
 
 /*
- * The compact stream is a few bytes per coefficient, and crafted data can code a coefficient
- * in 2 bits; past this much the helper gives up and the caller decodes alone.
- */
-/*
  * Both threads rebuild the rows after the sync row from the helper's blocks, claiming a few
  * MCU rows at a time, so neither waits for the other whatever their start.
  */
-static int recon_rows(struct jf *jf, struct split *sp, int16_t *rowbuf, uint8_t *rowmask)
+static int recon_rows(struct jf *jf, struct split *sp)
 {
 	const long rowb = (long)jf->mcux * jf->nbm;
+	int16_t blk[64] __attribute__((aligned(16))) = { 0 };
 
 	for (;;) {
 		long r = atomic_fetch_add(&sp->next_row, 4);
@@ -1193,14 +1304,19 @@ static int recon_rows(struct jf *jf, struct split *sp, int16_t *rowbuf, uint8_t 
 		if (r >= jf->mcuy)
 			return 0;
 		if (recon_compact(jf, sp, r * rowb, (r + 4 < jf->mcuy ? r + 4 : jf->mcuy) * rowb,
-				  rowbuf, rowmask) < 0)
+				  blk) < 0)
 			return -1;
 	}
 }
 
+/*
+ * Photos need 6-9 bytes of compact blocks per byte of the helper's data, but crafted data
+ * can code a block in 2 bits: past this much the helper gives up, and the calling thread
+ * decodes alone.
+ */
 static int t2_grow(struct split *sp)
 {
-	size_t ncap = sp->ccap * 2, max = (size_t)(sp->jf->end - sp->jf->scan) * 6 + (16u << 20);
+	size_t ncap = sp->ccap * 2, max = (size_t)(sp->jf->end - sp->jf->scan) * 10 + (16u << 20);
 	uint8_t *n;
 
 	if (sp->ccap >= max)
@@ -1229,6 +1345,32 @@ static uint64_t destuffed(const uint8_t *p, const uint8_t *end)
 	return n;
 }
 
+static int compose_rows(const struct jf *jf, const struct composer *cp, float *luma, int y0,
+			int y1);
+
+/*
+ * Once both threads have rebuilt their rows the planes are complete, and each composes
+ * half of the output.  who: 0 the calling thread, 1 the helper; err: its rebuild failed.
+ */
+static void split_compose(struct split *sp, int who, int err)
+{
+	struct jf *jf = sp->jf;
+	int ok;
+
+	pthread_mutex_lock(&sp->mu);
+	sp->rerr |= err;
+	sp->rdone++;
+	pthread_cond_broadcast(&sp->cv);
+	while (sp->rdone < 2)
+		pthread_cond_wait(&sp->cv, &sp->mu);
+	ok = !sp->rerr && jf->cp;
+	pthread_mutex_unlock(&sp->mu);
+	if (ok)
+		sp->grey[who] = compose_rows(jf, jf->cp, jf->luma, who ? PRESIZE / 2 : 0,
+					     who ? PRESIZE : PRESIZE / 2);
+	sp->composed[who] = ok;
+}
+
 static void *t2_main(void *arg)
 {
 	struct split *sp = arg;
@@ -1237,16 +1379,18 @@ static void *t2_main(void *arg)
 	struct dec d, prev;
 	long ord = 0, a = sp->a0;
 	int idx = 0, nrst = sp->nrst0, retries = 0;
-	int16_t *rowbuf = NULL;
-	uint8_t *rowmask = NULL;
+	int16_t blk[64] __attribute__((aligned(16))) = { 0 };
 
 	memset(&d, 0, sizeof(d));
 	d.p = sp->start;
 	d.end = jf->end;
+	d.safe = d.p;	/* the first refill finds the bound */
 	prev = d;
 	for (;;) {
 		const struct comp *c;
 		uint8_t *o;
+		unsigned rm;
+		int ci, odd;
 
 		if (!(ord & 255)) {
 			if (atomic_load_explicit(&sp->abort, memory_order_relaxed))
@@ -1274,14 +1418,15 @@ static void *t2_main(void *arg)
 			    do_restart(&d, nrst++) < 0)
 				break;
 		}
-		if (sp->ccap - sp->clen < 5 + 3 * 63 && t2_grow(sp) < 0)
+		if (sp->ccap - sp->clen < CBLK_MAX && t2_grow(sp) < 0)
 			break;
 		if (!(ord & 63))
 			sp->ck[ord >> 6] = sp->clen;
-		c = &jf->c[jf->bm_comp[idx]];
-		o = sp->cbuf + sp->clen;
-		if (dec_block(&d, &jf->dc[c->td], &jf->ac[c->ta], jf->bm_comp[idx],
-			      NULL, NULL, &o, 1) < 0 || real_bits(&d) < 0) {
+		ci = jf->bm_comp[idx];
+		c = &jf->c[ci];
+		odd = dec_block(&d, &jf->dc[c->td], &jf->ac[c->ta], ci, blk, &rm, 1);
+		o = cblk_put(sp->cbuf + sp->clen, d.pred[ci], rm, odd, blk);
+		if (real_bits(&d) < 0) {
 			const uint8_t *q = d.p;
 
 			/* Still out of step and nothing published: start again further on. */
@@ -1294,6 +1439,7 @@ static void *t2_main(void *arg)
 			memset(&d, 0, sizeof(d));
 			d.p = q;
 			d.end = jf->end;
+			d.safe = d.p;
 			prev = d;
 			ord = 0;
 			idx = 0;
@@ -1322,11 +1468,8 @@ static void *t2_main(void *arg)
 	}
 	pthread_mutex_unlock(&sp->mu);
 	if (sp->valid > 0) {
-		rowbuf = calloc((size_t)jf->rowblocks * 64, sizeof(int16_t));
-		rowmask = calloc((size_t)jf->rowblocks, 1);
-		sp->recon_err = !rowbuf || !rowmask || recon_rows(jf, sp, rowbuf, rowmask) < 0;
-		free(rowbuf);
-		free(rowmask);
+		sp->recon_err = recon_rows(jf, sp) < 0;
+		split_compose(sp, 1, sp->recon_err);
 	}
 	return NULL;
 }
@@ -1367,26 +1510,34 @@ static int t1_sync(struct split *sp, const struct dec *d, int b, long *jrec, int
 }
 
 /*
- * Decode blocks [*pa, a_end) into the MCU-row buffer, handing each finished MCU row to the
- * sink.  Returns 0 (reached a_end), 1 (synchronised with the helper at *pa) or -1.
+ * Decode blocks [*pa, a_end), handing each to the sink as it comes.  Returns 0 (reached
+ * a_end), 1 (synchronised with the helper at *pa) or -1.
  */
-static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int16_t *rowbuf,
-		     uint8_t *rowmask, int *nrst, long *rst_done, struct split *sp)
+static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int *nrst,
+		     long *rst_done, struct split *sp)
 {
-	long a = *pa, mcu = a / jf->nbm, jrec = 0;
-	int b = (int)(a % jf->nbm), mx = (int)(mcu % jf->mcux), watch = sp && sp->spec, ready = 0;
+	long a = *pa, jrec = 0;
+	int watch = sp && sp->spec, ready = 0;
+	int16_t blk[64] __attribute__((aligned(16))) = { 0 };
+	struct cursor cu;
 
+	cur_at(jf, a, &cu);
 	while (a < a_end) {
-		const struct comp *c;
-		size_t bi;
+		int ci = jf->bm_comp[cu.b];
+		const struct comp *c = &jf->c[ci];
+		unsigned rm;
 
-		if (b == 0 && jf->ri && mcu > 0 && mcu % jf->ri == 0 && *rst_done != mcu) {
-			if (do_restart(d, (*nrst)++) < 0)
-				return -1;
-			*rst_done = mcu;
+		if (cu.b == 0 && jf->ri) {
+			long mcu = (long)cu.my * jf->mcux + cu.mx;
+
+			if (mcu > 0 && mcu % jf->ri == 0 && *rst_done != mcu) {
+				if (do_restart(d, (*nrst)++) < 0)
+					return -1;
+				*rst_done = mcu;
+			}
 		}
 		if (watch && sp && bitpos(d) >= sp->startbit) {
-			int s = t1_sync(sp, d, b, &jrec, &ready);
+			int s = t1_sync(sp, d, cu.b, &jrec, &ready);
 
 			if (s > 0) {
 				*pa = a;
@@ -1395,22 +1546,14 @@ static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int16_t
 			if (s < 0)
 				watch = 0;
 		}
-		c = &jf->c[jf->bm_comp[b]];
-		bi = (size_t)jf->bm_off[b] + (size_t)mx * jf->bm_h[b];
-		if (dec_block(d, &jf->dc[c->td], &jf->ac[c->ta], jf->bm_comp[b],
-			      rowbuf + 64 * bi, rowmask + bi, NULL, 0) < 0)
+		if (dec_block(d, &jf->dc[c->td], &jf->ac[c->ta], ci, blk, &rm, 0) < 0 ||
+		    sink_at(jf, &cu, blk, rm) < 0)
 			return -1;
 		a++;
-		if (++b == jf->nbm) {
-			b = 0;
-			if (++mx == jf->mcux) {
-				mx = 0;
-				if (real_bits(d) < 0 ||
-				    sink_row(jf, mcu, rowbuf, rowmask) < 0)
-					return -1;
-			}
-			mcu++;
-		}
+		/* every MCU row: the data must not have run out (zero bits made up) */
+		if (cu.b == jf->nbm - 1 && cu.mx == jf->mcux - 1 && real_bits(d) < 0)
+			return -1;
+		cur_next(jf, &cu);
 	}
 	*pa = a;
 	return real_bits(d) < 0 ? -1 : 0;
@@ -1469,25 +1612,21 @@ static int decode_all(struct jf *jf, unsigned flags)
 	struct split *sp = NULL;
 	pthread_t th;
 	struct dec d;
-	int16_t *rowbuf;
-	uint8_t *rowmask;
+	int16_t blk[64] __attribute__((aligned(16))) = { 0 };
 	int nrst = 0, r = -1, synced = 0;
 	long a = 0, rst_done = -1;
 
 	memset(&last_stats, 0, sizeof(last_stats));
-	rowbuf = calloc((size_t)jf->rowblocks * 64, sizeof(int16_t));
-	rowmask = calloc((size_t)jf->rowblocks, 1);
-	if (!rowbuf || !rowmask) {
-		r = -ENOMEM;
-		goto out;
-	}
 	if (!(flags & JPEGFAST_NO_THREADS) && jf->nbm <= 10 &&
 	    ((size_t)(jf->end - jf->scan) >= MIN_SPLIT_BYTES || (flags & JPEGFAST_FORCE_SPLIT))) {
 		sp = calloc(1, sizeof(*sp));
 		if (sp) {
 			sp->jf = jf;
 			sp->force = !!(flags & JPEGFAST_FORCE_SPLIT);
-			sp->ccap = (size_t)(jf->end - jf->scan) * 2 + 4096;
+			/* the helper's half of a photo takes 3.5-5 times the whole scan's
+			 * size: room for that up front, as growing copies it on the helper's
+			 * critical path; untouched pages cost nothing */
+			sp->ccap = (size_t)(jf->end - jf->scan) * 5 + 4096;
 			sp->cbuf = malloc(sp->ccap);
 			sp->ck = malloc(sizeof(size_t) * (size_t)(total / 64 + 2));
 			if (!sp->cbuf || !sp->ck || split_plan(jf, sp) < 0) {
@@ -1512,7 +1651,8 @@ static int decode_all(struct jf *jf, unsigned flags)
 	memset(&d, 0, sizeof(d));
 	d.p = jf->scan;
 	d.end = jf->end;
-	r = t1_decode(jf, &d, &a, sp && !sp->spec ? sp->a0 : total, rowbuf, rowmask, &nrst,
+	d.safe = d.p;	/* the first refill finds the bound */
+	r = t1_decode(jf, &d, &a, sp && !sp->spec ? sp->a0 : total, &nrst,
 		      &rst_done, sp);
 	if (sp) {
 		if (!sp->spec && r == 0 && a == sp->a0 && a < total) {
@@ -1563,21 +1703,26 @@ static int decode_all(struct jf *jf, unsigned flags)
 			long rowb = (long)jf->mcux * jf->nbm, end = (a / rowb + 1) * rowb;
 
 			/* the sync row (partly in our buffer already), then rows as they come */
-			r = recon_compact(jf, sp, a, end < total ? end : total, rowbuf, rowmask);
+			r = recon_compact(jf, sp, a, end < total ? end : total, blk);
 			if (r == 0)
-				r = recon_rows(jf, sp, rowbuf, rowmask);
+				r = recon_rows(jf, sp);
 			last_stats.t1r_ms = ms_now() - sp->t0;
+			split_compose(sp, 0, r != 0);
 			pthread_join(th, NULL);
 			last_stats.t2_ms = sp->t2_ms - sp->t0;
 			last_stats.end_ms = ms_now() - sp->t0;
 			if (sp->recon_err)
 				r = -1;
+			if (r == 0 && sp->composed[0] && sp->composed[1]) {
+				jf->composed = 1;
+				jf->grey = sp->grey[0] & sp->grey[1];
+			}
 			goto out_sp;
 		}
 		pthread_join(th, NULL);
 		/* no usable help: finish here */
 		if (r == 0 && a < total)
-			r = t1_decode(jf, &d, &a, total, rowbuf, rowmask, &nrst, &rst_done, NULL);
+			r = t1_decode(jf, &d, &a, total, &nrst, &rst_done, NULL);
 	}
 	if (r == 0)
 		r = check_end(&d);
@@ -1588,9 +1733,6 @@ out_sp:
 		split_free(sp);
 		free(sp);
 	}
-out:
-	free(rowbuf);
-	free(rowmask);
 	return r;
 }
 
@@ -1631,47 +1773,60 @@ static int rgb_clamp(int v)
 /* jdcolor.c's tables, computed the same way (FIX() rounding, 16 fraction bits). */
 #define CFIX(x)	((int32_t)((x) * 65536.0 + 0.5))
 
-static int compose(struct jf *jf, float *luma)
-{
-	struct axis *axs;
-	int i, x, y, grey = 1;
+/* What every output row needs: where to sample, jdcolor.c's tables, PDQ's luma products. */
+struct composer {
+	struct axis axs[6];
 	int32_t crr[256], cbb[256], crg[256], cbg[256];
 	float lr[256], lg[256], lb[256];
+};
 
-	axs = malloc(sizeof(struct axis) * 2 * (size_t)jf->ncomp);
-	if (!axs)
-		return -ENOMEM;
+static void composer_init(const struct jf *jf, struct composer *cp)
+{
+	int i;
+
 	for (i = 0; i < jf->ncomp; i++) {
-		struct comp *c = &jf->c[i];
+		const struct comp *c = &jf->c[i];
 
-		axis_init(&axs[2 * i], c->colmap, jf->W, c->dw, c->fh);
-		axis_init(&axs[2 * i + 1], c->rowmap, jf->H, c->dh, c->fv);
+		axis_init(&cp->axs[2 * i], c->colmap, jf->W, c->dw, c->fh);
+		axis_init(&cp->axs[2 * i + 1], c->rowmap, jf->H, c->dh, c->fv);
 	}
+	for (i = 0; i < 256; i++) {
+		int32_t v = i - 128;
+
+		cp->crr[i] = asr(CFIX(1.40200) * v + 32768, 16);
+		cp->cbb[i] = asr(CFIX(1.77200) * v + 32768, 16);
+		cp->crg[i] = -CFIX(0.71414) * v;
+		cp->cbg[i] = -CFIX(0.34414) * v + 32768;
+		/* the products PDQ's luma formula rounds to float, in a table: same values */
+		cp->lr[i] = 0.299f * (float)i;
+		cp->lg[i] = 0.587f * (float)i;
+		cp->lb[i] = 0.114f * (float)i;
+	}
+}
+
+/*
+ * Output rows [y0, y1) of the luma from the complete planes.  Returns 1 if every sampled
+ * pixel of those rows is grey (R = G = B), else 0.  Rows are independent: two threads
+ * may compose disjoint ranges at once.
+ */
+static int compose_rows(const struct jf *jf, const struct composer *cp, float *luma, int y0,
+			int y1)
+{
+	const struct axis *axs = cp->axs;
+	int i, x, y, grey = 1;
+
 	if (jf->ncomp == 1) {
 		const struct comp *c = &jf->c[0];
 
-		for (y = 0; y < PRESIZE; y++) {
+		for (y = y0; y < y1; y++) {
 			const uint8_t *row = c->plane + (size_t)axs[1].a[y] * c->npcol;
 
 			for (x = 0; x < PRESIZE; x++)
 				luma[y * PRESIZE + x] = (float)row[axs[0].a[x]];
 		}
-		free(axs);
 		return 0;
 	}
-	for (i = 0; i < 256; i++) {
-		int32_t v = i - 128;
-
-		crr[i] = asr(CFIX(1.40200) * v + 32768, 16);
-		cbb[i] = asr(CFIX(1.77200) * v + 32768, 16);
-		crg[i] = -CFIX(0.71414) * v;
-		cbg[i] = -CFIX(0.34414) * v + 32768;
-		/* the products PDQ's luma formula rounds to float, in a table: same values */
-		lr[i] = 0.299f * (float)i;
-		lg[i] = 0.587f * (float)i;
-		lb[i] = 0.114f * (float)i;
-	}
-	for (y = 0; y < PRESIZE; y++) {
+	for (y = y0; y < y1; y++) {
 		const struct comp *c0 = &jf->c[0];
 		const uint8_t *yrow = c0->plane + (size_t)axs[1].a[y] * c0->npcol;
 		const int *ya = axs[0].a;
@@ -1708,19 +1863,16 @@ static int compose(struct jf *jf, float *luma)
 		}
 		for (x = 0; x < PRESIZE; x++) {
 			int yy = yrow[ya[x]], cb = ch[0][x], cr = ch[1][x];
-			int R = rgb_clamp(yy + crr[cr]);
-			int G = rgb_clamp(yy + asr(cbg[cb] + crg[cr], 16));
-			int B = rgb_clamp(yy + cbb[cb]);
+			int R = rgb_clamp(yy + cp->crr[cr]);
+			int G = rgb_clamp(yy + asr(cp->cbg[cb] + cp->crg[cr], 16));
+			int B = rgb_clamp(yy + cp->cbb[cb]);
 
 			diff |= (unsigned)(R ^ G) | (unsigned)(G ^ B);
-			luma[y * PRESIZE + x] = (lr[R] + lg[G]) + lb[B];
+			luma[y * PRESIZE + x] = (cp->lr[R] + cp->lg[G]) + cp->lb[B];
 		}
 		grey &= !diff;
 	}
-	free(axs);
-	/* The reference takes its grey path only if the whole image is grey, which a
-	 * sample cannot tell; a non-grey sample proves it is not. */
-	return grey ? -ENOTSUP : 0;
+	return grey;
 }
 
 /* ---- entry points ---- */
@@ -1737,6 +1889,7 @@ static int jf_open(struct jf *jf, const void *buf, size_t len)
 int jpegfast_luma512(const void *buf, size_t len, unsigned flags, float *luma, int *w, int *h)
 {
 	struct jf *jf = malloc(sizeof(*jf));
+	struct composer *cp;
 	int r;
 
 	if (!jf)
@@ -1755,15 +1908,28 @@ int jpegfast_luma512(const void *buf, size_t len, unsigned flags, float *luma, i
 	r = planes_init(jf);
 	if (r < 0)
 		goto out_planes;
-	jf->sink = sink_planes;
+	cp = malloc(sizeof(*cp));
+	if (!cp) {
+		r = -ENOMEM;
+		goto out_planes;
+	}
+	composer_init(jf, cp);
+	jf->luma = luma;
+	jf->cp = cp;
 	r = decode_all(jf, flags);
 	if (r == -1)
 		r = -ENOTSUP;
 	if (r < 0)
-		goto out_planes;
-	r = compose(jf, luma);
+		goto out_cp;
+	if (!jf->composed)
+		jf->grey = compose_rows(jf, cp, luma, 0, PRESIZE);
+	/* The reference takes its grey path only if the whole image is grey, which a
+	 * sample cannot tell; a non-grey sample proves it is not. */
+	r = jf->grey ? -ENOTSUP : 0;
 	*w = jf->W;
 	*h = jf->H;
+out_cp:
+	free(cp);
 out_planes:
 	planes_release(jf);
 out:
@@ -1806,7 +1972,6 @@ int jpegfast_coefs(const void *buf, size_t len, unsigned flags, struct jpegfast_
 		}
 	}
 	jf->coefs = out;
-	jf->sink = sink_coefs;
 	r = decode_all(jf, flags);
 	if (r == -1)
 		r = -ENOTSUP;
