@@ -69,18 +69,43 @@ static const uint8_t zz_nat[64] = {
 	58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 };
 
-/* 1 << (row of zz_nat[k]) */
-static const uint8_t zz_rowbit[64] = {
+/*
+ * For the table-driven decode: zz_nat and 1 << (its row), extended past 63 to a scratch
+ * slot (64) that no row holds, so a write for a run past the end is harmless until the
+ * check after it.
+ */
+#define ZZX		96	/* k <= 63 + 15 + 16 */
+#define BLKN		72	/* a block dec_block writes: 64 + the scratch slot */
+static const uint8_t zz_x[ZZX] = {
+	0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
+	12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
+	35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+	58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+	64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+	64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+};
+
+static const uint8_t zz_rowbit[ZZX] = {
 	1, 1, 2, 4, 2, 1, 1, 2, 4, 8, 16, 8, 4, 2, 1, 1,
 	2, 4, 8, 16, 32, 64, 32, 16, 8, 4, 2, 1, 1, 2, 4, 8,
 	16, 32, 64, 128, 128, 64, 32, 16, 8, 4, 2, 4, 8, 16, 32, 64,
 	128, 128, 64, 32, 16, 8, 16, 32, 64, 128, 128, 64, 32, 64, 128, 128,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
 struct huff {
 	uint16_t lut[1 << LB];	/* (length << 8) | symbol; 0 = code longer than LB */
-	int32_t fac[1 << LB];	/* AC: value * 65536 | run << 8 | bits, or 0x80 | bits for
-				 * end of block; 0 = use lut */
+	/*
+	 * AC, what the next LB bits decode to when that is one coefficient, or one followed
+	 * by a second or by the end of block (0: use lut):
+	 *   bits 0-4 bits used, 5 end of block after them, 7 end of block alone,
+	 *   8-15 run before the first coefficient, 16-31 its value,
+	 *   32-39 advance to the second (1 + its run; 0: none), 40-44 the bits of the
+	 *   first alone, 48-63 the second's value (the first's again when there is
+	 *   none, written twice to the same place).
+	 */
+	uint64_t fac[1 << LB];
 	int32_t maxcode[18];
 	int32_t valoff[18];
 	uint8_t val[256];
@@ -136,6 +161,48 @@ static pthread_once_t idct_once = PTHREAD_ONCE_INIT;
 
 /* ---- Huffman tables ---- */
 
+/* The s-bit coefficient value in bits [at, at + s) of an LB-bit index, as HUFF_EXTEND. */
+static int ext_bits(int idx, int at, int s)
+{
+	int extra = (idx >> at) & ((1 << s) - 1);
+
+	return extra < (1 << (s - 1)) ? extra - (1 << s) + 1 : extra;
+}
+
+/*
+ * Where a one-coefficient entry leaves room in its LB bits for a whole second symbol, add
+ * it: a coefficient (not a zero run) or the end of block.  Bits past the first symbol are
+ * zero in idx2, which is fine: a code of len2 bits depends only on its first len2.
+ */
+static void fac_pairs(struct huff *h)
+{
+	int i;
+
+	for (i = 0; i < (1 << LB); i++) {
+		uint64_t f = h->fac[i];
+		int used = (int)(f & 0x1f), idx2, e, len2, sym2, r2, s2;
+
+		if (!f || (f & 0x80) || used >= LB)
+			continue;
+		idx2 = (i << used) & ((1 << LB) - 1);
+		e = h->lut[idx2];
+		len2 = e >> 8;
+		sym2 = e & 0xff;
+		r2 = sym2 >> 4;
+		s2 = sym2 & 15;
+		if (!e || len2 + s2 > LB - used)
+			continue;
+		if (!s2) {
+			if (r2 != 15)	/* end of block, as dec_block reads any r/0 but ZRL */
+				h->fac[i] = (f & ~(uint64_t)0x1f) | 0x20 | (uint64_t)(used + len2);
+			continue;
+		}
+		h->fac[i] = (f & 0xffffffffull & ~(uint64_t)0x1f) | (uint64_t)(used + len2 + s2) |
+			    (uint64_t)(1 + r2) << 32 | (uint64_t)used << 40 |
+			    (uint64_t)(uint16_t)ext_bits(idx2, LB - len2 - s2, s2) << 48;
+	}
+}
+
 static int huff_build(struct huff *h, const uint8_t bits[17], const uint8_t *val, int is_dc)
 {
 	int code = 0, p = 0, l, i, nsym = 0;
@@ -180,15 +247,18 @@ static int huff_build(struct huff *h, const uint8_t bits[17], const uint8_t *val
 		for (n = 0; n < (1 << (LB - len)); n++) {
 			h->lut[base + n] = (uint16_t)(len << 8 | sym);
 			if (!is_dc && s && len + s <= LB) {
-				int extra = (n >> (LB - len - s)) & ((1 << s) - 1);
-				int v = extra < (1 << (s - 1)) ? extra - (1 << s) + 1 : extra;
+				uint16_t v = (uint16_t)ext_bits(base + n, LB - len - s, s);
 
-				h->fac[base + n] = v * 65536 + (r << 8) + len + s;
+				h->fac[base + n] = (uint64_t)v << 48 | (uint64_t)(len + s) << 40 |
+						   (uint64_t)v << 16 | (uint64_t)r << 8 |
+						   (uint64_t)(len + s);
 			} else if (!is_dc && sym == 0) {
-				h->fac[base + n] = 0x80 + len;	/* end of block */
+				h->fac[base + n] = 0x80 + (uint64_t)len;	/* end of block */
 			}
 		}
 	}
+	if (!is_dc)
+		fac_pairs(h);
 	h->ok = 1;
 	return 0;
 }
@@ -368,19 +438,49 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 	 * fixed period is predictable, where testing the bit count mispredicts often.
 	 */
 	for (k = 1, i = 0; k < 64; k++, i++) {
-		int32_t f;
+		uint64_t f;
 		int v;
 
 		if (!(i & 3))
 			refill(d);
 		f = ac->fac[d->acc >> (64 - LB)];
 		if (f) {
+			/* one or two coefficients (the second may be the first again) */
+			uint64_t acc0 = d->acc;
+
 			d->acc <<= f & 0x1f;
-			d->n -= f & 0x1f;
+			d->n -= (int)(f & 0x1f);
 			if (f & 0x80)
 				break;
-			k += (f >> 8) & 0xff;
-			v = f >> 16;
+			k += (int)(f >> 8) & 0xff;
+			blk[zz_x[k]] = (int16_t)(uint16_t)(f >> 16);
+			mask |= zz_rowbit[k];
+			if (__builtin_expect(k >= 63, 0)) {
+				if (k > 63) {
+					if (!tolerant)
+						return -1;
+					odd = 1;
+					break;
+				}
+				/* coefficient 63 ends the block: what follows is not ours */
+				d->n += (int)(f & 0x1f) - (int)((f >> 40) & 0x1f);
+				d->acc = acc0 << ((f >> 40) & 0x1f);
+				continue;
+			}
+			k += (int)(f >> 32) & 0xff;
+			blk[zz_x[k]] = (int16_t)(uint16_t)(f >> 48);
+			mask |= zz_rowbit[k];
+			if (k > 63) {
+				if (!tolerant)
+					return -1;	/* libjpeg would write coefficient 63 */
+				odd = 1;
+				break;
+			}
+			if (f & 0x20) {
+				k++;	/* past the coefficient: rm below must not say DC only */
+				break;
+			}
+			continue;
 		} else {
 			refill(d);
 			s = huff_sym(d, ac);
@@ -1379,7 +1479,7 @@ static void *t2_main(void *arg)
 	struct dec d, prev;
 	long ord = 0, a = sp->a0;
 	int idx = 0, nrst = sp->nrst0, retries = 0;
-	int16_t blk[64] __attribute__((aligned(16))) = { 0 };
+	int16_t blk[BLKN] __attribute__((aligned(16))) = { 0 };
 
 	memset(&d, 0, sizeof(d));
 	d.p = sp->start;
@@ -1518,7 +1618,7 @@ static int t1_decode(struct jf *jf, struct dec *d, long *pa, long a_end, int *nr
 {
 	long a = *pa, jrec = 0;
 	int watch = sp && sp->spec, ready = 0;
-	int16_t blk[64] __attribute__((aligned(16))) = { 0 };
+	int16_t blk[BLKN] __attribute__((aligned(16))) = { 0 };
 	struct cursor cu;
 
 	cur_at(jf, a, &cu);
