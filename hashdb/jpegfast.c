@@ -389,6 +389,13 @@ static inline int huff_sym(struct dec *d, const struct huff *h)
 	return -1;	/* libjpeg warns "bad Huffman code" */
 }
 
+/* As libjpeg after "bad Huffman code": drop 16 bits and go on. */
+static inline void skip_bad_code(struct dec *d)
+{
+	d->acc <<= 16;
+	d->n -= 16;
+}
+
 /* Real (not padding) bits not yet consumed; negative once padding was consumed. */
 static inline int real_bits(const struct dec *d)
 {
@@ -422,10 +429,10 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 	refill(d);
 	s = huff_sym(d, dc);
 	if (s < 0) {
+		/* a bad DC code: the helper goes on with the value 0 */
 		if (!tolerant)
 			return -1;
-		d->acc <<= 16;
-		d->n -= 16;
+		skip_bad_code(d);
 		odd = 1;
 		s = 0;
 	}
@@ -456,12 +463,8 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 			blk[zz_x[k]] = (int16_t)(uint16_t)(f >> 16);
 			mask |= zz_rowbit[k];
 			if (__builtin_expect(k >= 63, 0)) {
-				if (k > 63) {
-					if (!tolerant)
-						return -1;
-					odd = 1;
-					break;
-				}
+				if (k > 63)
+					goto anomaly;
 				/* coefficient 63 ends the block: what follows is not ours */
 				d->n += (int)(f & 0x1f) - (int)((f >> 40) & 0x1f);
 				d->acc = acc0 << ((f >> 40) & 0x1f);
@@ -470,12 +473,8 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 			k += (int)(f >> 32) & 0xff;
 			blk[zz_x[k]] = (int16_t)(uint16_t)(f >> 48);
 			mask |= zz_rowbit[k];
-			if (k > 63) {
-				if (!tolerant)
-					return -1;	/* libjpeg would write coefficient 63 */
-				odd = 1;
-				break;
-			}
+			if (k > 63)
+				goto anomaly;
 			if (f & 0x20) {
 				k++;	/* past the coefficient: rm below must not say DC only */
 				break;
@@ -485,12 +484,8 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 			refill(d);
 			s = huff_sym(d, ac);
 			if (s < 0) {
-				if (!tolerant)
-					return -1;
-				d->acc <<= 16;
-				d->n -= 16;
-				odd = 1;
-				break;
+				skip_bad_code(d);
+				goto anomaly;
 			}
 			r = s >> 4;
 			s &= 15;
@@ -504,15 +499,18 @@ dec_block(struct dec *dd, const struct huff *dc, const struct huff *ac, int ci, 
 			}
 			k += r;
 		}
-		if (k > 63) {
-			if (!tolerant)
-				return -1;	/* libjpeg would write coefficient 63 */
-			odd = 1;
-			break;
-		}
+		if (k > 63)
+			goto anomaly;
 		blk[zz_nat[k]] = (int16_t)v;
 		mask |= zz_rowbit[k];
 	}
+	goto done;
+anomaly:
+	/* a bad code, or a run past coefficient 63 (libjpeg would write coefficient 63) */
+	if (!tolerant)
+		return -1;
+	odd = 1;
+done:
 	*rm = mask == 1 && k == 1 ? 0 : mask;
 	*dd = l;
 	return odd;
