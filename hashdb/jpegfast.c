@@ -1262,7 +1262,6 @@ struct split {
 				 * count x (pos, lo, hi) */
 	size_t clen, ccap;
 	size_t *ck;		/* cbuf offset of every 64th block */
-	long nvalid;		/* blocks decoded without an anomaly */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int rec_ready, t2_done, verdict, valid, recon_err;
@@ -1554,7 +1553,6 @@ static void *t2_main(void *arg)
 	}
 	sp->t2_ms = ms_now();
 	pthread_mutex_lock(&sp->mu);
-	sp->nvalid = ord;
 	sp->rec_ready = 1;
 	sp->t2_done = 1;
 	pthread_cond_broadcast(&sp->cv);
