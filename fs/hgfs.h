@@ -40,6 +40,14 @@
 
 struct upload;
 
+/* A process with cached (not direct_io) descriptors of an inode open; gate.c. */
+#define GATE_OPENERS	4
+struct gate_opener {
+	pid_t tid;			/* the thread that opened first */
+	pid_t tgid;			/* its process, 0 until someone needs to know */
+	unsigned n, nw;			/* its cached descriptors, writable ones */
+};
+
 struct inode {
 	dev_t dev;			/* key: backing (st_dev, st_ino); under table lock */
 	ino_t ino;
@@ -64,6 +72,14 @@ struct inode {
 	atomic_int writers;		/* open writable handles not belonging to a staged upload */
 	atomic_int openfh;		/* all open file handles */
 	atomic_int plainfh;		/* open handles on the backing file itself (no upload) */
+
+	/* gate.c: in-place content and who may read it before its verdict */
+	pthread_mutex_t jlock;		/* one verdict at a time; others wait for it */
+	pthread_rwlock_t wrl;		/* writes exclusive, gated reads shared */
+	atomic_int dirty_tgid;		/* 0, the one unjudged writer process, or -1 */
+	atomic_uint wuid;		/* uid of the last writer, for the record */
+	atomic_uint_fast64_t pullgen;	/* wgen when matched content was last pulled */
+	struct gate_opener op[GATE_OPENERS];	/* under lock */
 };
 
 enum upload_state { UP_STAGED, UP_PUBLISHED, UP_REJECTED, UP_CANCELLED };
@@ -121,6 +137,10 @@ struct fh {
 	bool plain;			/* counted in inode->plainfh */
 	DIR *dir;			/* opendir */
 	off_t dir_off;
+	bool direct;			/* direct_io: reads come to gate_read_begin */
+	int cslot;			/* gate opener slot of a cached handle, or -1 */
+	pid_t ltid, ltgid;		/* last requesting thread and its process (cache) */
+	uint64_t wgen0;			/* wgen after this handle's first write */
 };
 
 struct fscfg {
@@ -225,6 +245,8 @@ int upload_verdict(struct upload *up, fuse_req_t req);
 bool upload_open_elsewhere(struct upload *up, pid_t pid);
 /* True if pids a and b belong to the same process. */
 bool same_process(pid_t a, pid_t b);
+/* The thread group (process) of a thread id, 0 if it is gone. */
+pid_t tgid_of(pid_t pid);
 bool related_process(pid_t asker, pid_t writer);
 /* Does pid hold an fd on this mount of the kernel inode number kino? */
 bool process_holds(pid_t pid, ino_t kino);
@@ -248,6 +270,24 @@ void hashq_wrote(struct upload *up, uint64_t off, uint64_t n);
 void hashq_step(struct upload *up);
 void hashq_stop_streaming(struct upload *up);
 
+/* gate.c: see its header comment.  All thread-safe. */
+bool gate_dirty(struct inode *in);
+/* Register a regular file's new handle; true when it must be direct_io. */
+bool gate_open(struct inode *in, struct fh *fh, pid_t tid, bool wr);
+void gate_close(struct inode *in, struct fh *fh);
+/* Around every write to a file through the mount (fh may be NULL: truncate by path). */
+void gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req);
+void gate_write_end(struct inode *in, struct fh *fh, off_t off, size_t len);
+/* Judge unjudged content now: 0, -EACCES (matched and pulled) or -EIO (fail closed). */
+int gate_judge(struct inode *in, fuse_req_t req, const char *why);
+/* Before an open by thread tid: judge others' unjudged writes first. */
+int gate_open_check(struct inode *in, pid_t tid, fuse_req_t req);
+/* Around a read: on 0 the caller may read and must call gate_read_end. */
+int gate_read_begin(struct inode *in, struct fh *fh, fuse_req_t req);
+void gate_read_end(struct inode *in);
+/* FLUSH/RELEASE of a handle that wrote: its verdict (0, -EACCES, -EIO). */
+int gate_close_verdict(struct inode *in, struct fh *fh, fuse_req_t req, const char *why);
+
 /* scan.c */
 struct scan_result {
 	struct digests d;
@@ -260,8 +300,6 @@ struct scan_result {
 };
 unsigned scan_algos(void);
 int scan_fd(int fd, const struct digests *streamed, struct scan_result *r);
-/* Rescan an in-place modified file behind fh; pull it on a match.  0 / -EACCES / -EIO. */
-int scan_inplace(struct inode *in, int fd, fuse_req_t req, const char *why);
 
 /* quarantine.c */
 struct verdict_ctx {

@@ -203,6 +203,8 @@ static void inode_free(struct inode *in)
 	free(in->handle);
 	free(in->name);
 	pthread_mutex_destroy(&in->lock);
+	pthread_mutex_destroy(&in->jlock);
+	pthread_rwlock_destroy(&in->wrl);
 	free(in);
 }
 
@@ -251,6 +253,8 @@ static int inode_new(int fd, int dirfd, const struct stat *st, struct inode **ou
 		goto err_free;
 	}
 	pthread_mutex_init(&in->lock, NULL);
+	pthread_mutex_init(&in->jlock, NULL);
+	pthread_rwlock_init(&in->wrl, NULL);
 	in->dev = st->st_dev;
 	in->ino = st->st_ino;
 	in->kino = st->st_ino;
@@ -291,8 +295,11 @@ static int inode_new(int fd, int dirfd, const struct stat *st, struct inode **ou
 
 err_free:
 	free(h);
-	if (in)
+	if (in) {
 		pthread_mutex_destroy(&in->lock);
+		pthread_mutex_destroy(&in->jlock);
+		pthread_rwlock_destroy(&in->wrl);
+	}
 	free(in);
 	return ret < 0 ? ret : -EIO;	/* never "success" without *out */
 }

@@ -347,6 +347,8 @@ static int open_backing(void)
 	hgfs.root.ino = st.st_ino;
 	hgfs.root.kino = st.st_ino;
 	pthread_mutex_init(&hgfs.root.lock, NULL);
+	pthread_mutex_init(&hgfs.root.jlock, NULL);
+	pthread_rwlock_init(&hgfs.root.wrl, NULL);
 	hgfs.root.dev = st.st_dev;
 	hgfs.root.ino = st.st_ino;
 	hgfs.root.kino = st.st_ino;

@@ -303,31 +303,31 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			/* dd without conv=notrunc: open, then ftruncate(0) - a rewrite after all */
 		} else if (t.up || (fh && fh->fd >= 0 && fh->writable)) {
 			fd = t.up ? t.up->fd : fh->fd;
-			if (ftruncate(fd, attr->st_size) < 0) {
+			gate_write_begin(in, fh, req);
+			if (ftruncate(fd, attr->st_size) < 0)
 				ret = -errno;
+			gate_write_end(in, fh, 0, 0);
+			if (ret < 0)
 				goto out;
-			}
 		} else {
 			fd = inode_fd(in, O_RDWR);
 			if (fd < 0) {
 				ret = fd;
 				goto out;
 			}
+			gate_write_begin(in, NULL, req);
 			if (ftruncate(fd, attr->st_size) < 0)
 				ret = -errno;
-			atomic_fetch_add(&in->wgen, 1);
-			/* No writer will close this file: judge the truncated content now. */
-			if (ret == 0 && atomic_load(&in->writers) == 0)
-				ret = scan_inplace(in, fd, req, "truncate");
+			gate_write_end(in, NULL, 0, 0);
 			inode_fd_put(in, fd);
+			/* No handle will close for this change: it gets its verdict now. */
+			if (ret == 0)
+				ret = gate_judge(in, req, "truncate");
 			if (ret < 0)
 				goto out;
 		}
-		atomic_fetch_add(&in->wgen, 1);
 		if (t.up)
 			upload_dirty(t.up);
-		if (fh)
-			fh->wrote = true;
 	}
 	if (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) {
 		struct timespec tv[2];
@@ -659,6 +659,7 @@ static struct fh *fh_new(struct inode *in)
 	if (!fh)
 		return NULL;
 	fh->fd = -1;
+	fh->cslot = -1;
 	fh->inode = in;
 	inode_ref(in);
 	atomic_fetch_add(&in->openfh, 1);
@@ -667,6 +668,7 @@ static struct fh *fh_new(struct inode *in)
 
 static void fh_free(struct fh *fh)
 {
+	gate_close(fh->inode, fh);
 	if (fh->dir)
 		closedir(fh->dir);
 	else if (fh->fd >= 0)
@@ -711,6 +713,8 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	fh->writable = true;
 	upload_add_writer(up);
 	fh->counted = true;
+	fh->direct = gate_open(up->inode, fh, fuse_req_ctx(req)->pid, true);
+	fi->direct_io = fh->direct;
 	entry_of(&e, up->inode, &st);
 	/* Other users must not reuse this dentry: they get the backing view on lookup. */
 	e.entry_timeout = 0;
@@ -818,6 +822,10 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto done;
 	}
 writer:
+	/* Another process's unjudged in-place bytes are judged before this open sees them. */
+	ret = gate_open_check(in, ctx->pid, req);
+	if (ret < 0)
+		goto err;
 	if (wr && S_ISREG(in->type)) {
 		bool stage = (fi->flags & O_TRUNC) != 0;
 
@@ -866,8 +874,8 @@ writer:
 		fh->writable = true;
 		atomic_fetch_add(&in->writers, 1);
 		if (fi->flags & O_TRUNC) {
-			atomic_fetch_add(&in->wgen, 1);
-			fh->wrote = true;
+			gate_write_begin(in, fh, req);
+			gate_write_end(in, fh, 0, 0);
 		}
 		goto done;
 	}
@@ -880,6 +888,13 @@ done:
 	if (!fh->up) {
 		fh->plain = true;
 		atomic_fetch_add(&in->plainfh, 1);
+	}
+	if (S_ISREG(in->type)) {
+		if (fi->direct_io)
+			fh->direct = true;	/* reading the old file of another's rewrite */
+		else
+			fh->direct = gate_open(in, fh, ctx->pid, wr);
+		fi->direct_io = fh->direct;
 	}
 	fi->fh = (uintptr_t)fh;
 	if (fuse_reply_open(req, fi) < 0) {
@@ -904,11 +919,20 @@ static void hg_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
+	struct fh *fh = fh_of(fi);
+	struct inode *in = ino_to_inode(ino);
+	int ret;
 
+	ret = gate_read_begin(in, fh, req);
+	if (ret < 0) {
+		fuse_reply_err(req, -ret == EACCES ? EIO : -ret);
+		return;
+	}
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-	buf.buf[0].fd = fh_fd(fh_of(fi));
+	buf.buf[0].fd = fh_fd(fh);
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	gate_read_end(in);
 }
 
 /*
@@ -920,8 +944,10 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 {
 	struct fh *fh = fh_of(fi);
 	struct inode *in = ino_to_inode(ino);
+	size_t len = fuse_buf_size(in_buf);
 	ssize_t n;
 
+	gate_write_begin(in, fh, req);
 	if (fh->up && fh->fd < 0) {
 		n = upload_write(fh->up, in_buf, off);
 	} else {
@@ -934,22 +960,20 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 		if (fh->up && n > 0)
 			upload_dirty(fh->up);
 	}
-	if (n > 0) {
-		atomic_fetch_add(&in->wgen, 1);
-		fh->wrote = true;
-	}
+	gate_write_end(in, fh, off, n > 0 ? (size_t)n : len);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, n);
 }
 
-/* After the verdict (or for plain handles): rescan what changed since the last scan. */
+/*
+ * After the upload's verdict, or for a handle on a visible file: what this handle wrote into
+ * the visible file gets its verdict (gate.c).  A staged upload not yet judged has none here.
+ */
 static int rescan_if_dirty(struct fh *fh, fuse_req_t req)
 {
-	struct inode *in = fh->inode;
-
-	if (!fh->writable || atomic_load(&in->wgen) == atomic_load(&in->sgen))
+	if (!fh->writable || !fh->wrote)
 		return 0;
 	if (fh->up) {
 		int st;
@@ -957,11 +981,13 @@ static int rescan_if_dirty(struct fh *fh, fuse_req_t req)
 		pthread_mutex_lock(&fh->up->lock);
 		st = fh->up->state;
 		pthread_mutex_unlock(&fh->up->lock);
-		if (st != UP_PUBLISHED)
+		if (st == UP_STAGED || st == UP_CANCELLED)
 			return 0;
-		return scan_inplace(in, fh_fd(fh), req, "rewrite");
+		if (st == UP_REJECTED)
+			return 0;	/* the upload's own verdict reported it */
+		return gate_close_verdict(fh->inode, fh, req, "rewrite");
 	}
-	return scan_inplace(in, fh->fd, req, "inplace");
+	return gate_close_verdict(fh->inode, fh, req, "inplace");
 }
 
 static void hg_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1275,35 +1301,13 @@ static void hg_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	struct fh *fh = fh_of(fi);
 	int ret = 0;
 
+	gate_write_begin(fh->inode, fh, req);
 	if (fallocate(fh_fd(fh), mode, offset, length) < 0)
 		ret = errno;
-	if (!ret) {
-		atomic_fetch_add(&fh->inode->wgen, 1);
-		fh->wrote = true;
-		if (fh->up)
-			upload_dirty(fh->up);
-	}
+	if (!ret && fh->up)
+		upload_dirty(fh->up);
+	gate_write_end(fh->inode, fh, offset, ret ? 0 : (size_t)length);
 	fuse_reply_err(req, ret);
-}
-
-static void hg_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
-			       struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
-			       struct fuse_file_info *fi_out, size_t len, int flags)
-{
-	struct fh *in = fh_of(fi_in), *out = fh_of(fi_out);
-	ssize_t n;
-
-	/* The bytes bypass our write path: the destination must be re-read at the verdict. */
-	if (out->up)
-		upload_dirty(out->up);
-	n = copy_file_range(fh_fd(in), &off_in, fh_fd(out), &off_out, len, flags);
-	if (n < 0) {
-		fuse_reply_err(req, errno);
-		return;
-	}
-	atomic_fetch_add(&out->inode->wgen, 1);
-	out->wrote = true;
-	fuse_reply_write(req, n);
 }
 
 static void hg_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
@@ -1350,6 +1354,5 @@ const struct fuse_lowlevel_ops hgfs_ops = {
 	.listxattr = hg_listxattr,
 	.removexattr = hg_removexattr,
 	.fallocate = hg_fallocate,
-	.copy_file_range = hg_copy_file_range,
 	.lseek = hg_lseek,
 };

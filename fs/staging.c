@@ -487,7 +487,7 @@ static pid_t ppid_of(pid_t pid)
 	return (pid_t)strtol(rp + 4, NULL, 10);
 }
 
-static pid_t tgid_of(pid_t pid)
+pid_t tgid_of(pid_t pid)
 {
 	char buf[1024], *t;
 
