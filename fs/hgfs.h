@@ -256,9 +256,14 @@ struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid);
 /* Hide up from lookups by pid (true), or false when its list is full. */
 bool pending_hide(struct upload *up, pid_t pid);
 bool pending_hidden(struct upload *up, pid_t pid);
+/*
+ * A namespace change of parent/name by pid: its own staged uploads of that name are
+ * cancelled / moved; with file_gone / file_moved (the backing file under the name was
+ * removed / renamed) the rewrites staged for that file are.  -ENOENT when none was.
+ */
 int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
-		   const char *newname);
-int pending_unlink(fuse_ino_t parent, const char *name);
+		   const char *newname, pid_t pid, bool file_moved);
+int pending_unlink(fuse_ino_t parent, const char *name, pid_t pid, bool file_gone);
 void pending_settle_dir(fuse_ino_t parent, fuse_req_t req);
 void pending_settle_name(fuse_ino_t parent, const char *name, fuse_req_t req);
 bool pending_any(void);

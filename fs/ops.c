@@ -166,6 +166,13 @@ static void hg_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 			upload_put(up);
 			up = NULL;
 		}
+		if (up && up->state != UP_STAGED) {
+			/* judged meanwhile: wait for its verdict, then look at the directory */
+			upload_verdict(up, req);
+			upload_put(up);
+			up = NULL;
+			ret = inode_lookup(p, name, &st, &in);
+		}
 		if (up) {
 			if (upload_getattr(up, &st) == 0) {
 				inode_hold_lookup(up->inode);
@@ -263,6 +270,31 @@ static bool fh_restage(struct fh *fh, fuse_req_t req)
 	return true;
 }
 
+/* chmod/chown of the object behind an O_PATH (or any) fd, as setattr asks. */
+static int set_owner_mode(int fd, const struct stat *attr, int valid)
+{
+	char proc[64];
+	struct stat st;
+
+	if (valid & FUSE_SET_ATTR_MODE) {
+		if (fstat(fd, &st) < 0)
+			return -errno;
+		if (S_ISLNK(st.st_mode))
+			return -EOPNOTSUPP;
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (chmod(proc, attr->st_mode & 07777) < 0)
+			return -errno;
+	}
+	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
 static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		       struct fuse_file_info *fi)
 {
@@ -277,23 +309,26 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	if (ret < 0)
 		goto out_reply;
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", t.fd);
-	if (valid & FUSE_SET_ATTR_MODE) {
-		if (in->type == S_IFLNK)
-			ret = -EOPNOTSUPP;
-		else if (chmod(proc, attr->st_mode & 07777) < 0)
-			ret = -errno;
+	/*
+	 * Mode and owner of a file being rewritten change on the file under the name as well as
+	 * on the staged copy: a rejected rewrite must not take the owner's chmod with it.
+	 */
+	if (t.up && t.up->replaces && (valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+						 FUSE_SET_ATTR_GID))) {
+		int bfd = inode_fd(in, O_PATH);
+
+		if (bfd < 0) {
+			ret = bfd;
+			goto out;
+		}
+		ret = set_owner_mode(bfd, attr, valid);
+		inode_fd_put(in, bfd);
 		if (ret < 0)
 			goto out;
 	}
-	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
-		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-
-		if (fchownat(t.fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-			ret = -errno;
-			goto out;
-		}
-	}
+	ret = set_owner_mode(t.fd, attr, valid);
+	if (ret < 0)
+		goto out;
 	if (valid & FUSE_SET_ATTR_SIZE) {
 		if (!S_ISREG(in->type)) {
 			ret = -EINVAL;
@@ -571,11 +606,12 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int f
 	if (unlinkat(pfd, name, flags) < 0) {
 		ret = -errno;
 		/* Unlinking one's own staged upload cancels it. */
-		if (ret == -ENOENT && !flags && pending_unlink(parent, name) == 0)
+		if (ret == -ENOENT && !flags &&
+		    pending_unlink(parent, name, fuse_req_ctx(req)->pid, false) == 0)
 			ret = 0;
 	} else if (!flags && pending_any()) {
-		/* The name a rewrite was staged for is gone: so is the rewrite. */
-		pending_unlink(parent, name);
+		/* The file a rewrite was staged for is gone: so is the rewrite. */
+		pending_unlink(parent, name, fuse_req_ctx(req)->pid, true);
 	}
 	inode_fd_put(p, pfd);
 	fuse_reply_err(req, -ret);
@@ -629,7 +665,8 @@ static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (renameat2(pfd, name, npfd, newname, flags) < 0) {
 		ret = -errno;
 		/* Renaming a staged upload moves where it will be published. */
-		if (ret == -ENOENT && !flags && pending_rename(parent, name, np, newname) == 0)
+		if (ret == -ENOENT && !flags &&
+		    pending_rename(parent, name, np, newname, fuse_req_ctx(req)->pid, false) == 0)
 			ret = 0;
 		goto out;
 	}
@@ -638,8 +675,8 @@ static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	 * unlink), one staged for the source now publishes under the new name.
 	 */
 	if (!(flags & RENAME_EXCHANGE) && pending_any()) {
-		pending_unlink(newparent, newname);
-		pending_rename(parent, name, np, newname);
+		pending_unlink(newparent, newname, fuse_req_ctx(req)->pid, true);
+		pending_rename(parent, name, np, newname, fuse_req_ctx(req)->pid, true);
 	}
 	inode_rename_hint(npfd, newparent, newname);
 	if (flags & RENAME_EXCHANGE)
@@ -1275,9 +1312,65 @@ static void hg_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	reply_xattr(req, ino, name, size);
 }
 
+/*
+ * listxattr for a caller other than root: without "trusted." names, which the backing
+ * filesystem shows to our (root) daemon but never to an unprivileged process.
+ */
 static void hg_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
-	reply_xattr(req, ino, NULL, size);
+	struct tgt t;
+	char proc[64], *buf = NULL, *p, *q;
+	ssize_t n;
+	int ret;
+
+	if (fuse_req_ctx(req)->uid == 0) {
+		reply_xattr(req, ino, NULL, size);
+		return;
+	}
+	ret = xattr_target(ino_to_inode(ino), &t, proc, sizeof(proc));
+	if (ret < 0) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	for (;;) {
+		n = listxattr(proc, NULL, 0);
+		if (n <= 0)
+			break;
+		buf = malloc(n);
+		if (!buf) {
+			n = -1;
+			errno = ENOMEM;
+			break;
+		}
+		n = listxattr(proc, buf, n);
+		if (n >= 0 || errno != ERANGE)
+			break;
+		free(buf);	/* grew meanwhile */
+		buf = NULL;
+	}
+	ret = n < 0 ? errno : 0;
+	tgt_put(&t);
+	if (ret) {
+		free(buf);
+		fuse_reply_err(req, ret);
+		return;
+	}
+	for (p = q = buf; buf && p < buf + n; p += strlen(p) + 1) {
+		size_t l = strlen(p) + 1;
+
+		if (strncmp(p, "trusted.", 8) == 0)
+			continue;
+		memmove(q, p, l);
+		q += l;
+	}
+	n = buf ? q - buf : 0;
+	if (!size)
+		fuse_reply_xattr(req, n);
+	else if ((size_t)n > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, buf, n);
+	free(buf);
 }
 
 static void hg_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)

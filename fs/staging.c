@@ -181,34 +181,62 @@ void pending_settle_name(fuse_ino_t parent, const char *name, fuse_req_t req)
 	upload_put(up);
 }
 
-int pending_unlink(fuse_ino_t parent, const char *name)
+/* The staged uploads of parent/name (at most max), each referenced. */
+static size_t pend_all(fuse_ino_t parent, const char *name, struct upload **v, size_t max)
 {
-	struct upload *up = pending_find(parent, name, (uid_t)-1);
+	struct upload *up;
+	size_t n = 0;
 
-	if (!up)
-		return -ENOENT;
-	pthread_mutex_lock(&up->lock);
-	if (up->state == UP_STAGED)
-		up->state = UP_CANCELLED;
-	pthread_mutex_unlock(&up->lock);
-	pend_remove(up);
-	upload_put(up);
-	return 0;
+	pthread_mutex_lock(&pend_lock);
+	for (up = pend[pend_hash(parent, name)]; up && n < max; up = up->pnext)
+		if (inode_to_ino(up->parent) == parent && strcmp(up->name, name) == 0) {
+			atomic_fetch_add(&up->refs, 1);
+			v[n++] = up;
+		}
+	pthread_mutex_unlock(&pend_lock);
+	return n;
 }
 
-int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
-		   const char *newname)
+/*
+ * Which staged uploads a namespace change by pid touches: its own (its unlink or rename of
+ * a name it sees staged), or, when the backing file under the name went away or moved,
+ * the rewrites staged for that file.  Another process's new upload of the same name is
+ * never touched: nobody can cancel or move what they cannot see.
+ */
+static bool pend_touches(struct upload *up, pid_t pid, bool file_changed)
 {
-	struct upload *up = pending_find(parent, name, (uid_t)-1);
-	char *n;
+	if (file_changed)
+		return up->replaces;
+	return related_process(pid, up->pid);
+}
 
-	if (!up)
-		return -ENOENT;
-	n = strdup(newname);
-	if (!n) {
-		upload_put(up);
-		return -ENOMEM;
+int pending_unlink(fuse_ino_t parent, const char *name, pid_t pid, bool file_gone)
+{
+	struct upload *v[16];
+	size_t n, i;
+	int ret = -ENOENT;
+
+	n = pend_all(parent, name, v, 16);
+	for (i = 0; i < n; i++) {
+		if (pend_touches(v[i], pid, file_gone)) {
+			pthread_mutex_lock(&v[i]->lock);
+			if (v[i]->state == UP_STAGED)
+				v[i]->state = UP_CANCELLED;
+			pthread_mutex_unlock(&v[i]->lock);
+			pend_remove(v[i]);
+			ret = 0;
+		}
+		upload_put(v[i]);
 	}
+	return ret;
+}
+
+static int pend_move(struct upload *up, struct inode *nparent, const char *newname)
+{
+	char *n = strdup(newname);
+
+	if (!n)
+		return -ENOMEM;
 	pend_remove(up);
 	pthread_mutex_lock(&up->lock);
 	inode_ref(nparent);
@@ -219,8 +247,23 @@ int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
 	pthread_mutex_unlock(&up->lock);
 	pend_insert(up);
 	inode_set_name(up->inode, inode_to_ino(nparent), newname);
-	upload_put(up);
 	return 0;
+}
+
+int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
+		   const char *newname, pid_t pid, bool file_moved)
+{
+	struct upload *v[16];
+	size_t n, i;
+	int ret = -ENOENT;
+
+	n = pend_all(parent, name, v, 16);
+	for (i = 0; i < n; i++) {
+		if (ret == -ENOENT && pend_touches(v[i], pid, file_moved))
+			ret = pend_move(v[i], nparent, newname);
+		upload_put(v[i]);
+	}
+	return ret;
 }
 
 int staging_init(void)
@@ -693,6 +736,27 @@ void upload_dirty(struct upload *up)
 	pthread_mutex_unlock(&up->lock);
 }
 
+/*
+ * The sticky-directory rule at the moment the upload takes the name: whatever is under the
+ * name now (another user's file that appeared meanwhile, e.g. after its owner's O_EXCL
+ * create succeeded) may be replaced only by its owner, the directory's owner or root, as
+ * the kernel would have required of a rename over it.  -EPERM otherwise.
+ */
+static int may_take_name(struct upload *up, int pfd)
+{
+	struct stat dst, fst;
+
+	if (up->uid == 0 || fstat(pfd, &dst) < 0 || !(dst.st_mode & S_ISVTX))
+		return 0;
+	if (fstatat(pfd, up->name, &fst, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;	/* free: nothing to take over */
+	if (up->replaces && fst.st_dev == up->inode->dev && fst.st_ino == up->inode->ino)
+		return 0;	/* still the file this rewrite replaces */
+	if (fst.st_uid == up->uid || dst.st_uid == up->uid)
+		return 0;
+	return -EPERM;
+}
+
 /* Link the tmpfile in and rename it over the final name.  Called with up->lock held. */
 static int publish(struct upload *up)
 {
@@ -717,6 +781,17 @@ static int publish(struct upload *up)
 			goto linked;
 		if (ret != -EEXIST)
 			goto out;
+	}
+	pthread_mutex_lock(&name_lock);
+	ret = may_take_name(up, pfd);
+	pthread_mutex_unlock(&name_lock);
+	if (ret < 0) {
+		char epath[1024];
+
+		hglog_escape(epath, sizeof(epath), up->name, 0);
+		hglog(LOG_NOTICE, "upload of \"%s\" by uid %u not published: the name is now "
+		      "another user's file in a sticky directory", epath, (unsigned)up->uid);
+		goto out;
 	}
 	if (fstat(pfd, &st) < 0) {
 		ret = -errno;
@@ -783,11 +858,16 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	bool inval;
 	int ret, pret;
 
-	pend_remove(up);	/* before up->lock: the pending table lock comes first */
+	/*
+	 * The upload stays in the pending table until its verdict is done: a writer's lookup or
+	 * listing (pending_settle_*) that comes while a RELEASE judges it waits on up->lock for
+	 * the verdict instead of missing a name that is about to appear (close() returned).
+	 */
 	pthread_mutex_lock(&up->lock);
 	if (up->state != UP_STAGED) {
 		ret = up->state == UP_CANCELLED ? 0 : up->result;
 		pthread_mutex_unlock(&up->lock);
+		pend_remove(up);
 		return ret;
 	}
 	cfg = cfg_get();
@@ -865,6 +945,7 @@ out:
 	cfg_put(cfg);
 	inval = up->state == UP_REJECTED && up->replaces;
 	pthread_mutex_unlock(&up->lock);
+	pend_remove(up);	/* after up->lock: the pending table lock comes first */
 	/*
 	 * The kernel's page cache of a rejected rewrite holds the rejected bytes under the old
 	 * file's inode: drop it (outside up->lock, the kernel may wait for a write in flight).
