@@ -34,6 +34,8 @@
 #include "hashdb/audit.h"
 #include "hashdb/hglog.h"
 
+#define GATE_HASH_CHUNK		(1u << 20)
+
 static bool gate_applies(struct inode *in)
 {
 	return hgfs.scan && S_ISREG(in->type);
@@ -165,7 +167,7 @@ static bool cached_others(struct inode *in, struct fh *fh)
 
 /* --- writes --- */
 
-void gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req)
+void gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req, uint64_t off)
 {
 	const struct fuse_ctx *ctx = req ? fuse_req_ctx(req) : NULL;
 	pid_t tg = fh_tgid(fh, ctx ? ctx->pid : 0);
@@ -179,8 +181,11 @@ void gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req)
 		if (atomic_compare_exchange_weak(&in->dirty_tgid, &cur, want))
 			break;
 	}
-	if (ctx && ctx->uid)
-		atomic_store(&in->wuid, ctx->uid);
+	if (ctx && ctx->pid > 0)	/* write-back of mmap pages comes as uid 0, pid 0 */
+		atomic_store(&in->wuid, ctx->uid + 1u);
+	/* A change inside the judged prefix: its saved hash state no longer applies. */
+	if (off < atomic_load(&in->resume_size))
+		atomic_store(&in->resume_size, 0);
 	atomic_fetch_add(&in->wgen, 1);
 	if (fh && !fh->wrote) {
 		fh->wrote = true;
@@ -297,7 +302,8 @@ static int pull_fd(struct inode *in, int fd)
 static void verdict_ctx_of(struct inode *in, fuse_req_t req, const struct stat *st,
 			   const char *why, struct verdict_ctx *v, char **path)
 {
-	uid_t wuid = atomic_load(&in->wuid);
+	unsigned wuid = atomic_load(&in->wuid);	/* uid + 1, 0 unknown */
+	bool by_reader = strcmp(why, "read") == 0 || strcmp(why, "open") == 0;
 
 	memset(v, 0, sizeof(*v));
 	if (req) {
@@ -308,8 +314,8 @@ static void verdict_ctx_of(struct inode *in, fuse_req_t req, const struct stat *
 		v->pid = ctx->pid;
 	}
 	/* A judgment asked for by a reader is about the writer's bytes. */
-	if (wuid && (!req || strcmp(why, "read") == 0 || strcmp(why, "open") == 0)) {
-		v->uid = wuid;
+	if (wuid && (!req || by_reader)) {
+		v->uid = wuid - 1;
 		v->gid = st->st_gid;
 		v->pid = 0;
 	}
@@ -333,7 +339,95 @@ static void verdict_ctx_of(struct inode *in, fuse_req_t req, const struct stat *
 		pthread_mutex_unlock(&in->lock);
 	}
 	v->path = *path;
-	v->kind = why;
+	v->kind = by_reader ? "inplace" : why;
+}
+
+/*
+ * Exact digests of the whole file behind fd.  A file that only grew since its last clean
+ * verdict (appends: logs, mail boxes) resumes from the saved state of the judged prefix
+ * instead of re-reading it; *save gets the state at the end, for the next time.
+ */
+static int hash_for_verdict(struct inode *in, int fd, const struct stat *st,
+			    struct digests *d, struct hasher *save, bool *saved)
+{
+	unsigned need = scan_algos() & HASH_EXACT_MASK;
+	uint64_t from = 0, rs = atomic_load(&in->resume_size);
+	struct hasher h;
+	uint8_t *buf;
+	int ret;
+
+	*saved = false;
+	buf = malloc(GATE_HASH_CHUNK);
+	if (!buf)
+		return -ENOMEM;
+	if (rs && in->resume && in->rdev == st->st_dev && in->rino == st->st_ino &&
+	    (uint64_t)st->st_size >= rs && (in->resume->mask & need) == need &&
+	    hasher_copy(&h, in->resume) == 0) {
+		/*
+		 * A write below rs after this point bumps wgen after zeroing resume_size, so
+		 * the verdict made from a stale prefix is never marked as covering it.
+		 */
+		from = rs;
+		hglog(LOG_DEBUG, "verdict hash resumed at byte %llu of %llu",
+		      (unsigned long long)rs, (unsigned long long)st->st_size);
+	} else {
+		ret = hasher_init(&h, need);
+		if (ret < 0)
+			goto out_buf;
+	}
+	for (;;) {
+		ssize_t n = pread(fd, buf, GATE_HASH_CHUNK, (off_t)from);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = -errno;
+			goto out_h;
+		}
+		if (n == 0)
+			break;
+		ret = hasher_update(&h, buf, (size_t)n);
+		if (ret < 0)
+			goto out_h;
+		from += (uint64_t)n;
+	}
+	if (from >= GATE_RESUME_MIN && hasher_copy(save, &h) == 0)
+		*saved = true;
+	ret = hasher_final(&h, d);
+	if (ret < 0 && *saved) {
+		hasher_release(save);
+		*saved = false;
+	}
+out_h:
+	hasher_release(&h);
+out_buf:
+	free(buf);
+	return ret;
+}
+
+/* Keep the state of a judged file for its next verdict (jlock held). */
+static void keep_resume(struct inode *in, const struct stat *st, struct hasher *save)
+{
+	if (!in->resume) {
+		in->resume = malloc(sizeof(*in->resume));
+		if (!in->resume) {
+			hasher_release(save);
+			return;
+		}
+	} else {
+		hasher_release(in->resume);
+	}
+	*in->resume = *save;
+	in->rdev = st->st_dev;
+	in->rino = st->st_ino;
+	atomic_store(&in->resume_size, save->size);
+}
+
+void gate_keep_hash(struct inode *in, const struct stat *st, struct hasher *save)
+{
+	pthread_mutex_lock(&in->jlock);
+	keep_resume(in, st, save);
+	pthread_mutex_unlock(&in->jlock);
 }
 
 /* Mark [.., wsnap] judged if fd is still the inode's file; false when it is not. */
@@ -361,10 +455,13 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 	struct fscfg *cfg = NULL;
 	struct scan_result r;
 	struct verdict_ctx v;
+	struct digests d;
+	struct hasher save;
 	struct stat st;
 	enum hg_action act;
 	uint64_t wsnap;
 	char *path = NULL;
+	bool saved = false;
 	int fd, ret, tries;
 
 	for (tries = 0; tries < 8; tries++) {
@@ -393,7 +490,9 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 		cfg = cfg_get();
 		verdict_ctx_of(in, req, &st, why, &v, &path);
 		stat_add(&hgfs.st.uploads_scanned, 1);
-		ret = scan_fd(fd, NULL, &r);
+		ret = hash_for_verdict(in, fd, &st, &d, &save, &saved);
+		if (ret == 0)
+			ret = scan_fd(fd, &d, &r);
 		if (ret < 0) {
 			/* Already visible: never destroy customer data over a scan failure. */
 			quarantine_log_error(&v, ret, true);
@@ -406,8 +505,14 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 			goto out_fd;
 		}
 		if (!r.match) {
-			if (mark_judged(in, fd, wsnap))
+			if (mark_judged(in, fd, wsnap)) {
 				quarantine_log_clean(&v, &r);
+				if (saved && atomic_load(&in->wgen) == wsnap &&
+				    save.size == (uint64_t)st.st_size) {
+					keep_resume(in, &st, &save);
+					saved = false;
+				}
+			}
 			ret = 0;
 		} else {
 			ret = quarantine_match(&v, fd, &r, &act);
@@ -432,6 +537,9 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 			}
 		}
 out_fd:
+		if (saved)
+			hasher_release(&save);
+		saved = false;
 		inode_fd_put(in, fd);
 		free(path);
 		path = NULL;

@@ -77,8 +77,12 @@ struct inode {
 	pthread_mutex_t jlock;		/* one verdict at a time; others wait for it */
 	pthread_rwlock_t wrl;		/* writes exclusive, gated reads shared */
 	atomic_int dirty_tgid;		/* 0, the one unjudged writer process, or -1 */
-	atomic_uint wuid;		/* uid of the last writer, for the record */
+	atomic_uint wuid;		/* uid + 1 of the last writer (0 unknown), for records */
 	atomic_uint_fast64_t pullgen;	/* wgen when matched content was last pulled */
+	atomic_uint_fast64_t resume_size;	/* bytes resume covers, 0 = none */
+	struct hasher *resume;		/* judged prefix's hash state, for appends; jlock */
+	dev_t rdev;			/* ... of this backing file; jlock */
+	ino_t rino;
 	struct gate_opener op[GATE_OPENERS];	/* under lock */
 };
 
@@ -280,8 +284,11 @@ bool gate_dirty(struct inode *in);
 /* Register a regular file's new handle; true when it must be direct_io. */
 bool gate_open(struct inode *in, struct fh *fh, pid_t tid, bool wr);
 void gate_close(struct inode *in, struct fh *fh);
-/* Around every write to a file through the mount (fh may be NULL: truncate by path). */
-void gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req);
+/*
+ * Around every write to a file through the mount (fh may be NULL: truncate by path); off is
+ * the lowest offset whose bytes may change.
+ */
+void gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req, uint64_t off);
 void gate_write_end(struct inode *in, struct fh *fh, off_t off, size_t len);
 /* Judge unjudged content now: 0, -EACCES (matched and pulled) or -EIO (fail closed). */
 int gate_judge(struct inode *in, fuse_req_t req, const char *why);
@@ -290,6 +297,12 @@ int gate_open_check(struct inode *in, pid_t tid, fuse_req_t req);
 /* Around a read: on 0 the caller may read and must call gate_read_end. */
 int gate_read_begin(struct inode *in, struct fh *fh, fuse_req_t req);
 void gate_read_end(struct inode *in);
+/*
+ * After a clean verdict of a file of st's identity from at least GATE_RESUME_MIN bytes:
+ * keep save (a live hasher over exactly its content; taken over) so appends resume it.
+ */
+#define GATE_RESUME_MIN		(4u << 20)
+void gate_keep_hash(struct inode *in, const struct stat *st, struct hasher *save);
 /* FLUSH/RELEASE of a handle that wrote: its verdict (0, -EACCES, -EIO). */
 int gate_close_verdict(struct inode *in, struct fh *fh, fuse_req_t req, const char *why);
 

@@ -202,6 +202,10 @@ static void inode_free(struct inode *in)
 		close(in->fd);
 	free(in->handle);
 	free(in->name);
+	if (in->resume) {
+		hasher_release(in->resume);
+		free(in->resume);
+	}
 	pthread_mutex_destroy(&in->lock);
 	pthread_mutex_destroy(&in->jlock);
 	pthread_rwlock_destroy(&in->wrl);

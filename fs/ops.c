@@ -338,7 +338,7 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			/* dd without conv=notrunc: open, then ftruncate(0) - a rewrite after all */
 		} else if (t.up || (fh && fh->fd >= 0 && fh->writable)) {
 			fd = t.up ? t.up->fd : fh->fd;
-			gate_write_begin(in, fh, req);
+			gate_write_begin(in, fh, req, attr->st_size);
 			if (ftruncate(fd, attr->st_size) < 0)
 				ret = -errno;
 			gate_write_end(in, fh, 0, 0);
@@ -350,7 +350,7 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 				ret = fd;
 				goto out;
 			}
-			gate_write_begin(in, NULL, req);
+			gate_write_begin(in, NULL, req, attr->st_size);
 			if (ftruncate(fd, attr->st_size) < 0)
 				ret = -errno;
 			gate_write_end(in, NULL, 0, 0);
@@ -866,7 +866,11 @@ writer:
 	if (wr && S_ISREG(in->type)) {
 		bool stage = (fi->flags & O_TRUNC) != 0;
 
-		if (!stage) {
+		/*
+		 * An empty file opened to write is staged like a new upload, except for appends:
+		 * writers that share a log must all land in the one file.
+		 */
+		if (!stage && !(fi->flags & O_APPEND)) {
 			struct stat st;
 			int pfd = inode_fd(in, O_PATH);
 
@@ -911,7 +915,7 @@ writer:
 		fh->writable = true;
 		atomic_fetch_add(&in->writers, 1);
 		if (fi->flags & O_TRUNC) {
-			gate_write_begin(in, fh, req);
+			gate_write_begin(in, fh, req, 0);
 			gate_write_end(in, fh, 0, 0);
 		}
 		goto done;
@@ -984,7 +988,7 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	size_t len = fuse_buf_size(in_buf);
 	ssize_t n;
 
-	gate_write_begin(in, fh, req);
+	gate_write_begin(in, fh, req, off);
 	if (fh->up && fh->fd < 0) {
 		n = upload_write(fh->up, in_buf, off);
 	} else {
@@ -1394,7 +1398,7 @@ static void hg_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	struct fh *fh = fh_of(fi);
 	int ret = 0;
 
-	gate_write_begin(fh->inode, fh, req);
+	gate_write_begin(fh->inode, fh, req, offset);
 	if (fallocate(fh_fd(fh), mode, offset, length) < 0)
 		ret = errno;
 	if (!ret && fh->up)

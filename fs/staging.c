@@ -850,6 +850,8 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	struct fscfg *cfg;
 	struct scan_result r;
 	struct digests streamed, *sp = NULL;
+	struct hasher save;
+	bool saved = false;
 	struct verdict_ctx v;
 	struct stat st;
 	enum hg_action act;
@@ -900,6 +902,9 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	hashq_step(up);		/* hash what the background hasher has not */
 	if (up->hashing && !up->nrg && fstat(up->fd, &st) == 0 &&
 	    (uint64_t)st.st_size == up->frontier) {
+		/* the state before final lets later appends resume (gate.c) */
+		if (up->frontier >= GATE_RESUME_MIN && hasher_copy(&save, &up->hasher) == 0)
+			saved = true;
 		if (hasher_final(&up->hasher, &streamed) == 0)
 			sp = &streamed;
 	}
@@ -935,11 +940,17 @@ published:
 	up->state = UP_PUBLISHED;
 	up->result = 0;
 	atomic_store(&up->inode->sgen, wsnap);
+	if (saved && sp && atomic_load(&up->inode->wgen) == wsnap) {
+		gate_keep_hash(up->inode, &st, &save);
+		saved = false;
+	}
 	pthread_mutex_lock(&up->inode->lock);
 	if (up->inode->up == up)
 		up->inode->up = NULL;
 	pthread_mutex_unlock(&up->inode->lock);
 out:
+	if (saved)
+		hasher_release(&save);
 	pret = ret;
 	free(path);
 	cfg_put(cfg);

@@ -185,6 +185,25 @@ void hasher_release(struct hasher *h)
 	}
 }
 
+int hasher_copy(struct hasher *dst, const struct hasher *src)
+{
+	int a;
+
+	memset(dst, 0, sizeof(*dst));
+	dst->mask = src->mask;
+	dst->size = src->size;
+	for (a = 0; a < 3; a++) {
+		if (!src->ctx[a])
+			continue;
+		dst->ctx[a] = EVP_MD_CTX_new();
+		if (!dst->ctx[a] || EVP_MD_CTX_copy_ex(dst->ctx[a], src->ctx[a]) != 1) {
+			hasher_release(dst);
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
 int hash_fd(int fd, unsigned mask, struct digests *out)
 {
 	struct hasher h;

@@ -64,6 +64,8 @@ int hasher_update_part(struct hasher *h, unsigned mask, const void *buf, size_t 
 /* Writes the digests; the hasher can then only be released (or re-inited). */
 int hasher_final(struct hasher *h, struct digests *out);
 void hasher_release(struct hasher *h);
+/* dst becomes an independent copy of live src (state and size): resume a hash later. */
+int hasher_copy(struct hasher *dst, const struct hasher *src);
 
 /* Hash a whole file from offset 0 with pread (the fd's offset is untouched). */
 int hash_fd(int fd, unsigned mask, struct digests *out);
