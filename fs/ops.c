@@ -35,18 +35,28 @@
  *    would: link, rename (from/onto), rmdir of / readdir of the directory holding them first
  *    give the upload its verdict (a rejected upload is then gone: link fails with EACCES,
  *    the others act on a missing file); unlink cancels it.
- *  - Other writes to existing files (append, reopen-and-write, truncate, fallocate,
- *    copy_file_range, mmap) go straight to the file; the file is rescanned at every FLUSH and
- *    RELEASE after such a change when it is at most scan_max_size, and a truncate through a
- *    path with no open writer rescans at once.  A match then removes the content (truncated
- *    and unlinked) after recording it, and that close()/truncate() fails with EACCES.
- *  - Writes after a publish (second descriptor, mmap pages written back late) are rescanned
- *    at that handle's FLUSH/RELEASE the same way.
+ *  - Every other write (append, reopen-and-write, truncate, fallocate, mmap, writes after a
+ *    publish by a second descriptor or a forked child) goes straight to the visible file
+ *    under one rule, fs/gate.c: bytes written through the mount are never returned to
+ *    another process (other than the writer's own, never to another uid) by open, read,
+ *    mmap, sendfile or splice before the content holding them is judged.  Opens and reads
+ *    by others judge first (or wait for the verdict in progress); the FLUSH and RELEASE of
+ *    every handle that wrote judge too; a truncate through a path judges at once.  A match
+ *    is pulled through the verdict's descriptor (truncated, then unlinked) and that
+ *    open/read/close/truncate fails with EACCES (a read: EIO); a pull that fails is EIO,
+ *    logged and audited.  No size limit applies to content written through the mount.
+ *  - Handles that could share the page cache across processes with a writer are direct_io
+ *    (gate_open); copy_file_range is not offered (the kernel copies by read and write).
+ *  - Only the uploader's own processes can cancel (unlink) or move (rename) its staged new
+ *    upload; publishing over a name that meanwhile holds another user's file in a sticky
+ *    directory fails with EPERM; chmod/chown during a staged rewrite also change the file
+ *    under the name.  listxattr hides trusted.* from all but root.
  *  - Locks (flock, fcntl) are handled by the kernel locally for this mount.
  *  - Hard links to another process's staged (unpublished) file are refused with EBUSY.
  *  - Writes are spliced from /dev/fuse (splice=off to copy); uploads are hashed from the page
  *    cache behind the writes by a background thread (hashq.c), so the write path never waits
- *    for hashing; the close waits for the rest.
+ *    for hashing; the close waits for the rest.  After close() returns, the writer's next
+ *    lookup or listing sees the verdict's outcome (it waits for a RELEASE still judging).
  */
 #include <dirent.h>
 #include <errno.h>

@@ -53,7 +53,7 @@ struct hg_config {
 	struct hg_category_action *cat;	/* per-category overrides */
 	size_t ncat;
 	enum hg_on_error on_error;
-	uint64_t scan_max_size;		/* in-place modified files larger than this are not rescanned */
+	uint64_t scan_max_size;		/* accepted and ignored (compatibility) */
 	bool pdq;			/* PDQ-hash JPEG uploads */
 	int pdq_threshold;
 	int pdq_min_quality;

@@ -1,9 +1,9 @@
 #!/bin/bash
 # 32-inplace.sh - in-place modifications of existing files (databases, logs) are written
-# through and judged at close, and before any other process reads them: files that already existed in the
-# backing dir and are turned into known content by an in-place write or an append are refused
-# at close and pulled; a real SQLite database works through the mount; scan_max_size never
-# exempts content written through the mount, in place or uploaded.
+# through and judged at close, and before any other process reads them: files that already
+# existed in the backing dir and are turned into known content by an in-place write or an
+# append are refused at close and pulled; a real SQLite database works through the mount;
+# scan_max_size never exempts content written through the mount, in place or uploaded.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 FSOP=$HG_TOOLS/fsop
