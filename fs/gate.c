@@ -576,6 +576,11 @@ static bool may_see(struct inode *in, struct fh *fh, pid_t tid)
 	return d > 0 && fh_tgid(fh, tid) == d;
 }
 
+bool gate_would_judge(struct inode *in, struct fh *fh, pid_t tid)
+{
+	return gate_applies(in) && !may_see(in, fh, tid);
+}
+
 int gate_open_check(struct inode *in, pid_t tid, fuse_req_t req)
 {
 	if (!gate_applies(in) || may_see(in, NULL, tid))

@@ -145,6 +145,7 @@ struct fh {
 	int cslot;			/* gate opener slot of a cached handle, or -1 */
 	pid_t ltid, ltgid;		/* last requesting thread and its process (cache) */
 	uint64_t wgen0;			/* wgen after this handle's first write */
+	uid_t uid;			/* who opened it: its verdicts queue under this uid */
 };
 
 struct fscfg {
@@ -294,6 +295,8 @@ void gate_write_end(struct inode *in, struct fh *fh, off_t off, size_t len);
 int gate_judge(struct inode *in, fuse_req_t req, const char *why);
 /* Before an open by thread tid: judge others' unjudged writes first. */
 int gate_open_check(struct inode *in, pid_t tid, fuse_req_t req);
+/* Would an open (fh NULL) or read by thread tid have to judge others' writes first? */
+bool gate_would_judge(struct inode *in, struct fh *fh, pid_t tid);
 /* Around a read: on 0 the caller may read and must call gate_read_end. */
 int gate_read_begin(struct inode *in, struct fh *fh, fuse_req_t req);
 void gate_read_end(struct inode *in);
@@ -305,6 +308,15 @@ void gate_read_end(struct inode *in);
 void gate_keep_hash(struct inode *in, const struct stat *st, struct hasher *save);
 /* FLUSH/RELEASE of a handle that wrote: its verdict (0, -EACCES, -EIO). */
 int gate_close_verdict(struct inode *in, struct fh *fh, fuse_req_t req, const char *why);
+
+/* verdictq.c: the verdict worker pool, fair across uids (see its header) */
+struct vq_job {
+	struct vq_job *next;
+	void (*run)(struct vq_job *);	/* owns and frees the job */
+};
+int vq_start(unsigned nthreads);
+void vq_stop(void);
+void vq_submit(struct vq_job *j, uid_t uid);
 
 /* scan.c */
 struct scan_result {

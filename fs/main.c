@@ -494,6 +494,12 @@ int main(int argc, char *argv[])
 	hgfs.st.started = time(NULL);
 	if (hashq_start() < 0)
 		hglog(LOG_WARNING, "no background hasher thread: hashing at close instead");
+	{
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		if (vq_start(ncpu > 2 ? (unsigned)ncpu : 2) < 0)
+			hglog(LOG_WARNING, "no verdict workers: verdicts run on the FUSE threads");
+	}
 	if (pthread_create(&hgfs.bg_thread, NULL, bg_main, NULL) != 0) {
 		hglog(LOG_ERR, "cannot start background thread");
 		goto out_unmount;
@@ -521,6 +527,7 @@ int main(int argc, char *argv[])
 	ret = ret ? 1 : 0;
 	atomic_store(&hgfs.stop, true);
 	pthread_join(hgfs.bg_thread, NULL);
+	vq_stop();
 	hashq_shutdown();
 	hglog(LOG_NOTICE, "unmounting %s", opts.mountpoint);
 	{

@@ -707,6 +707,7 @@ static struct fh *fh_new(struct inode *in)
 		return NULL;
 	fh->fd = -1;
 	fh->cslot = -1;
+	fh->uid = (uid_t)-1;
 	fh->inode = in;
 	inode_ref(in);
 	atomic_fetch_add(&in->openfh, 1);
@@ -756,6 +757,7 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	fh->uid = fuse_req_ctx(req)->uid;
 	fh->up = up;
 	fh->writable = true;
 	upload_add_writer(up);
@@ -775,6 +777,67 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 }
 
+/* --- verdict work on the worker pool (verdictq.c) --- */
+
+/*
+ * Is the verdict behind fd worth a worker?  Small files that are not images are judged on
+ * the calling thread: the hand-off would cost more than hashing a few KiB.  Images go to the
+ * pool whatever their size: a few KiB of JPEG can claim a huge decode.
+ */
+#define VERDICT_INLINE_MAX	(64u << 10)
+static bool verdict_heavy(int fd)
+{
+	unsigned char m[4];
+	struct stat st;
+
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return false;
+	if (st.st_size > VERDICT_INLINE_MAX)
+		return true;
+	if (pread(fd, m, sizeof(m), 0) < (ssize_t)sizeof(m))
+		return false;
+	return (m[0] == 0xff && m[1] == 0xd8) || memcmp(m, "\x89PNG", 4) == 0 ||
+	       memcmp(m, "GIF8", 4) == 0 || memcmp(m, "RIFF", 4) == 0 || memcmp(m, "BM", 2) == 0;
+}
+
+/* An operation finished on a verdict worker: the request and what its handler was given. */
+struct op_job {
+	struct vq_job j;
+	fuse_req_t req;
+	fuse_ino_t ino;
+	struct fuse_file_info fi;	/* a copy: libfuse's is gone when the handler returns */
+	size_t size;
+	off_t off;
+	void (*op)(struct op_job *);
+};
+
+static void op_job_run(struct vq_job *j)
+{
+	struct op_job *o = (struct op_job *)j;
+
+	o->op(o);
+	free(o);
+}
+
+/* Hand the rest of an operation to the pool; false (caller goes on itself) without memory. */
+static bool defer_op(fuse_req_t req, fuse_ino_t ino, const struct fuse_file_info *fi,
+		     size_t size, off_t off, uid_t uid, void (*op)(struct op_job *))
+{
+	struct op_job *o = malloc(sizeof(*o));
+
+	if (!o)
+		return false;
+	o->req = req;
+	o->ino = ino;
+	o->fi = *fi;
+	o->size = size;
+	o->off = off;
+	o->op = op;
+	o->j.run = op_job_run;
+	vq_submit(&o->j, uid);
+	return true;
+}
+
 static int open_flags(int flags)
 {
 	/* The kernel resolved the path; O_NOFOLLOW would hit /proc/self/fd magic links. */
@@ -785,7 +848,7 @@ static int open_flags(int flags)
 	return flags;
 }
 
-static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct inode *in = ino_to_inode(ino);
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
@@ -801,6 +864,7 @@ static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	fh->uid = ctx->uid;
 	pthread_mutex_lock(&in->lock);
 	if (in->dead) {
 		pthread_mutex_unlock(&in->lock);
@@ -966,7 +1030,23 @@ err:
 	fuse_reply_err(req, -ret);
 }
 
-static void hg_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+static void open_job(struct op_job *o)
+{
+	do_open(o->req, o->ino, &o->fi);
+}
+
+/* An open that has to judge another process's writes first does so on the pool. */
+static void hg_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	if (gate_would_judge(ino_to_inode(ino), NULL, ctx->pid) &&
+	    defer_op(req, ino, fi, 0, 0, ctx->uid, open_job))
+		return;
+	do_open(req, ino, fi);
+}
+
+static void do_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(size);
@@ -984,6 +1064,22 @@ static void hg_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].pos = off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	gate_read_end(in);
+}
+
+static void read_job(struct op_job *o)
+{
+	do_read(o->req, o->ino, o->size, o->off, &o->fi);
+}
+
+static void hg_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	if (gate_would_judge(ino_to_inode(ino), fh_of(fi), ctx->pid) &&
+	    defer_op(req, ino, fi, size, off, ctx->uid, read_job))
+		return;
+	do_read(req, ino, size, off, fi);
 }
 
 /*
@@ -1041,7 +1137,7 @@ static int rescan_if_dirty(struct fh *fh, fuse_req_t req)
 	return gate_close_verdict(fh->inode, fh, req, "inplace");
 }
 
-static void hg_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void do_flush(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct fh *fh = fh_of(fi);
 	int ret = 0;
@@ -1058,7 +1154,23 @@ static void hg_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, -ret);
 }
 
-static void hg_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void flush_job(struct op_job *o)
+{
+	do_flush(o->req, &o->fi);
+}
+
+static void hg_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *fh = fh_of(fi);
+	bool verdict = (fh->up && fh->writable) || (fh->wrote && gate_dirty(fh->inode));
+
+	if (verdict && hgfs.scan && verdict_heavy(fh_fd(fh)) &&
+	    defer_op(req, ino, fi, 0, 0, fh->uid, flush_job))
+		return;
+	do_flush(req, fi);
+}
+
+static void do_release(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct fh *fh = fh_of(fi);
 
@@ -1073,6 +1185,22 @@ static void hg_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		atomic_fetch_sub(&fh->inode->writers, 1);
 	fh_free(fh);
 	fuse_reply_err(req, 0);
+}
+
+static void release_job(struct op_job *o)
+{
+	do_release(o->req, &o->fi);
+}
+
+static void hg_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fh *fh = fh_of(fi);
+	bool verdict = (fh->up && fh->counted) || (fh->wrote && gate_dirty(fh->inode));
+
+	if (verdict && hgfs.scan && verdict_heavy(fh_fd(fh)) &&
+	    defer_op(req, ino, fi, 0, 0, fh->uid, release_job))
+		return;
+	do_release(req, fi);
 }
 
 static void hg_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
