@@ -67,29 +67,65 @@ static pid_t fh_tgid(struct fh *fh, pid_t tid)
 
 /* --- which descriptors may use the kernel's page cache --- */
 
+/* Put a cached handle in the table: its process's entry, a free one, or the overflow count. */
+static bool record_locked(struct inode *in, struct fh *fh, pid_t tid, pid_t tg, bool wr)
+{
+	int i, free_slot = -1;
+
+	for (i = 0; i < GATE_OPENERS; i++) {
+		struct gate_opener *e = &in->op[i];
+
+		if (!e->n) {
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		if (e->tid == tid || (tg > 0 && e->tgid == tg))
+			break;
+	}
+	if (i == GATE_OPENERS && free_slot >= 0) {
+		i = free_slot;
+		in->op[i].tid = tid;
+		in->op[i].tgid = tg > 0 ? tg : 0;
+		in->op[i].n = in->op[i].nw = 0;
+	}
+	if (i < GATE_OPENERS) {
+		in->op[i].n++;
+		in->op[i].nw += wr;
+		fh->cslot = i;
+		return true;
+	}
+	if (wr)
+		return false;	/* a writer must be known by its process */
+	in->op_other++;
+	fh->cslot = GATE_OPENERS;
+	return true;
+}
+
+/*
+ * Readers among readers never look up a process (the common case: a web server's workers
+ * serving one file); a writer, or a reader beside a cached writer, compares processes.
+ */
 bool gate_open(struct inode *in, struct fh *fh, pid_t tid, bool wr)
 {
 	struct gate_opener *e;
-	pid_t mytg, tids[GATE_OPENERS], tgs[GATE_OPENERS];
-	bool cached = true, any = false;
-	int i, free_slot = -1;
+	pid_t mytg = 0, tids[GATE_OPENERS], tgs[GATE_OPENERS];
+	bool cached = true, need = false;
+	int i;
 
 	fh->cslot = -1;
 	if (!gate_applies(in))
 		return false;
 	pthread_mutex_lock(&in->lock);
 	for (i = 0; i < GATE_OPENERS; i++)
-		if (in->op[i].n)
-			any = true;
-	if (!any) {
-		/* Alone: record the thread, its process is looked up only if someone joins. */
-		in->op[0].tid = tid;
-		in->op[0].tgid = 0;
-		in->op[0].n = 1;
-		in->op[0].nw = wr;
-		fh->cslot = 0;
+		if (in->op[i].n && (wr || in->op[i].nw) && in->op[i].tid != tid)
+			need = true;
+	if (wr && in->op_other)
+		need = true;
+	if (!need) {
+		cached = record_locked(in, fh, tid, 0, wr);
 		pthread_mutex_unlock(&in->lock);
-		return false;
+		return !cached;
 	}
 	for (i = 0; i < GATE_OPENERS; i++)
 		tids[i] = in->op[i].n && !in->op[i].tgid ? in->op[i].tid : 0;
@@ -107,36 +143,16 @@ bool gate_open(struct inode *in, struct fh *fh, pid_t tid, bool wr)
 	}
 	for (i = 0; i < GATE_OPENERS; i++) {
 		e = &in->op[i];
-		if (!e->n) {
-			if (free_slot < 0)
-				free_slot = i;
+		if (!e->n || (mytg > 0 && e->tgid == mytg))
 			continue;
-		}
-		if (mytg > 0 && e->tgid == mytg)
-			continue;
-		/* An unknown process counts as another one. */
+		/* an unknown process counts as another one */
 		if (wr || e->nw)
 			cached = false;
 	}
-	if (cached) {
-		for (i = 0; i < GATE_OPENERS; i++)
-			if (in->op[i].n && mytg > 0 && in->op[i].tgid == mytg)
-				break;
-		if (i == GATE_OPENERS && free_slot >= 0 && mytg > 0) {
-			i = free_slot;
-			in->op[i].tid = tid;
-			in->op[i].tgid = mytg;
-			in->op[i].n = 0;
-			in->op[i].nw = 0;
-		}
-		if (i < GATE_OPENERS) {
-			in->op[i].n++;
-			in->op[i].nw += wr;
-			fh->cslot = i;
-		} else {
-			cached = false;
-		}
-	}
+	if (wr && in->op_other)
+		cached = false;		/* readers of unknown processes */
+	if (cached)
+		cached = record_locked(in, fh, tid, mytg, wr);
 	pthread_mutex_unlock(&in->lock);
 	return !cached;
 }
@@ -146,19 +162,24 @@ void gate_close(struct inode *in, struct fh *fh)
 	if (fh->cslot < 0)
 		return;
 	pthread_mutex_lock(&in->lock);
-	in->op[fh->cslot].n--;
-	if (fh->writable)
-		in->op[fh->cslot].nw--;
+	if (fh->cslot == GATE_OPENERS) {
+		in->op_other--;
+	} else {
+		in->op[fh->cslot].n--;
+		if (fh->writable)
+			in->op[fh->cslot].nw--;
+	}
 	pthread_mutex_unlock(&in->lock);
 	fh->cslot = -1;
 }
 
 static bool cached_others(struct inode *in, struct fh *fh)
 {
-	bool any = false;
+	bool any;
 	int i;
 
 	pthread_mutex_lock(&in->lock);
+	any = in->op_other > 0;
 	for (i = 0; i < GATE_OPENERS && !any; i++)
 		any = in->op[i].n && i != fh->cslot;
 	pthread_mutex_unlock(&in->lock);
@@ -568,9 +589,19 @@ int gate_judge(struct inode *in, fuse_req_t req, const char *why)
 /* May the process of tid see the inode's current bytes without a verdict? */
 static bool may_see(struct inode *in, struct fh *fh, pid_t tid)
 {
+	bool staged;
 	int d;
 
 	if (!gate_dirty(in))
+		return true;
+	/*
+	 * A staged upload's bytes are in no name: its own process reads them (hg_open lets
+	 * nobody else in) and staging.c judges them.  Others read the replaced file.
+	 */
+	pthread_mutex_lock(&in->lock);
+	staged = in->up != NULL;
+	pthread_mutex_unlock(&in->lock);
+	if (staged)
 		return true;
 	d = atomic_load(&in->dirty_tgid);
 	return d > 0 && fh_tgid(fh, tid) == d;

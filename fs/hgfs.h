@@ -84,6 +84,7 @@ struct inode {
 	dev_t rdev;			/* ... of this backing file; jlock */
 	ino_t rino;
 	struct gate_opener op[GATE_OPENERS];	/* under lock */
+	unsigned op_other;		/* cached readers beyond the table; under lock */
 };
 
 enum upload_state { UP_STAGED, UP_PUBLISHED, UP_REJECTED, UP_CANCELLED };
@@ -142,7 +143,8 @@ struct fh {
 	DIR *dir;			/* opendir */
 	off_t dir_off;
 	bool direct;			/* direct_io: reads come to gate_read_begin */
-	int cslot;			/* gate opener slot of a cached handle, or -1 */
+	int cslot;			/* gate opener slot of a cached handle (GATE_OPENERS:
+					 * counted in op_other), or -1 */
 	pid_t ltid, ltgid;		/* last requesting thread and its process (cache) */
 	uint64_t wgen0;			/* wgen after this handle's first write */
 	uid_t uid;			/* who opened it: its verdicts queue under this uid */

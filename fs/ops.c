@@ -327,12 +327,15 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 						 FUSE_SET_ATTR_GID))) {
 		int bfd = inode_fd(in, O_PATH);
 
-		if (bfd < 0) {
+		/* gone (unlinked meanwhile): then only the open file has a mode to change */
+		if (bfd < 0 && bfd != -ENOENT && bfd != -ESTALE) {
 			ret = bfd;
 			goto out;
 		}
-		ret = set_owner_mode(bfd, attr, valid);
-		inode_fd_put(in, bfd);
+		if (bfd >= 0) {
+			ret = set_owner_mode(bfd, attr, valid);
+			inode_fd_put(in, bfd);
+		}
 		if (ret < 0)
 			goto out;
 	}
