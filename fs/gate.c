@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs/hgfs.h"
@@ -35,6 +36,7 @@
 #include "hashdb/hglog.h"
 
 #define GATE_HASH_CHUNK		(1u << 20)
+#define GATE_RETRY_SECS		2	/* a failed verdict of unchanged content is retried after */
 
 static bool gate_applies(struct inode *in)
 {
@@ -269,7 +271,8 @@ static void inval_later(struct inode *in)
 	pthread_attr_destroy(&a);
 }
 
-static void audit_pull_failure(const struct verdict_ctx *v, int err)
+/* A verdict that could not be made or carried out on visible content: on the record. */
+static void audit_failure(const struct verdict_ctx *v, const char *what, int err)
 {
 	char jpath[2048], fields[2600];
 
@@ -277,11 +280,11 @@ static void audit_pull_failure(const struct verdict_ctx *v, int err)
 		return;
 	hglog_escape(jpath, sizeof(jpath), v->path ? v->path : "?", 1);
 	snprintf(fields, sizeof(fields),
-		 "\"kind\":\"%s\",\"verdict\":\"pull-failed\",\"mount\":\"%s\",\"path\":\"%s\","
-		 "\"uid\":%u,\"error\":\"%s\"", v->kind, hgfs.backing, jpath, (unsigned)v->uid,
-		 strerror(-err));
-	if (audit_append(hgfs.audit, "hashgatefs", "pull", fields) < 0)
-		hglog(LOG_ERR, "audit append failed for a failed pull");
+		 "\"kind\":\"%s\",\"verdict\":\"%s\",\"mount\":\"%s\",\"path\":\"%s\","
+		 "\"uid\":%u,\"error\":\"%s\"", v->kind, what, hgfs.backing, jpath,
+		 (unsigned)v->uid, strerror(-err));
+	if (audit_append(hgfs.audit, "hashgatefs", "verdict.failed", fields) < 0)
+		hglog(LOG_ERR, "audit append failed for a failed verdict (%s)", what);
 }
 
 /*
@@ -489,6 +492,13 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 		wsnap = atomic_load(&in->wgen);
 		if (atomic_load(&in->sgen) == wsnap)
 			return 0;
+		/*
+		 * The same content failed a moment ago: refuse again without another scan and
+		 * audit record, so readers hammering a file that cannot be judged flood nothing.
+		 */
+		if (atomic_load(&in->failgen) == wsnap &&
+		    time(NULL) - atomic_load(&in->failtime) < GATE_RETRY_SECS)
+			return -EIO;
 		fd = inode_fd(in, O_RDWR);
 		if (fd == -ENOENT || fd == -ESTALE) {
 			/* The file is gone: no name shows these bytes any more. */
@@ -501,7 +511,10 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 			memset(&none, 0, sizeof(none));
 			verdict_ctx_of(in, req, &none, why, &v, &path);
 			quarantine_log_error(&v, fd, true);
+			audit_failure(&v, "not-judged", fd);
 			free(path);
+			atomic_store(&in->failgen, wsnap);
+			atomic_store(&in->failtime, (int64_t)time(NULL));
 			return -EIO;
 		}
 		if (fstat(fd, &st) < 0) {
@@ -517,6 +530,7 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 		if (ret < 0) {
 			/* Already visible: never destroy customer data over a scan failure. */
 			quarantine_log_error(&v, ret, true);
+			audit_failure(&v, "not-judged", ret);
 			if (cfg->c.on_error == ON_ERROR_ALLOW) {
 				mark_judged(in, fd, wsnap);
 				ret = 0;
@@ -549,7 +563,7 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 					hglog(LOG_ERR, "pull of matched content failed: %s",
 					      strerror(-pret));
 					quarantine_log_error(&v, pret, true);
-					audit_pull_failure(&v, pret);
+					audit_failure(&v, "pull-failed", pret);
 					ret = -EIO;
 				} else {
 					ret = -EACCES;
@@ -558,6 +572,10 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 			}
 		}
 out_fd:
+		if (ret == -EIO) {
+			atomic_store(&in->failgen, wsnap);
+			atomic_store(&in->failtime, (int64_t)time(NULL));
+		}
 		if (saved)
 			hasher_release(&save);
 		saved = false;

@@ -80,6 +80,8 @@ struct inode {
 	atomic_uint wuid;		/* uid + 1 of the last writer (0 unknown), for records */
 	atomic_uint_fast64_t pullgen;	/* wgen when matched content was last pulled */
 	atomic_uint_fast64_t resume_size;	/* bytes resume covers, 0 = none */
+	atomic_uint_fast64_t failgen;	/* wgen whose verdict failed (EIO) at failtime */
+	atomic_int_fast64_t failtime;
 	struct hasher *resume;		/* judged prefix's hash state, for appends; jlock */
 	dev_t rdev;			/* ... of this backing file; jlock */
 	ino_t rino;
