@@ -429,8 +429,13 @@ out_buf:
 	return ret;
 }
 
-/* Keep the state of a judged file for its next verdict (jlock held). */
-static void keep_resume(struct inode *in, const struct stat *st, struct hasher *save)
+/*
+ * Keep the state of a judged file for its next verdict (jlock held).  A write that comes
+ * meanwhile zeroes resume_size before it bumps wgen: setting it first and checking wgen
+ * after means a stale state is never left in force.
+ */
+static void keep_resume(struct inode *in, const struct stat *st, struct hasher *save,
+			uint64_t wsnap)
 {
 	if (!in->resume) {
 		in->resume = malloc(sizeof(*in->resume));
@@ -445,12 +450,15 @@ static void keep_resume(struct inode *in, const struct stat *st, struct hasher *
 	in->rdev = st->st_dev;
 	in->rino = st->st_ino;
 	atomic_store(&in->resume_size, save->size);
+	if (atomic_load(&in->wgen) != wsnap)
+		atomic_store(&in->resume_size, 0);
 }
 
-void gate_keep_hash(struct inode *in, const struct stat *st, struct hasher *save)
+void gate_keep_hash(struct inode *in, const struct stat *st, struct hasher *save,
+		    uint64_t wsnap)
 {
 	pthread_mutex_lock(&in->jlock);
-	keep_resume(in, st, save);
+	keep_resume(in, st, save, wsnap);
 	pthread_mutex_unlock(&in->jlock);
 }
 
@@ -544,7 +552,7 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 				quarantine_log_clean(&v, &r);
 				if (saved && atomic_load(&in->wgen) == wsnap &&
 				    save.size == (uint64_t)st.st_size) {
-					keep_resume(in, &st, &save);
+					keep_resume(in, &st, &save, wsnap);
 					saved = false;
 				}
 			}

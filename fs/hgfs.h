@@ -305,11 +305,13 @@ bool gate_would_judge(struct inode *in, struct fh *fh, pid_t tid);
 int gate_read_begin(struct inode *in, struct fh *fh, fuse_req_t req);
 void gate_read_end(struct inode *in);
 /*
- * After a clean verdict of a file of st's identity from at least GATE_RESUME_MIN bytes:
- * keep save (a live hasher over exactly its content; taken over) so appends resume it.
+ * After a clean verdict of a file of st's identity from at least GATE_RESUME_MIN bytes, made
+ * at write generation wsnap: keep save (a live hasher over exactly that content; taken over)
+ * so appends resume it.
  */
 #define GATE_RESUME_MIN		(4u << 20)
-void gate_keep_hash(struct inode *in, const struct stat *st, struct hasher *save);
+void gate_keep_hash(struct inode *in, const struct stat *st, struct hasher *save,
+		    uint64_t wsnap);
 /* FLUSH/RELEASE of a handle that wrote: its verdict (0, -EACCES, -EIO). */
 int gate_close_verdict(struct inode *in, struct fh *fh, fuse_req_t req, const char *why);
 

@@ -851,7 +851,7 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	struct scan_result r;
 	struct digests streamed, *sp = NULL;
 	struct hasher save;
-	bool saved = false;
+	bool saved = false, keep = false;
 	struct verdict_ctx v;
 	struct stat st;
 	enum hg_action act;
@@ -940,22 +940,22 @@ published:
 	up->state = UP_PUBLISHED;
 	up->result = 0;
 	atomic_store(&up->inode->sgen, wsnap);
-	if (saved && sp && atomic_load(&up->inode->wgen) == wsnap) {
-		gate_keep_hash(up->inode, &st, &save);
-		saved = false;
-	}
+	if (saved && sp)
+		keep = true;
 	pthread_mutex_lock(&up->inode->lock);
 	if (up->inode->up == up)
 		up->inode->up = NULL;
 	pthread_mutex_unlock(&up->inode->lock);
 out:
-	if (saved)
+	if (saved && !keep)
 		hasher_release(&save);
 	pret = ret;
 	free(path);
 	cfg_put(cfg);
 	inval = up->state == UP_REJECTED && up->replaces;
 	pthread_mutex_unlock(&up->lock);
+	if (keep)
+		gate_keep_hash(up->inode, &st, &save, wsnap);
 	pend_remove(up);	/* after up->lock: the pending table lock comes first */
 	/*
 	 * The kernel's page cache of a rejected rewrite holds the rejected bytes under the old
