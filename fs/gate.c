@@ -532,6 +532,7 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 		cfg = cfg_get();
 		verdict_ctx_of(in, req, &st, why, &v, &path);
 		stat_add(&hgfs.st.uploads_scanned, 1);
+		memset(&r, 0, sizeof(r));
 		ret = hash_for_verdict(in, fd, &st, &d, &save, &saved);
 		if (ret == 0)
 			ret = scan_fd(fd, &d, &r);
@@ -558,7 +559,8 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 			}
 			ret = 0;
 		} else {
-			ret = quarantine_match(&v, fd, &r, &act);
+			/* the action decides here: log lets it stay, anything else pulls */
+			(void)quarantine_match(&v, fd, &r, &act);
 			if (act == ACTION_LOG) {
 				mark_judged(in, fd, wsnap);
 				ret = 0;
