@@ -6,7 +6,8 @@
 #  2. no size cap skips content written through the mount (in-place change over
 #     scan_max_size; a new upload judged early by its uploader's readdir, then written on);
 #  3. in-place bytes are not readable by another uid while the writer holds them (plain
-#     in-place write, fork after open, O_TRUNC of a hard-linked file, mmap after close);
+#     in-place write, fork after open, O_TRUNC of a hard-linked file, mmap after close,
+#     append; also a new upload published early by its uploader's readdir, in 2);
 #  4. a reader holding the old file does not read a rewrite's staged bytes from the cache;
 #  5. a pulled file loses its content under every hard link, also when the daemon is out of
 #     file descriptors, and the close fails with a record in the log.
@@ -23,20 +24,35 @@ WU=4242 RU=4243
 asW() { hg_as $WU $WU "$@"; }
 asR() { hg_as $RU $RU "$@"; }
 
-# not_known OUT: OUT (what a reader got) is not the known file
-not_known() { ! cmp -s "$1" "$K" || { echo "the reader got the known bytes"; return 1; }; }
+# got_not_known ANSWER OUT [KNOWN]: a reader's step answered ANSWER and left OUT: passes when
+# the step failed (err...: the reader was refused) or OUT is not the known file (default K);
+# an actor that did not answer (timeout, dead) fails, it does not pass for want of bytes
+got_not_known() {
+	case $1 in
+	err*) return 0 ;;
+	"ok "*) ! cmp -s "$2" "${3:-$K}" && return 0
+		echo "the reader got the known bytes"; return 1 ;;
+	esac
+	echo "the reader's step answered '$1'"
+	return 1
+}
 
-# rd ACTOR PATH OUT: ACTOR opens PATH read-only, reads it whole into OUT, closes; prints what
-# open answered.  An open that fails leaves OUT empty.
-rd() {
+# rd_not_known ACTOR PATH OUT [KNOWN]: ACTOR opens PATH read-only, reads it whole into OUT and
+# closes it; passes when the open or read fails or what it read is not the known file
+rd_not_known() {
 	local r
 	rm -f "$3"
 	r=$(act "$1" open rd "$2" rdonly)
-	if [ "$r" = ok ]; then
-		act "$1" pread rd "$3" >/dev/null
-		act "$1" close rd >/dev/null
-	fi
-	echo "$r"
+	[ "$r" = ok ] || { got_not_known "$r" "$3" "${4:-$K}"; return; }
+	r=$(act "$1" pread rd "$3")
+	act "$1" close rd >/dev/null
+	got_not_known "$r" "$3" "${4:-$K}"
+}
+
+# fd_not_known ACTOR ID pread|sendfile OUT: the same through a descriptor ACTOR holds
+fd_not_known() {
+	rm -f "$4"
+	got_not_known "$(act "$1" "$3" "$2" "$4")" "$4"
 }
 
 # absent_soon FILE: its bytes leave the backing dir within 5 s (RELEASE is asynchronous)
@@ -99,6 +115,8 @@ ok*u2*) hg_result 1 "2: X lists its own directory mid-upload and sees u2" ;;
 *) hg_result 0 "2: X lists its own directory mid-upload and sees u2" ;;
 esac
 is "$(act X pwrite n "$KB")" ok "2: X writes a known 3 MiB file through the same descriptor"
+ok "2: R's open+read of u2 meanwhile does not return the known bytes" \
+	rd_not_known R "$M/d/u2" "$ACT_DIR/2.u2" "$KB"
 is "$(act X close n)" "err EACCES" "2: X's close is refused with EACCES"
 ok "2: the known bytes are absent from the backing dir" hg_content_absent "$KB"
 act_stop X
@@ -110,10 +128,10 @@ is "$(act R open old "$M/d/c3a" rdonly)" ok "3a: R opens c3a before the write"
 act_start W $WU $WU
 is "$(act W open w "$M/d/c3a" rdwr)" ok "3a: W opens c3a O_RDWR (no O_TRUNC)"
 is "$(act W pwrite w "$K")" ok "3a: W writes the known file over it in place, keeps the fd"
-rd R "$M/d/c3a" "$ACT_DIR/3a.new" >/dev/null
-ok "3a: R's new open+read of c3a does not return the known bytes" not_known "$ACT_DIR/3a.new"
-act R pread old "$ACT_DIR/3a.old" >/dev/null
-ok "3a: R's read through the descriptor it held does not either" not_known "$ACT_DIR/3a.old"
+ok "3a: R's new open+read of c3a does not return the known bytes" \
+	rd_not_known R "$M/d/c3a" "$ACT_DIR/3a.new"
+ok "3a: R's read through the descriptor it held does not either" \
+	fd_not_known R old pread "$ACT_DIR/3a.old"
 ok "3a: nor does a fresh cat by R" bash -c "
 	setpriv --reuid=$RU --regid=$RU --clear-groups -- cat '$M/d/c3a' | cmp -s - '$K' && exit 1
 	exit 0"
@@ -134,13 +152,14 @@ is "$(act W open p "$M/d/f3b" wronly,creat,trunc)" ok "3b: W creates f3b"
 act_fork W W2 || hg_result 0 "3b: W forks"
 diag "3b: parent's close: $(act W close p)"
 is "$(act W2 pwrite p "$K")" ok "3b: the child writes the known file through the inherited fd"
-rd R "$M/d/f3b" "$ACT_DIR/3b" >/dev/null
-ok "3b: R's open+read of f3b does not return the known bytes" not_known "$ACT_DIR/3b"
+ok "3b: R's open+read of f3b does not return the known bytes" \
+	rd_not_known R "$M/d/f3b" "$ACT_DIR/3b"
 case $(act W2 close p) in
 err*) hg_result 1 "3b: the child's close fails" ;;
 *) hg_result 0 "3b: the child's close fails" ;;
 esac
 ok "3b: the known bytes are absent afterwards" absent_soon "$K"
+ok "3b: the match is recorded" hg_quarantined d/f3b
 act_stop W2
 act_stop W
 
@@ -152,15 +171,15 @@ ok "3c: ... and links it as g3c" asW ln "$M/d/f3c" "$M/d/g3c"
 act_start W $WU $WU
 is "$(act W open w "$M/d/f3c" wronly,trunc)" ok "3c: W opens f3c O_TRUNC"
 is "$(act W pwrite w "$K")" ok "3c: W writes the known file, keeps the fd"
-rd R "$M/d/g3c" "$ACT_DIR/3c.g" >/dev/null
-ok "3c: R's read of the other link g3c does not return the known bytes" not_known "$ACT_DIR/3c.g"
-rd R "$M/d/f3c" "$ACT_DIR/3c.f" >/dev/null
-ok "3c: R's read of f3c does not either" not_known "$ACT_DIR/3c.f"
+ok "3c: R's read of the other link g3c does not return the known bytes" \
+	rd_not_known R "$M/d/g3c" "$ACT_DIR/3c.g"
+ok "3c: R's read of f3c does not either" rd_not_known R "$M/d/f3c" "$ACT_DIR/3c.f"
 case $(act W close w) in
 err*) hg_result 1 "3c: W's close fails" ;;
 *) hg_result 0 "3c: W's close fails" ;;
 esac
 ok "3c: the known bytes are absent afterwards (both names)" absent_soon "$K"
+ok "3c: the match is recorded" hg_quarantined d/f3c
 act_stop W
 
 purge "$K"; purge "$KB"
@@ -172,12 +191,31 @@ is "$(act W open w "$M/d/c3d" rdwr)" ok "3d: W opens c3d O_RDWR"
 is "$(act W mmap w "$KS")" ok "3d: W maps it MAP_SHARED"
 is "$(act W close w)" ok "3d: W closes the descriptor (nothing written yet)"
 is "$(act W mmwrite w "$K")" ok "3d: W writes the known bytes into the mapping and msyncs"
-rd R "$M/d/c3d" "$ACT_DIR/3d" >/dev/null
-ok "3d: R's open+read of c3d does not return the known bytes" not_known "$ACT_DIR/3d"
+ok "3d: R's open+read of c3d does not return the known bytes" \
+	rd_not_known R "$M/d/c3d" "$ACT_DIR/3d"
 is "$(act W munmap w)" ok "3d: W unmaps"
 act_stop W
 ok "3d: the known bytes are absent afterwards" absent_soon "$K"
 ok "3d: the match is recorded" hg_quarantined d/c3d
+
+purge "$K"; purge "$KB"
+
+# (e) append: a clean prefix of the known file, the rest appended through an O_APPEND fd
+head -c 100000 "$K" >"$W/khead"
+tail -c +100001 "$K" >"$W/ktail"
+chmod 0644 "$W/khead" "$W/ktail"
+ok "3e: W uploads the clean first 100000 bytes of the known file as f3e" up f3e "$W/khead"
+act_start W $WU $WU
+is "$(act W open w "$M/d/f3e" wronly,append)" ok "3e: W opens f3e O_APPEND"
+is "$(act W pwrite w "$W/ktail")" ok "3e: W appends the rest of the known file, keeps the fd"
+ok "3e: R's open+read of f3e does not return the known bytes" \
+	rd_not_known R "$M/d/f3e" "$ACT_DIR/3e"
+case $(act W close w) in
+err*) hg_result 1 "3e: W's close fails" ;;
+*) hg_result 0 "3e: W's close fails" ;;
+esac
+ok "3e: the known bytes are absent afterwards" absent_soon "$K"
+act_stop W
 
 purge "$K"; purge "$KB"
 
@@ -189,11 +227,9 @@ act_start W $WU $WU
 is "$(act W open w "$M/d/f4" rdwr,trunc)" ok "4: W opens f4 O_TRUNC (staged rewrite)"
 is "$(act W pwrite w "$K")" ok "4: W writes the known file"
 is "$(act W readback w)" "ok $KS" "4: W reads its own bytes back"
-act R pread old "$ACT_DIR/4.read" >/dev/null
 ok "4: R's read through its old descriptor does not return the staged bytes" \
-	not_known "$ACT_DIR/4.read"
-act R sendfile old "$ACT_DIR/4.sendfile" >/dev/null
-ok "4: nor does sendfile from it" not_known "$ACT_DIR/4.sendfile"
+	fd_not_known R old pread "$ACT_DIR/4.read"
+ok "4: nor does sendfile from it" fd_not_known R old sendfile "$ACT_DIR/4.sendfile"
 is "$(act W close w)" "err EACCES" "4: W's close is refused with EACCES"
 act R close old >/dev/null
 ok "4: the known bytes are absent" hg_content_absent "$K"

@@ -45,7 +45,7 @@ act_start A $A $A
 act_start V $V $V
 
 # --- 7a. staging a name first does not win over the tenant who created it --------------------
-is "$(act A open a "$M/pub/n" wronly,creat,trunc)" ok "7a: A creates pub/n (staged) and keeps it open"
+is "$(act A open a "$M/pub/n" wronly,creat,trunc)" ok "7a: A creates pub/n (staged), keeps it open"
 is "$(act A pwrite a "$W/a")" ok "7a: A writes its content"
 vo=$(act V open v "$M/pub/n" wronly,creat,excl)
 case $vo in
@@ -126,7 +126,7 @@ ok "7c: O creates grp/f, mode 0660, group $G" \
 	hg_as $O $O bash -c "umask 007; cat '$W/old' >'$M/grp/f'"
 is "$(stat -c '%u:%g %a' "$B/grp/f" 2>&1)" "$O:$G 660" "7c: grp/f is O's, group $G, 0660"
 act_start GM $GM $GM $G
-is "$(act GM open m "$M/grp/f" wronly,trunc)" ok "7c: member GM opens grp/f O_TRUNC (staged rewrite)"
+is "$(act GM open m "$M/grp/f" wronly,trunc)" ok "7c: member GM opens grp/f O_TRUNC (staged)"
 ok "7c: O does chmod 600 grp/f" hg_as $O $O chmod 600 "$M/grp/f"
 is "$(act GM pwrite m "$K")" ok "7c: GM writes the known file"
 is "$(act GM close m)" "err EACCES" "7c: GM's close is refused"
@@ -164,7 +164,7 @@ print("%d of %d: %s" % (len(missing), n, " ".join(missing[:5])))
 sys.exit(1 if missing else 0)
 EOF
 chmod 0644 "$HG_TMP/act/loop.py"
-ok "8: 50 uploads of 1 MiB with a second descriptor: each is listed and stat-able right after its last close" \
+ok "8: 50 uploads of 1 MiB, second fd: each listed and stat-able right after its last close" \
 	hg_as $A $A "$HG_PY" "$HG_TMP/act/loop.py" "$M/loop" 50
 diag "8: $HG_OUT"
 
@@ -174,7 +174,8 @@ ok "6: root sets trusted.hgtest on the backing file" setfattr -n trusted.hgtest 
 ok "6: root sets user.hgtest too" setfattr -n user.hgtest -v visible "$B/pub/x"
 xa=$(hg_as $A $A getfattr -d -m - "$M/pub/x" 2>&1)
 diag "6: A's getfattr -d -m -:" "$xa"
-nok "6: A's listxattr through the mount does not show trusted.hgtest" grep -q trusted.hgtest <<<"$xa"
+nok "6: A's listxattr through the mount does not show trusted.hgtest" \
+	grep -q trusted.hgtest <<<"$xa"
 ok "6: ... but shows user.hgtest (listxattr works)" grep -q user.hgtest <<<"$xa"
 xv=$(hg_as $V $V getfattr -m - "$M/pub/x" 2>&1)
 nok "6: nor does V's (not the owner)" grep -q trusted.hgtest <<<"$xv"
