@@ -49,7 +49,7 @@ rd_not_known() {
 	got_not_known "$r" "$3" "${4:-$K}"
 }
 
-# fd_not_known ACTOR ID pread|sendfile OUT: the same through a descriptor ACTOR holds
+# fd_not_known ACTOR ID pread|sendfile|mmapread OUT: the same through a descriptor ACTOR holds
 fd_not_known() {
 	rm -f "$4"
 	got_not_known "$(act "$1" "$3" "$2" "$4")" "$4"
@@ -132,6 +132,7 @@ ok "3a: R's new open+read of c3a does not return the known bytes" \
 	rd_not_known R "$M/d/c3a" "$ACT_DIR/3a.new"
 ok "3a: R's read through the descriptor it held does not either" \
 	fd_not_known R old pread "$ACT_DIR/3a.old"
+ok "3a: nor a shared read-only mapping of it" fd_not_known R old mmapread "$ACT_DIR/3a.mm"
 ok "3a: nor does a fresh cat by R" bash -c "
 	setpriv --reuid=$RU --regid=$RU --clear-groups -- cat '$M/d/c3a' | cmp -s - '$K' && exit 1
 	exit 0"
@@ -230,6 +231,7 @@ is "$(act W readback w)" "ok $KS" "4: W reads its own bytes back"
 ok "4: R's read through its old descriptor does not return the staged bytes" \
 	fd_not_known R old pread "$ACT_DIR/4.read"
 ok "4: nor does sendfile from it" fd_not_known R old sendfile "$ACT_DIR/4.sendfile"
+ok "4: nor a shared read-only mapping of it" fd_not_known R old mmapread "$ACT_DIR/4.mm"
 is "$(act W close w)" "err EACCES" "4: W's close is refused with EACCES"
 act R close old >/dev/null
 ok "4: the known bytes are absent" hg_content_absent "$K"

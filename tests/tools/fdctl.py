@@ -11,6 +11,7 @@ close it when it chooses: exact syscall sequences across several processes and u
   write ID TEXT               write(2) TEXT (no newline) at the descriptor's offset
   pread ID OUT                read the file from offset 0 to EOF into local file OUT; VALUE = bytes
   sendfile ID OUT             the same through sendfile(2) (offset 0 to the size fstat gives)
+  mmapread ID OUT             map the file read-only (MAP_SHARED, its fstat size), copy it to OUT
   readback ID                 pread the whole file and discard it (puts it in the page cache)
   ftruncate ID N | fsync ID | close ID
   mmap ID LEN                 MAP_SHARED read-write mapping of descriptor ID, named ID too
@@ -89,6 +90,16 @@ def run(cmd, a):
                     break
                 off += n
         return str(off)
+    if cmd == "mmapread":
+        size = os.fstat(fds[a[0]]).st_size
+        data = b""
+        if size:
+            m = mmap.mmap(fds[a[0]], size, mmap.MAP_SHARED, mmap.PROT_READ)
+            data = m[:]
+            m.close()
+        with open(a[1], "wb") as f:
+            f.write(data)
+        return str(len(data))
     if cmd == "readback":
         return str(len(read_all(fds[a[0]])))
     if cmd == "ftruncate":
