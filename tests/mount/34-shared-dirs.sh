@@ -143,13 +143,14 @@ mkdir "$M/loop" && chown $A:$A "$M/loop"
 cat >"$HG_TMP/act/loop.py" <<'EOF'
 import os, sys
 d, n = sys.argv[1], int(sys.argv[2])
+second = os.O_RDWR if sys.argv[3] == "rdwr" else os.O_RDONLY
 data = os.urandom(1 << 20)               # big enough that the verdict takes a while
 missing = []
 for i in range(n):
     name = "f%d" % i
     p = os.path.join(d, name)
     w = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    r = os.open(p, os.O_RDONLY)            # a second descriptor of the same upload
+    r = os.open(p, second)                 # a second descriptor of the same upload
     os.write(w, data)
     os.close(w)
     os.close(r)                            # the last close: the upload is published
@@ -164,9 +165,12 @@ print("%d of %d: %s" % (len(missing), n, " ".join(missing[:5])))
 sys.exit(1 if missing else 0)
 EOF
 chmod 0644 "$HG_TMP/act/loop.py"
-ok "8: 50 uploads of 1 MiB, second fd: each listed and stat-able right after its last close" \
-	hg_as $A $A "$HG_PY" "$HG_TMP/act/loop.py" "$M/loop" 50
-diag "8: $HG_OUT"
+for second in rdonly rdwr; do
+	mkdir "$M/loop/$second" && chown $A:$A "$M/loop/$second"
+	ok "8: 50 uploads of 1 MiB, second fd $second: each listed and stat-able after its last close" \
+		hg_as $A $A "$HG_PY" "$HG_TMP/act/loop.py" "$M/loop/$second" 50 $second
+	diag "8 ($second): $HG_OUT"
+done
 
 # --- 6. trusted.* xattrs are not listed to unprivileged users -------------------------------
 ok "6: A uploads pub/x" hg_as $A $A bash -c "umask 022; echo x >'$M/pub/x'"
