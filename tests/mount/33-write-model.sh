@@ -11,8 +11,6 @@
 #  4. a reader holding the old file does not read a rewrite's staged bytes from the cache;
 #  5. a pulled file loses its content under every hard link, also when the daemon is out of
 #     file descriptors, and the close fails with a record in the log and the audit trail.
-# And what must keep working: two processes appending to a log they both create (each line
-# whose close succeeded is in the file).
 # Every step is one syscall of one process (tests/tools/fdctl.py via actor-lib.sh): W (uid
 # 4242) writes, R (uid 4243) reads; X, Y, Z are further processes of W's uid.
 . "$(dirname "$0")/lib.sh"
@@ -286,60 +284,6 @@ ok "5: the daemon logged the verdict or the failure for d/f5e" bash -c "
 ok "5: the audit trail has a record for d/f5e" grep -qF '"path":"d/f5e"' "$HG_TMP/audit.log"
 act_stop H
 act_stop W
-
-# --- two appenders creating a new log at once lose no acknowledged line ----------------------
-# (35-shared-apps.sh covers SQLite and a log that exists before the appenders start)
-cat >"$ACT_DIR/app.py" <<'EOF'
-import os, sys
-path, who, n, acked = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-good, bad = [], []
-for i in range(n):
-    line = "%s-%d\n" % (who, i)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        try:
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-        good.append(line)
-    except OSError as e:
-        bad.append("%s: %s" % (line.strip(), e.strerror))
-with open(acked, "w") as f:
-    f.write("".join(good))
-with open(acked + ".err", "w") as f:
-    f.write("\n".join(bad))
-EOF
-chmod 0644 "$ACT_DIR/app.py"
-lost=0 failed=0
-for round in 1 2 3 4; do
-	log=$M/d/new$round.log
-	for w in p1 p2; do
-		if [ $round -le 2 ]; then	# siblings: children of this shell
-			asW "$HG_PY" "$ACT_DIR/app.py" "$log" $w 40 "$ACT_DIR/acked.$round.$w" &
-		else				# unrelated: reparented away from this shell
-			( asW "$HG_PY" "$ACT_DIR/app.py" "$log" $w 40 "$ACT_DIR/acked.$round.$w" & )
-		fi
-	done
-	wait
-	for i in $(seq 100); do
-		[ -e "$ACT_DIR/acked.$round.p1.err" ] && [ -e "$ACT_DIR/acked.$round.p2.err" ] && break
-		sleep 0.1
-	done
-	sleep 0.2
-	for w in p1 p2; do
-		if [ -e "$B/d/new$round.log" ]; then
-			n=$(grep -cvxFf "$B/d/new$round.log" "$ACT_DIR/acked.$round.$w")
-		else
-			n=$(grep -c . "$ACT_DIR/acked.$round.$w")
-		fi
-		[ "${n:-0}" -eq 0 ] || { lost=$((lost + n)); diag "round $round $w: $n acknowledged lines missing"; }
-		n=$(grep -c . "$ACT_DIR/acked.$round.$w.err" 2>/dev/null)
-		[ "${n:-0}" -eq 0 ] || { failed=$((failed + n)); diag "round $round $w: $n appends failed:" \
-			"$(head -n 3 "$ACT_DIR/acked.$round.$w.err")"; }
-	done
-done
-is "$lost" 0 "two appenders creating a new log at once: no acknowledged line is lost (4 rounds)"
-is "$failed" 0 "... and no append fails (as on a plain file system)"
 
 act_stop R
 hg_umount
