@@ -8,8 +8,9 @@
  *    starting with ".hashgate-tmp." are reserved (EPERM) and never listed.
  *  - Objects created through the mount belong to the calling uid/gid (group of a setgid
  *    directory); permissions are checked by the kernel (default_permissions is forced on).
- *  - create(), and write-opens with O_TRUNC or of an empty regular file with a single link and
- *    no other open descriptor, stage the content in an O_TMPFILE: the name in BACKING_DIR does
+ *  - create() (without O_APPEND), and write-opens with O_TRUNC or (without O_APPEND) of an
+ *    empty regular file with a single link and no other open descriptor, stage the content
+ *    in an O_TMPFILE: the name in BACKING_DIR does
  *    not exist / keeps its old content until the verdict.  The uploading process, its parent,
  *    its children and its parent's other children (e.g. the shell that started it) find the
  *    staged name on lookup; only the uploading process can open it.  Other processes see
@@ -45,6 +46,9 @@
  *    is pulled through the verdict's descriptor (truncated, then unlinked) and that
  *    open/read/close/truncate fails with EACCES (a read: EIO); a pull that fails is EIO,
  *    logged and audited.  No size limit applies to content written through the mount.
+ *  - create() with O_APPEND makes the file at once and appends in place under that rule:
+ *    appenders creating one shared log must all land in it (staged uploads would replace
+ *    each other).
  *  - Handles that could share the page cache across processes with a writer are direct_io
  *    (gate_open); copy_file_range is not offered (the kernel copies by read and write).
  *  - Only the uploader's own processes can cancel (unlink) or move (rename) its staged new
@@ -735,6 +739,76 @@ static void fh_free(struct fh *fh)
 	free(fh);
 }
 
+/*
+ * create with O_APPEND: the file appears at once and is written in place under the gate.
+ * Appenders that create a shared log (each line an open, write, close) must all land in the
+ * one file; staged uploads of one name would replace each other (last close wins).
+ */
+static void create_append(fuse_req_t req, struct inode *p, const char *name, mode_t mode,
+			  struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	struct inode *in = NULL;
+	struct stat st;
+	struct fh *fh = NULL;
+	int pfd, fd = -1, ret;
+
+	pfd = inode_fd(p, O_PATH);
+	if (pfd < 0) {
+		fuse_reply_err(req, -pfd);
+		return;
+	}
+	fd = openat(pfd, name, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
+	if (fd >= 0) {
+		/* we made it: it belongs to the caller */
+		ret = creds_own_new(pfd, NULL, fd, p, req, mode);
+		if (ret < 0) {
+			unlinkat(pfd, name, 0);
+			goto err;
+		}
+	} else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
+		/* another appender was first: append to its file, as open(2) would */
+		fd = openat(pfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		ret = -errno;
+		goto err;
+	}
+	ret = inode_lookup(p, name, &st, &in);
+	if (ret < 0)
+		goto err;
+	fh = fh_new(in);
+	if (!fh) {
+		ret = -ENOMEM;
+		goto err;
+	}
+	fh->uid = fuse_req_ctx(req)->uid;
+	fh->fd = fd;
+	fd = -1;
+	fh->writable = true;
+	fh->plain = true;
+	atomic_fetch_add(&in->plainfh, 1);
+	atomic_fetch_add(&in->writers, 1);
+	fh->direct = gate_open(in, fh, fuse_req_ctx(req)->pid, true);
+	fi->direct_io = fh->direct;
+	entry_of(&e, in, &st);
+	fi->fh = (uintptr_t)fh;
+	inode_fd_put(p, pfd);
+	if (fuse_reply_create(req, &e, fi) < 0) {
+		atomic_fetch_sub(&in->writers, 1);
+		fh_free(fh);
+		inode_forget(in, 1);
+	}
+	return;
+err:
+	if (in)
+		inode_forget(in, 1);
+	if (fd >= 0)
+		close(fd);
+	inode_fd_put(p, pfd);
+	fuse_reply_err(req, -ret);
+}
+
 static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
@@ -747,6 +821,10 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 	if (bad_name(p, name)) {
 		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (fi->flags & O_APPEND) {
+		create_append(req, p, name, mode, fi);
 		return;
 	}
 	ret = upload_create(req, p, name, mode, &up, &st);
