@@ -1,12 +1,21 @@
 /*
  * audit.c - the append-only, hash-chained audit log (one JSON object per line).
  *
- * Line format: BODY + ",\"hash\":\"H\"}\n" where BODY is
- *   {"seq":N,"time":T,"actor":"A","action":"X"[,FIELDS],"prev":"P"
+ * Line format (2): BODY + ",\"hash\":\"H\"}\n" where BODY is
+ *   {"seq":N,"time":T,"actor":"A","action":"X"[,"data":{FIELDS}],"prev":"P"
  * and H = hex SHA-256 of BODY's bytes.  P is the previous line's H (64 zeros for the first), so
  * every line commits to all before it: an edited line fails its own hash, a deleted or
  * reordered line breaks the next one's prev or seq.  (Cutting lines off the end cannot be seen
  * from the file alone; `hashgate log verify` prints the last hash so it can be kept elsewhere.)
+ *
+ * The record's own members (a verdict's "action", an allowlist change's "hash") live in the
+ * nested "data" object, so no object has a duplicate key.  Format 1 (before 0.2) put them at
+ * the top level; its lines end the same way and verify unchanged.
+ *
+ * The chain members are found by position only, never by searching for their names:
+ * every line ends with the fixed 149-byte tail ,"prev":"P","hash":"H"} and chain_parse() is the
+ * one parser of it, used by append (to chain onto the last line) and by verify.  (Format-1 logs
+ * jammed after an allowlist record because the two searched differently.)
  *
  * Invariants: an append holds an exclusive flock on the log from reading the last line to the
  * fsync of its own, and writes the line with one write(2) on an O_APPEND fd, so concurrent
@@ -34,6 +43,10 @@
 #define AUDIT_ZERO \
 	"0000000000000000000000000000000000000000000000000000000000000000"
 #define AUDIT_TAIL_MAX	(1024 * 1024)	/* longest line we chain onto */
+/* The fixed end of every line: ,"prev":"<64 hex>","hash":"<64 hex>"} */
+#define PREV_MARK	",\"prev\":\""
+#define HASH_MARK	"\",\"hash\":\""
+#define TAIL_LEN	(sizeof(PREV_MARK) - 1 + 64 + sizeof(HASH_MARK) - 1 + 64 + 2)
 
 struct audit {
 	pthread_mutex_t lock;
@@ -79,6 +92,41 @@ static int sha256_hex(const void *buf, size_t len, char out[65])
 	}
 	out[64] = '\0';
 	return 0;
+}
+
+static int is_hex64(const char *s)
+{
+	for (int i = 0; i < 64; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return 1;
+}
+
+/*
+ * The chain members of one record line (len bytes, no newline): seq, and pointers to the 64
+ * hex digits of prev and hash inside line; *bodylen is how many leading bytes the hash
+ * covers.  NULL, or why the line is not a record.
+ */
+static const char *chain_parse(const char *line, size_t len, uint64_t *seq, const char **prev,
+			       const char **hash, size_t *bodylen)
+{
+	const char *t;
+
+	if (parse_seq(line, seq) < 0)
+		return "not an audit record";
+	if (len < TAIL_LEN + 8)
+		return "malformed chain members (prev, hash)";
+	t = line + len - TAIL_LEN;
+	if (memcmp(t, PREV_MARK, sizeof(PREV_MARK) - 1) != 0 ||
+	    memcmp(t + sizeof(PREV_MARK) - 1 + 64, HASH_MARK, sizeof(HASH_MARK) - 1) != 0 ||
+	    memcmp(line + len - 2, "\"}", 2) != 0)
+		return "malformed chain members (prev, hash)";
+	*prev = t + sizeof(PREV_MARK) - 1;
+	*hash = *prev + 64 + sizeof(HASH_MARK) - 1;
+	if (!is_hex64(*prev) || !is_hex64(*hash))
+		return "malformed chain members (prev, hash)";
+	*bodylen = (size_t)(*prev + 65 - line);
+	return NULL;
 }
 
 /* JSON string escape (with quotes); bytes >= 0x80 pass through (UTF-8 assumed). */
@@ -158,7 +206,9 @@ void audit_close(struct audit *a)
 static int read_tail(int fd, off_t size, uint64_t *seq, char hash[65], int *torn)
 {
 	size_t want = size < AUDIT_TAIL_MAX ? (size_t)size : AUDIT_TAIL_MAX;
-	char *buf, *end, *start, *h;
+	char *buf, *end, *start;
+	const char *p, *h;
+	size_t bodylen;
 	ssize_t got;
 	int r = -EBADMSG;
 
@@ -193,16 +243,39 @@ static int read_tail(int fd, off_t size, uint64_t *seq, char hash[65], int *torn
 		start--;
 	if (start == buf && (off_t)want != size)
 		goto out;		/* line longer than AUDIT_TAIL_MAX */
-	if (parse_seq(start, seq) < 0)
+	if (chain_parse(start, (size_t)(end - start), seq, &p, &h, &bodylen))
 		goto out;
-	h = strstr(start, ",\"hash\":\"");
-	if (!h || strlen(h + 9) != 66 || strcmp(h + 9 + 64, "\"}") != 0)
-		goto out;
-	memcpy(hash, h + 9, 64);
+	memcpy(hash, h, 64);
 	hash[64] = '\0';
 	r = 0;
 out:
 	free(buf);
+	return r;
+}
+
+int audit_check_tail(const char *path, uint64_t *seq, char *err, size_t errlen)
+{
+	char hash[65];
+	struct stat st;
+	int fd, r, torn;
+
+	*seq = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		r = -errno;
+		seterr(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	flock(fd, LOCK_SH);
+	r = fstat(fd, &st) < 0 ? -errno : read_tail(fd, st.st_size, seq, hash, &torn);
+	close(fd);
+	if (r == -EBADMSG)
+		seterr(err, errlen, "%s: the last line is not an audit record: appends fail "
+		       "(run 'hashgate log verify')", path);
+	else if (r < 0)
+		seterr(err, errlen, "%s: %s", path, strerror(-r));
 	return r;
 }
 
@@ -270,7 +343,7 @@ int audit_append(struct audit *a, const char *actor, const char *action, const c
 		line = nl;
 	}
 	if (fields && *fields)
-		len += (size_t)snprintf(line + len, cap - len, ",%s", fields);
+		len += (size_t)snprintf(line + len, cap - len, ",\"data\":{%s}", fields);
 	len += (size_t)snprintf(line + len, cap - len, ",\"prev\":\"%s\"", prev);
 	r = sha256_hex(line, len, hash);
 	if (r < 0)
@@ -295,36 +368,22 @@ out_unlock:
 static const char *check_line(char *line, uint64_t want_seq, char prev[65])
 {
 	char body_hash[65];
+	const char *p, *h, *why;
+	size_t bodylen;
 	uint64_t seq;
-	char *h, *p;
 
-	if (parse_seq(line, &seq) < 0)
-		return "not an audit record";
+	why = chain_parse(line, strlen(line), &seq, &p, &h, &bodylen);
+	if (why)
+		return why;
 	if (seq != want_seq)
 		return "sequence number out of order (a record was removed or inserted)";
-	h = strstr(line, ",\"hash\":\"");
-	if (!h)
-		return "no hash";
-	/* The last occurrence: field values are escaped JSON, so the marker cannot be forged. */
-	for (p = h; (p = strstr(p + 1, ",\"hash\":\"")); )
-		h = p;
-	if (strlen(h + 9) != 66 || strcmp(h + 9 + 64, "\"}") != 0)
-		return "malformed hash";
-	*h = '\0';
-	if (sha256_hex(line, (size_t)(h - line), body_hash) < 0)
+	if (sha256_hex(line, bodylen, body_hash) < 0)
 		return "cannot compute SHA-256";
-	if (memcmp(body_hash, h + 9, 64) != 0)
+	if (memcmp(body_hash, h, 64) != 0)
 		return "hash mismatch (the record was modified)";
-	p = strstr(line, ",\"prev\":\"");
-	if (!p)
-		return "no prev hash";
-	for (char *q = p; (q = strstr(q + 1, ",\"prev\":\"")); )
-		p = q;
-	if (strlen(p + 9) != 65 || p[9 + 64] != '"')
-		return "malformed prev hash";
-	if (memcmp(p + 9, prev, 64) != 0)
+	if (memcmp(p, prev, 64) != 0)
 		return "prev hash does not match the previous record (a record was removed)";
-	memcpy(prev, h + 9, 64);
+	memcpy(prev, h, 64);
 	prev[64] = '\0';
 	return NULL;
 }

@@ -1,9 +1,11 @@
 /*
  * audit.h - the append-only, tamper-evident audit trail of verdicts and admin actions.
  *
- * One JSON object per line: {"seq":N,"time":T,"actor":...,"action":...,...,"prev":H,"hash":H'}
+ * One JSON object per line:
+ *   {"seq":N,"time":T,"actor":A,"action":X,"data":{FIELDS},"prev":H,"hash":H'}
  * where hash = SHA-256 over prev and the record's other bytes, so deleting or editing a line
- * breaks the chain at that point (audit_verify finds it).  Appends take an exclusive flock on
+ * breaks the chain at that point (audit_verify finds it).  The record's own members are in
+ * "data", so no key repeats; "prev" and "hash" are always the last two members.  Appends take an exclusive flock on
  * the file, read the last hash and append with O_APPEND + fsync, so the daemon and the CLI can
  * write concurrently.  A struct audit may be shared by threads (internal mutex).
  */
@@ -20,8 +22,9 @@ void audit_close(struct audit *a);
 
 /*
  * Append one record.  actor: who ("hashgatefs", "uid=0(root)"); action: what ("verdict",
- * "quarantine.restore", ...); fields: extra JSON members without braces, already escaped
- * (e.g. "\"path\":\"a/b\",\"uid\":1000"), or NULL.
+ * "quarantine.restore", ...); fields: the members of the record's "data" object without
+ * braces, already escaped and each key once (e.g. "\"path\":\"a/b\",\"uid\":1000"), or NULL.
+ * -EBADMSG when the last line of the log is not a record (appending would break the chain).
  */
 int audit_append(struct audit *a, const char *actor, const char *action, const char *fields);
 
@@ -33,5 +36,12 @@ int audit_verify(const char *path, uint64_t *nrecords, char *err, size_t errlen)
  */
 int audit_verify_last(const char *path, uint64_t *nrecords, char last_hash[65], char *err,
 		      size_t errlen);
+
+/*
+ * Whether the next append can chain onto the log: 0 and the last record's seq (0 for an
+ * empty or missing log), or -EBADMSG / -errno with the reason in err.  Reads only the tail,
+ * so it is cheap enough for `hashgate status`.
+ */
+int audit_check_tail(const char *path, uint64_t *seq, char *err, size_t errlen);
 
 #endif

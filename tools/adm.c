@@ -30,6 +30,7 @@ void adm_actor(char *buf, size_t len)
 int adm_audit_check(struct cli *cli, const char *cmd)
 {
 	struct audit *a;
+	uint64_t seq;
 	char err[512];
 	int r;
 
@@ -39,7 +40,11 @@ int adm_audit_check(struct cli *cli, const char *cmd)
 		return r;
 	}
 	audit_close(a);
-	return 0;
+	/* A log whose last line is not a record refuses every append: refuse the action too. */
+	r = audit_check_tail(cli->cfg.audit_log, &seq, err, sizeof(err));
+	if (r < 0)
+		cli_error(cmd, "cannot append to the audit log: %s; nothing was changed", err);
+	return r;
 }
 
 int adm_audit(struct cli *cli, const char *cmd, const char *action, const char *fields_fmt, ...)

@@ -22,7 +22,11 @@ void adm_actor(char *buf, size_t len);
 __attribute__((format(printf, 4, 5)))
 int adm_audit(struct cli *cli, const char *cmd, const char *action, const char *fields_fmt, ...);
 
-/* 0 if the audit log can be appended to (checked before destructive actions), else -errno. */
+/*
+ * 0 if the audit log can be appended to (it opens for writing and its last line is a record),
+ * else -errno after printing why; checked before every audited change, so a change is never
+ * made when its record cannot be written.
+ */
 int adm_audit_check(struct cli *cli, const char *cmd);
 
 /* JSON string body (no quotes) of s into dst; returns dst.  Non-UTF-8 bytes become \u00NN. */

@@ -67,7 +67,7 @@ static int allow_change(int argc, char **argv, struct cli *cli, int add)
 	for (i = 0; i < nh; i++)
 		if (dbcli_parse_hash(cmd, hashes[i], algo, val) < 0)
 			return EXIT_USAGE;
-	if (dbcli_open(cli, cmd, &db, 0) < 0)
+	if (dbcli_audit_check(cli, cmd) < 0 || dbcli_open(cli, cmd, &db, 0) < 0)
 		return EXIT_ERROR;
 	r = hashdb_begin(&db, err, sizeof(err));
 	if (r < 0)
@@ -98,8 +98,10 @@ static int allow_change(int argc, char **argv, struct cli *cli, int add)
 	for (i = 0; i < nh; i++) {
 		a = dbcli_parse_hash(cmd, hashes[i], algo, val);
 		hex_encode(val, hash_algo_len((enum hash_algo)a), hex);
-		dbcli_audit(cli, cmd, add ? "allow.add" : "allow.remove",
-			    "\"algo\":\"%s\",\"hash\":\"%s\"", hash_algo_name((enum hash_algo)a), hex);
+		if (dbcli_audit(cli, cmd, add ? "allow.add" : "allow.remove",
+				"\"algo\":\"%s\",\"hash\":\"%s\"",
+				hash_algo_name((enum hash_algo)a), hex) < 0)
+			return EXIT_ERROR;
 	}
 	return !add && done == 0 ? EXIT_FOUND : 0;
 fail:

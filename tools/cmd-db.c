@@ -95,6 +95,8 @@ static int db_init(int argc, char **argv, struct cli *cli)
 		}
 		free(dir);
 	}
+	if (!existed && dbcli_audit_check(cli, cmd) < 0)
+		return EXIT_ERROR;
 	r = dbcli_open(cli, cmd, &db, HASHDB_CREATE);
 	if (r < 0)
 		return EXIT_ERROR;
@@ -112,8 +114,9 @@ static int db_init(int argc, char **argv, struct cli *cli)
 	if (!existed) {
 		char esc[1024];
 
-		dbcli_audit(cli, cmd, "db.init", "\"db\":\"%s\"",
-			    adm_json_escape(esc, sizeof(esc), cli->cfg.db));
+		if (dbcli_audit(cli, cmd, "db.init", "\"db\":\"%s\"",
+				adm_json_escape(esc, sizeof(esc), cli->cfg.db)) < 0)
+			return EXIT_ERROR;
 	}
 	return r < 0 ? EXIT_ERROR : 0;
 }
@@ -227,7 +230,7 @@ static int db_import(int argc, char **argv, struct cli *cli)
 			  o.category, HASHDB_CATEGORY_MAX);
 		return EXIT_USAGE;
 	}
-	if (dbcli_open(cli, cmd, &db, 0) < 0)
+	if (dbcli_audit_check(cli, cmd) < 0 || dbcli_open(cli, cmd, &db, 0) < 0)
 		return EXIT_ERROR;
 	pr.on = !cli->json && !cli->quiet && isatty(STDERR_FILENO);
 	o.progress = progress_cb;
@@ -256,9 +259,10 @@ static int db_import(int argc, char **argv, struct cli *cli)
 			printf(", %llu deletions of absent hashes", (unsigned long long)st.absent);
 		printf(" (%llu lines)\n", (unsigned long long)st.lines);
 	}
-	dbcli_audit(cli, cmd, "db.import", "\"list\":\"%s\",\"file\":\"%s\",\"added\":%llu,"
-		    "\"removed\":%llu", o.list, adm_json_escape(esc, sizeof(esc), file),
-		    (unsigned long long)st.added, (unsigned long long)st.removed);
+	if (dbcli_audit(cli, cmd, "db.import", "\"list\":\"%s\",\"file\":\"%s\",\"added\":%llu,"
+			"\"removed\":%llu", o.list, adm_json_escape(esc, sizeof(esc), file),
+			(unsigned long long)st.added, (unsigned long long)st.removed) < 0)
+		return EXIT_ERROR;
 	return 0;
 }
 
@@ -331,7 +335,7 @@ static int db_add_remove(int argc, char **argv, struct cli *cli, int add)
 		cli_error(cmd, "option '--category': invalid category '%s'", category);
 		return EXIT_USAGE;
 	}
-	if (dbcli_open(cli, cmd, &db, 0) < 0)
+	if (dbcli_audit_check(cli, cmd) < 0 || dbcli_open(cli, cmd, &db, 0) < 0)
 		return EXIT_ERROR;
 	r = hashdb_begin(&db, err, sizeof(err));
 	if (r < 0)
@@ -386,10 +390,12 @@ static int db_add_remove(int argc, char **argv, struct cli *cli, int add)
 			printf("%llu removed, %llu not found\n", done, missing);
 	}
 	if (all)
-		dbcli_audit(cli, cmd, "db.drop_list", "\"list\":\"%s\"", list);
+		r = dbcli_audit(cli, cmd, "db.drop_list", "\"list\":\"%s\"", list);
 	else
-		dbcli_audit(cli, cmd, add ? "db.add" : "db.remove", "\"list\":\"%s\",\"count\":%llu",
-			    list ? list : "*", done);
+		r = dbcli_audit(cli, cmd, add ? "db.add" : "db.remove",
+				"\"list\":\"%s\",\"count\":%llu", list ? list : "*", done);
+	if (r < 0)
+		return EXIT_ERROR;
 	/* Removing nothing that was asked for is worth an exit status scripts can see. */
 	return !add && !all && done == 0 ? EXIT_FOUND : 0;
 fail:

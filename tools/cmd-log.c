@@ -27,7 +27,9 @@ static void usage(FILE *f)
 "Show the audit log (the file named by 'audit_log' in hashgate.conf): every verdict of the\n"
 "daemons and every admin action, one record per line with sequence number, time, actor and\n"
 "action.  --since 7d | @UNIXTIME | YYYY-MM-DD[THH:MM[:SS]] (UTC) shows only newer records;\n"
-"--json prints the records as stored (one JSON object per line).\n"
+"--json prints the records as stored (one JSON object per line: seq, time, actor,\n"
+"action, the record's own members in \"data\", then prev and hash; records written before\n"
+"hashgate 0.2 have their members at the top level instead of in \"data\").\n"
 "\n"
 "'verify' recomputes the hash chain: each record holds the SHA-256 of the previous one, so an\n"
 "edited, inserted, reordered or deleted record breaks it.  It prints the number of records and\n"
@@ -96,10 +98,17 @@ static int show(struct cli *cli, int64_t since)
 		}
 		member_str(line, "actor", actor, sizeof(actor));
 		member_str(line, "action", action, sizeof(action));
-		/* The free-form members sit between "action" and "prev". */
+		/*
+		 * The record's own members sit between "action" and the fixed chain tail
+		 * (,"prev":"<64>","hash":"<64>"}, 149 bytes); format 2 wraps them in "data":{...}.
+		 */
 		rest = strstr(line, "\"action\":\"");
 		rest = rest ? strstr(rest + 10, "\",") : NULL;
-		end = strstr(line, ",\"prev\":\"");
+		end = n > 149 ? line + n - 149 : NULL;
+		if (rest && end && strncmp(rest + 2, "\"data\":{", 8) == 0 && end[-1] == '}') {
+			rest += 8;
+			end--;
+		}
 		printf("%6" PRId64 "  %s  %-22s  %-20s", seq, adm_fmt_time(tm, t), actor, action);
 		if (rest && end && rest + 2 < end)
 			printf("  %.*s", (int)(end - (rest + 2)), rest + 2);

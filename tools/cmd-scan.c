@@ -149,6 +149,7 @@ struct scan {
 	int nexcl;
 	struct qstore *q;
 	struct audit *audit;
+	atomic_bool audit_failed;	/* a promised audit record was not written: exit 2 */
 	char actor[256];
 
 	pthread_mutex_t qlock;
@@ -702,8 +703,10 @@ static const char *quarantine_match(struct scan *s, struct sdir *dir, const char
 					hash_algo_name(hit->algo)) >= 0) {
 			r = audit_append(s->audit, s->actor, act == ACTION_QUARANTINE ?
 					 "scan.quarantine" : "scan.block", fields);
-			if (r < 0)
+			if (r < 0) {
+				atomic_store(&s->audit_failed, true);
 				report_error(s, path, "cannot write the audit log", -r);
+			}
 			free(fields);
 		}
 		free(escpath);
@@ -1323,6 +1326,9 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 			cli_error(CMD, "%s", err);
 			goto out_matcher;
 		}
+		r = adm_audit_check(cli, CMD);
+		if (r < 0)
+			goto out_matcher;
 		adm_actor(s->actor, sizeof(s->actor));
 	}
 	/* The scan db only saves work: without it (e.g. not root) every file is simply read. */
@@ -1418,11 +1424,14 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 	summary(s, elapsed(s));
 	if (rc == 0 && s->c.matches)
 		rc = EXIT_FOUND;
-	if (s->quarantine)
-		adm_audit(cli, CMD, "scan", "\"paths\":%d,\"files\":%" PRIu64 ",\"matches\":%" PRIu64
-			  ",\"quarantined\":%" PRIu64 ",\"errors\":%" PRIu64, npaths,
-			  (uint64_t)s->c.files, (uint64_t)s->c.matches, (uint64_t)s->c.quarantined,
-			  (uint64_t)s->c.errors);
+	if (atomic_load(&s->audit_failed))
+		rc = EXIT_ERROR;
+	if (s->quarantine &&
+	    adm_audit(cli, CMD, "scan", "\"paths\":%d,\"files\":%" PRIu64 ",\"matches\":%" PRIu64
+		      ",\"quarantined\":%" PRIu64 ",\"errors\":%" PRIu64, npaths,
+		      (uint64_t)s->c.files, (uint64_t)s->c.matches, (uint64_t)s->c.quarantined,
+		      (uint64_t)s->c.errors) < 0)
+		rc = EXIT_ERROR;
 out_workers:
 	for (i = 0; i < jobs && w; i++)
 		worker_release(&w[i]);

@@ -107,28 +107,46 @@ int dbcli_exit(int r)
 	return r == -EINVAL ? EXIT_USAGE : EXIT_ERROR;
 }
 
-void dbcli_audit(struct cli *cli, const char *cmd, const char *action, const char *fmt, ...)
+/* No audit directory means hashgate is not installed here (tests, ad-hoc databases). */
+static int audit_dir_exists(struct cli *cli)
 {
-	char *fields = NULL, *dir;
 	struct stat sb;
-	va_list ap;
+	char *dir;
 	int r;
 
 	if (!cli->cfg.audit_log)
-		return;
+		return 0;
 	dir = strdup(cli->cfg.audit_log);
 	if (!dir)
-		return;
-	/* No audit directory means hashgate is not installed here (tests, ad-hoc databases). */
+		return 1;
 	r = stat(dirname(dir), &sb);
 	free(dir);
-	if (r < 0)
-		return;
+	return r == 0;
+}
+
+int dbcli_audit_check(struct cli *cli, const char *cmd)
+{
+	return audit_dir_exists(cli) ? adm_audit_check(cli, cmd) : 0;
+}
+
+int dbcli_audit(struct cli *cli, const char *cmd, const char *action, const char *fmt, ...)
+{
+	char *fields = NULL;
+	va_list ap;
+	int r;
+
+	if (!audit_dir_exists(cli))
+		return 0;
 	va_start(ap, fmt);
 	r = vasprintf(&fields, fmt, ap);
 	va_end(ap);
+	if (r < 0) {
+		cli_error(cmd, "out of memory writing the audit record");
+		return -ENOMEM;
+	}
+	r = adm_audit(cli, cmd, action, "%s", fields);
 	if (r < 0)
-		return;
-	adm_audit(cli, cmd, action, "%s", fields);
+		cli_error(cmd, "the change above was made but its audit record is missing");
 	free(fields);
+	return r;
 }

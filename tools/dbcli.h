@@ -33,6 +33,8 @@ int dbcli_exit(int r);
 
 /* Record an admin change in the audit log when one is set up (its directory exists). */
 __attribute__((format(printf, 4, 5)))
-void dbcli_audit(struct cli *cli, const char *cmd, const char *action, const char *fmt, ...);
+int dbcli_audit(struct cli *cli, const char *cmd, const char *action, const char *fmt, ...);
+/* adm_audit_check() under the same rule as dbcli_audit (no audit directory: nothing to do). */
+int dbcli_audit_check(struct cli *cli, const char *cmd);
 
 #endif

@@ -88,7 +88,7 @@ want = {b"k-" + n for n in NAMES}
 got = set()
 for line in open(sys.argv[1], "rb"):
     rec = json.loads(line)
-    p = rec.get("path")
+    p = rec.get("data", rec).get("path")	# format 2 nests a record's own members in "data"
     if p is None or not p.startswith("k-"):
         continue
     # Bytes that are not UTF-8 come back as \udcNN (Python's surrogateescape convention);

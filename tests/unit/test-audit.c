@@ -1,7 +1,10 @@
 /*
  * test-audit.c - the hash-chained audit log: appends verify, an edited or deleted line is found
  * at its line number, two processes appending at once keep one valid chain, a torn last line
- * does not break later appends, field values cannot forge the chain markers.
+ * does not break later appends, field values cannot forge the chain markers.  A record whose
+ * own fields hold "hash" or "action" (allowlist changes, verdicts) neither jams later appends
+ * nor produces a duplicate JSON key; a log written in the first format (fields at the top
+ * level) still verifies and can be appended to.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +13,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "hashdb/audit.h"
 #include "tests/unit/tap.h"
@@ -64,6 +69,109 @@ static int appender(const char *who, int count)
 	}
 	audit_close(a);
 	return 0;
+}
+
+static void hex256(const char *s, size_t len, char out[65])
+{
+	unsigned char md[32];
+	unsigned n = 0;
+
+	EVP_Digest(s, len, md, &n, EVP_sha256(), NULL);
+	for (int i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+/* True if some JSON object in line repeats a key at its own level (strings and nesting aware). */
+static int dup_keys(const char *line)
+{
+	const char *keys[64][64];
+	int nkeys[64] = { 0 }, depth = -1;
+	const char *p = line;
+
+	while (*p) {
+		if (*p == '{') {
+			if (++depth >= 64)
+				return 1;
+			nkeys[depth] = 0;
+			p++;
+		} else if (*p == '}') {
+			depth--;
+			p++;
+		} else if (*p == '"') {
+			const char *s = ++p;
+
+			while (*p && *p != '"')
+				p += *p == '\\' && p[1] ? 2 : 1;
+			if (*p)
+				p++;
+			if (*p == ':' && depth >= 0) {
+				size_t len = (size_t)(p - s) - 1;
+
+				for (int k = 0; k < nkeys[depth]; k++)
+					if (strncmp(keys[depth][k], s, len) == 0 &&
+					    keys[depth][k][len] == '"')
+						return 1;
+				if (nkeys[depth] < 64)
+					keys[depth][nkeys[depth]++] = s;
+			}
+		} else {
+			p++;
+		}
+	}
+	return 0;
+}
+
+/* Keys that are records' own: an allowlist change ("hash"), a verdict ("action", "prev"). */
+static void own_keys(void)
+{
+	char p2[160], err[512], line[1024], body[1024], h[65], last[65];
+	struct audit *a;
+	uint64_t n = 0;
+	FILE *f;
+	int r;
+
+	snprintf(p2, sizeof(p2), "%s/own.log", dir);
+	r = audit_open(&a, p2, err, sizeof(err));
+	is_int(r, 0, "open a second log");
+	r = audit_append(a, "uid=0(root)", "allow.add", "\"algo\":\"md5\",\"hash\":"
+			 "\"0123456789abcdef0123456789abcdef\"");
+	is_int(r, 0, "append an allowlist record with its own \"hash\" field");
+	r = audit_append(a, "hashgatefs", "verdict", "\"action\":\"quarantine\",\"prev\":\"x\"");
+	is_int(r, 0, "the next append chains onto it (was: Bad message for good)");
+	r = audit_append(a, "uid=0(root)", "db.add", "\"list\":\"l\",\"count\":1");
+	is_int(r, 0, "and the one after");
+	r = audit_verify(p2, &n, err, sizeof(err));
+	ok(r == 0 && n == 3, "3 records verify (r=%d n=%llu %s)", r, (unsigned long long)n,
+	   r ? err : "");
+	f = fopen(p2, "r");
+	for (int i = 0; f && fgets(line, sizeof(line), f); i++) {
+		ok(!dup_keys(line), "record %d has no duplicate JSON key", i + 1);
+		if (i == 0)
+			ok(strstr(line, "\"data\":{\"algo\":\"md5\",\"hash\":\"0123"),
+			   "the record's own fields sit in \"data\"");
+	}
+	if (f)
+		fclose(f);
+	audit_close(a);
+
+	/* A log in the first format: fields at the top level, "hash" twice in line 1. */
+	snprintf(p2, sizeof(p2), "%s/v1.log", dir);
+	f = fopen(p2, "w");
+	snprintf(body, sizeof(body), "{\"seq\":1,\"time\":1,\"actor\":\"uid=0(root)\","
+		 "\"action\":\"allow.add\",\"algo\":\"md5\",\"hash\":"
+		 "\"0123456789abcdef0123456789abcdef\",\"prev\":\"%064d\"", 0);
+	hex256(body, strlen(body), h);
+	fprintf(f, "%s,\"hash\":\"%s\"}\n", body, h);
+	fclose(f);
+	r = audit_verify(p2, &n, err, sizeof(err));
+	ok(r == 0 && n == 1, "a first-format log with an allowlist record verifies (%s)",
+	   r ? err : "ok");
+	r = audit_open(&a, p2, err, sizeof(err));
+	r = r ? r : audit_append(a, "uid=0(root)", "db.add", "\"list\":\"l\"");
+	is_int(r, 0, "appending to it works");
+	r = audit_verify_last(p2, &n, last, err, sizeof(err));
+	ok(r == 0 && n == 2, "and the chain stays valid (%s)", r ? err : "ok");
+	audit_close(a);
 }
 
 int main(void)
@@ -196,6 +304,8 @@ int main(void)
 		}
 		free_lines(lines, nl);
 	}
+
+	own_keys();
 
 	{
 		char cmd[128];
