@@ -67,7 +67,7 @@ static int allow_change(int argc, char **argv, struct cli *cli, int add)
 	for (i = 0; i < nh; i++)
 		if (dbcli_parse_hash(cmd, hashes[i], algo, val) < 0)
 			return EXIT_USAGE;
-	if (dbcli_audit_check(cli, cmd) < 0 || dbcli_open(cli, cmd, &db, 0) < 0)
+	if (dbcli_open(cli, cmd, &db, 0) < 0)
 		return EXIT_ERROR;
 	r = hashdb_begin(&db, err, sizeof(err));
 	if (r < 0)
@@ -85,6 +85,9 @@ static int allow_change(int argc, char **argv, struct cli *cli, int add)
 		else
 			same++;
 	}
+	/* Staged, not committed: roll it back when its audit record cannot be written. */
+	if (dbcli_audit_check(cli, cmd) < 0)
+		goto fail_quiet;
 	r = hashdb_commit(&db, err, sizeof(err));
 	if (r < 0)
 		goto fail;
@@ -106,6 +109,7 @@ static int allow_change(int argc, char **argv, struct cli *cli, int add)
 	return !add && done == 0 ? EXIT_FOUND : 0;
 fail:
 	cli_error(cmd, "%s", err);
+fail_quiet:
 	hashdb_rollback(&db);
 	hashdb_close(&db);
 	return EXIT_ERROR;

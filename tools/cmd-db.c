@@ -335,7 +335,7 @@ static int db_add_remove(int argc, char **argv, struct cli *cli, int add)
 		cli_error(cmd, "option '--category': invalid category '%s'", category);
 		return EXIT_USAGE;
 	}
-	if (dbcli_audit_check(cli, cmd) < 0 || dbcli_open(cli, cmd, &db, 0) < 0)
+	if (dbcli_open(cli, cmd, &db, 0) < 0)
 		return EXIT_ERROR;
 	r = hashdb_begin(&db, err, sizeof(err));
 	if (r < 0)
@@ -371,6 +371,9 @@ static int db_add_remove(int argc, char **argv, struct cli *cli, int add)
 		else
 			missing++;
 	}
+	/* Staged, not committed: roll it back when its audit record cannot be written. */
+	if (dbcli_audit_check(cli, cmd) < 0)
+		goto fail_quiet;
 	r = hashdb_commit(&db, err, sizeof(err));
 	if (r < 0)
 		goto fail;
