@@ -359,6 +359,7 @@ char *path_of(fuse_ino_t parent, const char *name);
 struct fscfg *cfg_get(void);
 void cfg_put(struct fscfg *c);
 void stat_add(uint64_t *field, uint64_t n);
+void stat_set(uint64_t *field, uint64_t v);
 
 extern const struct fuse_lowlevel_ops hgfs_ops;
 

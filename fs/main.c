@@ -71,6 +71,13 @@ void stat_add(uint64_t *field, uint64_t n)
 	pthread_mutex_unlock(&hgfs.st_lock);
 }
 
+void stat_set(uint64_t *field, uint64_t v)
+{
+	pthread_mutex_lock(&hgfs.st_lock);
+	*field = v;
+	pthread_mutex_unlock(&hgfs.st_lock);
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr,
@@ -193,7 +200,7 @@ static int config_build(struct fscfg **out, char *err, size_t errlen)
 	}
 	path = hgfs.config_path ? hgfs.config_path : config_default_path();
 	ret = config_load(&c->c, path, err, errlen);
-	if (ret == -ENOENT && !hgfs.config_path)
+	if (ret == -ENOENT && !hgfs.config_path && !config_path_from_env())
 		ret = 0;	/* no system config: defaults and options */
 	else if (ret == -ENOENT)
 		snprintf(err, errlen, "config file '%s': %s", path, strerror(-ret));
@@ -227,8 +234,10 @@ static void reload_config(void)
 	ret = config_build(&n, err, sizeof(err));
 	if (ret < 0) {
 		hglog(LOG_ERR, "SIGHUP: configuration not reloaded: %s", err);
+		stat_set(&hgfs.st.config_failed, 1);
 		return;
 	}
+	stat_set(&hgfs.st.config_failed, 0);
 	pthread_mutex_lock(&hgfs.cfg_lock);
 	old = hgfs.cfg;
 	if (strcmp(old->c.db, n->c.db) != 0 || strcmp(old->c.quarantine, n->c.quarantine) != 0)
@@ -293,6 +302,7 @@ static void *bg_main(void *arg)
 			hglog(LOG_NOTICE, "database generation %llu loaded",
 			      (unsigned long long)slot_generation());
 		was_bad = ret < 0;
+		stat_set(&hgfs.st.reload_failing, was_bad);
 		if (++tick % 5 == 0) {
 			struct fscfg *c = cfg_get();
 			struct hg_status st;

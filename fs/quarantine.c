@@ -107,6 +107,8 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 
 	if (act != ACTION_LOG && hgfs.qstore) {
 		ret = qstore_add(hgfs.qstore, act == ACTION_QUARANTINE ? content_fd : -1, &rec);
+		if (ret < 0)
+			stat_add(&hgfs.st.quarantine_errors, 1);
 		if (ret < 0 && act == ACTION_QUARANTINE) {
 			hglog(LOG_ERR, "quarantine store failed (%s); recording as block",
 			      strerror(-ret));
@@ -141,8 +143,10 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 		 (long long)rec.id, (unsigned long long)r->generation, md5, sha1, sha256, pdq);
 	if (hgfs.audit) {
 		ret = audit_append(hgfs.audit, "hashgatefs", "verdict", fields);
-		if (ret < 0)
+		if (ret < 0) {
 			hglog(LOG_ERR, "audit append failed: %s", strerror(-ret));
+			stat_add(&hgfs.st.audit_errors, 1);
+		}
 	}
 	hglog(LOG_NOTICE,
 	      "verdict=match action=%s kind=%s path=\"%s\" uid=%u gid=%u pid=%d size=%llu "
@@ -165,6 +169,14 @@ void quarantine_log_clean(const struct verdict_ctx *v, const struct scan_result 
 	char epath[2048], sha256[65];
 
 	stat_add(&hgfs.st.uploads_clean, 1);
+	{
+		struct fscfg *cfg = cfg_get();
+		bool on = cfg->c.log_clean;
+
+		cfg_put(cfg);
+		if (!on)
+			return;		/* privacy default: counted, not logged */
+	}
 	hglog_escape(epath, sizeof(epath), v->path ? v->path : "?", 0);
 	digest_hex(&r->d, HASH_SHA256, sha256);
 	hglog(LOG_INFO, "verdict=clean kind=%s path=\"%s\" uid=%u gid=%u pid=%d size=%llu "

@@ -48,6 +48,7 @@ static const struct key_def keys[] = {
 	{ "image_max_pixels",	 K_SIZE,     F(image_max_pixels), 0, 0 },
 	{ "retention",		 K_DURATION, F(retention),	  0, 0 },
 	{ "log_level",		 K_LOGLEVEL, F(log_level),	  0, 0 },
+	{ "log_clean",		 K_BOOL,     F(log_clean),	  0, 0 },
 };
 #undef F
 
@@ -405,6 +406,7 @@ int config_init(struct hg_config *c)
 	c->image_max_pixels = 100ull * 1000 * 1000;
 	c->retention = 0;
 	c->log_level = LOG_INFO;
+	c->log_clean = false;		/* privacy: clean uploads are counted, not logged */
 	return 0;
 }
 
@@ -638,6 +640,13 @@ int config_action_rank(const struct hg_config *c, const char *category)
 	case ACTION_LOG: return 1;
 	}
 	return 0;
+}
+
+bool config_path_from_env(void)
+{
+	const char *env = getenv(CONFIG_ENV);
+
+	return env && *env;
 }
 
 const char *config_default_path(void)

@@ -61,6 +61,7 @@ struct hg_config {
 	uint64_t image_max_pixels;	/* decompression-bomb cap */
 	int64_t retention;		/* seconds quarantined items are kept by purge; 0 = forever */
 	int log_level;			/* syslog priority: LOG_ERR .. LOG_DEBUG */
+	bool log_clean;			/* log a line per clean upload (default off: counters only) */
 };
 
 /* Defaults for every field (paths from the build's SYSCONFDIR/LOCALSTATEDIR). */
@@ -86,6 +87,11 @@ enum hg_action config_action_for(const struct hg_config *c, const char *category
 int config_action_rank(const struct hg_config *c, const char *category);
 /* The path to read: $HASHGATE_CONFIG if set, else CONFIG_DEFAULT_PATH. */
 const char *config_default_path(void);
+/*
+ * True when config_default_path() comes from $HASHGATE_CONFIG: a file named there must exist
+ * (a missing one is an error, not the defaults, which would work on the wrong database).
+ */
+bool config_path_from_env(void);
 
 const char *config_action_name(enum hg_action a);
 

@@ -100,10 +100,12 @@ static int fill_status(FILE *f, const void *arg)
 	fprintf(f, "started=%" PRId64 "\nupdated=%" PRId64 "\ngeneration=%" PRIu64 "\n"
 		"uploads_scanned=%" PRIu64 "\nuploads_clean=%" PRIu64 "\nmatches=%" PRIu64 "\n"
 		"quarantined=%" PRIu64 "\nblocked=%" PRIu64 "\nerrors=%" PRIu64 "\n"
-		"bytes_scanned=%" PRIu64 "\n",
+		"bytes_scanned=%" PRIu64 "\naudit_errors=%" PRIu64 "\nquarantine_errors=%" PRIu64
+		"\nreload_failing=%" PRIu64 "\nconfig_failed=%" PRIu64 "\n",
 		st->started, st->updated, st->generation, st->uploads_scanned,
 		st->uploads_clean, st->matches, st->quarantined, st->blocked, st->errors,
-		st->bytes_scanned);
+		st->bytes_scanned, st->audit_errors, st->quarantine_errors, st->reload_failing,
+		st->config_failed);
 	return ferror(f) ? -EIO : 0;
 }
 
@@ -166,6 +168,7 @@ static int parse_status(FILE *f, struct hg_status *st)
 		I64(started); I64(updated);
 		U64(generation); U64(uploads_scanned); U64(uploads_clean); U64(matches);
 		U64(quarantined); U64(blocked); U64(errors); U64(bytes_scanned);
+		U64(audit_errors); U64(quarantine_errors); U64(reload_failing); U64(config_failed);
 #undef U64
 #undef I64
 	}
@@ -259,6 +262,7 @@ static void put_label(FILE *f, const char *v)
 struct prom_arg {
 	const struct hg_status *st;
 	size_t n;
+	const struct hg_status_global *g;	/* NULL from a daemon */
 };
 
 static int fill_prom(FILE *f, const void *arg)
@@ -278,6 +282,10 @@ static int fill_prom(FILE *f, const void *arg)
 		M("blocked_total", "counter", "Matched uploads discarded.", blocked),
 		M("errors_total", "counter", "Uploads whose scan failed.", errors),
 		M("scanned_bytes_total", "counter", "Bytes of uploads hashed.", bytes_scanned),
+		M("audit_errors_total", "counter", "Verdict records that could not be appended to the audit log.", audit_errors),
+		M("quarantine_errors_total", "counter", "Matches whose content or record the quarantine store refused.", quarantine_errors),
+		M("database_reload_failing", "gauge", "1 while the instance cannot reload the hash database (it keeps the generation in use).", reload_failing),
+		M("config_reload_failed", "gauge", "1 when the last SIGHUP configuration reload was refused.", config_failed),
 #undef M
 	};
 	const struct prom_arg *pa = arg;
@@ -301,7 +309,33 @@ static int fill_prom(FILE *f, const void *arg)
 			put_label(f, st->mountpoint);
 			fputs("\",backing=\"", f);
 			put_label(f, st->backing);
-			fprintf(f, "\",pid=\"%ld\"} %" PRIu64 "\n", (long)st->pid, v);
+			fprintf(f, "\"} %" PRIu64 "\n", v);
+		}
+	}
+	if (pa->g) {
+		const struct hg_status_global *g = pa->g;
+		char buf[1024];
+
+		fprintf(f, "# HELP hashgate_database_readable 1 when `hashgate status` could read the "
+			   "hash database.\n# TYPE hashgate_database_readable gauge\n"
+			   "hashgate_database_readable %d\n", g->db_readable);
+		if (g->audit_ok >= 0)
+			fprintf(f, "# HELP hashgate_audit_log_appendable 1 when the audit log's last "
+				   "line is a record (appends work).\n"
+				   "# TYPE hashgate_audit_log_appendable gauge\n"
+				   "hashgate_audit_log_appendable %d\n", g->audit_ok);
+		fprintf(f, "# HELP hashgate_problems Problems `hashgate status` reports for the "
+			   "instance (0 = healthy).\n# TYPE hashgate_problems gauge\n");
+		for (size_t i = 0; i < pa->n; i++) {
+			int np = status_problems(&pa->st[i], g->now,
+						 g->db_readable ? g->db_generation : 0,
+						 g->db_changed, buf, sizeof(buf));
+
+			fputs("hashgate_problems{mountpoint=\"", f);
+			put_label(f, pa->st[i].mountpoint);
+			fputs("\",backing=\"", f);
+			put_label(f, pa->st[i].backing);
+			fprintf(f, "\"} %d\n", np);
 		}
 	}
 	return ferror(f) ? -EIO : 0;
@@ -309,7 +343,51 @@ static int fill_prom(FILE *f, const void *arg)
 
 int status_write_prometheus(const char *path, const struct hg_status *st, size_t n)
 {
-	struct prom_arg pa = { st, n };
+	struct prom_arg pa = { st, n, NULL };
 
 	return write_atomic(path, fill_prom, &pa);
+}
+
+int status_write_prometheus_global(const char *path, const struct hg_status *st, size_t n,
+				   const struct hg_status_global *g)
+{
+	struct prom_arg pa = { st, n, g };
+
+	return write_atomic(path, fill_prom, &pa);
+}
+
+int status_problems(const struct hg_status *st, int64_t now, uint64_t dbgen, int64_t db_changed,
+		    char *buf, size_t len)
+{
+	size_t o = 0;
+	int n = 0;
+
+#define ADD(...) do { \
+		int w_ = snprintf(buf + o, o < len ? len - o : 0, "%s", n++ ? "; " : ""); \
+		o += w_ > 0 ? (size_t)w_ : 0; \
+		w_ = snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__); \
+		o += w_ > 0 ? (size_t)w_ : 0; \
+	} while (0)
+	if (len)
+		buf[0] = '\0';
+	if (now - st->updated > STATUS_STALE_SECONDS)
+		ADD("status not updated for %" PRId64 " s (daemon hung?)", now - st->updated);
+	if (st->reload_failing)
+		ADD("database reload failing (matching with generation %" PRIu64 ")",
+		    st->generation);
+	else if (dbgen && st->generation != dbgen && st->updated > db_changed + 10)
+		ADD("database generation %" PRIu64 " is stale (current %" PRIu64 ")",
+		    st->generation, dbgen);
+	if (st->config_failed)
+		ADD("last configuration reload (SIGHUP) refused");
+	if (st->audit_errors)
+		ADD("%" PRIu64 " verdict record%s not written to the audit log", st->audit_errors,
+		    st->audit_errors == 1 ? "" : "s");
+	if (st->quarantine_errors)
+		ADD("%" PRIu64 " match%s not stored by the quarantine", st->quarantine_errors,
+		    st->quarantine_errors == 1 ? "" : "es");
+#undef ADD
+	if (len && o >= len)
+		buf[len - 1] = '\0';
+	return n;
 }

@@ -4,6 +4,8 @@
  *
  * Each daemon rewrites STATE_DIR/hashgatefs-PID.status atomically (write temp, rename) every
  * few seconds and removes it on clean exit; readers skip files whose pid is not alive.
+ * Prometheus series are labelled by mountpoint and backing dir only (no pid), so a restart
+ * continues the same series.
  * Pure functions over caller-owned structs; thread-safe.
  */
 #ifndef HASHDB_STATUS_H
@@ -27,7 +29,23 @@ struct hg_status {
 	uint64_t blocked;
 	uint64_t errors;		/* scans that failed (published or not per on_error) */
 	uint64_t bytes_scanned;
+	uint64_t audit_errors;		/* verdict records that could not be appended */
+	uint64_t quarantine_errors;	/* matches whose content or record the store refused */
+	uint64_t reload_failing;	/* 1 while the database cannot be reloaded */
+	uint64_t config_failed;		/* 1 when the last SIGHUP reload was refused */
 };
+
+/* Seconds without a status update after which `hashgate status` calls an instance stale. */
+#define STATUS_STALE_SECONDS	30
+
+/*
+ * The problems of one instance as short phrases ("audit log: 3 records failed", ...), written
+ * into buf separated by "; " (empty when healthy); returns how many.  now: current unix time;
+ * dbgen: the database's generation, or 0 when unknown; db_changed: when the database files
+ * were last modified (a status written 10 s after that must show dbgen, else it is stale).
+ */
+int status_problems(const struct hg_status *st, int64_t now, uint64_t dbgen, int64_t db_changed,
+		    char *buf, size_t len);
 
 int status_write(const char *dir, const struct hg_status *st);
 int status_remove(const char *dir, pid_t pid);
@@ -35,5 +53,17 @@ int status_remove(const char *dir, pid_t pid);
 int status_read_all(const char *dir, struct hg_status **out, size_t *n);
 /* Write all of them as a Prometheus textfile (atomically). */
 int status_write_prometheus(const char *path, const struct hg_status *st, size_t n);
+
+/* What `hashgate status` knows beyond the instances (for its textfile). */
+struct hg_status_global {
+	int64_t now;
+	int db_readable;		/* 1 / 0 */
+	uint64_t db_generation;		/* when readable */
+	int64_t db_changed;		/* mtime of the database files */
+	int audit_ok;			/* 1 appendable, 0 not, -1 unknown (not readable by us) */
+};
+/* Same, plus hashgate_database_readable, hashgate_audit_log_appendable, hashgate_problems. */
+int status_write_prometheus_global(const char *path, const struct hg_status *st, size_t n,
+				   const struct hg_status_global *g);
 
 #endif

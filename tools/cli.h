@@ -24,6 +24,7 @@
 struct cli {
 	struct hg_config cfg;		/* defaults, then the config file, then --db etc. */
 	const char *config_path;	/* the file read, or NULL if none existed */
+	const char *config_want;	/* --config FILE as given, or NULL */
 	bool json;			/* --json given before or after the subcommand */
 	bool quiet;
 };

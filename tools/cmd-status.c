@@ -1,7 +1,8 @@
 /*
  * cmd-status.c - `hashgate status`: the running hashgatefs instances (from the status files
- * they publish in state_dir), their database generation, counters and uptime; optionally
- * (re)writes the Prometheus textfile.
+ * they publish in state_dir), their database generation, counters and uptime, and what is
+ * wrong with them; optionally (re)writes the Prometheus textfile.  Usable as a monitoring
+ * check: the exit status says healthy (0), problems (1) or cannot tell (2).
  *
  * Read-only apart from the textfile; status files of daemons that died are skipped by
  * status_read_all(), so a crash never shows as a running instance.
@@ -11,8 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "hashdb/audit.h"
 #include "hashdb/db.h"
 #include "hashdb/status.h"
 #include "tools/adm.h"
@@ -28,15 +32,22 @@ static void usage(FILE *f)
 "Show every running hashgatefs instance: pid, mountpoint, backing directory, uptime, the\n"
 "generation of the hash database it matches against (and whether that is the database's\n"
 "current generation), and its counters: uploads scanned and clean, matches, quarantined,\n"
-"blocked, scan errors, bytes scanned.  Instances publish this in 'state_dir' of\n"
-"hashgate.conf; instances that died are not shown.\n"
+"blocked, scan errors, bytes scanned, audit and quarantine failures.  Instances publish this\n"
+"in 'state_dir' of hashgate.conf; instances that died are not shown.\n"
+"\n"
+"Problems are listed per instance: status not updated for 30 s (hung), database reload\n"
+"failing or generation stale, last SIGHUP reload refused, verdict records not written to\n"
+"the audit log, matches the quarantine store refused; and for the host: the audit log cannot\n"
+"take appends, the database is unreadable.\n"
 "\n"
 "  --prometheus PATH  also write the figures as a node_exporter textfile-collector file\n"
 "                     (atomically); without it, 'prometheus_textfile' from the config is\n"
-"                     written when set\n"
+"                     written when set and writable (a non-root run skips it quietly)\n"
 "  --json             one JSON object\n"
 "\n"
-"Exit status: 0 success (also when nothing runs), 2 error, 64 usage error.\n");
+"Exit status: 0 healthy (also when nothing runs), 1 problems found (listed), 2 error (the\n"
+"database or the state directory cannot be read, the textfile cannot be written),\n"
+"64 usage error.\n");
 }
 
 static void fmt_uptime(int64_t s, char *buf, size_t len)
@@ -51,16 +62,32 @@ static void fmt_uptime(int64_t s, char *buf, size_t len)
 			 (long long)(s % 3600 / 60), (long long)(s % 60));
 }
 
+/* Latest mtime of the database and its -wal (a commit may touch only the latter). */
+static int64_t db_changed(const char *db)
+{
+	struct stat sb;
+	int64_t t = 0;
+	char wal[4096];
+
+	if (stat(db, &sb) == 0)
+		t = (int64_t)sb.st_mtime;
+	snprintf(wal, sizeof(wal), "%s-wal", db);
+	if (stat(wal, &sb) == 0 && (int64_t)sb.st_mtime > t)
+		t = (int64_t)sb.st_mtime;
+	return t;
+}
+
 int cmd_status(int argc, char **argv, struct cli *cli)
 {
 	const char *prom = NULL;
 	struct hg_status *st = NULL;
-	uint64_t dbgen = 0;
-	int have_gen = 0, i, r;
+	struct hg_status_global g = { 0 };
+	uint64_t aseq;
+	int i, r, explicit_prom = 0, nprob = 0, rc = 0;
 	size_t n = 0;
-	int64_t now = (int64_t)time(NULL);
-	char err[512], up[32], t[32], b[32];
+	char err[512], aerr[512], up[32], t[32], b[32], probs[1024];
 
+	g.now = (int64_t)time(NULL);
 	for (i = 1; i < argc; i++) {
 		r = cli_common_option(cli, CMD, argc, argv, &i);
 		if (r < 0)
@@ -80,6 +107,7 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			return EXIT_USAGE;
 		}
 	}
+	explicit_prom = prom != NULL;
 	if (!prom)
 		prom = cli->cfg.prometheus_textfile;
 	r = status_read_all(cli->cfg.state_dir, &st, &n);
@@ -89,17 +117,32 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 		return EXIT_ERROR;
 	}
 	/* The database's own generation: shows whether every daemon has reloaded. */
-	if (hashdb_read_generation(cli->cfg.db, &dbgen, err, sizeof(err)) == 0)
-		have_gen = 1;
+	if (hashdb_read_generation(cli->cfg.db, &g.db_generation, err, sizeof(err)) == 0)
+		g.db_readable = 1;
+	g.db_changed = db_changed(cli->cfg.db);
+	/* Whether the next audit record can be appended; unknown when we may not read the log. */
+	r = audit_check_tail(cli->cfg.audit_log, &aseq, aerr, sizeof(aerr));
+	g.audit_ok = r == 0 ? 1 : r == -EACCES || r == -EPERM ? -1 : 0;
 	if (cli->json) {
 		printf("{\"state_dir\":");
 		adm_json_print(stdout, cli->cfg.state_dir);
 		printf(",\"database\":");
 		adm_json_print(stdout, cli->cfg.db);
-		if (have_gen)
-			printf(",\"database_generation\":%" PRIu64, dbgen);
+		printf(",\"database_readable\":%s", g.db_readable ? "true" : "false");
+		if (g.db_readable)
+			printf(",\"database_generation\":%" PRIu64, g.db_generation);
+		else {
+			printf(",\"database_error\":");
+			adm_json_print(stdout, err);
+		}
+		printf(",\"audit_log_appendable\":%s", g.audit_ok > 0 ? "true" :
+		       g.audit_ok == 0 ? "false" : "null");
 		printf(",\"instances\":[");
 		for (size_t k = 0; k < n; k++) {
+			int np = status_problems(&st[k], g.now, g.db_readable ? g.db_generation : 0,
+						 g.db_changed, probs, sizeof(probs));
+
+			nprob += np;
 			printf("%s{\"pid\":%ld,\"mountpoint\":", k ? "," : "", (long)st[k].pid);
 			adm_json_print(stdout, st[k].mountpoint);
 			printf(",\"backing\":");
@@ -108,48 +151,74 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			       ",\"generation\":%" PRIu64 ",\"uploads_scanned\":%" PRIu64
 			       ",\"uploads_clean\":%" PRIu64 ",\"matches\":%" PRIu64
 			       ",\"quarantined\":%" PRIu64 ",\"blocked\":%" PRIu64 ",\"errors\":%" PRIu64
-			       ",\"bytes_scanned\":%" PRIu64 "}", st[k].started, now - st[k].started,
+			       ",\"bytes_scanned\":%" PRIu64 ",\"audit_errors\":%" PRIu64
+			       ",\"quarantine_errors\":%" PRIu64 ",\"reload_failing\":%s"
+			       ",\"config_reload_failed\":%s,\"problems\":",
+			       st[k].started, g.now - st[k].started,
 			       st[k].updated, st[k].generation, st[k].uploads_scanned,
 			       st[k].uploads_clean, st[k].matches, st[k].quarantined, st[k].blocked,
-			       st[k].errors, st[k].bytes_scanned);
+			       st[k].errors, st[k].bytes_scanned, st[k].audit_errors,
+			       st[k].quarantine_errors, st[k].reload_failing ? "true" : "false",
+			       st[k].config_failed ? "true" : "false");
+			adm_json_print(stdout, probs);
+			printf("}");
 		}
-		printf("]}\n");
+		printf("]");
 	} else {
-		if (have_gen)
-			printf("database %s: generation %" PRIu64 "\n", cli->cfg.db, dbgen);
+		if (g.db_readable)
+			printf("database %s: generation %" PRIu64 "\n", cli->cfg.db, g.db_generation);
 		else
-			printf("database %s: unreadable (%s)\n", cli->cfg.db, err);
+			printf("database %s: UNREADABLE (%s)\n", cli->cfg.db, err);
+		if (g.audit_ok == 0)
+			printf("audit log: CANNOT TAKE APPENDS (%s)\n", aerr);
 		if (!n)
 			printf("no hashgatefs instance running (state dir %s)\n", cli->cfg.state_dir);
 		for (size_t k = 0; k < n; k++) {
-			fmt_uptime(now - st[k].started, up, sizeof(up));
+			int np = status_problems(&st[k], g.now, g.db_readable ? g.db_generation : 0,
+						 g.db_changed, probs, sizeof(probs));
+
+			nprob += np;
+			fmt_uptime(g.now - st[k].started, up, sizeof(up));
 			printf("\nhashgatefs pid %ld: ", (long)st[k].pid);
 			adm_text_print(stdout, st[k].mountpoint);
 			printf(" (backing ");
 			adm_text_print(stdout, st[k].backing);
 			printf(")\n");
 			printf("  started     %s, up %s; status updated %" PRId64 " s ago\n",
-			       adm_fmt_time(st[k].started, t), up, now - st[k].updated);
-			printf("  database    generation %" PRIu64 "%s\n", st[k].generation,
-			       !have_gen ? "" : st[k].generation == dbgen ? " (current)" :
-			       " (NOT current: reload pending)");
+			       adm_fmt_time(st[k].started, t), up, g.now - st[k].updated);
+			printf("  database    generation %" PRIu64 "%s%s\n", st[k].generation,
+			       !g.db_readable ? "" : st[k].generation == g.db_generation ?
+			       " (current)" : " (NOT current)",
+			       st[k].reload_failing ? "; RELOAD FAILING" : "");
 			printf("  uploads     %" PRIu64 " scanned, %" PRIu64 " clean, %s\n",
 			       st[k].uploads_scanned, st[k].uploads_clean,
 			       adm_fmt_bytes(st[k].bytes_scanned, b));
 			printf("  matches     %" PRIu64 " (%" PRIu64 " quarantined, %" PRIu64
 			       " blocked)\n", st[k].matches, st[k].quarantined, st[k].blocked);
-			printf("  errors      %" PRIu64 "\n", st[k].errors);
+			printf("  errors      %" PRIu64 " scan, %" PRIu64 " audit, %" PRIu64
+			       " quarantine\n", st[k].errors, st[k].audit_errors,
+			       st[k].quarantine_errors);
+			printf("  state       %s%s\n", np ? "PROBLEMS: " : "ok", probs);
 		}
 	}
 	if (prom) {
-		r = status_write_prometheus(prom, st, n);
-		if (r < 0) {
+		r = status_write_prometheus_global(prom, st, n, &g);
+		if (r < 0 && !explicit_prom && geteuid() != 0 && (r == -EACCES || r == -EPERM ||
+								   r == -EROFS)) {
+			r = 0;	/* the config's textfile is root's job (a timer); not ours */
+		} else if (r < 0) {
 			cli_error(CMD, "cannot write the Prometheus textfile %s: %s", prom,
 				  strerror(-r));
-			free(st);
-			return EXIT_ERROR;
+			rc = EXIT_ERROR;
 		}
 	}
+	if (cli->json)
+		printf(",\"problems\":%d,\"healthy\":%s}\n", nprob + !g.db_readable + (g.audit_ok == 0),
+		       nprob || !g.db_readable || g.audit_ok == 0 ? "false" : "true");
 	free(st);
-	return 0;
+	if (rc)
+		return rc;
+	if (!g.db_readable)
+		return EXIT_ERROR;
+	return nprob || g.audit_ok == 0 ? EXIT_FOUND : 0;
 }

@@ -16,6 +16,7 @@ CLI_CMD(cmd_log);
 CLI_CMD(cmd_scan);
 CLI_CMD(cmd_report);
 CLI_CMD(cmd_status);
+CLI_CMD(cmd_config);
 #undef CLI_CMD
 
 #endif

@@ -3,7 +3,8 @@
  * git-style table of subcommands, one file (tools/cmd-NAME.c) per subcommand.
  *
  * Order of precedence for settings: built-in defaults < config file < command-line options.
- * A missing default config file is fine; a missing file named with --config is an error.
+ * A missing default config file is fine; a missing file named with --config or $HASHGATE_CONFIG
+ * is an error (the defaults would silently work on another database).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -25,6 +26,7 @@ static const struct cli_command commands[] = {
 	{ "scan",	cmd_scan,	"scan existing storage against the database" },
 	{ "report",	cmd_report,	"compliance report of matches" },
 	{ "status",	cmd_status,	"show running hashgatefs instances and their counters" },
+	{ "config",	cmd_config,	"check a configuration file (config check [FILE])" },
 };
 
 void cli_error(const char *cmd, const char *fmt, ...)
@@ -159,7 +161,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		goto out_config;
 	}
-	if (load_config(&cli, config ? config : config_default_path(), config != NULL) < 0) {
+	cli.config_want = config;
+	/* `config check` reads the file itself: a broken one must not stop it. */
+	if (strcmp(argv[i], "config") != 0 &&
+	    load_config(&cli, config ? config : config_default_path(),
+			config != NULL || config_path_from_env()) < 0) {
 		rc = EXIT_ERROR;
 		goto out_config;
 	}

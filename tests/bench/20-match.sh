@@ -11,7 +11,8 @@ H=$HASHGATE_BUILD/hashgate
 [ -x "$B" ] && [ -x "$H" ] || { echo "20-match: build first (bench-match, hashgate)"; exit 1; }
 T=$(mktemp -d /tmp/hg-bench-match.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-export HASHGATE_CONFIG=$T/none.conf	# no config file: nothing is audited
+printf 'audit_log = %s/audit.log\n' "$T" >"$T/hashgate.conf"
+export HASHGATE_CONFIG=$T/hashgate.conf	# audit records go to the scratch dir
 
 now() { date +%s.%N; }
 secs() { echo "$1 $2" | awk '{ printf "%.1f", $2 - $1 }'; }

@@ -1,0 +1,151 @@
+/*
+ * cmd-config.c - `hashgate config check [FILE]`: test a configuration before a daemon or a
+ * SIGHUP uses it (like `nginx -t`): every line parses, and the files it names can be used
+ * (database readable, audit log appendable, quarantine key present, state dir creatable).
+ *
+ * Reads only.  The main program does not load the configuration for this command, so a broken
+ * file can be checked at all; FILE defaults to --config, $HASHGATE_CONFIG or the system file.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hashdb/audit.h"
+#include "hashdb/config.h"
+#include "hashdb/db.h"
+#include "tools/adm.h"
+#include "tools/commands.h"
+
+#define CMD "config"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: hashgate config check [FILE]\n"
+"\n"
+"Test a configuration file (default: --config, $HASHGATE_CONFIG or %s) as hashgatefs and\n"
+"hashgate would read it: every line must parse (errors name FILE:LINE), and the paths it\n"
+"names must work: the hash database opens and has a generation, the audit log can take an\n"
+"append, the quarantine key file exists once the quarantine store does, and the directory of\n"
+"state_dir exists.  Nothing is changed.\n"
+"\n"
+"Exit status: 0 the configuration is good, 1 it has problems (each printed), 2 the file\n"
+"cannot be read, 64 usage error.\n", CONFIG_DEFAULT_PATH);
+}
+
+static int parent_exists(const char *path)
+{
+	char *d = strdup(path);
+	struct stat sb;
+	int r;
+
+	if (!d)
+		return 0;
+	r = stat(dirname(d), &sb) == 0 && S_ISDIR(sb.st_mode);
+	free(d);
+	return r;
+}
+
+static int check(const char *file, int json)
+{
+	struct hg_config c;
+	struct stat sb;
+	char err[1024];
+	uint64_t gen = 0, seq = 0;
+	int r, problems = 0;
+
+	if (config_init(&c) < 0) {
+		cli_error(CMD, "out of memory");
+		return EXIT_ERROR;
+	}
+	r = config_load(&c, file, err, sizeof(err));
+	if (r < 0) {
+		if (json) {
+			printf("{\"file\":");
+			adm_json_print(stdout, file);
+			printf(",\"ok\":false,\"problems\":[");
+			adm_json_print(stdout, err);
+			printf("]}\n");
+		} else {
+			printf("hashgate config: %s\n", err);
+			printf("hashgate config: configuration file %s test failed\n", file);
+		}
+		config_release(&c);
+		return r == -ENOENT || r == -EACCES || r == -EIO ? EXIT_ERROR : EXIT_FOUND;
+	}
+#define PROBLEM(...) do { \
+		problems++; \
+		if (!json) { \
+			printf("hashgate config: "); \
+			printf(__VA_ARGS__); \
+			putchar('\n'); \
+		} \
+	} while (0)
+	if (!json)
+		printf("hashgate config: the syntax of %s is ok\n", file);
+	if (hashdb_read_generation(c.db, &gen, err, sizeof(err)) < 0)
+		PROBLEM("db = %s: %s", c.db, err);
+	if (audit_check_tail(c.audit_log, &seq, err, sizeof(err)) < 0)
+		PROBLEM("audit_log = %s: %s", c.audit_log, err);
+	else if (!parent_exists(c.audit_log))
+		PROBLEM("audit_log = %s: its directory does not exist", c.audit_log);
+	if (stat(c.quarantine, &sb) == 0 && access(c.quarantine_key, R_OK) < 0)
+		PROBLEM("quarantine_key = %s: %s (the store %s exists)", c.quarantine_key,
+			strerror(errno), c.quarantine);
+	if (!parent_exists(c.state_dir))
+		PROBLEM("state_dir = %s: its parent directory does not exist", c.state_dir);
+#undef PROBLEM
+	if (json) {
+		printf("{\"file\":");
+		adm_json_print(stdout, file);
+		printf(",\"ok\":%s,\"problems\":%d}\n", problems ? "false" : "true", problems);
+	} else {
+		printf("hashgate config: configuration file %s test %s\n", file,
+		       problems ? "failed" : "is successful");
+	}
+	config_release(&c);
+	return problems ? EXIT_FOUND : 0;
+}
+
+int cmd_config(int argc, char **argv, struct cli *cli)
+{
+	const char *file = NULL;
+	int i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "check") != 0) {
+		cli_error(CMD, "unknown subcommand '%s' (check)", argv[1]);
+		return EXIT_USAGE;
+	}
+	for (i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--json")) {
+			cli->json = true;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			cli_error(CMD, "unknown option '%s'", argv[i]);
+			return EXIT_USAGE;
+		} else if (!file) {
+			file = argv[i];
+		} else {
+			cli_error(CMD, "more than one FILE given");
+			return EXIT_USAGE;
+		}
+	}
+	if (!file)
+		file = cli->config_want ? cli->config_want : config_default_path();
+	return check(file, cli->json);
+}
