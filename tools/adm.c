@@ -4,6 +4,8 @@
  */
 #include <errno.h>
 #include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +227,85 @@ int adm_parse_id(const char *cmd, const char *s, int64_t *id)
 	}
 	*id = v;
 	return 0;
+}
+
+/* Undo mountinfo's octal escapes (\040 for a space) in place. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+int adm_bypass_mounts(const char *cmd)
+{
+	char *line = NULL, **mps = NULL;
+	size_t cap = 0, n = 0;
+	FILE *f;
+	int r = 0;
+
+	f = fopen("/proc/self/mountinfo", "re");
+	if (!f) {
+		cli_error(cmd, "cannot read /proc/self/mountinfo: %s", strerror(errno));
+		return -errno;
+	}
+	/* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS */
+	while (getline(&line, &cap, f) > 0) {
+		char *sep = strstr(line, " - "), *mp, *fstype, *save = NULL, **nm;
+		int i;
+
+		if (!sep)
+			continue;
+		fstype = strtok_r(sep + 3, " \n", &save);
+		if (!fstype || strcmp(fstype, "fuse.hashgatefs") != 0)
+			continue;
+		*sep = '\0';
+		mp = strtok_r(line, " ", &save);
+		for (i = 0; mp && i < 4; i++)
+			mp = strtok_r(NULL, " ", &save);
+		if (!mp)
+			continue;
+		unescape_octal(mp);
+		nm = realloc(mps, (n + 1) * sizeof(*mps));
+		if (!nm || !(nm[n] = strdup(mp))) {
+			mps = nm ? nm : mps;
+			r = -ENOMEM;
+			break;
+		}
+		mps = nm;
+		n++;
+	}
+	free(line);
+	fclose(f);
+	if (r == 0 && n) {
+		if (unshare(CLONE_NEWNS) < 0 ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+			r = -errno;
+			cli_error(cmd, "cannot reach the storage under the hashgatefs mount %s (private "
+				  "mount namespace: %s); nothing was written", mps[0], strerror(-r));
+		}
+		/* Innermost first (mountinfo lists parents before children). */
+		for (size_t i = n; r == 0 && i-- > 0; ) {
+			if (umount2(mps[i], MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) {
+				r = -errno;
+				cli_error(cmd, "cannot detach %s in a private mount namespace: %s; "
+					  "nothing was written", mps[i], strerror(-r));
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(mps[i]);
+	free(mps);
+	return r;
 }
 
 char *adm_fmt_bytes(uint64_t n, char buf[32])

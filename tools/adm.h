@@ -54,6 +54,15 @@ int adm_require_root(const char *cmd, const char *why);
 /* Parse a positive record id; -EINVAL with an error printed. */
 int adm_parse_id(const char *cmd, const char *s, int64_t *id);
 
+/*
+ * Make this process see the storage under every hashgatefs mount: move it into a private mount
+ * namespace and detach the hashgatefs mounts there (the host's mounts are untouched).  For
+ * restore and export as root, whose writes must land in the backing directory itself, not go
+ * through a mount that sits over it (they would be scanned as a new upload and quarantined
+ * again).  0 (also when nothing is mounted), or -errno after printing why.
+ */
+int adm_bypass_mounts(const char *cmd);
+
 /* "1.5 GB" style (decimal), for summaries. */
 char *adm_fmt_bytes(uint64_t n, char buf[32]);
 

@@ -9,7 +9,14 @@
  * Content is decrypted into a temporary file next to its destination and renamed into place
  * only after the GCM tag and the record's digests verified, so a tampered object never
  * produces a file.  Restores walk the record's path below the backing directory without
- * following symlinks, so a customer cannot redirect a root restore elsewhere.
+ * following symlinks, so a customer cannot redirect a root restore elsewhere; directories they
+ * create are chowned through the fd that opened them (never by name, which a tenant could swap
+ * for a hard link in between).
+ *
+ * Restore and export write to the storage itself, never through a hashgatefs mount: they run in
+ * a private mount namespace with the hashgatefs mounts detached (adm_bypass_mounts), so with
+ * the mount over its own backing dir the restored file is not scanned as a new upload and
+ * quarantined again.  --allow allowlists before anything is written.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -317,12 +324,25 @@ static int walk_parent(int basefd, char *buf, uid_t uid, gid_t gid, int *out, ch
 				close(fd);
 				return -EINVAL;
 			}
-			if (mkdirat(fd, p, 0755) == 0)
-				fchownat(fd, p, uid, gid, AT_SYMLINK_NOFOLLOW);
+			struct stat sb;
+			bool made = mkdirat(fd, p, 0755) == 0;
+
 			nfd = openat(fd, p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (nfd < 0) {
 				int r = errno == ELOOP ? -ELOOP : -errno;
 
+				close(fd);
+				return r;
+			}
+			/*
+			 * Through the fd: whatever now sits at the name is what we chown, and only
+			 * if it is a directory still ours (a swapped-in object is left alone).
+			 */
+			if (made && fstat(nfd, &sb) == 0 && sb.st_uid == geteuid() &&
+			    fchown(nfd, uid, gid) < 0) {
+				int r = -errno;
+
+				close(nfd);
 				close(fd);
 				return r;
 			}
@@ -451,7 +471,7 @@ static int do_restore(struct cli *cli, const struct qopts *o)
 			  "restore", id, config_action_name(rec.action));
 		goto out;
 	}
-	if (adm_audit_check(cli, CMD) < 0)
+	if (adm_audit_check(cli, CMD) < 0 || adm_bypass_mounts(CMD) < 0)
 		goto out;
 	if (o->to) {
 		tocopy = strdup(o->to);
@@ -492,6 +512,22 @@ static int do_restore(struct cli *cli, const struct qopts *o)
 		cli_error(CMD, "%s exists; not overwriting it without --force", dest);
 		goto out;
 	}
+	/* Allowlist first: the file must never be a match again, not even for a moment. */
+	want_allow = o->allow;
+	if (!want_allow && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+		want_allow = ask_yes("Was this a false positive?  Add its hashes to the allowlist "
+				     "so it is not quarantined again?");
+	if (want_allow) {
+		int added;
+
+		if (allowlist_record(cli, &rec, &added) < 0)
+			goto out;
+		if (adm_audit(cli, CMD, "allow.add", "\"id\":%" PRId64 ",\"added\":%d,\"reason\":"
+			      "\"false positive restored\"", id, added) < 0)
+			goto out;
+		printf("allowlisted %d hash%s of record %" PRId64 "\n", added, added == 1 ? "" : "es",
+		       id);
+	}
 	r = write_content(q, id, dfd, leaf, o->force, 1, rec.uid, rec.gid, rec.mode);
 	if (r < 0) {
 		cli_error(CMD, "cannot restore record %" PRId64 " to %s: %s", id, dest,
@@ -510,21 +546,7 @@ static int do_restore(struct cli *cli, const struct qopts *o)
 		printf(" (owner %" PRIu32 ":%" PRIu32 ", mode %04o)\n", rec.uid, rec.gid,
 		       rec.mode & 07777);
 	}
-	want_allow = o->allow;
-	if (!want_allow && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
-		want_allow = ask_yes("Was this a false positive?  Add its hashes to the allowlist "
-				     "so it is not quarantined again?");
-	if (want_allow) {
-		int added;
-
-		if (allowlist_record(cli, &rec, &added) < 0)
-			goto out;
-		if (adm_audit(cli, CMD, "allow.add", "\"id\":%" PRId64 ",\"added\":%d,\"reason\":"
-			      "\"false positive restored\"", id, added) < 0)
-			goto out;
-		printf("allowlisted %d hash%s of record %" PRId64 "\n", added, added == 1 ? "" : "es",
-		       id);
-	} else if (!cli->quiet) {
+	if (!want_allow && !cli->quiet) {
 		printf("not allowlisted: a new upload of the same file will match again "
 		       "(use --allow)\n");
 	}
@@ -545,10 +567,11 @@ static int do_export(struct cli *cli, const struct qopts *o)
 {
 	struct qrecord rec;
 	struct qstore *q;
-	char *dcopy = NULL, *fcopy = NULL, *jpath = NULL, *jtmp = NULL, actor[256];
+	char *dcopy = NULL, *fcopy = NULL, *jpath = NULL, *jtmp = NULL, *jleaf = NULL, actor[256];
+	char *leaf;
 	char esc[8192], t[32];
 	int64_t id;
-	int rc, r, dfd = -1, stored;
+	int rc, r, dfd = -1, jfd, stored;
 	struct stat st;
 	FILE *jf;
 
@@ -561,26 +584,29 @@ static int do_export(struct cli *cli, const struct qopts *o)
 		return rc;
 	rc = EXIT_ERROR;
 	stored = qstore_has_content(q, id) == 1;
-	if (asprintf(&jpath, "%s.json", o->out) < 0 || asprintf(&jtmp, "%s.json.tmp-%ld", o->out,
-								(long)getpid()) < 0)
-		goto out;
-	if (!o->force && (stat(o->out, &st) == 0 || stat(jpath, &st) == 0)) {
-		cli_error(CMD, "%s or %s exists; not overwriting without --force", o->out, jpath);
-		goto out;
-	}
-	if (adm_audit_check(cli, CMD) < 0)
+	if (adm_audit_check(cli, CMD) < 0 || adm_bypass_mounts(CMD) < 0)
 		goto out;
 	dcopy = strdup(o->out);
 	fcopy = strdup(o->out);
 	if (!dcopy || !fcopy)
+		goto out;
+	leaf = basename(fcopy);
+	if (asprintf(&jpath, "%s.json", o->out) < 0 ||
+	    asprintf(&jleaf, "%s.json", leaf) < 0 ||
+	    asprintf(&jtmp, "%s.json.tmp-%ld", leaf, (long)getpid()) < 0)
 		goto out;
 	dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		cli_error(CMD, "--out %s: %s", o->out, strerror(errno));
 		goto out;
 	}
+	if (!o->force && (fstatat(dfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 ||
+			  fstatat(dfd, jleaf, &st, AT_SYMLINK_NOFOLLOW) == 0)) {
+		cli_error(CMD, "%s or %s exists; not overwriting without --force", o->out, jpath);
+		goto out;
+	}
 	if (stored) {
-		r = write_content(q, id, dfd, basename(fcopy), true, 0, 0, 0, 0);
+		r = write_content(q, id, dfd, leaf, true, 0, 0, 0, 0);
 		if (r < 0) {
 			cli_error(CMD, "cannot export record %" PRId64 " to %s: %s", id, o->out,
 				  r == -EBADMSG ? "content failed authentication (tampered, truncated "
@@ -591,12 +617,16 @@ static int do_export(struct cli *cli, const struct qopts *o)
 		cli_error(CMD, "note: record %" PRId64 " has no stored content (action %s); writing "
 			  "only %s", id, config_action_name(rec.action), jpath);
 	}
-	jf = fopen(jtmp, "wx");
+	jfd = openat(dfd, jtmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	jf = jfd < 0 ? NULL : fdopen(jfd, "w");
 	if (!jf) {
 		cli_error(CMD, "%s: %s", jtmp, strerror(errno));
+		if (jfd >= 0) {
+			close(jfd);
+			unlinkat(dfd, jtmp, 0);
+		}
 		goto out;
 	}
-	fchmod(fileno(jf), 0600);
 	adm_actor(actor, sizeof(actor));
 	fputs("{\"record\":", jf);
 	print_json(jf, &rec, stored);
@@ -608,13 +638,13 @@ static int do_export(struct cli *cli, const struct qopts *o)
 	fputs(",\"hashgate_version\":\"" HASHGATE_VERSION "\"}\n", jf);
 	if (fflush(jf) != 0 || fsync(fileno(jf)) < 0 || ferror(jf)) {
 		fclose(jf);
-		unlink(jtmp);
+		unlinkat(dfd, jtmp, 0);
 		cli_error(CMD, "cannot write %s", jpath);
 		goto out;
 	}
 	fclose(jf);
-	if (rename(jtmp, jpath) < 0) {
-		unlink(jtmp);
+	if (renameat(dfd, jtmp, dfd, jleaf) < 0) {
+		unlinkat(dfd, jtmp, 0);
 		cli_error(CMD, "cannot write %s: %s", jpath, strerror(errno));
 		goto out;
 	}
@@ -631,6 +661,7 @@ out:
 	free(dcopy);
 	free(fcopy);
 	free(jpath);
+	free(jleaf);
 	free(jtmp);
 	qrecord_release(&rec);
 	qstore_close(q);
