@@ -122,6 +122,13 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 	if (key != FUSE_OPT_KEY_OPT || arg[0] == '-')
 		return 1;
+	/*
+	 * mount.fuse (mount(8), fstab) adds "dev,suid" for root to mimic mount(8)'s defaults;
+	 * customer storage gets neither, so a mount through fstab is nosuid,nodev like a direct
+	 * start (libfuse's default).
+	 */
+	if (strcmp(arg, "suid") == 0 || strcmp(arg, "dev") == 0)
+		return 0;
 	eq = strchr(arg, '=');
 	kl = eq ? (size_t)(eq - arg) : strlen(arg);
 	if (kl >= sizeof(k))

@@ -72,7 +72,8 @@ for f in usr/bin/hashgatefs usr/bin/hashgate etc/hashgate/hashgate.conf \
 	usr/share/bash-completion/completions/hashgate usr/share/bash-completion/completions/hashgatefs \
 	usr/share/man/man8/hashgatefs.8.gz usr/share/man/man8/hashgate.8.gz \
 	usr/share/man/man5/hashgate.conf.5.gz usr/share/doc/hashgate/copyright \
-	usr/share/doc/hashgate/README.Debian usr/share/doc/hashgate/examples/mount.env.example; do
+	usr/share/doc/hashgate/README.Debian usr/share/doc/hashgate/examples/mount.env.example \
+	usr/share/doc/hashgate/examples/hashgate-bind.conf; do
 	check "deb ships /$f" test -e "$root/$f"
 done
 check "deb ships /var/lib/hashgate but not the quarantine (postinst makes it 0700)" \
@@ -106,12 +107,21 @@ done
 if command -v systemd-analyze >/dev/null; then
 	u=$root/lib/systemd/system
 	cp "$u/hashgatefs@.service" "$u/hashgatefs@check.service"
+	# The drop-in example, applied as documented to a service that writes customer files.
+	mkdir -p "$root/etc/systemd/system/hg-writer.service.d"
+	printf '[Service]\nExecStart=/usr/bin/hashgate --version\n' >"$u/hg-writer.service"
+	sed 's/NAME/check/g' "$root/usr/share/doc/hashgate/examples/hashgate-bind.conf" \
+		>"$root/etc/systemd/system/hg-writer.service.d/hashgate.conf"
 	out=$(systemd-analyze verify --man=no --root="$root" /lib/systemd/system/hashgatefs@check.service \
-		/lib/systemd/system/hashgate-purge.service /lib/systemd/system/hashgate-purge.timer 2>&1 |
+		/lib/systemd/system/hashgate-purge.service /lib/systemd/system/hashgate-purge.timer \
+		/lib/systemd/system/hg-writer.service 2>&1 |
 		grep -v -e 'Failed to create .*/start: Unit .*\.target not found' \
 			-e 'Command /bin/kill is not executable' -e 'Command /bin/sh is not executable')
-	rm -f "$u/hashgatefs@check.service"
-	if [ -z "$out" ]; then pass "systemd-analyze verify: the three units"
+	rm -rf "$u/hashgatefs@check.service" "$u/hg-writer.service" "$root/etc/systemd/system/hg-writer.service.d"
+	check "the drop-in example binds to hashgatefs@NAME (BindsTo, After, PartOf)" sh -c "
+		grep -qx 'BindsTo=hashgatefs@NAME.service' '$root/usr/share/doc/hashgate/examples/hashgate-bind.conf' &&
+		grep -qx 'After=hashgatefs@NAME.service' '$root/usr/share/doc/hashgate/examples/hashgate-bind.conf'"
+	if [ -z "$out" ]; then pass "systemd-analyze verify: the three units and a service with the drop-in"
 	else fail "systemd-analyze verify"; printf '%s\n' "$out" | sed 's/^/#   /'; fi
 else
 	echo "ok $((n = n + 1)) # SKIP systemd-analyze is not installed (package systemd)"
