@@ -104,8 +104,9 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 	rec.list = (char *)r->hit.list;
 	rec.category = (char *)r->hit.category;
 	rec.action = act;
+	rec.origin = (char *)v->kind;
 
-	if (act != ACTION_LOG && hgfs.qstore) {
+	if (hgfs.qstore) {		/* log-action matches too: a record for the report */
 		ret = qstore_add(hgfs.qstore, act == ACTION_QUARANTINE ? content_fd : -1, &rec);
 		if (ret < 0)
 			stat_add(&hgfs.st.quarantine_errors, 1);

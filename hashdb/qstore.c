@@ -71,7 +71,16 @@ static const char schema_sql[] =
 	"CREATE INDEX IF NOT EXISTS records_time ON records(time);";
 
 #define REC_COLS "id, time, upload_time, uid, gid, pid, mount, path, size, mode, md5, sha1, " \
-		 "sha256, pdq, pdq_quality, algo, distance, list, category, action, held, restored"
+		 "sha256, pdq, pdq_quality, algo, distance, list, category, action, held, restored, " \
+		 "origin"
+
+/*
+ * Columns added after the first release: ALTER TABLE on open, so stores written before keep
+ * working ('' = not recorded).  Another process adding it first is fine.
+ */
+static const char *const added_columns[] = {
+	"ALTER TABLE records ADD COLUMN origin TEXT NOT NULL DEFAULT ''",
+};
 
 static const uint8_t qs_magic[8] = { 'H', 'G', 'Q', 'S', 'T', 'O', 'R', 'E' };
 
@@ -443,6 +452,19 @@ int qstore_open(struct qstore **out, const char *dir, const char *keyfile, unsig
 		seterr(err, errlen, "quarantine records %s: %s", dbpath, sqlite3_errmsg(q->db));
 		goto out_db;
 	}
+	for (size_t i = 0; i < sizeof(added_columns) / sizeof(added_columns[0]); i++) {
+		char *msg = NULL;
+
+		if (sqlite3_exec(q->db, added_columns[i], NULL, NULL, &msg) != SQLITE_OK &&
+		    !(msg && strstr(msg, "duplicate column"))) {
+			r = -EIO;
+			seterr(err, errlen, "quarantine records %s: %s", dbpath,
+			       msg ? msg : "cannot add a column");
+			sqlite3_free(msg);
+			goto out_db;
+		}
+		sqlite3_free(msg);
+	}
 	r = key_check(q, err, errlen);
 	if (r < 0)
 		goto out_db;
@@ -577,7 +599,8 @@ int qstore_add(struct qstore *q, int content_fd, struct qrecord *rec)
 	static const char ins[] =
 		"INSERT INTO records(time, upload_time, uid, gid, pid, mount, path, size, mode,"
 		" md5, sha1, sha256, pdq, pdq_quality, algo, distance, list, category, action,"
-		" stored, held, restored) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+		" stored, held, restored, origin)"
+		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	char tmpname[] = ".tmp-XXXXXX", idname[32], pdqhex[65];
 	int store = content_fd >= 0 && rec->action == ACTION_QUARANTINE;
 	sqlite3_stmt *st = NULL;
@@ -647,6 +670,7 @@ int qstore_add(struct qstore *q, int content_fd, struct qrecord *rec)
 	sqlite3_bind_int(st, 20, store);
 	sqlite3_bind_int(st, 21, rec->held);
 	sqlite3_bind_int(st, 22, rec->restored);
+	sqlite3_bind_text(st, 23, nz(rec->origin), -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		goto out_rollback;
 	id = sqlite3_last_insert_rowid(q->db);
@@ -742,7 +766,8 @@ static int row_to_rec(sqlite3_stmt *st, struct qrecord *r)
 		    ACTION_QUARANTINE;
 	r->held = sqlite3_column_int(st, 20) != 0;
 	r->restored = sqlite3_column_int(st, 21) != 0;
-	if (!r->mount || !r->path || !r->list || !r->category) {
+	r->origin = col_dup(st, 22);
+	if (!r->mount || !r->path || !r->list || !r->category || !r->origin) {
 		qrecord_release(r);
 		return -ENOMEM;
 	}
@@ -757,7 +782,8 @@ void qrecord_release(struct qrecord *rec)
 	free(rec->path);
 	free(rec->list);
 	free(rec->category);
-	rec->mount = rec->path = rec->list = rec->category = NULL;
+	free(rec->origin);
+	rec->mount = rec->path = rec->list = rec->category = rec->origin = NULL;
 }
 
 void qrecord_free_array(struct qrecord *recs, size_t n)
@@ -781,7 +807,7 @@ static int get_locked(struct qstore *q, int64_t id, struct qrecord *out, int *st
 	if (s == SQLITE_ROW) {
 		r = out ? row_to_rec(st, out) : 0;
 		if (stored)
-			*stored = sqlite3_column_int(st, 22);
+			*stored = sqlite3_column_int(st, 23);
 	} else if (s == SQLITE_DONE) {
 		r = -ENOENT;
 	}

@@ -49,6 +49,12 @@ struct qrecord {
 	enum hg_action action;		/* ACTION_QUARANTINE: content stored; ACTION_BLOCK: record only */
 	bool held;			/* legal hold: never purged */
 	bool restored;
+	/*
+	 * How the file came to be checked: "upload" (new file), "rewrite" (existing file
+	 * replaced), "inplace" (modified in place, rescanned at close), "scan" (`hashgate scan`
+	 * of stored files); "" in records written before this was kept.
+	 */
+	char *origin;
 };
 
 #define QSTORE_CREATE	0x1		/* create DIR and the key file's store if missing */

@@ -106,6 +106,16 @@ static void print_json(FILE *f, const struct qrecord *r, int stored)
 	adm_json_print(f, r->mount);
 	fputs(",\"path\":", f);
 	adm_json_print(f, r->path);
+	{
+		char want[4096];
+
+		if (adm_intended_path(r->path, want, sizeof(want))) {
+			fputs(",\"intended_path\":", f);
+			adm_json_print(f, want);
+		}
+	}
+	fputs(",\"origin\":", f);
+	adm_json_print(f, *r->origin ? r->origin : "unknown");
 	fprintf(f, ",\"size\":%" PRIu64 ",\"mode\":\"%04o\"", r->size, r->mode & 07777);
 	for (int a = HASH_MD5; a <= HASH_SHA256; a++) {
 		const uint8_t *v = digests_get(&r->digests, (enum hash_algo)a);
@@ -144,6 +154,16 @@ static void print_show(const struct qrecord *r, int stored)
 	printf("\npath:         ");
 	adm_text_print(stdout, r->path);
 	putchar('\n');
+	{
+		char want[4096];
+
+		if (adm_intended_path(r->path, want, sizeof(want))) {
+			printf("meant as:     ");
+			adm_text_print(stdout, want);
+			printf(" (rsync temporary name)\n");
+		}
+	}
+	printf("origin:       %s\n", *r->origin ? r->origin : "unknown (recorded before 0.2)");
 	printf("size:         %" PRIu64 "\n", r->size);
 	printf("mode:         %04o\n", r->mode & 07777);
 	for (int a = HASH_MD5; a <= HASH_SHA256; a++) {

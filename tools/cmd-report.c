@@ -1,6 +1,11 @@
 /*
  * cmd-report.c - `hashgate report`: compliance figures from the quarantine records - matches
- * per list, category, uploader uid, action and day (UTC), and the time from upload to verdict.
+ * per list, category, uploader uid, action (quarantine, block, log), origin (upload, rewrite,
+ * inplace, scan) and day (UTC), and the time from upload to verdict.
+ *
+ * Upload-to-verdict counts only records of uploads (origin upload or rewrite): a file found by
+ * `hashgate scan` or rescanned after an in-place change has no upload start, only its mtime.
+ * Records from before origins were kept ('') count as uploads unless their pid is 0 (a scan).
  *
  * Reads only the records (never content), but those hold customers' uids, so it needs root
  * like `quarantine list`.  Counting is sort-and-count over one snapshot of the records.
@@ -19,17 +24,20 @@
 
 #define CMD "report"
 
-enum { D_LIST, D_CATEGORY, D_UID, D_ACTION, D_DAY, D_N };
-static const char *dim_name[D_N] = { "list", "category", "uid", "action", "day" };
+enum { D_LIST, D_CATEGORY, D_UID, D_ACTION, D_ORIGIN, D_DAY, D_N };
+static const char *dim_name[D_N] = { "list", "category", "uid", "action", "origin", "day" };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: hashgate report [--since WHEN] [--format text|csv|json]\n"
 "\n"
-"Counts of matches recorded in the quarantine store (quarantined and blocked uploads) per\n"
-"hash list, category, uploader uid, action and day (UTC), and the time from the start of an\n"
-"upload to its verdict (min, median, 95th percentile, max, mean in seconds).\n"
+"Counts of matches recorded in the quarantine store (quarantined, blocked and log-only\n"
+"matches) per hash list, category, uploader uid, action, origin (upload: a new file,\n"
+"rewrite: an existing file replaced, inplace: changed in place, scan: found by 'hashgate\n"
+"scan', unknown: recorded before origins were kept) and day (UTC), and the time from the\n"
+"start of an upload to its verdict (count, min, median, 95th percentile, max, mean in\n"
+"seconds) over uploads and rewrites only.\n"
 "\n"
 "  --since WHEN   7d | @UNIXTIME | YYYY-MM-DD[THH:MM[:SS]] (UTC); default: all records\n"
 "  --format F     text (default), csv (dimension,key,value rows) or json ('--json' = json)\n"
@@ -96,6 +104,7 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 	size_t ncnt[D_N] = { 0 }, n = 0;
 	char **keys[D_N] = { 0 }, (*store)[72] = NULL, err[512];
 	int64_t *lat = NULL, sum = 0;
+	size_t nlat = 0;
 	struct qstore *q;
 	int i, r, rc = EXIT_ERROR;
 
@@ -152,8 +161,11 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 	lat = calloc(n ? n : 1, sizeof(*lat));
 	for (int d = 0; d < D_N; d++)
 		keys[d] = calloc(n ? n : 1, sizeof(char *));
-	if (!store || !lat || !keys[0] || !keys[1] || !keys[2] || !keys[3] || !keys[4])
+	if (!store || !lat)
 		goto out;
+	for (int d = 0; d < D_N; d++)
+		if (!keys[d])
+			goto out;
 	for (size_t k = 0; k < n; k++) {
 		time_t t = (time_t)recs[k].time;
 		struct tm tm;
@@ -163,18 +175,23 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 		snprintf(store[3 * k], 72, "%" PRIu32, recs[k].uid);
 		keys[D_UID][k] = store[3 * k];
 		keys[D_ACTION][k] = (char *)config_action_name(recs[k].action);
+		keys[D_ORIGIN][k] = *recs[k].origin ? recs[k].origin : "unknown";
 		gmtime_r(&t, &tm);
 		strftime(store[3 * k + 1], 72, "%Y-%m-%d", &tm);
 		keys[D_DAY][k] = store[3 * k + 1];
-		lat[k] = recs[k].time - recs[k].upload_time;
-		if (lat[k] < 0)
-			lat[k] = 0;
-		sum += lat[k];
+		/* Only uploads have a start: a scan's or in-place record holds the mtime. */
+		if (strcmp(recs[k].origin, "upload") == 0 || strcmp(recs[k].origin, "rewrite") == 0 ||
+		    (!*recs[k].origin && recs[k].pid != 0)) {
+			int64_t l = recs[k].time - recs[k].upload_time;
+
+			lat[nlat] = l < 0 ? 0 : l;
+			sum += lat[nlat++];
+		}
 	}
 	for (int d = 0; d < D_N; d++)
 		if (count_keys(keys[d], n, &cnt[d], &ncnt[d]) < 0)
 			goto out;
-	qsort(lat, n, sizeof(*lat), cmp_i64);
+	qsort(lat, nlat, sizeof(*lat), cmp_i64);
 
 	if (strcmp(format, "json") == 0) {
 		printf("{\"since\":%" PRId64 ",\"generated\":%lld,\"matches\":%zu", f.since,
@@ -189,10 +206,11 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 			}
 			putchar('}');
 		}
-		printf(",\"upload_to_verdict_seconds\":{\"min\":%" PRId64 ",\"median\":%" PRId64
-		       ",\"p95\":%" PRId64 ",\"max\":%" PRId64 ",\"mean\":%.1f}}\n",
-		       n ? lat[0] : 0, pct(lat, n, 50), pct(lat, n, 95), n ? lat[n - 1] : 0,
-		       n ? (double)sum / (double)n : 0.0);
+		printf(",\"upload_to_verdict_seconds\":{\"count\":%zu,\"min\":%" PRId64
+		       ",\"median\":%" PRId64 ",\"p95\":%" PRId64 ",\"max\":%" PRId64
+		       ",\"mean\":%.1f}}\n", nlat, nlat ? lat[0] : 0, pct(lat, nlat, 50),
+		       pct(lat, nlat, 95), nlat ? lat[nlat - 1] : 0,
+		       nlat ? (double)sum / (double)nlat : 0.0);
 	} else if (strcmp(format, "csv") == 0) {
 		printf("dimension,key,value\n");
 		printf("total,matches,%zu\n", n);
@@ -205,11 +223,13 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 					printf(*c == '"' ? "\"\"" : "%c", *c);
 				printf("\",%" PRIu64 "\n", cnt[d][k].n);
 			}
-		printf("upload_to_verdict_seconds,min,%" PRId64 "\n", n ? lat[0] : 0);
-		printf("upload_to_verdict_seconds,median,%" PRId64 "\n", pct(lat, n, 50));
-		printf("upload_to_verdict_seconds,p95,%" PRId64 "\n", pct(lat, n, 95));
-		printf("upload_to_verdict_seconds,max,%" PRId64 "\n", n ? lat[n - 1] : 0);
-		printf("upload_to_verdict_seconds,mean,%.1f\n", n ? (double)sum / (double)n : 0.0);
+		printf("upload_to_verdict_seconds,count,%zu\n", nlat);
+		printf("upload_to_verdict_seconds,min,%" PRId64 "\n", nlat ? lat[0] : 0);
+		printf("upload_to_verdict_seconds,median,%" PRId64 "\n", pct(lat, nlat, 50));
+		printf("upload_to_verdict_seconds,p95,%" PRId64 "\n", pct(lat, nlat, 95));
+		printf("upload_to_verdict_seconds,max,%" PRId64 "\n", nlat ? lat[nlat - 1] : 0);
+		printf("upload_to_verdict_seconds,mean,%.1f\n",
+		       nlat ? (double)sum / (double)nlat : 0.0);
 	} else {
 		char t[32];
 
@@ -220,9 +240,10 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 			for (size_t k = 0; k < ncnt[d]; k++)
 				printf("  %-24s %" PRIu64 "\n", cnt[d][k].key, cnt[d][k].n);
 		}
-		printf("\nupload to verdict (s): min %" PRId64 ", median %" PRId64 ", p95 %" PRId64
-		       ", max %" PRId64 ", mean %.1f\n", n ? lat[0] : 0, pct(lat, n, 50),
-		       pct(lat, n, 95), n ? lat[n - 1] : 0, n ? (double)sum / (double)n : 0.0);
+		printf("\nupload to verdict (s, %zu uploads): min %" PRId64 ", median %" PRId64
+		       ", p95 %" PRId64 ", max %" PRId64 ", mean %.1f\n", nlat, nlat ? lat[0] : 0,
+		       pct(lat, nlat, 50), pct(lat, nlat, 95), nlat ? lat[nlat - 1] : 0,
+		       nlat ? (double)sum / (double)nlat : 0.0);
 	}
 	rc = 0;
 out:

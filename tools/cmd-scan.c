@@ -660,6 +660,7 @@ static const char *quarantine_match(struct scan *s, struct sdir *dir, const char
 	rec.list = (char *)hit->list;
 	rec.category = (char *)hit->category;
 	rec.action = act;
+	rec.origin = "scan";
 	r = qstore_add(s->q, act == ACTION_QUARANTINE ? fd : -1, &rec);
 	if (r < 0) {
 		report_error(s, path, "cannot quarantine (file left in place)", -r);
