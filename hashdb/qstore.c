@@ -72,7 +72,7 @@ static const char schema_sql[] =
 
 #define REC_COLS "id, time, upload_time, uid, gid, pid, mount, path, size, mode, md5, sha1, " \
 		 "sha256, pdq, pdq_quality, algo, distance, list, category, action, held, restored, " \
-		 "origin"
+		 "origin, review, review_case, review_reason, review_time"
 
 /*
  * Columns added after the first release: ALTER TABLE on open, so stores written before keep
@@ -80,6 +80,10 @@ static const char schema_sql[] =
  */
 static const char *const added_columns[] = {
 	"ALTER TABLE records ADD COLUMN origin TEXT NOT NULL DEFAULT ''",
+	"ALTER TABLE records ADD COLUMN review TEXT NOT NULL DEFAULT 'new'",
+	"ALTER TABLE records ADD COLUMN review_case TEXT NOT NULL DEFAULT ''",
+	"ALTER TABLE records ADD COLUMN review_reason TEXT NOT NULL DEFAULT ''",
+	"ALTER TABLE records ADD COLUMN review_time INTEGER NOT NULL DEFAULT 0",
 };
 
 static const uint8_t qs_magic[8] = { 'H', 'G', 'Q', 'S', 'T', 'O', 'R', 'E' };
@@ -767,7 +771,12 @@ static int row_to_rec(sqlite3_stmt *st, struct qrecord *r)
 	r->held = sqlite3_column_int(st, 20) != 0;
 	r->restored = sqlite3_column_int(st, 21) != 0;
 	r->origin = col_dup(st, 22);
-	if (!r->mount || !r->path || !r->list || !r->category || !r->origin) {
+	r->review = col_dup(st, 23);
+	r->review_case = col_dup(st, 24);
+	r->review_reason = col_dup(st, 25);
+	r->review_time = sqlite3_column_int64(st, 26);
+	if (!r->mount || !r->path || !r->list || !r->category || !r->origin || !r->review ||
+	    !r->review_case || !r->review_reason) {
 		qrecord_release(r);
 		return -ENOMEM;
 	}
@@ -783,7 +792,11 @@ void qrecord_release(struct qrecord *rec)
 	free(rec->list);
 	free(rec->category);
 	free(rec->origin);
+	free(rec->review);
+	free(rec->review_case);
+	free(rec->review_reason);
 	rec->mount = rec->path = rec->list = rec->category = rec->origin = NULL;
+	rec->review = rec->review_case = rec->review_reason = NULL;
 }
 
 void qrecord_free_array(struct qrecord *recs, size_t n)
@@ -807,7 +820,7 @@ static int get_locked(struct qstore *q, int64_t id, struct qrecord *out, int *st
 	if (s == SQLITE_ROW) {
 		r = out ? row_to_rec(st, out) : 0;
 		if (stored)
-			*stored = sqlite3_column_int(st, 23);
+			*stored = sqlite3_column_int(st, 27);
 	} else if (s == SQLITE_DONE) {
 		r = -ENOENT;
 	}
@@ -1027,6 +1040,30 @@ int qstore_set_held(struct qstore *q, int64_t id, bool held)
 int qstore_set_restored(struct qstore *q, int64_t id, bool restored)
 {
 	return update_flag(q, "UPDATE records SET restored = ? WHERE id = ?", id, restored);
+}
+
+int qstore_set_review(struct qstore *q, int64_t id, const char *state, const char *case_no,
+		      const char *reason, int64_t when)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	pthread_mutex_lock(&q->lock);
+	if (sqlite3_prepare_v2(q->db, "UPDATE records SET review = ?, review_case = ?, "
+			       "review_reason = ?, review_time = ? WHERE id = ?", -1, &st, NULL)
+	    != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, nz(case_no), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, nz(reason), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, when);
+	sqlite3_bind_int64(st, 5, id);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = sqlite3_changes(q->db) ? 0 : -ENOENT;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&q->lock);
+	return r;
 }
 
 int qstore_delete(struct qstore *q, int64_t id)

@@ -55,6 +55,13 @@ struct qrecord {
 	 * of stored files); "" in records written before this was kept.
 	 */
 	char *origin;
+	/*
+	 * Review: "new" until a reviewer decides "confirmed", "false-positive" or "reported"
+	 * (review_case: the hotline's or police case number; review_reason: free text), at
+	 * review_time.  Set only through qstore_set_review (not by qstore_add).
+	 */
+	char *review, *review_case, *review_reason;
+	int64_t review_time;
 };
 
 #define QSTORE_CREATE	0x1		/* create DIR and the key file's store if missing */
@@ -104,6 +111,9 @@ int qstore_has_content(struct qstore *q, int64_t id);
 int qstore_read(struct qstore *q, int64_t id, int out_fd);
 
 int qstore_set_held(struct qstore *q, int64_t id, bool held);
+/* Record a review decision (state as in struct qrecord; strings copied).  0 or -ENOENT. */
+int qstore_set_review(struct qstore *q, int64_t id, const char *state, const char *case_no,
+		      const char *reason, int64_t when);
 int qstore_set_restored(struct qstore *q, int64_t id, bool restored);
 /* Remove record and content (content first).  -EPERM when held, -ENOENT when missing. */
 int qstore_delete(struct qstore *q, int64_t id);

@@ -46,12 +46,14 @@ static void usage(FILE *f)
 "       hashgate quarantine delete ID\n"
 "       hashgate quarantine purge [--older-than DURATION] [--dry-run]\n"
 "       hashgate quarantine hold ID | release ID\n"
+"       hashgate quarantine review ID new|confirmed|false-positive|reported [--case NO]\n"
+"                                  [--reason TEXT]\n"
 "\n"
 "Manage uploads that matched the hash database.  Content is kept encrypted (AES-256-GCM,\n"
 "key from quarantine_key) in the store named by 'quarantine' in hashgate.conf.\n"
 "\n"
 "  list      records, oldest first; --since 7d | @UNIXTIME | YYYY-MM-DD[THH:MM[:SS]] (UTC),\n"
-"            --uid of the uploader, --list of the matching hash list\n"
+"            --uid of the uploader, --list of the matching hash list, --review STATE\n"
 "  show      every field of one record\n"
 "  restore   decrypt the content back to its original path under the mount's backing\n"
 "            directory (or to --to PATH) with the uploader's owner and mode; refuses to\n"
@@ -64,6 +66,10 @@ static void usage(FILE *f)
 "  purge     delete records older than DURATION (default: 'retention' from the config);\n"
 "            held records are never purged; --dry-run only lists them\n"
 "  hold      legal hold: the record cannot be deleted or purged until released\n"
+"  review    record a reviewer's decision: every record starts 'new'; 'confirmed',\n"
+"            'false-positive' or 'reported' (needs --case: the hotline's or police case\n"
+"            number), with an optional --reason; decided from hashes, list, category and\n"
+"            metadata, without viewing content\n"
 "\n"
 "Needs root: the store is root-only and the records hold customers' paths and user ids.\n"
 "Every change, restore and export is recorded in the audit log.\n"
@@ -71,7 +77,7 @@ static void usage(FILE *f)
 }
 
 struct qopts {
-	const char *since, *uid, *list, *to, *out, *older;
+	const char *since, *uid, *list, *to, *out, *older, *state, *case_no, *reason, *review;
 	bool force, allow, dry_run;
 	const char *id;
 };
@@ -134,9 +140,16 @@ static void print_json(FILE *f, const struct qrecord *r, int stored)
 	adm_json_print(f, r->list);
 	fputs(",\"category\":", f);
 	adm_json_print(f, r->category);
-	fprintf(f, ",\"action\":\"%s\",\"content_stored\":%s,\"held\":%s,\"restored\":%s}",
+	fprintf(f, ",\"action\":\"%s\",\"content_stored\":%s,\"held\":%s,\"restored\":%s",
 		config_action_name(r->action), stored ? "true" : "false",
 		r->held ? "true" : "false", r->restored ? "true" : "false");
+	fputs(",\"review\":{\"state\":", f);
+	adm_json_print(f, r->review);
+	fputs(",\"case\":", f);
+	adm_json_print(f, r->review_case);
+	fputs(",\"reason\":", f);
+	adm_json_print(f, r->review_reason);
+	fprintf(f, ",\"time\":%" PRId64 "}}", r->review_time);
 }
 
 static void print_show(const struct qrecord *r, int stored)
@@ -190,6 +203,29 @@ static void print_show(const struct qrecord *r, int stored)
 	printf("content:      %s\n", stored ? "stored (encrypted)" : "not stored");
 	printf("legal hold:   %s\n", r->held ? "yes" : "no");
 	printf("restored:     %s\n", r->restored ? "yes" : "no");
+	printf("review:       %s", r->review);
+	if (*r->review_case) {
+		printf(", case ");
+		adm_text_print(stdout, r->review_case);
+	}
+	if (r->review_time)
+		printf(" (%s)", adm_fmt_time(r->review_time, t));
+	putchar('\n');
+	if (*r->review_reason) {
+		printf("reason:       ");
+		adm_text_print(stdout, r->review_reason);
+		putchar('\n');
+	}
+}
+
+static const char *const review_states[] = { "new", "confirmed", "false-positive", "reported" };
+
+static int review_state_ok(const char *s)
+{
+	for (size_t i = 0; i < sizeof(review_states) / sizeof(review_states[0]); i++)
+		if (strcmp(s, review_states[i]) == 0)
+			return 1;
+	return 0;
 }
 
 /*
@@ -221,6 +257,11 @@ static int do_list(struct cli *cli, const struct qopts *o)
 			  "YYYY-MM-DD[THH:MM[:SS]]", o->since);
 		return EXIT_USAGE;
 	}
+	if (o->review && !review_state_ok(o->review)) {
+		cli_error(CMD, "option '--review %s': expected new, confirmed, false-positive or "
+			  "reported", o->review);
+		return EXIT_USAGE;
+	}
 	if (o->uid) {
 		char *end;
 
@@ -242,6 +283,17 @@ static int do_list(struct cli *cli, const struct qopts *o)
 		cli_error(CMD, "cannot list %s: %s", cli->cfg.quarantine, strerror(-r));
 		qstore_close(q);
 		return EXIT_ERROR;
+	}
+	if (o->review) {
+		size_t k = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(recs[i].review, o->review) == 0)
+				recs[k++] = recs[i];
+			else
+				qrecord_release(&recs[i]);
+		}
+		n = k;
 	}
 	if (cli->json) {
 		putchar('[');
@@ -747,6 +799,58 @@ static int do_hold(struct cli *cli, const struct qopts *o, bool hold)
 	return 0;
 }
 
+static int do_review(struct cli *cli, struct qopts *o)
+{
+	struct qrecord rec;
+	struct qstore *q;
+	char ecase[1024], ereason[4096], efrom[64];
+	int64_t id;
+	int rc, r;
+
+	if (!o->state || !review_state_ok(o->state)) {
+		cli_error(CMD, "review needs a state: new, confirmed, false-positive or reported");
+		return EXIT_USAGE;
+	}
+	if (strcmp(o->state, "reported") == 0 && (!o->case_no || !*o->case_no)) {
+		cli_error(CMD, "review ... reported needs --case NO (the hotline's or police case "
+			  "number)");
+		return EXIT_USAGE;
+	}
+	if ((o->case_no && strlen(o->case_no) > 200) || (o->reason && strlen(o->reason) > 600)) {
+		cli_error(CMD, "--case is limited to 200 bytes, --reason to 600");
+		return EXIT_USAGE;
+	}
+	rc = get_record(cli, o->id, &q, &rec, &id);
+	if (rc)
+		return rc;
+	rc = EXIT_ERROR;
+	if (adm_audit_check(cli, CMD) < 0)
+		goto out;
+	/* A later decision keeps the case number and reason it does not replace. */
+	if (!o->case_no)
+		o->case_no = rec.review_case;
+	if (!o->reason)
+		o->reason = rec.review_reason;
+	r = qstore_set_review(q, id, o->state, o->case_no, o->reason, (int64_t)time(NULL));
+	if (r < 0) {
+		cli_error(CMD, "cannot update record %" PRId64 ": %s", id, strerror(-r));
+		goto out;
+	}
+	if (adm_audit(cli, CMD, "quarantine.review", "\"id\":%" PRId64 ",\"from\":\"%s\","
+		      "\"state\":\"%s\",\"case\":\"%s\",\"reason\":\"%s\"", id,
+		      adm_json_escape(efrom, sizeof(efrom), rec.review), o->state,
+		      adm_json_escape(ecase, sizeof(ecase), o->case_no ? o->case_no : ""),
+		      adm_json_escape(ereason, sizeof(ereason), o->reason ? o->reason : "")) < 0)
+		goto out;
+	if (!cli->quiet)
+		printf("record %" PRId64 ": %s -> %s\n", id, rec.review, o->state);
+	rc = 0;
+out:
+	qrecord_release(&rec);
+	qstore_close(q);
+	return rc;
+}
+
 static int do_purge(struct cli *cli, const struct qopts *o)
 {
 	struct qstore_filter f = { .since = 0, .before = 0, .uid = -1, .list = NULL };
@@ -871,11 +975,19 @@ int cmd_quarantine(int argc, char **argv, struct cli *cli)
 			val = &o.out;
 		} else if (strcmp(a, "--older-than") == 0) {
 			val = &o.older;
+		} else if (strcmp(a, "--case") == 0) {
+			val = &o.case_no;
+		} else if (strcmp(a, "--reason") == 0) {
+			val = &o.reason;
+		} else if (strcmp(a, "--review") == 0) {
+			val = &o.review;
 		} else if (a[0] == '-' && a[1]) {
 			cli_error(CMD, "unknown option '%s' (see 'hashgate quarantine --help')", a);
 			return EXIT_USAGE;
 		} else if (!o.id) {
 			o.id = a;
+		} else if (!o.state && strcmp(sub, "review") == 0) {
+			o.state = a;
 		} else {
 			cli_error(CMD, "unexpected argument '%s'", a);
 			return EXIT_USAGE;
@@ -895,7 +1007,8 @@ int cmd_quarantine(int argc, char **argv, struct cli *cli)
 		}
 	} else if (!o.id && strcmp(sub, "show") != 0 && strcmp(sub, "restore") != 0 &&
 		   strcmp(sub, "export") != 0 && strcmp(sub, "delete") != 0 &&
-		   strcmp(sub, "hold") != 0 && strcmp(sub, "release") != 0) {
+		   strcmp(sub, "hold") != 0 && strcmp(sub, "release") != 0 &&
+		   strcmp(sub, "review") != 0) {
 		cli_error(CMD, "'%s' is not a quarantine subcommand (see 'hashgate quarantine "
 			  "--help')", sub);
 		return EXIT_USAGE;
@@ -921,6 +1034,8 @@ int cmd_quarantine(int argc, char **argv, struct cli *cli)
 		return do_hold(cli, &o, false);
 	if (strcmp(sub, "purge") == 0)
 		return do_purge(cli, &o);
+	if (strcmp(sub, "review") == 0)
+		return do_review(cli, &o);
 	cli_error(CMD, "'%s' is not a quarantine subcommand (see 'hashgate quarantine --help')",
 		  sub);
 	return EXIT_USAGE;

@@ -24,8 +24,9 @@
 
 #define CMD "report"
 
-enum { D_LIST, D_CATEGORY, D_UID, D_ACTION, D_ORIGIN, D_DAY, D_N };
-static const char *dim_name[D_N] = { "list", "category", "uid", "action", "origin", "day" };
+enum { D_LIST, D_CATEGORY, D_UID, D_ACTION, D_ORIGIN, D_REVIEW, D_DAY, D_N };
+static const char *dim_name[D_N] = { "list", "category", "uid", "action", "origin", "review",
+				     "day" };
 
 static void usage(FILE *f)
 {
@@ -35,9 +36,10 @@ static void usage(FILE *f)
 "Counts of matches recorded in the quarantine store (quarantined, blocked and log-only\n"
 "matches) per hash list, category, uploader uid, action, origin (upload: a new file,\n"
 "rewrite: an existing file replaced, inplace: changed in place, scan: found by 'hashgate\n"
-"scan', unknown: recorded before origins were kept) and day (UTC), and the time from the\n"
-"start of an upload to its verdict (count, min, median, 95th percentile, max, mean in\n"
-"seconds) over uploads and rewrites only.\n"
+"scan', unknown: recorded before origins were kept), review state (new, confirmed,\n"
+"false-positive, reported: see 'hashgate quarantine review') and day (UTC), and the time\n"
+"from the start of an upload to its verdict (count, min, median, 95th percentile, max,\n"
+"mean in seconds) over uploads and rewrites only.\n"
 "\n"
 "  --since WHEN   7d | @UNIXTIME | YYYY-MM-DD[THH:MM[:SS]] (UTC); default: all records\n"
 "  --format F     text (default), csv (dimension,key,value rows) or json ('--json' = json)\n"
@@ -176,6 +178,7 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 		keys[D_UID][k] = store[3 * k];
 		keys[D_ACTION][k] = (char *)config_action_name(recs[k].action);
 		keys[D_ORIGIN][k] = *recs[k].origin ? recs[k].origin : "unknown";
+		keys[D_REVIEW][k] = recs[k].review;
 		gmtime_r(&t, &tm);
 		strftime(store[3 * k + 1], 72, "%Y-%m-%d", &tm);
 		keys[D_DAY][k] = store[3 * k + 1];
