@@ -283,8 +283,10 @@ static void audit_failure(const struct verdict_ctx *v, const char *what, int err
 		 "\"kind\":\"%s\",\"verdict\":\"%s\",\"mount\":\"%s\",\"path\":\"%s\","
 		 "\"uid\":%u,\"error\":\"%s\"", v->kind, what, hgfs.backing, jpath,
 		 (unsigned)v->uid, strerror(-err));
-	if (audit_append(hgfs.audit, "hashgatefs", "verdict.failed", fields) < 0)
+	if (audit_append(hgfs.audit, "hashgatefs", "verdict.failed", fields) < 0) {
 		hglog(LOG_ERR, "audit append failed for a failed verdict (%s)", what);
+		stat_add(&hgfs.st.audit_errors, 1);
+	}
 }
 
 /*

@@ -51,8 +51,9 @@ struct qrecord {
 	bool restored;
 	/*
 	 * How the file came to be checked: "upload" (new file), "rewrite" (existing file
-	 * replaced), "inplace" (modified in place, rescanned at close), "scan" (`hashgate scan`
-	 * of stored files); "" in records written before this was kept.
+	 * replaced), "inplace" (modified in place, rescanned at close), "truncate" (cut down to
+	 * matching content), "scan" (`hashgate scan` of stored files); "" in records written
+	 * before this was kept.
 	 */
 	char *origin;
 	/*
