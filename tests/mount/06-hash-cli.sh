@@ -11,7 +11,8 @@ MK=$HG_BUILD/tests/tools/mkjpeg
 
 T=$(mktemp -d /tmp/hg-hash-cli.XXXXXX) || bail "mktemp failed"
 trap 'rm -rf "$T"' EXIT
-export HASHGATE_CONFIG=$T/none.conf
+: >"$T/empty.conf"		# defaults only: a missing $HASHGATE_CONFIG file is an error
+export HASHGATE_CONFIG=$T/empty.conf
 H=$HG_CLI
 
 # field NAME from `hashgate hash --json` of one file

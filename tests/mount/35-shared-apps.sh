@@ -8,7 +8,7 @@ hg_setup
 M=$HG_MNT B=$HG_BACK
 PY=/usr/bin/python3
 [ -x "$PY" ] || bail "/usr/bin/python3 is missing (scripts/deps.sh test)"
-hg_mount allow_other,log_level=debug || bail "mount failed"
+hg_mount allow_other,log_level=debug,log_clean=on || bail "mount failed"
 mkdir "$M/app" && chmod 0777 "$M/app"
 
 # two processes (two uids sharing a group, as php-fpm pools do) insert into one database
