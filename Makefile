@@ -35,7 +35,7 @@ BUILD       ?= build
 SAN_FLAGS   :=
 endif
 
-PKGS        := fuse3 libcrypto sqlite3 libjpeg
+PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 # The library decodes JPEGs with libjpeg(-turbo)'s own API; TurboJPEG only for tests and

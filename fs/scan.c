@@ -4,7 +4,7 @@
  *
  * Streamed digests are used only when they cover every exact algorithm the current snapshot
  * holds; otherwise (database changed mid-upload, non-sequential writes) the file is re-read.
- * A file that looks like a JPEG (image_is_jpeg: after the junk libjpeg skips) but gives no
+ * A file that looks like a JPEG or PNG (image_kind: after the junk libjpeg skips) but gives no
  * PDQ is a scan error like an I/O error: logged at notice with the reason, and the caller
  * applies on_error (deny by default: fail closed).  File size does not decide: JPEGs over
  * pdq_max_size are decoded streaming from the file; decode work and memory are bounded
@@ -65,7 +65,7 @@ int scan_fd(int fd, const struct digests *streamed, struct scan_result *r)
 		unsigned char magic[IMAGE_MAGIC_LEN];
 		ssize_t n = pread(fd, magic, sizeof(magic), 0);
 
-		if (n > 0 && image_is_jpeg(magic, (size_t)n)) {
+		if (n > 0 && image_kind(magic, (size_t)n)) {
 			ret = image_pdq_fd(fd, cfg->c.pdq_max_size, PDQ_DIHEDRAL,
 					   cfg->c.image_max_pixels, &r->pdq);
 			if (ret < 0) {

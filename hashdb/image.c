@@ -45,6 +45,7 @@
 
 #include <jpeglib.h>
 #include <jerror.h>
+#include <png.h>
 
 #include "hashdb/image.h"
 #include "hashdb/jpegfast.h"
@@ -132,19 +133,28 @@ int image_is_jpeg(const void *buf, size_t len)
 	return 0;
 }
 
+int image_kind(const void *buf, size_t len)
+{
+	if (image_is_jpeg(buf, len))
+		return IMAGE_JPEG;
+	if (buf && len >= 8 && !memcmp(buf, "\x89PNG\r\n\x1a\n", 8))
+		return IMAGE_PNG;
+	return 0;
+}
+
 const char *image_strerror(int rc)
 {
 	switch (rc) {
 	case 0:
 		return "ok";
 	case -EINVAL:
-		return "not a decodable JPEG";
+		return "not a decodable image";
 	case -ERANGE:
 		return "over the decode work bound (image_max_pixels)";
 	case -E2BIG:
 		return "needs more memory than the whole decode budget";
 	case -ENOTSUP:
-		return "unsupported JPEG colour space";
+		return "unsupported image type or colour space";
 	case -ENOMEM:
 		return "out of memory";
 	default:
@@ -485,6 +495,25 @@ static void jd_release(struct jdec *d)
 	free(d->row);
 }
 
+/* Release the memory reservation and fill in what the caller sees besides the hash. */
+static int jd_finish(struct jdec *d, int r, struct pdq_result *out)
+{
+	if (d->reserved)
+		mem_unreserve(d->reserved);
+	if (r == 0) {
+		out->width = d->w;
+		out->height = d->h;
+		out->warning = d->warnings > 0;
+		if (d->warnings)
+			snprintf(out->reason, sizeof(out->reason), "%s", d->reason);
+	} else {
+		memset(out, 0, sizeof(*out));
+		snprintf(out->reason, sizeof(out->reason), "%s",
+			 d->reason[0] ? d->reason : image_strerror(r));
+	}
+	return r;
+}
+
 /*
  * Decode and hash.  buf/len for memory input, else d->fd.  Returns 0 or -errno; the caller
  * releases d.  After setjmp only fields of d are used.
@@ -655,20 +684,205 @@ hash:
 	sample_luma(d);
 	r = pdq_from_luma_scratch(d->luma, d->lh, d->lw, flags & PDQ_DIHEDRAL, out);
 out:
-	if (d->reserved)
-		mem_unreserve(d->reserved);
-	if (r == 0) {
-		out->width = d->w;
-		out->height = d->h;
-		out->warning = d->warnings > 0;
-		if (d->warnings)
-			snprintf(out->reason, sizeof(out->reason), "%s", d->reason);
-	} else {
-		memset(out, 0, sizeof(*out));
-		snprintf(out->reason, sizeof(out->reason), "%s",
-			 d->reason[0] ? d->reason : image_strerror(r));
+	return jd_finish(d, r, out);
+}
+
+/* ---- PNG (libpng) --------------------------------------------------------------------- */
+
+/*
+ * What ImageMagick's `convert FILE pnm:-` hands the reference for a PNG (pdq-formats README):
+ * alpha and tRNS ignored (the RGB under them kept), palette expanded to RGB, 16-bit samples
+ * as their low byte (CImg casts the PNM's 16-bit values to uint8_t), grey as grey, and the
+ * grey path too when every pixel has R=G=B.  Sampling and luma are the JPEG path's (take_row).
+ */
+struct pngsrc {
+	struct jdec *d;
+	const uint8_t *buf;
+	size_t len, pos;
+};
+
+static void png_on_error(png_structp png, png_const_charp msg)
+{
+	struct pngsrc *ps = png_get_error_ptr(png);
+
+	if (!ps->d->code)
+		ps->d->code = -EINVAL;
+	snprintf(ps->d->reason, sizeof(ps->d->reason), "PNG: %s", msg);
+	png_longjmp(png, 1);
+}
+
+static void png_on_warning(png_structp png, png_const_charp msg)
+{
+	struct pngsrc *ps = png_get_error_ptr(png);
+
+	if (!ps->d->warnings++)
+		snprintf(ps->d->reason, sizeof(ps->d->reason), "PNG: %s", msg);
+}
+
+static void png_read(png_structp png, png_bytep out, png_size_t n)
+{
+	struct pngsrc *ps = png_get_io_ptr(png);
+	struct jdec *d = ps->d;
+
+	if (ps->buf) {
+		if (n > ps->len - ps->pos)
+			png_error(png, "truncated");
+		memcpy(out, ps->buf + ps->pos, n);
+		ps->pos += n;
+		return;
 	}
-	return r;
+	while (n) {
+		ssize_t got = pread(d->fd, out, n, (off_t)d->off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			d->code = -errno;
+			png_error(png, "read error");
+		}
+		if (got == 0)
+			png_error(png, "truncated");
+		d->off += (uint64_t)got;
+		out += got;
+		n -= (size_t)got;
+	}
+}
+
+/* A libpng output row (ch channels of bps bytes) to 8-bit grey or RGB in dst, as IM's PNM. */
+static void png_row8(const uint8_t *src, uint8_t *dst, int w, int ch, int bps)
+{
+	size_t i, n = (size_t)w * ch;
+
+	if (bps == 1)
+		memmove(dst, src, n);
+	else
+		for (i = 0; i < n; i++)
+			dst[i] = src[2 * i + 1];	/* big-endian: the low byte */
+}
+
+static int png_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
+		   struct pdq_result *out)
+{
+	struct pngsrc ps = { d, buf, len, 0 };
+	png_structp png;
+	png_infop info;
+	png_uint_32 w, h;
+	int depth, ctype, ilace, ch, bps, r;
+	volatile int passes = 1;
+	uint8_t *volatile img = NULL;
+	volatile size_t rowbytes = 0;
+	uint32_t y;
+
+	png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ps, png_on_error, png_on_warning);
+	if (!png)
+		return -ENOMEM;
+	info = png_create_info_struct(png);
+	if (!info) {
+		png_destroy_read_struct(&png, NULL, NULL);
+		return -ENOMEM;
+	}
+	if (setjmp(png_jmpbuf(png))) {
+		/* rows decoded before the error stay, the rest are black (as for JPEG) */
+		if (d->rows_done > 0 && passes == 1 && d->luma) {
+			d->warnings++;
+			goto hash;
+		}
+		r = d->code ? d->code : -EINVAL;
+		goto out;
+	}
+	png_set_read_fn(png, &ps, png_read);
+	png_set_crc_action(png, PNG_CRC_WARN_USE, PNG_CRC_WARN_USE);
+	png_read_info(png, info);
+	png_get_IHDR(png, info, &w, &h, &depth, &ctype, &ilace, NULL, NULL);
+	d->w = (int)w;
+	d->h = (int)h;
+	if (ctype == PNG_COLOR_TYPE_PALETTE)
+		png_set_palette_to_rgb(png);
+	if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8)
+		png_set_expand_gray_1_2_4_to_8(png);
+	png_set_strip_alpha(png);	/* also the alpha that tRNS expands to */
+	passes = png_set_interlace_handling(png);
+	png_read_update_info(png, info);
+	ch = png_get_channels(png, info);
+	bps = png_get_bit_depth(png, info) == 16 ? 2 : 1;
+	rowbytes = png_get_rowbytes(png, info);
+	if ((ch != 1 && ch != 3) || rowbytes < (size_t)w * ch * bps) {
+		snprintf(d->reason, sizeof(d->reason), "PNG colour type %d not supported", ctype);
+		r = -ENOTSUP;
+		goto out;
+	}
+	d->chans = ch;
+	d->ci.output_components = ch;
+	d->scale = 1;
+	d->dw = d->w;
+	d->dh = d->h;
+	d->sampled = d->w > PRESIZE || d->h > PRESIZE;
+	d->lw = d->sampled ? PRESIZE : d->w;
+	d->lh = d->sampled ? PRESIZE : d->h;
+	d->work = (uint64_t)d->w * d->h;
+	if (d->work > d->max_work) {
+		snprintf(d->reason, sizeof(d->reason),
+			 "%dx%d is over the decode work bound", d->w, d->h);
+		r = -ERANGE;
+		goto out;
+	}
+	/* Interlaced PNGs need the whole image (Adam7 passes); others one row at a time. */
+	r = mem_reserve((1u << 20) + (uint64_t)rowbytes * (passes > 1 ? h : 1) + rowbytes);
+	if (r < 0) {
+		snprintf(d->reason, sizeof(d->reason),
+			 "%dx%d interlaced PNG needs more than the decode memory budget", d->w, d->h);
+		goto out;
+	}
+	d->reserved = (1u << 20) + (uint64_t)rowbytes * (passes > 1 ? h : 1) + rowbytes;
+	d->luma = scratch_get();
+	if (!d->luma)
+		d->luma = d->own_luma = malloc(sizeof(float) *
+					       PDQ_SCRATCH_FLOATS(PRESIZE, PRESIZE));
+	img = calloc(passes > 1 ? h : 1, rowbytes);
+	if (!d->luma || !img) {
+		r = -ENOMEM;
+		goto out;
+	}
+	d->px = (uint8_t *)(d->luma + (size_t)d->lw * d->lh);
+	if (d->sampled) {
+		int x;
+
+		for (x = 0; x < d->lw; x++)
+			d->xs[x] = (int)(((int64_t)x * d->w) >> 9);
+	}
+	d->grey = 1;
+	if (passes > 1) {
+		png_bytep *rows = malloc(sizeof(*rows) * h);
+
+		if (!rows) {
+			r = -ENOMEM;
+			goto out;
+		}
+		for (y = 0; y < h; y++)
+			rows[y] = img + (size_t)y * rowbytes;
+		png_read_image(png, rows);
+		free(rows);
+		for (y = 0; y < h; y++) {
+			uint8_t *row = img + (size_t)y * rowbytes;
+
+			png_row8(row, row, d->w, ch, bps);
+			take_row(d, row);
+		}
+	} else {
+		for (y = 0; y < h; y++) {
+			png_read_row(png, img, NULL);
+			png_row8(img, img, d->w, ch, bps);
+			take_row(d, img);
+		}
+	}
+	/* the end chunks are not read: nothing after the image data changes the pixels */
+hash:
+	sample_luma(d);
+	r = pdq_from_luma_scratch(d->luma, d->lh, d->lw, flags & PDQ_DIHEDRAL, out);
+out:
+	png_destroy_read_struct(&png, &info, NULL);
+	free(img);
+	return jd_finish(d, r, out);
 }
 
 static int jd_new(struct jdec **dp, uint64_t max_work)
@@ -704,6 +918,31 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 	return r;
 }
 
+int image_pdq_buf(const void *buf, size_t len, unsigned pdq_flags, uint64_t max_work,
+		  struct pdq_result *out)
+{
+	struct jdec *d;
+	int r;
+
+	switch (image_kind(buf, len)) {
+	case IMAGE_JPEG:
+		return image_pdq_jpeg(buf, len, pdq_flags, max_work, out);
+	case IMAGE_PNG:
+		memset(out, 0, sizeof(*out));
+		r = jd_new(&d, max_work);
+		if (r < 0)
+			return r;
+		r = png_run(d, buf, len, pdq_flags, out);
+		jd_release(d);
+		free(d);
+		return r;
+	default:
+		memset(out, 0, sizeof(*out));
+		snprintf(out->reason, sizeof(out->reason), "not an image format hashgate decodes");
+		return -EINVAL;
+	}
+}
+
 int image_pdq_fd(int fd, uint64_t mem_bytes, unsigned pdq_flags, uint64_t max_work,
 		 struct pdq_result *out)
 {
@@ -712,7 +951,7 @@ int image_pdq_fd(int fd, uint64_t mem_bytes, unsigned pdq_flags, uint64_t max_wo
 	struct stat st;
 	ssize_t n;
 	size_t len = 0;
-	int r;
+	int r, kind;
 
 	memset(out, 0, sizeof(*out));
 	do
@@ -720,12 +959,23 @@ int image_pdq_fd(int fd, uint64_t mem_bytes, unsigned pdq_flags, uint64_t max_wo
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	if (!image_is_jpeg(magic, (size_t)n)) {
-		snprintf(out->reason, sizeof(out->reason), "not a JPEG");
+	kind = image_kind(magic, (size_t)n);
+	if (!kind) {
+		snprintf(out->reason, sizeof(out->reason), "not an image format hashgate decodes");
 		return -EINVAL;
 	}
 	if (fstat(fd, &st) < 0)
 		return -errno;
+	if (kind == IMAGE_PNG) {	/* libpng reads from the file as it goes */
+		r = jd_new(&d, max_work);
+		if (r < 0)
+			return r;
+		d->fd = fd;
+		r = png_run(d, NULL, 0, pdq_flags, out);
+		jd_release(d);
+		free(d);
+		return r;
+	}
 	/* Files that fit in memory are read whole (the fast path needs them so). */
 	if (S_ISREG(st.st_mode) && (!mem_bytes || (uint64_t)st.st_size <= mem_bytes) &&
 	    (uint64_t)st.st_size < (size_t)-1 / 2) {

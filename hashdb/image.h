@@ -1,5 +1,5 @@
 /*
- * image.h - decode a JPEG into luma and hash it with PDQ, as the reference CLI does.
+ * image.h - decode a JPEG or PNG into luma and hash it with PDQ, as the reference CLI does.
  *
  * Decoding follows what the PDQ reference CLI sees (ImageMagick over libjpeg-turbo: ISLOW
  * IDCT, fancy upsampling, no EXIF rotation, grey and CMYK handled, 512x512 nearest-neighbour
@@ -64,6 +64,11 @@
  */
 int image_is_jpeg(const void *buf, size_t len);
 
+/* What the first bytes of a file say it is (0: nothing hashgate decodes). */
+#define IMAGE_JPEG	1
+#define IMAGE_PNG	2
+int image_kind(const void *buf, size_t len);
+
 /*
  * PDQ of a JPEG in memory.  max_work 0 means IMAGE_MAX_WORK_DEFAULT.
  * Errors (out->reason says more): -EINVAL not a JPEG / corrupt before any pixel decoded,
@@ -76,7 +81,15 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 		   struct pdq_result *out);
 
 /*
- * Same, for the file fd (from offset 0).  Files up to mem_bytes (0: no limit) are read
+ * PDQ of any image image_kind recognises (JPEG, PNG), in memory.  PNG follows what the
+ * reference's ImageMagick gives it: alpha and tRNS ignored, palette as RGB, 16-bit samples as
+ * their low byte.  Errors as for image_pdq_jpeg.
+ */
+int image_pdq_buf(const void *buf, size_t len, unsigned pdq_flags, uint64_t max_work,
+		  struct pdq_result *out);
+
+/*
+ * Same as image_pdq_buf, for the file fd (from offset 0).  Files up to mem_bytes (0: no limit) are read
  * into memory (and may use the fast path); larger ones are decoded streaming from the file,
  * so file size never decides whether a JPEG gets a PDQ.  Also -EIO/-errno for read errors.
  */

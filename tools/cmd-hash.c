@@ -1,13 +1,13 @@
 /*
  * cmd-hash.c - `hashgate hash [--json] [--no-pdq] [--dihedral] FILE...`: the MD5, SHA-1,
- * SHA-256 and size of each file and, for JPEGs, the PDQ hash and quality, exactly as the
+ * SHA-256 and size of each file and, for JPEG and PNG images, the PDQ hash and quality, as the
  * daemon computes them (same library calls, same size and pixel limits from the config).
  *
  * Each file is read once, with read(2), so `-` (stdin) and pipes work like regular files.  The
- * bytes are kept in memory only while they look like a JPEG no larger than pdq_max_size; a
+ * bytes are kept in memory only while they look like an image no larger than pdq_max_size; a
  * larger regular file is decoded again from its fd, streaming.  An unreadable file, or one
- * that looks like a JPEG but gives no PDQ (pdq_error), gets an error naming it and the run
- * goes on; exit status 1 then (tools/cli.h).  Such a JPEG still gets its exact hashes.
+ * that looks like an image but gives no PDQ (pdq_error), gets an error naming it and the run
+ * goes on; exit status 1 then (tools/cli.h).  Such an image still gets its exact hashes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,18 +32,18 @@ static void usage(FILE *f)
 		"usage: hashgate hash [--json] [--no-pdq] [--dihedral] FILE...\n"
 		"\n"
 		"Print size, MD5, SHA-1 and SHA-256 of each FILE ('-' is standard input) and, for\n"
-		"JPEG images, the PDQ perceptual hash (64 hex digits) and its quality (0-100; below\n"
-		"50 the hash is unreliable), computed as hashgatefs does.\n"
+		"JPEG and PNG images, the PDQ perceptual hash (64 hex digits) and its quality\n"
+		"(0-100; below 50 the hash is unreliable), computed as hashgatefs does.\n"
 		"\n"
 		"  --json       one JSON array, one object per file: file, size, md5, sha1, sha256,\n"
-		"               pdq, quality, width, height (pdq fields null when not a JPEG),\n"
+		"               pdq, quality, width, height (pdq fields null when not an image),\n"
 		"               error (only when the file could not be read), pdq_error (a file\n"
-		"               that looks like a JPEG but gave no PDQ, with the reason) and\n"
+		"               that looks like an image but gave no PDQ, with the reason) and\n"
 		"               pdq_warning (the decoder recovered from damaged data)\n"
 		"  --no-pdq     skip PDQ (exact hashes only)\n"
 		"  --dihedral   also print the 7 rotated/flipped PDQ variants\n"
 		"\n"
-		"JPEGs over pdq_max_size bytes are decoded from the file (not from a pipe); JPEGs\n"
+		"Images over pdq_max_size bytes are decoded from the file (not from a pipe); images\n"
 		"over the decode work bound (image_max_pixels, hashgate.conf) give a pdq_error.\n"
 		"Exit status: 0 all files hashed, 1 some file could not be read or gave a\n"
 		"pdq_error, 64 usage error.\n");
@@ -51,7 +51,7 @@ static void usage(FILE *f)
 
 struct file_hash {
 	struct digests d;
-	int pdq_rc;			/* 0 ok, -ENOENT not a JPEG / not asked, else the error */
+	int pdq_rc;			/* 0 ok, -ENOENT not an image / not asked, else the error */
 	struct pdq_result pdq;
 };
 
@@ -120,8 +120,8 @@ static int hash_stream(int fd, const struct cli *cli, unsigned pdq_flags, int wa
 		}
 		memcpy(keep + klen, buf, (size_t)n);
 		klen += (size_t)n;
-		if (jpeg < 0 && klen >= 3) {
-			jpeg = image_is_jpeg(keep, klen);
+		if (jpeg < 0 && klen >= IMAGE_MAGIC_LEN) {
+			jpeg = image_kind(keep, klen) != 0;
 			if (!jpeg) {
 				free(keep);
 				keep = NULL;
@@ -129,8 +129,10 @@ static int hash_stream(int fd, const struct cli *cli, unsigned pdq_flags, int wa
 		}
 	}
 	r = hasher_final(&h, &fh->d);
+	if (jpeg < 0 && keep)		/* shorter than IMAGE_MAGIC_LEN */
+		jpeg = image_kind(keep, klen) != 0;
 	if (r == 0 && jpeg == 1)
-		fh->pdq_rc = image_pdq_jpeg(keep, klen, pdq_flags, cli->cfg.image_max_pixels,
+		fh->pdq_rc = image_pdq_buf(keep, klen, pdq_flags, cli->cfg.image_max_pixels,
 					    &fh->pdq);
 	/* Too big to keep: a regular file can be decoded again, streaming from the file. */
 	if (r == 0 && fh->pdq_rc == -EFBIG) {
@@ -151,7 +153,7 @@ out_buf:
 static const char *pdq_error(const struct file_hash *fh)
 {
 	if (fh->pdq_rc == -EFBIG)
-		return "JPEG over pdq_max_size on a pipe (not kept in memory)";
+		return "image over pdq_max_size on a pipe (not kept in memory)";
 	if (fh->pdq.reason[0])
 		return fh->pdq.reason;
 	return image_strerror(fh->pdq_rc);

@@ -577,7 +577,7 @@ static int hash_file(struct worker *w, int fd, const struct stat *st, struct dig
 		if (n == 0)
 			break;
 		if (keep_jpeg < 0) {
-			int jpeg = cfg->pdq && image_is_jpeg(w->buf, (size_t)n);
+			int jpeg = cfg->pdq && image_kind(w->buf, (size_t)n) != 0;
 
 			keep_jpeg = jpeg && (uint64_t)st->st_size <= cfg->pdq_max_size;
 			big_jpeg = jpeg && !keep_jpeg;
@@ -623,7 +623,7 @@ hash:
 	/* A file that looks like a JPEG but gives no PDQ is an error for the caller to report;
 	 * its exact hashes are still checked. */
 	if (keep_jpeg == 1)
-		*pdq_rc = image_pdq_jpeg(w->jpeg, jlen, PDQ_DIHEDRAL, cfg->image_max_pixels, pdq);
+		*pdq_rc = image_pdq_buf(w->jpeg, jlen, PDQ_DIHEDRAL, cfg->image_max_pixels, pdq);
 	else if (big_jpeg)
 		*pdq_rc = image_pdq_fd(fd, cfg->pdq_max_size, PDQ_DIHEDRAL, cfg->image_max_pixels,
 				       pdq);
