@@ -770,6 +770,7 @@ static int png_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 	int depth, ctype, ilace, ch, bps, r;
 	volatile int passes = 1;
 	uint8_t *volatile img = NULL;
+	png_bytep *volatile rows = NULL;	/* freed at out: libpng may longjmp past */
 	volatile size_t rowbytes = 0;
 	uint32_t y;
 
@@ -852,8 +853,7 @@ static int png_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 	}
 	d->grey = 1;
 	if (passes > 1) {
-		png_bytep *rows = malloc(sizeof(*rows) * h);
-
+		rows = malloc(sizeof(*rows) * h);
 		if (!rows) {
 			r = -ENOMEM;
 			goto out;
@@ -861,7 +861,6 @@ static int png_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 		for (y = 0; y < h; y++)
 			rows[y] = img + (size_t)y * rowbytes;
 		png_read_image(png, rows);
-		free(rows);
 		for (y = 0; y < h; y++) {
 			uint8_t *row = img + (size_t)y * rowbytes;
 
@@ -881,6 +880,7 @@ hash:
 	r = pdq_from_luma_scratch(d->luma, d->lh, d->lw, flags & PDQ_DIHEDRAL, out);
 out:
 	png_destroy_read_struct(&png, &info, NULL);
+	free(rows);
 	free(img);
 	return jd_finish(d, r, out);
 }
