@@ -35,11 +35,12 @@ BUILD       ?= build
 SAN_FLAGS   :=
 endif
 
-PKGS        := fuse3 libcrypto sqlite3 libturbojpeg
+PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-# libjpeg (the same libjpeg-turbo) only for tests and benchmarks: jpeg_read_coefficients.
-TEST_LIBS   := $(shell $(PKG_CONFIG) --libs libjpeg 2>/dev/null)
+# The library decodes JPEGs with libjpeg(-turbo)'s own API; TurboJPEG only for tests and
+# benchmarks (generating JPEGs, comparing against tjDecompress2).
+TEST_LIBS   := $(shell $(PKG_CONFIG) --libs libturbojpeg 2>/dev/null)
 
 # -ffp-contract=off: PDQ must reproduce the reference's float rounding bit for bit.
 HG_CFLAGS   := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread \

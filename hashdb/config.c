@@ -402,7 +402,7 @@ int config_init(struct hg_config *c)
 	c->pdq_threshold = 31;
 	c->pdq_min_quality = 50;
 	c->pdq_max_size = 64ull << 20;
-	c->image_max_pixels = 100ull * 1000 * 1000;
+	c->image_max_pixels = 500ull * 1000 * 1000;	/* IMAGE_MAX_WORK_DEFAULT */
 	c->retention = 0;
 	c->log_level = LOG_INFO;
 	return 0;

@@ -6,8 +6,8 @@
 # prints the exact command and fails, so `make check` never half-runs without its tools.
 set -eu
 
-pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev libturbojpeg0-dev libjpeg62-turbo-dev"
-pkgs_test="perl openssh-server openssh-client rsync tar attr acl sqlite3 openssl procps psmisc util-linux mount e2fsprogs python3 bc xxd libc-bin coreutils"
+pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev"
+pkgs_test="valgrind perl openssh-server openssh-client rsync tar attr acl sqlite3 openssl procps psmisc util-linux mount e2fsprogs python3 bc xxd libc-bin coreutils"
 pkgs_lint="cppcheck clang-tidy"
 pkgs_bench="openssl"
 pkgs_package="debhelper devscripts lintian fakeroot dpkg-dev rpm autopkgtest man-db libcap2-bin"
