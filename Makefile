@@ -172,7 +172,7 @@ install: all
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) || exit 1; done
 	install -m 0644 packaging/systemd/hashgate-purge.timer $(DESTDIR)$(UNITDIR)/
 	install -m 0644 packaging/bash-completion/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgate
-	install -m 0644 packaging/sysusers.d/hashgate.conf $(DESTDIR)$(SYSUSERSDIR)/hashgate.conf
+	install -m 0644 packaging/sysusers/hashgate.conf $(DESTDIR)$(SYSUSERSDIR)/hashgate.conf
 	ln -sf hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs
 
 # Leaves the config, the database, the audit log and the quarantine (evidence) alone.
