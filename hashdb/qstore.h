@@ -57,6 +57,9 @@ struct qrecord {
 };
 
 #define QSTORE_NAME_MAX	80		/* object names: sha256-HEX, or a record id */
+/* Where hashgatefs keeps evidence the store could not take, relative to the record's mount
+   (fs/hgfs.h: HGFS_STAGING_NAME "/" HGFS_KEPT_NAME). */
+#define QSTORE_KEPT_SUBDIR	".hashgate-staging/kept"
 
 #define QSTORE_CREATE	0x1		/* create DIR and the key file's store if missing */
 
