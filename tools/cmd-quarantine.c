@@ -872,7 +872,7 @@ static int do_retry(struct cli *cli, const struct qopts *o)
 		printf("{\"moved\":%" PRIu64 ",\"pending\":%" PRIu64 ",\"failed\":%" PRIu64 "}\n",
 		       moved, pending, failed);
 	else if (!cli->quiet)
-		printf("%" PRIu64 " record%s' evidence moved into the store, %" PRIu64 " still kept "
+		printf("evidence of %" PRIu64 " record%s moved into the store, %" PRIu64 " still kept "
 		       "outside, %" PRIu64 " failed\n", moved, moved == 1 ? "" : "s", pending, failed);
 	rc = failed ? EXIT_ERROR : pending ? 1 : 0;
 out:
@@ -927,14 +927,14 @@ int quarantine_status(struct cli *cli, const struct hg_status *st, size_t n, int
 		printf("  ALARM: the store is at %" PRIu64 "%% of quarantine_max_size\n",
 		       bytes * 100 / max);
 	if (have && u.kept)
-		printf("  ALARM: %" PRIu64 " record%s' evidence kept outside the store: run "
+		printf("  ALARM: evidence of %" PRIu64 " record%s kept outside the store: run "
 		       "'hashgate quarantine retry'\n", u.kept, u.kept == 1 ? "" : "s");
 	else if (!have && kept)
-		printf("  ALARM: %" PRIu64 " upload%s' evidence kept outside the store since the "
+		printf("  ALARM: evidence of %" PRIu64 " upload%s kept outside the store since the "
 		       "daemons started: run 'hashgate quarantine retry' as root\n", kept,
 		       kept == 1 ? "" : "s");
 	if (lost)
-		printf("  ALARM: %" PRIu64 " upload%s' evidence could be neither stored nor kept "
+		printf("  ALARM: evidence of %" PRIu64 " upload%s could be neither stored nor kept "
 		       "(see the daemon log)\n", lost, lost == 1 ? "" : "s");
 	return alarm;
 }
