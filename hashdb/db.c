@@ -233,24 +233,32 @@ int hashdb_group(gid_t *gid)
 	return 0;
 }
 
-/* Tighten one file we (root) own: group HASHDB_GROUP and 0640, or 0600 without the group. */
+/*
+ * Tighten one file we (root) own: group HASHDB_GROUP and 0640, or 0600 without the group.
+ * Through an O_PATH descriptor only: closing any ordinary descriptor of a database file drops
+ * every POSIX lock this process holds on it (SQLite's WAL locks included), and O_PATH ones are
+ * exempt.  chmod goes through /proc/self/fd because fchmod refuses O_PATH descriptors.
+ */
 static int secure_one(const char *path, bool have_group, gid_t gid)
 {
+	char proc[64];
 	struct stat st;
 	mode_t want;
 	int fd, r = 0;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
 		close(fd);		/* not ours to change: e.g. a database an admin keeps */
 		return 0;
 	}
-	if (have_group && st.st_gid != gid && fchown(fd, (uid_t)-1, gid) < 0)
+	if (have_group && st.st_gid != gid &&
+	    fchownat(fd, "", (uid_t)-1, gid, AT_EMPTY_PATH) < 0)
 		r = -errno;
 	want = (st.st_mode & 07777) & (have_group ? 0640 : 0600);
-	if (r == 0 && (st.st_mode & 07777) != want && fchmod(fd, want) < 0)
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (r == 0 && (st.st_mode & 07777) != want && chmod(proc, want) < 0)
 		r = -errno;
 	close(fd);
 	return r;
