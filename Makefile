@@ -18,6 +18,7 @@ DATADIR     ?= $(PREFIX)/share
 # systemd also reads /usr/local/lib/systemd/system; packages pass their distribution's unit dir.
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DESTDIR     ?=
 
 CC          ?= cc
@@ -158,7 +159,7 @@ UNIT_SUBST   = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(SYSCONFDIR)/hashgate/mounts $(DESTDIR)$(UNITDIR) \
-		$(DESTDIR)$(LIBEXECDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR)
+		$(DESTDIR)$(LIBEXECDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSUSERSDIR)
 	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/lib/hashgate
 	install -d -m 0700 $(DESTDIR)$(LOCALSTATEDIR)/lib/hashgate/quarantine
 	install -m 0755 $(HASHGATEFS) $(HASHGATE) $(DESTDIR)$(BINDIR)/
@@ -172,6 +173,7 @@ install: all
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) || exit 1; done
 	install -m 0644 packaging/systemd/hashgate-purge.timer $(DESTDIR)$(UNITDIR)/
 	install -m 0644 packaging/bash-completion/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgate
+	install -m 0644 packaging/sysusers/hashgate.conf $(DESTDIR)$(SYSUSERSDIR)/hashgate.conf
 	ln -sf hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs
 
 # Leaves the config, the database, the audit log and the quarantine (evidence) alone.
@@ -182,7 +184,8 @@ uninstall:
 		$(DESTDIR)$(LIBEXECDIR)/hashgate/hashgatefs-unmount \
 		$(DESTDIR)$(UNITDIR)/hashgatefs@.service $(DESTDIR)$(UNITDIR)/hashgate-purge.service \
 		$(DESTDIR)$(UNITDIR)/hashgate-purge.timer \
-		$(DESTDIR)$(BASHCOMPDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs
+		$(DESTDIR)$(BASHCOMPDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs \
+		$(DESTDIR)$(SYSUSERSDIR)/hashgate.conf
 
 # Packages (packaging/) are built in a copy of the tree under $(PKGDIR), never in the working
 # tree itself: debian/, the build and the .deb/.rpm files stay out of it.  The copy is what git

@@ -104,6 +104,9 @@ static int fill_status(FILE *f, const void *arg)
 		st->started, st->updated, st->generation, st->uploads_scanned,
 		st->uploads_clean, st->matches, st->quarantined, st->blocked, st->errors,
 		st->bytes_scanned);
+	fprintf(f, "evidence_kept=%" PRIu64 "\nevidence_lost=%" PRIu64 "\nquarantine_bytes=%" PRIu64
+		"\nquarantine_max_bytes=%" PRIu64 "\n", st->evidence_kept, st->evidence_lost,
+		st->quarantine_bytes, st->quarantine_max_bytes);
 	return ferror(f) ? -EIO : 0;
 }
 
@@ -166,6 +169,8 @@ static int parse_status(FILE *f, struct hg_status *st)
 		I64(started); I64(updated);
 		U64(generation); U64(uploads_scanned); U64(uploads_clean); U64(matches);
 		U64(quarantined); U64(blocked); U64(errors); U64(bytes_scanned);
+		U64(evidence_kept); U64(evidence_lost); U64(quarantine_bytes);
+		U64(quarantine_max_bytes);
 #undef U64
 #undef I64
 	}
@@ -278,6 +283,10 @@ static int fill_prom(FILE *f, const void *arg)
 		M("blocked_total", "counter", "Matched uploads discarded.", blocked),
 		M("errors_total", "counter", "Uploads whose scan failed.", errors),
 		M("scanned_bytes_total", "counter", "Bytes of uploads hashed.", bytes_scanned),
+		M("evidence_kept_total", "counter", "Matched uploads whose content the quarantine store could not take, kept encrypted in the staging area.", evidence_kept),
+		M("evidence_lost_total", "counter", "Matched uploads whose content could be neither stored nor kept.", evidence_lost),
+		M("quarantine_bytes", "gauge", "Size of the quarantine store's content.", quarantine_bytes),
+		M("quarantine_max_bytes", "gauge", "quarantine_max_size (0: no limit).", quarantine_max_bytes),
 #undef M
 	};
 	const struct prom_arg *pa = arg;

@@ -27,6 +27,12 @@ struct hg_status {
 	uint64_t blocked;
 	uint64_t errors;		/* scans that failed (published or not per on_error) */
 	uint64_t bytes_scanned;
+	/* Quarantine: evidence the store could not take (kept: encrypted in the staging area,
+	   `hashgate quarantine retry` moves it in; lost: not even that) and the store's size. */
+	uint64_t evidence_kept;
+	uint64_t evidence_lost;
+	uint64_t quarantine_bytes;
+	uint64_t quarantine_max_bytes;	/* quarantine_max_size; 0: none */
 };
 
 int status_write(const char *dir, const struct hg_status *st);

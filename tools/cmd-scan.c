@@ -1338,6 +1338,8 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 			cli_error(CMD, "%s", err);
 			goto out_matcher;
 		}
+		/* Over the quota a file is left in place and reported, never deleted unstored. */
+		qstore_set_quota(s->q, cli->cfg.quarantine_max_size);
 		r = audit_open(&s->audit, cli->cfg.audit_log, err, sizeof(err));
 		if (r < 0) {
 			cli_error(CMD, "%s", err);

@@ -36,7 +36,12 @@ static void usage(FILE *f)
 "                     written when set\n"
 "  --json             one JSON object\n"
 "\n"
-"Exit status: 0 success (also when nothing runs), 2 error, 64 usage error.\n");
+"The quarantine store's size against quarantine_max_size and evidence hashgatefs had to\n"
+"keep outside it (see 'hashgate quarantine retry') are shown too.\n"
+"\n"
+"Exit status: 0 success (also when nothing runs), 1 the quarantine needs an admin (at 90%%\n"
+"of quarantine_max_size or more, evidence kept outside the store or lost), 2 error,\n"
+"64 usage error.\n");
 }
 
 static void fmt_uptime(int64_t s, char *buf, size_t len)
@@ -56,7 +61,7 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 	const char *prom = NULL;
 	struct hg_status *st = NULL;
 	uint64_t dbgen = 0;
-	int have_gen = 0, i, r;
+	int have_gen = 0, i, r, alarm = 0;
 	size_t n = 0;
 	int64_t now = (int64_t)time(NULL);
 	char err[512], up[32], t[32], b[32];
@@ -113,7 +118,9 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			       st[k].uploads_clean, st[k].matches, st[k].quarantined, st[k].blocked,
 			       st[k].errors, st[k].bytes_scanned);
 		}
-		printf("]}\n");
+		printf("]");
+		alarm = quarantine_status(cli, st, n, 1);
+		printf("}\n");
 	} else {
 		if (have_gen)
 			printf("database %s: generation %" PRIu64 "\n", cli->cfg.db, dbgen);
@@ -139,7 +146,11 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			printf("  matches     %" PRIu64 " (%" PRIu64 " quarantined, %" PRIu64
 			       " blocked)\n", st[k].matches, st[k].quarantined, st[k].blocked);
 			printf("  errors      %" PRIu64 "\n", st[k].errors);
+			if (st[k].evidence_kept || st[k].evidence_lost)
+				printf("  evidence    %" PRIu64 " kept outside the quarantine store, %"
+				       PRIu64 " lost\n", st[k].evidence_kept, st[k].evidence_lost);
 		}
+		alarm = quarantine_status(cli, st, n, 0);
 	}
 	if (prom) {
 		r = status_write_prometheus(prom, st, n);
@@ -151,5 +162,5 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 		}
 	}
 	free(st);
-	return 0;
+	return alarm ? 1 : 0;
 }
