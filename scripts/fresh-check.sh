@@ -8,7 +8,8 @@
 # work only) and, as root in a chroot:
 #   demo:  make demo, then make check     (a person trying it out)
 #   ci:    .ci/run, i.e. make check first (CI on a fresh machine)
-# FRESH_RUNS picks runs (default "demo ci"); FRESH_SUITE the release (bookworm); FRESH_MIRROR
+# FRESH_RUNS picks runs (default "demo ci"); FRESH_REF what to clone (HEAD, or a branch or tag
+# name, e.g. main to see a defect before a fix); FRESH_SUITE the release (bookworm); FRESH_MIRROR
 # the mirror (default: the one apt's sources use for that release).  Logs: DIR/RUN.log.
 #
 # Needs: root, /dev/fuse (the mount tests mount FUSE inside the chroot), debootstrap and git
@@ -24,6 +25,7 @@ dir=${1:?usage: fresh-check.sh DIR}
 src=$(cd "$(dirname "$0")/.." && pwd)
 suite=${FRESH_SUITE:-bookworm}
 runs=${FRESH_RUNS:-demo ci}
+ref=${FRESH_REF:-HEAD}
 
 die() { echo "fresh-check: $*" >&2; exit 1; }
 
@@ -61,8 +63,9 @@ printf '#!/bin/sh\nexit 101\n' >"$dir/base/usr/sbin/policy-rc.d"
 [ -e "$dir/base/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
 	>"$dir/base/etc/hosts"
 chmod 0755 "$dir/base/usr/sbin/policy-rc.d"
-git -C "$src" bundle create "$dir/base/root/hashgate.bundle" HEAD 2>/dev/null
-echo "fresh-check: base system ready ($(($(date +%s) - t0)) s), HEAD $(git -C "$src" rev-parse --short HEAD)"
+git -C "$src" bundle create "$dir/base/root/hashgate.bundle" "$ref" 2>/dev/null ||
+	die "cannot bundle '$ref' (HEAD, a branch or a tag)"
+echo "fresh-check: base system ready ($(($(date +%s) - t0)) s); cloning $ref = $(git -C "$src" rev-parse --short "$ref")"
 
 # One run: a copy of the base, the clone, the commands.  Only the chroot's own tools are used
 # from the clone on.
@@ -82,10 +85,11 @@ fresh_run() {	# fresh_run NAME COMMANDS
 		mount -t tmpfs tmpfs "$r/run"
 		exec chroot "$r" env -i HOME=/root PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 			LANG=C.UTF-8 sh -c "set -ex
-				git clone -q -c advice.detachedHead=false /root/hashgate.bundle /root/hashgate
+				git clone -q --no-checkout /root/hashgate.bundle /root/hashgate
 				cd /root/hashgate
+				git -c advice.detachedHead=false checkout -q \$(git bundle list-heads /root/hashgate.bundle | sed -n \"1s/ .*//p\")
 				$2"
-	' sh "$r" >"$dir/$1.log" 2>&1 || rc=$?
+	' sh "$r" "$2" >"$dir/$1.log" 2>&1 || rc=$?
 	tail -n 12 "$dir/$1.log"
 	if [ "$rc" -eq 0 ]; then
 		echo "fresh-check: run $1 PASSED ($(($(date +%s) - t)) s)"
