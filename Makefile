@@ -157,7 +157,7 @@ demo-run: all $(TTOOL_BIN)
 
 # The first `make demo` and `make check` on a fresh Debian bookworm (debootstrap minbase plus
 # git and make, in a chroot under $(FRESH_ROOT), from a clone of HEAD).  Root, debootstrap
-# (installed if missing), the Debian mirror of apt's sources, /dev/fuse; 10-20 minutes, not
+# (installed if missing), the Debian mirror of apt's sources, /dev/fuse; half an hour, not
 # part of `make check`.  See scripts/fresh-check.sh.
 FRESH_ROOT  ?= $(abspath $(BUILD))/fresh-root
 fresh-check:
