@@ -5,6 +5,10 @@
 # builds can live side by side: `make BUILD=/tmp/b` builds out of tree.
 # Header dependencies come from -MMD -MP; every .c under hashdb/ fs/ tools/ is picked up by
 # wildcard, so adding a file needs no Makefile change.
+# Invariant: the pkg-config flags below are read when make reads this file, so nothing that
+# compiles may run in the same make as `deps` (which may install those very packages): targets
+# that install their dependencies first (check demo bench) do their work in a second make,
+# started after `deps`, that reads this file again (tests/make/10-first-run.sh holds us to it).
 
 VERSION     := 0.1.0
 PREFIX      ?= /usr/local
@@ -18,6 +22,7 @@ DATADIR     ?= $(PREFIX)/share
 # systemd also reads /usr/local/lib/systemd/system; packages pass their distribution's unit dir.
 UNITDIR     ?= $(PREFIX)/lib/systemd/system
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 DESTDIR     ?=
 
 CC          ?= cc
@@ -35,11 +40,13 @@ BUILD       ?= build
 SAN_FLAGS   :=
 endif
 
-PKGS        := fuse3 libcrypto sqlite3 libturbojpeg
+# Debian packages for these: scripts/deps.sh (group build).
+PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-# libjpeg (the same libjpeg-turbo) only for tests and benchmarks: jpeg_read_coefficients.
-TEST_LIBS   := $(shell $(PKG_CONFIG) --libs libjpeg 2>/dev/null)
+# The library decodes JPEGs with libjpeg(-turbo)'s own API; TurboJPEG only for tests and
+# benchmarks (generating JPEGs, comparing against tjDecompress2).
+TEST_LIBS   := $(shell $(PKG_CONFIG) --libs libturbojpeg 2>/dev/null)
 
 # -ffp-contract=off: PDQ must reproduce the reference's float rounding bit for bit.
 HG_CFLAGS   := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread \
@@ -73,18 +80,19 @@ TTOOL_BIN   := $(patsubst %.c,$(BUILD)/%,$(TTOOL_SRC))
 BENCH_BIN   := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 ALL_OBJ     := $(HASHDB_OBJ) $(FS_OBJ) $(TOOLS_OBJ) $(call obj,$(UNIT_SRC) $(TTOOL_SRC) $(BENCH_SRC))
 MOUNT_TESTS := $(sort $(wildcard tests/mount/[0-9]*.sh))
+MAKE_TESTS  := $(sort $(wildcard tests/make/[0-9]*.sh))
 
 # What the tests and benchmarks are told about this build.
 TEST_ENV     = HASHGATE_BUILD=$(abspath $(BUILD)) HASHGATE_SRC=$(CURDIR) \
                HASHGATE_SHARED=$(SHARED) PATH=$(abspath $(BUILD)):$$PATH
 
 .PHONY: all check unit-check mount-check install uninstall bench lint demo deps clean fuzz \
-        fsx-long package-check deb rpm pkg-tree
+        fsx-long package-check deb rpm pkg-tree deps-ok check-run demo-run bench-run fresh-check
 .DEFAULT_GOAL := all
 
 all: $(HASHGATEFS) $(HASHGATE)
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | deps-ok
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -111,9 +119,23 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 deps:
 	@sh scripts/deps.sh build test
 
+# Without the libraries' headers the first compile would fail with a bare "No such file";
+# say instead which packages are missing and how to get them.  Order-only for every object,
+# so it runs once per make and never makes anything out of date.
+deps-ok:
+	@$(PKG_CONFIG) --exists $(PKGS) 2>/dev/null || { \
+		echo "hashgate: pkg-config does not find $(PKGS): build dependencies missing." >&2; \
+		sh scripts/deps.sh --missing build >&2; \
+		echo "hashgate: install them with 'make deps' (as root) or 'sh scripts/deps.sh build'." >&2; \
+		exit 1; }
+
+# deps, then the real work in a make that reads this file (and pkg-config) afresh.
+check demo bench: deps
+	@$(MAKE) --no-print-directory $@-run
+
 # The whole suite under one prove run, so the closing summary is prove's.
-check: deps all $(UNIT_BIN) $(TTOOL_BIN)
-	$(TEST_ENV) $(PROVE) $(PROVE_FLAGS) $(UNIT_BIN) $(MOUNT_TESTS)
+check-run: all $(UNIT_BIN) $(TTOOL_BIN)
+	$(TEST_ENV) $(PROVE) $(PROVE_FLAGS) $(UNIT_BIN) $(MAKE_TESTS) $(MOUNT_TESTS)
 
 unit-check: all $(UNIT_BIN) $(TTOOL_BIN)
 	$(TEST_ENV) $(PROVE) $(PROVE_FLAGS) $(UNIT_BIN)
@@ -129,11 +151,19 @@ fsx-long: all $(TTOOL_BIN)
 long-check: all $(UNIT_BIN) $(TTOOL_BIN)
 	$(TEST_ENV) HASHGATE_LONG=1 $(PROVE) $(PROVE_FLAGS) $(wildcard tests/mount/8[0-9]-*.sh tests/mount/9[0-9]-*.sh)
 
-bench: deps all $(BENCH_BIN) $(TTOOL_BIN)
+bench-run: all $(BENCH_BIN) $(TTOOL_BIN)
 	$(TEST_ENV) sh tests/bench/run.sh
 
-demo: deps all $(TTOOL_BIN)
+demo-run: all $(TTOOL_BIN)
 	$(TEST_ENV) sh scripts/demo.sh
+
+# The first `make demo` and `make check` on a fresh Debian bookworm (debootstrap minbase plus
+# git and make, in a chroot under $(FRESH_ROOT), from a clone of HEAD).  Root, debootstrap
+# (installed if missing), the Debian mirror of apt's sources, /dev/fuse; half an hour, not
+# part of `make check`.  See scripts/fresh-check.sh.
+FRESH_ROOT  ?= $(abspath $(BUILD))/fresh-root
+fresh-check:
+	sh scripts/fresh-check.sh $(FRESH_ROOT)
 
 # libFuzzer needs clang; the harnesses link the library sources directly.
 FUZZ_CC     ?= clang
@@ -157,7 +187,7 @@ UNIT_SUBST   = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
 		$(DESTDIR)$(SYSCONFDIR)/hashgate/mounts $(DESTDIR)$(UNITDIR) \
-		$(DESTDIR)$(LIBEXECDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR)
+		$(DESTDIR)$(LIBEXECDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSUSERSDIR)
 	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/lib/hashgate
 	install -d -m 0700 $(DESTDIR)$(LOCALSTATEDIR)/lib/hashgate/quarantine
 	install -m 0755 $(HASHGATEFS) $(HASHGATE) $(DESTDIR)$(BINDIR)/
@@ -171,6 +201,7 @@ install: all
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) || exit 1; done
 	install -m 0644 packaging/systemd/hashgate-purge.timer $(DESTDIR)$(UNITDIR)/
 	install -m 0644 packaging/bash-completion/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgate
+	install -m 0644 packaging/sysusers/hashgate.conf $(DESTDIR)$(SYSUSERSDIR)/hashgate.conf
 	ln -sf hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs
 
 # Leaves the config, the database, the audit log and the quarantine (evidence) alone.
@@ -181,7 +212,8 @@ uninstall:
 		$(DESTDIR)$(LIBEXECDIR)/hashgate/hashgatefs-unmount \
 		$(DESTDIR)$(UNITDIR)/hashgatefs@.service $(DESTDIR)$(UNITDIR)/hashgate-purge.service \
 		$(DESTDIR)$(UNITDIR)/hashgate-purge.timer \
-		$(DESTDIR)$(BASHCOMPDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs
+		$(DESTDIR)$(BASHCOMPDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs \
+		$(DESTDIR)$(SYSUSERSDIR)/hashgate.conf
 
 # Packages (packaging/) are built in a copy of the tree under $(PKGDIR), never in the working
 # tree itself: debian/, the build and the .deb/.rpm files stay out of it.  The copy is what git

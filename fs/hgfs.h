@@ -36,6 +36,7 @@
 
 /* Hidden directory at the backing root used to link clean uploads before the final rename. */
 #define HGFS_STAGING_NAME	".hashgate-staging"
+#define HGFS_KEPT_NAME		"kept"	/* STAGING/kept: evidence the quarantine could not take */
 #define HGFS_MAX_MOUNTS		64
 
 struct upload;

@@ -6,12 +6,20 @@
  * Logged and audited: names (escaped), ids, sizes, digests and what matched; never content.
  * Clean verdicts are logged (LOG_INFO) and counted in the status file but not written to the
  * audit trail: an fsync per clean upload would dominate small-file creates.
+ *
+ * Evidence is never silently dropped: content the quarantine store cannot take (quota,
+ * ENOSPC, EIO) is encrypted with the store's key into BACKING/.hashgate-staging/kept/ (once
+ * per sha256), the record says "kept", the upload is still refused, and it is counted and
+ * logged at notice; `hashgate quarantine retry` moves it into the store.  Only when even that
+ * fails is the verdict recorded as a block (evidence lost), logged at err and counted.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fs/hgfs.h"
 #include "hashdb/audit.h"
@@ -70,6 +78,57 @@ static void digest_hex(const struct digests *d, enum hash_algo a, char *out)
 		strcpy(out, "-");
 }
 
+/* Encrypt content_fd into STAGING/kept/ (see qstore_keep). */
+static int keep_evidence(int content_fd, const struct qrecord *rec)
+{
+	int dfd, r;
+
+	if (hgfs.staging_fd < 0)
+		return -ENOENT;
+	if (mkdirat(hgfs.staging_fd, HGFS_KEPT_NAME, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	dfd = openat(hgfs.staging_fd, HGFS_KEPT_NAME,
+		     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	r = qstore_keep(hgfs.qstore, content_fd, rec, dfd);
+	close(dfd);
+	return r;
+}
+
+/*
+ * The store's size for the status file, and a warning (at most one a minute) from 90% of the
+ * quota on: an admin must act before evidence starts going to the staging area.
+ */
+static void check_usage(const char *dir, uint64_t max)
+{
+	static pthread_mutex_t warn_lock = PTHREAD_MUTEX_INITIALIZER;
+	static time_t last_warn;
+	struct qstore_usage u;
+	time_t now = time(NULL);
+	bool warn = false;
+
+	if (qstore_usage(hgfs.qstore, &u) < 0)
+		return;
+	pthread_mutex_lock(&hgfs.st_lock);
+	hgfs.st.quarantine_bytes = u.bytes;
+	hgfs.st.quarantine_max_bytes = max;
+	pthread_mutex_unlock(&hgfs.st_lock);
+	if (!max || u.bytes < max / 10 * 9)
+		return;
+	pthread_mutex_lock(&warn_lock);
+	if (now - last_warn >= 60) {
+		last_warn = now;
+		warn = true;
+	}
+	pthread_mutex_unlock(&warn_lock);
+	if (warn)
+		hglog(LOG_WARNING, "quarantine store %s is at %llu of %llu bytes (%llu%% of "
+		      "quarantine_max_size): raise it or purge records, or new evidence will be "
+		      "kept outside the store", dir, (unsigned long long)u.bytes,
+		      (unsigned long long)max, (unsigned long long)(u.bytes * 100 / max));
+}
+
 int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct scan_result *r,
 		     enum hg_action *action)
 {
@@ -79,6 +138,7 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 	char md5[33], sha1[41], sha256[65], pdq[65], fields[4096];
 	const char *path = v->path ? v->path : "?";
 	enum hg_action act;
+	const char *evidence = "stored";
 	int ret;
 
 	act = config_action_for(&cfg->c, r->hit.category);
@@ -107,18 +167,37 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 	rec.origin = (char *)v->kind;
 
 	if (hgfs.qstore) {		/* log-action matches too: a record for the report */
+		qstore_set_quota(hgfs.qstore, cfg->c.quarantine_max_size);
 		ret = qstore_add(hgfs.qstore, act == ACTION_QUARANTINE ? content_fd : -1, &rec);
-		if (ret < 0)
-			stat_add(&hgfs.st.quarantine_errors, 1);
-		if (ret < 0 && act == ACTION_QUARANTINE) {
-			hglog(LOG_ERR, "quarantine store failed (%s); recording as block",
-			      strerror(-ret));
-			rec.action = act = ACTION_BLOCK;
-			*action = act;
+		if (ret < 0 && act == ACTION_QUARANTINE && content_fd >= 0) {
+			int kret = keep_evidence(content_fd, &rec);
+
+			if (kret == 0) {
+				hglog(LOG_NOTICE, "quarantine store cannot take the content (%s): kept "
+				      "encrypted in %s/%s/%s until 'hashgate quarantine retry'",
+				      strerror(-ret), hgfs.backing, HGFS_STAGING_NAME, HGFS_KEPT_NAME);
+				evidence = "kept";
+				rec.kept = true;
+				stat_add(&hgfs.st.evidence_kept, 1);
+			} else {
+				hglog(LOG_ERR, "quarantine store failed (%s) and keeping the content in "
+				      "the staging area failed too (%s): evidence lost, recording as "
+				      "block", strerror(-ret), strerror(-kret));
+				evidence = "lost";
+				rec.action = act = ACTION_BLOCK;
+				*action = act;
+				stat_add(&hgfs.st.evidence_lost, 1);
+				stat_add(&hgfs.st.quarantine_errors, 1);
+			}
 			ret = qstore_add(hgfs.qstore, -1, &rec);
 		}
-		if (ret < 0)
+		if (ret < 0) {
+			/* Kept evidence is not an error here: evidence_kept tracks it until retry. */
+			if (strcmp(evidence, "lost") != 0)
+				stat_add(&hgfs.st.quarantine_errors, 1);
 			hglog(LOG_ERR, "quarantine record failed: %s", strerror(-ret));
+		}
+		check_usage(cfg->c.quarantine, cfg->c.quarantine_max_size);
 	}
 
 	hglog_escape(epath, sizeof(epath), path, 0);
@@ -137,11 +216,14 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 		 "\"path\":\"%s\",\"uid\":%u,\"gid\":%u,\"pid\":%d,\"size\":%llu,"
 		 "\"algo\":\"%s\",\"distance\":%d,\"list\":\"%s\",\"category\":\"%s\","
 		 "\"qid\":%lld,\"generation\":%llu,\"md5\":\"%s\",\"sha1\":\"%s\","
-		 "\"sha256\":\"%s\",\"pdq\":\"%s\"",
+		 "\"sha256\":\"%s\",\"pdq\":\"%s\""
+		 ",\"evidence\":\"%s\"",
 		 v->kind, config_action_name(act), hgfs.backing, jpath, (unsigned)v->uid,
 		 (unsigned)v->gid, (int)v->pid, (unsigned long long)r->d.size,
 		 hash_algo_name(r->hit.algo), r->hit.distance, elist, ecat,
-		 (long long)rec.id, (unsigned long long)r->generation, md5, sha1, sha256, pdq);
+		 (long long)rec.id, (unsigned long long)r->generation, md5, sha1, sha256, pdq,
+		 act == ACTION_QUARANTINE ? evidence : act == ACTION_BLOCK &&
+		 strcmp(evidence, "lost") == 0 ? "lost" : "none");
 	if (hgfs.audit) {
 		ret = audit_append(hgfs.audit, "hashgatefs", "verdict", fields);
 		if (ret < 0) {

@@ -4,8 +4,11 @@
  *
  * Streamed digests are used only when they cover every exact algorithm the current snapshot
  * holds; otherwise (database changed mid-upload, non-sequential writes) the file is re-read.
- * A JPEG that fails to decode is not an error (exact hashes still apply); running out of
- * memory or an I/O error is, and the caller fails closed.
+ * A file that looks like a JPEG or PNG (image_kind: after the junk libjpeg skips) but gives no
+ * PDQ is a scan error like an I/O error: logged at notice with the reason, and the caller
+ * applies on_error (deny by default: fail closed).  File size does not decide: JPEGs over
+ * pdq_max_size are decoded streaming from the file; decode work and memory are bounded
+ * by hashdb/image.c instead.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -58,19 +61,19 @@ int scan_fd(int fd, const struct digests *streamed, struct scan_result *r)
 	}
 	if (!need)
 		r->d.size = st.st_size;
-	if (cfg->c.pdq && (algos & HASH_BIT(HASH_PDQ)) && st.st_size >= 3 &&
-	    (uint64_t)st.st_size <= cfg->c.pdq_max_size) {
-		unsigned char magic[3];
+	if (cfg->c.pdq && (algos & HASH_BIT(HASH_PDQ)) && st.st_size >= 3) {
+		unsigned char magic[IMAGE_MAGIC_LEN];
+		ssize_t n = pread(fd, magic, sizeof(magic), 0);
 
-		if (pread(fd, magic, 3, 0) == 3 && image_is_jpeg(magic, 3)) {
+		if (n > 0 && image_kind(magic, (size_t)n)) {
 			ret = image_pdq_fd(fd, cfg->c.pdq_max_size, PDQ_DIHEDRAL,
 					   cfg->c.image_max_pixels, &r->pdq);
-			if (ret == 0)
-				r->has_pdq = true;
-			else if (ret == -ENOMEM || ret == -EIO)
+			if (ret < 0) {
+				hglog(LOG_NOTICE, "pdq_error: image gives no PDQ: %s",
+				      r->pdq.reason[0] ? r->pdq.reason : image_strerror(ret));
 				goto out_m;
-			else
-				hglog(LOG_DEBUG, "pdq skipped: %s", strerror(-ret));
+			}
+			r->has_pdq = true;
 		}
 	}
 	opts.pdq_threshold = cfg->c.pdq_threshold;

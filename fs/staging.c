@@ -283,7 +283,10 @@ int staging_init(void)
 		return -errno;
 	hgfs.staging_dev = st.st_dev;
 	hgfs.staging_ino = st.st_ino;
-	/* Leftovers are links made just before a rename that never happened: drop them. */
+	/*
+	 * Leftovers are links made just before a rename that never happened: drop them.  Never
+	 * HGFS_KEPT_NAME: evidence the quarantine could not take (fs/quarantine.c).
+	 */
 	fd = openat(hgfs.staging_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -293,7 +296,8 @@ int staging_init(void)
 		return -errno;
 	}
 	while ((de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, HGFS_KEPT_NAME) == 0)
 			continue;
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0 ||
 		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)

@@ -47,6 +47,7 @@ static const struct key_def keys[] = {
 	{ "pdq_max_size",	 K_SIZE,     F(pdq_max_size),	  0, 0 },
 	{ "image_max_pixels",	 K_SIZE,     F(image_max_pixels), 0, 0 },
 	{ "retention",		 K_DURATION, F(retention),	  0, 0 },
+	{ "quarantine_max_size", K_SIZE,     F(quarantine_max_size), 0, 0 },
 	{ "log_level",		 K_LOGLEVEL, F(log_level),	  0, 0 },
 	{ "log_clean",		 K_BOOL,     F(log_clean),	  0, 0 },
 };
@@ -403,8 +404,9 @@ int config_init(struct hg_config *c)
 	c->pdq_threshold = 31;
 	c->pdq_min_quality = 50;
 	c->pdq_max_size = 64ull << 20;
-	c->image_max_pixels = 100ull * 1000 * 1000;
+	c->image_max_pixels = 500ull * 1000 * 1000;	/* IMAGE_MAX_WORK_DEFAULT */
 	c->retention = 0;
+	c->quarantine_max_size = 10ull << 30;
 	c->log_level = LOG_INFO;
 	c->log_clean = false;		/* privacy: clean uploads are counted, not logged */
 	return 0;

@@ -57,9 +57,10 @@ struct hg_config {
 	bool pdq;			/* PDQ-hash JPEG uploads */
 	int pdq_threshold;
 	int pdq_min_quality;
-	uint64_t pdq_max_size;		/* larger JPEGs are not decoded for PDQ (exact hashes still apply) */
-	uint64_t image_max_pixels;	/* decompression-bomb cap */
+	uint64_t pdq_max_size;		/* larger JPEGs are decoded streaming, not read into memory */
+	uint64_t image_max_pixels;	/* decode work bound (hashdb/image.h), in pixels */
 	int64_t retention;		/* seconds quarantined items are kept by purge; 0 = forever */
+	uint64_t quarantine_max_size;	/* quota on stored content; 0 = none */
 	int log_level;			/* syslog priority: LOG_ERR .. LOG_DEBUG */
 	bool log_clean;			/* log a line per clean upload (default off: counters only) */
 };

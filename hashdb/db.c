@@ -6,14 +6,19 @@
  * switch); every write happens between hashdb_begin() and hashdb_commit(), and hashdb_commit()
  * bumps meta.generation in that same transaction, so a reader that sees a generation sees
  * exactly the data committed with it.
+ * The lists are confidential: the database and its -wal/-shm are never readable by others
+ * (see hashdb_secure_files), so no local user can read them or hold a lock on them.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sqlite3.h>
 
@@ -71,6 +76,9 @@ static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
+#define DENIED_MSG "permission denied: the hash lists are confidential, readable only by " \
+	"root and members of the group '" HASHDB_GROUP "' (run as root or add the user to it)"
+
 static int map_rc(int rc)
 {
 	switch (rc & 0xff) {
@@ -109,6 +117,10 @@ int hashdb_sql_error(struct hashdb *db, int rc, const char *what, char *err, siz
 	int sys = db->sql ? sqlite3_system_errno(db->sql) : 0;
 
 	/* "unable to open database file" hides EACCES, EROFS and friends: say which */
+	if ((rc & 0xff) == SQLITE_CANTOPEN && sys == EACCES) {
+		seterr(err, errlen, "%s: %s", db->path, DENIED_MSG);
+		return -sys;
+	}
 	if ((rc & 0xff) == SQLITE_CANTOPEN && sys > 0) {
 		seterr(err, errlen, "%s: %s: %s", db->path, what, strerror(sys));
 		return -sys;
@@ -210,6 +222,97 @@ out_rollback:
 	return r;
 }
 
+int hashdb_group(gid_t *gid)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+
+	if (getgrnam_r(HASHDB_GROUP, &gr, buf, sizeof(buf), &res) != 0 || !res)
+		return -ENOENT;
+	*gid = gr.gr_gid;
+	return 0;
+}
+
+/*
+ * Tighten one file we (root) own: group HASHDB_GROUP and 0640, or 0600 without the group.
+ * Through an O_PATH descriptor only: closing any ordinary descriptor of a database file drops
+ * every POSIX lock this process holds on it (SQLite's WAL locks included), and O_PATH ones are
+ * exempt.  chmod goes through /proc/self/fd because fchmod refuses O_PATH descriptors.
+ */
+static int secure_one(const char *path, bool have_group, gid_t gid)
+{
+	char proc[64];
+	struct stat st;
+	mode_t want;
+	int fd, r = 0;
+
+	fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+		close(fd);		/* not ours to change: e.g. a database an admin keeps */
+		return 0;
+	}
+	if (have_group && st.st_gid != gid &&
+	    fchownat(fd, "", (uid_t)-1, gid, AT_EMPTY_PATH) < 0)
+		r = -errno;
+	want = (st.st_mode & 07777) & (have_group ? 0640 : 0600);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (r == 0 && (st.st_mode & 07777) != want && chmod(proc, want) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+int hashdb_secure_files(const char *path)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char name[4096];
+	gid_t gid = 0;
+	bool have_group = hashdb_group(&gid) == 0;
+	int r = 0, e;
+
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		if (snprintf(name, sizeof(name), "%s%s", path, sfx[i]) >= (int)sizeof(name))
+			return -ENAMETOOLONG;
+		e = secure_one(name, have_group, gid);
+		if (e < 0 && r == 0)
+			r = e;
+	}
+	return r;
+}
+
+/*
+ * Create the database file before SQLite does (SQLite would create it 0644): root-owned,
+ * group HASHDB_GROUP 0640, or 0600 without that group.  SQLite gives the -wal and -shm files
+ * it creates later the database file's mode and owner.
+ */
+static int create_private(const char *path, char *err, size_t errlen)
+{
+	gid_t gid = 0;
+	bool have_group = hashdb_group(&gid) == 0;
+	int fd, r = 0;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			return 0;
+		r = -errno;
+		seterr(err, errlen, "%s: cannot create: %s", path, strerror(-r));
+		return r;
+	}
+	if (have_group && geteuid() == 0 && (fchown(fd, (uid_t)-1, gid) < 0 ||
+					      fchmod(fd, 0640) < 0))
+		r = -errno;
+	close(fd);
+	if (r < 0) {
+		unlink(path);
+		seterr(err, errlen, "%s: cannot set group %s: %s", path, HASHDB_GROUP,
+		       strerror(-r));
+	}
+	return r;
+}
+
 int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, size_t errlen)
 {
 	struct stat stbuf;
@@ -226,12 +329,15 @@ int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, 
 		r = -EINVAL;
 		goto out_free;
 	}
+	r = 0;
 	if (stat(path, &stbuf) < 0) {
 		r = -errno;
 		if (r != -ENOENT || !(flags & HASHDB_CREATE) || (flags & HASHDB_RDONLY)) {
 			if (r == -ENOENT)
 				seterr(err, errlen, "%s: no such database (create it with "
 				       "'hashgate db init')", path);
+			else if (r == -EACCES)
+				seterr(err, errlen, "%s: %s", path, DENIED_MSG);
 			else
 				seterr(err, errlen, "%s: %s", path, strerror(-r));
 			goto out_free;
@@ -240,6 +346,11 @@ int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, 
 		seterr(err, errlen, "%s: not a regular file", path);
 		r = -EISDIR;
 		goto out_free;
+	}
+	if (r == -ENOENT) {
+		r = create_private(path, err, errlen);
+		if (r < 0)
+			goto out_free;
 	}
 	oflags = SQLITE_OPEN_NOMUTEX;
 	if (flags & HASHDB_RDONLY)
@@ -321,6 +432,13 @@ int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, 
 		if (r < 0)
 			goto out_close;
 	}
+	/*
+	 * Files made by older versions (0644, world-readable and lockable by anyone): tighten
+	 * them.  Only root can set the group; a failure (read-only file system) is no reason
+	 * to refuse the database.
+	 */
+	if (geteuid() == 0)
+		hashdb_secure_files(path);
 	return 0;
 out_close:
 	sqlite3_close(db->sql);

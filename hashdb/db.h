@@ -35,6 +35,12 @@
  *   -EIO               anything else SQLite reports
  * so "no database" is never mistaken for "empty database".
  *
+ * Confidentiality: the lists are confidential (their suppliers say so) and a local user who can
+ * open the -shm file can hold its lock bytes and stall every writer.  hashdb_open() creates the
+ * database root:HASHDB_GROUP 0640 (0600 when that group does not exist) and, run as root,
+ * tightens existing files (database, -wal, -shm) it owns to the same; reading the lists
+ * therefore takes root or membership in the group (-EACCES otherwise).
+ *
  * Thread-safety: a struct hashdb is used by one thread at a time.  Separate handles on the same
  * file are safe from any threads and processes.
  */
@@ -45,6 +51,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "hashdb/hash.h"
 
@@ -52,6 +59,7 @@
 #define HASHDB_BUSY_TIMEOUT_MS	5000
 #define HASHDB_NAME_MAX		63	/* list names: [A-Za-z0-9._-], 1..63 chars */
 #define HASHDB_CATEGORY_MAX	31	/* categories: same characters, 1..31 chars */
+#define HASHDB_GROUP		"hashgate"	/* may read the lists (created by the packages) */
 
 /* hashdb_open() flags */
 #define HASHDB_RDONLY	0x1	/* daemons, scanner: never writes, never migrates */
@@ -68,6 +76,14 @@ struct hashdb {
 };
 
 int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, size_t errlen);
+/* The gid of HASHDB_GROUP: 0 or -ENOENT when the system has no such group. */
+int hashdb_group(gid_t *gid);
+/*
+ * Give path, path-wal, path-shm and path-journal that belong to the caller group HASHDB_GROUP
+ * and mode 0640 (0600 without the group); others' files and missing ones are left alone.
+ * Done by hashdb_open() when run as root.  0 or the first -errno.
+ */
+int hashdb_secure_files(const char *path);
 /* Safe on a zeroed or failed-open struct; rolls back an open transaction. */
 void hashdb_close(struct hashdb *db);
 

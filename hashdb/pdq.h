@@ -29,6 +29,8 @@ struct pdq_result {
 	int width, height;		/* decoded image size */
 	int warning;			/* image_pdq_*: 1 if the decoder recovered from corrupt
 					 * or truncated data (the hash is of what decoded) */
+	char reason[96];		/* image_pdq_*: why it failed, or the first decoder
+					 * warning; "" if none */
 };
 
 /* Flags for pdq_from_luma / image_pdq. */

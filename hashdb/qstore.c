@@ -7,10 +7,22 @@
  * random nonce per object, so one key never reuses a nonce.  Reads also compare the plaintext's
  * digests with the record's, so swapping two object files is detected too.
  *
+ * Content is stored once per sha256: objects/sha256-HEX, listed in the objects table
+ * (name, sha256, plaintext size); records reference it by name (records.object).  Stores made
+ * before schema 2 keep their objects/ID files (one per record), migrated into the objects
+ * table as they are.  Hold and purge stay per record: an object is removed with the last
+ * record that references it.  q->max_bytes caps the objects' total size (-EDQUOT).
+ *
  * Invariants:
- * - qstore_add writes objects/.tmp-XXXXXX, fsyncs it, then (in one SQLite write transaction)
- *   inserts the record, renames the temp file to objects/ID, fsyncs objects/ and commits.  A
- *   crash leaves a temp file or an objects/ID without record, never a record without content.
+ * - qstore_add first looks, in a write transaction, for the object of the upload's sha256:
+ *   present, the record just references it.  Otherwise it writes objects/.tmp-XXXXXX, fsyncs
+ *   it, then (in a new write transaction, where it looks again: a concurrent add of the same
+ *   content wins and the temp file is dropped) renames it to its name, fsyncs objects/,
+ *   inserts the object and the record and commits.  A crash leaves a temp file or an object
+ *   without records (swept at open), never a record whose object was not complete.
+ * - qstore_delete removes the object file (when no other record references it) before the
+ *   commit that deletes the rows: a crash in between leaves a record whose content reads as
+ *   missing, never content without a record.
  * - Every add holds a shared flock on DIR/.lock from creating its temp file to its commit; the
  *   orphan sweep in qstore_open runs only under the exclusive lock (skipped when busy), so it
  *   never removes a concurrent add's files.
@@ -43,7 +55,8 @@
 #define QS_NONCE_LEN	12
 #define QS_TAG_LEN	16
 #define QS_CHUNK	(256 * 1024)
-#define QS_SCHEMA	1
+#define QS_SCHEMA	3
+#define QS_OVERHEAD	(QS_HDR_LEN + QS_TAG_LEN)
 #define QS_KEYCHECK_MSG	"hashgate quarantine key check v1"
 
 struct qstore {
@@ -53,6 +66,7 @@ struct qstore {
 	int dirfd;
 	int objfd;			/* DIR/objects */
 	int lockfd;			/* DIR/.lock */
+	uint64_t max_bytes;		/* quota on the objects' plaintext + overhead; 0: none */
 	uint8_t key[32];
 };
 
@@ -70,15 +84,29 @@ static const char schema_sql[] =
 	" held INTEGER NOT NULL DEFAULT 0, restored INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX IF NOT EXISTS records_time ON records(time);";
 
+/* Schema 1 -> 2: content once per sha256 (objects table), kept evidence. */
+static const char migrate_v2_sql[] =
+	"ALTER TABLE records ADD COLUMN object TEXT;"
+	"ALTER TABLE records ADD COLUMN kept INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE objects(name TEXT PRIMARY KEY, sha256 TEXT, size INTEGER NOT NULL);"
+	"INSERT INTO objects(name, sha256, size)"
+	" SELECT CAST(id AS TEXT), sha256, size FROM records WHERE stored = 1;"
+	"UPDATE records SET object = CAST(id AS TEXT) WHERE stored = 1;"
+	"CREATE INDEX records_object ON records(object);"
+	"CREATE INDEX records_kept ON records(kept);"
+	"CREATE INDEX objects_sha256 ON objects(sha256);"
+	"PRAGMA user_version = 2;";
+
 #define REC_COLS "id, time, upload_time, uid, gid, pid, mount, path, size, mode, md5, sha1, " \
 		 "sha256, pdq, pdq_quality, algo, distance, list, category, action, held, restored, " \
-		 "origin, review, review_case, review_reason, review_time"
+		 "kept, origin, review, review_case, review_reason, review_time"
 
 /*
- * Columns added after the first release: ALTER TABLE on open, so stores written before keep
- * working ('' = not recorded).  Another process adding it first is fine.
+ * Schema 2 -> 3: the report origin and the review state.  Stores written by a build that added
+ * these columns on open, before the version number existed, already have some of them at
+ * user_version 0: migrate() runs the v2 step, then these, ignoring "duplicate column".
  */
-static const char *const added_columns[] = {
+static const char *const migrate_v3_sql[] = {
 	"ALTER TABLE records ADD COLUMN origin TEXT NOT NULL DEFAULT ''",
 	"ALTER TABLE records ADD COLUMN review TEXT NOT NULL DEFAULT 'new'",
 	"ALTER TABLE records ADD COLUMN review_case TEXT NOT NULL DEFAULT ''",
@@ -317,9 +345,24 @@ static int name_to_id(const char *name, int64_t *id)
 	return 0;
 }
 
+/* objects/ names this store makes: a record id (schema 1) or sha256-HEX. */
+static int is_object_name(const char *name)
+{
+	int64_t id;
+
+	if (name_to_id(name, &id) == 0)
+		return 1;
+	if (strncmp(name, "sha256-", 7) != 0 || strlen(name) != 7 + 64)
+		return 0;
+	for (const char *p = name + 7; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return 0;
+	return 1;
+}
+
 /*
- * Remove temp files and objects without a record.  Only under the exclusive lock, i.e. when no
- * add is between creating its temp file and committing, in this or any other process.
+ * Remove temp files and objects no record references.  Only under the exclusive lock, i.e.
+ * when no add is between creating its temp file and committing, in this or any other process.
  */
 static void sweep_orphans(struct qstore *q)
 {
@@ -338,22 +381,21 @@ static void sweep_orphans(struct qstore *q)
 		close(fd);
 		goto out_unlock;
 	}
-	if (sqlite3_prepare_v2(q->db, "SELECT 1 FROM records WHERE id = ? AND stored = 1", -1,
-			       &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(q->db, "SELECT 1 FROM objects o WHERE o.name = ?1 AND EXISTS"
+			       " (SELECT 1 FROM records r WHERE r.object = ?1)", -1, &st, NULL)
+	    != SQLITE_OK)
 		goto out_dir;
 	while ((de = readdir(d))) {
-		int64_t id;
-
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		if (strncmp(de->d_name, ".tmp-", 5) == 0) {
 			unlinkat(q->objfd, de->d_name, 0);
 			continue;
 		}
-		if (name_to_id(de->d_name, &id) < 0)
+		if (!is_object_name(de->d_name))
 			continue;		/* not ours: leave it alone */
 		sqlite3_reset(st);
-		sqlite3_bind_int64(st, 1, id);
+		sqlite3_bind_text(st, 1, de->d_name, -1, SQLITE_TRANSIENT);
 		if (sqlite3_step(st) == SQLITE_DONE)
 			unlinkat(q->objfd, de->d_name, 0);
 	}
@@ -363,6 +405,49 @@ out_dir:
 	closedir(d);
 out_unlock:
 	flock(q->lockfd, LOCK_UN);
+}
+
+/* Bring the schema to QS_SCHEMA, in one transaction (concurrent openers wait). */
+static int migrate(struct qstore *q, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+
+	if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
+		goto out_err;
+	if (sqlite3_prepare_v2(q->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		goto out_rollback;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (v < 0)
+		goto out_rollback;
+	if (v > QS_SCHEMA) {
+		sql_exec(q->db, "ROLLBACK");
+		seterr(err, errlen, "quarantine store %s: %s", q->dir,
+		       "made by a newer hashgate (schema version too new): upgrade hashgate");
+		return -EPROTONOSUPPORT;
+	}
+	if (v < 2 && sql_exec(q->db, migrate_v2_sql) < 0)
+		goto out_rollback;
+	for (size_t i = 0; v < 3 && i < sizeof(migrate_v3_sql) / sizeof(migrate_v3_sql[0]); i++) {
+		if (sqlite3_exec(q->db, migrate_v3_sql[i], NULL, NULL, NULL) != SQLITE_OK &&
+		    !strstr(sqlite3_errmsg(q->db), "duplicate column"))
+			goto out_rollback;
+	}
+	if (v < 3 && sql_exec(q->db, "PRAGMA user_version = 3") < 0)
+		goto out_rollback;
+	if (sql_exec(q->db, "COMMIT") < 0)
+		goto out_rollback;
+	return 0;
+out_rollback:
+	seterr(err, errlen, "quarantine store %s: schema upgrade: %s", q->dir,
+	       sqlite3_errmsg(q->db));
+	sql_exec(q->db, "ROLLBACK");
+	return -EIO;
+out_err:
+	seterr(err, errlen, "quarantine store %s: %s", q->dir, sqlite3_errmsg(q->db));
+	return -EIO;
 }
 
 static int ensure_dir(int atfd, const char *path, char *err, size_t errlen)
@@ -456,20 +541,10 @@ int qstore_open(struct qstore **out, const char *dir, const char *keyfile, unsig
 		seterr(err, errlen, "quarantine records %s: %s", dbpath, sqlite3_errmsg(q->db));
 		goto out_db;
 	}
-	for (size_t i = 0; i < sizeof(added_columns) / sizeof(added_columns[0]); i++) {
-		char *msg = NULL;
-
-		if (sqlite3_exec(q->db, added_columns[i], NULL, NULL, &msg) != SQLITE_OK &&
-		    !(msg && strstr(msg, "duplicate column"))) {
-			r = -EIO;
-			seterr(err, errlen, "quarantine records %s: %s", dbpath,
-			       msg ? msg : "cannot add a column");
-			sqlite3_free(msg);
-			goto out_db;
-		}
-		sqlite3_free(msg);
-	}
 	r = key_check(q, err, errlen);
+	if (r < 0)
+		goto out_db;
+	r = migrate(q, err, errlen);
 	if (r < 0)
 		goto out_db;
 	free(dbpath);
@@ -598,55 +673,148 @@ static const char *nz(const char *s)
 	return s ? s : "";
 }
 
-int qstore_add(struct qstore *q, int content_fd, struct qrecord *rec)
+/* objects/ name of rec's content: sha256-HEX; -EINVAL without a sha256. */
+static int object_name(const struct qrecord *rec, char name[QSTORE_NAME_MAX])
+{
+	const uint8_t *d = digests_get(&rec->digests, HASH_SHA256);
+
+	if (!d)
+		return -EINVAL;
+	memcpy(name, "sha256-", 7);
+	hex_encode(d, hash_algo_len(HASH_SHA256), name + 7);
+	return 0;
+}
+
+int qstore_kept_name(const struct qrecord *rec, char name[QSTORE_NAME_MAX])
+{
+	return object_name(rec, name);
+}
+
+/*
+ * In a transaction: 1 when object name is listed and its file exists, 0 when not, -EINVAL
+ * when it is listed with another size than the record says (digests that are not the
+ * content's: never let such a record replace or claim the object).
+ */
+static int object_present(struct qstore *q, const char *name, uint64_t size)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO, s;
+
+	if (sqlite3_prepare_v2(q->db, "SELECT size FROM objects WHERE name = ?", -1, &st, NULL)
+	    != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	s = sqlite3_step(st);
+	if (s == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) != size)
+		r = -EINVAL;
+	else if (s == SQLITE_ROW)
+		r = faccessat(q->objfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+	else if (s == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Objects' total on-disk size (plaintext plus header and tag) and count. */
+static int usage_locked(struct qstore *q, uint64_t *bytes, uint64_t *objects)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	if (sqlite3_prepare_v2(q->db, "SELECT COALESCE(SUM(size), 0), COUNT(*) FROM objects", -1,
+			       &st, NULL) != SQLITE_OK)
+		return -EIO;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*objects = (uint64_t)sqlite3_column_int64(st, 1);
+		*bytes = (uint64_t)sqlite3_column_int64(st, 0) + *objects * QS_OVERHEAD;
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* -EDQUOT when an object of size plaintext bytes would take the store over its quota. */
+static int quota_check(struct qstore *q, uint64_t size)
+{
+	uint64_t bytes, objects;
+	int r;
+
+	if (!q->max_bytes)
+		return 0;
+	r = usage_locked(q, &bytes, &objects);
+	if (r < 0)
+		return r;
+	return bytes + size + QS_OVERHEAD > q->max_bytes ? -EDQUOT : 0;
+}
+
+/* A new temp file in dirfd (mkstemp relative to a directory fd, O_EXCL). */
+static int tmp_create(int dirfd, char tmpname[16])
+{
+	for (int tries = 0; tries < 100; tries++) {
+		uint8_t rnd[4];
+		char hex[9];
+		int fd;
+
+		if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+			return -EIO;
+		hex_encode(rnd, sizeof(rnd), hex);
+		snprintf(tmpname, 16, ".tmp-%.6s", hex);
+		fd = openat(dirfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+			    0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd >= 0 ? fd : -errno;
+	}
+	return -EEXIST;
+}
+
+static int insert_object(struct qstore *q, const char *name, const struct qrecord *rec)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	if (sqlite3_prepare_v2(q->db, "INSERT OR REPLACE INTO objects(name, sha256, size)"
+			       " VALUES(?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	bind_hex(st, 2, &rec->digests, HASH_SHA256);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)rec->size);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int set_object(struct qstore *q, int64_t id, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	if (sqlite3_prepare_v2(q->db, "UPDATE records SET object = ?, stored = 1, kept = 0"
+			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Insert the record row (object: its content's name or NULL); sets *id. */
+static int insert_record(struct qstore *q, const struct qrecord *rec, const char *object,
+			 int64_t *id)
 {
 	static const char ins[] =
 		"INSERT INTO records(time, upload_time, uid, gid, pid, mount, path, size, mode,"
 		" md5, sha1, sha256, pdq, pdq_quality, algo, distance, list, category, action,"
-		" stored, held, restored, origin)"
-		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
-	char tmpname[] = ".tmp-XXXXXX", idname[32], pdqhex[65];
-	int store = content_fd >= 0 && rec->action == ACTION_QUARANTINE;
+		" stored, held, restored, object, kept, origin)"
+		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	sqlite3_stmt *st = NULL;
-	int tfd = -1, r, locked = 0;
-	int64_t id;
+	char pdqhex[65];
+	int r = -EIO;
 
-	pthread_mutex_lock(&q->lock);
-	if (store) {
-		if (flock(q->lockfd, LOCK_SH) < 0) {
-			r = -errno;
-			goto out_unlock;
-		}
-		locked = 1;
-		/* mkstemp relative to objects/: build the template by hand with O_EXCL. */
-		for (int tries = 0; tries < 100; tries++) {
-			uint8_t rnd[4];
-			char hex[9];
-
-			if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
-				r = -EIO;
-				goto out_unlock;
-			}
-			hex_encode(rnd, sizeof(rnd), hex);
-			snprintf(tmpname, sizeof(tmpname), ".tmp-%.6s", hex);
-			tfd = openat(q->objfd, tmpname, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-				     O_NOFOLLOW, 0600);
-			if (tfd >= 0 || errno != EEXIST)
-				break;
-		}
-		if (tfd < 0) {
-			r = -errno;
-			goto out_unlock;
-		}
-		r = encrypt_to(q, content_fd, rec->size, tfd);
-		if (r < 0)
-			goto out_tmp;
-	}
-	r = -EIO;
-	if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
-		goto out_tmp;
 	if (sqlite3_prepare_v2(q->db, ins, -1, &st, NULL) != SQLITE_OK)
-		goto out_rollback;
+		return -EIO;
 	sqlite3_bind_int64(st, 1, rec->time);
 	sqlite3_bind_int64(st, 2, rec->upload_time);
 	sqlite3_bind_int64(st, 3, rec->uid);
@@ -671,40 +839,124 @@ int qstore_add(struct qstore *q, int content_fd, struct qrecord *rec)
 	sqlite3_bind_text(st, 17, nz(rec->list), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 18, nz(rec->category), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 19, config_action_name(rec->action), -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 20, store);
+	sqlite3_bind_int(st, 20, object != NULL);
 	sqlite3_bind_int(st, 21, rec->held);
 	sqlite3_bind_int(st, 22, rec->restored);
-	sqlite3_bind_text(st, 23, nz(rec->origin), -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE)
-		goto out_rollback;
-	id = sqlite3_last_insert_rowid(q->db);
+	if (object)
+		sqlite3_bind_text(st, 23, object, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 23);
+	sqlite3_bind_int(st, 24, !object && rec->kept);
+	sqlite3_bind_text(st, 25, nz(rec->origin), -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE) {
+		*id = sqlite3_last_insert_rowid(q->db);
+		r = 0;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int qstore_add(struct qstore *q, int content_fd, struct qrecord *rec)
+{
+	char tmpname[16] = "", name[QSTORE_NAME_MAX];
+	int store = content_fd >= 0 && rec->action == ACTION_QUARANTINE;
+	int by_sha = store && object_name(rec, name) == 0;
+	int tfd = -1, r, locked = 0, present = 0;
+	int64_t id;
+
+	pthread_mutex_lock(&q->lock);
+	if (by_sha) {
+		/* The same content already stored: reference it, nothing to encrypt or count. */
+		r = -EIO;
+		if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
+			goto out_unlock;
+		present = object_present(q, name, rec->size);
+		if (present < 0) {
+			r = present;
+			goto out_rollback;
+		}
+		if (present)
+			goto insert;
+		sql_exec(q->db, "ROLLBACK");	/* encrypt without holding the write lock */
+	}
 	if (store) {
-		snprintf(idname, sizeof(idname), "%" PRId64, id);
-		if (renameat(q->objfd, tmpname, q->objfd, idname) < 0) {
+		r = quota_check(q, rec->size);
+		if (r < 0)
+			goto out_unlock;
+		if (flock(q->lockfd, LOCK_SH) < 0) {
+			r = -errno;
+			goto out_unlock;
+		}
+		locked = 1;
+		tfd = tmp_create(q->objfd, tmpname);
+		if (tfd < 0) {
+			r = tfd;
+			goto out_unlock;
+		}
+		r = encrypt_to(q, content_fd, rec->size, tfd);
+		if (r < 0)
+			goto out_tmp;
+	}
+	r = -EIO;
+	if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
+		goto out_tmp;
+	if (by_sha) {
+		/* Added meanwhile (the same content, another thread or process)? */
+		present = object_present(q, name, rec->size);
+		if (present < 0) {
+			r = present;
+			goto out_rollback;
+		}
+		if (!present) {
+			if (renameat(q->objfd, tmpname, q->objfd, name) < 0) {
+				r = -errno;
+				goto out_rollback;
+			}
+			if (fsync(q->objfd) < 0 || insert_object(q, name, rec) < 0) {
+				r = -EIO;
+				unlinkat(q->objfd, name, 0);
+				goto out_rollback;
+			}
+		}
+	}
+insert:
+	r = insert_record(q, rec, store ? (by_sha ? name : "") : NULL, &id);
+	if (r < 0) {
+		if (by_sha && !present)
+			unlinkat(q->objfd, name, 0);
+		goto out_rollback;
+	}
+	if (store && !by_sha) {
+		/* No sha256 to name it by: the record's id, as schema 1 named every object. */
+		snprintf(name, sizeof(name), "%" PRId64, id);
+		r = -EIO;
+		if (renameat(q->objfd, tmpname, q->objfd, name) < 0) {
 			r = -errno;
 			goto out_rollback;
 		}
-		if (fsync(q->objfd) < 0) {
-			r = -errno;
-			unlinkat(q->objfd, idname, 0);
+		if (fsync(q->objfd) < 0 || insert_object(q, name, rec) < 0 ||
+		    set_object(q, id, name) < 0) {
+			unlinkat(q->objfd, name, 0);
 			goto out_rollback;
 		}
 	}
 	if (sql_exec(q->db, "COMMIT") < 0) {
-		if (store)
-			unlinkat(q->objfd, idname, 0);
+		r = -EIO;
+		if (store && !present)
+			unlinkat(q->objfd, name, 0);
 		goto out_rollback;
 	}
-	sqlite3_finalize(st);
 	rec->id = id;
-	if (store)
+	if (tfd >= 0) {
 		close(tfd);
+		if (present)		/* lost the race to a concurrent add: drop ours */
+			unlinkat(q->objfd, tmpname, 0);
+	}
 	if (locked)
 		flock(q->lockfd, LOCK_UN);
 	pthread_mutex_unlock(&q->lock);
 	return 0;
 out_rollback:
-	sqlite3_finalize(st);
 	sql_exec(q->db, "ROLLBACK");
 out_tmp:
 	if (tfd >= 0) {
@@ -770,11 +1022,12 @@ static int row_to_rec(sqlite3_stmt *st, struct qrecord *r)
 		    ACTION_QUARANTINE;
 	r->held = sqlite3_column_int(st, 20) != 0;
 	r->restored = sqlite3_column_int(st, 21) != 0;
-	r->origin = col_dup(st, 22);
-	r->review = col_dup(st, 23);
-	r->review_case = col_dup(st, 24);
-	r->review_reason = col_dup(st, 25);
-	r->review_time = sqlite3_column_int64(st, 26);
+	r->kept = sqlite3_column_int(st, 22) != 0;
+	r->origin = col_dup(st, 23);
+	r->review = col_dup(st, 24);
+	r->review_case = col_dup(st, 25);
+	r->review_reason = col_dup(st, 26);
+	r->review_time = sqlite3_column_int64(st, 27);
 	if (!r->mount || !r->path || !r->list || !r->category || !r->origin || !r->review ||
 	    !r->review_case || !r->review_reason) {
 		qrecord_release(r);
@@ -806,21 +1059,27 @@ void qrecord_free_array(struct qrecord *recs, size_t n)
 	free(recs);
 }
 
-/* With q->lock held. */
-static int get_locked(struct qstore *q, int64_t id, struct qrecord *out, int *stored)
+/* With q->lock held.  object (QSTORE_NAME_MAX bytes, may be NULL): the content's name or "". */
+static int get_locked(struct qstore *q, int64_t id, struct qrecord *out, int *stored,
+		      char *object)
 {
 	sqlite3_stmt *st = NULL;
 	int r = -EIO, s;
 
-	if (sqlite3_prepare_v2(q->db, "SELECT " REC_COLS ", stored FROM records WHERE id = ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(q->db, "SELECT " REC_COLS ", stored, object FROM records"
+			       " WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
 		return -EIO;
 	sqlite3_bind_int64(st, 1, id);
 	s = sqlite3_step(st);
 	if (s == SQLITE_ROW) {
+		const char *o = (const char *)sqlite3_column_text(st, 29);
+
 		r = out ? row_to_rec(st, out) : 0;
 		if (stored)
-			*stored = sqlite3_column_int(st, 27);
+			*stored = sqlite3_column_int(st, 28) && o && *o;
+		if (object)
+			snprintf(object, QSTORE_NAME_MAX, "%s", o && strlen(o) < QSTORE_NAME_MAX ?
+				 o : "");
 	} else if (s == SQLITE_DONE) {
 		r = -ENOENT;
 	}
@@ -833,7 +1092,7 @@ int qstore_get(struct qstore *q, int64_t id, struct qrecord *out)
 	int r;
 
 	pthread_mutex_lock(&q->lock);
-	r = get_locked(q, id, out, NULL);
+	r = get_locked(q, id, out, NULL, NULL);
 	pthread_mutex_unlock(&q->lock);
 	return r;
 }
@@ -843,7 +1102,7 @@ int qstore_has_content(struct qstore *q, int64_t id)
 	int r, stored = 0;
 
 	pthread_mutex_lock(&q->lock);
-	r = get_locked(q, id, NULL, &stored);
+	r = get_locked(q, id, NULL, &stored, NULL);
 	pthread_mutex_unlock(&q->lock);
 	return r < 0 ? r : stored;
 }
@@ -992,16 +1251,15 @@ out_hash:
 int qstore_read(struct qstore *q, int64_t id, int out_fd)
 {
 	struct qrecord rec;
-	char name[32];
+	char name[QSTORE_NAME_MAX];
 	int r, fd, stored = 0;
 
 	pthread_mutex_lock(&q->lock);
-	r = get_locked(q, id, &rec, &stored);
+	r = get_locked(q, id, &rec, &stored, name);
 	if (r < 0) {
 		pthread_mutex_unlock(&q->lock);
 		return r;
 	}
-	snprintf(name, sizeof(name), "%" PRId64, id);
 	fd = stored ? openat(q->objfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) : -1;
 	r = !stored ? -ENOENT : fd < 0 ? (errno == ENOENT ? -EBADMSG : -errno) : 0;
 	pthread_mutex_unlock(&q->lock);
@@ -1066,17 +1324,47 @@ out:
 	return r;
 }
 
+/* In a transaction: how many records reference object name. */
+static int object_refs(struct qstore *q, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	if (sqlite3_prepare_v2(q->db, "SELECT COUNT(*) FROM records WHERE object = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		r = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int exec_name(struct qstore *q, const char *sql, const char *name)
+{
+	sqlite3_stmt *st = NULL;
+	int r = -EIO;
+
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -EIO;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		r = 0;
+	sqlite3_finalize(st);
+	return r;
+}
+
 int qstore_delete(struct qstore *q, int64_t id)
 {
 	sqlite3_stmt *st = NULL;
-	char name[32];
-	int r = -EIO, s;
+	char name[QSTORE_NAME_MAX] = "";
+	int r = -EIO, s, refs;
 
 	pthread_mutex_lock(&q->lock);
 	if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
 		goto out_unlock;
-	if (sqlite3_prepare_v2(q->db, "SELECT held FROM records WHERE id = ?", -1, &st, NULL)
-	    != SQLITE_OK)
+	if (sqlite3_prepare_v2(q->db, "SELECT held, object FROM records WHERE id = ?", -1, &st,
+			       NULL) != SQLITE_OK)
 		goto out_rollback;
 	sqlite3_bind_int64(st, 1, id);
 	s = sqlite3_step(st);
@@ -1090,18 +1378,10 @@ int qstore_delete(struct qstore *q, int64_t id)
 		r = -EPERM;
 		goto out_rollback;
 	}
+	if (sqlite3_column_text(st, 1))
+		snprintf(name, sizeof(name), "%s", (const char *)sqlite3_column_text(st, 1));
 	sqlite3_finalize(st);
 	st = NULL;
-	/*
-	 * Content first: a crash after the unlink leaves a record whose read says -EBADMSG
-	 * (content missing), never plaintext-recoverable content without a record to find it.
-	 */
-	snprintf(name, sizeof(name), "%" PRId64, id);
-	if (unlinkat(q->objfd, name, 0) < 0 && errno != ENOENT) {
-		r = -errno;
-		goto out_rollback;
-	}
-	fsync(q->objfd);
 	if (sqlite3_prepare_v2(q->db, "DELETE FROM records WHERE id = ?", -1, &st, NULL)
 	    != SQLITE_OK)
 		goto out_rollback;
@@ -1110,6 +1390,25 @@ int qstore_delete(struct qstore *q, int64_t id)
 		goto out_rollback;
 	sqlite3_finalize(st);
 	st = NULL;
+	/*
+	 * The content goes with the last record referencing it, and before the commit: a crash
+	 * after the unlink leaves records whose read says -EBADMSG (content missing), never
+	 * plaintext-recoverable content without a record to find it.
+	 */
+	if (*name) {
+		refs = object_refs(q, name);
+		if (refs < 0)
+			goto out_rollback;
+		if (refs == 0) {
+			if (unlinkat(q->objfd, name, 0) < 0 && errno != ENOENT) {
+				r = -errno;
+				goto out_rollback;
+			}
+			fsync(q->objfd);
+			if (exec_name(q, "DELETE FROM objects WHERE name = ?", name) < 0)
+				goto out_rollback;
+		}
+	}
 	if (sql_exec(q->db, "COMMIT") < 0)
 		goto out_rollback;
 	pthread_mutex_unlock(&q->lock);
@@ -1117,6 +1416,198 @@ int qstore_delete(struct qstore *q, int64_t id)
 out_rollback:
 	sqlite3_finalize(st);
 	sql_exec(q->db, "ROLLBACK");
+out_unlock:
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+void qstore_set_quota(struct qstore *q, uint64_t max_bytes)
+{
+	pthread_mutex_lock(&q->lock);
+	q->max_bytes = max_bytes;
+	pthread_mutex_unlock(&q->lock);
+}
+
+int qstore_usage(struct qstore *q, struct qstore_usage *u)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	memset(u, 0, sizeof(*u));
+	pthread_mutex_lock(&q->lock);
+	u->max_bytes = q->max_bytes;
+	r = usage_locked(q, &u->bytes, &u->objects);
+	if (r == 0) {
+		r = -EIO;
+		if (sqlite3_prepare_v2(q->db, "SELECT COUNT(*), COALESCE(SUM(kept), 0) FROM records",
+				       -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+			u->records = (uint64_t)sqlite3_column_int64(st, 0);
+			u->kept = (uint64_t)sqlite3_column_int64(st, 1);
+			r = 0;
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
+int qstore_keep(struct qstore *q, int content_fd, const struct qrecord *rec, int dirfd)
+{
+	char name[QSTORE_NAME_MAX], tmpname[16];
+	int tfd, r;
+
+	r = object_name(rec, name);
+	if (r < 0)
+		return r;
+	/* Kept already (the same content, an earlier upload): one copy is evidence enough. */
+	if (faccessat(dirfd, name, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+		return 0;
+	tfd = tmp_create(dirfd, tmpname);
+	if (tfd < 0)
+		return tfd;
+	r = encrypt_to(q, content_fd, rec->size, tfd);
+	close(tfd);
+	if (r == 0 && renameat(dirfd, tmpname, dirfd, name) < 0)
+		r = -errno;
+	if (r == 0 && fsync(dirfd) < 0)
+		r = -errno;
+	if (r < 0)
+		unlinkat(dirfd, tmpname, 0);
+	return r;
+}
+
+/* Copy the whole of in_fd into out_fd and fsync it. */
+static int copy_fd(int in_fd, int out_fd)
+{
+	char *buf = malloc(QS_CHUNK);
+	off_t off = 0;
+	int r = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t got = pread_full(in_fd, buf, QS_CHUNK, off);
+
+		if (got < 0) {
+			r = (int)got;
+			break;
+		}
+		if (got == 0)
+			break;
+		r = write_all(out_fd, buf, (size_t)got);
+		if (r < 0)
+			break;
+		off += got;
+	}
+	free(buf);
+	if (r == 0 && fsync(out_fd) < 0)
+		r = -errno;
+	return r;
+}
+
+int qstore_adopt(struct qstore *q, const struct qrecord *rec, int kept_fd)
+{
+	char name[QSTORE_NAME_MAX], tmpname[16] = "", sha[65];
+	sqlite3_stmt *st = NULL;
+	int tfd = -1, r, present, nullfd, n = 0, locked = 0;
+
+	r = object_name(rec, name);
+	if (r < 0)
+		return r;
+	memcpy(sha, name + 7, sizeof(sha));
+	/* Authentic, this store's key, and the record's content?  Before it becomes evidence. */
+	nullfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (nullfd < 0)
+		return -errno;
+	r = decrypt_to(q, kept_fd, rec, nullfd);
+	close(nullfd);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&q->lock);
+	r = -EIO;
+	if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
+		goto out_unlock;
+	present = object_present(q, name, rec->size);
+	if (present < 0) {
+		r = present;
+		goto out_rollback;
+	}
+	sql_exec(q->db, "ROLLBACK");
+	if (!present) {
+		r = quota_check(q, rec->size);
+		if (r < 0)
+			goto out_unlock;
+		if (flock(q->lockfd, LOCK_SH) < 0) {
+			r = -errno;
+			goto out_unlock;
+		}
+		locked = 1;
+		tfd = tmp_create(q->objfd, tmpname);
+		if (tfd < 0) {
+			r = tfd;
+			goto out_flock;
+		}
+		r = copy_fd(kept_fd, tfd);
+		if (r < 0)
+			goto out_tmp;
+	}
+	r = -EIO;
+	if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
+		goto out_tmp;
+	present = object_present(q, name, rec->size);
+	if (present < 0) {
+		r = present;
+		goto out_rollback;
+	}
+	if (!present) {
+		if (tfd < 0) {		/* purged since we looked: try again later */
+			r = -EAGAIN;
+			goto out_rollback;
+		}
+		if (renameat(q->objfd, tmpname, q->objfd, name) < 0) {
+			r = -errno;
+			goto out_rollback;
+		}
+		if (fsync(q->objfd) < 0 || insert_object(q, name, rec) < 0) {
+			unlinkat(q->objfd, name, 0);
+			goto out_rollback;
+		}
+	}
+	if (sqlite3_prepare_v2(q->db, "UPDATE records SET object = ?, stored = 1, kept = 0"
+			       " WHERE kept = 1 AND sha256 = ?", -1, &st, NULL) != SQLITE_OK)
+		goto out_rollback;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, sha, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto out_rollback;
+	n = sqlite3_changes(q->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (sql_exec(q->db, "COMMIT") < 0) {
+		if (!present)
+			unlinkat(q->objfd, name, 0);
+		goto out_rollback;
+	}
+	if (tfd >= 0) {
+		close(tfd);
+		if (present)
+			unlinkat(q->objfd, tmpname, 0);
+	}
+	if (locked)
+		flock(q->lockfd, LOCK_UN);
+	pthread_mutex_unlock(&q->lock);
+	return n;
+out_rollback:
+	sqlite3_finalize(st);
+	sql_exec(q->db, "ROLLBACK");
+out_tmp:
+	if (tfd >= 0) {
+		close(tfd);
+		unlinkat(q->objfd, tmpname, 0);
+	}
+out_flock:
+	if (locked)
+		flock(q->lockfd, LOCK_UN);
 out_unlock:
 	pthread_mutex_unlock(&q->lock);
 	return r;

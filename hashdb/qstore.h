@@ -2,8 +2,11 @@
  * qstore.h - the quarantine store: matched uploads kept as evidence, encrypted at rest.
  *
  * Layout (root-only, 0700): DIR/records.db (SQLite, WAL: one row per verdict that was
- * quarantined or blocked) and DIR/objects/ID (content encrypted with AES-256-GCM under the key
- * from the key file; a copy of DIR alone reveals nothing).  Content is written to a temporary
+ * quarantined or blocked) and DIR/objects/NAME (content encrypted with AES-256-GCM under the key
+ * from the key file; a copy of DIR alone reveals nothing).  Content is stored once per sha256
+ * (NAME = sha256-HEX; stores from before schema 2 also have one object per record, NAME = ID):
+ * records reference it, hold and delete stay per record, and the object goes with the last
+ * record that references it.  An optional quota caps the objects' total size.  Content is written to a temporary
  * file, fsynced and renamed before its record commits, so a crash leaves either no record or a
  * record with complete content; orphans are removed by qstore_open() (never those of an add in
  * progress in another process: adds hold a shared flock on DIR/.lock, the sweep an exclusive
@@ -63,7 +66,14 @@ struct qrecord {
 	 */
 	char *review, *review_case, *review_reason;
 	int64_t review_time;
+	bool kept;			/* content not in the store but kept encrypted by
+					   qstore_keep (the store was full): see qstore_adopt */
 };
+
+#define QSTORE_NAME_MAX	80		/* object names: sha256-HEX, or a record id */
+/* Where hashgatefs keeps evidence the store could not take, relative to the record's mount
+   (fs/hgfs.h: HGFS_STAGING_NAME "/" HGFS_KEPT_NAME). */
+#define QSTORE_KEPT_SUBDIR	".hashgate-staging/kept"
 
 #define QSTORE_CREATE	0x1		/* create DIR and the key file's store if missing */
 
@@ -73,10 +83,42 @@ void qstore_close(struct qstore *q);
 
 /*
  * Record a verdict.  With content_fd >= 0 and rec->action == ACTION_QUARANTINE the file's bytes
- * (from offset 0, rec->size of them) are encrypted into the store first.  Sets rec->id.
- * On failure nothing is recorded and the caller still owns the content (fail closed).
+ * (from offset 0, rec->size of them) are encrypted into the store first, unless content with
+ * the same sha256 is there already (then the record references it).  Sets rec->id.
+ * With content_fd < 0, rec->kept is recorded as given (evidence kept by qstore_keep).
+ * On failure nothing is recorded and the caller still owns the content (fail closed):
+ * -EDQUOT when new content would exceed the quota, -ENOSPC, -EIO and others from I/O.
  */
 int qstore_add(struct qstore *q, int content_fd, struct qrecord *rec);
+
+/* Cap the objects' total size (plaintext plus 56 bytes each); 0: no quota. */
+void qstore_set_quota(struct qstore *q, uint64_t max_bytes);
+
+struct qstore_usage {
+	uint64_t bytes;			/* objects' total size on disk */
+	uint64_t objects;
+	uint64_t max_bytes;		/* the quota, 0: none */
+	uint64_t records;
+	uint64_t kept;			/* records whose content is kept outside the store */
+};
+int qstore_usage(struct qstore *q, struct qstore_usage *u);
+
+/*
+ * When the store cannot take content (quota, ENOSPC, EIO): encrypt it under the store's key,
+ * in the object format, into dirfd/NAME (NAME from qstore_kept_name; dirfd a directory opened
+ * for reading, e.g. BACKING/.hashgate-staging/kept).  Already there (same content): 0 at once.
+ * Record the verdict with rec->kept = true; qstore_adopt moves it into the store later.
+ */
+int qstore_keep(struct qstore *q, int content_fd, const struct qrecord *rec, int dirfd);
+/* NAME of rec's kept content (and of its object): sha256-HEX; -EINVAL without a sha256. */
+int qstore_kept_name(const struct qrecord *rec, char name[QSTORE_NAME_MAX]);
+/*
+ * Move kept content (kept_fd: the file qstore_keep wrote for rec) into the store after checking
+ * it decrypts to rec's digests: every kept record with rec's sha256 then references it.
+ * Returns how many records it updated (the caller may then remove the kept file), or -EDQUOT
+ * (still over quota), -EBADMSG (not this record's content or not this store's key), -errno.
+ */
+int qstore_adopt(struct qstore *q, const struct qrecord *rec, int kept_fd);
 
 /* Free the strings a qrecord owns (from qstore_get/qstore_list). */
 void qrecord_release(struct qrecord *rec);

@@ -106,6 +106,9 @@ static int fill_status(FILE *f, const void *arg)
 		st->uploads_clean, st->matches, st->quarantined, st->blocked, st->errors,
 		st->bytes_scanned, st->audit_errors, st->quarantine_errors, st->reload_failing,
 		st->config_failed);
+	fprintf(f, "evidence_kept=%" PRIu64 "\nevidence_lost=%" PRIu64 "\nquarantine_bytes=%" PRIu64
+		"\nquarantine_max_bytes=%" PRIu64 "\n", st->evidence_kept, st->evidence_lost,
+		st->quarantine_bytes, st->quarantine_max_bytes);
 	return ferror(f) ? -EIO : 0;
 }
 
@@ -169,6 +172,8 @@ static int parse_status(FILE *f, struct hg_status *st)
 		U64(generation); U64(uploads_scanned); U64(uploads_clean); U64(matches);
 		U64(quarantined); U64(blocked); U64(errors); U64(bytes_scanned);
 		U64(audit_errors); U64(quarantine_errors); U64(reload_failing); U64(config_failed);
+		U64(evidence_kept); U64(evidence_lost); U64(quarantine_bytes);
+		U64(quarantine_max_bytes);
 #undef U64
 #undef I64
 	}
@@ -286,6 +291,10 @@ static int fill_prom(FILE *f, const void *arg)
 		M("quarantine_errors_total", "counter", "Matches whose content or record the quarantine store refused.", quarantine_errors),
 		M("database_reload_failing", "gauge", "1 while the instance cannot reload the hash database (it keeps the generation in use).", reload_failing),
 		M("config_reload_failed", "gauge", "1 when the last SIGHUP configuration reload was refused.", config_failed),
+		M("evidence_kept_total", "counter", "Matched uploads whose content the quarantine store could not take, kept encrypted in the staging area.", evidence_kept),
+		M("evidence_lost_total", "counter", "Matched uploads whose content could be neither stored nor kept.", evidence_lost),
+		M("quarantine_bytes", "gauge", "Size of the quarantine store's content.", quarantine_bytes),
+		M("quarantine_max_bytes", "gauge", "quarantine_max_size (0: no limit).", quarantine_max_bytes),
 #undef M
 	};
 	const struct prom_arg *pa = arg;

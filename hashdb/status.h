@@ -30,9 +30,16 @@ struct hg_status {
 	uint64_t errors;		/* scans that failed (published or not per on_error) */
 	uint64_t bytes_scanned;
 	uint64_t audit_errors;		/* verdict records that could not be appended */
-	uint64_t quarantine_errors;	/* matches whose content or record the store refused */
+	uint64_t quarantine_errors;	/* matches whose record the store refused or whose
+					   content was lost (kept content: evidence_kept) */
 	uint64_t reload_failing;	/* 1 while the database cannot be reloaded */
 	uint64_t config_failed;		/* 1 when the last SIGHUP reload was refused */
+	/* Quarantine: evidence the store could not take (kept: encrypted in the staging area,
+	   `hashgate quarantine retry` moves it in; lost: not even that) and the store's size. */
+	uint64_t evidence_kept;
+	uint64_t evidence_lost;
+	uint64_t quarantine_bytes;
+	uint64_t quarantine_max_bytes;	/* quarantine_max_size; 0: none */
 };
 
 /* Seconds without a status update after which `hashgate status` calls an instance stale. */

@@ -73,7 +73,7 @@ for f in usr/bin/hashgatefs usr/bin/hashgate etc/hashgate/hashgate.conf \
 	usr/share/man/man8/hashgatefs.8.gz usr/share/man/man8/hashgate.8.gz \
 	usr/share/man/man5/hashgate.conf.5.gz usr/share/doc/hashgate/copyright \
 	usr/share/doc/hashgate/README.Debian usr/share/doc/hashgate/examples/mount.env.example \
-	usr/share/doc/hashgate/examples/hashgate-bind.conf; do
+	usr/share/doc/hashgate/examples/hashgate-bind.conf usr/lib/sysusers.d/hashgate.conf; do
 	check "deb ships /$f" test -e "$root/$f"
 done
 check "deb ships /var/lib/hashgate but not the quarantine (postinst makes it 0700)" \
@@ -164,7 +164,7 @@ if [ -n "$rpm" ]; then
 	rpm -qlp "$rpm" >"$pkgdir/rpm-files.txt" 2>/dev/null
 	for f in /usr/bin/hashgatefs /usr/bin/hashgate /etc/hashgate/hashgate.conf \
 		/usr/lib/systemd/system/hashgatefs@.service /usr/lib/systemd/system/hashgate-purge.timer \
-		/var/lib/hashgate/quarantine; do
+		/var/lib/hashgate/quarantine /usr/lib/sysusers.d/hashgate.conf; do
 		check "rpm ships $f" grep -qx "$f" "$pkgdir/rpm-files.txt"
 	done
 	check "rpm ships the man pages" \

@@ -1,17 +1,23 @@
 #!/bin/sh
 # deps.sh - install the Debian packages hashgate needs to build, test, lint or package.
 #
-# Usage: sh scripts/deps.sh GROUP...   (groups: build test lint bench package)
-# Installs only what is missing.  As root on Debian it runs apt-get itself; otherwise it
-# prints the exact command and fails, so `make check` never half-runs without its tools.
+# Usage: sh scripts/deps.sh [--missing] GROUP...   (groups: build test lint bench package fuzz fresh)
+# Installs only what is missing.  As root on Debian it runs apt-get itself (apt-get update
+# first: a fresh machine may never have fetched the package lists); otherwise it prints the
+# exact command and fails, so `make check` never half-runs without its tools.
+# --missing: install nothing; print what is missing and fail if anything is.
 set -eu
 
-pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev libturbojpeg0-dev libjpeg62-turbo-dev"
-pkgs_test="perl openssh-server openssh-client rsync tar attr acl sqlite3 openssl procps psmisc util-linux mount e2fsprogs python3 bc xxd libc-bin coreutils"
+only_list=
+[ "${1:-}" != --missing ] || { only_list=1; shift; }
+
+pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev"
+pkgs_test="valgrind perl openssh-server openssh-client rsync tar attr acl sqlite3 openssl procps psmisc util-linux mount e2fsprogs python3 bc xxd libc-bin coreutils"
 pkgs_lint="cppcheck clang-tidy"
 pkgs_bench="openssl"
 pkgs_package="debhelper devscripts lintian fakeroot dpkg-dev rpm autopkgtest man-db libcap2-bin"
 pkgs_fuzz="clang libclang-rt-dev"
+pkgs_fresh="debootstrap git"
 
 want=""
 for g in "$@"; do
@@ -33,6 +39,10 @@ for p in $want; do
 done
 [ -n "$missing" ] || exit 0
 
+if [ -n "$only_list" ]; then
+	echo "deps.sh: missing packages:$missing" >&2
+	exit 1
+fi
 if [ "$(id -u)" -ne 0 ]; then
 	echo "deps.sh: missing packages:$missing" >&2
 	echo "deps.sh: run as root:  apt-get update && apt-get install -y$missing" >&2

@@ -88,10 +88,19 @@ static int db_init(int argc, char **argv, struct cli *cli)
 		dir = strdup(cli->cfg.db);
 		if (!dir)
 			return EXIT_ERROR;
-		if (mkdir(dirname(dir), 0750) < 0 && errno != EEXIST) {
-			cli_error(cmd, "%s: cannot create directory: %s", dir, strerror(errno));
-			free(dir);
-			return EXIT_ERROR;
+		if (mkdir(dirname(dir), 0750) < 0) {
+			if (errno != EEXIST) {
+				cli_error(cmd, "%s: cannot create directory: %s", dir,
+					  strerror(errno));
+				free(dir);
+				return EXIT_ERROR;
+			}
+		} else {
+			/* Ours: root:hashgate 0750, or 0700 when there is no such group. */
+			gid_t gid;
+
+			if (geteuid() != 0 || hashdb_group(&gid) < 0 || chown(dir, 0, gid) < 0)
+				chmod(dir, 0700);
 		}
 		free(dir);
 	}

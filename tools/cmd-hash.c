@@ -1,15 +1,17 @@
 /*
  * cmd-hash.c - `hashgate hash [--json] [--no-pdq] [--dihedral] FILE...`: the MD5, SHA-1,
- * SHA-256 and size of each file and, for JPEGs, the PDQ hash and quality, exactly as the
+ * SHA-256 and size of each file and, for JPEG and PNG images, the PDQ hash and quality, as the
  * daemon computes them (same library calls, same size and pixel limits from the config).
  *
  * Each file is read once, with read(2), so `-` (stdin) and pipes work like regular files.  The
- * bytes are kept in memory only while they look like a JPEG no larger than pdq_max_size.
- * An unreadable file gets an error naming it and the run goes on; exit status 1 then
- * (tools/cli.h).  A JPEG that cannot be decoded still gets its exact hashes, with a warning.
+ * bytes are kept in memory only while they look like an image no larger than pdq_max_size; a
+ * larger regular file is decoded again from its fd, streaming.  An unreadable file, or one
+ * that looks like an image but gives no PDQ (pdq_error), gets an error naming it and the run
+ * goes on; exit status 1 then (tools/cli.h).  Such an image still gets its exact hashes.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,23 +32,26 @@ static void usage(FILE *f)
 		"usage: hashgate hash [--json] [--no-pdq] [--dihedral] FILE...\n"
 		"\n"
 		"Print size, MD5, SHA-1 and SHA-256 of each FILE ('-' is standard input) and, for\n"
-		"JPEG images, the PDQ perceptual hash (64 hex digits) and its quality (0-100; below\n"
-		"50 the hash is unreliable), computed as hashgatefs does.\n"
+		"JPEG and PNG images, the PDQ perceptual hash (64 hex digits) and its quality\n"
+		"(0-100; below 50 the hash is unreliable), computed as hashgatefs does.\n"
 		"\n"
 		"  --json       one JSON array, one object per file: file, size, md5, sha1, sha256,\n"
-		"               pdq, quality, width, height (pdq fields null when not a JPEG),\n"
-		"               error (only when the file could not be read), pdq_error and\n"
-		"               pdq_warning (a JPEG that did not decode, or only partly)\n"
+		"               pdq, quality, width, height (pdq fields null when not an image),\n"
+		"               error (only when the file could not be read), pdq_error (a file\n"
+		"               that looks like an image but gave no PDQ, with the reason) and\n"
+		"               pdq_warning (the decoder recovered from damaged data)\n"
 		"  --no-pdq     skip PDQ (exact hashes only)\n"
 		"  --dihedral   also print the 7 rotated/flipped PDQ variants\n"
 		"\n"
-		"JPEGs over pdq_max_size bytes or image_max_pixels pixels (hashgate.conf) get no PDQ.\n"
-		"Exit status: 0 all files hashed, 1 some file could not be read, 64 usage error.\n");
+		"Images over pdq_max_size bytes are decoded from the file (not from a pipe); images\n"
+		"over the decode work bound (image_max_pixels, hashgate.conf) give a pdq_error.\n"
+		"Exit status: 0 all files hashed, 1 some file could not be read or gave a\n"
+		"pdq_error, 64 usage error.\n");
 }
 
 struct file_hash {
 	struct digests d;
-	int pdq_rc;			/* 0 ok, -ENOENT not a JPEG / not asked, else the error */
+	int pdq_rc;			/* 0 ok, -ENOENT not an image / not asked, else the error */
 	struct pdq_result pdq;
 };
 
@@ -115,8 +120,8 @@ static int hash_stream(int fd, const struct cli *cli, unsigned pdq_flags, int wa
 		}
 		memcpy(keep + klen, buf, (size_t)n);
 		klen += (size_t)n;
-		if (jpeg < 0 && klen >= 3) {
-			jpeg = image_is_jpeg(keep, klen);
+		if (jpeg < 0 && klen >= IMAGE_MAGIC_LEN) {
+			jpeg = image_kind(keep, klen) != 0;
 			if (!jpeg) {
 				free(keep);
 				keep = NULL;
@@ -124,9 +129,19 @@ static int hash_stream(int fd, const struct cli *cli, unsigned pdq_flags, int wa
 		}
 	}
 	r = hasher_final(&h, &fh->d);
+	if (jpeg < 0 && keep)		/* shorter than IMAGE_MAGIC_LEN */
+		jpeg = image_kind(keep, klen) != 0;
 	if (r == 0 && jpeg == 1)
-		fh->pdq_rc = image_pdq_jpeg(keep, klen, pdq_flags, cli->cfg.image_max_pixels,
+		fh->pdq_rc = image_pdq_buf(keep, klen, pdq_flags, cli->cfg.image_max_pixels,
 					    &fh->pdq);
+	/* Too big to keep: a regular file can be decoded again, streaming from the file. */
+	if (r == 0 && fh->pdq_rc == -EFBIG) {
+		struct stat st;
+
+		if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+			fh->pdq_rc = image_pdq_fd(fd, max, pdq_flags, cli->cfg.image_max_pixels,
+						  &fh->pdq);
+	}
 out_hasher:
 	hasher_release(&h);
 	free(keep);
@@ -135,20 +150,13 @@ out_buf:
 	return r;
 }
 
-static const char *pdq_error(int rc)
+static const char *pdq_error(const struct file_hash *fh)
 {
-	switch (rc) {
-	case -EINVAL:
-		return "not decodable (corrupt, truncated or unsupported JPEG)";
-	case -E2BIG:
-		return "image over image_max_pixels";
-	case -EFBIG:
-		return "file over pdq_max_size";
-	case -ENOTSUP:
-		return "unsupported JPEG colour space";
-	default:
-		return strerror(-rc);
-	}
+	if (fh->pdq_rc == -EFBIG)
+		return "image over pdq_max_size on a pipe (not kept in memory)";
+	if (fh->pdq.reason[0])
+		return fh->pdq.reason;
+	return image_strerror(fh->pdq_rc);
 }
 
 static void print_text(const char *name, const struct file_hash *fh, int dihedral)
@@ -164,7 +172,7 @@ static void print_text(const char *name, const struct file_hash *fh, int dihedra
 	if (fh->pdq_rc == -ENOENT)
 		return;
 	if (fh->pdq_rc < 0) {
-		printf("  pdq     - (%s)\n", pdq_error(fh->pdq_rc));
+		printf("  pdq     - (%s)\n", pdq_error(fh));
 		return;
 	}
 	pdq_to_hex(&fh->pdq.hash[PDQ_ORIG], hex);
@@ -200,7 +208,7 @@ static void print_json(const char *name, const struct file_hash *fh, int err, in
 		printf(",\"pdq\":null,\"quality\":null");
 		if (fh->pdq_rc != -ENOENT) {
 			printf(",\"pdq_error\":");
-			adm_json_print(stdout, pdq_error(fh->pdq_rc));
+			adm_json_print(stdout, pdq_error(fh));
 		}
 		putchar('}');
 		return;
@@ -292,7 +300,8 @@ int cmd_hash(int argc, char **argv, struct cli *cli)
 				  r == -EBADF && is_stdin ? "standard input given twice" :
 				  strerror(-r));
 		} else if (fh.pdq_rc < 0 && fh.pdq_rc != -ENOENT) {
-			cli_error(CMD, "%s: no PDQ: %s", name, pdq_error(fh.pdq_rc));
+			failed++;
+			cli_error(CMD, "%s: no PDQ: %s", name, pdq_error(&fh));
 		}
 		if (cli->json)
 			print_json(name, &fh, r, dihedral, first);

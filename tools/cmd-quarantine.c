@@ -1,6 +1,8 @@
 /*
  * cmd-quarantine.c - `hashgate quarantine`: list, show, restore, delete, purge, export, hold and
- * release records of the quarantine store.
+ * release records of the quarantine store; retry moves evidence hashgatefs had to keep in a
+ * mount's staging area (the store was full) into the store.  quarantine_status() is the
+ * quarantine part of `hashgate status`.
  *
  * Every subcommand needs root: the store is root-only (0700) and encrypted, and even the
  * records (list/show) are personal data - paths and user ids of customers.  Every change and
@@ -31,6 +33,7 @@
 
 #include "hashdb/db.h"
 #include "hashdb/qstore.h"
+#include "hashdb/status.h"
 #include "tools/adm.h"
 #include "tools/commands.h"
 
@@ -48,6 +51,7 @@ static void usage(FILE *f)
 "       hashgate quarantine hold ID | release ID\n"
 "       hashgate quarantine review ID new|confirmed|false-positive|reported [--case NO]\n"
 "                                  [--reason TEXT]\n"
+"       hashgate quarantine retry\n"
 "\n"
 "Manage uploads that matched the hash database.  Content is kept encrypted (AES-256-GCM,\n"
 "key from quarantine_key) in the store named by 'quarantine' in hashgate.conf.\n"
@@ -70,6 +74,10 @@ static void usage(FILE *f)
 "            'false-positive' or 'reported' (needs --case: the hotline's or police case\n"
 "            number), with an optional --reason; decided from hashes, list, category and\n"
 "            metadata, without viewing content\n"
+"  retry     move evidence that hashgatefs kept encrypted in a mount's staging area\n"
+"            (BACKING/.hashgate-staging/kept/, because the store was over\n"
+"            quarantine_max_size or could not be written) into the store; exit 1 when\n"
+"            some is still kept (e.g. still over the quota)\n"
 "\n"
 "Needs root: the store is root-only and the records hold customers' paths and user ids.\n"
 "Every change, restore and export is recorded in the audit log.\n"
@@ -140,8 +148,9 @@ static void print_json(FILE *f, const struct qrecord *r, int stored)
 	adm_json_print(f, r->list);
 	fputs(",\"category\":", f);
 	adm_json_print(f, r->category);
-	fprintf(f, ",\"action\":\"%s\",\"content_stored\":%s,\"held\":%s,\"restored\":%s",
-		config_action_name(r->action), stored ? "true" : "false",
+	fprintf(f, ",\"action\":\"%s\",\"content_stored\":%s,\"content_kept\":%s,"
+		"\"held\":%s,\"restored\":%s", config_action_name(r->action),
+		stored ? "true" : "false", r->kept ? "true" : "false",
 		r->held ? "true" : "false", r->restored ? "true" : "false");
 	fputs(",\"review\":{\"state\":", f);
 	adm_json_print(f, r->review);
@@ -200,7 +209,9 @@ static void print_show(const struct qrecord *r, int stored)
 	adm_text_print(stdout, r->category);
 	putchar('\n');
 	printf("action:       %s\n", config_action_name(r->action));
-	printf("content:      %s\n", stored ? "stored (encrypted)" : "not stored");
+	printf("content:      %s\n", stored ? "stored (encrypted)" : r->kept ?
+	       "kept encrypted in the mount's " QSTORE_KEPT_SUBDIR " (the store could not take "
+	       "it): run 'hashgate quarantine retry'" : "not stored");
 	printf("legal hold:   %s\n", r->held ? "yes" : "no");
 	printf("restored:     %s\n", r->restored ? "yes" : "no");
 	printf("review:       %s", r->review);
@@ -317,14 +328,15 @@ static int do_list(struct cli *cli, const struct qopts *o)
 			       x->size, algo_name(x->algo), x->list, x->category,
 			       config_action_name(x->action), x->held ? 'H' : '-',
 			       x->restored ? 'R' : '-',
-			       qstore_has_content(q, x->id) == 1 ? 'C' : '-');
+			       qstore_has_content(q, x->id) == 1 ? 'C' : x->kept ? 'K' : '-');
 			adm_text_print(stdout, x->mount);
 			putchar('/');
 			adm_text_print(stdout, x->path);
 			putchar('\n');
 		}
 		if (cli_interactive(cli))
-			printf("%zu record%s  (flags: H held, R restored, C content stored)\n", n,
+			printf("%zu record%s  (flags: H held, R restored, C content stored, K content "
+			       "kept outside the store)\n", n,
 			       n == 1 ? "" : "s");
 	}
 	qrecord_free_array(recs, n);
@@ -932,6 +944,156 @@ out:
 	return rc;
 }
 
+/* Open the file qstore_keep wrote for rec under its mount's staging area. */
+static int open_kept(const struct qrecord *rec, char *path, size_t len)
+{
+	char name[QSTORE_NAME_MAX];
+	int r = qstore_kept_name(rec, name);
+
+	if (r < 0)
+		return r;
+	if (snprintf(path, len, "%s/%s/%s", rec->mount, QSTORE_KEPT_SUBDIR, name) >= (int)len)
+		return -ENAMETOOLONG;
+	r = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	return r < 0 ? -errno : r;
+}
+
+static int do_retry(struct cli *cli, const struct qopts *o)
+{
+	struct qrecord *recs = NULL, cur;
+	struct qstore *q;
+	size_t n = 0;
+	uint64_t moved = 0, pending = 0, failed = 0;
+	char path[4096];
+	int r, fd, rc = EXIT_ERROR;
+
+	(void)o;
+	if (store_missing(cli)) {
+		if (!cli->quiet)
+			printf("no quarantine store yet: nothing kept\n");
+		return 0;
+	}
+	if (open_store(cli, &q, 0) < 0)
+		return EXIT_ERROR;
+	qstore_set_quota(q, cli->cfg.quarantine_max_size);
+	if (adm_audit_check(cli, CMD) < 0)
+		goto out;
+	r = qstore_list(q, NULL, &recs, &n);
+	if (r < 0) {
+		cli_error(CMD, "cannot list %s: %s", cli->cfg.quarantine, strerror(-r));
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!recs[i].kept)
+			continue;
+		/* One adopt moves every record of the same content: skip those done already. */
+		if (qstore_get(q, recs[i].id, &cur) == 0) {
+			bool still = cur.kept;
+
+			qrecord_release(&cur);
+			if (!still)
+				continue;
+		}
+		fd = open_kept(&recs[i], path, sizeof(path));
+		if (fd < 0) {
+			cli_error(CMD, "record %" PRId64 ": kept content %s: %s", recs[i].id, path,
+				  strerror(-fd));
+			failed++;
+			continue;
+		}
+		r = qstore_adopt(q, &recs[i], fd);
+		close(fd);
+		if (r >= 0) {
+			moved += (uint64_t)r;
+			unlink(path);
+		} else if (r == -EDQUOT || r == -ENOSPC) {
+			pending++;
+			if (pending == 1)
+				cli_error(CMD, "the store %s still cannot take the content (%s): raise "
+					  "quarantine_max_size, free space or purge records, then "
+					  "retry", cli->cfg.quarantine, strerror(-r));
+		} else {
+			cli_error(CMD, "record %" PRId64 ": cannot move %s into the store: %s",
+				  recs[i].id, path, strerror(-r));
+			failed++;
+		}
+	}
+	if (moved || pending || failed) {
+		if (adm_audit(cli, CMD, "quarantine.retry", "\"moved\":%" PRIu64 ",\"pending\":%"
+			      PRIu64 ",\"failed\":%" PRIu64, moved, pending, failed) < 0)
+			goto out;
+	}
+	if (cli->json)
+		printf("{\"moved\":%" PRIu64 ",\"pending\":%" PRIu64 ",\"failed\":%" PRIu64 "}\n",
+		       moved, pending, failed);
+	else if (!cli->quiet)
+		printf("evidence of %" PRIu64 " record%s moved into the store, %" PRIu64 " still kept "
+		       "outside, %" PRIu64 " failed\n", moved, moved == 1 ? "" : "s", pending, failed);
+	rc = failed ? EXIT_ERROR : pending ? 1 : 0;
+out:
+	qrecord_free_array(recs, n);
+	qstore_close(q);
+	return rc;
+}
+
+int quarantine_status(struct cli *cli, const struct hg_status *st, size_t n, int json)
+{
+	struct qstore_usage u = { 0 };
+	struct qstore *q = NULL;
+	uint64_t kept = 0, lost = 0, bytes = 0, max = 0;
+	int have = 0, alarm = 0;
+	char err[512], b1[32], b2[32];
+
+	/* The store itself when we may read it (root): its state outlives daemon restarts. */
+	if (!store_missing(cli) && qstore_open(&q, cli->cfg.quarantine, cli->cfg.quarantine_key,
+					       0, err, sizeof(err)) == 0) {
+		have = qstore_usage(q, &u) == 0;
+		qstore_close(q);
+	}
+	for (size_t k = 0; k < n; k++) {
+		kept += st[k].evidence_kept;
+		lost += st[k].evidence_lost;
+		if (st[k].quarantine_bytes > bytes)
+			bytes = st[k].quarantine_bytes;
+		if (st[k].quarantine_max_bytes)
+			max = st[k].quarantine_max_bytes;
+	}
+	if (have) {
+		bytes = u.bytes;
+		max = cli->cfg.quarantine_max_size;
+	}
+	alarm = lost > 0 || (have ? u.kept > 0 : kept > 0) || (max && bytes >= max / 10 * 9);
+	if (json) {
+		printf(",\"quarantine\":{\"bytes\":%" PRIu64 ",\"max_bytes\":%" PRIu64, bytes, max);
+		if (have)
+			printf(",\"records\":%" PRIu64 ",\"objects\":%" PRIu64 ",\"kept_records\":%"
+			       PRIu64, u.records, u.objects, u.kept);
+		printf(",\"evidence_kept\":%" PRIu64 ",\"evidence_lost\":%" PRIu64
+		       ",\"alarm\":%s}", kept, lost, alarm ? "true" : "false");
+		return alarm;
+	}
+	printf("\nquarantine %s: %s", cli->cfg.quarantine, adm_fmt_bytes(bytes, b1));
+	if (max)
+		printf(" of %s (%" PRIu64 "%%)", adm_fmt_bytes(max, b2), bytes * 100 / max);
+	if (have)
+		printf(", %" PRIu64 " records, %" PRIu64 " content objects", u.records, u.objects);
+	putchar('\n');
+	if (max && bytes >= max / 10 * 9)
+		printf("  ALARM: the store is at %" PRIu64 "%% of quarantine_max_size\n",
+		       bytes * 100 / max);
+	if (have && u.kept)
+		printf("  ALARM: evidence of %" PRIu64 " record%s kept outside the store: run "
+		       "'hashgate quarantine retry'\n", u.kept, u.kept == 1 ? "" : "s");
+	else if (!have && kept)
+		printf("  ALARM: evidence of %" PRIu64 " upload%s kept outside the store since the "
+		       "daemons started: run 'hashgate quarantine retry' as root\n", kept,
+		       kept == 1 ? "" : "s");
+	if (lost)
+		printf("  ALARM: evidence of %" PRIu64 " upload%s could be neither stored nor kept "
+		       "(see the daemon log)\n", lost, lost == 1 ? "" : "s");
+	return alarm;
+}
+
 int cmd_quarantine(int argc, char **argv, struct cli *cli)
 {
 	struct qopts o = { 0 };
@@ -1000,7 +1162,7 @@ int cmd_quarantine(int argc, char **argv, struct cli *cli)
 			*val = argv[++i];
 		}
 	}
-	if (strcmp(sub, "list") == 0 || strcmp(sub, "purge") == 0) {
+	if (strcmp(sub, "list") == 0 || strcmp(sub, "purge") == 0 || strcmp(sub, "retry") == 0) {
 		if (o.id) {
 			cli_error(CMD, "%s takes no record id", sub);
 			return EXIT_USAGE;
@@ -1036,6 +1198,8 @@ int cmd_quarantine(int argc, char **argv, struct cli *cli)
 		return do_purge(cli, &o);
 	if (strcmp(sub, "review") == 0)
 		return do_review(cli, &o);
+	if (strcmp(sub, "retry") == 0)
+		return do_retry(cli, &o);
 	cli_error(CMD, "'%s' is not a quarantine subcommand (see 'hashgate quarantine --help')",
 		  sub);
 	return EXIT_USAGE;

@@ -547,18 +547,21 @@ static int same_file(const struct stat *a, const struct stat *b)
 
 /*
  * Hash fd (size bytes per st).  JPEGs no larger than pdq_max_size are kept whole in w->jpeg
- * for PDQ.  Returns 0, 1 when the file changed during the read, or -errno.
+ * for PDQ; larger ones are decoded streaming from fd.  Returns 0, 1 when the file changed
+ * during the read, or -errno.  *pdq_rc: 0 PDQ computed, -ENOENT not a JPEG (or PDQ off),
+ * else why a file that looks like a JPEG gave no PDQ (pdq->reason says more).
  */
 static int hash_file(struct worker *w, int fd, const struct stat *st, struct digests *d,
-		     struct pdq_result *pdq, int *has_pdq)
+		     struct pdq_result *pdq, int *has_pdq, int *pdq_rc)
 {
 	const struct hg_config *cfg = &w->s->cli->cfg;
 	struct stat st2;
 	uint64_t off = 0;
 	size_t jlen = 0;
-	int keep_jpeg = -1, r;
+	int keep_jpeg = -1, big_jpeg = 0, r;
 
 	*has_pdq = 0;
+	*pdq_rc = -ENOENT;
 	r = whash_init(w);
 	if (r < 0)
 		return r;
@@ -574,9 +577,12 @@ static int hash_file(struct worker *w, int fd, const struct stat *st, struct dig
 		}
 		if (n == 0)
 			break;
-		if (keep_jpeg < 0)
-			keep_jpeg = cfg->pdq && (uint64_t)st->st_size <= cfg->pdq_max_size &&
-				    image_is_jpeg(w->buf, (size_t)n);
+		if (keep_jpeg < 0) {
+			int jpeg = cfg->pdq && image_kind(w->buf, (size_t)n) != 0;
+
+			keep_jpeg = jpeg && (uint64_t)st->st_size <= cfg->pdq_max_size;
+			big_jpeg = jpeg && !keep_jpeg;
+		}
 		if (keep_jpeg) {
 			if (jlen + (size_t)n > w->jpegcap) {
 				size_t ncap = (jlen + (size_t)n) * 2;
@@ -585,8 +591,9 @@ static int hash_file(struct worker *w, int fd, const struct stat *st, struct dig
 				if (ncap > cfg->pdq_max_size + READ_CHUNK)
 					ncap = cfg->pdq_max_size + READ_CHUNK;
 				nb = ncap >= jlen + (size_t)n ? realloc(w->jpeg, ncap) : NULL;
-				if (!nb) {		/* grew past pdq_max_size: exact hashes only */
+				if (!nb) {	/* grew past pdq_max_size: decode from fd */
 					keep_jpeg = 0;
+					big_jpeg = 1;
 					goto hash;
 				}
 				w->jpeg = nb;
@@ -614,11 +621,16 @@ hash:
 	if (off != (uint64_t)st->st_size || !same_file(&st2, st) ||
 	    ts_ns(&st2.st_ctim) != ts_ns(&st->st_ctim))
 		return 1;
-	if (keep_jpeg == 1) {
-		/* Undecodable or odd JPEGs still get their exact hashes checked: not an error. */
-		if (image_pdq_jpeg(w->jpeg, jlen, PDQ_DIHEDRAL, cfg->image_max_pixels, pdq) == 0)
-			*has_pdq = 1;
-	}
+	/* A file that looks like a JPEG but gives no PDQ is an error for the caller to report;
+	 * its exact hashes are still checked. */
+	if (keep_jpeg == 1)
+		*pdq_rc = image_pdq_buf(w->jpeg, jlen, PDQ_DIHEDRAL, cfg->image_max_pixels, pdq);
+	else if (big_jpeg)
+		*pdq_rc = image_pdq_fd(fd, cfg->pdq_max_size, PDQ_DIHEDRAL, cfg->image_max_pixels,
+				       pdq);
+	*has_pdq = *pdq_rc == 0;
+	if (*pdq_rc == -EIO || *pdq_rc == -ENOMEM)
+		return *pdq_rc;
 	return 0;
 }
 
@@ -741,7 +753,7 @@ static void scan_one(struct worker *w, struct sdir *dir, const char *name)
 	struct match_hit hit;
 	struct stat st, fst;
 	char *path;
-	int fd = -1, r, has_pdq = 0, hashed = 0;
+	int fd = -1, r, has_pdq = 0, hashed = 0, pdq_rc = -ENOENT;
 
 	path = join3(dir->root->abs, dir->rel, name);
 	if (!path) {
@@ -771,10 +783,17 @@ static void scan_one(struct worker *w, struct sdir *dir, const char *name)
 				     "cannot open", fd == -ENOENT || fd == -ELOOP ? 0 : -fd);
 			goto out;
 		}
-		r = hash_file(w, fd, &st, &d, &pdq, &has_pdq);
+		r = hash_file(w, fd, &st, &d, &pdq, &has_pdq, &pdq_rc);
 		if (r < 0) {
 			report_error(s, path, "read error", -r);
 			goto out_close;
+		}
+		if (pdq_rc < 0 && pdq_rc != -ENOENT) {
+			char why[160];
+
+			snprintf(why, sizeof(why), "image gives no PDQ: %s",
+				 pdq.reason[0] ? pdq.reason : image_strerror(pdq_rc));
+			report_error(s, path, why, 0);
 		}
 		if (r == 1) {
 			report_error(s, path, "changed while being read (not recorded; scan again)",
@@ -790,7 +809,8 @@ static void scan_one(struct worker *w, struct sdir *dir, const char *name)
 		report_error(s, path, "match failed", -r);
 		goto out_close;
 	}
-	if (hashed && s->record)
+	/* Not recorded without its PDQ: the next scan must try (and report) it again. */
+	if (hashed && s->record && (pdq_rc == 0 || pdq_rc == -ENOENT))
 		scandb_store(s, path, &st, &d, has_pdq ? &pdq : NULL);
 	if (r == 1) {
 		const char *done = "reported";
@@ -1322,6 +1342,8 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 			cli_error(CMD, "%s", err);
 			goto out_matcher;
 		}
+		/* Over the quota a file is left in place and reported, never deleted unstored. */
+		qstore_set_quota(s->q, cli->cfg.quarantine_max_size);
 		r = audit_open(&s->audit, cli->cfg.audit_log, err, sizeof(err));
 		if (r < 0) {
 			cli_error(CMD, "%s", err);

@@ -45,8 +45,13 @@ static void usage(FILE *f)
 "                     written when set and writable (a non-root run skips it quietly)\n"
 "  --json             one JSON object\n"
 "\n"
-"Exit status: 0 healthy (also when nothing runs), 1 problems found (listed), 2 error (the\n"
-"database or the state directory cannot be read, the textfile cannot be written),\n"
+"The quarantine store's size against quarantine_max_size and evidence hashgatefs had to\n"
+"keep outside it (see 'hashgate quarantine retry') are shown too.\n"
+"\n"
+"Exit status: 0 healthy (also when nothing runs), 1 problems found (listed; also the\n"
+"quarantine needing an admin: at 90%% of quarantine_max_size or more, evidence kept outside\n"
+"the store or lost), 2 error (the database or the state directory cannot be read, the\n"
+"textfile cannot be written),\n"
 "64 usage error.\n");
 }
 
@@ -83,7 +88,7 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 	struct hg_status *st = NULL;
 	struct hg_status_global g = { 0 };
 	uint64_t aseq;
-	int i, r, explicit_prom = 0, nprob = 0, rc = 0;
+	int i, r, explicit_prom = 0, nprob = 0, rc = 0, alarm = 0;
 	size_t n = 0;
 	char err[512], aerr[512], up[32], t[32], b[32], probs[1024];
 
@@ -164,6 +169,7 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			printf("}");
 		}
 		printf("]");
+		alarm = quarantine_status(cli, st, n, 1);
 	} else {
 		if (g.db_readable)
 			printf("database %s: generation %" PRIu64 "\n", cli->cfg.db, g.db_generation);
@@ -198,8 +204,12 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			printf("  errors      %" PRIu64 " scan, %" PRIu64 " audit, %" PRIu64
 			       " quarantine\n", st[k].errors, st[k].audit_errors,
 			       st[k].quarantine_errors);
+			if (st[k].evidence_kept || st[k].evidence_lost)
+				printf("  evidence    %" PRIu64 " kept outside the quarantine store, %"
+				       PRIu64 " lost\n", st[k].evidence_kept, st[k].evidence_lost);
 			printf("  state       %s%s\n", np ? "PROBLEMS: " : "ok", probs);
 		}
+		alarm = quarantine_status(cli, st, n, 0);
 	}
 	if (prom) {
 		r = status_write_prometheus_global(prom, st, n, &g);
@@ -213,12 +223,13 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 		}
 	}
 	if (cli->json)
-		printf(",\"problems\":%d,\"healthy\":%s}\n", nprob + !g.db_readable + (g.audit_ok == 0),
-		       nprob || !g.db_readable || g.audit_ok == 0 ? "false" : "true");
+		printf(",\"problems\":%d,\"healthy\":%s}\n",
+		       nprob + alarm + !g.db_readable + (g.audit_ok == 0),
+		       nprob || alarm || !g.db_readable || g.audit_ok == 0 ? "false" : "true");
 	free(st);
 	if (rc)
 		return rc;
 	if (!g.db_readable)
 		return EXIT_ERROR;
-	return nprob || g.audit_ok == 0 ? EXIT_FOUND : 0;
+	return nprob || alarm || g.audit_ok == 0 ? EXIT_FOUND : 0;
 }

@@ -19,4 +19,13 @@ CLI_CMD(cmd_status);
 CLI_CMD(cmd_config);
 #undef CLI_CMD
 
+struct hg_status;
+/*
+ * `hashgate status`'s quarantine part (tools/cmd-quarantine.c): the store's size against
+ * quarantine_max_size and evidence kept outside it or lost, from the store when readable and
+ * from the daemons' status (st, n) otherwise.  Text, or with json a ",\"quarantine\":{...}"
+ * member.  Returns 1 when that needs an admin (alarm), else 0.
+ */
+int quarantine_status(struct cli *cli, const struct hg_status *st, size_t n, int json);
+
 #endif

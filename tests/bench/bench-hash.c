@@ -6,7 +6,7 @@
  *   bench-hash pdq REPS FILE...   per JPEG: the default bit-exact image_pdq_jpeg (over 512 px:
  *                                 jpegfast's sparse decode, two threads) as wall ms (min,
  *                                 median of REPS) and CPU ms of the whole process (median);
- *                                 the old exact path (IMAGE_FULL_DECODE: TurboJPEG full
+ *                                 the libjpeg path (IMAGE_FULL_DECODE: libjpeg full
  *                                 decode, one thread) min and median; the TurboJPEG
  *                                 full-size decode alone into a reused buffer; libjpeg's
  *                                 jpeg_read_coefficients alone (Huffman decode, no IDCT);

@@ -113,10 +113,13 @@ is "$($H --json allow list)" "[]" "allowlist empty again"
 ok "imports are in the audit log" grep -q '"db.import"' "$T/audit.log"
 ok "allowlist changes are in the audit log" grep -q '"allow.add"' "$T/audit.log"
 
-# --- a user who may read but not write the database (nor create files next to it)
+# --- a user of the database's group may read but not write it (nor create files next to it)
 if [ "$(id -u)" = 0 ] && id nobody >/dev/null 2>&1 &&
 	su nobody -s /bin/sh -c "test -x '$H'" 2>/dev/null; then
 	chmod 0755 "$T"
+	# The lists are root's and the database group's only (07-db-modes.sh): nobody's group.
+	chgrp "$(id -g nobody)" "$DB" "$DB-wal" "$DB-shm"
+	chmod 0640 "$DB" "$DB-wal" "$DB-shm"
 	hg_run su nobody -s /bin/sh -c "HASHGATE_CONFIG='$T/hashgate.conf' '$H' --json db stats"; rc=$?
 	is "$rc" 0 "a read-only user can read the WAL database (its -wal/-shm files are kept)"
 	[ $rc = 0 ] || diag "$HG_OUT"

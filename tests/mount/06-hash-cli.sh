@@ -82,9 +82,16 @@ case $HG_OUT in *pdq_warning*) r=1 ;; *) r=0 ;; esac
 hg_result $r "... and the PDQ carries a warning"
 printf '\377\330\377garbage' >"$T/bad.jpg"
 hg_run $H hash "$T/bad.jpg"; rc=$?
-is "$rc" 0 "undecodable JPEG: exit 0"
-case $HG_OUT in *"bad.jpg: no PDQ: not decodable"*) r=1 ;; *) r=0 ;; esac
+is "$rc" 1 "undecodable JPEG: exit 1 (an image without PDQ is an error)"
+case $HG_OUT in *"bad.jpg: no PDQ: "*) r=1 ;; *) r=0 ;; esac
 hg_result $r "... with an error naming the file"
+hg_run $H hash --json "$T/bad.jpg"
+case $HG_OUT in *'"pdq_error":"'*) r=1 ;; *) r=0 ;; esac
+hg_result $r "... shown as pdq_error in --json"
+# one junk byte after SOI: libjpeg (and the reference) skip it with a warning
+{ head -c 2 "$T/a90.jpg"; printf '\000'; tail -c +3 "$T/a90.jpg"; } >"$T/junk.jpg"
+is "$($H hash --json "$T/junk.jpg" | jfield pdq)" "$($H hash --json "$T/a90.jpg" | jfield pdq)" \
+	"JPEG with a junk byte after SOI: the same PDQ as the clean file"
 
 hg_run $H hash "$T/rand.bin" "$T/missing" "$T/empty"; rc=$?
 is "$rc" 1 "a missing file: exit 1"

@@ -2,7 +2,11 @@
 # 25-pdq.sh - a known picture is caught by PDQ even when its bytes differ: the database holds
 # the PDQ of a generated JPEG (tests/tools/mkjpeg); uploads of the byte-identical file, a
 # re-encode at another quality, a half-size resize and a mirror image are all refused and
-# quarantined; an unrelated generated JPEG and pdq=off behave as clean.
+# quarantined, and so are copies of the re-encode with damage libjpeg (and the reference)
+# only warns about: a junk byte after SOI or before DQT, a bad marker segment before EOI,
+# and the picture saved as PNG;
+# `hashgate scan` finds the same copies and reports an undecodable "JPEG" as an error; an
+# unrelated generated JPEG and pdq=off behave as clean.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 XF=$HG_TOOLS/jpegxf
@@ -15,6 +19,7 @@ KP=$(cat "$HG_TMP/known/l-pdq")
 "$XF" "$HG_K_JPEG" "$W/q60.jpg" reencode 60
 "$XF" "$HG_K_JPEG" "$W/half.jpg" scale 1 2 85
 "$XF" "$HG_K_JPEG" "$W/mirror.jpg" mirror
+"$XF" "$HG_K_JPEG" "$W/as.png" png
 "$HG_TOOLS/mkjpeg" "$W/other.jpg" 640 480 12345 --quality 90
 
 dist() {	# Hamming distance between the listed PDQ and FILE's
@@ -24,6 +29,16 @@ dist() {	# Hamming distance between the listed PDQ and FILE's
 	python3 -c "print(bin(int('$KP',16)^int('$h',16)).count('1'))" 2>/dev/null ||
 		perl -e 'my($a,$b)=@ARGV;my$d=0;for(0..63){my$x=hex(substr($a,$_,1))^hex(substr($b,$_,1));$d+=unpack("%32b*",pack("C",$x))}print"$d\n"' "$KP" "$h"
 }
+# Damaged-but-decodable copies of the re-encode (issue 16, A, B, D).
+python3 - "$W/q60.jpg" "$W" <<'PY' || bail "could not make the damaged copies"
+import sys
+d = open(sys.argv[1], "rb").read()
+dqt = d.index(b"\xff\xdb")
+open(sys.argv[2] + "/junk-soi.jpg", "wb").write(d[:2] + b"\x00" + d[2:])
+open(sys.argv[2] + "/junk-dqt.jpg", "wb").write(d[:dqt] + b"\x00" + d[dqt:])
+open(sys.argv[2] + "/bad-marker.jpg", "wb").write(d[:-2] + b"\xff\xc4\x00\x03\x1f" + d[-2:])
+PY
+printf '\377\330\377\340garbage' >"$W/broken.jpg"
 for f in q60 half; do
 	d=$(dist "$W/$f.jpg")
 	ok "$f.jpg is a near-duplicate by PDQ (distance $d <= 31) but not byte-identical" \
@@ -32,7 +47,9 @@ done
 d=$(dist "$W/other.jpg")
 ok "an unrelated generated JPEG is far away (distance $d > 31)" test "$d" -gt 31
 
-for f in "$HG_K_JPEG:identical.jpg" "$W/q60.jpg:q60.jpg" "$W/half.jpg:half.jpg" "$W/mirror.jpg:mirror.jpg"; do
+for f in "$HG_K_JPEG:identical.jpg" "$W/q60.jpg:q60.jpg" "$W/half.jpg:half.jpg" \
+	"$W/mirror.jpg:mirror.jpg" "$W/junk-soi.jpg:junk-soi.jpg" "$W/junk-dqt.jpg:junk-dqt.jpg" \
+	"$W/bad-marker.jpg:bad-marker.jpg" "$W/as.png:as.png"; do
 	src=${f%%:*} n=${f##*:}
 	ok "upload of the known picture ($n) fails" hg_refused cp "$src" "$M/$n"
 	ok "no $n in the backing dir" test ! -e "$B/$n"
@@ -48,6 +65,26 @@ ok "a known JPEG written in odd-sized chunks (dd bs=999) fails" hg_refused dd if
 ok "... and is absent" hg_content_absent "$W/q60.jpg"
 ok "a known JPEG under a non-.jpg name fails too (content, not name)" hg_refused cp "$W/half.jpg" "$M/notes.txt"
 ok "... and is absent" test ! -e "$B/notes.txt"
+
+cp "$W/broken.jpg" "$M/broken.jpg" 2>"$W/cp.err"; rc=$?
+case $(cat "$W/cp.err") in *"Input/output error"*) r=1 ;; *) r=0 ;; esac
+ok "a file that looks like a JPEG but does not decode fails as a scan error (EIO, on_error=deny)" \
+	test "$rc" -ne 0 -a "$r" = 1
+ok "... and is not published" test ! -e "$B/broken.jpg"
+
+# hashgate scan: the same copies are matches, the broken one an error.
+mkdir -p "$HG_TMP/tree"
+cp "$W/junk-soi.jpg" "$W/junk-dqt.jpg" "$W/bad-marker.jpg" "$W/broken.jpg" "$W/as.png" \
+	"$HG_TMP/tree/"
+out=$("$HG_CLI" scan "$HG_TMP/tree" 2>&1); rc=$?
+diag "$(printf '%s\n' "$out" | head -n 12)"
+is "$rc" 1 "hashgate scan of the damaged copies: exit 1"
+for n in junk-soi.jpg junk-dqt.jpg bad-marker.jpg as.png; do
+	case $out in *"$n  "*algo=pdq*) r=1 ;; *) r=0 ;; esac
+	hg_result $r "hashgate scan reports $n as a PDQ match"
+done
+case $out in *"broken.jpg: image gives no PDQ"*) r=1 ;; *) r=0 ;; esac
+hg_result $r "hashgate scan reports broken.jpg as an error (image gives no PDQ)"
 
 hg_umount
 hg_mount pdq=off || bail "remount with pdq=off failed"

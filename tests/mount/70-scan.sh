@@ -96,6 +96,8 @@ mkdir -p "$AT/perm/open" "$AT/perm/closed"
 chmod 0755 "$AT/perm" "$AT/perm/open"; chmod 0700 "$AT/perm/closed"
 cp "$T/a/b/c/k-sha256.bin" "$AT/perm/open/k"; cp "$T/a/clean-3" "$AT/perm/closed/x"
 chmod 0644 "$AT/perm/open/k"
+# The lists are readable by root and the database's group only: make nobody's group it.
+chgrp 65534 "$AT_DB" "$AT_DB-wal" "$AT_DB-shm"; chmod 0640 "$AT_DB" "$AT_DB-wal" "$AT_DB-shm"
 out=$(hg_as 65534 65534 "$HG_CLI" --config "$AT_CONF" scan --no-record --json "$AT/perm" 2>/dev/null); rc=$?
 is "$rc" 1 "unprivileged scan still finds the readable match"
 is "$(jnum "$out" errors)" 1 "the unreadable directory is one error"

@@ -82,7 +82,8 @@ ok "exported files are 0600" test "$(stat -c %a "$AT/evidence")" = 600 -a "$(sta
 nok "export refuses to overwrite" hgc quarantine export "$C" --out "$AT/evidence"
 
 # Tampering: one flipped byte in the object -> no output file at all.
-obj=$AT_Q/objects/$C
+obj=$AT_Q/objects/sha256-$(cat "$AT/lists/lc")	# content is stored once per sha256
+ok "the object is named by its sha256" test -f "$obj"
 # (change the byte to another value: writing a fixed one was a no-op 1 time in 256)
 old_byte=$(od -An -tu1 -j100 -N1 "$obj" | tr -d ' ')
 printf "\\$(printf %03o $(( (old_byte + 1) % 256 )))" | dd of="$obj" bs=1 seek=100 conv=notrunc 2>/dev/null

@@ -150,14 +150,16 @@ verify_store() {
 		"SELECT count(*) FROM records WHERE stored=1" 2>&1)
 	nobj=$(find "$HG_QDIR/objects" -type f ! -name '.tmp-*' 2>/dev/null | wc -l)
 	ntmp=$(find "$HG_QDIR/objects" -type f -name '.tmp-*' 2>/dev/null | wc -l)
-	for id in $(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT id FROM records WHERE stored=1"); do
-		[ -f "$HG_QDIR/objects/$id" ] || lost=$((lost + 1))
+	# Content is stored once per sha256: records name their object (records.object).
+	for o in $(sqlite3 -readonly "$HG_QDIR/records.db" \
+			"SELECT object FROM records WHERE stored=1"); do
+		[ -f "$HG_QDIR/objects/$o" ] || lost=$((lost + 1))
 	done
 	for o in "$HG_QDIR"/objects/*; do
 		[ -f "$o" ] || continue
 		id=${o##*/}
 		[ "$(sqlite3 -readonly "$HG_QDIR/records.db" \
-			"SELECT count(*) FROM records WHERE id='$id' AND stored=1")" = 1 ] ||
+			"SELECT count(*) > 0 FROM records WHERE object='$id' AND stored=1")" = 1 ] ||
 			orphan=$((orphan + 1))
 	done
 	is "$lost" 0 "$what: every stored record has its content object ($nrec records)"

@@ -5,6 +5,7 @@
  *   jpegxf IN OUT scale N D Q     decode scaled by N/D (a TurboJPEG scaling factor, e.g. 1 2)
  *                                 and encode at quality Q
  *   jpegxf IN OUT mirror          lossless left-right mirror (tjTransform TJXOP_HFLIP)
+ *   jpegxf IN OUT png             the decoded pixels as an 8-bit RGB PNG (libpng)
  *   jpegxf IN - pdq               print IN's PDQ hash (hex) and quality with libhashdb's
  *                                 image_pdq_fd, for when `hashgate hash` is not built
  *
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <png.h>
 #include <turbojpeg.h>
 
 #include "hashdb/image.h"
@@ -94,7 +96,7 @@ int main(int argc, char **argv)
 		num = atoi(argv[4]);
 		den = atoi(argv[5]);
 		q = atoi(argv[6]);
-	} else if (strcmp(argv[3], "mirror") != 0 || argc != 4) {
+	} else if ((strcmp(argv[3], "mirror") != 0 && strcmp(argv[3], "png") != 0) || argc != 4) {
 		goto usage;
 	}
 	if (q < 1 || q > 100 || num < 1 || den < 1)
@@ -119,6 +121,17 @@ int main(int argc, char **argv)
 		pix = malloc((size_t)w * h * 3);
 		if (!pix || tjDecompress2(tj, in, len, pix, w, 0, h, TJPF_RGB, TJFLAG_ACCURATEDCT) < 0)
 			goto err;
+		if (strcmp(argv[3], "png") == 0) {
+			png_image img = { .version = PNG_IMAGE_VERSION, .width = (png_uint_32)w,
+					  .height = (png_uint_32)h, .format = PNG_FORMAT_RGB };
+
+			if (!png_image_write_to_file(&img, argv[2], 0, pix, 0, NULL)) {
+				fprintf(stderr, "jpegxf: %s: %s\n", argv[2], img.message);
+				goto out;
+			}
+			rc = 0;
+			goto out;
+		}
 		tjDestroy(tj);
 		tj = tjInitCompress();
 		if (!tj || tjCompress2(tj, pix, w, 0, h, TJPF_RGB, &out, &olen, TJSAMP_420, q,
@@ -141,6 +154,6 @@ out:
 	free(in);
 	return rc;
 usage:
-	fprintf(stderr, "usage: jpegxf IN OUT reencode Q | scale N D Q | mirror | IN - pdq\n");
+	fprintf(stderr, "usage: jpegxf IN OUT reencode Q | scale N D Q | mirror | png | IN - pdq\n");
 	return 2;
 }

@@ -2,6 +2,9 @@
  * test-qstore.c - the quarantine store: content round-trips byte for byte, a copy of the store
  * without its key reveals no plaintext, a wrong key or tampered object fails authentication,
  * records keep every field, held records cannot be deleted, orphans are swept at open.
+ * Content is stored once per sha256 (hold and delete stay per record), a quota refuses new
+ * content with -EDQUOT, kept evidence (qstore_keep) is adopted later, and a schema-1 store
+ * (one object per record, named by id) is migrated and keeps working.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -47,18 +50,51 @@ static uint8_t *read_file(const char *path, size_t *len)
 	return buf;
 }
 
+/* d/objects/NAME of content with digests dg (sha256-HEX). */
+static void objpath(char *out, size_t len, const char *d, const struct digests *dg)
+{
+	char hex[65];
+
+	hex_encode(dg->sha256, 32, hex);
+	snprintf(out, len, "%s/objects/sha256-%s", d, hex);
+}
+
+/* Files in directory p, dot files not counted. */
+static int count_files(const char *p)
+{
+	DIR *d = opendir(p);
+	struct dirent *de;
+	int n = 0;
+
+	while (d && (de = readdir(d)))
+		n += de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
 /* 1 if needle (len >= 16) occurs in any file under objects/ of d, or in records.db*. */
 static int store_contains(const char *d, const uint8_t *needle, size_t nlen)
 {
-	static const char *files[] = { "records.db", "records.db-wal", "objects/1", "objects/2",
-				       "objects/3", NULL };
-	char path[512];
+	char path[2048], names[16][100];
+	int nn = 0;
+	DIR *od;
+	struct dirent *de;
 
-	for (int i = 0; files[i]; i++) {
+	snprintf(names[nn++], sizeof(names[0]), "records.db");
+	snprintf(names[nn++], sizeof(names[0]), "records.db-wal");
+	snprintf(path, sizeof(path), "%s/objects", d);
+	od = opendir(path);
+	while (od && (de = readdir(od)) && nn < 16)
+		if (de->d_name[0] != '.')
+			snprintf(names[nn++], sizeof(names[0]), "objects/%.80s", de->d_name);
+	if (od)
+		closedir(od);
+	for (int i = 0; i < nn; i++) {
 		size_t len;
 		uint8_t *buf;
 
-		snprintf(path, sizeof(path), "%s/%s", d, files[i]);
+		snprintf(path, sizeof(path), "%s/%s", d, names[i]);
 		buf = read_file(path, &len);
 		if (!buf)
 			continue;
@@ -132,6 +168,7 @@ static int read_equals(struct qstore *q, int64_t id, const uint8_t *want, size_t
 int main(void)
 {
 	struct qrecord rec = { 0 }, got, *list;
+	struct digests d1, d3;
 	struct qstore *q = NULL, *q2 = NULL;
 	char err[512], cmd[1024], copy[300], wrongkey[300];
 	size_t big = 3 * 1024 * 1024 + 12345, n, keylen;
@@ -180,6 +217,7 @@ int main(void)
 	r = add_content(q, data, big, &rec);
 	is_int(r, 0, "qstore_add of a 3 MiB upload");
 	is_int(rec.id, 1, "first record gets id 1");
+	d1 = rec.digests;
 
 	r = qstore_get(q, rec.id, &got);
 	is_int(r, 0, "qstore_get");
@@ -225,6 +263,7 @@ int main(void)
 	r = add_content(q, data, 0, &rec);
 	is_int(r, 0, "empty upload quarantined");
 	ok(read_equals(q, rec.id, data, 0, &rr) && rr == 0, "empty content round-trips");
+	d3 = rec.digests;
 
 	/* Size mismatch: the fd holds fewer bytes than the record says -> nothing recorded. */
 	rec.size = 5000;
@@ -293,7 +332,7 @@ int main(void)
 		uint8_t *buf;
 		size_t len;
 
-		snprintf(obj, sizeof(obj), "%s/copy/objects/1", dir);
+		objpath(obj, sizeof(obj), copy, &d1);
 		buf = read_file(obj, &len);
 		ok(buf && len == big + 56, "object is header + ciphertext + tag (%zu)", len);
 		if (buf) {
@@ -311,9 +350,14 @@ int main(void)
 			ok(!read_equals(q2, 1, data, big, &rr) && rr == -EBADMSG,
 			   "a flipped ciphertext bit fails authentication (%d)", rr);
 			/* Swap objects 3 (empty) into 1's place: authentic but not record 1's. */
-			snprintf(cmd, sizeof(cmd), "cp %s/copy/objects/3 %s/copy/objects/1", dir,
-				 dir);
-			system(cmd);
+			{
+				char o3[400], o1[400];
+
+				objpath(o3, sizeof(o3), copy, &d3);
+				objpath(o1, sizeof(o1), copy, &d1);
+				snprintf(cmd, sizeof(cmd), "cp %s %s", o3, o1);
+				system(cmd);
+			}
 			ok(!read_equals(q2, 1, data, big, &rr) && rr == -EBADMSG,
 			   "another record's object in place is detected (%d)", rr);
 			qstore_close(q2);
@@ -333,7 +377,7 @@ int main(void)
 	{
 		char obj[512];
 
-		snprintf(obj, sizeof(obj), "%s/objects/1", qdir);
+		objpath(obj, sizeof(obj), qdir, &d1);
 		ok(access(obj, F_OK) < 0 && errno == ENOENT, "delete removed the object file");
 	}
 	is_int(qstore_get(q, 1, &got), -ENOENT, "deleted record is gone");
@@ -347,7 +391,7 @@ int main(void)
 
 		snprintf(o1, sizeof(o1), "%s/objects/.tmp-abcdef", qdir);
 		snprintf(o2, sizeof(o2), "%s/objects/77", qdir);
-		snprintf(o3, sizeof(o3), "%s/objects/3", qdir);
+		objpath(o3, sizeof(o3), qdir, &d3);
 		write_file(o1, "x", 1);
 		write_file(o2, "y", 1);
 		r = qstore_open(&q, qdir, key, 0, err, sizeof(err));
@@ -467,6 +511,153 @@ int main(void)
 		}
 		qrecord_free_array(list, n1);
 		qstore_close(q);
+	}
+
+
+	/* Content once per sha256; hold and delete per record; the object goes with the last. */
+	{
+		char q3[300], obj[512], kdir[300], kpath[600], name[QSTORE_NAME_MAX];
+		struct qstore_usage u;
+		int64_t ids[3];
+		size_t sz = 100000;
+		struct qrecord kr;
+		int kfd;
+
+		snprintf(q3, sizeof(q3), "%s/q3", dir);
+		r = qstore_open(&q, q3, key, QSTORE_CREATE, err, sizeof(err));
+		is_int(r, 0, "a second store");
+		rec.action = ACTION_QUARANTINE;
+		rec.size = sz;
+		for (int k = 0; k < 3; k++) {
+			rec.path = "same";
+			r = add_content(q, data, sz, &rec);
+			ids[k] = rec.id;
+			if (r < 0)
+				break;
+		}
+		is_int(r, 0, "the same content added 3 times");
+		snprintf(obj, sizeof(obj), "%s/objects", q3);
+		is_int(count_files(obj), 1, "3 records, 1 content object");
+		r = qstore_usage(q, &u);
+		ok(r == 0 && u.records == 3 && u.objects == 1 && u.bytes == sz + 56,
+		   "usage: 3 records, 1 object of %zu + 56 bytes (%llu)", sz,
+		   (unsigned long long)u.bytes);
+		for (int k = 0; k < 3; k++)
+			ok(read_equals(q, ids[k], data, sz, &rr) && rr == 0, "record %d reads back", k);
+		is_int(qstore_set_held(q, ids[0], true), 0, "hold the first");
+		is_int(qstore_delete(q, ids[1]), 0, "delete the second");
+		is_int(qstore_delete(q, ids[2]), 0, "delete the third");
+		is_int(count_files(obj), 1, "the held record keeps the shared content");
+		ok(read_equals(q, ids[0], data, sz, &rr) && rr == 0, "... and it still reads back");
+		is_int(qstore_delete(q, ids[0]), -EPERM, "held: not deleted");
+		qstore_set_held(q, ids[0], false);
+		is_int(qstore_delete(q, ids[0]), 0, "released and deleted");
+		is_int(count_files(obj), 0, "the last record took the content with it");
+
+		/* Quota: room for one object of sz bytes. */
+		qstore_set_quota(q, sz + 56 + 1000);
+		rec.path = "a";
+		is_int(add_content(q, data, sz, &rec), 0, "first content fits the quota");
+		rec.path = "b";
+		is_int(add_content(q, data + 1, sz, &rec), -EDQUOT, "new content over quota: -EDQUOT");
+		rec.path = "a2";
+		is_int(add_content(q, data, sz, &rec), 0, "known content needs no room: added");
+		is_int(count_files(obj), 1, "still one object");
+
+		/* The quarantine is full: keep content b encrypted elsewhere, adopt it later. */
+		snprintf(kdir, sizeof(kdir), "%s/kept", dir);
+		mkdir(kdir, 0700);
+		snprintf(kpath, sizeof(kpath), "%s/upload", dir);
+		write_file(kpath, data + 1, sz);
+		kfd = open(kpath, O_RDONLY);
+		kr = rec;
+		hash_fd(kfd, HASH_EXACT_MASK, &kr.digests);
+		kr.path = "b";
+		{
+			int dfd = open(kdir, O_RDONLY | O_DIRECTORY);
+
+			is_int(qstore_keep(q, kfd, &kr, dfd), 0, "qstore_keep");
+			is_int(qstore_keep(q, kfd, &kr, dfd), 0, "qstore_keep of the same content again");
+			close(dfd);
+		}
+		close(kfd);
+		is_int(count_files(kdir), 1, "one kept file");
+		ok(!store_contains(kdir, data + 1 + 4096, 32) && !store_contains(kdir, data + 5000, 32),
+		   "kept content is encrypted");
+		qstore_kept_name(&kr, name);
+		snprintf(kpath, sizeof(kpath), "%s/%s", kdir, name);
+		{
+			size_t klen;
+			uint8_t *kb = read_file(kpath, &klen);
+
+			ok(kb && klen == sz + 56 && !memmem(kb, klen, data + 1 + 4096, 32),
+			   "kept file is an encrypted object (%zu bytes)", klen);
+			free(kb);
+		}
+		kr.kept = true;
+		is_int(qstore_add(q, -1, &kr), 0, "record of kept evidence");
+		r = qstore_get(q, kr.id, &got);
+		ok(r == 0 && got.kept && got.action == ACTION_QUARANTINE, "the record says kept");
+		if (r == 0)
+			qrecord_release(&got);
+		is_int(qstore_has_content(q, kr.id), 0, "no content in the store yet");
+		qstore_usage(q, &u);
+		is_int(u.kept, 1, "usage counts 1 kept record");
+		kfd = open(kpath, O_RDONLY);
+		is_int(qstore_adopt(q, &kr, kfd), -EDQUOT, "adopt while still over quota: -EDQUOT");
+		qstore_set_quota(q, 0);
+		{
+			struct qrecord other = kr;
+
+			other.digests = d1;
+			other.size = big;
+			ok(qstore_adopt(q, &other, kfd) < 0, "adopt for a record of other content fails");
+		}
+		is_int(qstore_adopt(q, &kr, kfd), 1, "adopt moved it in for 1 record");
+		close(kfd);
+		ok(read_equals(q, kr.id, data + 1, sz, &rr) && rr == 0, "adopted content reads back");
+		qstore_usage(q, &u);
+		ok(u.kept == 0 && u.objects == 2, "no kept records left, 2 objects");
+		qstore_close(q);
+	}
+
+	/* A schema-1 store (objects named by record id, no objects table) is migrated. */
+	{
+		char q4[300], dbp[400], sha[65], obj[512];
+		sqlite3 *db;
+		struct qrecord lr = rec;
+		size_t sz = 5000;
+
+		snprintf(q4, sizeof(q4), "%s/q4", dir);
+		r = qstore_open(&q, q4, key, QSTORE_CREATE, err, sizeof(err));
+		lr.size = sz;
+		lr.path = "legacy";
+		r = r ? r : add_content(q, data, sz, &lr);
+		hex_encode(lr.digests.sha256, 32, sha);
+		qstore_close(q);
+		/* Rewrite it as schema 1 made it: objects/1, the sha256 in the record only. */
+		snprintf(dbp, sizeof(dbp), "%s/records.db", q4);
+		snprintf(obj, sizeof(obj), "%s/objects/sha256-%s", q4, sha);
+		snprintf(cmd, sizeof(cmd), "%s/objects/1", q4);
+		ok(r == 0 && rename(obj, cmd) == 0, "a store laid out as schema 1");
+		sqlite3_open(dbp, &db);
+		r = sqlite3_exec(db, "DROP INDEX records_object; DROP INDEX records_kept;"
+				 "DROP TABLE objects; ALTER TABLE records DROP COLUMN object;"
+				 "ALTER TABLE records DROP COLUMN kept; PRAGMA user_version = 0;",
+				 NULL, NULL, NULL);
+		sqlite3_close(db);
+		is_int(r, SQLITE_OK, "... with the schema-1 tables");
+		r = qstore_open(&q, q4, key, 0, err, sizeof(err));
+		is_int(r, 0, "a schema-1 store opens (migrated): %s", r ? err : "");
+		if (r == 0) {
+			ok(read_equals(q, 1, data, sz, &rr) && rr == 0, "its record reads back");
+			lr.path = "new";
+			is_int(add_content(q, data + 7, sz, &lr), 0, "new content is added");
+			ok(read_equals(q, lr.id, data + 7, sz, &rr) && rr == 0, "and reads back");
+			is_int(qstore_delete(q, 1), 0, "the migrated record is deleted");
+			ok(access(cmd, F_OK) < 0, "with its object");
+			qstore_close(q);
+		}
 	}
 
 	/* Key file checks. */

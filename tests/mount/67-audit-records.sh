@@ -1,5 +1,5 @@
 #!/bin/bash
-# 76-audit-records.sh - the audit log after allowlist changes (issue 17, defect 1): an
+# 67-audit-records.sh - the audit log after allowlist changes (issue 17, defect 1): an
 # `allow add` / `allow remove` record must not jam the log for the commands after it, no record
 # has a duplicate JSON key (jq/Python would silently drop one value), a log written before the
 # format change still verifies and takes appends, and a command whose audit record cannot be
