@@ -4,7 +4,8 @@
  * records keep every field, held records cannot be deleted, orphans are swept at open.
  * Content is stored once per sha256 (hold and delete stay per record), a quota refuses new
  * content with -EDQUOT, kept evidence (qstore_keep) is adopted later, and a schema-1 store
- * (one object per record, named by id) is migrated and keeps working.
+ * (one object per record, named by id) is migrated and keeps working, as are schema-2 stores
+ * (no origin and review columns) and stores that have those columns at user_version 0.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -105,6 +106,25 @@ static int store_contains(const char *d, const uint8_t *needle, size_t nlen)
 		free(buf);
 	}
 	return 0;
+}
+
+/* PRAGMA user_version of the store's records.db, or -1. */
+static int store_version(const char *sdir)
+{
+	char p[512];
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int v = -1;
+
+	snprintf(p, sizeof(p), "%s/records.db", sdir);
+	if (sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			v = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	return v;
 }
 
 static int add_content(struct qstore *q, const uint8_t *data, size_t len, struct qrecord *rec)
@@ -649,6 +669,8 @@ int main(void)
 		is_int(r, SQLITE_OK, "... with the schema-1 tables");
 		r = qstore_open(&q, q4, key, 0, err, sizeof(err));
 		is_int(r, 0, "a schema-1 store opens (migrated): %s", r ? err : "");
+		/* It kept the review columns: a store of a build that added them on open. */
+		is_int(store_version(q4), 3, "... to schema 3, the review columns already there");
 		if (r == 0) {
 			ok(read_equals(q, 1, data, sz, &rr) && rr == 0, "its record reads back");
 			lr.path = "new";
@@ -658,6 +680,64 @@ int main(void)
 			ok(access(cmd, F_OK) < 0, "with its object");
 			qstore_close(q);
 		}
+	}
+
+	/*
+	 * A schema-2 store (objects, kept; no origin or review columns) gets them with their
+	 * defaults, and the review can be set; a newer schema is refused and left alone.
+	 */
+	{
+		char q5[300], dbp[400];
+		sqlite3 *db;
+		struct qrecord lr = rec, gr;
+		int64_t id;
+
+		snprintf(q5, sizeof(q5), "%s/q5", dir);
+		r = qstore_open(&q, q5, key, QSTORE_CREATE, err, sizeof(err));
+		lr.size = 3000;
+		lr.path = "v2";
+		lr.origin = "upload";
+		r = r ? r : add_content(q, data, lr.size, &lr);
+		id = lr.id;
+		qstore_close(q);
+		snprintf(dbp, sizeof(dbp), "%s/records.db", q5);
+		sqlite3_open(dbp, &db);
+		r = r ? r : sqlite3_exec(db, "ALTER TABLE records DROP COLUMN origin;"
+					 "ALTER TABLE records DROP COLUMN review;"
+					 "ALTER TABLE records DROP COLUMN review_case;"
+					 "ALTER TABLE records DROP COLUMN review_reason;"
+					 "ALTER TABLE records DROP COLUMN review_time;"
+					 "PRAGMA user_version = 2;", NULL, NULL, NULL);
+		sqlite3_close(db);
+		is_int(r, 0, "a store laid out as schema 2");
+		r = qstore_open(&q, q5, key, 0, err, sizeof(err));
+		is_int(r, 0, "a schema-2 store opens (migrated): %s", r ? err : "");
+		is_int(store_version(q5), 3, "... to schema 3");
+		if (r == 0) {
+			memset(&gr, 0, sizeof(got));
+			r = qstore_get(q, id, &gr);
+			ok(r == 0 && strcmp(gr.review, "new") == 0 && strcmp(gr.origin, "") == 0 &&
+			   gr.review_time == 0, "its record: review 'new', no origin");
+			qrecord_release(&gr);
+			ok(read_equals(q, id, data, lr.size, &rr) && rr == 0, "its content reads back");
+			is_int(qstore_set_review(q, id, "reported", "C-1", "why", 1234), 0,
+			       "its review is set");
+			memset(&gr, 0, sizeof(got));
+			r = qstore_get(q, id, &gr);
+			ok(r == 0 && strcmp(gr.review, "reported") == 0 &&
+			   strcmp(gr.review_case, "C-1") == 0 && gr.review_time == 1234,
+			   "and reads back");
+			qrecord_release(&gr);
+			qstore_close(q);
+		}
+		sqlite3_open(dbp, &db);
+		sqlite3_exec(db, "PRAGMA user_version = 4;", NULL, NULL, NULL);
+		sqlite3_close(db);
+		r = qstore_open(&q, q5, key, 0, err, sizeof(err));
+		is_int(r, -EPROTONOSUPPORT, "a newer schema is refused: %s", err);
+		if (r == 0)
+			qstore_close(q);
+		is_int(store_version(q5), 4, "... and left as it was");
 	}
 
 	/* Key file checks. */
