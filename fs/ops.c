@@ -1280,8 +1280,10 @@ static void release_job(struct op_job *o)
 static void hg_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *fh = fh_of(fi);
-	bool verdict = (fh->up && fh->counted) || (fh->wrote && gate_dirty(fh->inode));
+	bool verdict = (fh->up && fh->counted && fh->up->state == UP_STAGED) ||
+		       (fh->wrote && gate_dirty(fh->inode));
 
+	/* After a FLUSH that judged, RELEASE has nothing heavy left: no second look at the file. */
 	if (verdict && hgfs.scan && verdict_heavy(fh_fd(fh)) &&
 	    defer_op(req, ino, fi, 0, 0, fh->uid, release_job))
 		return;
