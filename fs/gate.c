@@ -190,12 +190,39 @@ static bool cached_others(struct inode *in, struct fh *fh)
 
 /* --- writes --- */
 
-void gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req, uint64_t off)
+/* Is fh writing into a staged upload (in no name yet)?  Then nobody else reads its bytes. */
+static bool writes_staged(struct fh *fh)
+{
+	enum upload_state st;
+
+	if (!fh || !fh->up || fh->fd >= 0)
+		return false;
+	pthread_mutex_lock(&fh->up->lock);
+	st = fh->up->state;
+	pthread_mutex_unlock(&fh->up->lock);
+	return st == UP_STAGED;
+}
+
+bool gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req, uint64_t off)
 {
 	const struct fuse_ctx *ctx = req ? fuse_req_ctx(req) : NULL;
-	pid_t tg = fh_tgid(fh, ctx ? ctx->pid : 0);
+	pid_t tg;
 	int cur;
 
+	/*
+	 * A staged upload's writes only count generations (a write racing its verdict is
+	 * judged again at close): no lock, no process lookup on the path of every new file.
+	 * Published meanwhile, the unset dirty_tgid only makes the gate stricter.
+	 */
+	if (writes_staged(fh)) {
+		atomic_fetch_add(&in->wgen, 1);
+		if (!fh->wrote) {
+			fh->wrote = true;
+			fh->wgen0 = atomic_load(&in->wgen);
+		}
+		return false;
+	}
+	tg = fh_tgid(fh, ctx ? ctx->pid : 0);
 	pthread_rwlock_wrlock(&in->wrl);
 	cur = atomic_load(&in->dirty_tgid);
 	while (cur != -1 && cur != tg) {
@@ -214,11 +241,14 @@ void gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req, uint64_t 
 		fh->wrote = true;
 		fh->wgen0 = atomic_load(&in->wgen);
 	}
+	return true;
 }
 
-void gate_write_end(struct inode *in, struct fh *fh, off_t off, size_t len)
+void gate_write_end(struct inode *in, struct fh *fh, off_t off, size_t len, bool locked)
 {
 	atomic_fetch_add(&in->wgen, 1);
+	if (!locked)
+		return;
 	pthread_rwlock_unlock(&in->wrl);
 	/*
 	 * A direct write passed the page cache: pages others cached hold the old bytes.  Safe

@@ -294,8 +294,9 @@ void gate_close(struct inode *in, struct fh *fh);
  * Around every write to a file through the mount (fh may be NULL: truncate by path); off is
  * the lowest offset whose bytes may change.
  */
-void gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req, uint64_t off);
-void gate_write_end(struct inode *in, struct fh *fh, off_t off, size_t len);
+bool gate_write_begin(struct inode *in, struct fh *fh, fuse_req_t req, uint64_t off);
+/* locked: what gate_write_begin returned */
+void gate_write_end(struct inode *in, struct fh *fh, off_t off, size_t len, bool locked);
 /* Judge unjudged content now: 0, -EACCES (matched and pulled) or -EIO (fail closed). */
 int gate_judge(struct inode *in, fuse_req_t req, const char *why);
 /* Before an open by thread tid: judge others' unjudged writes first. */

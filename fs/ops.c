@@ -355,10 +355,11 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			/* dd without conv=notrunc: open, then ftruncate(0) - a rewrite after all */
 		} else if (t.up || (fh && fh->fd >= 0 && fh->writable)) {
 			fd = t.up ? t.up->fd : fh->fd;
-			gate_write_begin(in, fh, req, attr->st_size);
+			bool wl = gate_write_begin(in, fh, req, attr->st_size);
+
 			if (ftruncate(fd, attr->st_size) < 0)
 				ret = -errno;
-			gate_write_end(in, fh, 0, 0);
+			gate_write_end(in, fh, 0, 0, wl);
 			if (ret < 0)
 				goto out;
 		} else {
@@ -367,10 +368,11 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 				ret = fd;
 				goto out;
 			}
-			gate_write_begin(in, NULL, req, attr->st_size);
+			bool wl = gate_write_begin(in, NULL, req, attr->st_size);
+
 			if (ftruncate(fd, attr->st_size) < 0)
 				ret = -errno;
-			gate_write_end(in, NULL, 0, 0);
+			gate_write_end(in, NULL, 0, 0, wl);
 			inode_fd_put(in, fd);
 			/* No handle will close for this change: it gets its verdict now. */
 			if (ret == 0)
@@ -1070,8 +1072,9 @@ writer:
 		fh->writable = true;
 		atomic_fetch_add(&in->writers, 1);
 		if (fi->flags & O_TRUNC) {
-			gate_write_begin(in, fh, req, 0);
-			gate_write_end(in, fh, 0, 0);
+			bool wl = gate_write_begin(in, fh, req, 0);
+
+			gate_write_end(in, fh, 0, 0, wl);
 		}
 		goto done;
 	}
@@ -1174,8 +1177,9 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	struct inode *in = ino_to_inode(ino);
 	size_t len = fuse_buf_size(in_buf);
 	ssize_t n;
+	bool wl;
 
-	gate_write_begin(in, fh, req, off);
+	wl = gate_write_begin(in, fh, req, off);
 	if (fh->up && fh->fd < 0) {
 		n = upload_write(fh->up, in_buf, off);
 	} else {
@@ -1188,7 +1192,7 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 		if (fh->up && n > 0)
 			upload_dirty(fh->up);
 	}
-	gate_write_end(in, fh, off, n > 0 ? (size_t)n : len);
+	gate_write_end(in, fh, off, n > 0 ? (size_t)n : len, wl);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else
@@ -1276,8 +1280,10 @@ static void release_job(struct op_job *o)
 static void hg_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fh *fh = fh_of(fi);
-	bool verdict = (fh->up && fh->counted) || (fh->wrote && gate_dirty(fh->inode));
+	bool verdict = (fh->up && fh->counted && fh->up->state == UP_STAGED) ||
+		       (fh->wrote && gate_dirty(fh->inode));
 
+	/* After a FLUSH that judged, RELEASE has nothing heavy left: no second look at the file. */
 	if (verdict && hgfs.scan && verdict_heavy(fh_fd(fh)) &&
 	    defer_op(req, ino, fi, 0, 0, fh->uid, release_job))
 		return;
@@ -1616,13 +1622,14 @@ static void hg_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 {
 	struct fh *fh = fh_of(fi);
 	int ret = 0;
+	bool wl;
 
-	gate_write_begin(fh->inode, fh, req, offset);
+	wl = gate_write_begin(fh->inode, fh, req, offset);
 	if (fallocate(fh_fd(fh), mode, offset, length) < 0)
 		ret = errno;
 	if (!ret && fh->up)
 		upload_dirty(fh->up);
-	gate_write_end(fh->inode, fh, offset, ret ? 0 : (size_t)length);
+	gate_write_end(fh->inode, fh, offset, ret ? 0 : (size_t)length, wl);
 	fuse_reply_err(req, ret);
 }
 

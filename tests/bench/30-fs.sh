@@ -8,7 +8,19 @@
 #   create   BENCH_FILES new 4 KiB files in one dir          -> files/s
 #   stat     lstat of those files after dropping dentries    -> stats/s
 #   readdir  20 listings of that dir                         -> entries/s
+#   read     open/read/close of each of those files once, dentries warm (right after stat)
+#            -> files/s; every regular-file open through hashgatefs passes the write gate
+#            (fs/gate.c: the opener table; /proc/PID/status only when another process has
+#            the file open, which is never the case here)
 #   untar    tar -xf of a generated 5000-file, 100-dir tree  -> files/s
+#   append   one descriptor, O_APPEND, 64 KiB writes growing a published file (made first,
+#            untimed) to BENCH_APPEND_MIB (1024) MiB, close, no fsync -> MB/s: in-place appends
+#            are hashed as they stream in
+#   appendlog open(O_APPEND) / write 64 KiB / close repeated on a published file of
+#            BENCH_APPENDLOG_BASE (256) MiB until BENCH_APPENDLOG_MIB (64) MiB were appended or
+#            BENCH_APPENDLOG_SECS (30) passed -> appends/s: every close is a verdict on the
+#            whole file; from 4 MiB on the verdict resumes the judged prefix's hash, so it
+#            hashes only the appended 64 KiB (the cap keeps a daemon without that bounded)
 # Variants: bare (the backing filesystem itself), on (hashgatefs scanning against a database
 # holding md5, sha1 and sha256 lists: every algorithm is hashed), off (hashgatefs -o scan=off).
 # All three live on the same filesystem under one scratch dir; variants are interleaved per
@@ -22,6 +34,11 @@
 # machine's root) ext4 skips recently deleted inodes when allocating (recently_deleted() was
 # ~40% of all create time in perf after a few thousand deletions), so bare create rates there
 # depend on what was deleted in the last minute and swung 3-20x between rounds.
+# Knobs: BENCH_ROUNDS (3), BENCH_FILES (5000), BENCH_WRITE_MIB (1024), the append ones above,
+# BENCH_ONLY="create stat ..." runs only those workloads (stat, readdir and read need create's
+# files, so create also runs for them), BENCH_ROTATE=N starts the variant order rotation at
+# round N+1 (for interleaving several one-round runs), BENCH_HGFS=/path/to/hashgatefs benchmarks another
+# daemon binary (e.g. an older build, for before/after figures) with this script and fsbench.
 # Exit 0 when every target is met, 1 when one is missed or a step failed.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
@@ -31,7 +48,15 @@ FSB=$B/tests/bench/fsbench
 ROUNDS=${BENCH_ROUNDS:-3}
 FILES=${BENCH_FILES:-5000}
 WRITE_MIB=${BENCH_WRITE_MIB:-1024}
-for x in "$B/hashgatefs" "$B/hashgate" "$FSB"; do
+APPEND_MIB=${BENCH_APPEND_MIB:-1024}
+ALOG_BASE=${BENCH_APPENDLOG_BASE:-256}
+ALOG_MIB=${BENCH_APPENDLOG_MIB:-64}
+ALOG_SECS=${BENCH_APPENDLOG_SECS:-30}
+HGFS=${BENCH_HGFS:-$B/hashgatefs}
+ALL_WL="write writec create stat readdir read untar append appendlog"
+ONLY=${BENCH_ONLY:-$ALL_WL}
+want() { [[ " $ONLY " == *" $1 "* ]]; }
+for x in "$HGFS" "$B/hashgate" "$FSB"; do
 	[ -x "$x" ] || { echo "30-fs: $x is not built; skipped"; exit 0; }
 done
 [ -c /dev/fuse ] || { echo "30-fs: /dev/fuse missing; skipped"; exit 0; }
@@ -89,7 +114,7 @@ done
 
 mount_variant() {	# mount_variant on|off EXTRA_OPTS
 	local v=$1 i
-	"$B/hashgatefs" -f -o "config=$T/hashgate.conf${2:+,$2}" "$W/back-$v" "$T/mnt-$v" \
+	"$HGFS" -f -o "config=$T/hashgate.conf${2:+,$2}" "$W/back-$v" "$T/mnt-$v" \
 		>"$T/daemon-$v.log" 2>&1 </dev/null &
 	PIDS="$PIDS $!"
 	eval "DPID_$v=$!"
@@ -164,6 +189,7 @@ run_round() {
 		rm -rf "$d/w" && mkdir -p "$d/w/c" "$d/w/x" || { fail=1; return; }
 	done
 	for w in write writec; do
+		want "$w" || continue
 		for v in $1; do
 			d=$(dir_of "$v")
 			sync
@@ -171,27 +197,50 @@ run_round() {
 			rm -f "$d/w/big"
 		done
 	done
-	for v in $1; do
+	if want create || want stat || want readdir || want read; then
+		for v in $1; do
+			sync
+			measure create "$v" "$FSB" create "$(dir_of "$v")/w/c" "$FILES" 4096
+		done
 		sync
-		measure create "$v" "$FSB" create "$(dir_of "$v")/w/c" "$FILES" 4096
-	done
-	sync
-	echo 2 >/proc/sys/vm/drop_caches
-	for v in $1; do measure stat "$v" "$FSB" stat "$(dir_of "$v")/w/c" "$FILES"; done
-	for v in $1; do measure readdir "$v" "$FSB" readdir "$(dir_of "$v")/w/c" 20; done
-	for v in $1; do
-		sync
-		measure untar "$v" untar "$(dir_of "$v")/w/x"
-	done
+		echo 2 >/proc/sys/vm/drop_caches
+		want stat &&
+			for v in $1; do measure stat "$v" "$FSB" stat "$(dir_of "$v")/w/c" "$FILES"; done
+		want readdir &&
+			for v in $1; do measure readdir "$v" "$FSB" readdir "$(dir_of "$v")/w/c" 20; done
+		want read &&
+			for v in $1; do measure read "$v" "$FSB" read "$(dir_of "$v")/w/c" "$FILES"; done
+	fi
+	want untar &&
+		for v in $1; do
+			sync
+			measure untar "$v" untar "$(dir_of "$v")/w/x"
+		done
+	want append &&
+		for v in $1; do
+			d=$(dir_of "$v")
+			sync
+			SCALE=0.000001 measure append "$v" "$FSB" append "$d/w/app" "$APPEND_MIB"
+			rm -f "$d/w/app"
+		done
+	want appendlog &&
+		for v in $1; do
+			d=$(dir_of "$v")
+			sync
+			measure appendlog "$v" "$FSB" appendlog "$d/w/alog" "$ALOG_BASE" "$ALOG_MIB" \
+				"$ALOG_SECS"
+			rm -f "$d/w/alog"
+		done
 	for v in $1; do rm -rf "$(dir_of "$v")/w"; done
 }
 
-echo "hashgatefs benchmark: $ROUNDS rounds, ${WRITE_MIB} MiB write, $FILES x 4 KiB files," \
-	"untar of $UNTAR_FILES files; backing on $(df -T "$W" | awk 'NR==2{print $2" "$1}')" \
+echo "hashgatefs benchmark ($HGFS): $ROUNDS rounds, ${WRITE_MIB} MiB write, $FILES x 4 KiB" \
+	"files, untar of $UNTAR_FILES files, ${APPEND_MIB} MiB append, appendlog ${ALOG_BASE}+${ALOG_MIB}" \
+	"MiB (<= ${ALOG_SECS}s); backing on $(df -T "$W" | awk 'NR==2{print $2" "$1}')" \
 	"(BENCH_FS=$FSMODE)"
 orders=("bare on off" "off bare on" "on off bare")
 for r in $(seq "$ROUNDS"); do
-	run_round "${orders[$(( (r - 1) % 3 ))]}"
+	run_round "${orders[$(( (r - 1 + ${BENCH_ROTATE:-0}) % 3 ))]}"
 	echo "  round $r done"
 done
 
@@ -201,13 +250,14 @@ median() {	# median WORKLOAD VARIANT over the rounds
 		awk '{ a[NR] = $1 } END { if (NR == 0) print "0.0"; else if (NR % 2) print a[(NR + 1) / 2];
 			else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
-unit() { case $1 in write|writec) echo "MB/s" ;; create|untar) echo "files/s" ;; stat) echo "stats/s" ;;
-	readdir) echo "entries/s" ;; esac; }
-printf '\n%-8s %-10s %12s %12s %12s %9s %9s %10s\n' workload unit bare scan-off scan-on \
+unit() { case $1 in write|writec|append) echo "MB/s" ;; create|untar|read) echo "files/s" ;;
+	stat) echo "stats/s" ;; readdir) echo "entries/s" ;; appendlog) echo "appends/s" ;; esac; }
+RAN=$(for w in $ALL_WL; do grep -q "^$w " "$RES" && echo "$w"; done)
+printf '\n%-9s %-10s %12s %12s %12s %9s %9s %10s\n' workload unit bare scan-off scan-on \
 	off/bare on/bare on-vs-off
-for w in write writec create stat readdir untar; do
+for w in $RAN; do
 	b=$(median "$w" bare) on=$(median "$w" on) off=$(median "$w" off)
-	printf '%-8s %-10s %12s %12s %12s %9s %9s %10s\n' "$w" "$(unit "$w")" "$b" "$off" "$on" \
+	printf '%-9s %-10s %12s %12s %12s %9s %9s %10s\n' "$w" "$(unit "$w")" "$b" "$off" "$on" \
 		"$(awk -v a="$off" -v b="$b" 'BEGIN{printf "x%.2f", (b > 0 ? a / b : 0)}')" \
 		"$(awk -v a="$on" -v b="$b" 'BEGIN{printf "x%.2f", (b > 0 ? a / b : 0)}')" \
 		"$(awk -v a="$on" -v b="$off" 'BEGIN{printf "%+.1f%%", (a > 0 ? (b / a - 1) * 100 : 0)}')"
@@ -215,8 +265,8 @@ for w in write writec create stat readdir untar; do
 done
 echo "(median rate of $ROUNDS rounds per cell; on-vs-off = extra time scanning costs against scan=off)"
 echo "per-round rates:"
-for w in write writec create stat readdir untar; do
-	printf '  %-8s' "$w"
+for w in $RAN; do
+	printf '  %-9s' "$w"
 	for v in bare off on; do
 		printf ' %s=[%s]' "$v" "$(awk -v w="$w" -v v="$v" '$1 == w && $2 == v { printf "%s%s", s, $3; s = " " }' "$RES")"
 	done
@@ -225,12 +275,12 @@ done
 
 echo "daemon CPU (user+system in ${HZ} Hz ticks, median of rounds) per unit of work, and what"
 echo "scanning adds (robust against other load; coarse for the short stat/readdir runs):"
-for w in write writec create stat readdir untar; do
+for w in $RAN; do
 	c_on=$(RES=$CPURES median "$w" on)
 	c_off=$(RES=$CPURES median "$w" off)
-	case $w in write|writec) u="us/MB" ;; create|untar) u="us/file" ;; stat) u="us/stat" ;;
-		readdir) u="us/entry" ;; esac
-	printf '  %-8s off %10s  on %10s %-12s  on-vs-off %s\n' "$w" "${c_off:-?}" "${c_on:-?}" "$u" \
+	case $w in write|writec|append) u="us/MB" ;; create|untar|read) u="us/file" ;;
+		stat) u="us/stat" ;; readdir) u="us/entry" ;; appendlog) u="us/append" ;; esac
+	printf '  %-9s off %10s  on %10s %-12s  on-vs-off %s\n' "$w" "${c_off:-?}" "${c_on:-?}" "$u" \
 		"$(awk -v a="${c_on:-0}" -v b="${c_off:-0}" 'BEGIN { if (b > 0) printf "%+.0f%%", (a / b - 1) * 100; else print "?" }')"
 done
 
@@ -241,12 +291,13 @@ check() {	# check DESC AWK-CONDITION
 echo
 echo "targets:"
 for w in write create stat readdir untar; do
+	want "$w" || continue
 	eval "on=\$ON_$w off=\$OFF_$w"
 	check "$w: scanning costs < 10% against scan=off ($(awk -v a="$on" -v b="$off" \
 		'BEGIN{printf "%+.1f%%", (a > 0 ? (b / a - 1) * 100 : 0)}'))" "$off / $on < 1.10"
 done
-check "write (scan on) >= 0.6x bare ($(awk -v a="$ON_write" -v b="$B_write" 'BEGIN{printf "x%.2f", a / b}'))" \
+want write && check "write (scan on) >= 0.6x bare ($(awk -v a="$ON_write" -v b="$B_write" 'BEGIN{printf "x%.2f", a / b}'))" \
 	"$ON_write >= 0.6 * $B_write"
-check "create (scan on) >= 0.3x bare ($(awk -v a="$ON_create" -v b="$B_create" 'BEGIN{printf "x%.2f", a / b}'))" \
+want create && check "create (scan on) >= 0.3x bare ($(awk -v a="$ON_create" -v b="$B_create" 'BEGIN{printf "x%.2f", a / b}'))" \
 	"$ON_create >= 0.3 * $B_create"
 exit $fail
