@@ -355,6 +355,9 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			/* dd without conv=notrunc: open, then ftruncate(0) - a rewrite after all */
 		} else if (t.up || (fh && fh->fd >= 0 && fh->writable)) {
 			fd = t.up ? t.up->fd : fh->fd;
+			if (t.up && (ret = limits_upload_grow(t.up->uid, &t.up->lim_bytes,
+							      attr->st_size)) < 0)
+				goto out;	/* a sparse upload over uid_max_upload_bytes */
 			bool wl = gate_write_begin(in, fh, req, attr->st_size);
 
 			if (ftruncate(fd, attr->st_size) < 0)
@@ -708,12 +711,18 @@ out:
 	fuse_reply_err(req, -ret);
 }
 
-static struct fh *fh_new(struct inode *in)
+/* A handle holding a limits unit uid already took (given back here on failure). */
+static struct fh *fh_new_taken(struct inode *in, uid_t uid)
 {
 	struct fh *fh = calloc(1, sizeof(*fh));
 
-	if (!fh)
+	if (!fh) {
+		limits_open_give(uid);
+		errno = ENOMEM;
 		return NULL;
+	}
+	fh->limited = true;
+	fh->lim_uid = uid;
 	fh->fd = -1;
 	fh->cslot = -1;
 	fh->uid = (uid_t)-1;
@@ -721,6 +730,19 @@ static struct fh *fh_new(struct inode *in)
 	inode_ref(in);
 	atomic_fetch_add(&in->openfh, 1);
 	return fh;
+}
+
+/* NULL with errno set: ENOMEM, or EMFILE/ENFILE from the caller's uid limits (limits.c). */
+static struct fh *fh_new(struct inode *in, fuse_req_t req)
+{
+	uid_t uid = fuse_req_ctx(req)->uid;
+	int ret = limits_open_take(uid);
+
+	if (ret < 0) {
+		errno = -ret;
+		return NULL;
+	}
+	return fh_new_taken(in, uid);
 }
 
 static void fh_free(struct fh *fh)
@@ -738,6 +760,8 @@ static void fh_free(struct fh *fh)
 	if (fh->plain)
 		atomic_fetch_sub(&fh->inode->plainfh, 1);
 	inode_unref(fh->inode);
+	if (fh->limited)
+		limits_open_give(fh->lim_uid);
 	free(fh);
 }
 
@@ -779,9 +803,9 @@ static void create_append(fuse_req_t req, struct inode *p, const char *name, mod
 	ret = inode_lookup(p, name, &st, &in);
 	if (ret < 0)
 		goto err;
-	fh = fh_new(in);
+	fh = fh_new(in, req);
 	if (!fh) {
-		ret = -ENOMEM;
+		ret = -errno;	/* ENOMEM, or the uid's limits (limits.c) */
 		goto err;
 	}
 	fh->uid = fuse_req_ctx(req)->uid;
@@ -829,15 +853,22 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		create_append(req, p, name, mode, fi);
 		return;
 	}
-	ret = upload_create(req, p, name, mode, &up, &st);
+	/* The handle's unit first: a refused create must not have made a tmpfile and inode. */
+	ret = limits_open_take(fuse_req_ctx(req)->uid);
+	if (ret == 0) {
+		ret = upload_create(req, p, name, mode, &up, &st);
+		if (ret < 0)
+			limits_open_give(fuse_req_ctx(req)->uid);
+	}
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	fh = fh_new(up->inode);
+	fh = fh_new_taken(up->inode, fuse_req_ctx(req)->uid);
 	if (!fh) {
+		ret = errno;
 		upload_put(up);
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, ret);
 		return;
 	}
 	fh->uid = fuse_req_ctx(req)->uid;
@@ -942,9 +973,9 @@ static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fh *fh;
 	int ret;
 
-	fh = fh_new(in);
+	fh = fh_new(in, req);
 	if (!fh) {
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, errno);
 		return;
 	}
 	fh->uid = ctx->uid;
@@ -1306,9 +1337,9 @@ static void hg_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	if (pending_any())
 		pending_settle_dir(ino, req);
-	fh = fh_new(in);
+	fh = fh_new(in, req);
 	if (!fh) {
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, errno);
 		return;
 	}
 	fd = inode_fd(in, O_RDONLY | O_DIRECTORY);

@@ -49,6 +49,10 @@ static const struct key_def keys[] = {
 	{ "retention",		 K_DURATION, F(retention),	  0, 0 },
 	{ "quarantine_max_size", K_SIZE,     F(quarantine_max_size), 0, 0 },
 	{ "log_level",		 K_LOGLEVEL, F(log_level),	  0, 0 },
+	{ "fd_reserve",		 K_INT,      F(fd_reserve),	  64, 1000000 },
+	{ "uid_max_open",	 K_INT,      F(uid_max_open),	  0, 100000000 },
+	{ "uid_max_uploads",	 K_INT,      F(uid_max_uploads),  0, 100000000 },
+	{ "uid_max_upload_bytes", K_SIZE,    F(uid_max_upload_bytes), 0, 0 },
 };
 #undef F
 
@@ -354,7 +358,10 @@ static int set_one(struct hg_config *c, const char *key, const char *value, cons
 	case K_INT:
 		r = parse_int(value, k->min, k->max, &v.i);
 		if (r == -ERANGE) {
-			*why = k->max == 256 ? "must be 0 to 256" : "must be 0 to 100";
+			static __thread char range[64];
+
+			snprintf(range, sizeof(range), "must be %ld to %ld", k->min, k->max);
+			*why = range;
 			return -EINVAL;
 		}
 		if (r < 0)
@@ -407,6 +414,10 @@ int config_init(struct hg_config *c)
 	c->retention = 0;
 	c->quarantine_max_size = 10ull << 30;
 	c->log_level = LOG_INFO;
+	c->fd_reserve = 512;
+	c->uid_max_open = 0;
+	c->uid_max_uploads = 128;
+	c->uid_max_upload_bytes = 0;
 	return 0;
 }
 
