@@ -6,7 +6,8 @@
 # daemon raises its soft limit to the hard one, fd_reserve=100) a uid holding uploads and a
 # uid holding read opens are cut off at their share with EMFILE, while the victim still
 # uploads, reads, lists, holds files, and a database import is loaded and enforced.  The held
-# uploads are then closed and published.
+# uploads are then closed and published.  With uid_max_upload_bytes=1M a 4 GiB sparse upload
+# and a 2 MiB upload fail with EDQUOT and are not published.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 M=$HG_MNT B=$HG_BACK W=$HG_TMP/w
@@ -84,7 +85,7 @@ echo readable >"$B/pub"; chmod 0644 "$B/pub"
 
 # --- per-uid upload limit ------------------------------------------------------------------
 t="[uploads]"
-hg_mount "allow_other,uid_max_uploads=20" || bail "mount failed"
+hg_mount "allow_other,uid_max_uploads=20,uid_max_upload_bytes=1M" || bail "mount failed"
 hold a1 $A create "$M/a" 25 || bail "attacker did not start"
 is "$(opened a1) $(errname a1)" "20 EMFILE" "$t a uid holds 20 open uploads; its 21st create fails with EMFILE"
 nok "$t its next create fails too" hg_as $A $A touch "$M/a/again"
@@ -99,6 +100,15 @@ ok "$t the attacker's held uploads close and are published" release a1
 is "$(ls "$B/a" | wc -l)" 20 "$t all 20 are in the backing dir"
 ok "$t the attacker uploads again once it holds fewer" hg_as $A $A bash -c "echo x >'$M/a/later'"
 is "$(grep -c 'limit uid=2101 what=uploads' "$HG_LOG")" 1 "$t three refusals within 10 s are logged once"
+t="[bytes]"
+hg_run hg_as $A $A truncate -s 4G "$M/a/sparse"
+is "$?:$(grep -q 'Disk quota exceeded' <<<"$HG_OUT" && echo EDQUOT)" 1:EDQUOT "$t a 4 GiB sparse upload over uid_max_upload_bytes=1M fails with EDQUOT"
+is "$(stat -c %s "$B/a/sparse" 2>/dev/null || echo absent)" 0 "$t the file stays as it was (empty)"
+hg_run hg_as $A $A bash -c "head -c 2M /dev/zero >'$M/a/big'"
+is "$?:$(grep -q 'Disk quota exceeded' <<<"$HG_OUT" && echo EDQUOT)" 1:EDQUOT "$t a 2 MiB upload fails with EDQUOT"
+ok "$t and is not published" test ! -e "$B/a/big"
+ok "$t a 900 KiB upload of another uid works" asV bash -c "head -c 900K /dev/urandom >'$M/v/900k'"
+ok "$t and so does one of the same uid" hg_as $A $A bash -c "head -c 900K /dev/urandom >'$M/a/900k'"
 hg_umount
 
 # --- fd budget -------------------------------------------------------------------------------
