@@ -3,7 +3,7 @@
 
   neighbour.py victim DIR SECS        stat, read, create and small-upload ops in DIR for SECS
                                       seconds; prints "n=N secs=S ops_s=R p50_ms=A p99_ms=B
-                                      max_ms=C" over every op's latency
+                                      max_ms=C err=E" over every op's latency
   neighbour.py attack PATTERN DIR [FILE]
                                       one hostile pattern in DIR until SIGTERM:
       held        create uploads and keep them open, then open FILE for reading, until refused;
@@ -12,16 +12,21 @@
       concurrent  32 workers: 1 MiB uploads, again and again
       jpeg        8 workers: upload FILE (a JPEG whose header claims 9999x9999) again and again
       known       4 workers: upload FILE (content in the hash database) again and again
-  The attacker prints one line "attack PATTERN: ..." on stderr when it stops.
+  The attacker prints one line "attack PATTERN: ..." on stderr when it stops; held also prints
+  "held ready: ..." once it holds all it could get.  The victim counts failed ops in err=N.
 """
 import errno, os, resource, signal, sys, time
 
 def victim(d, secs):
     small = os.path.join(d, "small")
-    with open(small, "wb") as f:
-        f.write(os.urandom(4096))
+    lat, i, errs = [], 0, 0
+    try:
+        with open(small, "wb") as f:
+            f.write(os.urandom(4096))
+    except OSError as e:
+        errs += 1
+        print(f"victim: setup: {e}", file=sys.stderr)
     blob = os.urandom(16384)
-    lat, i = [], 0
     t0 = time.monotonic()
     end = t0 + secs
     while time.monotonic() < end:
@@ -40,14 +45,16 @@ def victim(d, secs):
                 os.write(fd, blob)
                 os.close(fd)
         except OSError as e:
-            print(f"victim: op {kind}: {e}", file=sys.stderr)
+            errs += 1
+            if errs <= 5:
+                print(f"victim: op {kind}: {e}", file=sys.stderr)
         lat.append(time.monotonic() - s)
         i += 1
     el = time.monotonic() - t0
     lat.sort()
     q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] * 1000
     print(f"n={len(lat)} secs={el:.1f} ops_s={len(lat) / el:.0f} p50_ms={q(0.5):.2f} "
-          f"p99_ms={q(0.99):.2f} max_ms={lat[-1] * 1000:.0f}")
+          f"p99_ms={q(0.99):.2f} max_ms={lat[-1] * 1000:.0f} err={errs}")
 
 stop = False
 def on_term(sig, frm):
@@ -105,6 +112,8 @@ def attack(pattern, d, f):
                 fds.append(fd)
             if mode == "create":
                 first = len(fds)
+        print(f"held ready: {first} uploads and {len(fds) - first} read opens;{err}",
+              file=sys.stderr, flush=True)
         while not stop:
             time.sleep(0.1)
         print(f"attack held: {first} uploads and {len(fds) - first} read opens held;{err}",
