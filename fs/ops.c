@@ -257,20 +257,26 @@ static void hg_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 /*
  * A descriptor opened for writing without O_TRUNC, truncated to 0 before any write, is a
  * rewrite too (dd does this): switch it to a staged upload so the old content stays until
- * the verdict.  Same conditions as at open.
+ * the verdict.  Same conditions as at open.  1 restaged, 0 not (truncate in place), or the
+ * uid's upload limit error.
  */
-static bool fh_restage(struct fh *fh, fuse_req_t req)
+static int fh_restage(struct fh *fh, fuse_req_t req)
 {
 	struct inode *in;
 	struct upload *up;
+	int ret;
 
 	if (!fh || fh->up || fh->fd < 0 || !fh->writable || fh->wrote || fh->dir)
-		return false;
+		return 0;
 	in = fh->inode;
 	if (!S_ISREG(in->type) || atomic_load(&in->openfh) != 1)
-		return false;
-	if (upload_replace(req, in, &up) < 0)
-		return false;
+		return 0;
+	ret = upload_replace(req, in, &up);
+	/* Over the uid's upload limit: refuse, never fall back to an in-place rewrite. */
+	if (ret == -EMFILE || ret == -ENFILE)
+		return ret;
+	if (ret < 0)
+		return 0;
 	close(fh->fd);
 	fh->fd = -1;
 	fh->up = up;
@@ -281,7 +287,7 @@ static bool fh_restage(struct fh *fh, fuse_req_t req)
 		atomic_fetch_sub(&in->plainfh, 1);
 	}
 	atomic_fetch_sub(&in->writers, 1);
-	return true;
+	return 1;
 }
 
 /* chmod/chown of the object behind an O_PATH (or any) fd, as setattr asks. */
@@ -351,8 +357,10 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			ret = -EINVAL;
 			goto out;
 		}
-		if (!t.up && attr->st_size == 0 && fh_restage(fh, req)) {
+		if (!t.up && attr->st_size == 0 && (ret = fh_restage(fh, req)) != 0) {
 			/* dd without conv=notrunc: open, then ftruncate(0) - a rewrite after all */
+			if (ret < 0)
+				goto out;
 		} else if (t.up || (fh && fh->fd >= 0 && fh->writable)) {
 			fd = t.up ? t.up->fd : fh->fd;
 			if (t.up && (ret = limits_upload_grow(t.up->uid, &t.up->lim_bytes,
@@ -1092,6 +1100,9 @@ writer:
 			 * bytes.  ESTALE makes the kernel look the name up again and retry.
 			 */
 			if (ret == -ESTALE)
+				goto err;
+			/* Over the uid's upload limit: refused, not rewritten in place unscanned. */
+			if (ret == -EMFILE || ret == -ENFILE)
 				goto err;
 		}
 		/* In place: written through, rescanned at close. */

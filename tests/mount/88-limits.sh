@@ -1,7 +1,8 @@
 #!/bin/bash
 # 88-limits.sh - one tenant cannot starve the others of the daemon's descriptors or uploads
 # (fs/limits.c).  With uid_max_uploads=20 a uid holding 20 open uploads gets EMFILE on every
-# further create (logged once per interval, not per refusal) while another uid uploads,
+# further create and rewrite (never an in-place rewrite instead; logged once per interval, not
+# per refusal) while another uid uploads,
 # reads, lists and holds uploads of its own.  Under an open files limit of 600 (prlimit; the
 # daemon raises its soft limit to the hard one, fd_reserve=100) a uid holding uploads and a
 # uid holding read opens are cut off at their share with EMFILE, while the victim still
@@ -82,6 +83,7 @@ victim_works() {	# victim_works TAG: V uploads, reads back, lists, stats, rename
 mkdir -p "$B/a" "$B/v" "$B/c" "$B/v2"
 chown $A:$A "$B/a"; chown $V:$V "$B/v" "$B/v2"; chown $C:$C "$B/c"
 echo readable >"$B/pub"; chmod 0644 "$B/pub"
+echo old >"$B/a/existing"; chown $A:$A "$B/a/existing"
 
 # --- per-uid upload limit ------------------------------------------------------------------
 t="[uploads]"
@@ -91,15 +93,19 @@ is "$(opened a1) $(errname a1)" "20 EMFILE" "$t a uid holds 20 open uploads; its
 nok "$t its next create fails too" hg_as $A $A touch "$M/a/again"
 nok "$t and the next" hg_as $A $A bash -c "echo x >'$M/a/again2'"
 ok "$t it still reads files" hg_as $A $A cat "$M/pub"
+# A rewrite is an upload too: refused, never done in place instead (unscanned when large).
+nok "$t an O_TRUNC rewrite of its existing file is refused" hg_as $A $A bash -c "echo new >'$M/a/existing'"
+nok "$t so is open + ftruncate(0) (dd)" hg_as $A $A dd if=/dev/zero of="$M/a/existing" bs=1k count=1 status=none
+is "$(cat "$B/a/existing")" old "$t the file keeps its content"
 victim_works "$t" 1
 hold v1 $V create "$M/v2" 20 || bail "victim holder did not start"
 is "$(opened v1) $(errname v1)" "20 none" "$t the victim holds 20 uploads of its own meanwhile"
 ok "$t the victim's held uploads close and are published" release v1
 is "$(ls "$B/v2" | wc -l)" 20 "$t all 20 are in the backing dir"
 ok "$t the attacker's held uploads close and are published" release a1
-is "$(ls "$B/a" | wc -l)" 20 "$t all 20 are in the backing dir"
+is "$(ls "$B/a" | grep -c '^h')" 20 "$t all 20 are in the backing dir"
 ok "$t the attacker uploads again once it holds fewer" hg_as $A $A bash -c "echo x >'$M/a/later'"
-is "$(grep -c 'limit uid=2101 what=uploads' "$HG_LOG")" 1 "$t three refusals within 10 s are logged once"
+is "$(grep -c 'limit uid=2101 what=uploads' "$HG_LOG")" 1 "$t five refusals within 10 s are logged once"
 t="[bytes]"
 hg_run hg_as $A $A truncate -s 4G "$M/a/sparse"
 is "$?:$(grep -q 'Disk quota exceeded' <<<"$HG_OUT" && echo EDQUOT)" 1:EDQUOT "$t a 4 GiB sparse upload over uid_max_upload_bytes=1M fails with EDQUOT"
@@ -113,7 +119,7 @@ hg_umount
 
 # --- fd budget -------------------------------------------------------------------------------
 t="[fd budget]"
-rm -rf "${B:?}"/a/* "${B:?}"/v2/*
+rm -rf "${B:?}"/a/h* "${B:?}"/v2/*
 # prlimit execs the daemon, so HG_PID stays the daemon's pid.
 printf '#!/bin/sh\nexec prlimit --nofile=300:600 %s "$@"\n' "$HG_FS" >"$W/hashgatefs"
 chmod 0755 "$W/hashgatefs"
