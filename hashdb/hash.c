@@ -253,9 +253,9 @@ static int update_read(struct hasher *h, int fd, uint8_t *buf, size_t buflen, of
 	return 0;
 }
 
-int hasher_update_fd(struct hasher *h, int fd, void *buf, size_t buflen)
+int hasher_update_fd(struct hasher *h, int fd, uint64_t from, void *buf, size_t buflen)
 {
-	off_t pos = 0, saved = lseek(fd, 0, SEEK_CUR);
+	off_t pos = (off_t)from, saved = lseek(fd, 0, SEEK_CUR);
 	bool eof = false, sparse = true;
 	int r = 0;
 
@@ -305,7 +305,7 @@ int hash_fd(int fd, unsigned mask, struct digests *out)
 	r = hasher_init(&h, mask);
 	if (r < 0)
 		goto out_buf;
-	r = hasher_update_fd(&h, fd, buf, HASH_FD_CHUNK);
+	r = hasher_update_fd(&h, fd, 0, buf, HASH_FD_CHUNK);
 	if (r == 0)
 		r = hasher_final(&h, out);
 	hasher_release(&h);

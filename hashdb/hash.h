@@ -68,11 +68,12 @@ void hasher_release(struct hasher *h);
 int hasher_copy(struct hasher *dst, const struct hasher *src);
 
 /*
- * Feed a whole file from offset 0 to h: data extents with pread through buf (buflen bytes),
- * holes (SEEK_DATA/SEEK_HOLE; filesystems without them are read throughout) from a zero
- * buffer, never read.  The fd's offset is restored.  0 or -errno.
+ * Feed a file from offset from to its end to h: data extents with pread through buf (buflen
+ * bytes), holes (SEEK_DATA/SEEK_HOLE; filesystems without them are read throughout) from a
+ * zero buffer, never read.  h->size grows by the bytes fed.  The fd's offset is restored.
+ * 0 or -errno.
  */
-int hasher_update_fd(struct hasher *h, int fd, void *buf, size_t buflen);
+int hasher_update_fd(struct hasher *h, int fd, uint64_t from, void *buf, size_t buflen);
 /* Hash a whole file with hasher_update_fd (the fd's offset is untouched). */
 int hash_fd(int fd, unsigned mask, struct digests *out);
 

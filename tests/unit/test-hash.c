@@ -304,6 +304,20 @@ static void test_sparse_layouts(const char *dir, const char *what)
 		ok(hasher_init(&h, HASH_EXACT_MASK) == 0 && hasher_update(&h, mem, size[i]) == 0 &&
 		   hasher_final(&h, &m) == 0, "%s layout %zu: dense reference", what, i);
 		is_int(d.size, size[i], "%s layout %zu: size", what, i);
+		/* Resumed: the first part from memory, the rest from the file (gate.c does). */
+		{
+			uint64_t from = size[i] / 3;
+			char buf[4096];
+			struct digests rd;
+
+			ok(hasher_init(&h, HASH_EXACT_MASK) == 0 &&
+			   hasher_update(&h, mem, from) == 0 &&
+			   hasher_update_fd(&h, fd, from, buf, sizeof(buf)) == 0 &&
+			   hasher_final(&h, &rd) == 0 && rd.size == (uint64_t)size[i] &&
+			   memcmp(rd.sha256, m.sha256, 32) == 0 && memcmp(rd.md5, m.md5, 16) == 0,
+			   "%s layout %zu: hasher_update_fd from byte %llu = dense", what, i,
+			   (unsigned long long)from);
+		}
 		for (a = 0; a < 3; a++) {
 			hex_of(&d, a, got);
 			hex_of(&m, a, want);
