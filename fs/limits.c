@@ -9,7 +9,9 @@
  * long-lived handles draw from.  A unit of the budget is taken before the descriptor is
  * opened and given back after it is closed, so the budget is never overshot:
  *  - every open file or directory handle (create, open, opendir) takes one unit;
- *  - every staged upload takes one more (its O_TMPFILE) and one upload slot.
+ *  - every staged upload takes one more (its O_TMPFILE), held until the upload is freed, and
+ *    one upload slot, held until its verdict (the kernel sends RELEASE after close() has
+ *    returned: counting slots until then made fast sequential uploaders hit the limit).
  * Per uid: at most uid_max_open units (0 = a quarter of the budget, so no single uid can
  * take the mount down), at most uid_max_uploads staged uploads, and at most
  * uid_max_upload_bytes bytes of staged uploads (their apparent size: a sparse file's holes
@@ -179,7 +181,8 @@ static int take(uid_t uid, bool upload)
 	return 0;
 }
 
-static void give(uid_t uid, bool upload, uint64_t bytes)
+/* Give back one budget unit of uid (upload slots and bytes: limits_upload_done). */
+static void give(uid_t uid)
 {
 	struct uidlim *e;
 
@@ -189,11 +192,6 @@ static void give(uid_t uid, bool upload, uint64_t bytes)
 	if (e) {
 		e->units--;
 		held_units--;
-		if (upload) {
-			e->uploads--;
-			held_uploads--;
-			e->bytes -= bytes;
-		}
 	}
 	pthread_mutex_unlock(&lim_lock);
 }
@@ -205,7 +203,7 @@ int limits_open_take(uid_t uid)
 
 void limits_open_give(uid_t uid)
 {
-	give(uid, false, 0);
+	give(uid);
 }
 
 int limits_upload_begin(uid_t uid)
@@ -213,9 +211,28 @@ int limits_upload_begin(uid_t uid)
 	return take(uid, true);
 }
 
-void limits_upload_end(uid_t uid, uint64_t bytes)
+void limits_upload_done(uid_t uid, uint64_t *acct)
 {
-	give(uid, true, bytes);
+	struct uidlim *e;
+
+	pthread_mutex_lock(&lim_lock);
+	if (*acct != UINT64_MAX) {
+		for (e = table[uid % LIMITS_BUCKETS]; e && e->uid != uid; e = e->next)
+			;
+		if (e) {
+			e->uploads--;
+			held_uploads--;
+			e->bytes -= *acct;
+		}
+		*acct = UINT64_MAX;	/* done: limits_upload_grow accounts nothing more */
+	}
+	pthread_mutex_unlock(&lim_lock);
+}
+
+void limits_upload_end(uid_t uid, uint64_t *acct)
+{
+	limits_upload_done(uid, acct);
+	give(uid);
 }
 
 int limits_upload_grow(uid_t uid, uint64_t *acct, uint64_t end)
@@ -249,7 +266,7 @@ void limits_get(struct limits_stat *s)
 	s->nofile = nofile;
 	s->budget = budget;
 	s->reserve = reserve;
-	s->open = held_units - held_uploads;
+	s->open = held_units;
 	s->uploads = held_uploads;
 	s->refused = refused;
 	pthread_mutex_unlock(&lim_lock);

@@ -22,19 +22,25 @@ void limits_configure(const struct hg_config *c);
 int limits_open_take(uid_t uid);
 void limits_open_give(uid_t uid);
 
-/* One staged upload for uid (also one unit of the fd budget: its tmpfile): 0, -EMFILE, -ENFILE. */
+/*
+ * One staged upload for uid: an upload slot and one unit of the fd budget (its tmpfile).
+ * 0, -EMFILE or -ENFILE.  *acct (the upload's own counter, under lim_lock) starts at 0.
+ */
 int limits_upload_begin(uid_t uid);
-/* bytes: what limits_upload_grow accounted for this upload. */
-void limits_upload_end(uid_t uid, uint64_t bytes);
+/* The upload is judged: its slot and bytes are free again; idempotent (*acct = UINT64_MAX). */
+void limits_upload_done(uid_t uid, uint64_t *acct);
+/* The upload is freed: limits_upload_done if not yet, and its fd unit back. */
+void limits_upload_end(uid_t uid, uint64_t *acct);
 /*
  * The upload (accounted: *acct bytes so far) now reaches end bytes: account the growth, or
  * -EDQUOT when uid's staged bytes would pass uid_max_upload_bytes (nothing changes then).
+ * Nothing is accounted once the upload is done.
  */
 int limits_upload_grow(uid_t uid, uint64_t *acct, uint64_t end);
 
 struct limits_stat {
 	uint64_t nofile, budget, reserve;
-	uint64_t open, uploads;			/* held now, all uids */
+	uint64_t open, uploads;			/* held now, all uids: budget units, slots */
 	uint64_t refused;			/* refusals since start */
 };
 void limits_get(struct limits_stat *s);

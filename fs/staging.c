@@ -324,7 +324,7 @@ static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const c
 	up = calloc(1, sizeof(*up));
 	if (!up || !(up->name = strdup(name))) {
 		free(up);
-		limits_upload_end(ctx->uid, 0);
+		limits_upload_end(ctx->uid, &(uint64_t){ 0 });
 		return NULL;
 	}
 	up->limited = true;
@@ -368,7 +368,7 @@ void upload_put(struct upload *up)
 	if (up->fd >= 0)
 		close(up->fd);
 	if (up->limited)
-		limits_upload_end(up->uid, up->lim_bytes);
+		limits_upload_end(up->uid, &up->lim_bytes);
 	inode_unref(up->parent);
 	free(up->name);
 	pthread_mutex_destroy(&up->lock);
@@ -974,6 +974,9 @@ out:
 	free(path);
 	cfg_put(cfg);
 	inval = up->state == UP_REJECTED && up->replaces;
+	/* Judged: the uid may start its next upload before the kernel's RELEASE of this one. */
+	if (up->limited && up->state != UP_STAGED)
+		limits_upload_done(up->uid, &up->lim_bytes);
 	pthread_mutex_unlock(&up->lock);
 	if (keep)
 		gate_keep_hash(up->inode, &st, &save, wsnap);
