@@ -54,7 +54,7 @@ static pthread_mutex_t lim_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct uidlim *table[LIMITS_BUCKETS];
 static uint64_t nofile = 1024, reserve = 512, budget = 512;
 static uint64_t max_units = 128, max_uploads = 128, max_bytes;
-static uint64_t held_units, held_uploads, refused;
+static uint64_t held_units;
 
 uint64_t limits_init(void)
 {
@@ -135,7 +135,6 @@ static int refuse(struct uidlim *e, uid_t uid, int err, const char *what, uint64
 	uint64_t quiet = 0;
 	bool log = false;
 
-	refused++;
 	if (e && now - e->logged >= LIMITS_LOG_INTERVAL) {
 		log = true;
 		quiet = e->quiet;
@@ -175,7 +174,6 @@ static int take(uid_t uid, bool upload)
 	held_units++;
 	if (upload) {
 		e->uploads++;
-		held_uploads++;
 	}
 	pthread_mutex_unlock(&lim_lock);
 	return 0;
@@ -221,7 +219,6 @@ void limits_upload_done(uid_t uid, uint64_t *acct)
 			;
 		if (e) {
 			e->uploads--;
-			held_uploads--;
 			e->bytes -= *acct;
 		}
 		*acct = UINT64_MAX;	/* done: limits_upload_grow accounts nothing more */
@@ -258,16 +255,4 @@ int limits_upload_grow(uid_t uid, uint64_t *acct, uint64_t end)
 	*acct = end;
 	pthread_mutex_unlock(&lim_lock);
 	return 0;
-}
-
-void limits_get(struct limits_stat *s)
-{
-	pthread_mutex_lock(&lim_lock);
-	s->nofile = nofile;
-	s->budget = budget;
-	s->reserve = reserve;
-	s->open = held_units;
-	s->uploads = held_uploads;
-	s->refused = refused;
-	pthread_mutex_unlock(&lim_lock);
 }

@@ -38,11 +38,4 @@ void limits_upload_end(uid_t uid, uint64_t *acct);
  */
 int limits_upload_grow(uid_t uid, uint64_t *acct, uint64_t end);
 
-struct limits_stat {
-	uint64_t nofile, budget, reserve;
-	uint64_t open, uploads;			/* held now, all uids: budget units, slots */
-	uint64_t refused;			/* refusals since start */
-};
-void limits_get(struct limits_stat *s);
-
 #endif
