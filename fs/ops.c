@@ -157,6 +157,14 @@ static void hg_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_READ;
 	conn->max_write = 1024 * 1024;
 	conn->max_readahead = 1024 * 1024;
+	/*
+	 * RELEASE is a background request, and a deferred one (its verdict in the pool) keeps
+	 * its slot until answered: with the kernel's 12, a dozen killed 4 GiB uploads stalled
+	 * every other RELEASE on the mount, so tenants' handles were never freed (and counted
+	 * against their limits.c share).  The kernel caps this by its own max_user_bgreq.
+	 */
+	conn->max_background = 1024;
+	conn->congestion_threshold = 768;
 }
 
 static void hg_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
