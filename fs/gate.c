@@ -431,21 +431,14 @@ static int hash_for_verdict(struct inode *in, int fd, const struct stat *st,
 		if (ret < 0)
 			goto out_buf;
 	}
-	for (;;) {
-		ssize_t n = pread(fd, buf, GATE_HASH_CHUNK, (off_t)from);
+	{
+		uint64_t fed = h.size;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = -errno;
-			goto out_h;
-		}
-		if (n == 0)
-			break;
-		ret = hasher_update(&h, buf, (size_t)n);
+		/* Holes of a sparse file are hashed from zeros, not read (hash.c). */
+		ret = hasher_update_fd(&h, fd, from, buf, GATE_HASH_CHUNK);
 		if (ret < 0)
 			goto out_h;
-		from += (uint64_t)n;
+		from += h.size - fed;
 	}
 	if (from >= GATE_RESUME_MIN && hasher_copy(save, &h) == 0)
 		*saved = true;

@@ -33,6 +33,7 @@
 #include "hashdb/match.h"
 #include "hashdb/pdq.h"
 #include "hashdb/status.h"
+#include "fs/limits.h"
 
 /* Hidden directory at the backing root used to link clean uploads before the final rename. */
 #define HGFS_STAGING_NAME	".hashgate-staging"
@@ -130,6 +131,8 @@ struct upload {
 	struct upload *pnext;		/* pending table chain (new names only) */
 	bool pending;
 	bool settle_tried;		/* pending_settle_dir bookkeeping; under pend_lock */
+	bool limited;			/* counted by limits_upload_begin (uid) */
+	uint64_t lim_bytes;		/* apparent size accounted by limits_upload_grow */
 	pid_t hidden[8];		/* related writers sent to make their own upload of the
 					 * name: lookups from them do not see this one; pend_lock */
 	int nhidden;
@@ -151,6 +154,8 @@ struct fh {
 	pid_t ltid, ltgid;		/* last requesting thread and its process (cache) */
 	uint64_t wgen0;			/* wgen after this handle's first write */
 	uid_t uid;			/* who opened it: its verdicts queue under this uid */
+	bool limited;			/* holds a limits_open_take unit of lim_uid */
+	uid_t lim_uid;
 };
 
 struct fscfg {

@@ -12,6 +12,8 @@
  *
  * The daemon refuses to start without a readable database, a usable quarantine store and
  * audit log: it never runs in a mode where a match could be neither stored nor recorded.
+ * The open files limit is raised to its hard limit at start; per-uid limits and the fd budget
+ * (fd_reserve, uid_max_*) are in limits.c.
  * SIGHUP re-reads the configuration (file, then the -o options again) and swaps it in; a bad
  * file keeps the old one.  SIGINT/SIGTERM unmount cleanly.  A background thread refreshes the
  * matcher every second (lookups keep using the old snapshot meanwhile) and writes the status
@@ -253,6 +255,7 @@ static void reload_config(void)
 	hgfs.cfg = n;
 	pthread_mutex_unlock(&hgfs.cfg_lock);
 	hglog_set_level(n->c.log_level);
+	limits_configure(&n->c);
 	hglog(LOG_NOTICE, "configuration reloaded");
 	cfg_put(old);
 }
@@ -452,6 +455,9 @@ int main(int argc, char *argv[])
 	}
 	hgfs.cfg = cfg;
 	hglog_init("hashgatefs", 1, cfg->c.log_level);
+	/* Before anything is opened: the tenants' budget is this limit minus fd_reserve. */
+	limits_init();
+	limits_configure(&cfg->c);
 
 	if (open_backing() < 0)
 		goto out_cfg;

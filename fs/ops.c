@@ -157,6 +157,14 @@ static void hg_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_READ;
 	conn->max_write = 1024 * 1024;
 	conn->max_readahead = 1024 * 1024;
+	/*
+	 * RELEASE is a background request, and a deferred one (its verdict in the pool) keeps
+	 * its slot until answered: with the kernel's 12, a dozen killed 4 GiB uploads stalled
+	 * every other RELEASE on the mount, so tenants' handles were never freed (and counted
+	 * against their limits.c share).  The kernel caps this by its own max_user_bgreq.
+	 */
+	conn->max_background = 1024;
+	conn->congestion_threshold = 768;
 }
 
 static void hg_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -257,20 +265,26 @@ static void hg_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 /*
  * A descriptor opened for writing without O_TRUNC, truncated to 0 before any write, is a
  * rewrite too (dd does this): switch it to a staged upload so the old content stays until
- * the verdict.  Same conditions as at open.
+ * the verdict.  Same conditions as at open.  1 restaged, 0 not (truncate in place), or the
+ * uid's upload limit error.
  */
-static bool fh_restage(struct fh *fh, fuse_req_t req)
+static int fh_restage(struct fh *fh, fuse_req_t req)
 {
 	struct inode *in;
 	struct upload *up;
+	int ret;
 
 	if (!fh || fh->up || fh->fd < 0 || !fh->writable || fh->wrote || fh->dir)
-		return false;
+		return 0;
 	in = fh->inode;
 	if (!S_ISREG(in->type) || atomic_load(&in->openfh) != 1)
-		return false;
-	if (upload_replace(req, in, &up) < 0)
-		return false;
+		return 0;
+	ret = upload_replace(req, in, &up);
+	/* Over the uid's upload limit: refuse, never fall back to an in-place rewrite. */
+	if (ret == -EMFILE || ret == -ENFILE)
+		return ret;
+	if (ret < 0)
+		return 0;
 	close(fh->fd);
 	fh->fd = -1;
 	fh->up = up;
@@ -281,7 +295,7 @@ static bool fh_restage(struct fh *fh, fuse_req_t req)
 		atomic_fetch_sub(&in->plainfh, 1);
 	}
 	atomic_fetch_sub(&in->writers, 1);
-	return true;
+	return 1;
 }
 
 /* chmod/chown of the object behind an O_PATH (or any) fd, as setattr asks. */
@@ -351,10 +365,15 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			ret = -EINVAL;
 			goto out;
 		}
-		if (!t.up && attr->st_size == 0 && fh_restage(fh, req)) {
+		if (!t.up && attr->st_size == 0 && (ret = fh_restage(fh, req)) != 0) {
 			/* dd without conv=notrunc: open, then ftruncate(0) - a rewrite after all */
+			if (ret < 0)
+				goto out;
 		} else if (t.up || (fh && fh->fd >= 0 && fh->writable)) {
 			fd = t.up ? t.up->fd : fh->fd;
+			if (t.up && (ret = limits_upload_grow(t.up->uid, &t.up->lim_bytes,
+							      attr->st_size)) < 0)
+				goto out;	/* a sparse upload over uid_max_upload_bytes */
 			bool wl = gate_write_begin(in, fh, req, attr->st_size);
 
 			if (ftruncate(fd, attr->st_size) < 0)
@@ -708,12 +727,18 @@ out:
 	fuse_reply_err(req, -ret);
 }
 
-static struct fh *fh_new(struct inode *in)
+/* A handle holding a limits unit uid already took (given back here on failure). */
+static struct fh *fh_new_taken(struct inode *in, uid_t uid)
 {
 	struct fh *fh = calloc(1, sizeof(*fh));
 
-	if (!fh)
+	if (!fh) {
+		limits_open_give(uid);
+		errno = ENOMEM;
 		return NULL;
+	}
+	fh->limited = true;
+	fh->lim_uid = uid;
 	fh->fd = -1;
 	fh->cslot = -1;
 	fh->uid = (uid_t)-1;
@@ -721,6 +746,19 @@ static struct fh *fh_new(struct inode *in)
 	inode_ref(in);
 	atomic_fetch_add(&in->openfh, 1);
 	return fh;
+}
+
+/* NULL with errno set: ENOMEM, or EMFILE/ENFILE from the caller's uid limits (limits.c). */
+static struct fh *fh_new(struct inode *in, fuse_req_t req)
+{
+	uid_t uid = fuse_req_ctx(req)->uid;
+	int ret = limits_open_take(uid);
+
+	if (ret < 0) {
+		errno = -ret;
+		return NULL;
+	}
+	return fh_new_taken(in, uid);
 }
 
 static void fh_free(struct fh *fh)
@@ -738,6 +776,8 @@ static void fh_free(struct fh *fh)
 	if (fh->plain)
 		atomic_fetch_sub(&fh->inode->plainfh, 1);
 	inode_unref(fh->inode);
+	if (fh->limited)
+		limits_open_give(fh->lim_uid);
 	free(fh);
 }
 
@@ -779,9 +819,9 @@ static void create_append(fuse_req_t req, struct inode *p, const char *name, mod
 	ret = inode_lookup(p, name, &st, &in);
 	if (ret < 0)
 		goto err;
-	fh = fh_new(in);
+	fh = fh_new(in, req);
 	if (!fh) {
-		ret = -ENOMEM;
+		ret = -errno;	/* ENOMEM, or the uid's limits (limits.c) */
 		goto err;
 	}
 	fh->uid = fuse_req_ctx(req)->uid;
@@ -829,15 +869,22 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		create_append(req, p, name, mode, fi);
 		return;
 	}
-	ret = upload_create(req, p, name, mode, &up, &st);
+	/* The handle's unit first: a refused create must not have made a tmpfile and inode. */
+	ret = limits_open_take(fuse_req_ctx(req)->uid);
+	if (ret == 0) {
+		ret = upload_create(req, p, name, mode, &up, &st);
+		if (ret < 0)
+			limits_open_give(fuse_req_ctx(req)->uid);
+	}
 	if (ret < 0) {
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	fh = fh_new(up->inode);
+	fh = fh_new_taken(up->inode, fuse_req_ctx(req)->uid);
 	if (!fh) {
+		ret = errno;
 		upload_put(up);
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, ret);
 		return;
 	}
 	fh->uid = fuse_req_ctx(req)->uid;
@@ -942,9 +989,9 @@ static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fh *fh;
 	int ret;
 
-	fh = fh_new(in);
+	fh = fh_new(in, req);
 	if (!fh) {
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, errno);
 		return;
 	}
 	fh->uid = ctx->uid;
@@ -1061,6 +1108,9 @@ writer:
 			 * bytes.  ESTALE makes the kernel look the name up again and retry.
 			 */
 			if (ret == -ESTALE)
+				goto err;
+			/* Over the uid's upload limit: refused, not rewritten in place unscanned. */
+			if (ret == -EMFILE || ret == -ENFILE)
 				goto err;
 		}
 		/* In place: written through, rescanned at close. */
@@ -1306,9 +1356,9 @@ static void hg_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	if (pending_any())
 		pending_settle_dir(ino, req);
-	fh = fh_new(in);
+	fh = fh_new(in, req);
 	if (!fh) {
-		fuse_reply_err(req, ENOMEM);
+		fuse_reply_err(req, errno);
 		return;
 	}
 	fd = inode_fd(in, O_RDONLY | O_DIRECTORY);

@@ -310,18 +310,24 @@ int staging_init(void)
 	return 0;
 }
 
-static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const char *name)
+/* NULL with *err set: -ENOMEM, or the uid's upload limit (limits.c). */
+static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const char *name,
+				   int *err)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct upload *up = calloc(1, sizeof(*up));
+	struct upload *up;
 
-	if (!up)
+	*err = limits_upload_begin(ctx->uid);
+	if (*err < 0)
 		return NULL;
-	up->name = strdup(name);
-	if (!up->name) {
+	*err = -ENOMEM;
+	up = calloc(1, sizeof(*up));
+	if (!up || !(up->name = strdup(name))) {
 		free(up);
+		limits_upload_end(ctx->uid, &(uint64_t){ 0 });
 		return NULL;
 	}
+	up->limited = true;
 	pthread_mutex_init(&up->lock, NULL);
 	pthread_cond_init(&up->cond, NULL);
 	atomic_init(&up->refs, 1);
@@ -361,6 +367,8 @@ void upload_put(struct upload *up)
 	pthread_cond_destroy(&up->cond);
 	if (up->fd >= 0)
 		close(up->fd);
+	if (up->limited)
+		limits_upload_end(up->uid, &up->lim_bytes);
 	inode_unref(up->parent);
 	free(up->name);
 	pthread_mutex_destroy(&up->lock);
@@ -374,9 +382,9 @@ int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t
 	struct inode *in;
 	int pfd, ret;
 
-	up = upload_alloc(req, parent, name);
+	up = upload_alloc(req, parent, name, &ret);
 	if (!up)
-		return -ENOMEM;
+		return ret;
 	up->mode = mode & 07777;
 	pfd = inode_fd(parent, O_PATH);
 	if (pfd < 0) {
@@ -440,10 +448,10 @@ int upload_replace(fuse_req_t req, struct inode *in, struct upload **out)
 	if (!name)
 		return -ENOMEM;
 	parent = ino_to_inode(pino);
-	up = upload_alloc(req, parent, name);
+	up = upload_alloc(req, parent, name, &ret);
 	free(name);
 	if (!up)
-		return -ENOMEM;
+		return ret;
 	up->replaces = true;
 	pfd = inode_fd(parent, O_PATH);
 	if (pfd < 0) {
@@ -695,6 +703,15 @@ int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 	ssize_t n;
 	int ret;
 
+	/* Over uid_max_upload_bytes: the write fails, nothing lands, nothing is published. */
+	ret = limits_upload_grow(up->uid, &up->lim_bytes, off + fuse_buf_size(in));
+	if (ret < 0) {
+		pthread_mutex_lock(&up->lock);
+		if (!up->werr)
+			up->werr = ret;
+		pthread_mutex_unlock(&up->lock);
+		return ret;
+	}
 	/* No lock around the copy: writeback may send several writes of one file at once. */
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = up->fd;
@@ -957,6 +974,9 @@ out:
 	free(path);
 	cfg_put(cfg);
 	inval = up->state == UP_REJECTED && up->replaces;
+	/* Judged: the uid may start its next upload before the kernel's RELEASE of this one. */
+	if (up->limited && up->state != UP_STAGED)
+		limits_upload_done(up->uid, &up->lim_bytes);
 	pthread_mutex_unlock(&up->lock);
 	if (keep)
 		gate_keep_hash(up->inode, &st, &save, wsnap);

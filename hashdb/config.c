@@ -50,6 +50,10 @@ static const struct key_def keys[] = {
 	{ "quarantine_max_size", K_SIZE,     F(quarantine_max_size), 0, 0 },
 	{ "log_level",		 K_LOGLEVEL, F(log_level),	  0, 0 },
 	{ "log_clean",		 K_BOOL,     F(log_clean),	  0, 0 },
+	{ "fd_reserve",		 K_INT,      F(fd_reserve),	  64, 1000000 },
+	{ "uid_max_open",	 K_INT,      F(uid_max_open),	  0, 100000000 },
+	{ "uid_max_uploads",	 K_INT,      F(uid_max_uploads),  0, 100000000 },
+	{ "uid_max_upload_bytes", K_SIZE,    F(uid_max_upload_bytes), 0, 0 },
 };
 #undef F
 
@@ -355,7 +359,10 @@ static int set_one(struct hg_config *c, const char *key, const char *value, cons
 	case K_INT:
 		r = parse_int(value, k->min, k->max, &v.i);
 		if (r == -ERANGE) {
-			*why = k->max == 256 ? "must be 0 to 256" : "must be 0 to 100";
+			static __thread char range[64];
+
+			snprintf(range, sizeof(range), "must be %ld to %ld", k->min, k->max);
+			*why = range;
 			return -EINVAL;
 		}
 		if (r < 0)
@@ -409,6 +416,10 @@ int config_init(struct hg_config *c)
 	c->quarantine_max_size = 10ull << 30;
 	c->log_level = LOG_INFO;
 	c->log_clean = false;		/* privacy: clean uploads are counted, not logged */
+	c->fd_reserve = 512;
+	c->uid_max_open = 0;
+	c->uid_max_uploads = 128;
+	c->uid_max_upload_bytes = 0;
 	return 0;
 }
 

@@ -63,6 +63,11 @@ struct hg_config {
 	uint64_t quarantine_max_size;	/* quota on stored content; 0 = none */
 	int log_level;			/* syslog priority: LOG_ERR .. LOG_DEBUG */
 	bool log_clean;			/* log a line per clean upload (default off: counters only) */
+	/* hashgatefs per-uid limits (fs/limits.c) */
+	int fd_reserve;			/* fds kept out of the tenants' budget */
+	int uid_max_open;		/* open handles per uid; 0 = a quarter of the budget */
+	int uid_max_uploads;		/* staged uploads per uid; 0 = no limit */
+	uint64_t uid_max_upload_bytes;	/* apparent bytes staged per uid; 0 = no limit */
 };
 
 /* Defaults for every field (paths from the build's SYSCONFDIR/LOCALSTATEDIR). */

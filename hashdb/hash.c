@@ -4,11 +4,16 @@
  * Invariants: h->ctx[a] is non-NULL exactly for the exact algorithms in h->mask while the
  * hasher is live; after final or release every ctx is NULL, so release is idempotent.
  * h->size counts every byte fed, in 64 bits (uploads over 4 GiB are ordinary).
+ * Files are read extent by extent (SEEK_DATA/SEEK_HOLE): holes are fed from a zero buffer
+ * instead of being read, which gives the same digests as the bytes written out densely.
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -18,6 +23,9 @@
 /* Large enough to amortise syscalls and EVP call overhead, small enough for a thread stack
  * budget; it is heap-allocated anyway. */
 #define HASH_FD_CHUNK	(1u << 20)
+/* Holes are fed from a zero buffer this large: it stays in the L2 cache. */
+#define HASH_ZERO_CHUNK	(64u << 10)
+#define HASH_OFF_MAX	((off_t)INT64_MAX)	/* off_t is 64 bits: _FILE_OFFSET_BITS */
 
 static const struct {
 	const char *name;
@@ -204,11 +212,91 @@ int hasher_copy(struct hasher *dst, const struct hasher *src)
 	return 0;
 }
 
+/* Never written: holes are hashed from here (in .bss, so it costs no page until read). */
+static const uint8_t zeros[HASH_ZERO_CHUNK];
+
+static int update_zeros(struct hasher *h, uint64_t n)
+{
+	while (n) {
+		size_t k = n > sizeof(zeros) ? sizeof(zeros) : (size_t)n;
+		int r = hasher_update(h, zeros, k);
+
+		if (r < 0)
+			return r;
+		n -= k;
+	}
+	return 0;
+}
+
+/* Read [*pos, end) (end may be past EOF) into h; *eof set at a short read. */
+static int update_read(struct hasher *h, int fd, uint8_t *buf, size_t buflen, off_t *pos,
+		       off_t end, bool *eof)
+{
+	while (*pos < end) {
+		size_t want = end - *pos > (off_t)buflen ? buflen : (size_t)(end - *pos);
+		ssize_t n = pread(fd, buf, want, *pos);
+		int r;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			*eof = true;
+			return 0;
+		}
+		r = hasher_update(h, buf, (size_t)n);
+		if (r < 0)
+			return r;
+		*pos += n;
+	}
+	return 0;
+}
+
+int hasher_update_fd(struct hasher *h, int fd, uint64_t from, void *buf, size_t buflen)
+{
+	off_t pos = (off_t)from, saved = lseek(fd, 0, SEEK_CUR);
+	bool eof = false, sparse = true;
+	int r = 0;
+
+	while (!eof && r == 0) {
+		off_t data = pos, hole = HASH_OFF_MAX;
+
+		if (sparse) {
+			data = lseek(fd, pos, SEEK_DATA);
+			if (data < 0 && errno == ENXIO) {
+				/* Nothing but a hole up to EOF (or pos is at EOF). */
+				struct stat st;
+
+				if (fstat(fd, &st) < 0)
+					r = -errno;
+				else if (st.st_size > pos)
+					r = update_zeros(h, st.st_size - pos);
+				break;
+			}
+			if (data < 0) {
+				sparse = false;	/* no SEEK_DATA here: read everything */
+				data = pos;
+			} else {
+				r = update_zeros(h, data - pos);
+				pos = data;
+				hole = lseek(fd, pos, SEEK_HOLE);
+				if (hole < 0 || hole <= pos)
+					hole = HASH_OFF_MAX;
+			}
+		}
+		if (r == 0)
+			r = update_read(h, fd, buf, buflen, &pos, hole, &eof);
+	}
+	if (saved >= 0)
+		lseek(fd, saved, SEEK_SET);
+	return r;
+}
+
 int hash_fd(int fd, unsigned mask, struct digests *out)
 {
 	struct hasher h;
 	uint8_t *buf;
-	off_t pos = 0;
 	int r;
 
 	buf = malloc(HASH_FD_CHUNK);
@@ -217,24 +305,9 @@ int hash_fd(int fd, unsigned mask, struct digests *out)
 	r = hasher_init(&h, mask);
 	if (r < 0)
 		goto out_buf;
-	for (;;) {
-		ssize_t n = pread(fd, buf, HASH_FD_CHUNK, pos);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			r = -errno;
-			goto out_hasher;
-		}
-		if (n == 0)
-			break;
-		r = hasher_update(&h, buf, (size_t)n);
-		if (r < 0)
-			goto out_hasher;
-		pos += n;
-	}
-	r = hasher_final(&h, out);
-out_hasher:
+	r = hasher_update_fd(&h, fd, 0, buf, HASH_FD_CHUNK);
+	if (r == 0)
+		r = hasher_final(&h, out);
 	hasher_release(&h);
 out_buf:
 	free(buf);

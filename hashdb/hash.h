@@ -67,7 +67,14 @@ void hasher_release(struct hasher *h);
 /* dst becomes an independent copy of live src (state and size): resume a hash later. */
 int hasher_copy(struct hasher *dst, const struct hasher *src);
 
-/* Hash a whole file from offset 0 with pread (the fd's offset is untouched). */
+/*
+ * Feed a file from offset from to its end to h: data extents with pread through buf (buflen
+ * bytes), holes (SEEK_DATA/SEEK_HOLE; filesystems without them are read throughout) from a
+ * zero buffer, never read.  h->size grows by the bytes fed.  The fd's offset is restored.
+ * 0 or -errno.
+ */
+int hasher_update_fd(struct hasher *h, int fd, uint64_t from, void *buf, size_t buflen);
+/* Hash a whole file with hasher_update_fd (the fd's offset is untouched). */
 int hash_fd(int fd, unsigned mask, struct digests *out);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */

@@ -1,7 +1,8 @@
 /*
  * test-hash.c - the streaming hasher against coreutils' md5sum/sha1sum/sha256sum: random
  * chunkings, one-shot, hash_fd, empty input, partial masks, hex helpers, and a sparse file just
- * over 4 GiB (64-bit sizes and offsets) checked against `openssl dgst` run concurrently.
+ * over 4 GiB (64-bit sizes and offsets) checked against `openssl dgst` run concurrently; files
+ * with holes in several layouts against the same bytes hashed from memory.
  *
  * Every expected digest comes from an external program run on the same bytes in this run.
  */
@@ -255,6 +256,80 @@ static void test_big_sparse(void)
 	is_str(got, want, "sha1 of >4 GiB sparse file = openssl dgst");
 }
 
+/*
+ * Sparse layouts (holes first, last, between extents, odd sizes, only a hole) in dir: hash_fd
+ * must equal the hash of the same bytes fed from memory, and leave the fd offset alone.
+ */
+static void test_sparse_layouts(const char *dir, const char *what)
+{
+	static const struct { off_t off; size_t len; } ext[][4] = {
+		{ { 0, 0 } },					/* only a hole */
+		{ { (3 << 20) + 5, 7 } },			/* hole, data at the end */
+		{ { 0, 70000 } },				/* data, then a hole */
+		{ { 4096, 1 }, { 1 << 20, 200000 }, { (5 << 20) - 3, 3 } },
+		{ { 65535, 2 }, { 65536 * 3 + 1, 65536 }, { (2 << 20) + 4095, 4097 } },
+	};
+	static const off_t size[] = { 3 << 20, (3 << 20) + 12, (6 << 20) + 17, 5 << 20,
+				      (4 << 20) - 1 };
+	char path[256], got[130], want[130];
+	size_t i, j;
+
+	snprintf(path, sizeof(path), "%s/test-hash-layout.%d", dir, (int)getpid());
+	for (i = 0; i < sizeof(size) / sizeof(size[0]); i++) {
+		uint8_t *mem = calloc(1, size[i]);
+		struct digests d, m;
+		struct hasher h;
+		int fd, r, a;
+
+		fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+		r = mem && fd >= 0 && ftruncate(fd, size[i]) == 0;
+		for (j = 0; r && j < 4 && ext[i][j].len; j++) {
+			size_t k;
+
+			for (k = 0; k < ext[i][j].len; k++)
+				mem[ext[i][j].off + k] = (uint8_t)(rand() | 1);
+			r = pwrite(fd, mem + ext[i][j].off, ext[i][j].len, ext[i][j].off) ==
+			    (ssize_t)ext[i][j].len;
+		}
+		r = r && lseek(fd, 123, SEEK_SET) == 123;
+		if (!ok(r, "%s layout %zu written", what, i)) {
+			free(mem);
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		r = hash_fd(fd, HASH_EXACT_MASK, &d);
+		is_int(r, 0, "%s layout %zu: hash_fd", what, i);
+		is_int(lseek(fd, 0, SEEK_CUR), 123, "%s layout %zu: offset restored", what, i);
+		ok(hasher_init(&h, HASH_EXACT_MASK) == 0 && hasher_update(&h, mem, size[i]) == 0 &&
+		   hasher_final(&h, &m) == 0, "%s layout %zu: dense reference", what, i);
+		is_int(d.size, size[i], "%s layout %zu: size", what, i);
+		/* Resumed: the first part from memory, the rest from the file (gate.c does). */
+		{
+			uint64_t from = size[i] / 3;
+			char buf[4096];
+			struct digests rd;
+
+			ok(hasher_init(&h, HASH_EXACT_MASK) == 0 &&
+			   hasher_update(&h, mem, from) == 0 &&
+			   hasher_update_fd(&h, fd, from, buf, sizeof(buf)) == 0 &&
+			   hasher_final(&h, &rd) == 0 && rd.size == (uint64_t)size[i] &&
+			   memcmp(rd.sha256, m.sha256, 32) == 0 && memcmp(rd.md5, m.md5, 16) == 0,
+			   "%s layout %zu: hasher_update_fd from byte %llu = dense", what, i,
+			   (unsigned long long)from);
+		}
+		for (a = 0; a < 3; a++) {
+			hex_of(&d, a, got);
+			hex_of(&m, a, want);
+			is_str(got, want, "%s layout %zu: sparse %s = dense %s", what, i,
+			       hash_algo_name(a), hash_algo_name(a));
+		}
+		close(fd);
+		free(mem);
+	}
+	unlink(path);
+}
+
 int main(void)
 {
 	srand(12345);
@@ -265,6 +340,9 @@ int main(void)
 	test_helpers();
 	test_random();
 	test_empty();
+	test_sparse_layouts(tmpdir, "tmp");
+	if (access("/dev/shm", W_OK) == 0)
+		test_sparse_layouts("/dev/shm", "shm");
 	test_big_sparse();
 	rmdir(tmpdir);
 	return done_testing();
