@@ -793,6 +793,7 @@ static void create_append(fuse_req_t req, struct inode *p, const char *name, mod
 	struct inode *in = NULL;
 	struct stat st;
 	struct fh *fh = NULL;
+	bool made = false;
 	int pfd, fd = -1, ret;
 
 	pfd = inode_fd(p, O_PATH);
@@ -803,11 +804,10 @@ static void create_append(fuse_req_t req, struct inode *p, const char *name, mod
 	fd = openat(pfd, name, O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, mode & 07777);
 	if (fd >= 0) {
 		/* we made it: it belongs to the caller */
+		made = true;
 		ret = creds_own_new(pfd, NULL, fd, p, req, mode);
-		if (ret < 0) {
-			unlinkat(pfd, name, 0);
+		if (ret < 0)
 			goto err;
-		}
 	} else if (errno == EEXIST && !(fi->flags & O_EXCL)) {
 		/* another appender was first: append to its file, as open(2) would */
 		fd = openat(pfd, name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
@@ -845,6 +845,12 @@ static void create_append(fuse_req_t req, struct inode *p, const char *name, mod
 err:
 	if (in)
 		inode_forget(in, 1);
+	/*
+	 * A create refused after the fact (uid limits) leaves nothing behind, unless another
+	 * appender has written to the file meanwhile: then it is theirs.
+	 */
+	if (made && fd >= 0 && fstat(fd, &st) == 0 && st.st_size == 0)
+		unlinkat(pfd, name, 0);
 	if (fd >= 0)
 		close(fd);
 	inode_fd_put(p, pfd);
