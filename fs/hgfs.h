@@ -153,9 +153,8 @@ struct fh {
 					 * counted in op_other), or -1 */
 	pid_t ltid, ltgid;		/* last requesting thread and its process (cache) */
 	uint64_t wgen0;			/* wgen after this handle's first write */
-	uid_t uid;			/* who opened it: its verdicts queue under this uid */
 	bool limited;			/* holds a limits_open_take unit of lim_uid */
-	uid_t lim_uid;
+	uid_t lim_uid;			/* who opened it: its limits unit, its verdicts' queue */
 };
 
 struct fscfg {

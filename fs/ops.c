@@ -741,7 +741,6 @@ static struct fh *fh_new_taken(struct inode *in, uid_t uid)
 	fh->lim_uid = uid;
 	fh->fd = -1;
 	fh->cslot = -1;
-	fh->uid = (uid_t)-1;
 	fh->inode = in;
 	inode_ref(in);
 	atomic_fetch_add(&in->openfh, 1);
@@ -824,7 +823,6 @@ static void create_append(fuse_req_t req, struct inode *p, const char *name, mod
 		ret = -errno;	/* ENOMEM, or the uid's limits (limits.c) */
 		goto err;
 	}
-	fh->uid = fuse_req_ctx(req)->uid;
 	fh->fd = fd;
 	fd = -1;
 	fh->writable = true;
@@ -893,7 +891,6 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		fuse_reply_err(req, ret);
 		return;
 	}
-	fh->uid = fuse_req_ctx(req)->uid;
 	fh->up = up;
 	fh->writable = true;
 	upload_add_writer(up);
@@ -1000,7 +997,6 @@ static void do_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, errno);
 		return;
 	}
-	fh->uid = ctx->uid;
 	pthread_mutex_lock(&in->lock);
 	if (in->dead) {
 		pthread_mutex_unlock(&in->lock);
@@ -1306,7 +1302,7 @@ static void hg_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	bool verdict = (fh->up && fh->writable) || (fh->wrote && gate_dirty(fh->inode));
 
 	if (verdict && hgfs.scan && verdict_heavy(fh_fd(fh)) &&
-	    defer_op(req, ino, fi, 0, 0, fh->uid, flush_job))
+	    defer_op(req, ino, fi, 0, 0, fh->lim_uid, flush_job))
 		return;
 	do_flush(req, fi);
 }
@@ -1341,7 +1337,7 @@ static void hg_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 	/* After a FLUSH that judged, RELEASE has nothing heavy left: no second look at the file. */
 	if (verdict && hgfs.scan && verdict_heavy(fh_fd(fh)) &&
-	    defer_op(req, ino, fi, 0, 0, fh->uid, release_job))
+	    defer_op(req, ino, fi, 0, 0, fh->lim_uid, release_job))
 		return;
 	do_release(req, fi);
 }
