@@ -73,6 +73,7 @@
 #include <unistd.h>
 
 #include "fs/hgfs.h"
+#include "hashdb/image.h"
 #include "hashdb/hglog.h"
 
 static struct fh *fh_of(struct fuse_file_info *fi)
@@ -328,7 +329,6 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 {
 	struct inode *in = ino_to_inode(ino);
 	struct fh *fh = fi ? fh_of(fi) : NULL;
-	char proc[64];
 	struct stat st;
 	struct tgt t;
 	int ret, fd;
@@ -336,7 +336,6 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	ret = tgt_get(in, O_PATH, &t);
 	if (ret < 0)
 		goto out_reply;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", t.fd);
 	/*
 	 * Mode and owner of a file being rewritten change on the file under the name as well as
 	 * on the staged copy: a rejected rewrite must not take the owner's chmod with it.
@@ -914,23 +913,23 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 /*
  * Is the verdict behind fd worth a worker?  Small files that are not images are judged on
- * the calling thread: the hand-off would cost more than hashing a few KiB.  Images go to the
- * pool whatever their size: a few KiB of JPEG can claim a huge decode.
+ * the calling thread: the hand-off would cost more than hashing a few KiB.  Images the PDQ
+ * decoder takes (image_kind, the same test the scan uses) go to the pool whatever their
+ * size: a few KiB of JPEG can claim a huge decode.
  */
 #define VERDICT_INLINE_MAX	(64u << 10)
 static bool verdict_heavy(int fd)
 {
-	unsigned char m[4];
+	unsigned char m[IMAGE_MAGIC_LEN];
 	struct stat st;
+	ssize_t n;
 
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return false;
 	if (st.st_size > VERDICT_INLINE_MAX)
 		return true;
-	if (pread(fd, m, sizeof(m), 0) < (ssize_t)sizeof(m))
-		return false;
-	return (m[0] == 0xff && m[1] == 0xd8) || memcmp(m, "\x89PNG", 4) == 0 ||
-	       memcmp(m, "GIF8", 4) == 0 || memcmp(m, "RIFF", 4) == 0 || memcmp(m, "BM", 2) == 0;
+	n = pread(fd, m, sizeof(m), 0);
+	return n > 0 && image_kind(m, (size_t)n) != 0;
 }
 
 /* An operation finished on a verdict worker: the request and what its handler was given. */
