@@ -822,8 +822,7 @@ static void create_append(fuse_req_t req, struct inode *p, const char *name, mod
 		ret = -errno;	/* ENOMEM, or the uid's limits (limits.c) */
 		goto err;
 	}
-	fh->fd = fd;
-	fd = -1;
+	fh->fd = fd;	/* the handle owns it from here: no error path follows */
 	fh->writable = true;
 	fh->plain = true;
 	atomic_fetch_add(&in->plainfh, 1);
@@ -879,8 +878,8 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		if (ret < 0)
 			limits_open_give(fuse_req_ctx(req)->uid);
 	}
-	if (ret < 0) {
-		fuse_reply_err(req, -ret);
+	if (ret != 0) {		/* both give 0 or -errno */
+		fuse_reply_err(req, ret < 0 ? -ret : EIO);
 		return;
 	}
 	fh = fh_new_taken(up->inode, fuse_req_ctx(req)->uid);

@@ -260,10 +260,11 @@ int hasher_update_fd(struct hasher *h, int fd, uint64_t from, void *buf, size_t 
 	int r = 0;
 
 	while (!eof && r == 0) {
-		off_t data = pos, hole = HASH_OFF_MAX;
+		off_t hole = HASH_OFF_MAX;
 
 		if (sparse) {
-			data = lseek(fd, pos, SEEK_DATA);
+			off_t data = lseek(fd, pos, SEEK_DATA);
+
 			if (data < 0 && errno == ENXIO) {
 				/* Nothing but a hole up to EOF (or pos is at EOF). */
 				struct stat st;
@@ -276,7 +277,6 @@ int hasher_update_fd(struct hasher *h, int fd, uint64_t from, void *buf, size_t 
 			}
 			if (data < 0) {
 				sparse = false;	/* no SEEK_DATA here: read everything */
-				data = pos;
 			} else {
 				r = update_zeros(h, data - pos);
 				pos = data;

@@ -680,7 +680,7 @@ static int object_name(const struct qrecord *rec, char name[QSTORE_NAME_MAX])
 
 	if (!d)
 		return -EINVAL;
-	memcpy(name, "sha256-", 7);
+	strcpy(name, "sha256-");
 	hex_encode(d, hash_algo_len(HASH_SHA256), name + 7);
 	return 0;
 }
