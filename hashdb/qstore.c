@@ -1189,7 +1189,23 @@ out_unlock:
 	return r;
 }
 
-static int decrypt_to(const struct qstore *q, int in_fd, const struct qrecord *rec, int out_fd)
+/* qstore_read's sink: write(2) to the fd in ctx. */
+static int sink_fd(void *ctx, const void *buf, size_t len)
+{
+	return write_all(*(const int *)ctx, buf, len);
+}
+
+/* qstore_adopt's sink: only the authentication and digest checks matter. */
+static int sink_none(void *ctx, const void *buf, size_t len)
+{
+	(void)ctx;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+static int decrypt_to(const struct qstore *q, int in_fd, const struct qrecord *rec,
+		      qstore_sink sink, void *sink_ctx)
 {
 	uint8_t hdr[QS_HDR_LEN], tag[QS_TAG_LEN];
 	EVP_CIPHER_CTX *ctx = NULL;
@@ -1239,7 +1255,7 @@ static int decrypt_to(const struct qstore *q, int in_fd, const struct qrecord *r
 		if (EVP_DecryptUpdate(ctx, outb, &len, in, (int)got) != 1)
 			goto out_free;
 		hasher_update(&h, outb, (size_t)len);
-		r = write_all(out_fd, outb, (size_t)len);
+		r = sink(sink_ctx, outb, (size_t)len);
 		if (r < 0)
 			goto out_free;
 		r = -EIO;
@@ -1275,6 +1291,11 @@ out_hash:
 
 int qstore_read(struct qstore *q, int64_t id, int out_fd)
 {
+	return qstore_read_to(q, id, sink_fd, &out_fd);
+}
+
+int qstore_read_to(struct qstore *q, int64_t id, qstore_sink sink, void *ctx)
+{
 	struct qrecord rec;
 	char name[QSTORE_NAME_MAX];
 	int r, fd, stored = 0;
@@ -1290,7 +1311,7 @@ int qstore_read(struct qstore *q, int64_t id, int out_fd)
 	pthread_mutex_unlock(&q->lock);
 	/* Decrypt without the mutex: a long export must not stall the daemon's adds. */
 	if (r == 0) {
-		r = decrypt_to(q, fd, &rec, out_fd);
+		r = decrypt_to(q, fd, &rec, sink, ctx);
 		close(fd);
 	}
 	qrecord_release(&rec);
@@ -1534,18 +1555,14 @@ int qstore_adopt(struct qstore *q, const struct qrecord *rec, int kept_fd)
 {
 	char name[QSTORE_NAME_MAX], tmpname[16] = "", sha[65];
 	sqlite3_stmt *st = NULL;
-	int tfd = -1, r, present, nullfd, n = 0, locked = 0;
+	int tfd = -1, r, present, n = 0, locked = 0;
 
 	r = object_name(rec, name);
 	if (r < 0)
 		return r;
 	memcpy(sha, name + 7, sizeof(sha));
 	/* Authentic, this store's key, and the record's content?  Before it becomes evidence. */
-	nullfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (nullfd < 0)
-		return -errno;
-	r = decrypt_to(q, kept_fd, rec, nullfd);
-	close(nullfd);
+	r = decrypt_to(q, kept_fd, rec, sink_none, NULL);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&q->lock);

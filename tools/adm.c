@@ -331,6 +331,18 @@ int adm_intended_path(const char *path, char *out, size_t len)
 	return 1;
 }
 
+int adm_host_key_path(const struct cli *cli, char *out, size_t len)
+{
+	const char *k = cli->cfg.quarantine_key, *slash = strrchr(k, '/');
+	int n;
+
+	if (!slash)
+		n = snprintf(out, len, "host-ed25519.pem");
+	else
+		n = snprintf(out, len, "%.*s/host-ed25519.pem", (int)(slash - k), k);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
 char *adm_fmt_bytes(uint64_t n, char buf[32])
 {
 	static const char *u[] = { "B", "kB", "MB", "GB", "TB", "PB" };

@@ -71,6 +71,12 @@ int adm_bypass_mounts(const char *cmd);
  */
 int adm_intended_path(const char *path, char *out, size_t len);
 
+/*
+ * The host's signing key (hashdb/hostkey.h): host-ed25519.pem in the directory of
+ * quarantine_key (by default /etc/hashgate).  0 or -ENAMETOOLONG.
+ */
+int adm_host_key_path(const struct cli *cli, char *out, size_t len);
+
 /* "1.5 GB" style (decimal), for summaries. */
 char *adm_fmt_bytes(uint64_t n, char buf[32]);
 
