@@ -40,6 +40,7 @@
 #include "hashdb/db.h"
 #include "hashdb/hostkey.h"
 #include "hashdb/qstore.h"
+#include "hashdb/tmpname.h"
 #include "hashdb/status.h"
 #include "tools/adm.h"
 #include "tools/bundle.h"
@@ -140,7 +141,7 @@ static void print_json_members(FILE *f, const struct qrecord *r, int stored)
 	{
 		char want[4096];
 
-		if (adm_intended_path(r->path, want, sizeof(want))) {
+		if (tmpname_intended(r->path, want, sizeof(want), NULL)) {
 			fputs(",\"intended_path\":", f);
 			adm_json_print(f, want);
 		}
@@ -202,11 +203,12 @@ static void print_show(const struct qrecord *r, int stored)
 	putchar('\n');
 	{
 		char want[4096];
+		const char *pat;
 
-		if (adm_intended_path(r->path, want, sizeof(want))) {
+		if (tmpname_intended(r->path, want, sizeof(want), &pat)) {
 			printf("meant as:     ");
 			adm_text_print(stdout, want);
-			printf(" (rsync temporary name)\n");
+			printf(" (%s temporary name)\n", pat);
 		}
 	}
 	printf("origin:       %s\n", *r->origin ? r->origin : "unknown (recorded before 0.2)");
