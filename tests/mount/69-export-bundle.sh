@@ -109,6 +109,9 @@ mcheck "$AT/r/manifest.json" 'sorted(x["id"] for x in r) == sorted(['"$A, $B"'])
 ok "range: both contents" cmp "$AT/orig-lb" "$AT/r/content/sha256-$(cat "$AT/lists/lb")"
 hg_run hgc quarantine export --since @4000000000 --out "$AT/none.p7m" --passphrase-file "$K/pass"; rc=$?
 is "$rc" 2 "an empty range: exit 2, nothing written"
+ok "  (nothing)" test ! -e "$AT/none.p7m"
+hg_run hgc quarantine export --since 1h --until @1000000000 --out "$AT/none.p7m" --passphrase-file "$K/pass"; rc=$?
+is "$rc" 2 "--until before every record: nothing to export"
 
 # A list of ids.
 ok "export of ids $B $A" hgc quarantine export "$B" "$A" --out "$AT/l.p7m" --passphrase-file "$K/pass"
