@@ -147,7 +147,7 @@ int bundle_entry(struct bundle *b, const char *name, uint64_t size, int64_t mtim
 	if (strlen(name) > 99)
 		return -ENAMETOOLONG;
 	memset(h, 0, sizeof(h));
-	memcpy(h, name, strlen(name));
+	memcpy(h, name, strlen(name) + 1);
 	octal(h + 100, 8, 0600);
 	octal(h + 108, 8, 0);
 	octal(h + 116, 8, 0);
@@ -155,10 +155,11 @@ int bundle_entry(struct bundle *b, const char *name, uint64_t size, int64_t mtim
 	octal(h + 136, 12, mtime > 0 ? (uint64_t)mtime : 0);
 	memset(h + 148, ' ', 8);
 	h[156] = '0';
-	memcpy(h + 257, "ustar", 6);
-	memcpy(h + 263, "00", 2);
-	memcpy(h + 265, "root", 4);
-	memcpy(h + 297, "root", 4);
+	memcpy(h + 257, "ustar", 6);		/* magic "ustar\0", version "00" */
+	h[263] = '0';
+	h[264] = '0';
+	memcpy(h + 265, "root", 5);
+	memcpy(h + 297, "root", 5);
 	for (size_t i = 0; i < sizeof(h); i++)
 		sum += (unsigned char)h[i];
 	snprintf(h + 148, 8, "%06o", sum);
