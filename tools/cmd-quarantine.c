@@ -1120,7 +1120,7 @@ static int do_export(struct cli *cli, const struct qopts *o)
 	uint8_t sig[HOSTKEY_SIG_LEN], md[32];
 	size_t n = 0, plen = 0, mlen = 0, ncontent = 0, idlen = 0;
 	uint64_t nlog = 0;
-	int rc, r, dfd = -1, fd = -1;
+	int rc, r, dfd = -1, fd = -1, made_key;
 	FILE *idf;
 
 	if (!o->out) {
@@ -1165,11 +1165,19 @@ static int do_export(struct cli *cli, const struct qopts *o)
 	}
 	if (adm_audit_check(cli, CMD) < 0 || adm_bypass_mounts(CMD) < 0)
 		goto out;
-	if (adm_host_key_path(cli, keypath, sizeof(keypath)) < 0 ||
-	    hostkey_load(&hk, keypath, true, err, sizeof(err)) < 0) {
+	if (adm_host_key_path(cli, keypath, sizeof(keypath)) < 0) {
+		cli_error(CMD, "the path of the host key is too long");
+		goto out;
+	}
+	made_key = access(keypath, F_OK) < 0;
+	if (hostkey_load(&hk, keypath, true, err, sizeof(err)) < 0) {
 		cli_error(CMD, "cannot sign the manifest: %s", err);
 		goto out;
 	}
+	/* The key is made on first use: that is an admin action of its own (as in key show). */
+	if (made_key && adm_audit(cli, CMD, "key.create", "\"algorithm\":\"ed25519\","
+				  "\"fingerprint_sha256\":\"%s\"", hk.fingerprint) < 0)
+		goto out;
 	if (gethostname(host, sizeof(host) - 1) < 0)
 		snprintf(host, sizeof(host), "?");
 	if (build_manifest(cli, q, o, recs, n, &hk, host, &manifest, &mlen, head, &nlog) < 0 ||

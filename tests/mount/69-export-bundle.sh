@@ -52,6 +52,7 @@ ok "export A to an RSA recipient" hgc quarantine export "$A" --out "$AT/a.p7m" -
 ok "the bundle is 0600" test "$(stat -c %a "$AT/a.p7m")" = 600
 nok "no plaintext in the bundle" grep -qa HASHGATE-PLAINTEXT-MARKER "$AT/a.p7m"
 ok "host key made on first use, 0600" test "$(stat -c %a "$AT/host-ed25519.pem")" = 600
+is "$(grep -c '"action":"key.create"' "$AT_AUDIT")" 1 "  and that is in the audit log"
 ok "openssl cms -decrypt opens it with the RSA key" \
 	openssl cms -decrypt -inform DER -in "$AT/a.p7m" -recip "$K/rsa.pem" -inkey "$K/rsa.key" -out "$AT/a.tar"
 mkdir "$AT/a" && tar -xf "$AT/a.tar" -C "$AT/a"
@@ -125,6 +126,7 @@ ok "--force overwrites" hgc quarantine export "$A" --out "$AT/a.p7m" --passphras
 nok "no plaintext marker in any bundle" grep -qa HASHGATE-PLAINTEXT-MARKER "$AT/a.p7m" "$AT/r.p7m" "$AT/l.p7m"
 
 ok "the log verifies" hgc log verify
+is "$(grep -c '"action":"key.create"' "$AT_AUDIT")" 1 "the key was made once"
 is "$(grep -c '"action":"quarantine.export".*"bundle":true' "$AT_AUDIT")" 4 "every bundle export is audited"
 out=$(hg_as 65534 65534 "$HG_CLI" --config "$AT_CONF" key show 2>&1); rc=$?
 is "$rc" 2 "key show needs root"
