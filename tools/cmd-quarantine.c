@@ -15,6 +15,11 @@
  * create are chowned through the fd that opened them (never by name, which a tenant could swap
  * for a hard link in between).
  *
+ * export hands evidence over as one encrypted bundle (tools/bundle.c: a tar streamed into a CMS
+ * envelope, so no plaintext reaches the disk) with a manifest signed by the host's key
+ * (hashdb/hostkey.c) and tied to the audit chain head; the bytes in plaintext only with
+ * --plaintext, one record at a time.
+ *
  * Restore and export write to the storage itself, never through a hashgatefs mount: they run in
  * a private mount namespace with the hashgatefs mounts detached (adm_bypass_mounts), so with
  * the mount over its own backing dir the restored file is not scanned as a new upload and
