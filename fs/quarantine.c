@@ -25,6 +25,7 @@
 #include "hashdb/audit.h"
 #include "hashdb/hglog.h"
 #include "hashdb/qstore.h"
+#include "hashdb/tmpname.h"
 
 char *path_of(fuse_ino_t parent, const char *name)
 {
@@ -135,7 +136,8 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 	struct fscfg *cfg = cfg_get();
 	struct qrecord rec;
 	char epath[2048], jpath[2048], elist[256], ecat[128];
-	char md5[33], sha1[41], sha256[65], pdq[65], fields[4096];
+	char md5[33], sha1[41], sha256[65], pdq[65], fields[6144];
+	char want[1024], jwant[2100] = "", lwant[2100] = "";
 	const char *path = v->path ? v->path : "?";
 	enum hg_action act;
 	const char *evidence = "stored";
@@ -202,6 +204,19 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 
 	hglog_escape(epath, sizeof(epath), path, 0);
 	hglog_escape(jpath, sizeof(jpath), path, 1);
+	/*
+	 * A temporary name (rsync's ".NAME.XXXXXX", "NAME.EXT.tmp", ...): the name the client
+	 * meant.  Its rename after the refusal never reaches us (the kernel finds no source), so
+	 * the pattern is all there is; `hashgate quarantine show` derives the same.
+	 */
+	if (tmpname_intended(path, want, sizeof(want), NULL)) {
+		char e[2048];
+
+		hglog_escape(e, sizeof(e), want, 1);
+		snprintf(jwant, sizeof(jwant), ",\"intended_path\":\"%s\"", e);
+		hglog_escape(e, sizeof(e), want, 0);
+		snprintf(lwant, sizeof(lwant), " intended=\"%s\"", e);
+	}
 	hglog_escape(elist, sizeof(elist), r->hit.list, 1);
 	hglog_escape(ecat, sizeof(ecat), r->hit.category, 1);
 	digest_hex(&r->d, HASH_MD5, md5);
@@ -213,12 +228,12 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 		strcpy(pdq, "-");
 	snprintf(fields, sizeof(fields),
 		 "\"kind\":\"%s\",\"verdict\":\"match\",\"action\":\"%s\",\"mount\":\"%s\","
-		 "\"path\":\"%s\",\"uid\":%u,\"gid\":%u,\"pid\":%d,\"size\":%llu,"
+		 "\"path\":\"%s\"%s,\"uid\":%u,\"gid\":%u,\"pid\":%d,\"size\":%llu,"
 		 "\"algo\":\"%s\",\"distance\":%d,\"list\":\"%s\",\"category\":\"%s\","
 		 "\"qid\":%lld,\"generation\":%llu,\"md5\":\"%s\",\"sha1\":\"%s\","
 		 "\"sha256\":\"%s\",\"pdq\":\"%s\""
 		 ",\"evidence\":\"%s\"",
-		 v->kind, config_action_name(act), hgfs.backing, jpath, (unsigned)v->uid,
+		 v->kind, config_action_name(act), hgfs.backing, jpath, jwant, (unsigned)v->uid,
 		 (unsigned)v->gid, (int)v->pid, (unsigned long long)r->d.size,
 		 hash_algo_name(r->hit.algo), r->hit.distance, elist, ecat,
 		 (long long)rec.id, (unsigned long long)r->generation, md5, sha1, sha256, pdq,
@@ -232,9 +247,9 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 		}
 	}
 	hglog(LOG_NOTICE,
-	      "verdict=match action=%s kind=%s path=\"%s\" uid=%u gid=%u pid=%d size=%llu "
+	      "verdict=match action=%s kind=%s path=\"%s\"%s uid=%u gid=%u pid=%d size=%llu "
 	      "algo=%s distance=%d list=\"%s\" category=\"%s\" qid=%lld generation=%llu",
-	      config_action_name(act), v->kind, epath, (unsigned)v->uid, (unsigned)v->gid,
+	      config_action_name(act), v->kind, epath, lwant, (unsigned)v->uid, (unsigned)v->gid,
 	      (int)v->pid, (unsigned long long)r->d.size, hash_algo_name(r->hit.algo),
 	      r->hit.distance, elist, ecat, (long long)rec.id,
 	      (unsigned long long)r->generation);

@@ -767,6 +767,41 @@ static int tmp_create(int dirfd, char tmpname[16])
 	return -EEXIST;
 }
 
+/*
+ * Open a write transaction and look for object name there: 1 or 0 with the transaction still
+ * open (the caller commits or rolls back), or -errno with it rolled back.
+ */
+static int object_lookup(struct qstore *q, const char *name, uint64_t size)
+{
+	int present;
+
+	if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
+		return -EIO;
+	present = object_present(q, name, size);
+	if (present < 0)
+		sql_exec(q->db, "ROLLBACK");
+	return present;
+}
+
+/*
+ * Before new content is written into objects/: room under the quota, the shared lock that keeps
+ * qstore_open's orphan sweep away taken, a temp file created.  Its fd (the caller unlocks
+ * q->lockfd when done), or -errno with nothing held.
+ */
+static int object_begin(struct qstore *q, uint64_t size, char tmpname[16])
+{
+	int r = quota_check(q, size), fd;
+
+	if (r < 0)
+		return r;
+	if (flock(q->lockfd, LOCK_SH) < 0)
+		return -errno;
+	fd = tmp_create(q->objfd, tmpname);
+	if (fd < 0)
+		flock(q->lockfd, LOCK_UN);
+	return fd;
+}
+
 static int insert_object(struct qstore *q, const char *name, const struct qrecord *rec)
 {
 	sqlite3_stmt *st = NULL;
@@ -867,45 +902,32 @@ int qstore_add(struct qstore *q, int content_fd, struct qrecord *rec)
 	pthread_mutex_lock(&q->lock);
 	if (by_sha) {
 		/* The same content already stored: reference it, nothing to encrypt or count. */
-		r = -EIO;
-		if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
-			goto out_unlock;
-		present = object_present(q, name, rec->size);
+		present = object_lookup(q, name, rec->size);
 		if (present < 0) {
 			r = present;
-			goto out_rollback;
+			goto out_unlock;
 		}
 		if (present)
 			goto insert;
 		sql_exec(q->db, "ROLLBACK");	/* encrypt without holding the write lock */
 	}
 	if (store) {
-		r = quota_check(q, rec->size);
-		if (r < 0)
-			goto out_unlock;
-		if (flock(q->lockfd, LOCK_SH) < 0) {
-			r = -errno;
-			goto out_unlock;
-		}
-		locked = 1;
-		tfd = tmp_create(q->objfd, tmpname);
+		tfd = object_begin(q, rec->size, tmpname);
 		if (tfd < 0) {
 			r = tfd;
 			goto out_unlock;
 		}
+		locked = 1;
 		r = encrypt_to(q, content_fd, rec->size, tfd);
 		if (r < 0)
 			goto out_tmp;
 	}
-	r = -EIO;
-	if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
-		goto out_tmp;
 	if (by_sha) {
 		/* Added meanwhile (the same content, another thread or process)? */
-		present = object_present(q, name, rec->size);
+		present = object_lookup(q, name, rec->size);
 		if (present < 0) {
 			r = present;
-			goto out_rollback;
+			goto out_tmp;
 		}
 		if (!present) {
 			if (renameat(q->objfd, tmpname, q->objfd, name) < 0) {
@@ -918,6 +940,9 @@ int qstore_add(struct qstore *q, int content_fd, struct qrecord *rec)
 				goto out_rollback;
 			}
 		}
+	} else if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0) {
+		r = -EIO;
+		goto out_tmp;
 	}
 insert:
 	r = insert_record(q, rec, store ? (by_sha ? name : "") : NULL, &id);
@@ -1164,7 +1189,23 @@ out_unlock:
 	return r;
 }
 
-static int decrypt_to(const struct qstore *q, int in_fd, const struct qrecord *rec, int out_fd)
+/* qstore_read's sink: write(2) to the fd in ctx. */
+static int sink_fd(void *ctx, const void *buf, size_t len)
+{
+	return write_all(*(const int *)ctx, buf, len);
+}
+
+/* qstore_adopt's sink: only the authentication and digest checks matter. */
+static int sink_none(void *ctx, const void *buf, size_t len)
+{
+	(void)ctx;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+static int decrypt_to(const struct qstore *q, int in_fd, const struct qrecord *rec,
+		      qstore_sink sink, void *sink_ctx)
 {
 	uint8_t hdr[QS_HDR_LEN], tag[QS_TAG_LEN];
 	EVP_CIPHER_CTX *ctx = NULL;
@@ -1214,7 +1255,7 @@ static int decrypt_to(const struct qstore *q, int in_fd, const struct qrecord *r
 		if (EVP_DecryptUpdate(ctx, outb, &len, in, (int)got) != 1)
 			goto out_free;
 		hasher_update(&h, outb, (size_t)len);
-		r = write_all(out_fd, outb, (size_t)len);
+		r = sink(sink_ctx, outb, (size_t)len);
 		if (r < 0)
 			goto out_free;
 		r = -EIO;
@@ -1250,6 +1291,11 @@ out_hash:
 
 int qstore_read(struct qstore *q, int64_t id, int out_fd)
 {
+	return qstore_read_to(q, id, sink_fd, &out_fd);
+}
+
+int qstore_read_to(struct qstore *q, int64_t id, qstore_sink sink, void *ctx)
+{
 	struct qrecord rec;
 	char name[QSTORE_NAME_MAX];
 	int r, fd, stored = 0;
@@ -1265,7 +1311,7 @@ int qstore_read(struct qstore *q, int64_t id, int out_fd)
 	pthread_mutex_unlock(&q->lock);
 	/* Decrypt without the mutex: a long export must not stall the daemon's adds. */
 	if (r == 0) {
-		r = decrypt_to(q, fd, &rec, out_fd);
+		r = decrypt_to(q, fd, &rec, sink, ctx);
 		close(fd);
 	}
 	qrecord_release(&rec);
@@ -1509,56 +1555,40 @@ int qstore_adopt(struct qstore *q, const struct qrecord *rec, int kept_fd)
 {
 	char name[QSTORE_NAME_MAX], tmpname[16] = "", sha[65];
 	sqlite3_stmt *st = NULL;
-	int tfd = -1, r, present, nullfd, n = 0, locked = 0;
+	int tfd = -1, r, present, n = 0, locked = 0;
 
 	r = object_name(rec, name);
 	if (r < 0)
 		return r;
 	memcpy(sha, name + 7, sizeof(sha));
 	/* Authentic, this store's key, and the record's content?  Before it becomes evidence. */
-	nullfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-	if (nullfd < 0)
-		return -errno;
-	r = decrypt_to(q, kept_fd, rec, nullfd);
-	close(nullfd);
+	r = decrypt_to(q, kept_fd, rec, sink_none, NULL);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&q->lock);
-	r = -EIO;
-	if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
-		goto out_unlock;
-	present = object_present(q, name, rec->size);
+	present = object_lookup(q, name, rec->size);
 	if (present < 0) {
 		r = present;
-		goto out_rollback;
+		goto out_unlock;
 	}
 	sql_exec(q->db, "ROLLBACK");
 	if (!present) {
-		r = quota_check(q, rec->size);
-		if (r < 0)
-			goto out_unlock;
-		if (flock(q->lockfd, LOCK_SH) < 0) {
-			r = -errno;
+		tfd = object_begin(q, rec->size, tmpname);
+		if (tfd < 0) {
+			r = tfd;
 			goto out_unlock;
 		}
 		locked = 1;
-		tfd = tmp_create(q->objfd, tmpname);
-		if (tfd < 0) {
-			r = tfd;
-			goto out_flock;
-		}
 		r = copy_fd(kept_fd, tfd);
 		if (r < 0)
 			goto out_tmp;
 	}
-	r = -EIO;
-	if (sql_exec(q->db, "BEGIN IMMEDIATE") < 0)
-		goto out_tmp;
-	present = object_present(q, name, rec->size);
+	present = object_lookup(q, name, rec->size);
 	if (present < 0) {
 		r = present;
-		goto out_rollback;
+		goto out_tmp;
 	}
+	r = -EIO;
 	if (!present) {
 		if (tfd < 0) {		/* purged since we looked: try again later */
 			r = -EAGAIN;
@@ -1605,7 +1635,6 @@ out_tmp:
 		close(tfd);
 		unlinkat(q->objfd, tmpname, 0);
 	}
-out_flock:
 	if (locked)
 		flock(q->lockfd, LOCK_UN);
 out_unlock:

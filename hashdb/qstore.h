@@ -152,6 +152,12 @@ int qstore_has_content(struct qstore *q, int64_t id);
  * wrong key or content that is not the record's, -EIO and others from I/O.
  */
 int qstore_read(struct qstore *q, int64_t id, int out_fd);
+/*
+ * The same into a sink: sink(ctx, buf, len) gets the plaintext in order (0, or -errno to stop);
+ * the same caveat: only a return of 0 vouches for what the sink got.
+ */
+typedef int (*qstore_sink)(void *ctx, const void *buf, size_t len);
+int qstore_read_to(struct qstore *q, int64_t id, qstore_sink sink, void *ctx);
 
 int qstore_set_held(struct qstore *q, int64_t id, bool held);
 /* Record a review decision (state as in struct qrecord; strings copied).  0 or -ENOENT. */

@@ -308,27 +308,16 @@ int adm_bypass_mounts(const char *cmd)
 	return r;
 }
 
-int adm_intended_path(const char *path, char *out, size_t len)
+int adm_host_key_path(const struct cli *cli, char *out, size_t len)
 {
-	const char *base = strrchr(path, '/'), *dot;
-	size_t blen, dlen;
+	const char *k = cli->cfg.quarantine_key, *slash = strrchr(k, '/');
+	int n;
 
-	base = base ? base + 1 : path;
-	blen = strlen(base);
-	dot = strrchr(base, '.');
-	/* ".NAME.XXXXXX": a leading dot, a non-empty NAME, a dot, exactly 6 alphanumerics. */
-	if (base[0] != '.' || !dot || dot <= base + 1 || blen - (size_t)(dot - base) != 7)
-		return 0;
-	for (const char *c = dot + 1; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
-			return 0;
-	dlen = (size_t)(base - path);
-	if (dlen + (size_t)(dot - base - 1) + 1 > len)
-		return 0;
-	memcpy(out, path, dlen);
-	memcpy(out + dlen, base + 1, (size_t)(dot - base - 1));
-	out[dlen + (size_t)(dot - base - 1)] = '\0';
-	return 1;
+	if (!slash)
+		n = snprintf(out, len, "host-ed25519.pem");
+	else
+		n = snprintf(out, len, "%.*s/host-ed25519.pem", (int)(slash - k), k);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
 char *adm_fmt_bytes(uint64_t n, char buf[32])

@@ -64,12 +64,10 @@ int adm_parse_id(const char *cmd, const char *s, int64_t *id);
 int adm_bypass_mounts(const char *cmd);
 
 /*
- * The name a client meant to give a file it wrote under a temporary name, from the known
- * patterns: rsync's ".NAME.XXXXXX" (6 letters/digits after the last dot).  Writes dir/NAME
- * into out and returns 1; 0 when path matches no pattern (a PHP-style ".upload-NNN.tmp"
- * carries no final name at all).
+ * The host's signing key (hashdb/hostkey.h): host-ed25519.pem in the directory of
+ * quarantine_key (by default /etc/hashgate).  0 or -ENAMETOOLONG.
  */
-int adm_intended_path(const char *path, char *out, size_t len);
+int adm_host_key_path(const struct cli *cli, char *out, size_t len);
 
 /* "1.5 GB" style (decimal), for summaries. */
 char *adm_fmt_bytes(uint64_t n, char buf[32]);

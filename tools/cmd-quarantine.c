@@ -15,6 +15,11 @@
  * create are chowned through the fd that opened them (never by name, which a tenant could swap
  * for a hard link in between).
  *
+ * export hands evidence over as one encrypted bundle (tools/bundle.c: a tar streamed into a CMS
+ * envelope, so no plaintext reaches the disk) with a manifest signed by the host's key
+ * (hashdb/hostkey.c) and tied to the audit chain head; the bytes in plaintext only with
+ * --plaintext, one record at a time.
+ *
  * Restore and export write to the storage itself, never through a hashgatefs mount: they run in
  * a private mount namespace with the hashgatefs mounts detached (adm_bypass_mounts), so with
  * the mount over its own backing dir the restored file is not scanned as a new upload and
@@ -22,8 +27,10 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,10 +38,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
+#include "hashdb/audit.h"
 #include "hashdb/db.h"
+#include "hashdb/hostkey.h"
 #include "hashdb/qstore.h"
+#include "hashdb/tmpname.h"
 #include "hashdb/status.h"
 #include "tools/adm.h"
+#include "tools/bundle.h"
 #include "tools/commands.h"
 
 #define CMD "quarantine"
@@ -45,7 +59,10 @@ static void usage(FILE *f)
 "usage: hashgate quarantine list [--since WHEN] [--uid UID] [--list NAME] [--json]\n"
 "       hashgate quarantine show ID [--json]\n"
 "       hashgate quarantine restore ID [--to PATH] [--force] [--allow]\n"
-"       hashgate quarantine export ID --out FILE [--force]\n"
+"       hashgate quarantine export ID... | --since WHEN [--until WHEN] [--list NAME]\n"
+"                                  --out FILE --recipient CERT.pem... | --passphrase-file F\n"
+"                                  [--force]\n"
+"       hashgate quarantine export ID --out FILE --plaintext [--force]\n"
 "       hashgate quarantine delete ID\n"
 "       hashgate quarantine purge [--older-than DURATION] [--dry-run]\n"
 "       hashgate quarantine hold ID | release ID\n"
@@ -64,8 +81,16 @@ static void usage(FILE *f)
 "            overwrite an existing file without --force.  A restored false positive should\n"
 "            be allowlisted so it is not quarantined again: on a terminal you are asked,\n"
 "            otherwise --allow adds the upload's hashes to the allowlist\n"
-"  export    write the original bytes to FILE and the record to FILE.json (for handing to\n"
-"            the authorities); both 0600\n"
+"  export    one encrypted evidence bundle (for a hotline or the police) of the records\n"
+"            given by id, or of a time range (--since, --until: records before that time;\n"
+"            --list: of one hash list): OpenSSL CMS to each --recipient certificate (RSA or\n"
+"            EC) and/or the passphrase on the first line of --passphrase-file, holding a tar\n"
+"            of the content and manifest.json (every record's hashes, lists and labels\n"
+"            that hold them, time, uid and user, host, mount, path, origin, review state;\n"
+"            the audit chain head) signed by the host's key ('hashgate key show').\n"
+"            Open it with 'openssl cms -decrypt -inform DER' (see hashgate(8)).\n"
+"            --plaintext instead writes one record's original bytes to FILE and the record\n"
+"            to FILE.json, unencrypted; both 0600\n"
 "  delete    remove a record and its content (not while held)\n"
 "  purge     delete records older than DURATION (default: 'retention' from the config);\n"
 "            held records are never purged; --dry-run only lists them\n"
@@ -84,10 +109,18 @@ static void usage(FILE *f)
 "Exit status: 0 success, 2 error or refused, 64 usage error.\n");
 }
 
+#define MAX_RECIPIENTS	16
+#define MAX_IDS		1024
+
 struct qopts {
 	const char *since, *uid, *list, *to, *out, *older, *state, *case_no, *reason, *review;
-	bool force, allow, dry_run;
+	const char *until, *passfile;
+	bool force, allow, dry_run, plaintext;
 	const char *id;
+	const char *recip[MAX_RECIPIENTS];	/* export --recipient */
+	size_t nrecip;
+	const char *ids[MAX_IDS];		/* export: every record id given */
+	size_t nids;
 };
 
 static int open_store(struct cli *cli, struct qstore **q, int create)
@@ -109,11 +142,12 @@ static const char *algo_name(enum hash_algo a)
 	return n ? n : "?";
 }
 
-static void print_json(FILE *f, const struct qrecord *r, int stored)
+/* The record's members, from "id" on, without the braces (the bundle manifest adds more). */
+static void print_json_members(FILE *f, const struct qrecord *r, int stored)
 {
 	char t[32], hex[65];
 
-	fprintf(f, "{\"id\":%" PRId64 ",\"time\":%" PRId64 ",\"time_utc\":\"%s\"", r->id, r->time,
+	fprintf(f, "\"id\":%" PRId64 ",\"time\":%" PRId64 ",\"time_utc\":\"%s\"", r->id, r->time,
 		adm_fmt_time(r->time, t));
 	fprintf(f, ",\"upload_time\":%" PRId64 ",\"uid\":%" PRIu32 ",\"gid\":%" PRIu32
 		",\"pid\":%" PRId32 ",\"mount\":", r->upload_time, r->uid, r->gid, r->pid);
@@ -123,7 +157,7 @@ static void print_json(FILE *f, const struct qrecord *r, int stored)
 	{
 		char want[4096];
 
-		if (adm_intended_path(r->path, want, sizeof(want))) {
+		if (tmpname_intended(r->path, want, sizeof(want), NULL)) {
 			fputs(",\"intended_path\":", f);
 			adm_json_print(f, want);
 		}
@@ -158,7 +192,14 @@ static void print_json(FILE *f, const struct qrecord *r, int stored)
 	adm_json_print(f, r->review_case);
 	fputs(",\"reason\":", f);
 	adm_json_print(f, r->review_reason);
-	fprintf(f, ",\"time\":%" PRId64 "}}", r->review_time);
+	fprintf(f, ",\"time\":%" PRId64 "}", r->review_time);
+}
+
+static void print_json(FILE *f, const struct qrecord *r, int stored)
+{
+	putc('{', f);
+	print_json_members(f, r, stored);
+	putc('}', f);
 }
 
 static void print_show(const struct qrecord *r, int stored)
@@ -178,11 +219,12 @@ static void print_show(const struct qrecord *r, int stored)
 	putchar('\n');
 	{
 		char want[4096];
+		const char *pat;
 
-		if (adm_intended_path(r->path, want, sizeof(want))) {
+		if (tmpname_intended(r->path, want, sizeof(want), &pat)) {
 			printf("meant as:     ");
 			adm_text_print(stdout, want);
-			printf(" (rsync temporary name)\n");
+			printf(" (%s temporary name)\n", pat);
 		}
 	}
 	printf("origin:       %s\n", *r->origin ? r->origin : "unknown (recorded before 0.2)");
@@ -647,7 +689,7 @@ out:
 	return rc;
 }
 
-static int do_export(struct cli *cli, const struct qopts *o)
+static int do_export_plain(struct cli *cli, const struct qopts *o)
 {
 	struct qrecord rec;
 	struct qstore *q;
@@ -748,6 +790,484 @@ out:
 	free(jleaf);
 	free(jtmp);
 	qrecord_release(&rec);
+	qstore_close(q);
+	return rc;
+}
+
+/* ---- the encrypted evidence bundle ---- */
+
+/* Lists holding one of the record's exact hashes now, for the manifest's "matches". */
+struct match_ctx {
+	FILE *f;
+	const struct hashdb_list *lists;
+	size_t nlists;
+	enum hash_algo algo;
+	int n;
+};
+
+static int match_cb(const struct hashdb_entry *e, void *arg)
+{
+	struct match_ctx *m = arg;
+	const struct hashdb_list *l = NULL;
+
+	for (size_t i = 0; i < m->nlists; i++)
+		if (m->lists[i].id == e->list_id)
+			l = &m->lists[i];
+	fprintf(m->f, "%s{\"algo\":\"%s\",\"list\":", m->n++ ? "," : "", algo_name(m->algo));
+	adm_json_print(m->f, l ? l->name : "?");
+	fputs(",\"category\":", m->f);
+	adm_json_print(m->f, l ? l->category : "?");
+	fputs(",\"label\":", m->f);
+	if (e->label)
+		adm_json_print(m->f, e->label);
+	else
+		fputs("null", m->f);
+	putc('}', m->f);
+	return 0;
+}
+
+/*
+ * "matches": every list that holds one of the record's exact hashes in the database now
+ * (with its category and the entry's label), plus the PDQ hit the verdict recorded (a
+ * distance match has no entry of its own to look up).
+ */
+static void print_matches(FILE *f, struct hashdb *db, const struct hashdb_list *lists,
+			  size_t nlists, const struct qrecord *r)
+{
+	struct match_ctx m = { .f = f, .lists = lists, .nlists = nlists };
+	char err[256];
+
+	fputs(",\"matches\":[", f);
+	for (int a = HASH_MD5; db && a <= HASH_SHA256; a++) {
+		const uint8_t *v = digests_get(&r->digests, (enum hash_algo)a);
+
+		m.algo = (enum hash_algo)a;
+		if (v)
+			hashdb_hash_find(db, (enum hash_algo)a, v, match_cb, &m, err, sizeof(err));
+	}
+	if (r->algo == HASH_PDQ || !m.n) {
+		fprintf(f, "%s{\"algo\":\"%s\",\"list\":", m.n ? "," : "", algo_name(r->algo));
+		adm_json_print(f, r->list);
+		fputs(",\"category\":", f);
+		adm_json_print(f, r->category);
+		fprintf(f, ",\"distance\":%d,\"label\":null,\"recorded\":true}", r->distance);
+	}
+	putc(']', f);
+}
+
+static void print_bundle_record(FILE *f, const struct qrecord *r, int stored, const char *host,
+				struct hashdb *db, const struct hashdb_list *lists,
+				size_t nlists)
+{
+	struct passwd *pw = getpwuid(r->uid);
+	struct group *gr = getgrgid(r->gid);
+	char name[QSTORE_NAME_MAX];
+
+	putc('{', f);
+	print_json_members(f, r, stored);
+	fputs(",\"user\":", f);
+	if (pw)
+		adm_json_print(f, pw->pw_name);
+	else
+		fputs("null", f);
+	fputs(",\"group\":", f);
+	if (gr)
+		adm_json_print(f, gr->gr_name);
+	else
+		fputs("null", f);
+	fputs(",\"host\":", f);
+	adm_json_print(f, host);
+	print_matches(f, db, lists, nlists, r);
+	fputs(",\"content_file\":", f);
+	if (stored && qstore_kept_name(r, name) == 0) {
+		char path[QSTORE_NAME_MAX + 16];
+
+		snprintf(path, sizeof(path), "content/%s", name);
+		adm_json_print(f, path);
+	} else {
+		fputs("null", f);
+	}
+	putc('}', f);
+}
+
+static const char bundle_readme[] =
+"hashgate evidence bundle\n"
+"\n"
+"manifest.json       the records: hashes, what matched, time, uploader, host, mount, path,\n"
+"                    origin, review state, and the head of the host's audit chain\n"
+"manifest.json.sig   Ed25519 signature of manifest.json by the host's key\n"
+"host-key.pub.pem    that public key (compare its fingerprint with the one the hoster gives\n"
+"                    you out of band: `hashgate key show` on the host)\n"
+"content/sha256-HEX  the content of the records that kept it, once per sha256\n"
+"\n"
+"Verify:\n"
+"  openssl pkeyutl -verify -pubin -inkey host-key.pub.pem -rawin \\\n"
+"      -in manifest.json -sigfile manifest.json.sig\n"
+"  openssl pkey -pubin -in host-key.pub.pem -outform DER | sha256sum   # the fingerprint\n"
+"  sha256sum content/*      # each equals the name and the records' \"sha256\"\n";
+
+static int read_passphrase(const char *path, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	*out = NULL;
+	if (!f) {
+		cli_error(CMD, "--passphrase-file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	n = getline(&line, &cap, f);
+	fclose(f);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	if (n < 8) {
+		cli_error(CMD, "--passphrase-file %s: %s", path, n < 1 ? "empty first line" :
+			  "the passphrase (its first line) has fewer than 8 characters");
+		if (line)
+			OPENSSL_cleanse(line, cap);
+		free(line);
+		return -EINVAL;
+	}
+	*out = line;
+	*len = (size_t)n;
+	return 0;
+}
+
+/* The records to export: o->ids, or those of --since/--until. */
+static int select_records(struct cli *cli, struct qstore *q, const struct qopts *o,
+			  struct qrecord **out, size_t *n)
+{
+	struct qstore_filter f = { .since = 0, .before = 0, .uid = -1, .list = o->list };
+	int r;
+
+	*out = NULL;
+	*n = 0;
+	if (!o->nids) {
+		if (o->since && adm_parse_since(o->since, &f.since) < 0) {
+			cli_error(CMD, "option '--since %s': expected a duration (7d, 12h), @UNIXTIME "
+				  "or YYYY-MM-DD[THH:MM[:SS]]", o->since);
+			return EXIT_USAGE;
+		}
+		if (o->until && adm_parse_since(o->until, &f.before) < 0) {
+			cli_error(CMD, "option '--until %s': expected a duration (7d, 12h), @UNIXTIME "
+				  "or YYYY-MM-DD[THH:MM[:SS]]", o->until);
+			return EXIT_USAGE;
+		}
+		r = qstore_list(q, &f, out, n);
+		if (r < 0) {
+			cli_error(CMD, "cannot list %s: %s", cli->cfg.quarantine, strerror(-r));
+			return EXIT_ERROR;
+		}
+		return 0;
+	}
+	*out = calloc(o->nids, sizeof(**out));
+	if (!*out)
+		return EXIT_ERROR;
+	for (size_t i = 0; i < o->nids; i++) {
+		int64_t id;
+
+		if (adm_parse_id(CMD, o->ids[i], &id) < 0)
+			return EXIT_USAGE;
+		for (size_t k = 0; k < *n; k++)
+			if ((*out)[k].id == id) {
+				cli_error(CMD, "record %" PRId64 " is named twice", id);
+				return EXIT_USAGE;
+			}
+		r = qstore_get(q, id, &(*out)[*n]);
+		if (r < 0) {
+			cli_error(CMD, r == -ENOENT ? "no quarantine record %" PRId64 "; nothing "
+				  "exported" : "cannot read record %" PRId64 ": %s", id, strerror(-r));
+			return EXIT_ERROR;
+		}
+		(*n)++;
+	}
+	return 0;
+}
+
+/*
+ * Write the manifest into *buf: selection, host, creator, signing key, the audit chain's head
+ * before this export's own record, and the records.
+ */
+static int build_manifest(struct cli *cli, struct qstore *q, const struct qopts *o,
+			  const struct qrecord *recs, size_t n, const struct hostkey *hk,
+			  const char *host, char **buf, size_t *len, char head[65],
+			  uint64_t *nlog)
+{
+	struct hashdb db = { 0 }, *dbp = NULL;
+	struct hashdb_list *lists = NULL;
+	size_t nlists = 0;
+	char actor[256], t[32], err[512];
+	int64_t now = (int64_t)time(NULL);
+	int verified;
+	FILE *f;
+
+	verified = audit_verify_last(cli->cfg.audit_log, nlog, head, err, sizeof(err)) == 0;
+	if (!verified) {
+		cli_error(CMD, "warning: the audit log does not verify (%s); the manifest says so",
+			  err);
+		head[0] = '\0';
+	}
+	if (hashdb_open(&db, cli->cfg.db, HASHDB_RDONLY, err, sizeof(err)) == 0) {
+		dbp = &db;
+		if (hashdb_lists(dbp, false, &lists, &nlists, err, sizeof(err)) < 0)
+			nlists = 0;
+	} else {
+		cli_error(CMD, "warning: %s; the manifest names only the list each verdict "
+			  "recorded", err);
+	}
+	f = open_memstream(buf, len);
+	if (!f) {
+		free(lists);
+		if (dbp)
+			hashdb_close(dbp);
+		return -ENOMEM;
+	}
+	adm_actor(actor, sizeof(actor));
+	fprintf(f, "{\"format\":\"hashgate-evidence/1\",\"hashgate_version\":\"" HASHGATE_VERSION
+		"\",\"created\":%" PRId64 ",\"created_utc\":\"%s\",\"created_by\":", now,
+		adm_fmt_time(now, t));
+	adm_json_print(f, actor);
+	fputs(",\"host\":", f);
+	adm_json_print(f, host);
+	fputs(",\"selection\":{", f);
+	if (o->nids) {
+		fputs("\"ids\":[", f);
+		for (size_t i = 0; i < n; i++)
+			fprintf(f, "%s%" PRId64, i ? "," : "", recs[i].id);
+		putc(']', f);
+	} else {
+		fputs("\"since\":", f);
+		adm_json_print(f, o->since ? o->since : "");
+		fputs(",\"until\":", f);
+		adm_json_print(f, o->until ? o->until : "");
+		fputs(",\"list\":", f);
+		adm_json_print(f, o->list ? o->list : "");
+	}
+	fprintf(f, "},\"signing_key\":{\"algorithm\":\"ed25519\",\"fingerprint_sha256\":\"%s\"},",
+		hk->fingerprint);
+	fputs("\"audit_chain\":{\"log\":", f);
+	adm_json_print(f, cli->cfg.audit_log);
+	fprintf(f, ",\"records\":%" PRIu64 ",\"head\":\"%s\",\"verified\":%s},", *nlog, head,
+		verified ? "true" : "false");
+	fputs("\"quarantine\":", f);
+	adm_json_print(f, cli->cfg.quarantine);
+	fprintf(f, ",\"count\":%zu,\"records\":[", n);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			putc(',', f);
+		print_bundle_record(f, &recs[i], qstore_has_content(q, recs[i].id) == 1, host, dbp,
+				    lists, nlists);
+	}
+	fputs("]}\n", f);
+	free(lists);
+	if (dbp)
+		hashdb_close(dbp);
+	return fclose(f) == 0 ? 0 : -EIO;
+}
+
+/* Every entry of the bundle, in order (see bundle_readme). */
+static int write_bundle(struct bundle *b, struct qstore *q, const struct qrecord *recs, size_t n,
+			const char *manifest, size_t mlen, const uint8_t *sig, const char *pub,
+			size_t *ncontent)
+{
+	int64_t now = (int64_t)time(NULL);
+	char name[QSTORE_NAME_MAX], path[QSTORE_NAME_MAX + 16];
+	int r;
+
+	*ncontent = 0;
+	r = bundle_add(b, "README.txt", bundle_readme, sizeof(bundle_readme) - 1, now);
+	if (r == 0)
+		r = bundle_add(b, "manifest.json", manifest, mlen, now);
+	if (r == 0)
+		r = bundle_add(b, "manifest.json.sig", sig, HOSTKEY_SIG_LEN, now);
+	if (r == 0)
+		r = bundle_add(b, "host-key.pub.pem", pub, strlen(pub), now);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		bool dup = false;
+
+		if (qstore_has_content(q, recs[i].id) != 1 || qstore_kept_name(&recs[i], name) < 0)
+			continue;
+		for (size_t k = 0; k < i && !dup; k++)	/* once per sha256 */
+			dup = qstore_has_content(q, recs[k].id) == 1 &&
+			      digests_get(&recs[k].digests, HASH_SHA256) &&
+			      memcmp(digests_get(&recs[k].digests, HASH_SHA256),
+				     digests_get(&recs[i].digests, HASH_SHA256), 32) == 0;
+		if (dup)
+			continue;
+		snprintf(path, sizeof(path), "content/%s", name);
+		r = bundle_entry(b, path, recs[i].size, recs[i].time);
+		if (r == 0)
+			r = qstore_read_to(q, recs[i].id, bundle_write, b);
+		if (r < 0) {
+			cli_error(CMD, "record %" PRId64 ": %s", recs[i].id, r == -EBADMSG ?
+				  "content failed authentication (tampered, truncated or wrong key)" :
+				  strerror(-r));
+			return r;
+		}
+		(*ncontent)++;
+	}
+	if (r == 0)
+		r = bundle_finish(b);
+	return r;
+}
+
+static int do_export(struct cli *cli, const struct qopts *o)
+{
+	struct qrecord *recs = NULL;
+	struct qstore *q = NULL;
+	struct hostkey hk = { 0 };
+	struct bundle b = { 0 };
+	char *pass = NULL, *manifest = NULL, *pub = NULL, *dcopy = NULL, *fcopy = NULL, *leaf;
+	char keypath[4096], host[256] = "", head[65] = "", err[1024], tmp[64], msha[65];
+	char esc[8192], *ids = NULL;
+	uint8_t sig[HOSTKEY_SIG_LEN], md[32];
+	size_t n = 0, plen = 0, mlen = 0, ncontent = 0, idlen = 0;
+	uint64_t nlog = 0;
+	int rc, r, dfd = -1, fd = -1, made_key;
+	FILE *idf;
+
+	if (!o->out) {
+		cli_error(CMD, "export needs --out FILE");
+		return EXIT_USAGE;
+	}
+	if (o->plaintext) {
+		if (o->nrecip || o->passfile || o->nids != 1 || o->since || o->until) {
+			cli_error(CMD, "--plaintext exports exactly one record, unencrypted; it "
+				  "takes no --recipient, --passphrase-file, --since or --until");
+			return EXIT_USAGE;
+		}
+		return do_export_plain(cli, o);
+	}
+	if (o->nids && (o->since || o->until || o->list)) {
+		cli_error(CMD, "export takes record ids or --since/--until/--list, not both");
+		return EXIT_USAGE;
+	}
+	if (!o->nrecip && !o->passfile) {
+		cli_error(CMD, "export writes an encrypted bundle: give --recipient CERT.pem (the "
+			  "certificate of whoever receives it) and/or --passphrase-file FILE; "
+			  "--plaintext writes one record's bytes unencrypted");
+		return EXIT_ERROR;
+	}
+	if (o->passfile && read_passphrase(o->passfile, &pass, &plen) < 0)
+		return EXIT_ERROR;
+	rc = EXIT_ERROR;
+	if (store_missing(cli)) {
+		cli_error(CMD, "%s holds no quarantine store yet: nothing to export",
+			  cli->cfg.quarantine);
+		goto out;
+	}
+	if (open_store(cli, &q, 0) < 0)
+		goto out;
+	rc = select_records(cli, q, o, &recs, &n);
+	if (rc)
+		goto out;
+	rc = EXIT_ERROR;
+	if (!n) {
+		cli_error(CMD, "no records in the selected time range: nothing exported");
+		goto out;
+	}
+	if (adm_audit_check(cli, CMD) < 0 || adm_bypass_mounts(CMD) < 0)
+		goto out;
+	if (adm_host_key_path(cli, keypath, sizeof(keypath)) < 0) {
+		cli_error(CMD, "the path of the host key is too long");
+		goto out;
+	}
+	made_key = access(keypath, F_OK) < 0;
+	if (hostkey_load(&hk, keypath, true, err, sizeof(err)) < 0) {
+		cli_error(CMD, "cannot sign the manifest: %s", err);
+		goto out;
+	}
+	/* The key is made on first use: that is an admin action of its own (as in key show). */
+	if (made_key && adm_audit(cli, CMD, "key.create", "\"algorithm\":\"ed25519\","
+				  "\"fingerprint_sha256\":\"%s\"", hk.fingerprint) < 0)
+		goto out;
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		snprintf(host, sizeof(host), "?");
+	if (build_manifest(cli, q, o, recs, n, &hk, host, &manifest, &mlen, head, &nlog) < 0 ||
+	    hostkey_sign(&hk, manifest, mlen, sig) < 0 || hostkey_public_pem(&hk, &pub) < 0) {
+		cli_error(CMD, "cannot build or sign the manifest");
+		goto out;
+	}
+	SHA256((const unsigned char *)manifest, mlen, md);
+	hex_encode(md, sizeof(md), msha);
+
+	dcopy = strdup(o->out);
+	fcopy = strdup(o->out);
+	if (!dcopy || !fcopy)
+		goto out;
+	leaf = basename(fcopy);
+	dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		cli_error(CMD, "--out %s: %s", o->out, strerror(errno));
+		goto out;
+	}
+	snprintf(tmp, sizeof(tmp), ".hashgate-export-%ld", (long)getpid());
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		cli_error(CMD, "--out %s: %s", o->out, strerror(errno));
+		goto out;
+	}
+	r = bundle_begin(&b, fd, o->recip, o->nrecip, pass, plen, err, sizeof(err));
+	if (r < 0) {
+		cli_error(CMD, "%s", err);
+		goto out_unlink;
+	}
+	r = write_bundle(&b, q, recs, n, manifest, mlen, sig, pub, &ncontent);
+	if (r < 0 || fsync(fd) < 0) {
+		cli_error(CMD, "cannot write %s: %s; nothing written", o->out,
+			  strerror(r < 0 ? -r : errno));
+		goto out_unlink;
+	}
+	if (renameat2(dfd, tmp, dfd, leaf, o->force ? 0 : RENAME_NOREPLACE) < 0) {
+		cli_error(CMD, "--out %s: %s", o->out, errno == EEXIST ? "exists; not overwriting "
+			  "it without --force" : strerror(errno));
+		goto out_unlink;
+	}
+	fsync(dfd);
+	idf = open_memstream(&ids, &idlen);
+	if (!idf)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		fprintf(idf, "%s%" PRId64, i ? "," : "", recs[i].id);
+	fclose(idf);
+	if (adm_audit(cli, CMD, "quarantine.export", "\"bundle\":true,\"ids\":[%s],\"count\":%zu,"
+		      "\"out\":\"%s\",\"recipients\":%zu,\"passphrase\":%s,\"cipher\":\"%s\","
+		      "\"manifest_sha256\":\"%s\",\"signing_key\":\"%s\",\"audit_head\":\"%s\","
+		      "\"audit_records\":%" PRIu64, ids, n, adm_json_escape(esc, sizeof(esc), o->out),
+		      o->nrecip, pass ? "true" : "false", b.cipher, msha, hk.fingerprint, head,
+		      nlog) < 0)
+		goto out;
+	if (!cli->quiet) {
+		printf("exported %zu record%s (%zu content file%s) to ", n, n == 1 ? "" : "s",
+		       ncontent, ncontent == 1 ? "" : "s");
+		adm_text_print(stdout, o->out);
+		printf("\n  encrypted: CMS %s for %zu certificate%s%s\n  manifest sha256 %s, signed "
+		       "by host key %s\n", b.cipher, o->nrecip, o->nrecip == 1 ? "" : "s",
+		       pass ? " and the passphrase" : "", msha, hk.fingerprint);
+	}
+	rc = 0;
+	goto out;
+out_unlink:
+	unlinkat(dfd, tmp, 0);
+out:
+	bundle_release(&b);
+	if (fd >= 0)
+		close(fd);
+	if (dfd >= 0)
+		close(dfd);
+	if (pass) {
+		OPENSSL_cleanse(pass, plen);
+		free(pass);
+	}
+	free(ids);
+	free(manifest);
+	free(pub);
+	free(dcopy);
+	free(fcopy);
+	hostkey_release(&hk);
+	qrecord_free_array(recs, n);
 	qstore_close(q);
 	return rc;
 }
@@ -1123,6 +1643,18 @@ int cmd_quarantine(int argc, char **argv, struct cli *cli)
 			o.allow = true;
 		} else if (strcmp(a, "--dry-run") == 0) {
 			o.dry_run = true;
+		} else if (strcmp(a, "--plaintext") == 0) {
+			o.plaintext = true;
+		} else if (strcmp(a, "--until") == 0) {
+			val = &o.until;
+		} else if (strcmp(a, "--passphrase-file") == 0) {
+			val = &o.passfile;
+		} else if (strcmp(a, "--recipient") == 0) {
+			if (o.nrecip == MAX_RECIPIENTS) {
+				cli_error(CMD, "at most %d --recipient", MAX_RECIPIENTS);
+				return EXIT_USAGE;
+			}
+			val = &o.recip[o.nrecip++];
 		} else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
 			cli->quiet = true;
 		} else if (strcmp(a, "--since") == 0) {
@@ -1146,6 +1678,14 @@ int cmd_quarantine(int argc, char **argv, struct cli *cli)
 		} else if (a[0] == '-' && a[1]) {
 			cli_error(CMD, "unknown option '%s' (see 'hashgate quarantine --help')", a);
 			return EXIT_USAGE;
+		} else if (strcmp(sub, "export") == 0) {
+			if (o.nids == MAX_IDS) {
+				cli_error(CMD, "at most %d record ids; use --since/--until", MAX_IDS);
+				return EXIT_USAGE;
+			}
+			o.ids[o.nids++] = a;
+			if (!o.id)
+				o.id = a;
 		} else if (!o.id) {
 			o.id = a;
 		} else if (!o.state && strcmp(sub, "review") == 0) {
@@ -1174,8 +1714,9 @@ int cmd_quarantine(int argc, char **argv, struct cli *cli)
 		cli_error(CMD, "'%s' is not a quarantine subcommand (see 'hashgate quarantine "
 			  "--help')", sub);
 		return EXIT_USAGE;
-	} else if (!o.id) {
-		cli_error(CMD, "%s needs a record id", sub);
+	} else if (!o.id && !(strcmp(sub, "export") == 0 && (o.since || o.until))) {
+		cli_error(CMD, "%s needs a record id%s", sub, strcmp(sub, "export") == 0 ?
+			  " (or --since/--until)" : "");
 		return EXIT_USAGE;
 	}
 	if (adm_require_root(CMD, "the quarantine store and its records are root-only") < 0)

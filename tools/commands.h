@@ -17,6 +17,7 @@ CLI_CMD(cmd_scan);
 CLI_CMD(cmd_report);
 CLI_CMD(cmd_status);
 CLI_CMD(cmd_config);
+CLI_CMD(cmd_key);
 #undef CLI_CMD
 
 struct hg_status;

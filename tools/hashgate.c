@@ -27,6 +27,7 @@ static const struct cli_command commands[] = {
 	{ "report",	cmd_report,	"compliance report of matches" },
 	{ "status",	cmd_status,	"show running hashgatefs instances and their counters" },
 	{ "config",	cmd_config,	"check a configuration file (config check [FILE])" },
+	{ "key",	cmd_key,	"show the host's signing key for evidence bundles (key show)" },
 };
 
 void cli_error(const char *cmd, const char *fmt, ...)

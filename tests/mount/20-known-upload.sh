@@ -53,7 +53,7 @@ is "$(sqlite3 -readonly "$HG_QDIR/records.db" \
 	1 "the record holds all hashes, the uploader's pid and a recent time"
 id=$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT id FROM records WHERE path IN ('up-sha256.bin','/up-sha256.bin') LIMIT 1" 2>/dev/null)
 ok "hashgate quarantine export gives back the original bytes" \
-	bash -c "'$HG_CLI' --config '$HG_CONF' quarantine export '$id' --out '$HG_TMP/exported' && cmp '$HG_TMP/exported' '$HG_K_SHA256'"
+	bash -c "'$HG_CLI' --config '$HG_CONF' quarantine export '$id' --out '$HG_TMP/exported' --plaintext && cmp '$HG_TMP/exported' '$HG_K_SHA256'"
 ok "quarantined content is stored (objects/ not empty)" \
 	bash -c "test -n \"\$(find '$HG_QDIR' -path '*objects*' -type f | head -n1)\""
 ok "quarantined content is not stored in the clear" bash -c "

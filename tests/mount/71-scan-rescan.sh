@@ -80,7 +80,7 @@ is "$(jnum "$out" quarantined)" 2 "and quarantines both matches"
 ok "g42 removed from the tree" test ! -e "$T/x/y/g42"
 id=$(hgc quarantine list --list late --json | grep -o '"id":[0-9]*' | head -n1 | cut -d: -f2)
 ok "its quarantined content is the original" \
-	sh -c "'$HG_CLI' --config '$AT_CONF' quarantine export '$id' --out '$AT/g42.out' >/dev/null && cmp '$AT/g42.orig' '$AT/g42.out'"
+	sh -c "'$HG_CLI' --config '$AT_CONF' quarantine export '$id' --out '$AT/g42.out' --plaintext >/dev/null && cmp '$AT/g42.orig' '$AT/g42.out'"
 
 # --prune: rows of files that are gone (2 deleted now, 2 quarantined above) are dropped.
 rm "$T/x/f10" "$T/x/y/g11"

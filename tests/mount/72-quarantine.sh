@@ -75,11 +75,11 @@ ok "restore --to PATH" hgc quarantine restore "$D" --to "$AT/d-restored"
 ok "--to content identical" cmp "$AT/orig-ld" "$AT/d-restored"
 
 # Export: original bytes and a JSON record.
-ok "export C" hgc quarantine export "$C" --out "$AT/evidence"
+ok "export C" hgc quarantine export "$C" --out "$AT/evidence" --plaintext
 ok "exported bytes identical" cmp "$AT/orig-lc" "$AT/evidence"
 ok "export record has the sha256" grep -q "\"sha256\":\"$(cat "$AT/lists/lc")\"" "$AT/evidence.json"
 ok "exported files are 0600" test "$(stat -c %a "$AT/evidence")" = 600 -a "$(stat -c %a "$AT/evidence.json")" = 600
-nok "export refuses to overwrite" hgc quarantine export "$C" --out "$AT/evidence"
+nok "export refuses to overwrite" hgc quarantine export "$C" --out "$AT/evidence" --plaintext
 
 # Tampering: one flipped byte in the object -> no output file at all.
 obj=$AT_Q/objects/sha256-$(cat "$AT/lists/lc")	# content is stored once per sha256
@@ -88,7 +88,7 @@ ok "the object is named by its sha256" test -f "$obj"
 old_byte=$(od -An -tu1 -j100 -N1 "$obj" | tr -d ' ')
 printf "\\$(printf %03o $(( (old_byte + 1) % 256 )))" | dd of="$obj" bs=1 seek=100 conv=notrunc 2>/dev/null
 ok "the object's byte 100 really changed" test "$(od -An -tu1 -j100 -N1 "$obj" | tr -d ' ')" != "$old_byte"
-nok "tampered object: export fails" hgc quarantine export "$C" --out "$AT/tampered"
+nok "tampered object: export fails" hgc quarantine export "$C" --out "$AT/tampered" --plaintext
 ok "and writes no content file" test ! -e "$AT/tampered"
 
 # Hold: not deletable, not purged.

@@ -84,7 +84,7 @@ is "$rc" 0 "retry with room exits 0"
 ok "evidence of 2 records moved" grep -q "^evidence of 2 records moved into the store" <<<"$HG_OUT"
 ok "the kept file is gone" test ! -e "$kf"
 is "$(objects)" 2 "2 content objects now"
-ok "the moved evidence exports" C quarantine export "$id" --out "$HG_TMP/ev"
+ok "the moved evidence exports" C quarantine export "$id" --out "$HG_TMP/ev" --plaintext
 ok "as the original bytes" cmp -s "$HG_TMP/ev" "$HG_K_SHA256"
 ok "retry is audited" grep -q '"quarantine.retry"' "$HG_TMP/audit.log"
 hg_umount

@@ -41,7 +41,7 @@ acts = [json.loads(l)["action"] for l in open(sys.argv[1])]
 last = len(acts) - 1 - acts[::-1].index("quarantine.restore")
 sys.exit(0 if "allow.add" in acts[:last] and "allow.add" not in acts[last:] else 1)
 PY
-hg_run C quarantine export 1 --out "$HG_MNT/u1000/evidence.bin"; rc=$?
+hg_run C quarantine export 1 --out "$HG_MNT/u1000/evidence.bin" --plaintext; rc=$?
 is "$rc" 0 "export into the mounted tree exits 0"
 ok "  bytes exported" hg_same "$HG_K_SHA256" "$HG_MNT/u1000/evidence.bin"
 is "$(qtotal)" 1 "  and no new record"

@@ -73,7 +73,7 @@ nok "a tenant cannot list the quarantine store directly" asA ls "$HG_QDIR"
 
 # --- the admin CLI as a tenant -----------------------------------------------------------------
 id=$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT max(id) FROM records" 2>/dev/null)
-for cmd in "quarantine list" "quarantine show ${id:-1}" "quarantine export ${id:-1} --out $W/out-A" \
+for cmd in "quarantine list" "quarantine show ${id:-1}" "quarantine export ${id:-1} --out $W/out-A --plaintext" \
 	"quarantine restore ${id:-1} --to $W/restored-A"; do
 	out=$(asA "$HG_CLI" --config "$HG_CONF" $cmd 2>&1)
 	rc=$?
@@ -81,7 +81,7 @@ for cmd in "quarantine list" "quarantine show ${id:-1}" "quarantine export ${id:
 	ok "... saying it needs root" grep -qi 'root\|permission\|privilege' <<<"$out"
 done
 ok "no exported or restored copy was written" test ! -e "$W/out-A" -a ! -e "$W/restored-A"
-ok "root can export it (the store works)" "$HG_CLI" --config "$HG_CONF" quarantine export "${id:-1}" --out "$W/out-root"
+ok "root can export it (the store works)" "$HG_CLI" --config "$HG_CONF" quarantine export "${id:-1}" --out "$W/out-root" --plaintext
 ok "... and the export is the known file" cmp "$HG_K_SHA256" "$W/out-root"
 hg_umount
 done_testing

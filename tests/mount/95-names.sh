@@ -119,7 +119,7 @@ PY
 # export of the record whose name forges a log line: FILE.json must parse and hold the name
 id=$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT id FROM records WHERE path LIKE '%forged%' LIMIT 1" 2>/dev/null)
 ok "quarantine export of the forged-name record works" \
-	"$HG_CLI" --config "$HG_CONF" quarantine export "${id:-0}" --out "$W/exported"
+	"$HG_CLI" --config "$HG_CONF" quarantine export "${id:-0}" --out "$W/exported" --plaintext
 ok "its FILE.json parses and gives back the exact name" python3 - "$W/exported.json" "$W" <<'PY'
 import json, sys
 sys.path.insert(0, sys.argv[2])
