@@ -28,7 +28,8 @@ static void usage(FILE *f)
 		"usage: hashgate db init\n"
 		"       hashgate db import --list NAME [--category C] [--origin O] [--list-version V]\n"
 		"                          [--type md5|sha1|sha256|pdq] [--format plain|csv|jsonl]\n"
-		"                          [--delete | --replace] FILE|-\n"
+		"                          [--delimiter C] [--columns F,F,...] [--map FIELD=COLUMN]...\n"
+		"                          [--delete | --replace] [--check | --dry-run] FILE|-\n"
 		"       hashgate db add --list NAME [--category C] [--type T] [--label L] HASH...\n"
 		"       hashgate db remove [--list NAME] [--type T] HASH...\n"
 		"       hashgate db remove --list NAME --all\n"
@@ -38,10 +39,16 @@ static void usage(FILE *f)
 		"\n"
 		"Common options: --db PATH (default from the config file), --json.\n"
 		"HASH is hex, or TYPE:HEX (e.g. pdq:0f3a...); 64 hex digits need a type.\n"
-		"Import formats: plain (one hex hash per line, optional label after it), csv (header\n"
-		"naming md5/sha1/sha256/pdq/hash columns, optional label and deleted), jsonl (objects\n"
-		"with md5/sha1/sha256/pdq or algo+hash keys, optional label, deleted).  An import is one\n"
-		"transaction: a bad line aborts it with FILE:LINE and nothing changes.\n");
+		"Import formats (also gzip-compressed): plain (one hex hash per line, optional label\n"
+		"after it; or 'SHA256 (name) = HEX' lines of sha256sum --tag), csv (header naming\n"
+		"md5/sha1/sha256/pdq/hash columns, any case and spacing, e.g. 'MD5 Hash', 'SHA-1';\n"
+		"optional label, id, category, quality, deleted; ',' ';' or TAB detected from the first\n"
+		"line; --columns for a file without a header, --map md5=\"Hash MD5\" for other names),\n"
+		"jsonl (JSON lines, a JSON array or pretty-printed objects, keys as the CSV fields;\n"
+		"HMA's signal_type/signal_value too).  An import is one transaction: a bad line aborts\n"
+		"it with FILE:LINE and nothing changes; --check lists every bad line (exit 1) and\n"
+		"changes nothing; --dry-run shows the counts without applying them.  --delete and\n"
+		"--replace need an existing list.\n");
 }
 
 /* Shared by every subcommand: --db, --json, --help.  Returns 1 consumed, 0 not, -1 error. */
@@ -158,6 +165,17 @@ static void progress_cb(void *arg, const char *phase, uint64_t done, uint64_t to
 	fflush(stderr);
 }
 
+/* Warnings and --check's bad lines: already escaped by the importer. */
+static void import_message(void *arg, int level, const char *msg)
+{
+	struct progress *p = arg;
+
+	if (p->shown)
+		fprintf(stderr, "\r%60s\r", "");
+	fprintf(stderr, "hashgate db import: %s%s\n", level == IMPORT_WARN ? "warning: " : "",
+		msg);
+}
+
 static int db_import(int argc, char **argv, struct cli *cli)
 {
 	const char *cmd = "db import";
@@ -165,6 +183,7 @@ static int db_import(int argc, char **argv, struct cli *cli)
 	struct import_stats st;
 	struct progress pr = { 0 };
 	const char *file = NULL, *v;
+	const char *maps[argc > 0 ? argc : 1];
 	struct hashdb db;
 	char err[1024], esc[256];
 	int i, r, help = 0;
@@ -200,6 +219,37 @@ static int db_import(int argc, char **argv, struct cli *cli)
 				return EXIT_USAGE;
 			}
 			o.format = (enum import_format)r;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "delimiter", &v)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			if (!strcmp(v, "tab") || !strcmp(v, "\\t"))
+				v = "\t";
+			if (strlen(v) != 1 || strchr("\"\r\n", v[0]) || (v[0] != '\t' && v[0] < 0x20)) {
+				cli_error(cmd, "option '--delimiter': want one character (e.g. ';' or "
+					  "'tab'), not '%s'", v);
+				return EXIT_USAGE;
+			}
+			o.delimiter = v[0];
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "columns", &o.columns)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "map", &v)) != 0) {
+			const char *eq;
+
+			if (r < 0)
+				return EXIT_USAGE;
+			eq = strchr(v, '=');
+			if (!eq || !eq[1] || !import_field_known(v, (size_t)(eq - v))) {
+				cli_error(cmd, "option '--map': want FIELD=COLUMN (FIELD md5, sha1, "
+					  "sha256, pdq, hash, label, id, category, quality, deleted, "
+					  "algo), not '%s'", v);
+				return EXIT_USAGE;
+			}
+			maps[o.nmap++] = v;
+		} else if (!strcmp(a, "--check")) {
+			o.check = true;
+		} else if (!strcmp(a, "--dry-run")) {
+			o.dry_run = true;
 		} else if (!strcmp(a, "--delete")) {
 			o.remove = true;
 		} else if (!strcmp(a, "--replace")) {
@@ -239,35 +289,57 @@ static int db_import(int argc, char **argv, struct cli *cli)
 			  o.category, HASHDB_CATEGORY_MAX);
 		return EXIT_USAGE;
 	}
-	if (dbcli_audit_check(cli, cmd) < 0 || dbcli_open(cli, cmd, &db, 0) < 0)
+	if (o.check && o.dry_run) {
+		cli_error(cmd, "--check and --dry-run do not go together");
+		return EXIT_USAGE;
+	}
+	o.map = maps;
+	/* --check and --dry-run change nothing, so they write no audit record */
+	if ((!o.check && !o.dry_run && dbcli_audit_check(cli, cmd) < 0) ||
+	    dbcli_open(cli, cmd, &db, 0) < 0)
 		return EXIT_ERROR;
 	pr.on = !cli->json && !cli->quiet && isatty(STDERR_FILENO);
 	o.progress = progress_cb;
 	o.progress_arg = &pr;
+	o.message = import_message;
+	o.message_arg = &pr;
 	r = import_file(&db, file, &o, &st, err, sizeof(err));
 	if (pr.shown)
 		fprintf(stderr, "\r%60s\r", "");
 	hashdb_close(&db);
+	if (r < 0 && o.check && st.bad) {
+		cli_error(cmd, "%s; the database was not changed", err);
+		return EXIT_FOUND;
+	}
 	if (r < 0) {
-		cli_error(cmd, "%s; nothing was imported", err);
-		return r == -EINVAL ? EXIT_ERROR : EXIT_ERROR;
+		cli_error(cmd, "%s; nothing was %s", err, o.check ? "checked" : "imported");
+		return EXIT_ERROR;
 	}
 	if (cli->json) {
 		printf("{\"list\":\"%s\",\"file\":", o.list);
 		adm_json_print(stdout, file);
 		printf(",\"lines\":%llu,\"records\":%llu,\"added\":%llu,\"existing\":%llu,"
-		       "\"removed\":%llu,\"absent\":%llu}\n",
+		       "\"removed\":%llu,\"absent\":%llu",
 		       (unsigned long long)st.lines, (unsigned long long)st.records,
 		       (unsigned long long)st.added, (unsigned long long)st.existing,
 		       (unsigned long long)st.removed, (unsigned long long)st.absent);
+		if (o.check || o.dry_run)
+			printf(",\"%s\":true", o.check ? "check" : "dry_run");
+		printf("}\n");
+	} else if (!cli->quiet && o.check) {
+		printf("%s: ok: %llu lines, %llu distinct hashes (nothing changed)\n", file,
+		       (unsigned long long)st.lines, (unsigned long long)st.records);
 	} else if (!cli->quiet) {
-		printf("%s: list %s: %llu added, %llu already present, %llu removed",
-		       file, o.list, (unsigned long long)st.added, (unsigned long long)st.existing,
-		       (unsigned long long)st.removed);
+		printf("%s: list %s: %s%llu added, %llu already present, %llu removed", file, o.list,
+		       o.dry_run ? "would be: " : "", (unsigned long long)st.added,
+		       (unsigned long long)st.existing, (unsigned long long)st.removed);
 		if (st.absent)
 			printf(", %llu deletions of absent hashes", (unsigned long long)st.absent);
-		printf(" (%llu lines)\n", (unsigned long long)st.lines);
+		printf(" (%llu lines)%s\n", (unsigned long long)st.lines,
+		       o.dry_run ? "; dry run, nothing changed" : "");
 	}
+	if (o.check || o.dry_run)
+		return 0;
 	if (dbcli_audit(cli, cmd, "db.import", "\"list\":\"%s\",\"file\":\"%s\",\"added\":%llu,"
 			"\"removed\":%llu", o.list, adm_json_escape(esc, sizeof(esc), file),
 			(unsigned long long)st.added, (unsigned long long)st.removed) < 0)
