@@ -1133,3 +1133,40 @@ int hashdb_row_meta(struct hashdb *db, int64_t list_id, enum hash_algo algo,
 	}
 	return 0;
 }
+
+/* Main file + WAL bytes on disk. */
+static uint64_t file_bytes(const char *path)
+{
+	struct stat sb;
+	char wal[4096];
+	uint64_t n = 0;
+
+	if (stat(path, &sb) == 0)
+		n += (uint64_t)sb.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	if (stat(wal, &sb) == 0)
+		n += (uint64_t)sb.st_size;
+	return n;
+}
+
+int hashdb_compact(struct hashdb *db, uint64_t *before, uint64_t *after, char *err,
+		   size_t errlen)
+{
+	int r;
+
+	if (db->in_txn || (db->flags & HASHDB_RDONLY)) {
+		seterr(err, errlen, "%s: compact needs a read-write handle outside a transaction",
+		       db->path);
+		return -EINVAL;
+	}
+	*before = file_bytes(db->path);
+	/* A checkpoint first, so the VACUUM's copy is not of a WAL-sized file. */
+	sqlite3_exec(db->sql, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	r = exec(db, "VACUUM", "compact", err, errlen);
+	if (r < 0)
+		return r;
+	/* Readers holding an old snapshot can keep the WAL from being truncated: not an error. */
+	sqlite3_exec(db->sql, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	*after = file_bytes(db->path);
+	return 0;
+}

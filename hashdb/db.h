@@ -220,6 +220,15 @@ struct hashdb_stats {
 };
 int hashdb_stats(struct hashdb *db, struct hashdb_stats *st, char *err, size_t errlen);
 
+/*
+ * Rewrite the file without free pages (VACUUM) and truncate the WAL: the file never shrinks
+ * after deletions otherwise.  The data and the generation stay as they are, so daemons do not
+ * reload.  before and after: bytes of the file and its WAL.  Takes the write lock for the
+ * duration (imports wait); readers go on.
+ */
+int hashdb_compact(struct hashdb *db, uint64_t *before, uint64_t *after, char *err,
+		   size_t errlen);
+
 /* Set an error message from the connection's last SQLite error; returns the mapped -errno. */
 int hashdb_sql_error(struct hashdb *db, int rc, const char *what, char *err, size_t errlen);
 

@@ -59,6 +59,7 @@ enum field {
 	F_QUALITY,
 	F_DELETED,
 	F_ALGO,
+	F_SKIP,				/* known, not imported: export's "list" and "added" */
 };
 
 /* Per-row metadata being collected for one line. */
@@ -196,6 +197,7 @@ static const struct { const char *name; int field; } field_names[] = {
 	{ "deleted", F_DELETED }, { "delete", F_DELETED }, { "tombstone", F_DELETED },
 	{ "algo", F_ALGO }, { "type", F_ALGO }, { "algorithm", F_ALGO }, { "hashtype", F_ALGO },
 	{ "signaltype", F_ALGO },
+	{ "list", F_SKIP }, { "added", F_SKIP },
 };
 
 /* enum field of a column/key name, F_IGNORE if unknown. */
@@ -837,6 +839,8 @@ static int jrow_member(void *arg, const struct json_val *k, const struct json_va
 
 	snprintf(j->key, sizeof(j->key), "%.*s", k->len > 60 ? 60 : (int)k->len, k->s);
 	switch (f) {
+	case F_SKIP:
+		return 0;
 	case F_IGNORE:
 		if (!strstr(c->unknown, j->key) && c->nunknown < sizeof(c->unknown) - 80)
 			list_add(c->unknown, sizeof(c->unknown), &c->nunknown, k->s, k->len);

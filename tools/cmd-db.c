@@ -1,5 +1,6 @@
 /*
- * cmd-db.c - `hashgate db init|import|add|remove|lists|stats|export`: manage the hash database.
+ * cmd-db.c - `hashgate db init|import|add|remove|lists|stats|export|dump|restore|compact`: manage
+ * the hash database.
  *
  * Every change is one transaction that bumps the database generation, so running daemons
  * reload exactly once per change.  Read-only commands open the database read-only and never
@@ -7,6 +8,7 @@
  * --json; errors name the database file (and FILE:LINE for imports) and exit 2; usage errors 64.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "hashdb/db.h"
+#include "hashdb/dump.h"
 #include "hashdb/hash.h"
 #include "hashdb/import.h"
 #include "tools/adm.h"
@@ -36,6 +39,9 @@ static void usage(FILE *f)
 		"       hashgate db lists\n"
 		"       hashgate db stats\n"
 		"       hashgate db export [--list NAME] [--type T] [--format jsonl|csv|plain] [-o FILE]\n"
+		"       hashgate db dump [-o FILE]           everything, for db restore\n"
+		"       hashgate db restore FILE|-           into an empty database\n"
+		"       hashgate db compact                  give free space back (VACUUM)\n"
 		"\n"
 		"Common options: --db PATH (default from the config file), --json.\n"
 		"HASH is hex, or TYPE:HEX (e.g. pdq:0f3a...); 64 hex digits need a type.\n"
@@ -740,6 +746,158 @@ fail:
 	return EXIT_ERROR;
 }
 
+/* ---- dump / restore / compact ----------------------------------------------------------- */
+
+static int db_dump(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db dump";
+	const char *out = NULL;
+	struct dump_stats st;
+	struct hashdb db;
+	char err[1024];
+	FILE *f = stdout;
+	int i, r, help = 0;
+
+	for (i = 1; i < argc; i++) {
+		if ((r = common(cli, cmd, argc, argv, &i, &help)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "output", &out)) != 0 ||
+			   (!strcmp(argv[i], "-o") && i + 1 < argc && (out = argv[++i]))) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else {
+			return unknown(cmd, argv[i]);
+		}
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (dbcli_open(cli, cmd, &db, HASHDB_RDONLY) < 0)
+		return EXIT_ERROR;
+	if (out && strcmp(out, "-") != 0) {
+		/* the dump holds the confidential lists: never readable by others */
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		f = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (!f) {
+			cli_error(cmd, "%s: %s", out, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			hashdb_close(&db);
+			return EXIT_ERROR;
+		}
+	}
+	r = dump_write(&db, f, &st, err, sizeof(err));
+	hashdb_close(&db);
+	if ((f != stdout ? fclose(f) : fflush(f)) != 0 && r >= 0) {
+		snprintf(err, sizeof(err), "%s: %s", out ? out : "standard output", strerror(errno));
+		r = -EIO;
+	}
+	if (r < 0) {
+		cli_error(cmd, "%s", err);
+		return EXIT_ERROR;
+	}
+	if (out && strcmp(out, "-") != 0 && !cli->quiet)
+		fprintf(stderr, "%s: %llu lists, %llu hashes, %llu allowlisted\n", out,
+			(unsigned long long)st.lists, (unsigned long long)st.hashes,
+			(unsigned long long)st.allow);
+	return 0;
+}
+
+static int db_restore(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db restore";
+	const char *file = NULL;
+	struct dump_stats st;
+	struct hashdb db;
+	char err[1024], esc[256];
+	int i, r, help = 0;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if ((r = common(cli, cmd, argc, argv, &i, &help)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if (a[0] == '-' && a[1]) {
+			return unknown(cmd, a);
+		} else if (file) {
+			cli_error(cmd, "one FILE per restore");
+			return EXIT_USAGE;
+		} else {
+			file = a;
+		}
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (!file) {
+		cli_error(cmd, "no FILE given (a 'hashgate db dump'; - for standard input)");
+		return EXIT_USAGE;
+	}
+	if (dbcli_audit_check(cli, cmd) < 0 || dbcli_open(cli, cmd, &db, 0) < 0)
+		return EXIT_ERROR;
+	r = dump_restore(&db, file, &st, err, sizeof(err));
+	hashdb_close(&db);
+	if (r < 0) {
+		cli_error(cmd, "%s; nothing was restored", err);
+		return EXIT_ERROR;
+	}
+	if (cli->json)
+		printf("{\"lists\":%llu,\"hashes\":%llu,\"allow\":%llu}\n",
+		       (unsigned long long)st.lists, (unsigned long long)st.hashes,
+		       (unsigned long long)st.allow);
+	else if (!cli->quiet)
+		printf("%s: restored %llu lists, %llu hashes, %llu allowlisted\n", file,
+		       (unsigned long long)st.lists, (unsigned long long)st.hashes,
+		       (unsigned long long)st.allow);
+	if (dbcli_audit(cli, cmd, "db.restore", "\"file\":\"%s\",\"lists\":%llu,\"hashes\":%llu,"
+			"\"allow\":%llu", adm_json_escape(esc, sizeof(esc), file),
+			(unsigned long long)st.lists, (unsigned long long)st.hashes,
+			(unsigned long long)st.allow) < 0)
+		return EXIT_ERROR;
+	return 0;
+}
+
+static int db_compact(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db compact";
+	uint64_t before = 0, after = 0;
+	struct hashdb db;
+	char err[1024], b1[32], b2[32];
+	int i, r, help = 0;
+
+	for (i = 1; i < argc; i++) {
+		r = common(cli, cmd, argc, argv, &i, &help);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (!r)
+			return unknown(cmd, argv[i]);
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (dbcli_open(cli, cmd, &db, 0) < 0)
+		return EXIT_ERROR;
+	r = hashdb_compact(&db, &before, &after, err, sizeof(err));
+	hashdb_close(&db);
+	if (r < 0) {
+		cli_error(cmd, "%s", err);
+		return EXIT_ERROR;
+	}
+	if (cli->json)
+		printf("{\"before\":%llu,\"after\":%llu}\n", (unsigned long long)before,
+		       (unsigned long long)after);
+	else if (!cli->quiet)
+		printf("%s: %s before, %s after\n", cli->cfg.db, adm_fmt_bytes(before, b1),
+		       adm_fmt_bytes(after, b2));
+	return 0;
+}
+
 int cmd_db(int argc, char **argv, struct cli *cli)
 {
 	const char *sub;
@@ -770,7 +928,13 @@ int cmd_db(int argc, char **argv, struct cli *cli)
 		return db_stats(argc - 1, argv + 1, cli);
 	if (!strcmp(sub, "export"))
 		return db_export(argc - 1, argv + 1, cli);
-	cli_error("db", "unknown subcommand '%s' (init, import, add, remove, lists, stats, export)",
-		  sub);
+	if (!strcmp(sub, "dump"))
+		return db_dump(argc - 1, argv + 1, cli);
+	if (!strcmp(sub, "restore"))
+		return db_restore(argc - 1, argv + 1, cli);
+	if (!strcmp(sub, "compact"))
+		return db_compact(argc - 1, argv + 1, cli);
+	cli_error("db", "unknown subcommand '%s' (init, import, add, remove, lists, stats, export, "
+		  "dump, restore, compact)", sub);
 	return EXIT_USAGE;
 }

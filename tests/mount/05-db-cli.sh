@@ -35,7 +35,7 @@ hg_result $r "... and says which file is missing"
 ok "db init creates the database named in the config" $H db init
 ok "the file exists" test -f "$DB"
 ok "db init again is harmless" $H db init
-is "$(sqlite3 "$DB" 'PRAGMA user_version')" 1 "schema version 1 in the file"
+is "$(sqlite3 "$DB" 'PRAGMA user_version')" 2 "schema version 2 in the file"
 
 # --- import
 ok "import plain sha256 list with labels" $H db import --list t-sha --category illegal --type sha256 "$T/l-sha256"
