@@ -197,7 +197,7 @@ static int dline_member(void *arg, const struct json_val *k, const struct json_v
 /* A JSON string member as a NUL-terminated copy in buf; NULL when absent or null. */
 static const char *dstr(const struct json_val *v, char *buf, size_t len, int *bad)
 {
-	if (v->t == JSON_NULL || (!v->s && v->t != JSON_STR))
+	if (v->t == JSON_NULL || (v->t == JSON_STR && !v->s))	/* null or absent */
 		return NULL;
 	if (v->t != JSON_STR || v->len >= len || memchr(v->s, '\0', v->len)) {
 		*bad = 1;
@@ -214,7 +214,7 @@ static long long dint(const struct json_val *v, int *bad)
 	long long x = 0;
 	size_t i;
 
-	if (!v->s && v->t != JSON_NUM)
+	if (v->t == JSON_NULL || (v->t == JSON_STR && !v->s))	/* null or absent */
 		return -1;
 	if (v->t != JSON_NUM || !v->len || v->len > 18) {
 		*bad = 1;

@@ -623,6 +623,21 @@ struct export_ctx {
 	int with_list;
 };
 
+/* ,"text" with quotes doubled; newlines become spaces (one row per line); NULL: empty. */
+static void csv_field(FILE *f, const char *s)
+{
+	fputc(',', f);
+	if (!s)
+		return;
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
+	}
+	fputc('"', f);
+}
+
 static int export_row(const struct hashdb_entry *e, void *arg)
 {
 	struct export_ctx *x = arg;
@@ -638,18 +653,13 @@ static int export_row(const struct hashdb_entry *e, void *arg)
 		fprintf(x->f, "%s", e->list);
 		for (a = 0; a < HASH_NALGOS; a++)
 			fprintf(x->f, ",%s", a == (int)e->algo ? hex : "");
-		fputc(',', x->f);
-		if (e->label) {
-			const char *p;
-
-			fputc('"', x->f);
-			for (p = e->label; *p; p++) {
-				if (*p == '"')
-					fputc('"', x->f);
-				fputc(*p == '\n' || *p == '\r' ? ' ' : *p, x->f);
-			}
-			fputc('"', x->f);
-		}
+		csv_field(x->f, e->label);
+		csv_field(x->f, e->ref);
+		csv_field(x->f, e->category);
+		if (e->quality >= 0)
+			fprintf(x->f, ",%d", e->quality);
+		else
+			fputc(',', x->f);
 		fputc('\n', x->f);
 		break;
 	default:
@@ -659,6 +669,14 @@ static int export_row(const struct hashdb_entry *e, void *arg)
 			fprintf(x->f, ",\"label\":");
 			adm_json_print(x->f, e->label);
 		}
+		if (e->ref) {
+			fprintf(x->f, ",\"id\":");
+			adm_json_print(x->f, e->ref);
+		}
+		if (e->category)
+			fprintf(x->f, ",\"category\":\"%s\"", e->category);
+		if (e->quality >= 0)
+			fprintf(x->f, ",\"quality\":%d", e->quality);
 		fprintf(x->f, ",\"added\":%lld}\n", (long long)e->added);
 		break;
 	}
@@ -725,7 +743,7 @@ static int db_export(int argc, char **argv, struct cli *cli)
 		}
 	}
 	if (x.fmt == IMPORT_CSV)
-		fprintf(x.f, "list,md5,sha1,sha256,pdq,label\n");
+		fprintf(x.f, "list,md5,sha1,sha256,pdq,label,id,category,quality\n");
 	r = hashdb_hashes_foreach(&db, list_id, algo, export_row, &x, err, sizeof(err));
 	if (r == -EIO)
 		snprintf(err, sizeof(err), "%s: write error", out ? out : "standard output");

@@ -92,7 +92,7 @@ DB2=$T/copy.db
 ok "second database via --db after the subcommand" $H db init --db "$DB2"
 $H db export --format csv >"$T/all.csv"
 for l in t-sha t-md5 feed; do
-	grep "^$l," "$T/all.csv" | sed '1i list,md5,sha1,sha256,pdq,label' >"$T/$l.csv"
+	grep "^$l," "$T/all.csv" | sed '1i list,md5,sha1,sha256,pdq,label,id,category,quality' >"$T/$l.csv"
 	$H --db "$DB2" db import --list "$l" "$T/$l.csv" >/dev/null || diag "re-import $l failed"
 done
 is "$($H --db "$DB2" db export --format csv)" "$(cat "$T/all.csv")" "CSV export re-imports to the same content"
