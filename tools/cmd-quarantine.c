@@ -182,6 +182,14 @@ static void print_json_members(FILE *f, const struct qrecord *r, int stored)
 	adm_json_print(f, r->list);
 	fputs(",\"category\":", f);
 	adm_json_print(f, r->category);
+	if (r->ref && *r->ref) {
+		fputs(",\"ref\":", f);
+		adm_json_print(f, r->ref);
+	}
+	if (r->label && *r->label) {
+		fputs(",\"label\":", f);
+		adm_json_print(f, r->label);
+	}
 	fprintf(f, ",\"action\":\"%s\",\"content_stored\":%s,\"content_kept\":%s,"
 		"\"held\":%s,\"restored\":%s", config_action_name(r->action),
 		stored ? "true" : "false", r->kept ? "true" : "false",
@@ -250,6 +258,16 @@ static void print_show(const struct qrecord *r, int stored)
 	printf(", category ");
 	adm_text_print(stdout, r->category);
 	putchar('\n');
+	if (r->ref && *r->ref) {
+		printf("list row id:  ");
+		adm_text_print(stdout, r->ref);
+		putchar('\n');
+	}
+	if (r->label && *r->label) {
+		printf("list label:   ");
+		adm_text_print(stdout, r->label);
+		putchar('\n');
+	}
 	printf("action:       %s\n", config_action_name(r->action));
 	printf("content:      %s\n", stored ? "stored (encrypted)" : r->kept ?
 	       "kept encrypted in the mount's " QSTORE_KEPT_SUBDIR " (the store could not take "
