@@ -2,8 +2,9 @@
  * dump.c - full-fidelity dump and restore of the hash database (format in dump.h).
  *
  * The dump reads inside one read transaction, so it is one committed generation even while
- * imports run.  Rows come out in primary-key order (hashes by algo, value, list), which is also
- * the cheapest order to insert them again.  Restore is one write transaction (bumping the
+ * imports run.  Hashes come out by (algo, value, list name): nearly primary-key order (the
+ * cheapest order to insert them again), and the same whatever ids the lists got, so a restored
+ * database dumps to the same bytes.  Restore is one write transaction (bumping the
  * generation once); lists are referred to by name in the dump and mapped to the new ids.
  * Every string goes through the JSON escaper, so labels with any bytes survive the round trip
  * (invalid UTF-8 as \udcNN, which the reader turns back into the byte).
@@ -80,7 +81,7 @@ int dump_write(struct hashdb *db, FILE *f, struct dump_stats *st, char *err, siz
 	static const char *const q[] = {
 		"SELECT name, category, origin, version, imported, updated FROM lists ORDER BY name",
 		"SELECT l.name, h.algo, h.value, h.added, h.label, h.ref, h.category, h.quality "
-		"FROM hashes h JOIN lists l ON l.id = h.list_id ORDER BY h.algo, h.value, h.list_id",
+		"FROM hashes h JOIN lists l ON l.id = h.list_id ORDER BY h.algo, h.value, l.name",
 		"SELECT algo, value, added, reason FROM allowlist ORDER BY algo, value",
 	};
 	sqlite3_stmt *s = NULL;

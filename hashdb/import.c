@@ -1085,8 +1085,15 @@ static int in_fill(struct import_ctx *c, struct input *in)
 	n = gzread(in->gz, in->buf + in->end, (unsigned)(in->cap - in->end));
 	if (n < 0)
 		return in_error(c, in);
-	if (n == 0)
+	if (n == 0) {
+		int zerr = Z_OK;
+
+		/* a gzip stream cut short ends with Z_BUF_ERROR, not with a read error */
+		gzerror(in->gz, &zerr);
+		if (zerr != Z_OK)
+			return in_error(c, in);
 		in->eof = 1;
+	}
 	in->end += (size_t)n;
 	return 0;
 }
