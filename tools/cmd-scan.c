@@ -730,11 +730,19 @@ static const char *quarantine_match(struct scan *s, struct sdir *dir, const char
 		size_t plen = 6 * strlen(path) + 8;
 		char *escpath = malloc(plen);
 
+		char escref[1024], esclabel[2048];
+
+		adm_json_escape(escref, sizeof(escref), meta->ref);
+		adm_json_escape(esclabel, sizeof(esclabel), meta->label);
 		if (escpath && asprintf(&fields, "\"id\":%" PRId64 ",\"path\":\"%s\",\"list\":\"%s\","
-					"\"algo\":\"%s\"", rec.id,
+					"\"algo\":\"%s\"%s%s%s%s%s%s", rec.id,
 					adm_json_escape(escpath, plen, path),
 					adm_json_escape(escl, sizeof(escl), hit->list),
-					hash_algo_name(hit->algo)) >= 0) {
+					hash_algo_name(hit->algo),
+					*meta->ref ? ",\"ref\":\"" : "", escref,
+					*meta->ref ? "\"" : "",
+					*meta->label ? ",\"label\":\"" : "", esclabel,
+					*meta->label ? "\"" : "") >= 0) {
 			r = audit_append(s->audit, s->actor, act == ACTION_QUARANTINE ?
 					 "scan.quarantine" : "scan.block", fields);
 			if (r < 0) {
