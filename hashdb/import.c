@@ -1395,9 +1395,9 @@ static int write_records(struct hashdb *db, struct import_ctx *c, struct import_
 
 		r = hashdb_list_get(db, o->list, &l, c->err, c->errlen);
 		if (r == -ENOENT)
-			snprintf(c->err, c->errlen, "no list named '%s': --%s changes an existing "
+			snprintf(c->err, c->errlen, "%s: no list named '%s': --%s changes an existing "
 				 "list (check the name; an import without it creates a list)",
-				 o->list, o->remove ? "delete" : "replace");
+				 c->ename, o->list, o->remove ? "delete" : "replace");
 		if (r < 0)
 			goto out_rollback;
 	}
@@ -1596,10 +1596,6 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 		snprintf(err, errlen, "invalid hash type %d", o->algo);
 		return -EINVAL;
 	}
-	if (o->remove && o->replace) {
-		snprintf(err, errlen, "delete and replace do not go together");
-		return -EINVAL;
-	}
 	c.name = strcmp(path, "-") ? path : "<stdin>";
 	hglog_escape_text(c.ename, sizeof(c.ename), c.name, strlen(c.name));
 	r = open_input(&c, path, &in);
@@ -1759,8 +1755,9 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 			if (r == -ENOENT && o->create)
 				r = 0;
 			else if (r == -ENOENT)
-				snprintf(err, errlen, "no list named '%s': --%s changes an existing "
-					 "list", o->list, o->remove ? "delete" : "replace");
+				snprintf(err, errlen, "%s: no list named '%s': --%s changes an "
+					 "existing list", c.ename, o->list,
+					 o->remove ? "delete" : "replace");
 			if (r < 0)
 				goto out;
 		}
