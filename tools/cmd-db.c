@@ -46,7 +46,7 @@ static void usage(FILE *f)
 		"Common options: --db PATH (default from the config file), --json.\n"
 		"HASH is hex, or TYPE:HEX (e.g. pdq:0f3a...); 64 hex digits need a type.\n"
 		"Import formats (also gzip-compressed): plain (one hex hash per line, optional label\n"
-		"after it; or 'SHA256 (name) = HEX' lines of sha256sum --tag), csv (header naming\n"
+		"after it; or BSD-style 'SHA256 (name) = HEX' lines), csv (header naming\n"
 		"md5/sha1/sha256/pdq/hash columns, any case and spacing, e.g. 'MD5 Hash', 'SHA-1';\n"
 		"optional label, id, category, quality, deleted; ',' ';' or TAB detected from the first\n"
 		"line; --columns for a file without a header, --map md5=\"Hash MD5\" for other names),\n"
