@@ -371,7 +371,7 @@ int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, 
 		goto out_close;
 	}
 	sqlite3_extended_result_codes(db->sql, 0);
-	hashdb_set_busy_timeout(db, HASHDB_BUSY_TIMEOUT_MS);
+	hashdb_set_busy_timeout(db, (flags & HASHDB_NOWAIT) ? 0 : HASHDB_BUSY_TIMEOUT_MS);
 	/* The first read parses the header: a non-database file fails here with NOTADB. */
 	r = query_int(db, "PRAGMA user_version", &v, err, errlen);
 	if (r < 0)

@@ -69,6 +69,8 @@
 /* hashdb_open() flags */
 #define HASHDB_RDONLY	0x1	/* daemons, scanner: never writes, never migrates */
 #define HASHDB_CREATE	0x2	/* create the file and its schema if missing (db init) */
+#define HASHDB_NOWAIT	0x4	/* never wait for a lock (-EBUSY at once): lookups that must not
+				   delay a verdict */
 
 struct sqlite3;
 

@@ -1611,6 +1611,9 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 	else
 		sb.st_mode = 0;		/* not a regular file: no change check at the end */
 	fmt = o->format != IMPORT_AUTO ? o->format : guess_format(c.name);
+	/* CSV options say what the file is, whatever its name */
+	if (o->format == IMPORT_AUTO && (o->columns || o->nmap || o->delimiter))
+		fmt = IMPORT_CSV;
 	if (fmt != IMPORT_CSV && (o->columns || o->nmap || o->delimiter)) {
 		r = -EINVAL;
 		snprintf(err, errlen, "--columns, --map and --delimiter are for CSV files "

@@ -52,7 +52,8 @@
 
 enum import_format {
 	IMPORT_AUTO = 0,	/* from the file name (a .gz suffix looked through): .csv, .tsv,
-				   .jsonl/.ndjson/.json, else plain */
+				   .jsonl/.ndjson/.json, else plain; CSV whenever columns, map
+				   or delimiter are given */
 	IMPORT_PLAIN,
 	IMPORT_CSV,
 	IMPORT_JSONL,		/* any JSON: lines, an array, pretty-printed objects */

@@ -1214,11 +1214,13 @@ int matcher_hit_meta(const char *dbpath, const struct match_hit *hit,
 
 	memset(out, 0, sizeof(*out));
 	out->quality = -1;
-	r = hashdb_open(&db, dbpath, HASHDB_RDONLY, err, errlen);
+	/*
+	 * No waiting: this runs between a verdict and its close() reply.  WAL readers are not
+	 * blocked by imports; a database locked exclusively just leaves the record without them.
+	 */
+	r = hashdb_open(&db, dbpath, HASHDB_RDONLY | HASHDB_NOWAIT, err, errlen);
 	if (r < 0)
 		return r;
-	/* Short: this runs after a verdict, and a busy writer must not hold up the record. */
-	hashdb_set_busy_timeout(&db, 200);
 	r = hashdb_row_meta(&db, hit->list_id, hit->algo, hit->value, out, err, errlen);
 	hashdb_close(&db);
 	return r;

@@ -79,7 +79,8 @@ int matcher_lookup_pdq(const struct matcher *m, const struct pdq_result *q, int 
  * The per-row metadata (the supplier's id, label, quality) of the database row a hit names,
  * read from dbpath: for the records of a match, after the verdict (the snapshot keeps no
  * labels, to keep it at ~35 bytes per hash).  A per-row category is in hit->category already.
- * 0, -ENOENT when the row is gone (changed since the snapshot), or -errno from opening.
+ * Never waits for a lock (-EBUSY at once).  0, -ENOENT when the row is gone (changed since
+ * the snapshot), or -errno from opening.
  */
 int matcher_hit_meta(const char *dbpath, const struct match_hit *hit,
 		     struct hashdb_rowmeta *out, char *err, size_t errlen);

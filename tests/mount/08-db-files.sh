@@ -37,7 +37,7 @@ hg_result $r "per-row id and category kept ($out)"
 # --- --columns, --map, --delimiter
 printf '%s,80,photo1.jpg\n' "$(sha256sum <"$T/k3" | cut -d' ' -f1)" >"$L/pdq.txt"
 ok "--columns for a headerless pdq-photo-hasher file" \
-	hgc db import --list hasher --format csv --type sha256 --columns hash,quality,filename "$L/pdq.txt"
+	hgc db import --list hasher --type sha256 --columns hash,quality,filename "$L/pdq.txt"
 out=$(hgc db export --list hasher)
 case $out in *'"label":"photo1.jpg"'*'"quality":80'*) r=1 ;; *) r=0 ;; esac
 hg_result $r "quality and file name kept"
