@@ -388,7 +388,7 @@ static int restore_line(struct restore *x, const struct dline *d, struct dump_st
 		return 0;
 	}
 	if (!strcmp(type, "hash")) {
-		struct lmap key, *l;
+		struct lmap key = { .id = 0 }, *l;
 
 		if (!x->sorted) {
 			qsort(x->lists, x->nlists, sizeof(*x->lists), lmap_cmp);

@@ -922,7 +922,7 @@ static int parse_jobject(struct import_ctx *c, struct json_parser *jp, const cha
 	if (r > 0 || r < -1)
 		return r;
 	if (r == -1) {
-		if (!jp->why || strcmp(jp->why, "not a JSON object"))
+		if (!jp->why || strcmp(jp->why, "not a JSON object") != 0)
 			return bad(c, "invalid JSON: %s at column %zu",
 				   jp->why ? jp->why : "syntax error", (size_t)(jp->p - line0) + 1);
 		return bad(c, "not a JSON object");
@@ -1112,7 +1112,8 @@ static ssize_t in_line(struct import_ctx *c, struct input *in, char **line)
 	for (;;) {
 		size_t have = in->end - in->start;
 
-		nl = memchr(in->buf + in->start + scanned, '\n', have - scanned);
+		nl = have > scanned ? memchr(in->buf + in->start + scanned, '\n', have - scanned) :
+		     NULL;
 		if (nl) {
 			size_t n = (size_t)(nl - (in->buf + in->start)) + 1;
 

@@ -809,7 +809,11 @@ static int db_dump(int argc, char **argv, struct cli *cli)
 	}
 	r = dump_write(&db, f, &st, err, sizeof(err));
 	hashdb_close(&db);
-	if ((f != stdout ? fclose(f) : fflush(f)) != 0 && r >= 0) {
+	if (f != stdout)
+		i = fclose(f);
+	else
+		i = fflush(f);
+	if (i != 0 && r >= 0) {
 		snprintf(err, sizeof(err), "%s: %s", out ? out : "standard output", strerror(errno));
 		r = -EIO;
 	}
