@@ -110,7 +110,8 @@ static void put(char *dst, size_t dstlen, size_t *at, const char *s, size_t n)
 }
 
 /*
- * Log mode: \xNN for bad bytes (backslash itself is escaped, so this is unambiguous).
+ * Log mode: \xNN for bad bytes and C1 controls (backslash itself is escaped, so this is
+ * unambiguous).
  * JSON mode: \u00NN for control characters, and \udcNN for bytes that are not UTF-8 (the
  * "surrogateescape" convention), since JSON strings cannot carry raw invalid bytes.
  */
@@ -144,6 +145,9 @@ size_t hglog_escape(char *dst, size_t dstlen, const char *src, int json)
 			continue;
 		}
 		n = utf8_len(s);
+		/* C1 controls (U+0080-U+009F, CSI among them) act on terminals: as bytes */
+		if (!json && n == 2 && c == 0xc2 && s[1] < 0xa0)
+			n = 0;
 		if (n == 0) {
 			snprintf(tmp, sizeof(tmp), json ? "\\udc%02x" : "\\x%02x", c);
 			put(dst, dstlen, &at, tmp, strlen(tmp));
