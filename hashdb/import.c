@@ -1685,8 +1685,14 @@ int import_file(struct hashdb *db, const char *path, const struct import_opts *o
 		case IMPORT_CSV:
 			r = parse_csv(&c, s, (size_t)n);
 			/* a header or --columns that cannot work: nothing after it can be read */
-			if (r < 0 && !c.col)
+			if (r < 0 && !c.col) {
+				if (r == -EINVAL && o->check) {
+					st->bad = 1;
+					if (o->message)
+						o->message(o->message_arg, IMPORT_BAD, err);
+				}
 				goto out;
+			}
 			break;
 		case IMPORT_JSONL:
 			r = parse_jsonl(&c, s, (size_t)n);

@@ -75,6 +75,9 @@ hg_result $r "... listing every bad line"
 case $HG_OUT in *"$ESC"*) r=0 ;; *'\x1b[31m'*) r=1 ;; *) r=0 ;; esac
 hg_result $r "... with the terminal escape from the file escaped"
 is "$(jnum "$(hgc db stats --json)" generation)" "$gen" "--check changed nothing"
+printf 'name,size\nx,1\n' >"$L/nohash.csv"
+hg_run hgc db import --check --list chk "$L/nohash.csv"
+is "$?" 1 "--check of a CSV whose header names no hash column exits 1 too"
 printf '%s\n' "$M1" >"$L/good.txt"
 ok "--check of a good file exits 0" hgc db import --check --list chk "$L/good.txt"
 case $(hgc --json db lists) in *'"chk"'*) r=0 ;; *) r=1 ;; esac
