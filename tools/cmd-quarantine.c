@@ -833,13 +833,18 @@ static int match_cb(const struct hashdb_entry *e, void *arg)
 			l = &m->lists[i];
 	fprintf(m->f, "%s{\"algo\":\"%s\",\"list\":", m->n++ ? "," : "", algo_name(m->algo));
 	adm_json_print(m->f, l ? l->name : "?");
+	/* a row's own category (from the list file) is the one the daemon acted on */
 	fputs(",\"category\":", m->f);
-	adm_json_print(m->f, l ? l->category : "?");
+	adm_json_print(m->f, e->category ? e->category : l ? l->category : "?");
 	fputs(",\"label\":", m->f);
 	if (e->label)
 		adm_json_print(m->f, e->label);
 	else
 		fputs("null", m->f);
+	if (e->ref) {
+		fputs(",\"ref\":", m->f);
+		adm_json_print(m->f, e->ref);
+	}
 	putc('}', m->f);
 	return 0;
 }
