@@ -41,7 +41,7 @@ SAN_FLAGS   :=
 endif
 
 # Debian packages for these: scripts/deps.sh (group build).
-PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng
+PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng zlib
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 # The library decodes JPEGs with libjpeg(-turbo)'s own API; TurboJPEG only for tests and

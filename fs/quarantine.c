@@ -136,8 +136,10 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 	struct fscfg *cfg = cfg_get();
 	struct qrecord rec;
 	char epath[2048], jpath[2048], elist[256], ecat[128];
-	char md5[33], sha1[41], sha256[65], pdq[65], fields[6144];
+	char md5[33], sha1[41], sha256[65], pdq[65], fields[8192];
 	char want[1024], jwant[2100] = "", lwant[2100] = "";
+	char jref[768], jlabel[1600], lref[768], llabel[1600], extra[2560];
+	struct hashdb_rowmeta meta;
 	const char *path = v->path ? v->path : "?";
 	enum hg_action act;
 	const char *evidence = "stored";
@@ -165,6 +167,16 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 	rec.distance = r->hit.distance;
 	rec.list = (char *)r->hit.list;
 	rec.category = (char *)r->hit.category;
+	/*
+	 * The list row's id and label (the snapshot keeps none): one read of the database, after
+	 * the verdict and only for matches.  Without it the record just lacks them.
+	 */
+	if (matcher_hit_meta(hgfs.slot.dbpath, &r->hit, &meta, NULL, 0) < 0) {
+		memset(&meta, 0, sizeof(meta));
+		meta.quality = -1;
+	}
+	rec.ref = meta.ref;
+	rec.label = meta.label;
 	rec.action = act;
 	rec.origin = (char *)v->kind;
 
@@ -219,6 +231,10 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 	}
 	hglog_escape(elist, sizeof(elist), r->hit.list, 1);
 	hglog_escape(ecat, sizeof(ecat), r->hit.category, 1);
+	hglog_escape(jref, sizeof(jref), meta.ref, 1);
+	hglog_escape(jlabel, sizeof(jlabel), meta.label, 1);
+	hglog_escape(lref, sizeof(lref), meta.ref, 0);
+	hglog_escape(llabel, sizeof(llabel), meta.label, 0);
 	digest_hex(&r->d, HASH_MD5, md5);
 	digest_hex(&r->d, HASH_SHA1, sha1);
 	digest_hex(&r->d, HASH_SHA256, sha256);
@@ -239,6 +255,19 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 		 (long long)rec.id, (unsigned long long)r->generation, md5, sha1, sha256, pdq,
 		 act == ACTION_QUARANTINE ? evidence : act == ACTION_BLOCK &&
 		 strcmp(evidence, "lost") == 0 ? "lost" : "none");
+	/* the row's id and label only when the list file gave them (compact records) */
+	if (meta.ref[0] || meta.label[0]) {
+		size_t fl = strlen(fields);
+
+		snprintf(fields + fl, sizeof(fields) - fl, "%s%s%s%s%s%s",
+			 meta.ref[0] ? ",\"ref\":\"" : "", jref, meta.ref[0] ? "\"" : "",
+			 meta.label[0] ? ",\"label\":\"" : "", jlabel, meta.label[0] ? "\"" : "");
+	}
+	extra[0] = '\0';
+	if (meta.ref[0] || meta.label[0])
+		snprintf(extra, sizeof(extra), "%s%s%s%s%s%s", meta.ref[0] ? " ref=\"" : "", lref,
+			 meta.ref[0] ? "\"" : "", meta.label[0] ? " label=\"" : "", llabel,
+			 meta.label[0] ? "\"" : "");
 	if (hgfs.audit) {
 		ret = audit_append(hgfs.audit, "hashgatefs", "verdict", fields);
 		if (ret < 0) {
@@ -248,10 +277,10 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 	}
 	hglog(LOG_NOTICE,
 	      "verdict=match action=%s kind=%s path=\"%s\"%s uid=%u gid=%u pid=%d size=%llu "
-	      "algo=%s distance=%d list=\"%s\" category=\"%s\" qid=%lld generation=%llu",
+	      "algo=%s distance=%d list=\"%s\" category=\"%s\"%s qid=%lld generation=%llu",
 	      config_action_name(act), v->kind, epath, lwant, (unsigned)v->uid, (unsigned)v->gid,
 	      (int)v->pid, (unsigned long long)r->d.size, hash_algo_name(r->hit.algo),
-	      r->hit.distance, elist, ecat, (long long)rec.id,
+	      r->hit.distance, elist, ecat, extra, (long long)rec.id,
 	      (unsigned long long)r->generation);
 	stat_add(&hgfs.st.matches, 1);
 	if (act == ACTION_QUARANTINE)

@@ -59,6 +59,14 @@ static const char *const migrations[] = {
 	"  added INTEGER NOT NULL,"
 	"  reason TEXT,"
 	"  PRIMARY KEY (algo, value)) WITHOUT ROWID;",
+	/*
+	 * 1 -> 2: per-row metadata from list files (issue 17/18): the supplier's id of the row,
+	 * a category that overrides the list's for this row (the matcher acts on it), and the
+	 * PDQ quality the supplier computed.  NULL when the file had none.
+	 */
+	"ALTER TABLE hashes ADD COLUMN ref TEXT;"
+	"ALTER TABLE hashes ADD COLUMN category TEXT;"
+	"ALTER TABLE hashes ADD COLUMN quality INTEGER;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == HASHDB_SCHEMA_VERSION,
@@ -363,7 +371,7 @@ int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, 
 		goto out_close;
 	}
 	sqlite3_extended_result_codes(db->sql, 0);
-	hashdb_set_busy_timeout(db, HASHDB_BUSY_TIMEOUT_MS);
+	hashdb_set_busy_timeout(db, (flags & HASHDB_NOWAIT) ? 0 : HASHDB_BUSY_TIMEOUT_MS);
 	/* The first read parses the header: a non-database file fails here with NOTADB. */
 	r = query_int(db, "PRAGMA user_version", &v, err, errlen);
 	if (r < 0)
@@ -884,6 +892,10 @@ static int walk_hashes(struct hashdb *db, sqlite3_stmt *st,
 		e.added = sqlite3_column_int64(st, 3);
 		e.label = (const char *)sqlite3_column_text(st, 4);
 		e.list = (const char *)sqlite3_column_text(st, 5);
+		e.ref = (const char *)sqlite3_column_text(st, 6);
+		e.category = (const char *)sqlite3_column_text(st, 7);
+		e.quality = sqlite3_column_type(st, 8) == SQLITE_NULL ? -1 :
+			    sqlite3_column_int(st, 8);
 		n++;
 		if (fn) {
 			r = fn(&e, arg);
@@ -903,7 +915,8 @@ int hashdb_hashes_foreach(struct hashdb *db, int64_t list_id, int algo,
 	sqlite3_stmt *st;
 	int r;
 
-	r = prepare(db, "SELECT h.algo, h.value, h.list_id, h.added, h.label, l.name "
+	r = prepare(db, "SELECT h.algo, h.value, h.list_id, h.added, h.label, l.name, h.ref, h.category, "
+		    "h.quality "
 		    "FROM hashes h JOIN lists l ON l.id = h.list_id "
 		    "WHERE (?1 < 0 OR h.list_id = ?1) AND (?2 < 0 OR h.algo = ?2) "
 		    "ORDER BY h.algo, h.value, h.list_id", &st, err, errlen);
@@ -920,19 +933,30 @@ int hashdb_hash_find(struct hashdb *db, enum hash_algo algo, const uint8_t *valu
 		     int (*fn)(const struct hashdb_entry *e, void *arg), void *arg,
 		     char *err, size_t errlen)
 {
+	return hashdb_hash_find_in(db, -1, algo, value, fn, arg, err, errlen);
+}
+
+int hashdb_hash_find_in(struct hashdb *db, int64_t list_id, enum hash_algo algo,
+			const uint8_t *value,
+			int (*fn)(const struct hashdb_entry *e, void *arg), void *arg,
+			char *err, size_t errlen)
+{
 	sqlite3_stmt *st;
 	int r;
 
 	r = check_value(db, algo, err, errlen);
 	if (r < 0)
 		return r;
-	r = prepare(db, "SELECT h.algo, h.value, h.list_id, h.added, h.label, l.name "
+	r = prepare(db, "SELECT h.algo, h.value, h.list_id, h.added, h.label, l.name, h.ref, h.category, "
+		    "h.quality "
 		    "FROM hashes h JOIN lists l ON l.id = h.list_id "
-		    "WHERE h.algo = ? AND h.value = ? ORDER BY l.name", &st, err, errlen);
+		    "WHERE h.algo = ?1 AND h.value = ?2 AND (?3 < 0 OR h.list_id = ?3) "
+		    "ORDER BY l.name", &st, err, errlen);
 	if (r < 0)
 		return r;
 	sqlite3_bind_int(st, 1, algo);
 	sqlite3_bind_blob(st, 2, value, (int)algo_len(algo), SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, list_id);
 	r = walk_hashes(db, st, fn, arg, err, errlen);
 	sqlite3_finalize(st);
 	return r;
@@ -1079,5 +1103,70 @@ int hashdb_stats(struct hashdb *db, struct hashdb_stats *s, char *err, size_t er
 	snprintf(wal, sizeof(wal), "%s-wal", db->path);
 	if (stat(wal, &sb) == 0)
 		s->file_bytes += (uint64_t)sb.st_size;
+	return 0;
+}
+
+static int copy_meta(const struct hashdb_entry *e, void *arg)
+{
+	struct hashdb_rowmeta *m = arg;
+
+	snprintf(m->ref, sizeof(m->ref), "%s", e->ref ? e->ref : "");
+	snprintf(m->label, sizeof(m->label), "%s", e->label ? e->label : "");
+	snprintf(m->category, sizeof(m->category), "%s", e->category ? e->category : "");
+	m->quality = e->quality;
+	return 1;
+}
+
+int hashdb_row_meta(struct hashdb *db, int64_t list_id, enum hash_algo algo,
+		    const uint8_t *value, struct hashdb_rowmeta *out, char *err, size_t errlen)
+{
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	out->quality = -1;
+	r = hashdb_hash_find_in(db, list_id, algo, value, copy_meta, out, err, errlen);
+	if (r < 0)
+		return r;
+	if (r == 0) {
+		seterr(err, errlen, "%s: no such row", db->path);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* Main file + WAL bytes on disk. */
+static uint64_t file_bytes(const char *path)
+{
+	struct stat sb;
+	char wal[4096];
+	uint64_t n = 0;
+
+	if (stat(path, &sb) == 0)
+		n += (uint64_t)sb.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	if (stat(wal, &sb) == 0)
+		n += (uint64_t)sb.st_size;
+	return n;
+}
+
+int hashdb_compact(struct hashdb *db, uint64_t *before, uint64_t *after, char *err,
+		   size_t errlen)
+{
+	int r;
+
+	if (db->in_txn || (db->flags & HASHDB_RDONLY)) {
+		seterr(err, errlen, "%s: compact needs a read-write handle outside a transaction",
+		       db->path);
+		return -EINVAL;
+	}
+	*before = file_bytes(db->path);
+	/* A checkpoint first, so the VACUUM's copy is not of a WAL-sized file. */
+	sqlite3_exec(db->sql, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	r = exec(db, "VACUUM", "compact", err, errlen);
+	if (r < 0)
+		return r;
+	/* Readers holding an old snapshot can keep the WAL from being truncated: not an error. */
+	sqlite3_exec(db->sql, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+	*after = file_bytes(db->path);
 	return 0;
 }

@@ -9,10 +9,15 @@
  *                               database never repeats an old generation;
  *                               'created' = unix time of `db init`.
  *   lists(id, name UNIQUE, origin, category, version, imported, updated)
- *   hashes(algo, value BLOB, list_id, added, label)   PRIMARY KEY (algo, value, list_id),
+ *   hashes(algo, value BLOB, list_id, added, label, ref, category, quality)
+ *                               PRIMARY KEY (algo, value, list_id),
  *                               WITHOUT ROWID: a full scan comes out sorted by (algo, value),
  *                               which is what the matcher loads.  No list_id index: it would
  *                               double import cost; per-list operations scan the table.
+ *                               Per-row metadata from the list file (schema 2), each NULL if
+ *                               none: label, ref (the supplier's id of the row), category
+ *                               (overrides the list's for this row: the matcher acts on it),
+ *                               quality (PDQ quality the supplier gave, 0-100).
  *   allowlist(algo, value, added, reason)             PRIMARY KEY (algo, value)
  * algo is enum hash_algo; value is the raw digest (hash_algo_len bytes; PDQ big-endian).
  *
@@ -55,7 +60,7 @@
 
 #include "hashdb/hash.h"
 
-#define HASHDB_SCHEMA_VERSION	1
+#define HASHDB_SCHEMA_VERSION	2
 #define HASHDB_BUSY_TIMEOUT_MS	5000
 #define HASHDB_NAME_MAX		63	/* list names: [A-Za-z0-9._-], 1..63 chars */
 #define HASHDB_CATEGORY_MAX	31	/* categories: same characters, 1..31 chars */
@@ -64,6 +69,8 @@
 /* hashdb_open() flags */
 #define HASHDB_RDONLY	0x1	/* daemons, scanner: never writes, never migrates */
 #define HASHDB_CREATE	0x2	/* create the file and its schema if missing (db init) */
+#define HASHDB_NOWAIT	0x4	/* never wait for a lock (-EBUSY at once): lookups that must not
+				   delay a verdict */
 
 struct sqlite3;
 
@@ -151,6 +158,9 @@ struct hashdb_entry {
 	const char *list;		/* only set by hashdb_hashes_foreach */
 	int64_t added;
 	const char *label;		/* NULL if none */
+	const char *ref;		/* the supplier's id of the row; NULL if none */
+	const char *category;		/* per-row category; NULL: the list's */
+	int quality;			/* supplier's PDQ quality 0-100; -1 if none */
 };
 
 /*
@@ -165,6 +175,26 @@ int hashdb_hashes_foreach(struct hashdb *db, int64_t list_id, int algo,
 int hashdb_hash_find(struct hashdb *db, enum hash_algo algo, const uint8_t *value,
 		     int (*fn)(const struct hashdb_entry *e, void *arg), void *arg,
 		     char *err, size_t errlen);
+
+/* The same for one list (list_id >= 0) or every list (list_id < 0). */
+int hashdb_hash_find_in(struct hashdb *db, int64_t list_id, enum hash_algo algo,
+			const uint8_t *value,
+			int (*fn)(const struct hashdb_entry *e, void *arg), void *arg,
+			char *err, size_t errlen);
+
+/*
+ * Per-row metadata of the row (algo, value, list_id), copied (truncated to fit, never
+ * escaped: callers escape for their output), for the records of a match.  "" / -1 for what
+ * the row lacks.  0, -ENOENT (no such row: e.g. removed since the snapshot), or -errno.
+ */
+struct hashdb_rowmeta {
+	char ref[128];
+	char label[256];
+	char category[HASHDB_CATEGORY_MAX + 1];
+	int quality;
+};
+int hashdb_row_meta(struct hashdb *db, int64_t list_id, enum hash_algo algo,
+		    const uint8_t *value, struct hashdb_rowmeta *out, char *err, size_t errlen);
 
 /* Allowlist.  add: 1 if added, 0 if present (reason updated).  remove: 1 removed, 0 absent. */
 int hashdb_allow_add(struct hashdb *db, enum hash_algo algo, const uint8_t *value,
@@ -191,6 +221,15 @@ struct hashdb_stats {
 	uint64_t file_bytes;		/* main file + WAL */
 };
 int hashdb_stats(struct hashdb *db, struct hashdb_stats *st, char *err, size_t errlen);
+
+/*
+ * Rewrite the file without free pages (VACUUM) and truncate the WAL: the file never shrinks
+ * after deletions otherwise.  The data and the generation stay as they are, so daemons do not
+ * reload.  before and after: bytes of the file and its WAL.  Takes the write lock for the
+ * duration (imports wait); readers go on.
+ */
+int hashdb_compact(struct hashdb *db, uint64_t *before, uint64_t *after, char *err,
+		   size_t errlen);
 
 /* Set an error message from the connection's last SQLite error; returns the mapped -errno. */
 int hashdb_sql_error(struct hashdb *db, int rc, const char *what, char *err, size_t errlen);

@@ -110,7 +110,8 @@ static void put(char *dst, size_t dstlen, size_t *at, const char *s, size_t n)
 }
 
 /*
- * Log mode: \xNN for bad bytes (backslash itself is escaped, so this is unambiguous).
+ * Log mode: \xNN for bad bytes and C1 controls (backslash itself is escaped, so this is
+ * unambiguous).
  * JSON mode: \u00NN for control characters, and \udcNN for bytes that are not UTF-8 (the
  * "surrogateescape" convention), since JSON strings cannot carry raw invalid bytes.
  */
@@ -144,6 +145,9 @@ size_t hglog_escape(char *dst, size_t dstlen, const char *src, int json)
 			continue;
 		}
 		n = utf8_len(s);
+		/* C1 controls (U+0080-U+009F, CSI among them) act on terminals: as bytes */
+		if (!json && n == 2 && c == 0xc2 && s[1] < 0xa0)
+			n = 0;
 		if (n == 0) {
 			snprintf(tmp, sizeof(tmp), json ? "\\udc%02x" : "\\x%02x", c);
 			put(dst, dstlen, &at, tmp, strlen(tmp));
@@ -151,6 +155,57 @@ size_t hglog_escape(char *dst, size_t dstlen, const char *src, int json)
 			continue;
 		}
 		put(dst, dstlen, &at, (const char *)s, n);
+		s += n;
+	}
+	if (dstlen)
+		dst[at < dstlen ? at : dstlen - 1] = '\0';
+	return at;
+}
+
+size_t hglog_escape_text(char *dst, size_t dstlen, const char *src, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)src, *e = s + len;
+	size_t at = 0, n, k;
+	char tmp[8];
+
+	while (s < e) {
+		unsigned char ch = *s;
+
+		n = 1;
+		if (ch >= 0x80) {
+			/* one valid UTF-8 sequence, or n = 0 */
+			if (ch >= 0xc2 && ch <= 0xdf)
+				n = 2;
+			else if (ch >= 0xe0 && ch <= 0xef)
+				n = 3;
+			else if (ch >= 0xf0 && ch <= 0xf4)
+				n = 4;
+			else
+				n = 0;
+			if (n && (size_t)(e - s) < n)
+				n = 0;
+			for (k = 1; n && k < n; k++)
+				if ((s[k] & 0xc0) != 0x80)
+					n = 0;
+			if (n == 3 && ((ch == 0xe0 && s[1] < 0xa0) || (ch == 0xed && s[1] >= 0xa0)))
+				n = 0;
+			if (n == 4 && ((ch == 0xf0 && s[1] < 0x90) || (ch == 0xf4 && s[1] >= 0x90)))
+				n = 0;
+			/* C1 controls (U+0080-U+009F: CSI among them) act on terminals too */
+			if (n == 2 && ch == 0xc2 && s[1] < 0xa0)
+				n = 0;
+		}
+		if (n == 0 || ch < 0x20 || ch == 0x7f) {
+			snprintf(tmp, sizeof(tmp), "\\x%02x", ch);
+			for (k = 0; tmp[k]; k++, at++)
+				if (at + 1 < dstlen)
+					dst[at] = tmp[k];
+			s++;
+			continue;
+		}
+		for (k = 0; k < n; k++, at++)
+			if (at + 1 < dstlen)
+				dst[at] = (char)s[k];
 		s += n;
 	}
 	if (dstlen)

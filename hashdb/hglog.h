@@ -25,5 +25,11 @@ void hglog(int prio, const char *fmt, ...);
  * (like snprintf), so a result >= dstlen means truncated.
  */
 size_t hglog_escape(char *dst, size_t dstlen, const char *src, int json);
+/*
+ * For messages to a terminal: the len bytes of src with C0 and C1 control characters, DEL
+ * and invalid UTF-8 as \xNN, everything else (quotes, backslashes) as is.  Returns the length
+ * the result needed (it is cut to dstlen - 1 bytes).
+ */
+size_t hglog_escape_text(char *dst, size_t dstlen, const char *src, size_t len);
 
 #endif

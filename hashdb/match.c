@@ -62,8 +62,9 @@ struct pdq_table {
 struct matcher {
 	int refs;
 	uint64_t generation;
-	struct list_meta *lists;
-	size_t nlists;
+	struct list_meta *lists;	/* the database's lists by id, then (from nreal on) one
+					   entry per (list, per-row category) the rows use */
+	size_t nlists, nreal;
 	unsigned algos;
 	struct exact_table ex[NEXACT];
 	struct pdq_table pdq;
@@ -683,7 +684,7 @@ static void matcher_free(struct matcher *m)
 
 static int list_index(const struct matcher *m, int64_t id)
 {
-	size_t lo = 0, hi = m->nlists, mid;
+	size_t lo = 0, hi = m->nreal, mid;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
@@ -692,7 +693,50 @@ static int list_index(const struct matcher *m, int64_t id)
 		else
 			hi = mid;
 	}
-	return lo < m->nlists && m->lists[lo].id == id ? (int)lo : -1;
+	return lo < m->nreal && m->lists[lo].id == id ? (int)lo : -1;
+}
+
+static int push_list(struct matcher *m, size_t *cap, struct list_meta **out)
+{
+	struct list_meta *l;
+
+	if (m->nlists == MAX_LISTS)
+		return -E2BIG;
+	if (m->nlists == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		l = realloc(m->lists, *cap * sizeof(*l));
+		if (!l)
+			return -ENOMEM;
+		m->lists = l;
+	}
+	l = &m->lists[m->nlists++];
+	memset(l, 0, sizeof(*l));
+	*out = l;
+	return 0;
+}
+
+/*
+ * The list index for rows of list li whose own category is cat: a per-row category overrides
+ * the list's (the verdict acts on it), so such rows point at an entry with the list's id and
+ * name and that category, made once per (list, category) pair.
+ */
+static int row_list(struct matcher *m, size_t *cap, int li, const char *cat)
+{
+	struct list_meta *l;
+	size_t k;
+	int r;
+
+	if (!cat || !*cat || !strcmp(m->lists[li].category, cat))
+		return li;
+	for (k = m->nreal; k < m->nlists; k++)
+		if (m->lists[k].id == m->lists[li].id && !strcmp(m->lists[k].category, cat))
+			return (int)k;
+	r = push_list(m, cap, &l);
+	if (r < 0)
+		return r;
+	*l = m->lists[li];
+	snprintf(l->category, sizeof(l->category), "%s", cat);
+	return (int)(m->nlists - 1);
 }
 
 static int load_lists(struct hashdb *db, struct matcher *m, char *err, size_t errlen)
@@ -724,6 +768,7 @@ static int load_lists(struct hashdb *db, struct matcher *m, char *err, size_t er
 		}
 		l = &m->lists[m->nlists++];
 		memset(l, 0, sizeof(*l));
+		m->nreal = m->nlists;
 		l->id = sqlite3_column_int64(st, 0);
 		snprintf(l->name, sizeof(l->name), "%s",
 			 (const char *)sqlite3_column_text(st, 1) ?: "");
@@ -739,13 +784,14 @@ out:
 static int load_rows(struct hashdb *db, struct matcher *m, int allow, char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
-	int rc, r = 0, li = 0;
+	int rc, r = 0, li = 0, ri;
 	int64_t last_id = -1;
+	size_t cap = m->nlists;
 
 	rc = sqlite3_prepare_v2(db->sql, allow ?
-				"SELECT algo, value, 0 FROM allowlist ORDER BY algo, value" :
-				"SELECT algo, value, list_id FROM hashes ORDER BY algo, value, list_id",
-				-1, &st, NULL);
+				"SELECT algo, value, 0, NULL FROM allowlist ORDER BY algo, value" :
+				"SELECT algo, value, list_id, category FROM hashes "
+				"ORDER BY algo, value, list_id", -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return hashdb_sql_error(db, rc, "read hashes", err, errlen);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -773,10 +819,19 @@ static int load_rows(struct hashdb *db, struct matcher *m, int allow, char *err,
 					goto out;
 				}
 			}
+			ri = li;
+			if (sqlite3_column_type(st, 3) != SQLITE_NULL) {
+				ri = row_list(m, &cap, li,
+					      (const char *)sqlite3_column_text(st, 3));
+				if (ri < 0) {
+					r = ri;
+					goto out_lists;
+				}
+			}
 			if (a == HASH_PDQ)
-				r = pdq_push(&m->pdq, v, (uint16_t)li);
+				r = pdq_push(&m->pdq, v, (uint16_t)ri);
 			else
-				r = exact_push(&m->ex[a], v, (uint16_t)li, 1);
+				r = exact_push(&m->ex[a], v, (uint16_t)ri, 1);
 		}
 		if (r < 0) {
 			if (r == -EBADMSG)
@@ -788,6 +843,13 @@ static int load_rows(struct hashdb *db, struct matcher *m, int allow, char *err,
 	}
 	if (rc != SQLITE_DONE)
 		r = hashdb_sql_error(db, rc, "read hashes", err, errlen);
+	goto out;
+out_lists:
+	if (r == -E2BIG)
+		snprintf(err, errlen, "%s: more than %d lists and per-row categories", db->path,
+			 MAX_LISTS);
+	else
+		snprintf(err, errlen, "%s: out of memory loading lists", db->path);
 out:
 	sqlite3_finalize(st);
 	return r;
@@ -1142,4 +1204,24 @@ void matcher_slot_release(struct matcher_slot *s)
 	pthread_mutex_destroy(&s->lock);
 	free(s->dbpath);
 	s->dbpath = NULL;
+}
+
+int matcher_hit_meta(const char *dbpath, const struct match_hit *hit,
+		     struct hashdb_rowmeta *out, char *err, size_t errlen)
+{
+	struct hashdb db;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	out->quality = -1;
+	/*
+	 * No waiting: this runs between a verdict and its close() reply.  WAL readers are not
+	 * blocked by imports; a database locked exclusively just leaves the record without them.
+	 */
+	r = hashdb_open(&db, dbpath, HASHDB_RDONLY | HASHDB_NOWAIT, err, errlen);
+	if (r < 0)
+		return r;
+	r = hashdb_row_meta(&db, hit->list_id, hit->algo, hit->value, out, err, errlen);
+	hashdb_close(&db);
+	return r;
 }

@@ -2,7 +2,8 @@
  * match.h - the in-memory matcher that verdicts are made against.
  *
  * A struct matcher is an immutable snapshot of one database generation: exact tables for
- * md5/sha1/sha256, a flat PDQ array, list/category metadata and the allowlist.  Once loaded it
+ * md5/sha1/sha256, a flat PDQ array, list/category metadata and the allowlist.  A row's own
+ * category (from the list file) overrides its list's: hit->category is the row's.  Once loaded it
  * is read-only, so any number of threads may query it concurrently.  Snapshots are reference
  * counted: matcher_get() takes a reference, matcher_put() drops one and frees the last.
  *
@@ -17,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hashdb/db.h"
 #include "hashdb/hash.h"
 #include "hashdb/pdq.h"
 
@@ -72,6 +74,16 @@ int matcher_lookup(const struct matcher *m, enum hash_algo algo, const uint8_t *
 /* Nearest PDQ within threshold over the variants in q (no allowlist, no quality gate). */
 int matcher_lookup_pdq(const struct matcher *m, const struct pdq_result *q, int threshold,
 		       struct match_hit *hit);
+
+/*
+ * The per-row metadata (the supplier's id, label, quality) of the database row a hit names,
+ * read from dbpath: for the records of a match, after the verdict (the snapshot keeps no
+ * labels, to keep it at ~35 bytes per hash).  A per-row category is in hit->category already.
+ * Never waits for a lock (-EBUSY at once).  0, -ENOENT when the row is gone (changed since
+ * the snapshot), or -errno from opening.
+ */
+int matcher_hit_meta(const char *dbpath, const struct match_hit *hit,
+		     struct hashdb_rowmeta *out, char *err, size_t errlen);
 
 /*
  * Which list a hit names when the matching hash is in several lists (or the nearest PDQ value

@@ -55,7 +55,7 @@
 #define QS_NONCE_LEN	12
 #define QS_TAG_LEN	16
 #define QS_CHUNK	(256 * 1024)
-#define QS_SCHEMA	3
+#define QS_SCHEMA	4
 #define QS_OVERHEAD	(QS_HDR_LEN + QS_TAG_LEN)
 #define QS_KEYCHECK_MSG	"hashgate quarantine key check v1"
 
@@ -99,7 +99,7 @@ static const char migrate_v2_sql[] =
 
 #define REC_COLS "id, time, upload_time, uid, gid, pid, mount, path, size, mode, md5, sha1, " \
 		 "sha256, pdq, pdq_quality, algo, distance, list, category, action, held, restored, " \
-		 "kept, origin, review, review_case, review_reason, review_time"
+		 "kept, origin, review, review_case, review_reason, review_time, ref, label"
 
 /*
  * Schema 2 -> 3: the report origin and the review state.  Stores written by a build that added
@@ -112,6 +112,15 @@ static const char *const migrate_v3_sql[] = {
 	"ALTER TABLE records ADD COLUMN review_case TEXT NOT NULL DEFAULT ''",
 	"ALTER TABLE records ADD COLUMN review_reason TEXT NOT NULL DEFAULT ''",
 	"ALTER TABLE records ADD COLUMN review_time INTEGER NOT NULL DEFAULT 0",
+};
+
+/*
+ * Schema 3 -> 4: the matching list row's id and label (per-row list metadata).  Like v3,
+ * tolerant of columns already there.
+ */
+static const char *const migrate_v4_sql[] = {
+	"ALTER TABLE records ADD COLUMN ref TEXT NOT NULL DEFAULT ''",
+	"ALTER TABLE records ADD COLUMN label TEXT NOT NULL DEFAULT ''",
 };
 
 static const uint8_t qs_magic[8] = { 'H', 'G', 'Q', 'S', 'T', 'O', 'R', 'E' };
@@ -436,6 +445,13 @@ static int migrate(struct qstore *q, char *err, size_t errlen)
 			goto out_rollback;
 	}
 	if (v < 3 && sql_exec(q->db, "PRAGMA user_version = 3") < 0)
+		goto out_rollback;
+	for (size_t i = 0; v < 4 && i < sizeof(migrate_v4_sql) / sizeof(migrate_v4_sql[0]); i++) {
+		if (sqlite3_exec(q->db, migrate_v4_sql[i], NULL, NULL, NULL) != SQLITE_OK &&
+		    !strstr(sqlite3_errmsg(q->db), "duplicate column"))
+			goto out_rollback;
+	}
+	if (v < 4 && sql_exec(q->db, "PRAGMA user_version = 4") < 0)
 		goto out_rollback;
 	if (sql_exec(q->db, "COMMIT") < 0)
 		goto out_rollback;
@@ -842,8 +858,8 @@ static int insert_record(struct qstore *q, const struct qrecord *rec, const char
 	static const char ins[] =
 		"INSERT INTO records(time, upload_time, uid, gid, pid, mount, path, size, mode,"
 		" md5, sha1, sha256, pdq, pdq_quality, algo, distance, list, category, action,"
-		" stored, held, restored, object, kept, origin)"
-		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+		" stored, held, restored, object, kept, origin, ref, label)"
+		" VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
 	sqlite3_stmt *st = NULL;
 	char pdqhex[65];
 	int r = -EIO;
@@ -883,6 +899,8 @@ static int insert_record(struct qstore *q, const struct qrecord *rec, const char
 		sqlite3_bind_null(st, 23);
 	sqlite3_bind_int(st, 24, !object && rec->kept);
 	sqlite3_bind_text(st, 25, nz(rec->origin), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 26, nz(rec->ref), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 27, nz(rec->label), -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_DONE) {
 		*id = sqlite3_last_insert_rowid(q->db);
 		r = 0;
@@ -1053,8 +1071,10 @@ static int row_to_rec(sqlite3_stmt *st, struct qrecord *r)
 	r->review_case = col_dup(st, 25);
 	r->review_reason = col_dup(st, 26);
 	r->review_time = sqlite3_column_int64(st, 27);
+	r->ref = col_dup(st, 28);
+	r->label = col_dup(st, 29);
 	if (!r->mount || !r->path || !r->list || !r->category || !r->origin || !r->review ||
-	    !r->review_case || !r->review_reason) {
+	    !r->review_case || !r->review_reason || !r->ref || !r->label) {
 		qrecord_release(r);
 		return -ENOMEM;
 	}
@@ -1073,6 +1093,9 @@ void qrecord_release(struct qrecord *rec)
 	free(rec->review);
 	free(rec->review_case);
 	free(rec->review_reason);
+	free(rec->ref);
+	free(rec->label);
+	rec->ref = rec->label = NULL;
 	rec->mount = rec->path = rec->list = rec->category = rec->origin = NULL;
 	rec->review = rec->review_case = rec->review_reason = NULL;
 }
@@ -1097,11 +1120,11 @@ static int get_locked(struct qstore *q, int64_t id, struct qrecord *out, int *st
 	sqlite3_bind_int64(st, 1, id);
 	s = sqlite3_step(st);
 	if (s == SQLITE_ROW) {
-		const char *o = (const char *)sqlite3_column_text(st, 29);
+		const char *o = (const char *)sqlite3_column_text(st, 31);
 
 		r = out ? row_to_rec(st, out) : 0;
 		if (stored)
-			*stored = sqlite3_column_int(st, 28) && o && *o;
+			*stored = sqlite3_column_int(st, 30) && o && *o;
 		if (object)
 			snprintf(object, QSTORE_NAME_MAX, "%s", o && strlen(o) < QSTORE_NAME_MAX ?
 				 o : "");

@@ -49,6 +49,9 @@ struct qrecord {
 	int distance;
 	char *list;
 	char *category;
+	/* The matching list row's id and label from the list file ("" if none; schema 4). */
+	char *ref;
+	char *label;
 	enum hg_action action;		/* ACTION_QUARANTINE: content stored; ACTION_BLOCK: record only */
 	bool held;			/* legal hold: never purged */
 	bool restored;

@@ -1,5 +1,6 @@
 /*
- * cmd-db.c - `hashgate db init|import|add|remove|lists|stats|export`: manage the hash database.
+ * cmd-db.c - `hashgate db init|import|add|remove|lists|stats|export|dump|restore|compact`: manage
+ * the hash database.
  *
  * Every change is one transaction that bumps the database generation, so running daemons
  * reload exactly once per change.  Read-only commands open the database read-only and never
@@ -7,6 +8,7 @@
  * --json; errors name the database file (and FILE:LINE for imports) and exit 2; usage errors 64.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 
 #include "hashdb/db.h"
+#include "hashdb/dump.h"
 #include "hashdb/hash.h"
 #include "hashdb/import.h"
 #include "tools/adm.h"
@@ -28,20 +31,30 @@ static void usage(FILE *f)
 		"usage: hashgate db init\n"
 		"       hashgate db import --list NAME [--category C] [--origin O] [--list-version V]\n"
 		"                          [--type md5|sha1|sha256|pdq] [--format plain|csv|jsonl]\n"
-		"                          [--delete | --replace] FILE|-\n"
+		"                          [--delimiter C] [--columns F,F,...] [--map FIELD=COLUMN]...\n"
+		"                          [--delete | --replace] [--check | --dry-run] FILE|-\n"
 		"       hashgate db add --list NAME [--category C] [--type T] [--label L] HASH...\n"
 		"       hashgate db remove [--list NAME] [--type T] HASH...\n"
 		"       hashgate db remove --list NAME --all\n"
 		"       hashgate db lists\n"
 		"       hashgate db stats\n"
 		"       hashgate db export [--list NAME] [--type T] [--format jsonl|csv|plain] [-o FILE]\n"
+		"       hashgate db dump [-o FILE]           everything, for db restore\n"
+		"       hashgate db restore FILE|-           into an empty database\n"
+		"       hashgate db compact                  give free space back (VACUUM)\n"
 		"\n"
 		"Common options: --db PATH (default from the config file), --json.\n"
 		"HASH is hex, or TYPE:HEX (e.g. pdq:0f3a...); 64 hex digits need a type.\n"
-		"Import formats: plain (one hex hash per line, optional label after it), csv (header\n"
-		"naming md5/sha1/sha256/pdq/hash columns, optional label and deleted), jsonl (objects\n"
-		"with md5/sha1/sha256/pdq or algo+hash keys, optional label, deleted).  An import is one\n"
-		"transaction: a bad line aborts it with FILE:LINE and nothing changes.\n");
+		"Import formats (also gzip-compressed): plain (one hex hash per line, optional label\n"
+		"after it; or BSD-style 'SHA256 (name) = HEX' lines), csv (header naming\n"
+		"md5/sha1/sha256/pdq/hash columns, any case and spacing, e.g. 'MD5 Hash', 'SHA-1';\n"
+		"optional label, id, category, quality, deleted; ',' ';' or TAB detected from the first\n"
+		"line; --columns for a file without a header, --map md5=\"Hash MD5\" for other names),\n"
+		"jsonl (JSON lines, a JSON array or pretty-printed objects, keys as the CSV fields;\n"
+		"HMA's signal_type/signal_value too).  An import is one transaction: a bad line aborts\n"
+		"it with FILE:LINE and nothing changes; --check lists every bad line (exit 1) and\n"
+		"changes nothing; --dry-run shows the counts without applying them.  --delete and\n"
+		"--replace need an existing list.\n");
 }
 
 /* Shared by every subcommand: --db, --json, --help.  Returns 1 consumed, 0 not, -1 error. */
@@ -158,6 +171,17 @@ static void progress_cb(void *arg, const char *phase, uint64_t done, uint64_t to
 	fflush(stderr);
 }
 
+/* Warnings and --check's bad lines: already escaped by the importer. */
+static void import_message(void *arg, int level, const char *msg)
+{
+	struct progress *p = arg;
+
+	if (p->shown)
+		fprintf(stderr, "\r%60s\r", "");
+	fprintf(stderr, "hashgate db import: %s%s\n", level == IMPORT_WARN ? "warning: " : "",
+		msg);
+}
+
 static int db_import(int argc, char **argv, struct cli *cli)
 {
 	const char *cmd = "db import";
@@ -165,6 +189,7 @@ static int db_import(int argc, char **argv, struct cli *cli)
 	struct import_stats st;
 	struct progress pr = { 0 };
 	const char *file = NULL, *v;
+	const char *maps[argc > 0 ? argc : 1];
 	struct hashdb db;
 	char err[1024], esc[256];
 	int i, r, help = 0;
@@ -200,6 +225,37 @@ static int db_import(int argc, char **argv, struct cli *cli)
 				return EXIT_USAGE;
 			}
 			o.format = (enum import_format)r;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "delimiter", &v)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+			if (!strcmp(v, "tab") || !strcmp(v, "\\t"))
+				v = "\t";
+			if (strlen(v) != 1 || strchr("\"\r\n", v[0]) || (v[0] != '\t' && v[0] < 0x20)) {
+				cli_error(cmd, "option '--delimiter': want one character (e.g. ';' or "
+					  "'tab'), not '%s'", v);
+				return EXIT_USAGE;
+			}
+			o.delimiter = v[0];
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "columns", &o.columns)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "map", &v)) != 0) {
+			const char *eq;
+
+			if (r < 0)
+				return EXIT_USAGE;
+			eq = strchr(v, '=');
+			if (!eq || !eq[1] || !import_field_known(v, (size_t)(eq - v))) {
+				cli_error(cmd, "option '--map': want FIELD=COLUMN (FIELD md5, sha1, "
+					  "sha256, pdq, hash, label, id, category, quality, deleted, "
+					  "algo), not '%s'", v);
+				return EXIT_USAGE;
+			}
+			maps[o.nmap++] = v;
+		} else if (!strcmp(a, "--check")) {
+			o.check = true;
+		} else if (!strcmp(a, "--dry-run")) {
+			o.dry_run = true;
 		} else if (!strcmp(a, "--delete")) {
 			o.remove = true;
 		} else if (!strcmp(a, "--replace")) {
@@ -239,35 +295,57 @@ static int db_import(int argc, char **argv, struct cli *cli)
 			  o.category, HASHDB_CATEGORY_MAX);
 		return EXIT_USAGE;
 	}
-	if (dbcli_audit_check(cli, cmd) < 0 || dbcli_open(cli, cmd, &db, 0) < 0)
+	if (o.check && o.dry_run) {
+		cli_error(cmd, "--check and --dry-run do not go together");
+		return EXIT_USAGE;
+	}
+	o.map = maps;
+	/* --check and --dry-run change nothing, so they write no audit record */
+	if ((!o.check && !o.dry_run && dbcli_audit_check(cli, cmd) < 0) ||
+	    dbcli_open(cli, cmd, &db, 0) < 0)
 		return EXIT_ERROR;
 	pr.on = !cli->json && !cli->quiet && isatty(STDERR_FILENO);
 	o.progress = progress_cb;
 	o.progress_arg = &pr;
+	o.message = import_message;
+	o.message_arg = &pr;
 	r = import_file(&db, file, &o, &st, err, sizeof(err));
 	if (pr.shown)
 		fprintf(stderr, "\r%60s\r", "");
 	hashdb_close(&db);
+	if (r < 0 && o.check && st.bad) {
+		cli_error(cmd, "%s; the database was not changed", err);
+		return EXIT_FOUND;
+	}
 	if (r < 0) {
-		cli_error(cmd, "%s; nothing was imported", err);
-		return r == -EINVAL ? EXIT_ERROR : EXIT_ERROR;
+		cli_error(cmd, "%s; nothing was %s", err, o.check ? "checked" : "imported");
+		return EXIT_ERROR;
 	}
 	if (cli->json) {
 		printf("{\"list\":\"%s\",\"file\":", o.list);
 		adm_json_print(stdout, file);
 		printf(",\"lines\":%llu,\"records\":%llu,\"added\":%llu,\"existing\":%llu,"
-		       "\"removed\":%llu,\"absent\":%llu}\n",
+		       "\"removed\":%llu,\"absent\":%llu",
 		       (unsigned long long)st.lines, (unsigned long long)st.records,
 		       (unsigned long long)st.added, (unsigned long long)st.existing,
 		       (unsigned long long)st.removed, (unsigned long long)st.absent);
+		if (o.check || o.dry_run)
+			printf(",\"%s\":true", o.check ? "check" : "dry_run");
+		printf("}\n");
+	} else if (!cli->quiet && o.check) {
+		printf("%s: ok: %llu lines, %llu distinct hashes (nothing changed)\n", file,
+		       (unsigned long long)st.lines, (unsigned long long)st.records);
 	} else if (!cli->quiet) {
-		printf("%s: list %s: %llu added, %llu already present, %llu removed",
-		       file, o.list, (unsigned long long)st.added, (unsigned long long)st.existing,
-		       (unsigned long long)st.removed);
+		printf("%s: list %s: %s%llu added, %llu already present, %llu removed", file, o.list,
+		       o.dry_run ? "would be: " : "", (unsigned long long)st.added,
+		       (unsigned long long)st.existing, (unsigned long long)st.removed);
 		if (st.absent)
 			printf(", %llu deletions of absent hashes", (unsigned long long)st.absent);
-		printf(" (%llu lines)\n", (unsigned long long)st.lines);
+		printf(" (%llu lines)%s\n", (unsigned long long)st.lines,
+		       o.dry_run ? "; dry run, nothing changed" : "");
 	}
+	if (o.check || o.dry_run)
+		return 0;
 	if (dbcli_audit(cli, cmd, "db.import", "\"list\":\"%s\",\"file\":\"%s\",\"added\":%llu,"
 			"\"removed\":%llu", o.list, adm_json_escape(esc, sizeof(esc), file),
 			(unsigned long long)st.added, (unsigned long long)st.removed) < 0)
@@ -545,6 +623,21 @@ struct export_ctx {
 	int with_list;
 };
 
+/* ,"text" with quotes doubled; newlines become spaces (one row per line); NULL: empty. */
+static void csv_field(FILE *f, const char *s)
+{
+	fputc(',', f);
+	if (!s)
+		return;
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s == '\n' || *s == '\r' ? ' ' : *s, f);
+	}
+	fputc('"', f);
+}
+
 static int export_row(const struct hashdb_entry *e, void *arg)
 {
 	struct export_ctx *x = arg;
@@ -560,18 +653,13 @@ static int export_row(const struct hashdb_entry *e, void *arg)
 		fprintf(x->f, "%s", e->list);
 		for (a = 0; a < HASH_NALGOS; a++)
 			fprintf(x->f, ",%s", a == (int)e->algo ? hex : "");
-		fputc(',', x->f);
-		if (e->label) {
-			const char *p;
-
-			fputc('"', x->f);
-			for (p = e->label; *p; p++) {
-				if (*p == '"')
-					fputc('"', x->f);
-				fputc(*p == '\n' || *p == '\r' ? ' ' : *p, x->f);
-			}
-			fputc('"', x->f);
-		}
+		csv_field(x->f, e->label);
+		csv_field(x->f, e->ref);
+		csv_field(x->f, e->category);
+		if (e->quality >= 0)
+			fprintf(x->f, ",%d", e->quality);
+		else
+			fputc(',', x->f);
 		fputc('\n', x->f);
 		break;
 	default:
@@ -581,6 +669,14 @@ static int export_row(const struct hashdb_entry *e, void *arg)
 			fprintf(x->f, ",\"label\":");
 			adm_json_print(x->f, e->label);
 		}
+		if (e->ref) {
+			fprintf(x->f, ",\"id\":");
+			adm_json_print(x->f, e->ref);
+		}
+		if (e->category)
+			fprintf(x->f, ",\"category\":\"%s\"", e->category);
+		if (e->quality >= 0)
+			fprintf(x->f, ",\"quality\":%d", e->quality);
 		fprintf(x->f, ",\"added\":%lld}\n", (long long)e->added);
 		break;
 	}
@@ -647,7 +743,7 @@ static int db_export(int argc, char **argv, struct cli *cli)
 		}
 	}
 	if (x.fmt == IMPORT_CSV)
-		fprintf(x.f, "list,md5,sha1,sha256,pdq,label\n");
+		fprintf(x.f, "list,md5,sha1,sha256,pdq,label,id,category,quality\n");
 	r = hashdb_hashes_foreach(&db, list_id, algo, export_row, &x, err, sizeof(err));
 	if (r == -EIO)
 		snprintf(err, sizeof(err), "%s: write error", out ? out : "standard output");
@@ -666,6 +762,162 @@ fail:
 	cli_error(cmd, "%s", err);
 	hashdb_close(&db);
 	return EXIT_ERROR;
+}
+
+/* ---- dump / restore / compact ----------------------------------------------------------- */
+
+static int db_dump(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db dump";
+	const char *out = NULL;
+	struct dump_stats st;
+	struct hashdb db;
+	char err[1024];
+	FILE *f = stdout;
+	int i, r, help = 0;
+
+	for (i = 1; i < argc; i++) {
+		if ((r = common(cli, cmd, argc, argv, &i, &help)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if ((r = dbcli_opt(cmd, argc, argv, &i, "output", &out)) != 0 ||
+			   (!strcmp(argv[i], "-o") && i + 1 < argc && (out = argv[++i]))) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else {
+			return unknown(cmd, argv[i]);
+		}
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (dbcli_open(cli, cmd, &db, HASHDB_RDONLY) < 0)
+		return EXIT_ERROR;
+	if (out && strcmp(out, "-") != 0) {
+		/* the dump holds the confidential lists: never readable by others */
+		int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+		f = fd >= 0 ? fdopen(fd, "w") : NULL;
+		if (!f) {
+			cli_error(cmd, "%s: %s", out, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			hashdb_close(&db);
+			return EXIT_ERROR;
+		}
+	}
+	r = dump_write(&db, f, &st, err, sizeof(err));
+	hashdb_close(&db);
+	if (f != stdout)
+		i = fclose(f);
+	else
+		i = fflush(f);
+	if (i != 0 && r >= 0) {
+		snprintf(err, sizeof(err), "%s: %s", out ? out : "standard output", strerror(errno));
+		r = -EIO;
+	}
+	if (r < 0) {
+		cli_error(cmd, "%s", err);
+		return EXIT_ERROR;
+	}
+	if (out && strcmp(out, "-") != 0 && !cli->quiet)
+		fprintf(stderr, "%s: %llu lists, %llu hashes, %llu allowlisted\n", out,
+			(unsigned long long)st.lists, (unsigned long long)st.hashes,
+			(unsigned long long)st.allow);
+	return 0;
+}
+
+static int db_restore(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db restore";
+	const char *file = NULL;
+	struct dump_stats st;
+	struct hashdb db;
+	char err[1024], esc[256];
+	int i, r, help = 0;
+
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+
+		if ((r = common(cli, cmd, argc, argv, &i, &help)) != 0) {
+			if (r < 0)
+				return EXIT_USAGE;
+		} else if (a[0] == '-' && a[1]) {
+			return unknown(cmd, a);
+		} else if (file) {
+			cli_error(cmd, "one FILE per restore");
+			return EXIT_USAGE;
+		} else {
+			file = a;
+		}
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (!file) {
+		cli_error(cmd, "no FILE given (a 'hashgate db dump'; - for standard input)");
+		return EXIT_USAGE;
+	}
+	if (dbcli_audit_check(cli, cmd) < 0 || dbcli_open(cli, cmd, &db, 0) < 0)
+		return EXIT_ERROR;
+	r = dump_restore(&db, file, &st, err, sizeof(err));
+	hashdb_close(&db);
+	if (r < 0) {
+		cli_error(cmd, "%s; nothing was restored", err);
+		return EXIT_ERROR;
+	}
+	if (cli->json)
+		printf("{\"lists\":%llu,\"hashes\":%llu,\"allow\":%llu}\n",
+		       (unsigned long long)st.lists, (unsigned long long)st.hashes,
+		       (unsigned long long)st.allow);
+	else if (!cli->quiet)
+		printf("%s: restored %llu lists, %llu hashes, %llu allowlisted\n", file,
+		       (unsigned long long)st.lists, (unsigned long long)st.hashes,
+		       (unsigned long long)st.allow);
+	if (dbcli_audit(cli, cmd, "db.restore", "\"file\":\"%s\",\"lists\":%llu,\"hashes\":%llu,"
+			"\"allow\":%llu", adm_json_escape(esc, sizeof(esc), file),
+			(unsigned long long)st.lists, (unsigned long long)st.hashes,
+			(unsigned long long)st.allow) < 0)
+		return EXIT_ERROR;
+	return 0;
+}
+
+static int db_compact(int argc, char **argv, struct cli *cli)
+{
+	const char *cmd = "db compact";
+	uint64_t before = 0, after = 0;
+	struct hashdb db;
+	char err[1024], b1[32], b2[32];
+	int i, r, help = 0;
+
+	for (i = 1; i < argc; i++) {
+		r = common(cli, cmd, argc, argv, &i, &help);
+		if (r < 0)
+			return EXIT_USAGE;
+		if (!r)
+			return unknown(cmd, argv[i]);
+	}
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (dbcli_open(cli, cmd, &db, 0) < 0)
+		return EXIT_ERROR;
+	r = hashdb_compact(&db, &before, &after, err, sizeof(err));
+	hashdb_close(&db);
+	if (r < 0) {
+		cli_error(cmd, "%s", err);
+		return EXIT_ERROR;
+	}
+	if (cli->json)
+		printf("{\"before\":%llu,\"after\":%llu}\n", (unsigned long long)before,
+		       (unsigned long long)after);
+	else if (!cli->quiet)
+		printf("%s: %s before, %s after\n", cli->cfg.db, adm_fmt_bytes(before, b1),
+		       adm_fmt_bytes(after, b2));
+	return 0;
 }
 
 int cmd_db(int argc, char **argv, struct cli *cli)
@@ -698,7 +950,13 @@ int cmd_db(int argc, char **argv, struct cli *cli)
 		return db_stats(argc - 1, argv + 1, cli);
 	if (!strcmp(sub, "export"))
 		return db_export(argc - 1, argv + 1, cli);
-	cli_error("db", "unknown subcommand '%s' (init, import, add, remove, lists, stats, export)",
-		  sub);
+	if (!strcmp(sub, "dump"))
+		return db_dump(argc - 1, argv + 1, cli);
+	if (!strcmp(sub, "restore"))
+		return db_restore(argc - 1, argv + 1, cli);
+	if (!strcmp(sub, "compact"))
+		return db_compact(argc - 1, argv + 1, cli);
+	cli_error("db", "unknown subcommand '%s' (init, import, add, remove, lists, stats, export, "
+		  "dump, restore, compact)", sub);
 	return EXIT_USAGE;
 }

@@ -182,6 +182,14 @@ static void print_json_members(FILE *f, const struct qrecord *r, int stored)
 	adm_json_print(f, r->list);
 	fputs(",\"category\":", f);
 	adm_json_print(f, r->category);
+	if (r->ref && *r->ref) {
+		fputs(",\"ref\":", f);
+		adm_json_print(f, r->ref);
+	}
+	if (r->label && *r->label) {
+		fputs(",\"label\":", f);
+		adm_json_print(f, r->label);
+	}
 	fprintf(f, ",\"action\":\"%s\",\"content_stored\":%s,\"content_kept\":%s,"
 		"\"held\":%s,\"restored\":%s", config_action_name(r->action),
 		stored ? "true" : "false", r->kept ? "true" : "false",
@@ -250,6 +258,16 @@ static void print_show(const struct qrecord *r, int stored)
 	printf(", category ");
 	adm_text_print(stdout, r->category);
 	putchar('\n');
+	if (r->ref && *r->ref) {
+		printf("list row id:  ");
+		adm_text_print(stdout, r->ref);
+		putchar('\n');
+	}
+	if (r->label && *r->label) {
+		printf("list label:   ");
+		adm_text_print(stdout, r->label);
+		putchar('\n');
+	}
 	printf("action:       %s\n", config_action_name(r->action));
 	printf("content:      %s\n", stored ? "stored (encrypted)" : r->kept ?
 	       "kept encrypted in the mount's " QSTORE_KEPT_SUBDIR " (the store could not take "
@@ -815,13 +833,18 @@ static int match_cb(const struct hashdb_entry *e, void *arg)
 			l = &m->lists[i];
 	fprintf(m->f, "%s{\"algo\":\"%s\",\"list\":", m->n++ ? "," : "", algo_name(m->algo));
 	adm_json_print(m->f, l ? l->name : "?");
+	/* a row's own category (from the list file) is the one the daemon acted on */
 	fputs(",\"category\":", m->f);
-	adm_json_print(m->f, l ? l->category : "?");
+	adm_json_print(m->f, e->category ? e->category : l ? l->category : "?");
 	fputs(",\"label\":", m->f);
 	if (e->label)
 		adm_json_print(m->f, e->label);
 	else
 		fputs("null", m->f);
+	if (e->ref) {
+		fputs(",\"ref\":", m->f);
+		adm_json_print(m->f, e->ref);
+	}
 	putc('}', m->f);
 	return 0;
 }

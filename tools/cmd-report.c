@@ -1,7 +1,8 @@
 /*
  * cmd-report.c - `hashgate report`: compliance figures from the quarantine records - matches
  * per list, category, uploader uid, action (quarantine, block, log), origin (upload, rewrite,
- * inplace, scan) and day (UTC), and the time from upload to verdict.
+ * inplace, scan), day (UTC) and list entry (the matching row's id or label from the list
+ * file, for the records that have one), and the time from upload to verdict.
  *
  * Upload-to-verdict counts only records of uploads (origin upload or rewrite): a file found by
  * `hashgate scan` or rescanned after an in-place change has no upload start, only its mtime.
@@ -24,9 +25,9 @@
 
 #define CMD "report"
 
-enum { D_LIST, D_CATEGORY, D_UID, D_ACTION, D_ORIGIN, D_REVIEW, D_DAY, D_N };
+enum { D_LIST, D_CATEGORY, D_UID, D_ACTION, D_ORIGIN, D_REVIEW, D_DAY, D_ENTRY, D_N };
 static const char *dim_name[D_N] = { "list", "category", "uid", "action", "origin", "review",
-				     "day" };
+				     "day", "entry" };
 
 static void usage(FILE *f)
 {
@@ -38,7 +39,8 @@ static void usage(FILE *f)
 "rewrite: an existing file replaced, inplace: changed in place, truncate: cut down to\n"
 "matching content, scan: found by 'hashgate scan', unknown: recorded before origins were\n"
 "kept), review state (new, confirmed,\n"
-"false-positive, reported: see 'hashgate quarantine review') and day (UTC), and the time\n"
+"false-positive, reported: see 'hashgate quarantine review'), day (UTC) and list entry\n"
+"(LIST:ID, or LIST:LABEL, of matches whose list row had an id or label), and the time\n"
 "from the start of an upload to its verdict (count, min, median, 95th percentile, max,\n"
 "mean in seconds) over uploads and rewrites only.\n"
 "\n"
@@ -104,7 +106,7 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 	struct qstore_filter f = { .since = 0, .before = 0, .uid = -1, .list = NULL };
 	struct qrecord *recs = NULL;
 	struct count *cnt[D_N] = { 0 };
-	size_t ncnt[D_N] = { 0 }, n = 0;
+	size_t ncnt[D_N] = { 0 }, n = 0, nentry = 0;
 	char **keys[D_N] = { 0 }, (*store)[72] = NULL, err[512];
 	int64_t *lat = NULL, sum = 0;
 	size_t nlat = 0;
@@ -160,7 +162,7 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 			return EXIT_ERROR;
 		}
 	}
-	store = calloc(n ? n : 1, sizeof(*store) * 3);
+	store = calloc(n ? n : 1, sizeof(*store) * 4);
 	lat = calloc(n ? n : 1, sizeof(*lat));
 	for (int d = 0; d < D_N; d++)
 		keys[d] = calloc(n ? n : 1, sizeof(char *));
@@ -183,6 +185,11 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 		gmtime_r(&t, &tm);
 		strftime(store[3 * k + 1], 72, "%Y-%m-%d", &tm);
 		keys[D_DAY][k] = store[3 * k + 1];
+		if ((recs[k].ref && *recs[k].ref) || (recs[k].label && *recs[k].label)) {
+			snprintf(store[3 * n + k], 72, "%s:%s", recs[k].list,
+				 recs[k].ref && *recs[k].ref ? recs[k].ref : recs[k].label);
+			keys[D_ENTRY][nentry++] = store[3 * n + k];
+		}
 		/* Only uploads have a start: a scan's or in-place record holds the mtime. */
 		if (strcmp(recs[k].origin, "upload") == 0 || strcmp(recs[k].origin, "rewrite") == 0 ||
 		    (!*recs[k].origin && recs[k].pid != 0)) {
@@ -193,7 +200,7 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 		}
 	}
 	for (int d = 0; d < D_N; d++)
-		if (count_keys(keys[d], n, &cnt[d], &ncnt[d]) < 0)
+		if (count_keys(keys[d], d == D_ENTRY ? nentry : n, &cnt[d], &ncnt[d]) < 0)
 			goto out;
 	qsort(lat, nlat, sizeof(*lat), cmp_i64);
 
@@ -241,8 +248,14 @@ int cmd_report(int argc, char **argv, struct cli *cli)
 		       f.since ? adm_fmt_time(f.since, t) : "");
 		for (int d = 0; d < D_N; d++) {
 			printf("\nper %s:\n", dim_name[d]);
-			for (size_t k = 0; k < ncnt[d]; k++)
-				printf("  %-24s %" PRIu64 "\n", cnt[d][k].key, cnt[d][k].n);
+			for (size_t k = 0; k < ncnt[d]; k++) {
+				/* entries quote list files: escaped */
+				int w = (int)strlen(cnt[d][k].key);
+
+				fputs("  ", stdout);
+				adm_text_print(stdout, cnt[d][k].key);
+				printf("%*s %" PRIu64 "\n", w < 24 ? 24 - w : 0, "", cnt[d][k].n);
+			}
 		}
 		printf("\nupload to verdict (s, %zu uploads): min %" PRId64 ", median %" PRId64
 		       ", p95 %" PRId64 ", max %" PRId64 ", mean %.1f\n", nlat, nlat ? lat[0] : 0,

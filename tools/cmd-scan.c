@@ -247,7 +247,8 @@ static void report_error(struct scan *s, const char *path, const char *what, int
 }
 
 static void report_match(struct scan *s, const char *path, uint64_t size,
-			 const struct match_hit *hit, const char *done, int64_t qid)
+			 const struct match_hit *hit, const struct hashdb_rowmeta *meta,
+			 const char *done, int64_t qid)
 {
 	pthread_mutex_lock(&s->olock);
 	if (s->cli->json) {
@@ -258,6 +259,14 @@ static void report_match(struct scan *s, const char *path, uint64_t size,
 		adm_json_print(s->jmatches, hit->list);
 		fputs(",\"category\":", s->jmatches);
 		adm_json_print(s->jmatches, hit->category);
+		if (meta->ref[0]) {
+			fputs(",\"ref\":", s->jmatches);
+			adm_json_print(s->jmatches, meta->ref);
+		}
+		if (meta->label[0]) {
+			fputs(",\"label\":", s->jmatches);
+			adm_json_print(s->jmatches, meta->label);
+		}
 		fprintf(s->jmatches, ",\"action\":\"%s\"", done);
 		if (qid > 0)
 			fprintf(s->jmatches, ",\"quarantine_id\":%" PRId64, qid);
@@ -271,6 +280,15 @@ static void report_match(struct scan *s, const char *path, uint64_t size,
 		       hash_algo_name(hit->algo));
 		if (hit->algo == HASH_PDQ)
 			printf(" distance=%d", hit->distance);
+		/* from the list file: escaped, never raw terminal control */
+		if (meta->ref[0]) {
+			fputs(" ref=", stdout);
+			adm_text_print(stdout, meta->ref);
+		}
+		if (meta->label[0]) {
+			fputs(" label=", stdout);
+			adm_text_print(stdout, meta->label);
+		}
 		printf("  %s", done);
 		if (qid > 0)
 			printf(" (quarantine id %" PRId64 ")", qid);
@@ -639,7 +657,8 @@ hash:
 static const char *quarantine_match(struct scan *s, struct sdir *dir, const char *name,
 				    const char *path, int fd, const struct stat *st,
 				    const struct digests *d, const struct pdq_result *pdq,
-				    int has_pdq, const struct match_hit *hit, int64_t *qid)
+				    int has_pdq, const struct match_hit *hit,
+				    const struct hashdb_rowmeta *meta, int64_t *qid)
 {
 	enum hg_action act = config_action_for(&s->cli->cfg, hit->category);
 	struct qrecord rec = { 0 };
@@ -671,6 +690,8 @@ static const char *quarantine_match(struct scan *s, struct sdir *dir, const char
 	rec.distance = hit->distance;
 	rec.list = (char *)hit->list;
 	rec.category = (char *)hit->category;
+	rec.ref = (char *)meta->ref;
+	rec.label = (char *)meta->label;
 	rec.action = act;
 	rec.origin = "scan";
 	r = qstore_add(s->q, act == ACTION_QUARANTINE ? fd : -1, &rec);
@@ -709,11 +730,19 @@ static const char *quarantine_match(struct scan *s, struct sdir *dir, const char
 		size_t plen = 6 * strlen(path) + 8;
 		char *escpath = malloc(plen);
 
+		char escref[1024], esclabel[2048];
+
+		adm_json_escape(escref, sizeof(escref), meta->ref);
+		adm_json_escape(esclabel, sizeof(esclabel), meta->label);
 		if (escpath && asprintf(&fields, "\"id\":%" PRId64 ",\"path\":\"%s\",\"list\":\"%s\","
-					"\"algo\":\"%s\"", rec.id,
+					"\"algo\":\"%s\"%s%s%s%s%s%s", rec.id,
 					adm_json_escape(escpath, plen, path),
 					adm_json_escape(escl, sizeof(escl), hit->list),
-					hash_algo_name(hit->algo)) >= 0) {
+					hash_algo_name(hit->algo),
+					*meta->ref ? ",\"ref\":\"" : "", escref,
+					*meta->ref ? "\"" : "",
+					*meta->label ? ",\"label\":\"" : "", esclabel,
+					*meta->label ? "\"" : "") >= 0) {
 			r = audit_append(s->audit, s->actor, act == ACTION_QUARANTINE ?
 					 "scan.quarantine" : "scan.block", fields);
 			if (r < 0) {
@@ -814,7 +843,14 @@ static void scan_one(struct worker *w, struct sdir *dir, const char *name)
 		scandb_store(s, path, &st, &d, has_pdq ? &pdq : NULL);
 	if (r == 1) {
 		const char *done = "reported";
+		struct hashdb_rowmeta meta;
 		int64_t qid = 0;
+
+		/* the row's id and label for the records; none when it cannot be read */
+		if (matcher_hit_meta(s->cli->cfg.db, &hit, &meta, NULL, 0) < 0) {
+			memset(&meta, 0, sizeof(meta));
+			meta.quality = -1;
+		}
 
 		atomic_fetch_add(&s->c.matches, 1);
 		if (s->quarantine && fd < 0) {
@@ -828,8 +864,8 @@ static void scan_one(struct worker *w, struct sdir *dir, const char *name)
 		}
 		if (s->quarantine && fd >= 0 && strcmp(done, "reported") == 0)
 			done = quarantine_match(s, dir, name, path, fd, &st, &d, &pdq, has_pdq, &hit,
-						&qid);
-		report_match(s, path, (uint64_t)st.st_size, &hit, done, qid);
+						&meta, &qid);
+		report_match(s, path, (uint64_t)st.st_size, &hit, &meta, done, qid);
 	}
 out_close:
 	if (fd >= 0)

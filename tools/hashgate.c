@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hashdb/config.h"
+#include "hashdb/hglog.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
 
@@ -32,13 +33,15 @@ static const struct cli_command commands[] = {
 
 void cli_error(const char *cmd, const char *fmt, ...)
 {
+	char msg[4096], esc[4096];
 	va_list ap;
 
-	fprintf(stderr, "hashgate%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	/* Messages quote list files, paths and arguments: no raw control characters. */
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	hglog_escape_text(esc, sizeof(esc), msg, strlen(msg));
+	fprintf(stderr, "hashgate%s%s: %s\n", cmd ? " " : "", cmd ? cmd : "", esc);
 }
 
 int cli_interactive(const struct cli *cli)

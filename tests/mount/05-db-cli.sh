@@ -35,7 +35,7 @@ hg_result $r "... and says which file is missing"
 ok "db init creates the database named in the config" $H db init
 ok "the file exists" test -f "$DB"
 ok "db init again is harmless" $H db init
-is "$(sqlite3 "$DB" 'PRAGMA user_version')" 1 "schema version 1 in the file"
+is "$(sqlite3 "$DB" 'PRAGMA user_version')" 2 "schema version 2 in the file"
 
 # --- import
 ok "import plain sha256 list with labels" $H db import --list t-sha --category illegal --type sha256 "$T/l-sha256"
@@ -92,7 +92,7 @@ DB2=$T/copy.db
 ok "second database via --db after the subcommand" $H db init --db "$DB2"
 $H db export --format csv >"$T/all.csv"
 for l in t-sha t-md5 feed; do
-	grep "^$l," "$T/all.csv" | sed '1i list,md5,sha1,sha256,pdq,label' >"$T/$l.csv"
+	grep "^$l," "$T/all.csv" | sed '1i list,md5,sha1,sha256,pdq,label,id,category,quality' >"$T/$l.csv"
 	$H --db "$DB2" db import --list "$l" "$T/$l.csv" >/dev/null || diag "re-import $l failed"
 done
 is "$($H --db "$DB2" db export --format csv)" "$(cat "$T/all.csv")" "CSV export re-imports to the same content"

@@ -670,7 +670,7 @@ int main(void)
 		r = qstore_open(&q, q4, key, 0, err, sizeof(err));
 		is_int(r, 0, "a schema-1 store opens (migrated): %s", r ? err : "");
 		/* It kept the review columns: a store of a build that added them on open. */
-		is_int(store_version(q4), 3, "... to schema 3, the review columns already there");
+		is_int(store_version(q4), 4, "... to schema 4, the review columns already there");
 		if (r == 0) {
 			ok(read_equals(q, 1, data, sz, &rr) && rr == 0, "its record reads back");
 			lr.path = "new";
@@ -712,7 +712,7 @@ int main(void)
 		is_int(r, 0, "a store laid out as schema 2");
 		r = qstore_open(&q, q5, key, 0, err, sizeof(err));
 		is_int(r, 0, "a schema-2 store opens (migrated): %s", r ? err : "");
-		is_int(store_version(q5), 3, "... to schema 3");
+		is_int(store_version(q5), 4, "... to schema 4");
 		if (r == 0) {
 			memset(&gr, 0, sizeof(got));
 			r = qstore_get(q, id, &gr);
@@ -731,13 +731,13 @@ int main(void)
 			qstore_close(q);
 		}
 		sqlite3_open(dbp, &db);
-		sqlite3_exec(db, "PRAGMA user_version = 4;", NULL, NULL, NULL);
+		sqlite3_exec(db, "PRAGMA user_version = 5;", NULL, NULL, NULL);
 		sqlite3_close(db);
 		r = qstore_open(&q, q5, key, 0, err, sizeof(err));
 		is_int(r, -EPROTONOSUPPORT, "a newer schema is refused: %s", err);
 		if (r == 0)
 			qstore_close(q);
-		is_int(store_version(q5), 4, "... and left as it was");
+		is_int(store_version(q5), 5, "... and left as it was");
 	}
 
 	/* Key file checks. */
