@@ -32,6 +32,7 @@ cat >>"$HG_CONF" <<EOF
 on_match_exec = $HG_TMP/hook.sh
 on_match_exec.other =
 EOF
+mkdir "$HG_BACK/u" && chown $U:$G "$HG_BACK/u"
 hg_mount allow_other || bail "mount failed"
 
 wait_events() {	# wait_events N: until N event files exist (5 s at most)
@@ -43,22 +44,23 @@ wait_events() {	# wait_events N: until N event files exist (5 s at most)
 }
 
 cp "$HG_K_SHA256" "$W/k1" && chmod 0644 "$W/k1"
-hg_refused hg_as $U $G cp "$W/k1" "$M/up1.bin"
+ok "a known upload by uid $U is refused" hg_refused hg_as $U $G cp "$W/k1" "$M/u/up1.bin"
 ok "a match runs the hook" wait_events 1
+diag "$(grep -iE "exec|hook|match" "$HG_LOG" | head -5)"
 e=$(cat "$EV"/*.json)
 ok "the event is JSON with the record id, time and host" \
 	bash -c "/usr/bin/python3 -c 'import json,sys; e=json.loads(sys.stdin.read()); assert e[\"event\"]==\"match\" and e[\"id\"]>0 and e[\"time\"]>0 and e[\"host\"]' <<<'$e'"
 ok "... the hashes, list and category" \
 	bash -c "grep -q '\"sha256\":\"$(hg_sha256 "$HG_K_SHA256")\"' <<<'$e' && grep -q '\"list\":\"t-sha256\",\"category\":\"illegal\"' <<<'$e'"
 ok "... the uploader's uid, the path and the action" \
-	bash -c "grep -q '\"uid\":$U' <<<'$e' && grep -q '\"path\":\"up1.bin\"' <<<'$e' && grep -q '\"action\":\"quarantine\"' <<<'$e'"
+	bash -c "grep -q '\"uid\":$U' <<<'$e' && grep -q '\"path\":\"u/up1.bin\"' <<<'$e' && grep -q '\"action\":\"quarantine\"' <<<'$e'"
 env1=$(cat "$EV"/*.env)
 is "$(head -n1 <<<"$env1")" 0 "the hook runs as root, not as the uploader (uid $U)"
 ok "with a fixed environment (PATH, HASHGATE_EVENT, HOME only)" \
 	bash -c "[ \"\$(sed 1d <<<'$env1' | cut -d= -f1 | grep -v '^PWD\$' | tr '\n' ' ')\" = 'HASHGATE_EVENT HOME PATH ' ]"
 
 cp "$HG_K_MD5" "$W/k2" && chmod 0644 "$W/k2"
-hg_refused hg_as $U $G cp "$W/k2" "$M/up2.bin"
+ok "a second known upload is refused" hg_refused hg_as $U $G cp "$W/k2" "$M/u/up2.bin"
 ok "a second match, a second event" wait_events 2
 e2=$(grep -l t-md5 "$EV"/*.json | head -n1)
 ok "the event carries the list entry's label" grep -q '"label":"case 4711"' "$e2"
@@ -91,12 +93,11 @@ hg_refused cp "$HG_K_BIG" "$M/h4"
 ms=$(( ($(date +%s%N) - s) / 1000000 ))
 ok "clean and known uploads return promptly while the hook hangs (${ms} ms for 4)" test "$ms" -lt 2500
 sleep 6
-hg_run "$HG_CLI" --config "$HG_CONF" status --json
-ok "a full queue drops events and counts them (hook_dropped)" \
-	bash -c "grep -Eq '\"hook_dropped\":[1-9]' <<<'$HG_OUT'"
+J=$("$HG_CLI" --config "$HG_CONF" status --json)
+ok "a full queue drops events and counts them (hook_dropped)" grep -Eq '"hook_dropped":[1-9]' <<<"$J"
 ok "the hung hook was killed after on_match_exec_timeout and counted (hook_failures)" \
-	bash -c "grep -Eq '\"hook_failures\":[1-9]' <<<'$HG_OUT'"
+	grep -Eq '"hook_failures":[1-9]' <<<"$J"
 ok "the kill is logged" grep -q 'on_match_exec ".*hang.sh" failed.*killed after on_match_exec_timeout' "$HG_LOG"
-ok "no hook process is left behind" bash -c "sleep 4; ! pgrep -f '$HG_TMP/hang.sh' >/dev/null"
+ok "no hook process is left behind" bash -c "sleep 4; ! pgrep -f '$HG_TMP/[h]ang.sh' >/dev/null"
 
 done_testing
