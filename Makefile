@@ -193,7 +193,8 @@ UNIT_SUBST   = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|
 		   -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(SYSCONFDIR)/hashgate/mounts $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/hashgate/mounts $(DESTDIR)$(SYSCONFDIR)/hashgate/feeds.d \
+		$(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(LIBEXECDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSUSERSDIR)
 	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/lib/hashgate
 	install -d -m 0700 $(DESTDIR)$(LOCALSTATEDIR)/lib/hashgate/quarantine
@@ -206,7 +207,8 @@ install: all
 	for u in packaging/systemd/*.in; do \
 		$(UNIT_SUBST) $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) || exit 1; done
-	install -m 0644 packaging/systemd/hashgate-purge.timer $(DESTDIR)$(UNITDIR)/
+	install -m 0644 packaging/systemd/hashgate-purge.timer packaging/systemd/hashgate-feeds.timer \
+		$(DESTDIR)$(UNITDIR)/
 	install -m 0644 packaging/bash-completion/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgate
 	install -m 0644 packaging/sysusers/hashgate.conf $(DESTDIR)$(SYSUSERSDIR)/hashgate.conf
 	ln -sf hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs
@@ -218,7 +220,8 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man5/hashgate.conf.5 \
 		$(DESTDIR)$(LIBEXECDIR)/hashgate/hashgatefs-unmount \
 		$(DESTDIR)$(UNITDIR)/hashgatefs@.service $(DESTDIR)$(UNITDIR)/hashgate-purge.service \
-		$(DESTDIR)$(UNITDIR)/hashgate-purge.timer \
+		$(DESTDIR)$(UNITDIR)/hashgate-purge.timer $(DESTDIR)$(UNITDIR)/hashgate-feeds.service \
+		$(DESTDIR)$(UNITDIR)/hashgate-feeds.timer \
 		$(DESTDIR)$(BASHCOMPDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs \
 		$(DESTDIR)$(SYSUSERSDIR)/hashgate.conf
 
