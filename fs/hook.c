@@ -21,6 +21,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,58 +49,67 @@ static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
 static struct hook_ev *q_head, *q_tail;
 static unsigned q_len;
-static bool q_stop, q_running;
+static bool q_stop;
+static atomic_bool q_running;
 static pthread_t q_thread;
 
 void hook_submit(const struct match_hit *hit, uid_t uid, int64_t id, const char *fields)
 {
 	static int64_t last_warn;
-	struct fscfg *cfg = cfg_get();
+	struct fscfg *cfg;
 	struct hook_ev *ev;
-	bool full;
+	unsigned cap;
+	bool queued = false, warn = false;
 	int64_t now = (int64_t)time(NULL);
 
-	if (!q_running || !config_exec_for(&cfg->c, hit->category)) {
+	if (!atomic_load(&q_running))
+		return;
+	cfg = cfg_get();
+	if (!config_exec_for(&cfg->c, hit->category)) {
 		cfg_put(cfg);
 		return;
 	}
-	pthread_mutex_lock(&q_lock);
-	full = q_len >= (unsigned)cfg->c.on_match_exec_queue;
-	pthread_mutex_unlock(&q_lock);
+	cap = (unsigned)cfg->c.on_match_exec_queue;
 	cfg_put(cfg);
-	ev = full ? NULL : calloc(1, sizeof(*ev));
+	ev = calloc(1, sizeof(*ev));
 	if (ev && !(ev->fields = strdup(fields))) {
 		free(ev);
 		ev = NULL;
 	}
-	if (!ev) {
-		stat_add(&hgfs.st.hook_dropped, 1);
-		pthread_mutex_lock(&q_lock);
-		full = now - last_warn >= 10;
-		if (full)
-			last_warn = now;
-		pthread_mutex_unlock(&q_lock);
-		if (full)
-			hglog(LOG_WARNING, "on_match_exec: queue full (on_match_exec_queue), event "
-			      "dropped (counted in hook_dropped)");
-		return;
+	if (ev) {
+		snprintf(ev->category, sizeof(ev->category), "%s", hit->category);
+		snprintf(ev->list, sizeof(ev->list), "%s", hit->list);
+		ev->algo = hit->algo;
+		memcpy(ev->value, hit->value, sizeof(ev->value));
+		ev->uid = uid;
+		ev->id = id;
+		ev->time = now;
 	}
-	snprintf(ev->category, sizeof(ev->category), "%s", hit->category);
-	snprintf(ev->list, sizeof(ev->list), "%s", hit->list);
-	ev->algo = hit->algo;
-	memcpy(ev->value, hit->value, sizeof(ev->value));
-	ev->uid = uid;
-	ev->id = id;
-	ev->time = now;
 	pthread_mutex_lock(&q_lock);
-	if (q_tail)
-		q_tail->next = ev;
-	else
-		q_head = ev;
-	q_tail = ev;
-	q_len++;
-	pthread_cond_signal(&q_cond);
+	if (ev && q_len < cap && !q_stop) {
+		if (q_tail)
+			q_tail->next = ev;
+		else
+			q_head = ev;
+		q_tail = ev;
+		q_len++;
+		queued = true;
+		pthread_cond_signal(&q_cond);
+	} else if (now - last_warn >= 10) {
+		last_warn = now;
+		warn = true;
+	}
 	pthread_mutex_unlock(&q_lock);
+	if (queued)
+		return;
+	if (ev) {
+		free(ev->fields);
+		free(ev);
+	}
+	stat_add(&hgfs.st.hook_dropped, 1);
+	if (warn)
+		hglog(LOG_WARNING, "on_match_exec: queue full (on_match_exec_queue = %u), event "
+		      "dropped (counted in hook_dropped)", cap);
 }
 
 struct label_arg {
@@ -194,6 +204,12 @@ static int run_one(const char *prog, const char *user, int64_t timeout, const ch
 	if (pid == 0) {
 		sigset_t none;
 
+		struct sigaction dfl;
+
+		/* libfuse ignores SIGPIPE, and ignored signals stay ignored across exec */
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		sigaction(SIGPIPE, &dfl, NULL);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		setsid();
@@ -351,7 +367,7 @@ int hook_start(void)
 
 	if (r)
 		return -r;
-	q_running = true;
+	atomic_store(&q_running, true);
 	return 0;
 }
 
@@ -359,7 +375,7 @@ void hook_stop(void)
 {
 	struct hook_ev *ev;
 
-	if (!q_running)
+	if (!atomic_load(&q_running))
 		return;
 	pthread_mutex_lock(&q_lock);
 	/* Events still queued are dropped at shutdown (counted); the running one finishes. */
@@ -375,5 +391,5 @@ void hook_stop(void)
 	pthread_cond_signal(&q_cond);
 	pthread_mutex_unlock(&q_lock);
 	pthread_join(q_thread, NULL);
-	q_running = false;
+	atomic_store(&q_running, false);
 }

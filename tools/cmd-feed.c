@@ -149,6 +149,12 @@ static int feed_add(int argc, char **argv, struct cli *cli)
 		goto out;
 	}
 	rc = EXIT_ERROR;
+	snprintf(keypath, sizeof(keypath), "%s/%s.conf", cli->cfg.feeds_dir, name);
+	if (access(keypath, F_OK) == 0) {
+		/* before the key copy below could replace the existing feed's key */
+		cli_error(cmd, "feed '%s' exists already (%s)", name, keypath);
+		goto out;
+	}
 	if (dbcli_audit_check(cli, cmd) < 0)
 		goto out;
 	if (key) {
