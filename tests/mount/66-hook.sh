@@ -100,4 +100,16 @@ ok "the hung hook was killed after on_match_exec_timeout and counted (hook_failu
 ok "the kill is logged" grep -q 'on_match_exec ".*hang.sh" failed.*killed after on_match_exec_timeout' "$HG_LOG"
 ok "no hook process is left behind" bash -c "sleep 4; ! pgrep -f '$HG_TMP/[h]ang.sh' >/dev/null"
 
+hg_umount
+
+# --- on_match_exec_user: the hook runs as that user ------------------------------------------
+rm -f "$EV"/*
+chmod 0777 "$EV"
+sed -i '/^on_match_exec/d' "$HG_CONF"
+printf 'on_match_exec = %s\non_match_exec_user = nobody\n' "$HG_TMP/hook.sh" >>"$HG_CONF"
+hg_mount || bail "third mount failed"
+hg_refused cp "$HG_K_SHA1" "$M/n1"
+ok "the hook ran" wait_events 1
+is "$(head -n1 "$EV"/*.env 2>/dev/null)" "$(id -u nobody)" "it ran as on_match_exec_user (nobody)"
+
 done_testing
