@@ -86,6 +86,11 @@ nok "feed add of an existing name fails" C feed add f1 "$URL/list.txt" --list ot
 ok "... and keeps the feed's own key" cmp "$HG_TMP/feeds.d/f1.pub" "$P/feed.pub"
 nok "feed add refuses a key that is not an Ed25519 public key" \
 	C feed add bad "$URL/list.txt" --list x --key "$P/ca.pem"
+printf 'url = ftp://x/y\nlist = l\n' >"$HG_TMP/feeds.d/broken.conf"
+hg_run C config check "$HG_CONF"; rc=$?
+ok "config check names a broken feed file with its line" \
+	bash -c "[ $rc = 1 ] && grep -q 'feed broken: .*broken.conf:1: url' <<<\"\$0\"" "$HG_OUT"
+rm -f "$HG_TMP/feeds.d/broken.conf"
 ok "feed list shows it" bash -c "'$HG_CLI' --config '$HG_CONF' feed list | grep -q '^f1 .*feedlist.*full.*yes'"
 
 hg_mount || bail "mount failed"

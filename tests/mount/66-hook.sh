@@ -33,6 +33,11 @@ on_match_exec = $HG_TMP/hook.sh
 on_match_exec.other =
 EOF
 mkdir "$HG_BACK/u" && chown $U:$G "$HG_BACK/u"
+hg_run "$HG_CLI" config check "$HG_CONF"
+ok "config check accepts the hook" test $? -eq 0
+hg_run "$HG_CLI" config check <(sed "s|^on_match_exec = .*|on_match_exec = $HG_TMP/missing.sh|" "$HG_CONF")
+ok "config check names a hook program that does not exist" \
+	grep -q "on_match_exec = $HG_TMP/missing.sh: No such file" <<<"$HG_OUT"
 hg_mount allow_other || bail "mount failed"
 
 wait_events() {	# wait_events N: until N event files exist (5 s at most)
