@@ -190,9 +190,13 @@ static int pick(struct cli *cli, const char *cmd, char **args, int nargs, char *
 		*names = calloc((size_t)nargs, sizeof(char *));
 		if (!*names)
 			return -ENOMEM;
-		for (int i = 0; i < nargs; i++)
-			if (!((*names)[i] = strdup(args[i])))
+		for (int i = 0; i < nargs; i++) {
+			if (!((*names)[i] = strdup(args[i]))) {
+				feed_names_free(*names, (size_t)i);
+				*names = NULL;
 				return -ENOMEM;
+			}
+		}
 		*n = (size_t)nargs;
 		return 0;
 	}

@@ -110,7 +110,7 @@ int feed_set(struct feed *f, const char *key, const char *v, char *err, size_t e
 	int r;
 
 	if (!strcmp(key, "url")) {
-		if (strncasecmp(v, "https://", 8) && strncasecmp(v, "http://", 7))
+		if (strncasecmp(v, "https://", 8) != 0 && strncasecmp(v, "http://", 7) != 0)
 			return fail(err, errlen, "url: '%s' is not an http:// or https:// URL", v);
 		return set_str(&f->url, v);
 	}
@@ -150,7 +150,7 @@ int feed_set(struct feed *f, const char *key, const char *v, char *err, size_t e
 		return 0;
 	}
 	if (!strcmp(key, "mode")) {
-		if (strcmp(v, "full") && strcmp(v, "delta"))
+		if (strcmp(v, "full") != 0 && strcmp(v, "delta") != 0)
 			return fail(err, errlen, "mode: '%s' is neither full nor delta", v);
 		f->delta = !strcmp(v, "delta");
 		return 0;
@@ -177,7 +177,7 @@ int feed_set(struct feed *f, const char *key, const char *v, char *err, size_t e
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(durs) / sizeof(durs[0]); i++) {
-		if (strcmp(key, durs[i].name))
+		if (strcmp(key, durs[i].name) != 0)
 			continue;
 		if (config_parse_duration(v, &d) < 0)
 			return fail(err, errlen, "%s: expected a duration such as 1h, 30m, 3d, not '%s'",
@@ -186,7 +186,7 @@ int feed_set(struct feed *f, const char *key, const char *v, char *err, size_t e
 		return 0;
 	}
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
-		if (strcmp(key, strs[i].name))
+		if (strcmp(key, strs[i].name) != 0)
 			continue;
 		if (*v && strs[i].path && *v != '/')
 			return fail(err, errlen, "%s: '%s' is not an absolute path", key, v);
@@ -431,7 +431,7 @@ int feed_names(const char *dir, char ***names, size_t *n, char *err, size_t errl
 		size_t l = strlen(de->d_name);
 		char *s;
 
-		if (l <= 5 || strcmp(de->d_name + l - 5, ".conf"))
+		if (l <= 5 || strcmp(de->d_name + l - 5, ".conf") != 0)
 			continue;
 		s = strndup(de->d_name, l - 5);
 		if (!s || !hashdb_valid_name(s, HASHDB_NAME_MAX)) {
@@ -610,8 +610,8 @@ int feed_sign(const char *priv_path, const char *file, const char *sig_path, cha
 		goto out;
 	}
 	fd = open(file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || (r = map_fd(fd, &data, &len)) < 0) {
-		r = -errno;
+	r = fd < 0 ? -errno : map_fd(fd, &data, &len);
+	if (r < 0) {
 		snprintf(err, errlen, "%s: %s", file, strerror(-r));
 		goto out;
 	}
@@ -1144,9 +1144,9 @@ static int apply_import(struct hashdb *db, int fd, const struct feed *f, bool re
 	r = import_file(db, path, &o, st, msg, sizeof(msg));
 	if (r < 0) {
 		pl = strlen(path);
-		snprintf(err, errlen, "%s%s", f->url, strncmp(msg, path, pl) ? ": " : "");
+		snprintf(err, errlen, "%s%s", f->url, strncmp(msg, path, pl) != 0 ? ": " : "");
 		snprintf(err + strlen(err), errlen - strlen(err), "%s",
-			 strncmp(msg, path, pl) ? msg : msg + pl);
+			 strncmp(msg, path, pl) != 0 ? msg : msg + pl);
 	}
 	return r;
 }
@@ -1334,7 +1334,7 @@ int feed_update(struct cli *cli, struct hashdb *db, const struct feed *f, bool d
 		snprintf(want, sizeof(want), "%.64s", sig);
 		for (char *p = want; *p; p++)
 			*p = (char)tolower((unsigned char)*p);
-		if (strlen(want) != 64 || strcmp(want, res->sha256)) {
+		if (strlen(want) != 64 || strcmp(want, res->sha256) != 0) {
 			refused = true;
 			r = -EBADMSG;
 			snprintf(err, errlen, "%s: SHA-256 %s does not match %s.sha256; nothing "
@@ -1344,7 +1344,7 @@ int feed_update(struct cli *cli, struct hashdb *db, const struct feed *f, bool d
 	}
 	cfd = fd;
 	if (ends_with(f->url, ".gz") ||
-	    (bodylen >= 2 && ((const unsigned char *)body)[0] == 0x1f &&
+	    (body && bodylen >= 2 && ((const unsigned char *)body)[0] == 0x1f &&
 	     ((const unsigned char *)body)[1] == 0x8b)) {
 		char why[512];
 
