@@ -29,6 +29,10 @@ os.chdir(root)
 class H(http.server.SimpleHTTPRequestHandler):
     etag = None
     def send_head(self):
+        if self.path.startswith('/auth/') and \
+                self.headers.get('Authorization') != 'Bearer s3cret-token':
+            self.send_error(401)
+            return None
         path = self.translate_path(self.path)
         self.etag = None
         if os.path.isfile(path):
@@ -164,6 +168,38 @@ ok "a .gz list is decompressed and applied" C feed update gz
 is "$(has gzlist "$X")" 1 "the gzip list's hash is there"
 C feed remove gz >/dev/null
 
+# --- bearer token, checksum file, max_size --------------------------------------------------
+mkdir -p "$WWW/auth"
+printf '%s\n' "$X" >"$WWW/auth/members.txt"
+C feed add tok "$URL/auth/members.txt" --list toklist --type sha256 --ca-file "$P/ca.pem" \
+	--retries 0 >/dev/null
+hg_run C feed update tok
+ok "without the token the server refuses (401) and nothing is applied" \
+	bash -c "grep -q 'HTTP status 401' <<<\"\$0\" && [ \"\$1\" = 0 ]" "$HG_OUT" "$(count toklist)"
+echo s3cret-token >"$HG_TMP/token" && chmod 0600 "$HG_TMP/token"
+echo "token_file = $HG_TMP/token" >>"$HG_TMP/feeds.d/tok.conf"
+ok "with token_file the bearer token is sent and the list applies" C feed update tok
+is "$(has toklist "$X")" 1 "the members-only list is there"
+ok "the token is not in the feed's file or the audit log" \
+	bash -c "! grep -rq s3cret '$HG_TMP/feeds.d' '$HG_TMP/audit.log'"
+C feed remove tok >/dev/null
+printf '%s\n' "$D" >"$WWW/sum.txt"
+sha256sum "$WWW/sum.txt" >"$WWW/sum.txt.sha256"
+C feed add sum "$URL/sum.txt" --list sumlist --type sha256 --ca-file "$P/ca.pem" --retries 0 \
+	--checksum >/dev/null
+ok "checksum = on: a list matching URL.sha256 applies" C feed update sum
+printf '%s\n%s\n' "$D" "$X" >"$WWW/sum.txt"
+hg_run C feed update sum; rc=$?
+ok "a list that does not match URL.sha256 is refused, nothing changed" \
+	bash -c "[ $rc = 2 ] && grep -q 'does not match' <<<\"\$0\" && [ \"\$1\" = 0 ]" "$HG_OUT" "$(has sumlist "$X")"
+C feed remove sum >/dev/null
+C feed add big "$URL/list.txt" --list biglist --type sha256 --ca-file "$P/ca.pem" --retries 0 \
+	--max-size 100 >/dev/null
+hg_run C feed update big; rc=$?
+ok "a body over max_size is refused, nothing applied" \
+	bash -c "[ $rc = 2 ] && grep -q 'larger than max_size' <<<\"\$0\" && [ \"\$1\" = 0 ]" "$HG_OUT" "$(count biglist)"
+C feed remove big >/dev/null
+
 # --- delta feed: in order, gaps refused --------------------------------------------------------
 printf '{"sequence": 1, "after": 0}\n{"sha256": "%s"}\n{"sha256": "%s"}\n' "$X" "$B" >"$WWW/delta.jsonl"
 ok "feed add --delta" C feed add d1 "$URL/delta.jsonl" --list deltalist --category illegal \
@@ -187,8 +223,10 @@ ok "feed status shows sequence 2" bash -c "'$HG_CLI' --config '$HG_CONF' feed st
 ok "status is healthy while the feeds are fresh" C status
 sed -i 's/^stale_after = .*/stale_after = 2s/' "$HG_TMP/feeds.d/f1.conf"
 kill "$SRV"; wait "$SRV" 2>/dev/null
+sed -i 's/^retries = .*/retries = 1/; s/^retry_wait = .*/retry_wait = 1s/' "$HG_TMP/feeds.d/f1.conf"
 hg_run C feed update --force; rc=$?
 is "$rc" 2 "updates fail while the server is down"
+ok "a transient failure is retried after retry_wait" grep -q 'f1: .*retrying in 1s' <<<"$HG_OUT"
 is "$(count feedlist)" 3 "the last good list stays in force"
 nok "the listed file is still blocked" cp "$W/d" "$M/d-down" ||
 	diag "$(tail -n 20 "$HG_LOG")" "$(C db lists)" "D=$D"
