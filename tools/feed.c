@@ -350,8 +350,11 @@ int feed_save(const struct feed *f, const char *dir, bool excl, char *err, size_
 		return -EEXIST;
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
-	/* 0640: a feed names its token file and client key; nobody else needs to read it */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	/*
+	 * 0644: no secret in it (a token or client key is only named, its file is the admin's),
+	 * and `hashgate status` run by a member of group hashgate reads it for the feed's age.
+	 */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0 || !(fp = fdopen(fd, "w"))) {
 		r = -errno;
 		if (fd >= 0)
@@ -390,6 +393,7 @@ int feed_save(const struct feed *f, const char *dir, bool excl, char *err, size_
 		return r;
 	}
 	fclose(fp);
+	chmod(tmp, 0644);	/* whatever the umask */
 	if (rename(tmp, path) < 0) {
 		r = -errno;
 		unlink(tmp);
