@@ -1,5 +1,5 @@
 #!/bin/bash
-# 69-hook.sh - on_match_exec: one JSON event per match on the program's stdin (record id,
+# 66-hook.sh - on_match_exec: one JSON event per match on the program's stdin (record id,
 # hashes, list, category, label, uid and user name, path, action, host), run as root and not
 # as the uploader, with a fixed environment; per-category hooks; a hung hook does not delay
 # verdicts (clean and known uploads return promptly), is killed after on_match_exec_timeout
