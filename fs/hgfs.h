@@ -361,6 +361,12 @@ void quarantine_log_error(const struct verdict_ctx *v, int err, bool published);
 /* Path of (parent,name) relative to the mount root, malloc'd; best effort. */
 char *path_of(fuse_ino_t parent, const char *name);
 
+/* hook.c: on_match_exec, run off the verdict path by one thread (see its header) */
+int hook_start(void);
+void hook_stop(void);
+/* Queue the event of a match (fields: the audit record's members); never blocks. */
+void hook_submit(const struct match_hit *hit, uid_t uid, int64_t id, const char *fields);
+
 /* main.c */
 struct fscfg *cfg_get(void);
 void cfg_put(struct fscfg *c);

@@ -515,6 +515,8 @@ int main(int argc, char *argv[])
 	snprintf(hgfs.st.backing, sizeof(hgfs.st.backing), "%s", hgfs.backing);
 	snprintf(hgfs.st.mountpoint, sizeof(hgfs.st.mountpoint), "%s", opts.mountpoint);
 	hgfs.st.started = time(NULL);
+	if (hook_start() < 0)
+		hglog(LOG_ERR, "on_match_exec: cannot start its thread; hooks will not run");
 	if (hashq_start() < 0)
 		hglog(LOG_WARNING, "no background hasher thread: hashing at close instead");
 	{
@@ -552,6 +554,7 @@ int main(int argc, char *argv[])
 	pthread_join(hgfs.bg_thread, NULL);
 	vq_stop();
 	hashq_shutdown();
+	hook_stop();
 	hglog(LOG_NOTICE, "unmounting %s", opts.mountpoint);
 	{
 		struct fscfg *c = cfg_get();
