@@ -131,6 +131,8 @@ struct upload {
 	struct upload *pnext;		/* pending table chain (new names only) */
 	bool pending;
 	bool settle_tried;		/* pending_settle_dir bookkeeping; under pend_lock */
+	atomic_bool caps_set;		/* a setxattr went to the tmpfile: it may hold
+					 * security.capability (ops.c, hg_getxattr) */
 	bool limited;			/* counted by limits_upload_begin (uid) */
 	uint64_t lim_bytes;		/* apparent size accounted by limits_upload_grow */
 	pid_t hidden[8];		/* related writers sent to make their own upload of the
@@ -146,6 +148,7 @@ struct fh {
 	bool wrote;			/* content changed through this handle */
 	bool counted;			/* counted in up->writers */
 	bool plain;			/* counted in inode->plainfh */
+	bool capless;			/* xattr=off: security.capability dropped (ops.c) */
 	DIR *dir;			/* opendir */
 	off_t dir_off;
 	bool direct;			/* direct_io: reads come to gate_read_begin */
@@ -201,6 +204,7 @@ struct hgfs {
 	bool writeback;
 	bool splice_read;		/* splice WRITE data from /dev/fuse into files */
 	double timeout;			/* entry/attr timeout */
+	bool xattr;			/* xattr=off: xattr requests answer ENOSYS (ops.c) */
 	bool foreground;
 	bool debug;
 	struct fuse_session *se;

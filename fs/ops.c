@@ -55,6 +55,14 @@
  *    upload; publishing over a name that meanwhile holds another user's file in a sticky
  *    directory fails with EPERM; chmod/chown during a staged rewrite also change the file
  *    under the name.  listxattr hides trusted.* from all but root.
+ *  - The kernel asks for security.capability before every write (to drop file capabilities
+ *    as a write must).  A staged upload's tmpfile is new and has none unless a setxattr
+ *    went to it: that question is answered ENODATA without a syscall.  xattr=off answers
+ *    every xattr request ENOSYS, so the kernel stops asking (one round trip less per write):
+ *    no extended attributes through the mount (user.*, security.*, trusted.*, ACLs, file
+ *    capabilities are neither read, set nor listed); the daemon then drops
+ *    security.capability itself on the first in-place change of a file through a handle and
+ *    on a truncate, as the kernel would have.
  *  - Locks (flock, fcntl) are handled by the kernel locally for this mount.
  *  - Hard links to another process's staged (unpublished) file are refused with EBUSY.
  *  - Writes are spliced from /dev/fuse (splice=off to copy); uploads are hashed from the page
@@ -299,6 +307,22 @@ static int fh_restage(struct fh *fh, fuse_req_t req)
 	return 1;
 }
 
+/*
+ * xattr=off: the kernel no longer learns of file capabilities, so it cannot drop them when a
+ * file changes; do what it would have done (file_remove_privs) on the backing file.  A new
+ * or staged file has none.  Errors other than "there is none" are logged, not returned: the
+ * write itself is fine, and the file is not executed through a nosuid mount anyway.
+ */
+static void kill_caps(int fd)
+{
+	if (hgfs.xattr || fd < 0)
+		return;
+	if (fremovexattr(fd, "security.capability") < 0 && errno != ENODATA &&
+	    errno != EOPNOTSUPP)
+		hglog(LOG_WARNING, "dropping security.capability of a changed file: %s",
+		      strerror(errno));
+}
+
 /* chmod/chown of the object behind an O_PATH (or any) fd, as setattr asks. */
 static int set_owner_mode(int fd, const struct stat *attr, int valid)
 {
@@ -380,6 +404,8 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			gate_write_end(in, fh, 0, 0, wl);
 			if (ret < 0)
 				goto out;
+			if (!t.up)
+				kill_caps(fd);
 		} else {
 			fd = inode_fd(in, O_RDWR);
 			if (fd < 0) {
@@ -391,6 +417,8 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			if (ftruncate(fd, attr->st_size) < 0)
 				ret = -errno;
 			gate_write_end(in, NULL, 0, 0, wl);
+			if (ret == 0)
+				kill_caps(fd);
 			inode_fd_put(in, fd);
 			/* No handle will close for this change: it gets its verdict now. */
 			if (ret == 0)
@@ -1235,6 +1263,10 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	} else {
 		struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
 
+		if (!fh->up && !fh->capless) {
+			kill_caps(fh->fd);
+			fh->capless = true;
+		}
 		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		out.buf[0].fd = fh->fd;
 		out.buf[0].pos = off;
@@ -1541,8 +1573,14 @@ static void hg_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	char proc[64];
 	int ret;
 
+	if (!hgfs.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	ret = xattr_target(ino_to_inode(ino), &t, proc, sizeof(proc));
 	if (ret == 0) {
+		if (t.up)	/* before the call: a getxattr racing it must ask the file */
+			atomic_store(&t.up->caps_set, true);
 		if (setxattr(proc, name, value, size, flags) < 0)
 			ret = -errno;
 		tgt_put(&t);
@@ -1588,7 +1626,23 @@ static void reply_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void hg_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	reply_xattr(req, ino, name, size);
+	struct inode *in = ino_to_inode(ino);
+	bool none = false;
+
+	if (!hgfs.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	/* The kernel's question before every write, about a tmpfile we made (see the top). */
+	if (strcmp(name, "security.capability") == 0) {
+		pthread_mutex_lock(&in->lock);
+		none = in->up && !atomic_load(&in->up->caps_set);
+		pthread_mutex_unlock(&in->lock);
+	}
+	if (none)
+		fuse_reply_err(req, ENODATA);
+	else
+		reply_xattr(req, ino, name, size);
 }
 
 /*
@@ -1602,6 +1656,10 @@ static void hg_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	ssize_t n;
 	int ret;
 
+	if (!hgfs.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if (fuse_req_ctx(req)->uid == 0) {
 		reply_xattr(req, ino, NULL, size);
 		return;
@@ -1658,6 +1716,10 @@ static void hg_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	char proc[64];
 	int ret;
 
+	if (!hgfs.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	ret = xattr_target(ino_to_inode(ino), &t, proc, sizeof(proc));
 	if (ret == 0) {
 		if (removexattr(proc, name) < 0)
@@ -1677,6 +1739,8 @@ static void hg_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	wl = gate_write_begin(fh->inode, fh, req, offset);
 	if (fallocate(fh_fd(fh), mode, offset, length) < 0)
 		ret = errno;
+	else if (!fh->up)
+		kill_caps(fh->fd);
 	if (!ret && fh->up)
 		upload_dirty(fh->up);
 	gate_write_end(fh->inode, fh, offset, ret ? 0 : (size_t)length, wl);
