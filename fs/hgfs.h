@@ -134,7 +134,7 @@ struct upload {
 	atomic_bool caps_set;		/* a setxattr went to the tmpfile: it may hold
 					 * security.capability (ops.c, hg_getxattr) */
 	bool limited;			/* counted by limits_upload_begin (uid) */
-	uint64_t lim_bytes;		/* apparent size accounted by limits_upload_grow */
+	_Atomic uint64_t lim_bytes;	/* apparent size accounted by limits_upload_grow */
 	pid_t hidden[8];		/* related writers sent to make their own upload of the
 					 * name: lookups from them do not see this one; pend_lock */
 	int nhidden;

@@ -324,7 +324,7 @@ static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const c
 	up = calloc(1, sizeof(*up));
 	if (!up || !(up->name = strdup(name))) {
 		free(up);
-		limits_upload_end(ctx->uid, &(uint64_t){ 0 });
+		limits_upload_end(ctx->uid, &(_Atomic uint64_t){ 0 });
 		return NULL;
 	}
 	up->limited = true;
