@@ -778,17 +778,32 @@ static int may_take_name(struct upload *up, int pfd)
 	return -EPERM;
 }
 
+/*
+ * linkat of the tmpfile: by its descriptor (AT_EMPTY_PATH, CAP_DAC_READ_SEARCH, which the
+ * unit keeps) without resolving a /proc path, else through /proc/self/fd.  0 or -errno.
+ */
+static int link_tmpfile(struct upload *up, int dfd, const char *name)
+{
+	char proc[64];
+
+	if (linkat(up->fd, "", dfd, name, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
+		return -errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", up->fd);
+	return linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+}
+
 /* Link the tmpfile in and rename it over the final name.  Called with up->lock held. */
 static int publish(struct upload *up)
 {
-	char proc[64], tmp[64];
+	char tmp[64];
 	struct stat st;
 	int pfd, ldir, ret;
 
 	pfd = inode_fd(up->parent, O_PATH);
 	if (pfd < 0)
 		return pfd;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", up->fd);
 	/*
 	 * A new name that is still free is linked in directly: as atomic as the rename and one
 	 * directory change instead of two.  If the name exists by now (another upload won, or
@@ -796,7 +811,7 @@ static int publish(struct upload *up)
 	 */
 	if (!up->replaces) {
 		pthread_mutex_lock(&name_lock);
-		ret = linkat(AT_FDCWD, proc, pfd, up->name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+		ret = link_tmpfile(up, pfd, up->name);
 		pthread_mutex_unlock(&name_lock);
 		if (ret == 0)
 			goto linked;
@@ -822,10 +837,9 @@ static int publish(struct upload *up)
 	ldir = st.st_dev == hgfs.staging_dev ? hgfs.staging_fd : pfd;
 	snprintf(tmp, sizeof(tmp), ".hashgate-tmp.%d.%llu", (int)hgfs.st.pid,
 		 (unsigned long long)atomic_fetch_add(&hgfs.tmpseq, 1));
-	if (linkat(AT_FDCWD, proc, ldir, tmp, AT_SYMLINK_FOLLOW) < 0) {
-		ret = -errno;
+	ret = link_tmpfile(up, ldir, tmp);
+	if (ret < 0)
 		goto out;
-	}
 	pthread_mutex_lock(&name_lock);
 	if (renameat(ldir, tmp, pfd, up->name) < 0) {
 		ret = -errno;
