@@ -26,7 +26,9 @@
  *    truncating a file no longer under the name or failing with ENOENT.
  *  - The verdict is made at FLUSH, i.e. in the close() that ends the upload: a close while the
  *    closing process or its parent still holds a descriptor of the file (dup2 by a shell, a
- *    second open) does not end it, the last one does.  Clean: the file is renamed over the
+ *    second open) does not end it, the last one does.  (Except a descriptor the creating
+ *    thread dup'ed after writing: its close after writing ends the upload, see flush_is_last;
+ *    later writes through the copy are in-place writes under the rule below.)  Clean: the file is renamed over the
  *    name atomically; close() returns 0.  Match (quarantine or block): nothing is published,
  *    close() fails with EACCES.  Scan failure: close() fails with EIO and nothing is
  *    published (on_error=allow publishes and logs instead).  A write that failed (ENOSPC)
@@ -1304,13 +1306,37 @@ static int rescan_if_dirty(struct fh *fh, fuse_req_t req)
 	return gate_close_verdict(fh->inode, fh, req, "inplace");
 }
 
+/*
+ * Is this FLUSH plainly the last close of the upload?  Only a walk of /proc/PID/fd can tell
+ * whether the closing process keeps another descriptor, at a few syscalls per descriptor it
+ * has: most of the daemon's own work for a small file.  It is skipped when the thread that
+ * created the upload closes the handle it wrote through and no second handle of the upload
+ * is open.  The patterns the walk is for still get it: a shell's redirection (open, dup2,
+ * close of the original) closes before writing, a child closing an inherited copy is another
+ * pid, a second open is a second handle.  What a process that dup'ed its descriptor after
+ * writing goes on writing through the copy is then written after the verdict: in place,
+ * under gate.c (nobody else reads it before it is judged; the last close judges it).
+ */
+static bool flush_is_last(struct fh *fh, pid_t pid)
+{
+	bool last;
+
+	if (!fh->wrote || pid <= 0 || pid != fh->up->pid)
+		return false;
+	pthread_mutex_lock(&fh->up->lock);
+	last = fh->up->writers == 1;
+	pthread_mutex_unlock(&fh->up->lock);
+	return last;
+}
+
 static void do_flush(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct fh *fh = fh_of(fi);
+	pid_t pid = fuse_req_ctx(req)->pid;
 	int ret = 0;
 
 	if (fh->up && fh->writable) {
-		if (upload_open_elsewhere(fh->up, fuse_req_ctx(req)->pid)) {
+		if (!flush_is_last(fh, pid) && upload_open_elsewhere(fh->up, pid)) {
 			fuse_reply_err(req, 0);
 			return;
 		}
