@@ -30,6 +30,7 @@
 
 #include "hashdb/config.h"
 #include "hashdb/hash.h"
+#include "hashdb/image.h"
 #include "hashdb/match.h"
 #include "hashdb/pdq.h"
 #include "hashdb/status.h"
@@ -131,6 +132,15 @@ struct upload {
 	struct upload *pnext;		/* pending table chain (new names only) */
 	bool pending;
 	bool settle_tried;		/* pending_settle_dir bookkeeping; under pend_lock */
+	/*
+	 * What the upload's file looks like without asking it (ops.c, verdict_heavy): written
+	 * extent and the first bytes, from writes that came in memory; shape_known false once
+	 * anything else changed it (truncate, fallocate, a spliced write over the head).  lock.
+	 */
+	bool shape_known;
+	uint64_t wend;
+	unsigned char head[IMAGE_MAGIC_LEN];
+	size_t nhead;
 	atomic_bool caps_set;		/* a setxattr went to the tmpfile: it may hold
 					 * security.capability (ops.c, hg_getxattr) */
 	bool limited;			/* counted by limits_upload_begin (uid) */
@@ -255,6 +265,9 @@ int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);
 int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off);
 void upload_dirty(struct upload *up);
+/* The upload's size and whether it is an image the scan would decode: 1 yes, 0 no, -1 ask
+ * the file. */
+int upload_shape(struct upload *up, uint64_t *size);
 void upload_add_writer(struct upload *up);
 /* Drop a writer; true when it was the last one. */
 bool upload_drop_writer(struct upload *up);

@@ -961,6 +961,20 @@ static bool verdict_heavy(int fd)
 	return n > 0 && image_kind(m, (size_t)n) != 0;
 }
 
+/* verdict_heavy for a handle: a staged upload usually knows its size and head unasked. */
+static bool fh_verdict_heavy(struct fh *fh)
+{
+	uint64_t size;
+	int img;
+
+	if (fh->up && fh->fd < 0) {
+		img = upload_shape(fh->up, &size);
+		if (img >= 0)
+			return size > VERDICT_INLINE_MAX || img;
+	}
+	return verdict_heavy(fh_fd(fh));
+}
+
 /* An operation finished on a verdict worker: the request and what its handler was given. */
 struct op_job {
 	struct vq_job j;
@@ -1357,7 +1371,7 @@ static void hg_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fh *fh = fh_of(fi);
 	bool verdict = (fh->up && fh->writable) || (fh->wrote && gate_dirty(fh->inode));
 
-	if (verdict && hgfs.scan && verdict_heavy(fh_fd(fh)) &&
+	if (verdict && hgfs.scan && fh_verdict_heavy(fh) &&
 	    defer_op(req, ino, fi, 0, 0, fh->lim_uid, flush_job))
 		return;
 	do_flush(req, fi);
@@ -1392,7 +1406,7 @@ static void hg_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		       (fh->wrote && gate_dirty(fh->inode));
 
 	/* After a FLUSH that judged, RELEASE has nothing heavy left: no second look at the file. */
-	if (verdict && hgfs.scan && verdict_heavy(fh_fd(fh)) &&
+	if (verdict && hgfs.scan && fh_verdict_heavy(fh) &&
 	    defer_op(req, ino, fi, 0, 0, fh->lim_uid, release_job))
 		return;
 	do_release(req, fi);

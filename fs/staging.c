@@ -337,6 +337,7 @@ static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const c
 	up->gid = ctx->gid;
 	up->pid = ctx->pid;
 	up->start = time(NULL);
+	up->shape_known = true;		/* a new, empty tmpfile */
 	inode_ref(parent);
 	up->parent = parent;
 	if (hgfs.scan) {
@@ -697,6 +698,45 @@ int upload_getattr(struct upload *up, struct stat *st)
 	return 0;
 }
 
+/*
+ * Keep the upload's extent and first bytes current after a write of n bytes at off (lock
+ * held): from the request's memory when it came in memory (small writes do), else unknown.
+ */
+static void note_shape(struct upload *up, const struct fuse_bufvec *in, uint64_t off, size_t n)
+{
+	if (!up->shape_known)
+		return;
+	if (off + n > up->wend)
+		up->wend = off + n;
+	if (up->nhead == sizeof(up->head) && off >= sizeof(up->head))
+		return;		/* past the head, which is complete */
+	if (off > up->nhead || in->count != 1 || in->idx || in->off ||
+	    (in->buf[0].flags & FUSE_BUF_IS_FD)) {
+		up->shape_known = false;	/* a gap before it, or bytes we never saw */
+		return;
+	}
+	if (off < sizeof(up->head)) {
+		size_t k = n < sizeof(up->head) - off ? n : sizeof(up->head) - off;
+
+		memcpy(up->head + off, in->buf[0].mem, k);
+		if (off + k > up->nhead)
+			up->nhead = off + k;
+	}
+}
+
+int upload_shape(struct upload *up, uint64_t *size)
+{
+	int ret = -1;
+
+	pthread_mutex_lock(&up->lock);
+	if (up->shape_known && up->state == UP_STAGED) {
+		*size = up->wend;
+		ret = up->nhead && image_kind(up->head, up->nhead) != 0;
+	}
+	pthread_mutex_unlock(&up->lock);
+	return ret;
+}
+
 int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
@@ -728,6 +768,7 @@ int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 			up->werr = ret;
 	} else {
 		hashq_wrote(up, off, n);
+		note_shape(up, in, (uint64_t)off, (size_t)n);
 	}
 	pthread_mutex_unlock(&up->lock);
 	return ret;
@@ -753,6 +794,7 @@ bool upload_drop_writer(struct upload *up)
 void upload_dirty(struct upload *up)
 {
 	pthread_mutex_lock(&up->lock);
+	up->shape_known = false;
 	hashq_stop_streaming(up);
 	pthread_mutex_unlock(&up->lock);
 }
