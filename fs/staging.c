@@ -702,7 +702,7 @@ int upload_getattr(struct upload *up, struct stat *st)
  * Keep the upload's extent and first bytes current after a write of n bytes at off (lock
  * held): from the request's memory when it came in memory (small writes do), else unknown.
  */
-static void note_shape(struct upload *up, const struct fuse_bufvec *in, uint64_t off, size_t n)
+static void note_shape(struct upload *up, const void *mem, uint64_t off, size_t n)
 {
 	if (!up->shape_known)
 		return;
@@ -710,15 +710,14 @@ static void note_shape(struct upload *up, const struct fuse_bufvec *in, uint64_t
 		up->wend = off + n;
 	if (up->nhead == sizeof(up->head) && off >= sizeof(up->head))
 		return;		/* past the head, which is complete */
-	if (off > up->nhead || in->count != 1 || in->idx || in->off ||
-	    (in->buf[0].flags & FUSE_BUF_IS_FD)) {
+	if (off > up->nhead || !mem) {
 		up->shape_known = false;	/* a gap before it, or bytes we never saw */
 		return;
 	}
 	if (off < sizeof(up->head)) {
 		size_t k = n < sizeof(up->head) - off ? n : sizeof(up->head) - off;
 
-		memcpy(up->head + off, in->buf[0].mem, k);
+		memcpy(up->head + off, mem, k);
 		if (off + k > up->nhead)
 			up->nhead = off + k;
 	}
@@ -740,6 +739,7 @@ int upload_shape(struct upload *up, uint64_t *size)
 int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	const void *mem;
 	ssize_t n;
 	int ret;
 
@@ -752,6 +752,9 @@ int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 		pthread_mutex_unlock(&up->lock);
 		return ret;
 	}
+	/* The request's bytes, if they are in memory (fuse_buf_copy advances in). */
+	mem = in->count == 1 && !in->idx && !in->off && !(in->buf[0].flags & FUSE_BUF_IS_FD) ?
+	      in->buf[0].mem : NULL;
 	/* No lock around the copy: writeback may send several writes of one file at once. */
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = up->fd;
@@ -768,7 +771,7 @@ int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 			up->werr = ret;
 	} else {
 		hashq_wrote(up, off, n);
-		note_shape(up, in, (uint64_t)off, (size_t)n);
+		note_shape(up, mem, (uint64_t)off, (size_t)n);
 	}
 	pthread_mutex_unlock(&up->lock);
 	return ret;
