@@ -325,20 +325,29 @@ static void kill_caps(int fd)
 		      strerror(errno));
 }
 
-/* chmod/chown of the object behind an O_PATH (or any) fd, as setattr asks. */
-static int set_owner_mode(int fd, const struct stat *attr, int valid)
+/*
+ * chmod/chown of the object behind an O_PATH (or any) fd, as setattr asks.  rw: fd is a
+ * regular file open for I/O (a staged upload's tmpfile), which fchmod takes directly, without
+ * the symlink check and the /proc path an O_PATH fd needs.
+ */
+static int set_owner_mode(int fd, bool rw, const struct stat *attr, int valid)
 {
 	char proc[64];
 	struct stat st;
 
 	if (valid & FUSE_SET_ATTR_MODE) {
-		if (fstat(fd, &st) < 0)
-			return -errno;
-		if (S_ISLNK(st.st_mode))
-			return -EOPNOTSUPP;
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		if (chmod(proc, attr->st_mode & 07777) < 0)
-			return -errno;
+		if (rw) {
+			if (fchmod(fd, attr->st_mode & 07777) < 0)
+				return -errno;
+		} else {
+			if (fstat(fd, &st) < 0)
+				return -errno;
+			if (S_ISLNK(st.st_mode))
+				return -EOPNOTSUPP;
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+			if (chmod(proc, attr->st_mode & 07777) < 0)
+				return -errno;
+		}
 	}
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
@@ -376,13 +385,13 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			goto out;
 		}
 		if (bfd >= 0) {
-			ret = set_owner_mode(bfd, attr, valid);
+			ret = set_owner_mode(bfd, false, attr, valid);
 			inode_fd_put(in, bfd);
 		}
 		if (ret < 0)
 			goto out;
 	}
-	ret = set_owner_mode(t.fd, attr, valid);
+	ret = set_owner_mode(t.fd, t.up != NULL, attr, valid);
 	if (ret < 0)
 		goto out;
 	if (valid & FUSE_SET_ATTR_SIZE) {
