@@ -39,6 +39,7 @@
 # files, so create also runs for them), BENCH_ROTATE=N starts the variant order rotation at
 # round N+1 (for interleaving several one-round runs), BENCH_HGFS=/path/to/hashgatefs benchmarks another
 # daemon binary (e.g. an older build, for before/after figures) with this script and fsbench.
+# BENCH_OPTS="xattr=off,..." adds mount options to both hashgatefs variants (on and off).
 # BENCH_HP=1 adds a fourth variant, hp: libfuse 3.14.0's example/passthrough_hp (the issue 20
 # yardstick) on the same filesystem, built with g++ against the installed libfuse3 from the
 # libfuse source tree in BENCH_HP_SRC (default /var/tmp/hashgate-bench/libfuse; get it with
@@ -163,8 +164,9 @@ mount_variant() {	# mount_variant on|off|hp EXTRA_OPTS
 	echo "30-fs: mount ($v) failed:"; cat "$T/daemon-$v.log"
 	return 1
 }
-mount_variant on "" || exit 1
-mount_variant off "scan=off" || exit 1
+BOPTS=${BENCH_OPTS:-}
+mount_variant on "$BOPTS" || exit 1
+mount_variant off "scan=off${BOPTS:+,$BOPTS}" || exit 1
 [ "$HP" = 1 ] && { mount_variant hp "" || exit 1; }
 dir_of() { case $1 in bare) echo "$W/bare" ;; *) echo "$T/mnt-$1" ;; esac; }
 
@@ -276,7 +278,7 @@ run_round() {
 echo "hashgatefs benchmark ($HGFS): $ROUNDS rounds, ${WRITE_MIB} MiB write, $FILES x 4 KiB" \
 	"files, untar of $UNTAR_FILES files, ${APPEND_MIB} MiB append, appendlog ${ALOG_BASE}+${ALOG_MIB}" \
 	"MiB (<= ${ALOG_SECS}s); backing on $(df -T "$W" | awk 'NR==2{print $2" "$1}')" \
-	"(BENCH_FS=$FSMODE)"
+	"(BENCH_FS=$FSMODE)${BOPTS:+; hashgatefs options $BOPTS}"
 # Round r runs the variants rotated right by r - 1 (+ BENCH_ROTATE): bare on off, off bare on...
 rotate() {	# rotate N: VARIANTS rotated right by N
 	local a=($VARIANTS) n i out=
