@@ -26,9 +26,10 @@
  *    truncating a file no longer under the name or failing with ENOENT.
  *  - The verdict is made at FLUSH, i.e. in the close() that ends the upload: a close while the
  *    closing process or its parent still holds a descriptor of the file (dup2 by a shell, a
- *    second open) does not end it, the last one does.  (Except a descriptor the creating
- *    thread dup'ed after writing: its close after writing ends the upload, see flush_is_last;
- *    later writes through the copy are in-place writes under the rule below.)  Clean: the file is renamed over the
+ *    second open) does not end it, the last one does.  (Except after writing: the creating
+ *    thread's close of a handle it wrote through ends the upload even if it holds a dup of
+ *    it, see flush_is_last; later writes through the dup are in-place writes under the rule
+ *    below.)  Clean: the file is renamed over the
  *    name atomically; close() returns 0.  Match (quarantine or block): nothing is published,
  *    close() fails with EACCES.  Scan failure: close() fails with EIO and nothing is
  *    published (on_error=allow publishes and logs instead).  A write that failed (ENOSPC)
@@ -1336,9 +1337,9 @@ static int rescan_if_dirty(struct fh *fh, fuse_req_t req)
  * created the upload closes the handle it wrote through and no second handle of the upload
  * is open.  The patterns the walk is for still get it: a shell's redirection (open, dup2,
  * close of the original) closes before writing, a child closing an inherited copy is another
- * pid, a second open is a second handle.  What a process that dup'ed its descriptor after
- * writing goes on writing through the copy is then written after the verdict: in place,
- * under gate.c (nobody else reads it before it is judged; the last close judges it).
+ * pid, a second open is a second handle.  What a process that writes, closes one of two
+ * dup'ed descriptors and goes on writing through the other writes after the verdict: in
+ * place, under gate.c (nobody else reads it before it is judged; the last close judges it).
  */
 static bool flush_is_last(struct fh *fh, pid_t pid)
 {
