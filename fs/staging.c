@@ -980,8 +980,14 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	}
 	stat_add(&hgfs.st.uploads_scanned, 1);
 	hashq_step(up);		/* hash what the background hasher has not */
-	if (up->hashing && !up->nrg && fstat(up->fd, &st) == 0 &&
-	    (uint64_t)st.st_size == up->frontier) {
+	/*
+	 * Streamed digests count when they cover the whole file.  A small upload whose every
+	 * change was a write we saw (shape_known: no truncate, fallocate, second descriptor) is
+	 * as long as its furthest write; others, and those whose hash state is kept (st), ask.
+	 */
+	if (up->hashing && !up->nrg &&
+	    ((up->shape_known && up->frontier < GATE_RESUME_MIN && up->wend == up->frontier) ||
+	     (fstat(up->fd, &st) == 0 && (uint64_t)st.st_size == up->frontier))) {
 		/* the state before final lets later appends resume (gate.c) */
 		if (up->frontier >= GATE_RESUME_MIN && hasher_copy(&save, &up->hasher) == 0)
 			saved = true;
