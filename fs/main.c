@@ -7,7 +7,8 @@
  * pdq=, pdq_threshold=, pdq_min_quality=, ...), config=PATH, and daemon-only ones:
  * scan=on|off (off: stage and publish without hashing, the benchmark baseline),
  * writeback=off (=on is refused, see below), splice=on|off (move written data
- * from /dev/fuse with splice, default on), timeout=SECONDS (entry/attr cache, default 1).
+ * from /dev/fuse with splice, default on), timeout=SECONDS (entry/attr cache, default 1),
+ * xattr=on|off (off: no extended attributes through the mount, see ops.c).
  * All other options go to FUSE; default_permissions is always added.
  *
  * The daemon refuses to start without a readable database, a usable quarantine store and
@@ -88,7 +89,7 @@ static void usage(const char *prog)
 		"  -o config=PATH, db=PATH, quarantine=DIR, on_match=quarantine|block,\n"
 		"     on_error=deny|allow, scan_max_size=SIZE, pdq=on|off, pdq_threshold=N,\n"
 		"     pdq_min_quality=N, scan=on|off, writeback=off, splice=on|off,\n"
-		"     timeout=SECONDS,\n"
+		"     timeout=SECONDS, xattr=on|off,\n"
 		"     and FUSE options (allow_other, ...)\n", prog);
 }
 
@@ -163,6 +164,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 	if (strcmp(k, "splice") == 0 && eq)
 		return parse_onoff(k, eq + 1, &hgfs.splice_read) < 0 ? -1 : 0;
+	if (strcmp(k, "xattr") == 0 && eq)
+		return parse_onoff(k, eq + 1, &hgfs.xattr) < 0 ? -1 : 0;
 	if (strcmp(k, "timeout") == 0 && eq) {
 		char *end;
 
@@ -420,6 +423,7 @@ int main(int argc, char *argv[])
 	hgfs.scan = true;
 	hgfs.splice_read = true;	/* measured: faster large writes and small creates */
 	hgfs.timeout = 1.0;
+	hgfs.xattr = true;
 	hgfs.root_fd = hgfs.staging_fd = -1;
 	pthread_mutex_init(&hgfs.mnt_lock, NULL);
 	pthread_mutex_init(&hgfs.cfg_lock, NULL);
