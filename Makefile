@@ -41,7 +41,7 @@ SAN_FLAGS   :=
 endif
 
 # Debian packages for these: scripts/deps.sh (group build).
-PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng zlib
+PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng zlib libwebp libwebpdemux libgif
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 # Only the admin CLI (`hashgate feed`) fetches lists: libcurl and zlib are linked into
