@@ -50,8 +50,9 @@ CLI_PKGS    := libcurl zlib
 CLI_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(CLI_PKGS) 2>/dev/null)
 CLI_LIBS    := $(shell $(PKG_CONFIG) --libs $(CLI_PKGS) 2>/dev/null)
 # The library decodes JPEGs with libjpeg(-turbo)'s own API; TurboJPEG only for tests and
-# benchmarks (generating JPEGs, comparing against tjDecompress2).
-TEST_LIBS   := $(shell $(PKG_CONFIG) --libs libturbojpeg 2>/dev/null)
+# benchmarks (generating JPEGs, comparing against tjDecompress2); libwebpmux (in libwebp-dev)
+# only for tests that write animated WebPs.
+TEST_LIBS   := $(shell $(PKG_CONFIG) --libs libturbojpeg libwebpmux 2>/dev/null)
 
 # -ffp-contract=off: PDQ must reproduce the reference's float rounding bit for bit.
 HG_CFLAGS   := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread \
