@@ -173,10 +173,13 @@ FRESH_ROOT  ?= $(abspath $(BUILD))/fresh-root
 fresh-check:
 	sh scripts/fresh-check.sh $(FRESH_ROOT)
 
-# libFuzzer needs clang; the harnesses link the library sources directly.
+# libFuzzer needs clang; the harnesses link the library sources directly.  `make fuzz` builds
+# them and runs each for FUZZ_SECONDS (0: build only), one at a time (tests/fuzz/run.sh).
 FUZZ_CC     ?= clang
+FUZZ_SECONDS ?= 60
 fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(HASHDB_SRC)
+	@[ "$(FUZZ_SECONDS)" = 0 ] || sh tests/fuzz/run.sh $(BUILD)/fuzz $(FUZZ_SECONDS) $(SHARED)
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz-image.h $(HASHDB_SRC)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(filter-out -Wmissing-prototypes,$(HG_CFLAGS)) $(CPPFLAGS) -O1 -g \
 		-fsanitize=fuzzer,address,undefined -o $@ $< $(HASHDB_SRC) $(PKG_LIBS) -lm

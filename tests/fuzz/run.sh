@@ -1,0 +1,46 @@
+#!/bin/sh
+# run.sh - run every libFuzzer harness built in DIR for SECONDS each (`make fuzz`), one after
+# the other (the machine's cores are shared), and fail if any of them finds a crash, leak,
+# sanitizer report, timeout or differential mismatch.
+#
+# Usage: sh tests/fuzz/run.sh DIR SECONDS [SHARED]
+# Each harness keeps its corpus in DIR/corpus-NAME (grows across runs) and is seeded from the
+# matching files of SHARED/testdata/pdq-formats, with the magic the harness itself adds
+# stripped.  Its log is DIR/NAME.log; one summary line per harness is printed.
+set -u
+dir=$1 secs=$2 shared=${3:-}
+src=$shared/testdata/pdq-formats
+fail=0
+for h in "$dir"/fuzz-*; do
+	[ -x "$h" ] && [ -f "$h" ] || continue
+	name=${h##*/fuzz-}
+	corpus=$dir/corpus-$name seeds=$dir/seeds-$name log=$dir/$name.log
+	rm -rf "$seeds"
+	mkdir -p "$corpus" "$seeds"
+	strip=0 glob=
+	case $name in
+	jpeg-pdq) glob='*.jpg' ;;
+	png-pdq) glob='*.png' ;;
+	webp-pdq) glob='*.webp' strip=12 ;;
+	gif-pdq) glob='*.gif' strip=6 ;;
+	bmp-pdq) glob='*.bmp' strip=2 ;;
+	esac
+	if [ -n "$glob" ] && [ -d "$src" ]; then
+		for f in "$src"/$glob; do
+			[ -f "$f" ] && tail -c +$((strip + 1)) "$f" >"$seeds/${f##*/}"
+		done
+	fi
+	nice "$h" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -print_final_stats=1 \
+		"$corpus" "$seeds" >"$log" 2>&1
+	rc=$?
+	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
+	if [ $rc -ne 0 ]; then
+		echo "fuzz-$name: FAILED (exit $rc) after ${runs:-?} runs; see $log"
+		grep -E 'ERROR|SUMMARY|Test unit written' "$log" | head -n 5
+		fail=1
+	else
+		echo "fuzz-$name: clean, ${runs:-?} runs in ${secs} s, ${cov:-cov: ?}"
+	fi
+done
+exit $fail
