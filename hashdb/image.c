@@ -1254,10 +1254,12 @@ out:
 
 /*
  * Windows/OS2 bitmaps the way ImageMagick's BMP reader turns them into the reference's PNM:
- * headers of 12 (OS/2), 40, 52, 56, 108 and 124 bytes; 1/4/8-bit palettes (index past the
- * palette: entry 0), 16 and 32 bits through their bit masks with IM's widening to 16 bits
- * and its 16->8 bit rounding (555 by default), 24-bit BGR; alpha ignored; bottom-up or
- * top-down.  Not decoded (an error, named): RLE4/RLE8, embedded JPEG/PNG, 64-bit.  As in IM,
+ * headers of 12 (OS/2), 40, 52, 56, 64, 108 and 124 bytes; 1/4/8-bit palettes (index past
+ * the palette: entry 0), 16 and 32 bits through their bit masks with IM's widening to 16
+ * bits and its 16->8 bit rounding (555 by default), 24-bit BGR; alpha ignored; bottom-up or
+ * top-down.  IM gives a 1- or 4-bit BMP that bit depth, and its PNM writer then scales every
+ * sample to 0..1 or 0..15 (maxval 2^depth-1, which CImg reads as is): so do we, with the
+ * grey/colour decision taken on the palette colours first, as IM takes it.  Not decoded (an error, named): RLE4/RLE8, embedded JPEG/PNG, 64-bit.  As in IM,
  * pixel data shorter than the header says, or a declared file size past the end of the file,
  * is an error.  Rows are read one at a time from their offset (no whole-image buffer).
  */
@@ -1354,7 +1356,7 @@ static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 	unsigned bpp, planes, i;
 	uint64_t stride;
 	struct bmp_chan ch[3];
-	int r, y, x, topdown, hlen;
+	int r, y, x, topdown, hlen, grey = 1;
 
 	if (!buf) {
 		struct stat st;
@@ -1501,6 +1503,16 @@ static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 				if (idx >= ncolors)
 					idx = 0;
 				memcpy(o, pal[idx], 3);
+				if (bpp < 8) {
+					unsigned k, range = (1u << bpp) - 1;
+
+					if (o[0] != o[1] || o[1] != o[2])
+						grey = 0;
+					/* ScaleQuantumToAny(v*257, range): v*range/255 rounded
+					 * (never a tie for range 1 or 15) */
+					for (k = 0; k < 3; k++)
+						o[k] = (uint8_t)((2 * range * o[k] + 255) / 510);
+				}
 				break;
 			case 24:
 				p = line + 3 * (size_t)x;
@@ -1524,6 +1536,9 @@ static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 		}
 		take_row(d, rgb);
 	}
+	/* scaled samples may look grey where the colours were not: IM decided on the colours */
+	if (!grey)
+		d->grey = 0;
 	r = sample_hash(d, flags, out);
 out:
 	free(line);
