@@ -1136,6 +1136,8 @@ static int gif_fail(struct jdec *d, struct gifsrc *gs, int code, const char *wha
 
 	if (gs->err)
 		snprintf(d->reason, sizeof(d->reason), "GIF: read error: %s", strerror(-gs->err));
+	else if (gs->off >= gs->s.len)
+		snprintf(d->reason, sizeof(d->reason), "GIF: %s: truncated", what);
 	else
 		snprintf(d->reason, sizeof(d->reason), "GIF: %s: %s", what, e ? e : "error");
 	return gs->err ? gs->err : -EINVAL;
