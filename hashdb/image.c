@@ -1500,7 +1500,7 @@ static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 			case 1:
 			case 4:
 			case 8:
-				idx = (line[(size_t)x * bpp / 8] >> (8 - bpp - (x * bpp) % 8)) &
+				idx = (line[(size_t)x * bpp / 8] >> (8 - bpp - ((size_t)x * bpp) % 8)) &
 				      ((1u << bpp) - 1);
 				if (idx >= ncolors)
 					idx = 0;
