@@ -1261,9 +1261,13 @@ out:
  * bits and its 16->8 bit rounding (555 by default), 24-bit BGR; alpha ignored; bottom-up or
  * top-down.  IM gives a 1- or 4-bit BMP that bit depth, and its PNM writer then scales every
  * sample to 0..1 or 0..15 (maxval 2^depth-1, which CImg reads as is): so do we, with the
- * grey/colour decision taken on the palette colours first, as IM takes it.  Not decoded (an error, named): RLE4/RLE8, embedded JPEG/PNG, 64-bit.  As in IM,
- * pixel data shorter than the header says, or a declared file size past the end of the file,
- * is an error.  Rows are read one at a time from their offset (no whole-image buffer).
+ * grey/colour decision taken on the palette colours first, as IM takes it.  RLE8/RLE4 are
+ * decoded as IM's DecodeImage does, into w*h indices (from the decode budget): pixels no
+ * code reaches are palette entry 0, and data that ends before the end-of-bitmap code leaves
+ * the rest so; IM still returns that image, so it is hashed, with out->warning.  Not decoded
+ * (an error, named): embedded JPEG/PNG, 64-bit.  As in IM, uncompressed pixel data shorter
+ * than the header says, or a declared file size past the end of the file, is an error.
+ * Uncompressed rows are read one at a time from their offset (no whole-image buffer).
  */
 #define BMP_RGB		0
 #define BMP_RLE8	1
@@ -1342,6 +1346,88 @@ static uint8_t bmp_chan32(const struct bmp_chan *c, uint32_t px)
 	return q16_to_8(v & 0xffff);
 }
 
+/* Buffered sequential reads of the RLE stream. */
+struct bmp_rd {
+	const struct isrc *s;
+	uint64_t off;
+	size_t n, i;
+	int err;
+	uint8_t b[4096];
+};
+
+static int rd_byte(struct bmp_rd *r)
+{
+	if (r->i == r->n) {
+		uint64_t left = r->s->len - r->off;
+		size_t n = left < sizeof(r->b) ? (size_t)left : sizeof(r->b);
+
+		if (!n || r->err)
+			return -1;
+		r->err = isrc_read(r->s, r->off, r->b, n);
+		if (r->err < 0)
+			return -1;
+		r->off += n;
+		r->n = n;
+		r->i = 0;
+	}
+	return r->b[r->i++];
+}
+
+/*
+ * ImageMagick's BMP DecodeImage: runs and absolute runs (RLE4: two indices a byte), end of
+ * line, delta, end of bitmap; rows from the bottom (px row 0 = the file's first row); runs
+ * clipped at the end of the buffer, a move past it ends the decode.  px starts zeroed.
+ * 1 when the data ended before the end-of-bitmap code, else 0.
+ */
+static int bmp_rle(struct bmp_rd *rd, int rle4, uint8_t *px, size_t w, size_t h)
+{
+	size_t n = w * h, p = 0, y = 0, cnt, i;
+	int c, b = 0;
+
+	while (y < h && p < n) {
+		if ((c = rd_byte(rd)) < 0)
+			return 1;
+		if (c > 0) {	/* encoded run */
+			cnt = (size_t)c < n - p ? (size_t)c : n - p;
+			if ((b = rd_byte(rd)) < 0)
+				return 1;
+			for (i = 0; i < cnt; i++)
+				px[p++] = (uint8_t)(!rle4 ? b : (i & 1) ? (b & 15) : (b >> 4));
+			continue;
+		}
+		if ((c = rd_byte(rd)) < 0)
+			return 1;
+		if (c == 1)
+			return 0;
+		if (c == 0) {	/* end of line */
+			y++;
+			p = y * w;
+			continue;
+		}
+		if (c == 2) {	/* delta */
+			int dx = rd_byte(rd), dy = dx < 0 ? -1 : rd_byte(rd);
+
+			if (dy < 0)
+				return 1;
+			y += (size_t)dy;
+			p += (size_t)dy * w + (size_t)dx;
+			continue;
+		}
+		cnt = (size_t)c < n - p ? (size_t)c : n - p;	/* absolute run */
+		for (i = 0; i < cnt; i++) {
+			if (!rle4 || !(i & 1))
+				if ((b = rd_byte(rd)) < 0)
+					return 1;
+			px[p++] = (uint8_t)(!rle4 ? b : (i & 1) ? (b & 15) : (b >> 4));
+		}
+		/* pad to 16 bits */
+		if ((!rle4 && (cnt & 1)) || (rle4 && ((cnt & 3) == 1 || (cnt & 3) == 2)))
+			if (rd_byte(rd) < 0)
+				return 1;
+	}
+	return 0;
+}
+
 static int bmp_bad(struct jdec *d, int code, const char *why)
 {
 	snprintf(d->reason, sizeof(d->reason), "BMP: %s", why);
@@ -1352,13 +1438,14 @@ static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 		   struct pdq_result *out)
 {
 	struct isrc s = { buf, len, d->fd };
-	uint8_t hdr[14 + 124 + 16], pal[256][3], *line = NULL, *rgb = NULL;
+	uint8_t hdr[14 + 124 + 16], pal[256][3], *buf_line = NULL, *rgb = NULL, *rlepx = NULL;
+	struct bmp_rd *rd = NULL;
 	uint32_t hsize, offbits, fsize, comp = BMP_RGB, ncolors = 0, masks[3] = { 0, 0, 0 };
 	int32_t w, h;
 	unsigned bpp, planes, i;
 	uint64_t stride;
 	struct bmp_chan ch[3];
-	int r, y, x, topdown, hlen, grey = 1;
+	int r, y, x, topdown, hlen, grey = 1, rle;
 
 	if (!buf) {
 		struct stat st;
@@ -1419,11 +1506,12 @@ static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 		r = bmp_bad(d, -EINVAL, "planes is not 1");
 		goto out;
 	}
-	if (comp == BMP_RLE8 || comp == BMP_RLE4) {
-		r = bmp_bad(d, -ENOTSUP, "RLE-compressed bitmaps are not decoded");
+	if ((comp == BMP_RLE8 && bpp != 8) || (comp == BMP_RLE4 && bpp != 4)) {
+		r = bmp_bad(d, -EINVAL, "RLE with the wrong bits per pixel");
 		goto out;
 	}
-	if (comp != BMP_RGB && comp != BMP_BITFIELDS && comp != BMP_ALPHABITFIELDS) {
+	if (comp != BMP_RGB && comp != BMP_BITFIELDS && comp != BMP_ALPHABITFIELDS &&
+	    comp != BMP_RLE8 && comp != BMP_RLE4) {
 		r = bmp_bad(d, -ENOTSUP, "compression (embedded JPEG/PNG or unknown) not decoded");
 		goto out;
 	}
@@ -1435,7 +1523,7 @@ static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 		r = bmp_bad(d, -EINVAL, "more palette colours than the bit depth allows");
 		goto out;
 	}
-	if (comp != BMP_RGB && bpp < 16) {
+	if ((comp == BMP_BITFIELDS || comp == BMP_ALPHABITFIELDS) && bpp < 16) {
 		r = bmp_bad(d, -EINVAL, "bit fields need 16 or 32 bits per pixel");
 		goto out;
 	}
@@ -1469,27 +1557,52 @@ static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 	}
 	for (i = 0; i < 3; i++)
 		bmp_chan_init(&ch[i], masks[i]);
-	stride = 4 * (((uint64_t)w * bpp + 31) / 32);
-	if (offbits > s.len || stride * (uint64_t)h > s.len - offbits) {
+	rle = comp == BMP_RLE8 || comp == BMP_RLE4;
+	stride = 4 * (((uint64_t)w * (rle ? 8 : bpp) + 31) / 32);
+	/* RLE: IM's only size check is this loose one */
+	if (offbits > s.len || (rle ? stride * (uint64_t)h / 256 > s.len :
+			       stride * (uint64_t)h > s.len - offbits)) {
 		r = bmp_bad(d, -EINVAL, "pixel data shorter than the image (truncated)");
 		goto out;
 	}
-	r = sample_reserve(d, (1u << 20) + stride + (uint64_t)w * 3, "BMP");
+	r = sample_reserve(d, (1u << 20) + stride + (uint64_t)w * 3 +
+			   (rle ? (uint64_t)w * h + sizeof(struct bmp_rd) : 0), "BMP");
 	if (r < 0)
 		goto out;
-	line = malloc((size_t)stride);
+	buf_line = malloc((size_t)stride);
 	rgb = malloc((size_t)w * 3);
-	r = line && rgb ? sample_start(d) : -ENOMEM;
+	r = buf_line && rgb ? sample_start(d) : -ENOMEM;
 	if (r < 0)
 		goto out;
+	if (rle) {
+		rd = calloc(1, sizeof(*rd));
+		rlepx = calloc((size_t)w, (size_t)h);
+		if (!rd || !rlepx) {
+			r = -ENOMEM;
+			goto out;
+		}
+		rd->s = &s;
+		rd->off = offbits;
+		if (bmp_rle(rd, comp == BMP_RLE4, rlepx, (size_t)w, (size_t)h)) {
+			if (rd->err < 0) {
+				r = bmp_bad(d, rd->err, "pixel data unreadable");
+				goto out;
+			}
+			d->warnings++;
+			bmp_bad(d, 0, "RLE data ends early: the rest is palette entry 0");
+		}
+	}
 	for (y = 0; y < h; y++) {
 		uint64_t fr = topdown ? (uint64_t)y : (uint64_t)(h - 1 - y);
+		const uint8_t *line = rle ? rlepx + fr * (uint64_t)w : buf_line;
 		uint8_t *o = rgb;
 
-		r = isrc_read(&s, offbits + fr * stride, line, (size_t)stride);
-		if (r < 0) {
-			r = bmp_bad(d, r, "pixel data unreadable");
-			goto out;
+		if (!rle) {
+			r = isrc_read(&s, offbits + fr * stride, buf_line, (size_t)stride);
+			if (r < 0) {
+				r = bmp_bad(d, r, "pixel data unreadable");
+				goto out;
+			}
 		}
 		for (x = 0; x < w; x++, o += 3) {
 			const uint8_t *p;
@@ -1500,8 +1613,9 @@ static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 			case 1:
 			case 4:
 			case 8:
-				idx = (line[(size_t)x * bpp / 8] >> (8 - bpp - ((size_t)x * bpp) % 8)) &
-				      ((1u << bpp) - 1);
+				idx = rle ? line[x] : (line[(size_t)x * bpp / 8] >>
+						       (8 - bpp - ((size_t)x * bpp) % 8)) &
+						      ((1u << bpp) - 1);
 				if (idx >= ncolors)
 					idx = 0;
 				memcpy(o, pal[idx], 3);
@@ -1543,8 +1657,10 @@ static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 		d->grey = 0;
 	r = sample_hash(d, flags, out);
 out:
-	free(line);
+	free(buf_line);
 	free(rgb);
+	free(rlepx);
+	free(rd);
 	return jd_finish(d, r, out);
 }
 

@@ -117,7 +117,7 @@ static struct blob make_png(const uint8_t *px, int w, int h)
  * (masks: 565 or 555), or 1/4/8 with idx/pal; hsize 12/40/108/124; topdown: negative height.
  */
 struct bmpopt {
-	int bpp, hsize, topdown, bitfields;
+	int bpp, hsize, topdown, bitfields, rle;	/* rle: 1 RLE8, 2 RLE4 */
 	uint32_t masks[3];
 	const uint8_t *idx;		/* palette images: one index per pixel */
 	const uint8_t (*pal)[3];
@@ -129,7 +129,7 @@ static struct blob make_bmp(const uint8_t *px, int w, int h, const struct bmpopt
 	struct blob b = { 0 };
 	int stride = 4 * ((w * o->bpp + 31) / 32), y, x, i;
 	int npal = o->bpp <= 8 ? o->ncolors : 0, psz = o->hsize == 12 ? 3 : 4;
-	int extra = o->hsize == 40 && o->bitfields ? 12 : 0;
+	int extra = o->hsize == 40 && o->bitfields ? 12 : 0, run;
 	uint32_t off = (uint32_t)(14 + o->hsize + extra + npal * psz);
 	uint8_t *row = calloc(1, (size_t)stride);
 
@@ -148,7 +148,7 @@ static struct blob make_bmp(const uint8_t *px, int w, int h, const struct bmpopt
 		put32(&b, (uint32_t)(o->topdown ? -h : h));
 		put16(&b, 1);
 		put16(&b, (unsigned)o->bpp);
-		put32(&b, o->bitfields ? 3 : 0);
+		put32(&b, o->bitfields ? 3 : (uint32_t)o->rle);
 		put32(&b, (uint32_t)stride * (uint32_t)h);
 		put32(&b, 2835);
 		put32(&b, 2835);
@@ -167,6 +167,45 @@ static struct blob make_bmp(const uint8_t *px, int w, int h, const struct bmpopt
 		uint8_t e[4] = { o->pal[i][2], o->pal[i][1], o->pal[i][0], 0 };
 
 		put(&b, e, (size_t)psz);
+	}
+	if (o->rle) {
+		/*
+		 * RLE8: each row opens with an absolute run of 3, then runs of equal indices;
+		 * RLE4: runs of 2 alternating indices (a pair per byte).  EOL per row, then EOB.
+		 */
+		for (y = 0; y < h; y++) {
+			const uint8_t *ix = o->idx + (size_t)(h - 1 - y) * w;
+
+			x = 0;
+			if (o->rle == 1 && w >= 3) {
+				uint8_t a[6] = { 0, 3, ix[0], ix[1], ix[2], 0 };
+
+				put(&b, a, 6);
+				x = 3;
+			}
+			while (x < w) {
+				uint8_t r2[2];
+
+				if (o->rle == 1) {
+					for (run = 1; x + run < w && run < 255 && ix[x + run] == ix[x]; run++)
+						;
+					r2[0] = (uint8_t)run;
+					r2[1] = ix[x];
+				} else {
+					run = x + 1 < w ? 2 : 1;
+					r2[0] = (uint8_t)run;
+					r2[1] = (uint8_t)(ix[x] << 4 | (run == 2 ? ix[x + 1] : 0));
+				}
+				put(&b, r2, 2);
+				x += run;
+			}
+			put(&b, "\0\0", 2);
+		}
+		put(&b, "\0\1", 2);
+		for (i = 0; i < 4; i++)		/* the real file size */
+			b.p[2 + i] = (uint8_t)(b.n >> (8 * i));
+		free(row);
+		return b;
 	}
 	for (y = 0; y < h; y++) {
 		int sy = o->topdown ? y : h - 1 - y;
@@ -487,6 +526,24 @@ static void test_same_pixels(void)
 	b = make_bmp(px, w, h, &o);
 	check_like(&b, &want, IMAGE_BMP, "BMP 8-bit palette");
 	free(b.p);
+	o.rle = 1;
+	b = make_bmp(px, w, h, &o);
+	check_like(&b, &want, IMAGE_BMP, "BMP RLE8 (runs and absolute runs)");
+	{
+		struct pdq_result r1, r2;
+
+		/*
+		 * cut in the middle, file size field 0 (a declared size past the end is an error
+		 * in IM): IM returns the rows decoded so far over palette entry 0
+		 */
+		b.n = b.n / 2;
+		memset(b.p + 2, 0, 4);
+		ok(pdq2(b.p, b.n, 0, &r1) == 0 && r1.warning && pdq2(b.p, b.n, 0, &r2) == 0 &&
+		   same(&r1, &r2) && !same(&r1, &want),
+		   "BMP RLE8 cut in half: hashed as the partial image, with a warning, one answer");
+	}
+	free(b.p);
+	o.rle = 0;
 	free(png.p);
 	/*
 	 * 4 and 1 bit: the low bits of the same indices through the first entries.  IM keeps the
@@ -507,6 +564,11 @@ static void test_same_pixels(void)
 	b = make_bmp(px, w, h, &o);
 	check_like(&b, &want, IMAGE_BMP, "BMP 4-bit palette");
 	free(b.p);
+	o.rle = 2;
+	b = make_bmp(px, w, h, &o);
+	check_like(&b, &want, IMAGE_BMP, "BMP RLE4");
+	free(b.p);
+	o.rle = 0;
 	free(png.p);
 	for (i = 0; i < (size_t)w * h; i++) {
 		int k;
@@ -687,6 +749,10 @@ static void test_damage(void)
 	o.ncolors = 256;
 	b = make_bmp(px, w, h, &o);
 	damage("BMP 8-bit", &b, 1);
+	free(b.p);
+	o.rle = 1;
+	b = make_bmp(px, w, h, &o);
+	damage("BMP RLE8", &b, 0);
 	free(b.p);
 	free(px);
 	free(idx);
