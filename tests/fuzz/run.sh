@@ -11,6 +11,8 @@
 # fuzzing).  Its log is DIR/NAME.log; one summary line per harness is printed.
 set -u
 dir=$1 secs=$2 shared=${3:-}
+# libFuzzer takes -max_total_time=0 as "no limit": refuse it
+case $secs in '' | *[!0-9]* | 0) echo "run.sh: SECONDS must be a whole number > 0" >&2; exit 2 ;; esac
 src=$shared/testdata/pdq-formats
 tools=$(dirname "$dir")/tests/tools
 small=$dir/small-seeds
