@@ -45,8 +45,9 @@ for h in "$dir"/fuzz-*; do
 			[ -f "$f" ] && tail -c +$((strip + 1)) "$f" >"$seeds/${f##*/}"
 		done
 	fi
+	# findings (crash-*, slow-unit-*, ...) go to DIR, not the current directory
 	nice "$h" -max_total_time="$secs" -timeout=20 -rss_limit_mb=2560 -print_final_stats=1 \
-		$max "$corpus" "$seeds" >"$log" 2>&1
+		-artifact_prefix="$dir/" $max "$corpus" "$seeds" >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
 	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1)
