@@ -41,7 +41,7 @@ SAN_FLAGS   :=
 endif
 
 # Debian packages for these: scripts/deps.sh (group build).
-PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng zlib
+PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng zlib libwebp libwebpdemux libgif
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 # Only the admin CLI (`hashgate feed`) fetches lists: libcurl and zlib are linked into
@@ -50,8 +50,9 @@ CLI_PKGS    := libcurl zlib
 CLI_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(CLI_PKGS) 2>/dev/null)
 CLI_LIBS    := $(shell $(PKG_CONFIG) --libs $(CLI_PKGS) 2>/dev/null)
 # The library decodes JPEGs with libjpeg(-turbo)'s own API; TurboJPEG only for tests and
-# benchmarks (generating JPEGs, comparing against tjDecompress2).
-TEST_LIBS   := $(shell $(PKG_CONFIG) --libs libturbojpeg 2>/dev/null)
+# benchmarks (generating JPEGs, comparing against tjDecompress2); libwebpmux (in libwebp-dev)
+# only for tests that write animated WebPs.
+TEST_LIBS   := $(shell $(PKG_CONFIG) --libs libturbojpeg libwebpmux 2>/dev/null)
 
 # -ffp-contract=off: PDQ must reproduce the reference's float rounding bit for bit.
 HG_CFLAGS   := -std=c11 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread \
@@ -172,10 +173,13 @@ FRESH_ROOT  ?= $(abspath $(BUILD))/fresh-root
 fresh-check:
 	sh scripts/fresh-check.sh $(FRESH_ROOT)
 
-# libFuzzer needs clang; the harnesses link the library sources directly.
+# libFuzzer needs clang; the harnesses link the library sources directly.  `make fuzz` builds
+# them and runs each for FUZZ_SECONDS (0: build only), one at a time (tests/fuzz/run.sh).
 FUZZ_CC     ?= clang
+FUZZ_SECONDS ?= 60
 fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(HASHDB_SRC)
+	@[ "$(FUZZ_SECONDS)" = 0 ] || sh tests/fuzz/run.sh $(BUILD)/fuzz $(FUZZ_SECONDS) $(SHARED)
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz-image.h $(HASHDB_SRC)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(filter-out -Wmissing-prototypes,$(HG_CFLAGS)) $(CPPFLAGS) -O1 -g \
 		-fsanitize=fuzzer,address,undefined -o $@ $< $(HASHDB_SRC) $(PKG_LIBS) -lm

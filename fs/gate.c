@@ -565,7 +565,7 @@ static int judge_locked(struct inode *in, fuse_req_t req, const char *why)
 			/* Already visible: never destroy customer data over a scan failure. */
 			quarantine_log_error(&v, ret, true);
 			audit_failure(&v, "not-judged", ret);
-			if (cfg->c.on_error == ON_ERROR_ALLOW) {
+			if (scan_on_error(&r, &cfg->c) == ON_ERROR_ALLOW) {
 				mark_judged(in, fd, wsnap);
 				ret = 0;
 			} else {

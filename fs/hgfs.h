@@ -353,12 +353,21 @@ struct scan_result {
 	bool has_pdq;
 	struct pdq_result pdq;
 	int match;			/* 1 match, 0 clean */
+	int pdq_err;			/* scan_fd failed because an image gave no PDQ (-errno) */
+	enum hg_on_error pdq_on_error;	/* then: the on_error of the lists left unchecked */
 	bool streamed;			/* exact digests came from the write stream (no re-read) */
 	struct match_hit hit;
 	uint64_t generation;
 };
 unsigned scan_algos(void);
+/*
+ * 0 with r->match set, or -errno when no verdict could be made: then scan_on_error() says
+ * whether the upload may be published.  An image that gives no PDQ is such an error only when
+ * no exact hash matched (r->pdq_err, r->pdq_on_error from on_error.CATEGORY).
+ */
 int scan_fd(int fd, const struct digests *streamed, struct scan_result *r);
+/* on_error for a failed scan_fd (r zeroed or from scan_fd; cfg the current config). */
+enum hg_on_error scan_on_error(const struct scan_result *r, const struct hg_config *cfg);
 
 /* quarantine.c */
 struct verdict_ctx {

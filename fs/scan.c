@@ -4,9 +4,11 @@
  *
  * Streamed digests are used only when they cover every exact algorithm the current snapshot
  * holds; otherwise (database changed mid-upload, non-sequential writes) the file is re-read.
- * A file that looks like a JPEG or PNG (image_kind: after the junk libjpeg skips) but gives no
- * PDQ is a scan error like an I/O error: logged at notice with the reason, and the caller
- * applies on_error (deny by default: fail closed).  File size does not decide: JPEGs over
+ * A file that looks like an image (image_kind: JPEG after the junk libjpeg skips, PNG, WebP,
+ * GIF, BMP) but gives no PDQ is logged at notice with the reason; its exact digests are still
+ * matched (a listed file is caught whatever its pixels), and only when they are clean is it a
+ * scan error, with the on_error of the categories whose PDQ lists stay unchecked
+ * (on_error.CATEGORY, else on_error; deny by default: fail closed).  File size does not decide: JPEGs over
  * pdq_max_size are decoded streaming from the file; decode work and memory are bounded
  * by hashdb/image.c instead.
  */
@@ -18,6 +20,16 @@
 #include "fs/hgfs.h"
 #include "hashdb/hglog.h"
 #include "hashdb/image.h"
+
+static int category_denies(const char *category, void *arg)
+{
+	return config_on_error_for(arg, category) == ON_ERROR_DENY;
+}
+
+enum hg_on_error scan_on_error(const struct scan_result *r, const struct hg_config *cfg)
+{
+	return r && r->pdq_err ? r->pdq_on_error : cfg->on_error;
+}
 
 unsigned scan_algos(void)
 {
@@ -77,9 +89,10 @@ int scan_fd(int fd, const struct digests *streamed, struct scan_result *r)
 			if (ret < 0) {
 				hglog(LOG_NOTICE, "pdq_error: image gives no PDQ: %s",
 				      r->pdq.reason[0] ? r->pdq.reason : image_strerror(ret));
-				goto out_m;
+				r->pdq_err = ret;
+			} else {
+				r->has_pdq = true;
 			}
-			r->has_pdq = true;
 		}
 	}
 	opts.pdq_threshold = cfg->c.pdq_threshold;
@@ -90,6 +103,13 @@ int scan_fd(int fd, const struct digests *streamed, struct scan_result *r)
 		ret = 0;
 	}
 	stat_add(&hgfs.st.bytes_scanned, r->d.size);
+	if (ret == 0 && !r->match && r->pdq_err) {
+		r->pdq_on_error = matcher_pdq_category_any(m, category_denies, &cfg->c) ?
+				  ON_ERROR_DENY : ON_ERROR_ALLOW;
+		ret = r->pdq_err;
+	} else {
+		r->pdq_err = 0;
+	}
 out_m:
 	matcher_put(m);
 out_cfg:

@@ -997,7 +997,7 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	hashq_stop_streaming(up);
 	ret = scan_fd(up->fd, sp, &r);
 	if (ret < 0) {
-		if (cfg->c.on_error == ON_ERROR_ALLOW) {
+		if (scan_on_error(&r, &cfg->c) == ON_ERROR_ALLOW) {
 			quarantine_log_error(&v, ret, true);
 			ret = publish(up);
 			goto published;

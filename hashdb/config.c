@@ -76,6 +76,7 @@ static const struct { const char *name; int level; } log_levels[] = {
 
 #define CAT_PREFIX "on_match."
 #define EXEC_PREFIX "on_match_exec."
+#define ERR_PREFIX "on_error."
 
 const char *config_action_name(enum hg_action a)
 {
@@ -247,6 +248,8 @@ int config_is_key(const char *key)
 		return valid_category(key + strlen(EXEC_PREFIX));
 	if (strncmp(key, CAT_PREFIX, strlen(CAT_PREFIX)) == 0)
 		return valid_category(key + strlen(CAT_PREFIX));
+	if (strncmp(key, ERR_PREFIX, strlen(ERR_PREFIX)) == 0)
+		return valid_category(key + strlen(ERR_PREFIX));
 	return find_key(key) != NULL;
 }
 
@@ -307,6 +310,44 @@ static int set_category_exec(struct hg_config *c, const char *cat, const char *p
 	return 0;
 }
 
+static int set_category_onerror(struct hg_config *c, const char *cat, enum hg_on_error e)
+{
+	struct hg_category_onerror *n;
+	char *name;
+	size_t i;
+
+	for (i = 0; i < c->ncat_err; i++) {
+		if (strcmp(c->cat_err[i].category, cat) == 0) {
+			c->cat_err[i].on_error = e;
+			return 0;
+		}
+	}
+	name = strdup(cat);
+	if (!name)
+		return -ENOMEM;
+	n = realloc(c->cat_err, (c->ncat_err + 1) * sizeof(*n));
+	if (!n) {
+		free(name);
+		return -ENOMEM;
+	}
+	c->cat_err = n;
+	c->cat_err[c->ncat_err].category = name;
+	c->cat_err[c->ncat_err].on_error = e;
+	c->ncat_err++;
+	return 0;
+}
+
+static int parse_on_error(const char *value, enum hg_on_error *out)
+{
+	if (strcasecmp(value, "deny") == 0)
+		*out = ON_ERROR_DENY;
+	else if (strcasecmp(value, "allow") == 0)
+		*out = ON_ERROR_ALLOW;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 static const char *key_hint(const struct key_def *k)
 {
 	switch (k->type) {
@@ -336,6 +377,7 @@ static int set_one(struct hg_config *c, const char *key, const char *value, cons
 		int i;
 		bool b;
 		enum hg_action a;
+		enum hg_on_error e;
 	} v;
 	char *str;
 	int r;
@@ -350,6 +392,19 @@ static int set_one(struct hg_config *c, const char *key, const char *value, cons
 			return -EINVAL;
 		}
 		r = set_category(c, key + strlen(CAT_PREFIX), v.a);
+		*why = r ? strerror(-r) : NULL;
+		return r;
+	}
+	if (strncmp(key, ERR_PREFIX, strlen(ERR_PREFIX)) == 0) {
+		if (!valid_category(key + strlen(ERR_PREFIX))) {
+			*why = "category names are 1-31 letters, digits, '-' or '_'";
+			return -EINVAL;
+		}
+		if (parse_on_error(value, &v.e) < 0) {
+			*why = "expected deny or allow";
+			return -EINVAL;
+		}
+		r = set_category_onerror(c, key + strlen(ERR_PREFIX), v.e);
 		*why = r ? strerror(-r) : NULL;
 		return r;
 	}
@@ -396,12 +451,9 @@ static int set_one(struct hg_config *c, const char *key, const char *value, cons
 		*(enum hg_action *)p = v.a;
 		break;
 	case K_ONERROR:
-		if (strcasecmp(value, "deny") == 0)
-			*(enum hg_on_error *)p = ON_ERROR_DENY;
-		else if (strcasecmp(value, "allow") == 0)
-			*(enum hg_on_error *)p = ON_ERROR_ALLOW;
-		else
+		if (parse_on_error(value, &v.e) < 0)
 			return -EINVAL;
+		*(enum hg_on_error *)p = v.e;
 		break;
 	case K_SIZE:
 		if (config_parse_size(value, &v.size) < 0)
@@ -506,6 +558,9 @@ void config_release(struct hg_config *c)
 		free(c->cat_exec[i].path);
 	}
 	free(c->cat_exec);
+	for (i = 0; i < c->ncat_err; i++)
+		free(c->cat_err[i].category);
+	free(c->cat_err);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -519,6 +574,8 @@ static int config_copy(struct hg_config *dst, const struct hg_config *src)
 	dst->ncat = 0;
 	dst->cat_exec = NULL;
 	dst->ncat_exec = 0;
+	dst->cat_err = NULL;
+	dst->ncat_err = 0;
 	dst->feeds_dir = dst->on_match_exec = dst->on_match_exec_user = NULL;
 	if (dup_field(&dst->source, src->source) < 0 || dup_field(&dst->db, src->db) < 0 ||
 	    dup_field(&dst->quarantine, src->quarantine) < 0 ||
@@ -536,6 +593,9 @@ static int config_copy(struct hg_config *dst, const struct hg_config *src)
 			goto fail;
 	for (i = 0; i < src->ncat_exec; i++)
 		if (set_category_exec(dst, src->cat_exec[i].category, src->cat_exec[i].path) < 0)
+			goto fail;
+	for (i = 0; i < src->ncat_err; i++)
+		if (set_category_onerror(dst, src->cat_err[i].category, src->cat_err[i].on_error) < 0)
 			goto fail;
 	return 0;
 fail:
@@ -731,6 +791,17 @@ const char *config_exec_for(const struct hg_config *c, const char *category)
 			if (strcmp(c->cat_exec[i].category, category) == 0)
 				return *c->cat_exec[i].path ? c->cat_exec[i].path : NULL;
 	return c->on_match_exec;
+}
+
+enum hg_on_error config_on_error_for(const struct hg_config *c, const char *category)
+{
+	size_t i;
+
+	if (category)
+		for (i = 0; i < c->ncat_err; i++)
+			if (strcmp(c->cat_err[i].category, category) == 0)
+				return c->cat_err[i].on_error;
+	return c->on_error;
 }
 
 int config_action_rank(const struct hg_config *c, const char *category)

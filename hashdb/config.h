@@ -2,7 +2,8 @@
  * config.h - hashgate.conf and -o option parsing, shared by hashgatefs and the hashgate CLI.
  *
  * File format: one "key = value" per line; '#' starts a comment line; blank lines ignored;
- * values may be double-quoted.  Per-category actions are written "on_match.CATEGORY = ACTION".
+ * values may be double-quoted.  Per-category actions are written "on_match.CATEGORY = ACTION",
+ * per-category scan-error handling "on_error.CATEGORY = deny|allow".
  * Every error names the file and line (or the option) and leaves the config as it was before
  * the failing call.  A struct hg_config is owned by its creator; not thread-safe (the daemon
  * builds a new one on SIGHUP and swaps it).
@@ -47,6 +48,17 @@ struct hg_category_exec {
 	char *path;
 };
 
+/*
+ * on_error of one list category.  It decides the errors that leave only some lists unchecked:
+ * an image that gives no PDQ leaves the lists holding PDQ hashes unchecked (the exact hashes
+ * were still compared), so such an upload is denied when any category with PDQ hashes
+ * resolves to deny.  Errors that leave every list unchecked (I/O, database) use on_error.
+ */
+struct hg_category_onerror {
+	char *category;
+	enum hg_on_error on_error;
+};
+
 struct hg_config {
 	char *source;			/* file the values came from, NULL if defaults only */
 	char *db;			/* hash database (SQLite) */
@@ -59,7 +71,9 @@ struct hg_config {
 	enum hg_action on_match;	/* default action for categories without their own */
 	struct hg_category_action *cat;	/* per-category overrides */
 	size_t ncat;
-	enum hg_on_error on_error;
+	enum hg_on_error on_error;	/* scan errors; default of on_error.CATEGORY */
+	struct hg_category_onerror *cat_err;	/* per-category on_error overrides */
+	size_t ncat_err;
 	uint64_t scan_max_size;		/* accepted and ignored (compatibility) */
 	bool pdq;			/* PDQ-hash JPEG uploads */
 	int pdq_threshold;
@@ -99,6 +113,8 @@ int config_load(struct hg_config *c, const char *path, char *err, size_t errlen)
 int config_set(struct hg_config *c, const char *key, const char *value, char *err, size_t errlen);
 /* 1 if key is a config key this version knows. */
 int config_is_key(const char *key);
+/* on_error for a list category: its own on_error.CATEGORY, else on_error. */
+enum hg_on_error config_on_error_for(const struct hg_config *c, const char *category);
 /* The action for a list category. */
 enum hg_action config_action_for(const struct hg_config *c, const char *category);
 /* The hook program for a list category, or NULL when none. */

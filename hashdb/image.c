@@ -46,6 +46,9 @@
 #include <jpeglib.h>
 #include <jerror.h>
 #include <png.h>
+#include <gif_lib.h>
+#include <webp/decode.h>
+#include <webp/demux.h>
 
 #include "hashdb/image.h"
 #include "hashdb/jpegfast.h"
@@ -135,10 +138,21 @@ int image_is_jpeg(const void *buf, size_t len)
 
 int image_kind(const void *buf, size_t len)
 {
+	const uint8_t *p = buf;
+
 	if (image_is_jpeg(buf, len))
 		return IMAGE_JPEG;
-	if (buf && len >= 8 && !memcmp(buf, "\x89PNG\r\n\x1a\n", 8))
+	if (!buf)
+		return 0;
+	if (len >= 8 && !memcmp(p, "\x89PNG\r\n\x1a\n", 8))
 		return IMAGE_PNG;
+	if (len >= 12 && !memcmp(p, "RIFF", 4) && !memcmp(p + 8, "WEBP", 4))
+		return IMAGE_WEBP;
+	/* what ImageMagick's GIF reader insists on (giflib looks at "GIF" only) */
+	if (len >= 5 && (!memcmp(p, "GIF87", 5) || !memcmp(p, "GIF89", 5)))
+		return IMAGE_GIF;
+	if (image_is_bmp(buf, len))
+		return IMAGE_BMP;
 	return 0;
 }
 
@@ -687,6 +701,115 @@ out:
 	return jd_finish(d, r, out);
 }
 
+/* ---- shared by the decoders without libjpeg --------------------------------------- */
+
+/*
+ * Size, channels (1 grey, 3 RGB) and the work bound of a decoder that hands take_row whole
+ * rows of 8-bit samples at full size (no DCT scaling).  -EINVAL for an empty image, -ERANGE
+ * over the work bound; what names the format.
+ */
+static int sample_geometry(struct jdec *d, int w, int h, int ch, const char *what)
+{
+	d->w = w;
+	d->h = h;
+	if (w <= 0 || h <= 0) {
+		snprintf(d->reason, sizeof(d->reason), "%s: image size %dx%d", what, w, h);
+		return -EINVAL;
+	}
+	d->chans = ch;
+	d->ci.output_components = ch;
+	d->scale = 1;
+	d->dw = w;
+	d->dh = h;
+	d->sampled = w > PRESIZE || h > PRESIZE;
+	d->lw = d->sampled ? PRESIZE : w;
+	d->lh = d->sampled ? PRESIZE : h;
+	d->work = (uint64_t)w * (uint64_t)h;
+	if (d->work > d->max_work) {
+		snprintf(d->reason, sizeof(d->reason),
+			 "%s: %dx%d is over the decode work bound", what, w, h);
+		return -ERANGE;
+	}
+	return 0;
+}
+
+/* Reserve n bytes of the decode memory budget for this decode (released by jd_finish). */
+static int sample_reserve(struct jdec *d, uint64_t n, const char *what)
+{
+	int r = mem_reserve(n);
+
+	if (r < 0) {
+		snprintf(d->reason, sizeof(d->reason),
+			 "%s: %dx%d needs %llu MiB of decode memory, over the budget", what, d->w,
+			 d->h, (unsigned long long)(n >> 20));
+		return r;
+	}
+	d->reserved = n;
+	return 0;
+}
+
+/* The luma buffer and the sample columns, once the geometry is known; then rows may come. */
+static int sample_start(struct jdec *d)
+{
+	int x;
+
+	d->luma = scratch_get();
+	if (!d->luma)
+		d->luma = d->own_luma = malloc(sizeof(float) *
+					       PDQ_SCRATCH_FLOATS(PRESIZE, PRESIZE));
+	if (!d->luma)
+		return -ENOMEM;
+	d->px = (uint8_t *)(d->luma + (size_t)d->lw * d->lh);
+	if (d->sampled)
+		for (x = 0; x < d->lw; x++)
+			d->xs[x] = (int)(((int64_t)x * d->w) >> 9);
+	d->grey = 1;
+	return 0;
+}
+
+/* Every row has been through take_row: the hash. */
+static int sample_hash(struct jdec *d, unsigned flags, struct pdq_result *out)
+{
+	sample_luma(d);
+	return pdq_from_luma_scratch(d->luma, d->lh, d->lw, flags & PDQ_DIHEDRAL, out);
+}
+
+/*
+ * Input of the decoders that read at offsets: memory (buf, len) or the file d->fd of size
+ * len.  0 when all n bytes at off were read; a short read is -EINVAL (truncated).
+ */
+struct isrc {
+	const uint8_t *buf;
+	uint64_t len;
+	int fd;
+};
+
+static int isrc_read(const struct isrc *s, uint64_t off, void *out, size_t n)
+{
+	uint8_t *o = out;
+
+	if (off > s->len || n > s->len - off)
+		return -EINVAL;
+	if (s->buf) {
+		memcpy(out, s->buf + off, n);
+		return 0;
+	}
+	while (n) {
+		ssize_t got = pread(s->fd, o, n, (off_t)off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		if (got == 0)
+			return -EINVAL;
+		o += got;
+		off += (uint64_t)got;
+		n -= (size_t)got;
+	}
+	return 0;
+}
+
 /* ---- PNG (libpng) --------------------------------------------------------------------- */
 
 /*
@@ -812,21 +935,9 @@ static int png_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 		r = -ENOTSUP;
 		goto out;
 	}
-	d->chans = ch;
-	d->ci.output_components = ch;
-	d->scale = 1;
-	d->dw = d->w;
-	d->dh = d->h;
-	d->sampled = d->w > PRESIZE || d->h > PRESIZE;
-	d->lw = d->sampled ? PRESIZE : d->w;
-	d->lh = d->sampled ? PRESIZE : d->h;
-	d->work = (uint64_t)d->w * d->h;
-	if (d->work > d->max_work) {
-		snprintf(d->reason, sizeof(d->reason),
-			 "%dx%d is over the decode work bound", d->w, d->h);
-		r = -ERANGE;
+	r = sample_geometry(d, (int)w, (int)h, ch, "PNG");
+	if (r < 0)
 		goto out;
-	}
 	/* Interlaced PNGs need the whole image (Adam7 passes); others one row at a time. */
 	r = mem_reserve((1u << 20) + (uint64_t)rowbytes * (passes > 1 ? h : 1) + rowbytes);
 	if (r < 0) {
@@ -835,23 +946,10 @@ static int png_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 		goto out;
 	}
 	d->reserved = (1u << 20) + (uint64_t)rowbytes * (passes > 1 ? h : 1) + rowbytes;
-	d->luma = scratch_get();
-	if (!d->luma)
-		d->luma = d->own_luma = malloc(sizeof(float) *
-					       PDQ_SCRATCH_FLOATS(PRESIZE, PRESIZE));
 	img = calloc(passes > 1 ? h : 1, rowbytes);
-	if (!d->luma || !img) {
-		r = -ENOMEM;
+	r = img ? sample_start(d) : -ENOMEM;
+	if (r < 0)
 		goto out;
-	}
-	d->px = (uint8_t *)(d->luma + (size_t)d->lw * d->lh);
-	if (d->sampled) {
-		int x;
-
-		for (x = 0; x < d->lw; x++)
-			d->xs[x] = (int)(((int64_t)x * d->w) >> 9);
-	}
-	d->grey = 1;
 	if (passes > 1) {
 		rows = malloc(sizeof(*rows) * h);
 		if (!rows) {
@@ -876,12 +974,693 @@ static int png_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
 	}
 	/* the end chunks are not read: nothing after the image data changes the pixels */
 hash:
-	sample_luma(d);
-	r = pdq_from_luma_scratch(d->luma, d->lh, d->lw, flags & PDQ_DIHEDRAL, out);
+	r = sample_hash(d, flags, out);
 out:
 	png_destroy_read_struct(&png, &info, NULL);
 	free(rows);
 	free(img);
+	return jd_finish(d, r, out);
+}
+
+/* ---- WebP (libwebp) -------------------------------------------------------------------- */
+
+/*
+ * ImageMagick reads a WebP with WebPDecode into RGBA (default options: fancy upsampling, no
+ * dithering) and its PNM drops the alpha, so the RGB under transparent pixels counts: the
+ * same WebPDecode into RGB gives those bytes.  An animated WebP: IM reads every frame; the
+ * reference sees the first, which IM puts at its offset on a canvas of the animation's size,
+ * transparent black around it (from IM's webp.c; no reference row checks it).  The whole
+ * RGB image is needed (libwebp has no row output); it and libwebp's own buffers (about 4
+ * bytes a pixel for lossless or alpha) come from the decode budget.  Damaged or truncated
+ * data is an error, as it is for IM (WebPDecode fails and IM returns no image).
+ */
+static int webp_run(struct jdec *d, const uint8_t *buf, size_t len, unsigned flags,
+		    struct pdq_result *out)
+{
+	WebPBitstreamFeatures f;
+	WebPDecoderConfig cfg;
+	WebPDemuxer *demux = NULL;
+	WebPIterator it;
+	WebPData data = { buf, len };
+	const uint8_t *fr = buf;
+	size_t frlen = len, stride;
+	uint8_t *rgb = NULL, *row = NULL;
+	int r, fx = 0, fy = 0, fw, fh, cw, ch, y, have_it = 0;
+	VP8StatusCode st;
+
+	st = WebPGetFeatures(buf, len, &f);
+	if (st != VP8_STATUS_OK) {
+		snprintf(d->reason, sizeof(d->reason), "WebP: bad header (status %d)", (int)st);
+		return -EINVAL;
+	}
+	cw = fw = f.width;
+	ch = fh = f.height;
+	if (f.has_animation) {
+		demux = WebPDemux(&data);
+		if (!demux || !WebPDemuxGetFrame(demux, 1, &it)) {
+			snprintf(d->reason, sizeof(d->reason), "WebP: animation without a frame");
+			r = -EINVAL;
+			goto out;
+		}
+		have_it = 1;
+		cw = (int)WebPDemuxGetI(demux, WEBP_FF_CANVAS_WIDTH);
+		ch = (int)WebPDemuxGetI(demux, WEBP_FF_CANVAS_HEIGHT);
+		fr = it.fragment.bytes;
+		frlen = it.fragment.size;
+		fx = it.x_offset;
+		fy = it.y_offset;
+		st = WebPGetFeatures(fr, frlen, &f);
+		if (st != VP8_STATUS_OK) {
+			snprintf(d->reason, sizeof(d->reason), "WebP: bad first frame (status %d)",
+				 (int)st);
+			r = -EINVAL;
+			goto out;
+		}
+		fw = f.width;
+		fh = f.height;
+		if (fw <= 0 || fh <= 0 || fx + fw > cw || fy + fh > ch) {
+			snprintf(d->reason, sizeof(d->reason), "WebP: first frame outside the canvas");
+			r = -EINVAL;
+			goto out;
+		}
+	}
+	r = sample_geometry(d, cw, ch, 3, "WebP");
+	if (r < 0)
+		goto out;
+	stride = (size_t)fw * 3;
+	r = sample_reserve(d, (1u << 20) + (uint64_t)cw * 3 + (uint64_t)fw * fh *
+			   (f.format == 2 || f.has_alpha ? 8 : 4), "WebP");
+	if (r < 0)
+		goto out;
+	rgb = malloc((size_t)fh * stride);
+	row = calloc((size_t)cw, 3);
+	r = rgb && row ? sample_start(d) : -ENOMEM;
+	if (r < 0)
+		goto out;
+	if (!WebPInitDecoderConfig(&cfg)) {
+		r = -ENOTSUP;
+		goto out;
+	}
+	cfg.output.colorspace = MODE_RGB;
+	cfg.output.is_external_memory = 1;
+	cfg.output.u.RGBA.rgba = rgb;
+	cfg.output.u.RGBA.stride = (int)stride;
+	cfg.output.u.RGBA.size = (size_t)fh * stride;
+	st = WebPDecode(fr, frlen, &cfg);
+	WebPFreeDecBuffer(&cfg.output);
+	if (st != VP8_STATUS_OK) {
+		snprintf(d->reason, sizeof(d->reason), "WebP: %s (status %d)",
+			 st == VP8_STATUS_NOT_ENOUGH_DATA ? "truncated" : "corrupt data", (int)st);
+		r = -EINVAL;
+		goto out;
+	}
+	for (y = 0; y < ch; y++) {
+		if (cw == fw && ch == fh) {
+			take_row(d, rgb + (size_t)y * stride);
+			continue;
+		}
+		memset(row, 0, (size_t)cw * 3);
+		if (y >= fy && y < fy + fh)
+			memcpy(row + (size_t)fx * 3, rgb + (size_t)(y - fy) * stride, stride);
+		take_row(d, row);
+	}
+	r = sample_hash(d, flags, out);
+out:
+	if (have_it)
+		WebPDemuxReleaseIterator(&it);
+	WebPDemuxDelete(demux);
+	free(rgb);
+	free(row);
+	return jd_finish(d, r, out);
+}
+
+/* ---- GIF (giflib) ---------------------------------------------------------------------- */
+
+/*
+ * The reference sees what ImageMagick's own GIF reader gives for the first image of the file:
+ * that frame's rectangle alone (its size, not the logical screen's, whatever its offset),
+ * each index through the local colour table, else the global one, else black; an index past
+ * the table is entry 0 (IM's ConstrainColormapIndex); transparency ignored; interlaced rows
+ * put in their place.  Frames after the first are never read.  LZW data that ends or breaks
+ * before the frame is complete is an error, as in IM.  Rows are taken as they decode; an
+ * interlaced frame needs its w*h indices (from the decode budget).
+ */
+struct gifsrc {
+	struct isrc s;
+	uint64_t off;
+	int err;		/* read error (-errno) seen by gif_input */
+};
+
+static int gif_input(GifFileType *g, GifByteType *out, int n)
+{
+	struct gifsrc *gs = g->UserData;
+	uint64_t avail = gs->s.len - gs->off;
+	int r;
+
+	if (n <= 0)
+		return 0;
+	if ((uint64_t)n > avail)
+		n = (int)avail;
+	r = isrc_read(&gs->s, gs->off, out, (size_t)n);
+	if (r < 0) {
+		gs->err = r;
+		return 0;
+	}
+	gs->off += (uint64_t)n;
+	return n;
+}
+
+static int gif_fail(struct jdec *d, struct gifsrc *gs, int code, const char *what)
+{
+	const char *e = GifErrorString(code);
+
+	if (gs->err)
+		snprintf(d->reason, sizeof(d->reason), "GIF: read error: %s", strerror(-gs->err));
+	else if (gs->off >= gs->s.len)
+		snprintf(d->reason, sizeof(d->reason), "GIF: %s: truncated", what);
+	else
+		snprintf(d->reason, sizeof(d->reason), "GIF: %s: %s", what, e ? e : "error");
+	return gs->err ? gs->err : -EINVAL;
+}
+
+/* One row of colour indices through the colour table (none: black) to take_row. */
+static void gif_row(struct jdec *d, const ColorMapObject *cm, const uint8_t *line,
+		    uint8_t *rgb, int w)
+{
+	int ncol = cm && cm->Colors ? cm->ColorCount : 0, x;
+
+	for (x = 0; x < w; x++) {
+		const GifColorType *c = ncol ? &cm->Colors[line[x] < ncol ? line[x] : 0] : NULL;
+
+		rgb[3 * x] = c ? c->Red : 0;
+		rgb[3 * x + 1] = c ? c->Green : 0;
+		rgb[3 * x + 2] = c ? c->Blue : 0;
+	}
+	take_row(d, rgb);
+}
+
+static int gif_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
+		   struct pdq_result *out)
+{
+	static const int ioff[] = { 0, 4, 2, 1 }, istep[] = { 8, 8, 4, 2 };
+	struct gifsrc gs = { { buf, len, d->fd }, 0, 0 };
+	GifFileType *g;
+	GifRecordType rt;
+	const ColorMapObject *cm;
+	uint8_t *idx = NULL, *rgb = NULL;
+	int err = 0, r, w, h, y, pass;
+
+	if (!buf) {
+		struct stat st;
+
+		if (fstat(d->fd, &st) < 0)
+			return jd_finish(d, -errno, out);
+		gs.s.len = (uint64_t)st.st_size;
+	}
+	g = DGifOpen(&gs, gif_input, &err);
+	if (!g)
+		return jd_finish(d, gif_fail(d, &gs, err, "header"), out);
+	for (;;) {
+		if (DGifGetRecordType(g, &rt) == GIF_ERROR) {
+			r = gif_fail(d, &gs, g->Error, "record");
+			goto out;
+		}
+		if (rt == IMAGE_DESC_RECORD_TYPE)
+			break;
+		if (rt == EXTENSION_RECORD_TYPE) {
+			GifByteType *ext;
+			int code;
+
+			if (DGifGetExtension(g, &code, &ext) == GIF_ERROR) {
+				r = gif_fail(d, &gs, g->Error, "extension");
+				goto out;
+			}
+			while (ext) {
+				if (DGifGetExtensionNext(g, &ext) == GIF_ERROR) {
+					r = gif_fail(d, &gs, g->Error, "extension");
+					goto out;
+				}
+			}
+			continue;
+		}
+		snprintf(d->reason, sizeof(d->reason), "GIF: no image in the file");
+		r = -EINVAL;
+		goto out;
+	}
+	if (DGifGetImageDesc(g) == GIF_ERROR) {
+		r = gif_fail(d, &gs, g->Error, "image descriptor");
+		goto out;
+	}
+	w = g->Image.Width;
+	h = g->Image.Height;
+	r = sample_geometry(d, w, h, 3, "GIF");
+	if (r < 0)
+		goto out;
+	r = sample_reserve(d, (1u << 20) + (uint64_t)w * 4 +
+			   (g->Image.Interlace ? (uint64_t)w * h : 0), "GIF");
+	if (r < 0)
+		goto out;
+	idx = malloc(g->Image.Interlace ? (size_t)w * h : (size_t)w);
+	rgb = malloc((size_t)w * 3);
+	r = idx && rgb ? sample_start(d) : -ENOMEM;
+	if (r < 0)
+		goto out;
+	cm = g->Image.ColorMap ? g->Image.ColorMap : g->SColorMap;
+	for (pass = g->Image.Interlace ? 0 : 3; pass < 4; pass++) {
+		int y0 = g->Image.Interlace ? ioff[pass] : 0;
+		int dy = g->Image.Interlace ? istep[pass] : 1;
+
+		for (y = y0; y < h; y += dy) {
+			uint8_t *line = g->Image.Interlace ? idx + (size_t)y * w : idx;
+
+			if (DGifGetLine(g, line, w) == GIF_ERROR) {
+				r = gif_fail(d, &gs, g->Error, "image data");
+				goto out;
+			}
+			if (!g->Image.Interlace)
+				gif_row(d, cm, line, rgb, w);
+		}
+	}
+	if (g->Image.Interlace)
+		for (y = 0; y < h; y++)
+			gif_row(d, cm, idx + (size_t)y * w, rgb, w);
+	r = sample_hash(d, flags, out);
+out:
+	DGifCloseFile(g, &err);
+	free(idx);
+	free(rgb);
+	return jd_finish(d, r, out);
+}
+
+/* ---- BMP (own decoder) ----------------------------------------------------------------- */
+
+/*
+ * Windows/OS2 bitmaps the way ImageMagick's BMP reader turns them into the reference's PNM:
+ * headers of 12 (OS/2), 40, 52, 56, 64, 108 and 124 bytes; 1/4/8-bit palettes (index past
+ * the palette: entry 0), 16 and 32 bits through their bit masks with IM's widening to 16
+ * bits and its 16->8 bit rounding (555 by default), 24-bit BGR; alpha ignored; bottom-up or
+ * top-down.  IM gives a 1- or 4-bit BMP that bit depth, and its PNM writer then scales every
+ * sample to 0..1 or 0..15 (maxval 2^depth-1, which CImg reads as is): so do we, with the
+ * grey/colour decision taken on the palette colours first, as IM takes it.  RLE8/RLE4 are
+ * decoded as IM's DecodeImage does, into w*h indices (from the decode budget): pixels no
+ * code reaches are palette entry 0, and data that ends before the end-of-bitmap code leaves
+ * the rest so; IM still returns that image, so it is hashed, with out->warning.  Not decoded
+ * (an error, named): embedded JPEG/PNG, 64-bit.  As in IM, uncompressed pixel data shorter
+ * than the header says, or a declared file size past the end of the file, is an error.
+ * Uncompressed rows are read one at a time from their offset (no whole-image buffer).
+ */
+#define BMP_RGB		0
+#define BMP_RLE8	1
+#define BMP_RLE4	2
+#define BMP_BITFIELDS	3
+#define BMP_ALPHABITFIELDS 6
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t le16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+int image_is_bmp(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	uint32_t hs;
+
+	if (!buf || len < 18 || p[0] != 'B' || p[1] != 'M')
+		return 0;
+	/* "BM" alone starts too many text files: the DIB header size must be one IM reads */
+	hs = le32(p + 14);
+	return hs == 12 || hs == 40 || hs == 52 || hs == 56 || hs == 64 || hs == 78 ||
+	       hs == 108 || hs == 124;
+}
+
+/* IM's channel of a bit-field pixel: widened to 16 bits as bmp.c does, then to 8 (PNM). */
+struct bmp_chan {
+	uint32_t mask;
+	unsigned shift, bits;
+};
+
+static void bmp_chan_init(struct bmp_chan *c, uint32_t mask)
+{
+	unsigned s = 0, e;
+
+	c->mask = mask;
+	if (mask)
+		while (!((mask << s) & 0x80000000u) && s <= 32)
+			s++;
+	/* IM counts the mask's run of ones from its top bit (and 0 for an empty mask) */
+	for (e = s; e < 32 && ((mask << e) & 0x80000000u); e++)
+		;
+	c->shift = s;
+	c->bits = e - s;
+}
+
+static uint8_t q16_to_8(unsigned q)
+{
+	return (uint8_t)(((q + 128) - ((q + 128) >> 8)) >> 8);
+}
+
+static uint8_t bmp_chan16(const struct bmp_chan *c, uint32_t px, int green)
+{
+	unsigned v = c->shift < 32 ? (unsigned)(((px & c->mask) << c->shift) >> 16) : 0;
+
+	if (c->bits == 5)
+		v |= (v & 0xe000) >> 5;
+	if (green && c->bits == 6)
+		v |= (v & 0xc000) >> 6;
+	if (c->bits <= 8)
+		v |= (v & 0xff00) >> 8;
+	return q16_to_8(v & 0xffff);
+}
+
+static uint8_t bmp_chan32(const struct bmp_chan *c, uint32_t px)
+{
+	unsigned v = c->shift < 32 ? (unsigned)(((px & c->mask) << c->shift) >> 16) : 0;
+
+	if (c->bits == 8)
+		v |= v >> 8;
+	return q16_to_8(v & 0xffff);
+}
+
+/* Buffered sequential reads of the RLE stream. */
+struct bmp_rd {
+	const struct isrc *s;
+	uint64_t off;
+	size_t n, i;
+	int err;
+	uint8_t b[4096];
+};
+
+static int rd_byte(struct bmp_rd *r)
+{
+	if (r->i == r->n) {
+		uint64_t left = r->s->len - r->off;
+		size_t n = left < sizeof(r->b) ? (size_t)left : sizeof(r->b);
+
+		if (!n || r->err)
+			return -1;
+		r->err = isrc_read(r->s, r->off, r->b, n);
+		if (r->err < 0)
+			return -1;
+		r->off += n;
+		r->n = n;
+		r->i = 0;
+	}
+	return r->b[r->i++];
+}
+
+/*
+ * ImageMagick's BMP DecodeImage: runs and absolute runs (RLE4: two indices a byte), end of
+ * line, delta, end of bitmap; rows from the bottom (px row 0 = the file's first row); runs
+ * clipped at the end of the buffer, a move past it ends the decode.  px starts zeroed.
+ * 1 when the data ended before the end-of-bitmap code, else 0.
+ */
+static int bmp_rle(struct bmp_rd *rd, int rle4, uint8_t *px, size_t w, size_t h)
+{
+	size_t n = w * h, p = 0, y = 0, cnt, i;
+	int c, b = 0;
+
+	while (y < h && p < n) {
+		if ((c = rd_byte(rd)) < 0)
+			return 1;
+		if (c > 0) {	/* encoded run */
+			cnt = (size_t)c < n - p ? (size_t)c : n - p;
+			if ((b = rd_byte(rd)) < 0)
+				return 1;
+			for (i = 0; i < cnt; i++)
+				px[p++] = (uint8_t)(!rle4 ? b : (i & 1) ? (b & 15) : (b >> 4));
+			continue;
+		}
+		if ((c = rd_byte(rd)) < 0)
+			return 1;
+		if (c == 1)
+			return 0;
+		if (c == 0) {	/* end of line */
+			y++;
+			p = y * w;
+			continue;
+		}
+		if (c == 2) {	/* delta */
+			int dx = rd_byte(rd), dy = dx < 0 ? -1 : rd_byte(rd);
+
+			if (dy < 0)
+				return 1;
+			y += (size_t)dy;
+			p += (size_t)dy * w + (size_t)dx;
+			continue;
+		}
+		cnt = (size_t)c < n - p ? (size_t)c : n - p;	/* absolute run */
+		for (i = 0; i < cnt; i++) {
+			if (!rle4 || !(i & 1))
+				if ((b = rd_byte(rd)) < 0)
+					return 1;
+			px[p++] = (uint8_t)(!rle4 ? b : (i & 1) ? (b & 15) : (b >> 4));
+		}
+		/* pad to 16 bits */
+		if ((!rle4 && (cnt & 1)) || (rle4 && ((cnt & 3) == 1 || (cnt & 3) == 2)))
+			if (rd_byte(rd) < 0)
+				return 1;
+	}
+	return 0;
+}
+
+static int bmp_bad(struct jdec *d, int code, const char *why)
+{
+	snprintf(d->reason, sizeof(d->reason), "BMP: %s", why);
+	return code;
+}
+
+static int bmp_run(struct jdec *d, const void *buf, size_t len, unsigned flags,
+		   struct pdq_result *out)
+{
+	struct isrc s = { buf, len, d->fd };
+	uint8_t hdr[14 + 124 + 16], pal[256][3], *buf_line = NULL, *rgb = NULL, *rlepx = NULL;
+	struct bmp_rd *rd = NULL;
+	uint32_t hsize, offbits, fsize, comp = BMP_RGB, ncolors = 0, masks[3] = { 0, 0, 0 };
+	int32_t w, h;
+	unsigned bpp, planes, i;
+	uint64_t stride;
+	struct bmp_chan ch[3];
+	int r, y, x, topdown, hlen, grey = 1, rle;
+
+	if (!buf) {
+		struct stat st;
+
+		if (fstat(d->fd, &st) < 0)
+			return jd_finish(d, -errno, out);
+		s.len = (uint64_t)st.st_size;
+	}
+	memset(hdr, 0, sizeof(hdr));
+	if (isrc_read(&s, 0, hdr, 18) < 0) {
+		r = bmp_bad(d, -EINVAL, "truncated header");
+		goto out;
+	}
+	fsize = le32(hdr + 2);
+	offbits = le32(hdr + 10);
+	hsize = le32(hdr + 14);
+	if (fsize && fsize > s.len) {
+		r = bmp_bad(d, -EINVAL, "file shorter than its header says (truncated)");
+		goto out;
+	}
+	hlen = (int)(14 + hsize + (hsize == 40 ? 12 : 0));
+	/* IM: 12 (OS/2 1.x), 40, 52, 56, or 64 and up to 124 */
+	if (hsize > 124 || offbits < hsize ||
+	    (hsize != 12 && hsize != 40 && hsize != 52 && hsize != 56 && hsize < 64)) {
+		r = bmp_bad(d, -EINVAL, "bad header size");
+		goto out;
+	}
+	/* the 12 bytes of masks after a 40-byte header may be absent when not used */
+	if (isrc_read(&s, 18, hdr + 18, (size_t)hlen - 18) < 0 &&
+	    isrc_read(&s, 18, hdr + 18, (size_t)(14 + hsize) - 18) < 0) {
+		r = bmp_bad(d, -EINVAL, "truncated header");
+		goto out;
+	}
+	if (hsize == 12) {
+		w = (int16_t)le16(hdr + 18);
+		h = (int16_t)le16(hdr + 20);
+		planes = le16(hdr + 22);
+		bpp = le16(hdr + 24);
+	} else if (hsize >= 40) {
+		w = (int32_t)le32(hdr + 18);
+		h = (int32_t)le32(hdr + 22);
+		planes = le16(hdr + 26);
+		bpp = le16(hdr + 28);
+		comp = le32(hdr + 30);
+		ncolors = le32(hdr + 46);
+		if (hsize > 40 || comp == BMP_BITFIELDS || comp == BMP_ALPHABITFIELDS)
+			for (i = 0; i < 3; i++)
+				masks[i] = le32(hdr + 54 + 4 * i);
+	} else {
+		r = bmp_bad(d, -EINVAL, "bad header size");
+		goto out;
+	}
+	if (w <= 0 || h == 0 || h == INT32_MIN) {
+		r = bmp_bad(d, -EINVAL, "zero or negative image size");
+		goto out;
+	}
+	if (planes != 1) {
+		r = bmp_bad(d, -EINVAL, "planes is not 1");
+		goto out;
+	}
+	if ((comp == BMP_RLE8 && bpp != 8) || (comp == BMP_RLE4 && bpp != 4)) {
+		r = bmp_bad(d, -EINVAL, "RLE with the wrong bits per pixel");
+		goto out;
+	}
+	if (comp != BMP_RGB && comp != BMP_BITFIELDS && comp != BMP_ALPHABITFIELDS &&
+	    comp != BMP_RLE8 && comp != BMP_RLE4) {
+		r = bmp_bad(d, -ENOTSUP, "compression (embedded JPEG/PNG or unknown) not decoded");
+		goto out;
+	}
+	if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32) {
+		r = bmp_bad(d, bpp == 64 ? -ENOTSUP : -EINVAL, "unsupported bits per pixel");
+		goto out;
+	}
+	if (bpp < 16 && ncolors > (1u << bpp)) {
+		r = bmp_bad(d, -EINVAL, "more palette colours than the bit depth allows");
+		goto out;
+	}
+	if ((comp == BMP_BITFIELDS || comp == BMP_ALPHABITFIELDS) && bpp < 16) {
+		r = bmp_bad(d, -EINVAL, "bit fields need 16 or 32 bits per pixel");
+		goto out;
+	}
+	topdown = h < 0;
+	if (topdown)
+		h = -h;
+	r = sample_geometry(d, w, h, 3, "BMP");
+	if (r < 0)
+		goto out;
+	memset(pal, 0, sizeof(pal));
+	if (bpp < 16) {
+		unsigned ps = hsize == 12 || hsize == 64 ? 3 : 4;
+		uint8_t e[4];
+
+		if (!ncolors)
+			ncolors = 1u << bpp;
+		for (i = 0; i < ncolors; i++) {
+			if (isrc_read(&s, 14 + hsize + (uint64_t)i * ps, e, ps) < 0) {
+				r = bmp_bad(d, -EINVAL, "truncated palette");
+				goto out;
+			}
+			pal[i][0] = e[2];
+			pal[i][1] = e[1];
+			pal[i][2] = e[0];
+		}
+	}
+	if (comp == BMP_RGB) {	/* IM's defaults: 8-8-8 (alpha ignored), 5-5-5 for 16 bits */
+		masks[0] = bpp == 16 ? 0x7c00 : 0x00ff0000;
+		masks[1] = bpp == 16 ? 0x03e0 : 0x0000ff00;
+		masks[2] = bpp == 16 ? 0x001f : 0x000000ff;
+	}
+	for (i = 0; i < 3; i++)
+		bmp_chan_init(&ch[i], masks[i]);
+	rle = comp == BMP_RLE8 || comp == BMP_RLE4;
+	stride = 4 * (((uint64_t)w * (rle ? 8 : bpp) + 31) / 32);
+	/* RLE: IM's only size check is this loose one */
+	if (offbits > s.len || (rle ? stride * (uint64_t)h / 256 > s.len :
+			       stride * (uint64_t)h > s.len - offbits)) {
+		r = bmp_bad(d, -EINVAL, "pixel data shorter than the image (truncated)");
+		goto out;
+	}
+	r = sample_reserve(d, (1u << 20) + stride + (uint64_t)w * 3 +
+			   (rle ? (uint64_t)w * h + sizeof(struct bmp_rd) : 0), "BMP");
+	if (r < 0)
+		goto out;
+	buf_line = malloc((size_t)stride);
+	rgb = malloc((size_t)w * 3);
+	r = buf_line && rgb ? sample_start(d) : -ENOMEM;
+	if (r < 0)
+		goto out;
+	if (rle) {
+		rd = calloc(1, sizeof(*rd));
+		rlepx = calloc((size_t)w, (size_t)h);
+		if (!rd || !rlepx) {
+			r = -ENOMEM;
+			goto out;
+		}
+		rd->s = &s;
+		rd->off = offbits;
+		if (bmp_rle(rd, comp == BMP_RLE4, rlepx, (size_t)w, (size_t)h)) {
+			if (rd->err < 0) {
+				r = bmp_bad(d, rd->err, "pixel data unreadable");
+				goto out;
+			}
+			d->warnings++;
+			bmp_bad(d, 0, "RLE data ends early: the rest is palette entry 0");
+		}
+	}
+	for (y = 0; y < h; y++) {
+		uint64_t fr = topdown ? (uint64_t)y : (uint64_t)(h - 1 - y);
+		const uint8_t *line = rle ? rlepx + fr * (uint64_t)w : buf_line;
+		uint8_t *o = rgb;
+
+		if (!rle) {
+			r = isrc_read(&s, offbits + fr * stride, buf_line, (size_t)stride);
+			if (r < 0) {
+				r = bmp_bad(d, r, "pixel data unreadable");
+				goto out;
+			}
+		}
+		for (x = 0; x < w; x++, o += 3) {
+			const uint8_t *p;
+			uint32_t px;
+			unsigned idx;
+
+			switch (bpp) {
+			case 1:
+			case 4:
+			case 8:
+				idx = rle ? line[x] : (line[(size_t)x * bpp / 8] >>
+						       (8 - bpp - ((size_t)x * bpp) % 8)) &
+						      ((1u << bpp) - 1);
+				if (idx >= ncolors)
+					idx = 0;
+				memcpy(o, pal[idx], 3);
+				if (bpp < 8) {
+					unsigned k, range = (1u << bpp) - 1;
+
+					if (o[0] != o[1] || o[1] != o[2])
+						grey = 0;
+					/* ScaleQuantumToAny(v*257, range): v*range/255 rounded
+					 * (never a tie for range 1 or 15) */
+					for (k = 0; k < 3; k++)
+						o[k] = (uint8_t)((2 * range * o[k] + 255) / 510);
+				}
+				break;
+			case 24:
+				p = line + 3 * (size_t)x;
+				o[0] = p[2];
+				o[1] = p[1];
+				o[2] = p[0];
+				break;
+			case 16:
+				px = le16(line + 2 * (size_t)x);
+				o[0] = bmp_chan16(&ch[0], px, 0);
+				o[1] = bmp_chan16(&ch[1], px, 1);
+				o[2] = bmp_chan16(&ch[2], px, 0);
+				break;
+			default:
+				px = le32(line + 4 * (size_t)x);
+				o[0] = bmp_chan32(&ch[0], px);
+				o[1] = bmp_chan32(&ch[1], px);
+				o[2] = bmp_chan32(&ch[2], px);
+				break;
+			}
+		}
+		take_row(d, rgb);
+	}
+	/* scaled samples may look grey where the colours were not: IM decided on the colours */
+	if (!grey)
+		d->grey = 0;
+	r = sample_hash(d, flags, out);
+out:
+	free(buf_line);
+	free(rgb);
+	free(rlepx);
+	free(rd);
 	return jd_finish(d, r, out);
 }
 
@@ -918,29 +1697,96 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 	return r;
 }
 
-int image_pdq_buf(const void *buf, size_t len, unsigned pdq_flags, uint64_t max_work,
-		  struct pdq_result *out)
+/* One decode of a non-JPEG kind, from buf/len or (buf NULL) the file fd. */
+static int run_other(int kind, int fd, const void *buf, size_t len, unsigned flags,
+		     uint64_t max_work, struct pdq_result *out)
 {
 	struct jdec *d;
 	int r;
 
-	switch (image_kind(buf, len)) {
-	case IMAGE_JPEG:
-		return image_pdq_jpeg(buf, len, pdq_flags, max_work, out);
-	case IMAGE_PNG:
-		memset(out, 0, sizeof(*out));
-		r = jd_new(&d, max_work);
-		if (r < 0)
-			return r;
-		r = png_run(d, buf, len, pdq_flags, out);
-		jd_release(d);
-		free(d);
+	memset(out, 0, sizeof(*out));
+	r = jd_new(&d, max_work);
+	if (r < 0)
 		return r;
+	d->fd = fd;
+	switch (kind) {
+	case IMAGE_PNG:
+		r = png_run(d, buf, len, flags, out);
+		break;
+	case IMAGE_WEBP:
+		r = webp_run(d, buf, len, flags, out);
+		break;
+	case IMAGE_GIF:
+		r = gif_run(d, buf, len, flags, out);
+		break;
 	default:
-		memset(out, 0, sizeof(*out));
-		snprintf(out->reason, sizeof(out->reason), "not an image format hashgate decodes");
-		return -EINVAL;
+		r = bmp_run(d, buf, len, flags, out);
+		break;
 	}
+	jd_release(d);
+	free(d);
+	return r;
+}
+
+int image_pdq_buf(const void *buf, size_t len, unsigned pdq_flags, uint64_t max_work,
+		  struct pdq_result *out)
+{
+	int kind = image_kind(buf, len);
+
+	if (kind == IMAGE_JPEG)
+		return image_pdq_jpeg(buf, len, pdq_flags, max_work, out);
+	if (kind)
+		return run_other(kind, -1, buf, len, pdq_flags, max_work, out);
+	memset(out, 0, sizeof(*out));
+	snprintf(out->reason, sizeof(out->reason), "not an image format hashgate decodes");
+	return -EINVAL;
+}
+
+/*
+ * libwebp decodes from memory only: read the RIFF container (not what may follow it) into a
+ * buffer that counts against the decode budget, then decode.
+ */
+static int webp_fd(int fd, const uint8_t *magic, uint64_t size, unsigned flags,
+		   uint64_t max_work, struct pdq_result *out)
+{
+	uint64_t riff = (uint64_t)le32(magic + 4) + 8, n = riff < size ? riff : size, got = 0;
+	uint8_t *buf;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if (n >= (size_t)-1 / 2)
+		return -E2BIG;
+	r = mem_reserve(n);
+	if (r < 0) {
+		snprintf(out->reason, sizeof(out->reason),
+			 "WebP file of %llu MiB is over the decode memory budget",
+			 (unsigned long long)(n >> 20));
+		return r;
+	}
+	buf = malloc(n ? (size_t)n : 1);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out_unreserve;
+	}
+	while (got < n) {
+		ssize_t k = pread(fd, buf + got, (size_t)(n - got), (off_t)got);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = -errno;
+			goto out_free;
+		}
+		if (k == 0)
+			break;
+		got += (uint64_t)k;
+	}
+	r = run_other(IMAGE_WEBP, fd, buf, (size_t)got, flags, max_work, out);
+out_free:
+	free(buf);
+out_unreserve:
+	mem_unreserve(n);
+	return r;
 }
 
 int image_pdq_fd(int fd, uint64_t mem_bytes, unsigned pdq_flags, uint64_t max_work,
@@ -966,16 +1812,10 @@ int image_pdq_fd(int fd, uint64_t mem_bytes, unsigned pdq_flags, uint64_t max_wo
 	}
 	if (fstat(fd, &st) < 0)
 		return -errno;
-	if (kind == IMAGE_PNG) {	/* libpng reads from the file as it goes */
-		r = jd_new(&d, max_work);
-		if (r < 0)
-			return r;
-		d->fd = fd;
-		r = png_run(d, NULL, 0, pdq_flags, out);
-		jd_release(d);
-		free(d);
-		return r;
-	}
+	if (kind == IMAGE_WEBP)
+		return webp_fd(fd, magic, (uint64_t)st.st_size, pdq_flags, max_work, out);
+	if (kind != IMAGE_JPEG)		/* libpng, giflib and the BMP reader read the file */
+		return run_other(kind, fd, NULL, 0, pdq_flags, max_work, out);
 	/* Files that fit in memory are read whole (the fast path needs them so). */
 	if (S_ISREG(st.st_mode) && (!mem_bytes || (uint64_t)st.st_size <= mem_bytes) &&
 	    (uint64_t)st.st_size < (size_t)-1 / 2) {

@@ -1,5 +1,6 @@
 /*
- * image.h - decode a JPEG or PNG into luma and hash it with PDQ, as the reference CLI does.
+ * image.h - decode a JPEG, PNG, WebP, GIF or BMP into luma and hash it with PDQ, as the
+ * reference CLI does (its ImageMagick `convert FILE pnm:-` for the formats other than JPEG).
  *
  * Decoding follows what the PDQ reference CLI sees (ImageMagick over libjpeg-turbo: ISLOW
  * IDCT, fancy upsampling, no EXIF rotation, grey and CMYK handled, 512x512 nearest-neighbour
@@ -64,9 +65,21 @@
  */
 int image_is_jpeg(const void *buf, size_t len);
 
-/* What the first bytes of a file say it is (0: nothing hashgate decodes). */
+/*
+ * 1 if buf starts like a BMP: "BM" and a DIB header size ImageMagick reads (12, 40, 52, 56,
+ * 64, 78, 108, 124), which keeps text that happens to start with "BM" out.
+ */
+int image_is_bmp(const void *buf, size_t len);
+
+/*
+ * What the first bytes of a file say it is (0: nothing hashgate decodes).  A file of a kind
+ * here that yields no PDQ is a scan error (pdq_error), never "no PDQ" in silence.
+ */
 #define IMAGE_JPEG	1
 #define IMAGE_PNG	2
+#define IMAGE_WEBP	3	/* RIFF....WEBP */
+#define IMAGE_GIF	4	/* GIF87 / GIF89 */
+#define IMAGE_BMP	5	/* image_is_bmp */
 int image_kind(const void *buf, size_t len);
 
 /*
@@ -81,9 +94,12 @@ int image_pdq_jpeg(const void *buf, size_t len, unsigned pdq_flags, uint64_t max
 		   struct pdq_result *out);
 
 /*
- * PDQ of any image image_kind recognises (JPEG, PNG), in memory.  PNG follows what the
+ * PDQ of any image image_kind recognises, in memory.  The other formats follow what the
  * reference's ImageMagick gives it: alpha and tRNS ignored, palette as RGB, 16-bit samples as
- * their low byte.  Errors as for image_pdq_jpeg.
+ * their low byte, the first frame of an animated GIF or WebP; README.md ("PDQ of other
+ * formats") lists what is decoded and what is an error.  Errors as for image_pdq_jpeg; the
+ * decoders other than libjpeg's give no partial image for damaged data, except PNG (rows
+ * decoded before the damage, the rest black, as for JPEG).
  */
 int image_pdq_buf(const void *buf, size_t len, unsigned pdq_flags, uint64_t max_work,
 		  struct pdq_result *out);

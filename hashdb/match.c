@@ -39,6 +39,7 @@ struct list_meta {
 	int64_t id;
 	char name[64];
 	char category[32];
+	int has_pdq;			/* the list holds at least one PDQ hash */
 };
 
 struct exact_table {
@@ -860,6 +861,7 @@ int matcher_load(const char *dbpath, struct matcher **out, char *err, size_t err
 	struct hashdb db;
 	struct matcher *m;
 	int r, a;
+	size_t i;
 
 	*out = NULL;
 	m = calloc(1, sizeof(*m));
@@ -912,6 +914,8 @@ int matcher_load(const char *dbpath, struct matcher **out, char *err, size_t err
 	pdq_table_finish(&m->pdq);
 	if (m->pdq.n)
 		m->algos |= HASH_BIT(HASH_PDQ);
+	for (i = 0; i < m->pdq.n; i++)
+		m->lists[m->pdq.list[i]].has_pdq = 1;
 	m->mem += pdq_mem(&m->pdq);
 	*out = m;
 	return 0;
@@ -923,6 +927,17 @@ out_close:
 out_free:
 	matcher_free(m);
 	return r;
+}
+
+int matcher_pdq_category_any(const struct matcher *m,
+			     int (*pred)(const char *category, void *arg), void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < m->nlists; i++)
+		if (m->lists[i].has_pdq && pred(m->lists[i].category, arg))
+			return 1;
+	return 0;
 }
 
 struct matcher *matcher_get(struct matcher *m)

@@ -55,6 +55,13 @@ uint64_t matcher_generation(const struct matcher *m);
 /* HASH_BIT() mask of the algorithms the snapshot holds any hash of (the daemon hashes only those). */
 unsigned matcher_algos(const struct matcher *m);
 size_t matcher_count(const struct matcher *m, enum hash_algo algo);
+/*
+ * 1 if pred(category, arg) is true for the category of any list that holds a PDQ hash, else 0.
+ * The daemon asks it when an image gives no PDQ: which lists could not be checked decides
+ * on_error (per-category on_error.CATEGORY).
+ */
+int matcher_pdq_category_any(const struct matcher *m,
+			     int (*pred)(const char *category, void *arg), void *arg);
 /* Bytes of memory the snapshot uses. */
 size_t matcher_memory(const struct matcher *m);
 

@@ -11,7 +11,7 @@ set -eu
 only_list=
 [ "${1:-}" != --missing ] || { only_list=1; shift; }
 
-pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libcurl4-openssl-dev zlib1g-dev"
+pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libcurl4-openssl-dev zlib1g-dev libwebp-dev libgif-dev"
 pkgs_test="valgrind perl openssh-server openssh-client rsync tar attr acl libcap2-bin sqlite3 openssl procps psmisc util-linux mount e2fsprogs python3 bc xxd libc-bin coreutils"
 pkgs_lint="cppcheck clang-tidy"
 pkgs_bench="openssl g++"

@@ -1,6 +1,6 @@
 /*
  * cmd-hash.c - `hashgate hash [--json] [--no-pdq] [--dihedral] FILE...`: the MD5, SHA-1,
- * SHA-256 and size of each file and, for JPEG and PNG images, the PDQ hash and quality, as the
+ * SHA-256 and size of each file and, for JPEG, PNG, WebP, GIF and BMP images, the PDQ hash and quality, as the
  * daemon computes them (same library calls, same size and pixel limits from the config).
  *
  * Each file is read once, with read(2), so `-` (stdin) and pipes work like regular files.  The
@@ -32,7 +32,7 @@ static void usage(FILE *f)
 		"usage: hashgate hash [--json] [--no-pdq] [--dihedral] FILE...\n"
 		"\n"
 		"Print size, MD5, SHA-1 and SHA-256 of each FILE ('-' is standard input) and, for\n"
-		"JPEG and PNG images, the PDQ perceptual hash (64 hex digits) and its quality\n"
+		"JPEG, PNG, WebP, GIF and BMP images, the PDQ perceptual hash (64 hex digits) and its quality\n"
 		"(0-100; below 50 the hash is unreliable), computed as hashgatefs does.\n"
 		"\n"
 		"  --json       one JSON array, one object per file: file, size, md5, sha1, sha256,\n"

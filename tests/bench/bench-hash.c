@@ -11,6 +11,10 @@
  *                                 full-size decode alone into a reused buffer; libjpeg's
  *                                 jpeg_read_coefficients alone (Huffman decode, no IDCT);
  *                                 IMAGE_SCALED_DECODE with its PDQ distance from the exact hash
+ *   bench-hash img REPS FILE...   per image of any format hashgate decodes (JPEG, PNG, WebP,
+ *                                 GIF, BMP): image_pdq_buf as wall ms (min, median) and
+ *                                 process CPU ms (median); the whole pipeline a daemon runs,
+ *                                 decode to PDQ, from memory
  *
  * Files are read into memory first, so disk never enters the figures.  Single-threaded
  * figures are the CPU time of this thread (CLOCK_THREAD_CPUTIME_ID), like `openssl speed`'s
@@ -210,6 +214,41 @@ out:
 	return rc;
 }
 
+static int bench_img(int reps, const char *path)
+{
+	static const char *const kinds[] = { "?", "jpeg", "png", "webp", "gif", "bmp" };
+	double *tw = calloc(reps, sizeof(double)), *tc = calloc(reps, sizeof(double));
+	struct pdq_result r;
+	size_t len;
+	uint8_t *buf = slurp(path, &len);
+	int i, k, rc = 1;
+
+	if (!buf || !tw || !tc)
+		goto out;
+	k = image_kind(buf, len);
+	for (i = 0; i < reps; i++) {
+		double w0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
+
+		if (image_pdq_buf(buf, len, 0, 0, &r) < 0) {
+			fprintf(stderr, "bench-hash: %s: not hashable: %s\n", path, r.reason);
+			goto out;
+		}
+		tw[i] = clock_ms(CLOCK_MONOTONIC) - w0;
+		tc[i] = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
+	}
+	qsort(tw, reps, sizeof(double), cmp_double);
+	qsort(tc, reps, sizeof(double), cmp_double);
+	/* file kind WxH bytes wall_min wall_median cpu_median */
+	printf("img %s %s %dx%d %zu %.2f %.2f %.2f\n", path, kinds[k >= 0 && k <= 5 ? k : 0],
+	       r.width, r.height, len, tw[0], tw[reps / 2], tc[reps / 2]);
+	rc = 0;
+out:
+	free(buf);
+	free(tw);
+	free(tc);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	int i, rc = 0;
@@ -223,6 +262,14 @@ int main(int argc, char **argv)
 			rc |= bench_pdq(reps, argv[i]);
 		return rc;
 	}
-	fprintf(stderr, "usage: bench-hash stream MIB | bench-hash pdq REPS FILE...\n");
+	if (argc >= 4 && !strcmp(argv[1], "img")) {
+		int reps = atoi(argv[2]) > 0 ? atoi(argv[2]) : 10;
+
+		for (i = 3; i < argc; i++)
+			rc |= bench_img(reps, argv[i]);
+		return rc;
+	}
+	fprintf(stderr, "usage: bench-hash stream MIB | bench-hash pdq REPS FILE... | "
+		"bench-hash img REPS FILE...\n");
 	return 64;
 }

@@ -43,11 +43,16 @@ static int config_equal(const struct hg_config *a, const struct hg_config *b)
 	    a->scan_max_size != b->scan_max_size || a->pdq != b->pdq ||
 	    a->pdq_threshold != b->pdq_threshold || a->pdq_min_quality != b->pdq_min_quality ||
 	    a->pdq_max_size != b->pdq_max_size || a->image_max_pixels != b->image_max_pixels ||
-	    a->retention != b->retention || a->log_level != b->log_level || a->ncat != b->ncat)
+	    a->retention != b->retention || a->log_level != b->log_level || a->ncat != b->ncat ||
+	    a->ncat_err != b->ncat_err)
 		return 0;
 	for (i = 0; i < a->ncat; i++)
 		if (!streq(a->cat[i].category, b->cat[i].category) ||
 		    a->cat[i].action != b->cat[i].action)
+			return 0;
+	for (i = 0; i < a->ncat_err; i++)
+		if (!streq(a->cat_err[i].category, b->cat_err[i].category) ||
+		    a->cat_err[i].on_error != b->cat_err[i].on_error)
 			return 0;
 	return 1;
 }

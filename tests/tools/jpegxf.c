@@ -6,6 +6,9 @@
  *                                 and encode at quality Q
  *   jpegxf IN OUT mirror          lossless left-right mirror (tjTransform TJXOP_HFLIP)
  *   jpegxf IN OUT png             the decoded pixels as an 8-bit RGB PNG (libpng)
+ *   jpegxf IN OUT webp            ... as a lossy WebP, quality 80 (libwebp)
+ *   jpegxf IN OUT gif             ... as a GIF through a fixed 3-3-2 palette, no dithering
+ *   jpegxf IN OUT bmp             ... as a 24-bit bottom-up BMP
  *   jpegxf IN - pdq               print IN's PDQ hash (hex) and quality with libhashdb's
  *                                 image_pdq_fd, for when `hashgate hash` is not built
  *
@@ -19,8 +22,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <gif_lib.h>
 #include <png.h>
 #include <turbojpeg.h>
+#include <webp/encode.h>
 
 #include "hashdb/image.h"
 
@@ -79,6 +84,90 @@ static int spill(const char *path, const unsigned char *buf, unsigned long len)
 	return rc;
 }
 
+static int write_webp(const char *path, const unsigned char *pix, int w, int h)
+{
+	uint8_t *out = NULL;
+	size_t n = WebPEncodeRGB(pix, w, h, w * 3, 80, &out);
+	int rc = n && spill(path, out, n) == 0 ? 0 : -1;
+
+	WebPFree(out);
+	return rc;
+}
+
+static int write_gif(const char *path, const unsigned char *pix, int w, int h)
+{
+	ColorMapObject *cm = GifMakeMapObject(256, NULL);
+	GifFileType *g;
+	unsigned char *line = malloc((size_t)w);
+	int err = 0, i, x, y, rc = -1;
+
+	if (!cm || !line)
+		goto out;
+	for (i = 0; i < 256; i++) {
+		cm->Colors[i].Red = (GifByteType)(((i >> 5) & 7) * 255 / 7);
+		cm->Colors[i].Green = (GifByteType)(((i >> 2) & 7) * 255 / 7);
+		cm->Colors[i].Blue = (GifByteType)((i & 3) * 255 / 3);
+	}
+	g = EGifOpenFileName(path, false, &err);
+	if (!g)
+		goto out;
+	EGifSetGifVersion(g, true);
+	if (EGifPutScreenDesc(g, w, h, 8, 0, cm) == GIF_ERROR ||
+	    EGifPutImageDesc(g, 0, 0, w, h, false, NULL) == GIF_ERROR)
+		goto close;
+	for (y = 0; y < h; y++) {
+		const unsigned char *p = pix + (size_t)y * w * 3;
+
+		for (x = 0; x < w; x++, p += 3)	/* nearest palette level per channel */
+			line[x] = (unsigned char)(((p[0] * 7 + 127) / 255) << 5 |
+						  ((p[1] * 7 + 127) / 255) << 2 |
+						  (p[2] * 3 + 127) / 255);
+		if (EGifPutLine(g, line, w) == GIF_ERROR)
+			goto close;
+	}
+	rc = 0;
+close:
+	if (EGifCloseFile(g, &err) == GIF_ERROR)
+		rc = -1;
+out:
+	GifFreeMapObject(cm);
+	free(line);
+	return rc;
+}
+
+static int write_bmp(const char *path, const unsigned char *pix, int w, int h)
+{
+	size_t stride = ((size_t)w * 3 + 3) & ~(size_t)3, size = 54 + stride * h;
+	unsigned char *b = calloc(1, size), *hd = b;
+	int x, y, rc;
+	uint32_t v[] = { (uint32_t)size, 0, 54, 40, (uint32_t)w, (uint32_t)h, 1 | 24 << 16, 0,
+			 (uint32_t)(stride * h), 2835, 2835, 0, 0 };
+
+	if (!b)
+		return -1;
+	hd[0] = 'B';
+	hd[1] = 'M';
+	for (x = 0; x < 13; x++) {
+		hd[2 + 4 * x] = (unsigned char)v[x];
+		hd[3 + 4 * x] = (unsigned char)(v[x] >> 8);
+		hd[4 + 4 * x] = (unsigned char)(v[x] >> 16);
+		hd[5 + 4 * x] = (unsigned char)(v[x] >> 24);
+	}
+	for (y = 0; y < h; y++) {
+		const unsigned char *p = pix + (size_t)(h - 1 - y) * w * 3;
+		unsigned char *o = b + 54 + stride * y;
+
+		for (x = 0; x < w; x++, p += 3, o += 3) {
+			o[0] = p[2];
+			o[1] = p[1];
+			o[2] = p[0];
+		}
+	}
+	rc = spill(path, b, size);
+	free(b);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned long len, olen = 0;
@@ -96,7 +185,9 @@ int main(int argc, char **argv)
 		num = atoi(argv[4]);
 		den = atoi(argv[5]);
 		q = atoi(argv[6]);
-	} else if ((strcmp(argv[3], "mirror") != 0 && strcmp(argv[3], "png") != 0) || argc != 4) {
+	} else if ((strcmp(argv[3], "mirror") != 0 && strcmp(argv[3], "png") != 0 &&
+		    strcmp(argv[3], "webp") != 0 && strcmp(argv[3], "gif") != 0 &&
+		    strcmp(argv[3], "bmp") != 0) || argc != 4) {
 		goto usage;
 	}
 	if (q < 1 || q > 100 || num < 1 || den < 1)
@@ -132,6 +223,16 @@ int main(int argc, char **argv)
 			rc = 0;
 			goto out;
 		}
+		if (!strcmp(argv[3], "webp") || !strcmp(argv[3], "gif") || !strcmp(argv[3], "bmp")) {
+			int r = argv[3][0] == 'w' ? write_webp(argv[2], pix, w, h) :
+				argv[3][0] == 'g' ? write_gif(argv[2], pix, w, h) :
+						    write_bmp(argv[2], pix, w, h);
+
+			if (r < 0)
+				fprintf(stderr, "jpegxf: cannot write %s as %s\n", argv[2], argv[3]);
+			rc = r < 0;
+			goto out;
+		}
 		tjDestroy(tj);
 		tj = tjInitCompress();
 		if (!tj || tjCompress2(tj, pix, w, 0, h, TJPF_RGB, &out, &olen, TJSAMP_420, q,
@@ -154,6 +255,7 @@ out:
 	free(in);
 	return rc;
 usage:
-	fprintf(stderr, "usage: jpegxf IN OUT reencode Q | scale N D Q | mirror | png | IN - pdq\n");
+	fprintf(stderr, "usage: jpegxf IN OUT reencode Q | scale N D Q | mirror | png | webp | gif "
+		"| bmp | IN - pdq\n");
 	return 2;
 }

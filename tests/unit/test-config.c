@@ -45,6 +45,7 @@ static void test_file(void)
 		      "on_match = block\n"
 		      "on_match.other = log   # report only\n"
 		      "on_error = allow\n"
+		      "on_error.pdq-only = deny\n"
 		      "scan_max_size = 1.5G\n"
 		      "pdq = off\n"
 		      "pdq_threshold = 20\n"
@@ -60,6 +61,9 @@ static void test_file(void)
 	is_int(config_action_for(&c, "other"), ACTION_LOG, "per-category action, inline comment cut");
 	is_int(config_action_for(&c, "baseline"), ACTION_BLOCK, "unlisted category uses on_match");
 	is_int(c.on_error, ON_ERROR_ALLOW, "on_error = allow");
+	is_int(config_on_error_for(&c, "pdq-only"), ON_ERROR_DENY, "on_error.pdq-only = deny");
+	is_int(config_on_error_for(&c, "other"), ON_ERROR_ALLOW,
+	       "a category without on_error.CATEGORY uses on_error");
 	is_int(c.scan_max_size, 1610612736ull, "1.5G is 1.5 GiB");
 	is_int(c.pdq, 0, "pdq = off");
 	is_int(c.pdq_threshold, 20, "pdq_threshold");
@@ -120,7 +124,14 @@ static void test_set(void)
 	is_int(config_set(&c, "db", "", err, sizeof(err)), -EINVAL, "empty db path refused");
 	is_int(config_set(&c, "on_match.bad/cat", "block", err, sizeof(err)), -EINVAL,
 	       "category name with '/' refused");
+	is_int(config_set(&c, "on_error.x", "block", err, sizeof(err)), -EINVAL,
+	       "on_error.CATEGORY takes deny or allow only");
+	ok(strstr(err, "on_error.x") && strstr(err, "deny or allow"),
+	   "... and the error names the option and the choices (%s)", err);
+	is_int(config_set(&c, "on_error.bad/cat", "deny", err, sizeof(err)), -EINVAL,
+	       "on_error category name with '/' refused");
 	ok(config_is_key("pdq_threshold") && config_is_key("on_match.illegal") &&
+	   config_is_key("on_error.illegal") && !config_is_key("on_error.") &&
 	   !config_is_key("on_match.") && !config_is_key("allow_other"),
 	   "config_is_key knows hashgate keys only");
 

@@ -141,6 +141,11 @@ static void test_exact(struct matcher *m)
 	is_int(matcher_lookup(m, HASH_SHA256, miss, &hit), 0, "algorithms are separate tables");
 }
 
+static int is_category(const char *category, void *arg)
+{
+	return strcmp(category, arg) == 0;
+}
+
 static void test_pdq(struct matcher *m)
 {
 	struct pdq_result q;
@@ -157,6 +162,10 @@ static void test_pdq(struct matcher *m)
 	is_int(hit.distance, 31, "distance 31 reported");
 	ok(!memcmp(hit.value, pdqs[500], 32), "the right database hash");
 	is_str(hit.category, "baseline", "PDQ hit category");
+	ok(matcher_pdq_category_any(m, is_category, "baseline") &&
+	   !matcher_pdq_category_any(m, is_category, "illegal") &&
+	   !matcher_pdq_category_any(m, is_category, "other"),
+	   "matcher_pdq_category_any: only the category whose list holds PDQ hashes");
 	memcpy(q.hash[0].b, pdqs[500], 32);
 	flip_bits(q.hash[0].b, 32);
 	is_int(matcher_lookup_pdq(m, &q, 31, &hit), 0, "distance 32 does not match at threshold 31");
