@@ -10,6 +10,9 @@
  *    O_NOFOLLOW/AT_SYMLINK_NOFOLLOW, so nothing escapes BACKING_DIR.
  *  - A staged upload's bytes live only in an O_TMPFILE (no name in BACKING_DIR) until a clean
  *    verdict links it in; a daemon crash therefore never leaves an unscanned upload behind.
+ *    Where the backing filesystem has no O_TMPFILE (staging=named) they live in a file of
+ *    random name in the root-only BACKING/.hashgate-staging, which the mount never shows;
+ *    a crash leaves it there until the next start-up removes it (staging.c).
  *  - Lock order: pending table lock -> upload lock -> inode table lock -> inode lock.
  *    Upload references are atomic so holders of an inode lock never take an upload lock.
  */
@@ -108,6 +111,8 @@ struct upload {
 	struct inode *inode;		/* the inode the kernel sees (tmpfile or replaced file) */
 	struct inode *parent;		/* referenced */
 	char *name;
+	char sname[96];			/* staging=named: the file's name in the staging dir
+					 * until publish or drop ("" for an O_TMPFILE) */
 	bool replaces;			/* O_TRUNC of an existing file: inode keeps its nodeid */
 	dev_t tdev;			/* the tmpfile's identity */
 	ino_t tino;
@@ -178,6 +183,10 @@ struct hgfs {
 	int mount_fd[HGFS_MAX_MOUNTS];	/* O_RDONLY dir fds for open_by_handle_at */
 
 	int staging_fd;			/* O_PATH of BACKING/.hashgate-staging */
+	enum staging_mode { STAGING_AUTO, STAGING_TMPFILE, STAGING_NAMED } staging_opt,
+		staging;		/* staging= option; what staging_init chose */
+	bool handles;			/* the backing root has file handles (inode.c) */
+	char fstype[16];		/* the backing root's filesystem type, for status */
 	dev_t staging_dev;
 	ino_t staging_ino;
 	dev_t qdir_dev;			/* quarantine dir, hidden when inside BACKING */
@@ -245,7 +254,9 @@ int creds_own_new(int dirfd, const char *name, int fd, struct inode *parent, fus
 		  mode_t mode);
 
 /* staging.c */
+/* Create the staging dir, remove stale entries, choose the staging mode (probe O_TMPFILE). */
 int staging_init(void);
+const char *staging_mode_name(enum staging_mode m);
 int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t mode,
 		  struct upload **out, struct stat *st);
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);

@@ -109,6 +109,8 @@ static int fill_status(FILE *f, const void *arg)
 	fprintf(f, "evidence_kept=%" PRIu64 "\nevidence_lost=%" PRIu64 "\nquarantine_bytes=%" PRIu64
 		"\nquarantine_max_bytes=%" PRIu64 "\n", st->evidence_kept, st->evidence_lost,
 		st->quarantine_bytes, st->quarantine_max_bytes);
+	fprintf(f, "backing_fs=%s\nstaging=%s\nfile_handles=%" PRIu64 "\n", st->backing_fs,
+		st->staging, st->file_handles);
 	return ferror(f) ? -EIO : 0;
 }
 
@@ -173,7 +175,11 @@ static int parse_status(FILE *f, struct hg_status *st)
 		U64(quarantined); U64(blocked); U64(errors); U64(bytes_scanned);
 		U64(audit_errors); U64(quarantine_errors); U64(reload_failing); U64(config_failed);
 		U64(evidence_kept); U64(evidence_lost); U64(quarantine_bytes);
-		U64(quarantine_max_bytes);
+		U64(quarantine_max_bytes); U64(file_handles);
+		else if (strcmp(line, "backing_fs") == 0)
+			snprintf(st->backing_fs, sizeof(st->backing_fs), "%s", eq);
+		else if (strcmp(line, "staging") == 0)
+			snprintf(st->staging, sizeof(st->staging), "%s", eq);
 #undef U64
 #undef I64
 	}

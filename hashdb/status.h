@@ -40,6 +40,11 @@ struct hg_status {
 	uint64_t evidence_lost;
 	uint64_t quarantine_bytes;
 	uint64_t quarantine_max_bytes;	/* quarantine_max_size; 0: none */
+	/* The backing filesystem: its type, how uploads are staged on it (tmpfile: O_TMPFILE,
+	   named: files in the root-only staging dir) and whether it has file handles. */
+	char backing_fs[16];
+	char staging[16];
+	uint64_t file_handles;
 };
 
 /* Seconds without a status update after which `hashgate status` calls an instance stale. */

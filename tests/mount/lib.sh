@@ -430,6 +430,23 @@ hg_content_absent() {
 	return 0
 }
 
+# Did the last mount stage uploads as named files in BACKING/.hashgate-staging (staging=named,
+# or auto on a filesystem without O_TMPFILE)?  From the daemon's start-up log line.
+hg_staging_named() {
+	grep 'staging uploads:' "$HG_LOG" 2>/dev/null | tail -n1 | grep -q 'staging uploads: named'
+}
+
+# find over the backing dir without the staging dir when it holds named uploads in flight
+# (root-only, never reachable through the mount; tests of "bytes not in the backing dir yet"
+# mean the reachable part): hg_find_reachable FIND-TESTS...
+hg_find_reachable() {
+	if hg_staging_named; then
+		find "$HG_BACK" -path "$HG_BACK/.hashgate-staging" -prune -o "$@" -print
+	else
+		find "$HG_BACK" "$@" -print
+	fi
+}
+
 # Succeeds when the file at PATH (backing dir) has exactly the content of FILE.
 hg_same() { cmp -s "$1" "$2" || { echo "$1 and $2 differ or are missing"; return 1; }; }
 
