@@ -28,7 +28,6 @@
  */
 #include <dirent.h>
 #include <limits.h>
-#include <signal.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +42,8 @@
 #include "hashdb/hglog.h"
 
 #define PEND_BUCKETS	1024
+
+static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t len);
 
 static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upload *pend[PEND_BUCKETS];
@@ -303,6 +304,20 @@ static void host_tag(char *buf, size_t len)
 	buf[n] = 0;
 }
 
+/* Is pid a live (not zombie) process running the same program as we do? */
+static bool daemon_alive(pid_t pid)
+{
+	char buf[512], self[64], *rp;
+
+	if (!read_proc(pid, "stat", buf, sizeof(buf)))
+		return false;
+	rp = strrchr(buf, ')');
+	if (!rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X')
+		return false;
+	snprintf(self, sizeof(self), "(%.32s)", program_invocation_short_name);
+	return strstr(buf, self) != NULL;
+}
+
 /*
  * May start-up remove this staging entry?  Everything but a named upload ("up.HOST.PID.R"):
  * those are left alone while their daemon (this host, PID alive and not us) may still be
@@ -328,7 +343,7 @@ static bool named_stale(int dfd, const char *name)
 		return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
 		       time(NULL) - st.st_mtime > 86400;
 	pid = strtol(dot + 1, NULL, 10);
-	return pid <= 0 || pid == (long)getpid() || (kill((pid_t)pid, 0) < 0 && errno == ESRCH);
+	return pid <= 0 || pid == (long)getpid() || !daemon_alive((pid_t)pid);
 }
 
 /*
