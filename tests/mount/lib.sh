@@ -37,6 +37,8 @@
 #	it.  HG_MOUNT_EXTRA adds daemon options to every mount (e.g. staging=named).
 #	hg_backing_mount TYPE DIR [MiB] mounts any dir that way (82-enospc uses it for its small
 #	disk); hg_backing_release undoes every such mount; hg_backing_is TYPE... tests which is on.
+#	HG_BACK_SRC: where HG_BACK's files really are (sshfs: the served local dir), for tests
+#	that create many files directly.
 # Invariants: everything a test creates lives under HG_TMP; the EXIT trap unmounts
 # (fusermount3 -u, then -uz), kills the daemon and any pid in HG_BG_PIDS, and only removes
 # HG_TMP once nothing is mounted below it.  Tests depend only on $HASHGATE_BUILD, the repo and
@@ -173,6 +175,7 @@ hg_setup() {
 	trap 'exit 143' TERM
 	chmod 0755 "$HG_TMP"		# other uids must reach the mountpoint
 	HG_BACK=$HG_TMP/backing
+	HG_BACK_SRC=$HG_BACK
 	HG_MNT=$HG_TMP/mnt
 	HG_QDIR=$HG_TMP/quarantine
 	HG_DB=$HG_TMP/hashes.db
@@ -340,6 +343,8 @@ hg_backing_mount() {
 		hg_sshd_start || return 1
 		src=$HG_TMP/remote-$(basename "$dir")
 		mkdir -p "$src"
+		# the local dir behind the sshfs backing dir: tests that fill it fast write there
+		[ "$dir" = "$HG_BACK" ] && HG_BACK_SRC=$src
 		[ -n "$mb" ] && { hg_backing_mount ext4 "$src" "$mb" || return 1; }
 		# allow_other: users other than root (hg_as) look into the backing dir too.
 		sshfs -p "$HG_SSH_PORT" "${HG_SSH_OPTS[@]}" -o allow_other,dir_cache=no,attr_timeout=0,entry_timeout=0 \
@@ -445,6 +450,20 @@ hg_find_reachable() {
 	else
 		find "$HG_BACK" "$@" -print
 	fi
+}
+
+# hg_content_absent, but only over what hg_find_reachable lists: right after a crash with
+# named staging the partial upload is still in the root-only staging dir until the restart.
+hg_content_unreachable() {
+	local want f
+	want=$(hg_sha256 "$1")
+	while IFS= read -r f; do
+		if [ "$(hg_sha256 "$f")" = "$want" ]; then
+			echo "content of $1 found in backing dir as $f"
+			return 1
+		fi
+	done < <(hg_find_reachable -type f -size "$(stat -c %s "$1")c")
+	return 0
 }
 
 # Succeeds when the file at PATH (backing dir) has exactly the content of FILE.
