@@ -103,6 +103,31 @@ else
 	ok "sshfs: staging=auto chose named staging (no O_TMPFILE)" \
 		grep -q 'staging uploads: named (.* has no O_TMPFILE' "$HG_LOG"
 	uploads sshfs
+
+	# the network goes away in the middle of an upload: it fails, the old version stays
+	printf 'old version\n' >"$W/v1"
+	cp "$W/v1" "$M/net"
+	{ head -c 300000 "$W/c1"; sleep 2; tail -c +300001 "$W/c1"; } >"$M/net" 2>"$W/net.err" &
+	up=$!
+	sleep 1
+	sessions=$(cat /proc/"${HG_SSH_PID:-0}"/task/*/children 2>/dev/null)
+	ok "sshfs: the server's session processes are found" test -n "$sessions"
+	for p in $sessions; do kill -9 "$p" 2>/dev/null; done
+	wait "$up"; rc=$?
+	ok "sshfs: the upload whose connection died fails (exit $rc: $(head -c 200 "$W/net.err"))" \
+		test "$rc" -ne 0
+	hg_umount
+	hg_backing_release
+	ok "sshfs: the old version is intact on the server" cmp "$W/v1" "$HG_TMP/remote-backing/net"
+	is "$(find "$HG_TMP/remote-backing/.hashgate-staging" -maxdepth 1 -name 'up.*' -size +0 \
+		2>/dev/null | wc -l)" 1 "sshfs: the partial upload is only in the staging dir"
+	if hg_backing_mount sshfs "$B" >"$W/bm.out" 2>&1 && hg_mount; then
+		ok "sshfs: reconnected, the mount serves the old version" cmp "$W/v1" "$M/net"
+		is "$(find "$B/.hashgate-staging" -maxdepth 1 -name 'up.*' | wc -l)" 0 \
+			"sshfs: and the restart removed the partial upload"
+	else
+		hg_result 0 "sshfs: reconnect and remount: $(cat "$W/bm.out")"
+	fi
 	hg_umount
 fi
 

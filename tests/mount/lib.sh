@@ -307,6 +307,7 @@ hg_sshd_start() {
 	LogLevel ERROR
 	CONF
 	"$sshd" -D -e -f "$S/sshd_config" 2>"$S/sshd.log" &
+	HG_SSH_PID=$!		# its session processes are its children
 	HG_BG_PIDS="$HG_BG_PIDS $!"
 	for i in $(seq 50); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$HG_SSH_PORT") 2>/dev/null && break
