@@ -984,11 +984,16 @@ static int may_take_name(struct upload *up, int pfd)
  */
 static int named_take_free(struct upload *up, int pfd)
 {
+	static atomic_bool no_noreplace;	/* learnt once: a round trip less per upload */
 	struct stat st;
-	int ret;
+	int ret = -EINVAL;
 
-	ret = renameat2(hgfs.staging_fd, up->sname, pfd, up->name, RENAME_NOREPLACE) < 0 ?
-	      -errno : 0;
+	if (!atomic_load(&no_noreplace)) {
+		ret = renameat2(hgfs.staging_fd, up->sname, pfd, up->name, RENAME_NOREPLACE) < 0 ?
+		      -errno : 0;
+		if (ret == -EINVAL || ret == -ENOSYS || ret == -EOPNOTSUPP)
+			atomic_store(&no_noreplace, true);
+	}
 	if (ret == -EINVAL || ret == -ENOSYS || ret == -EOPNOTSUPP) {
 		ret = linkat(hgfs.staging_fd, up->sname, pfd, up->name, 0) < 0 ? -errno : 0;
 		if (ret == 0) {
