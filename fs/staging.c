@@ -10,8 +10,8 @@
  * switches from old to new content in one step.  Match or failure: the tmpfile is simply
  * closed and vanishes.  A crash loses staged uploads but never publishes one unscanned.
  *
- * staging=named (chosen by staging=auto when the backing root refuses O_TMPFILE: NFS before
- * 4.2-ish servers, sshfs and most FUSE filesystems, CephFS kernel client): the upload is a
+ * staging=named (chosen by staging=auto when the backing root refuses O_TMPFILE: the Linux NFS
+ * client, sshfs and most other FUSE filesystems): the upload is a
  * regular file "up.HOST.PID.RANDOM" in BACKING/.hashgate-staging (mode 0700, root; never
  * shown through the mount), created 0600 with O_EXCL and 128 random bits in its name, then
  * given the result's owner and mode like the tmpfile.  Clean: it is renamed to the final name
