@@ -4,8 +4,9 @@
  *
  * Invariants:
  *  - No file descriptor is held per looked-up inode: an inode keeps a kernel file handle
- *    (name_to_handle_at) and is reopened with open_by_handle_at on demand.  Only the root and
- *    inodes on filesystems without file handle support keep an O_PATH fd.
+ *    (name_to_handle_at) and is reopened with open_by_handle_at on demand, or, where the
+ *    backing filesystem has no usable handles, by its parent and name (checked).  Only the
+ *    root and inodes on other filesystems below it without handles keep an O_PATH fd.
  *  - Every path operation is relative to a parent fd with one name component and
  *    O_NOFOLLOW/AT_SYMLINK_NOFOLLOW, so nothing escapes BACKING_DIR.
  *  - A staged upload's bytes live only in an O_TMPFILE (no name in BACKING_DIR) until a clean
@@ -185,7 +186,8 @@ struct hgfs {
 	int staging_fd;			/* O_PATH of BACKING/.hashgate-staging */
 	enum staging_mode { STAGING_AUTO, STAGING_TMPFILE, STAGING_NAMED } staging_opt,
 		staging;		/* staging= option; what staging_init chose */
-	bool handles;			/* the backing root has file handles (inode.c) */
+	bool handles;			/* inodes are reopened by file handle (inode.c) */
+	bool handles_off;		/* handles=off: by parent and name even where there are */
 	char fstype[16];		/* the backing root's filesystem type, for status */
 	dev_t staging_dev;
 	ino_t staging_ino;

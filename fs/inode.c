@@ -10,6 +10,12 @@
  * Directories are the exception that pays: every create, lookup and publish opens its parent,
  * so a bounded cache (DIRFD_SLOTS O_PATH fds, least recently used evicted when unused) keeps
  * the busy ones open.  A slot in use is never closed; inode_free drops its slot.
+ * Without usable handles (hgfs.handles false: name_to_handle_at fails on the backing root, or
+ * it is a FUSE filesystem, whose handles reopen only while the kernel caches the inode, or
+ * handles=off) an inode is reopened by its last known parent and name instead, and the object
+ * found there must still be the inode's (st_dev, st_ino), else it is gone (ENOENT): fds stay
+ * bounded as with handles.  A staged upload's inode is reopened through the upload's own fd.
+ * An object below the root on another filesystem without handles keeps an O_PATH fd.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -265,7 +271,11 @@ static int inode_new(int fd, int dirfd, const struct stat *st, struct inode **ou
 	in->type = st->st_mode & S_IFMT;
 	in->fd = -1;
 	h->handle_bytes = MAX_HANDLE_SZ;
-	if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH) == 0) {
+	if (!hgfs.handles && st->st_dev == hgfs.root_dev) {
+		/* by parent and name (inode_path_fd) */
+		free(h);
+		h = NULL;
+	} else if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH) == 0) {
 		ret = mount_index(mount_id, dirfd);
 		if (ret < 0)
 			goto err_free;
@@ -506,6 +516,68 @@ void inode_forget(struct inode *in, uint64_t n)
 		inode_free(in);
 }
 
+/* Reopen an inode without a handle by its parent and name, checking it is still the same. */
+static int inode_path_fd(struct inode *in, int flags)
+{
+	struct inode *parent = NULL;
+	struct stat st;
+	char *name = NULL, p[64];
+	int pfd, fd, ret;
+
+	pthread_mutex_lock(&in->lock);
+	if (in->dead) {
+		pthread_mutex_unlock(&in->lock);
+		return -ENOENT;
+	}
+	if (in->up && in->up->fd >= 0) {
+		/* staged: the upload's file (in->lock keeps the upload alive) */
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", in->up->fd);
+		fd = open(p, flags | O_CLOEXEC);
+		pthread_mutex_unlock(&in->lock);
+		return fd < 0 ? -errno : fd;
+	}
+	if (in->parent && in->name) {
+		parent = ino_to_inode(in->parent);
+		name = strdup(in->name);
+		inode_ref(parent);	/* in->parent may change once in->lock is dropped */
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (!parent)
+		return -ENOENT;
+	ret = -ENOMEM;
+	if (!name)
+		goto out;
+	pfd = inode_fd(parent, O_PATH);
+	if (pfd < 0) {
+		ret = pfd;
+		goto out;
+	}
+	fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	ret = fd < 0 ? -errno : 0;
+	inode_fd_put(parent, pfd);
+	if (ret < 0)
+		goto out;
+	if (fstat(fd, &st) < 0 || st.st_dev != in->dev || st.st_ino != in->ino) {
+		close(fd);
+		ret = -ENOENT;	/* the name is another object now: ours is gone */
+		goto out;
+	}
+	ret = fd;
+	if (flags != O_PATH) {
+		/* opened by the checked O_PATH, so O_TRUNC never reaches another file */
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		ret = in->type == S_IFDIR ? openat(fd, ".", flags | O_CLOEXEC) :
+			open(p, flags | O_CLOEXEC);
+		ret = ret < 0 ? -errno : ret;
+		close(fd);
+	}
+out:
+	free(name);
+	if (parent)
+		inode_unref(parent);
+	return ret;
+}
+
 int inode_fd(struct inode *in, int flags)
 {
 	int fd, idx;
@@ -529,6 +601,13 @@ int inode_fd(struct inode *in, int flags)
 			return fd;
 	}
 	pthread_mutex_lock(&in->lock);
+	if (!in->handle && !in->dead) {
+		pthread_mutex_unlock(&in->lock);
+		fd = inode_path_fd(in, flags);
+		if (fd >= 0 && flags == O_PATH && in->type == S_IFDIR)
+			dcache_add(in, fd);
+		return fd;
+	}
 	if (in->dead || !in->handle) {
 		pthread_mutex_unlock(&in->lock);
 		return -ENOENT;
@@ -585,6 +664,33 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 	struct file_handle *h;
 	int mount_id, idx;
 
+	if (!in->handle) {
+		/* by path (or an fd of the old object): the new object is found by its key */
+		int nfd = -1;
+
+		if (in->fd >= 0) {
+			char p[64];
+
+			snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+			nfd = open(p, O_PATH | O_CLOEXEC);
+			if (nfd < 0)
+				return -errno;
+		}
+		pthread_mutex_lock(&table_lock);
+		table_remove(in);
+		in->dev = st->st_dev;
+		in->ino = st->st_ino;
+		if (!table_find(in->dev, in->ino))
+			table_insert(in);
+		pthread_mutex_lock(&in->lock);
+		if (nfd >= 0) {
+			close(in->fd);
+			in->fd = nfd;
+		}
+		pthread_mutex_unlock(&in->lock);
+		pthread_mutex_unlock(&table_lock);
+		return 0;
+	}
 	h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
 	if (!h)
 		return -ENOMEM;

@@ -9,7 +9,9 @@
  * writeback=off (=on is refused, see below), splice=on|off (move written data
  * from /dev/fuse with splice, default on), timeout=SECONDS (entry/attr cache, default 1),
  * staging=auto|tmpfile|named (how uploads are staged, staging.c; auto: O_TMPFILE where the
- * backing filesystem has it, else named files in the root-only staging dir).
+ * backing filesystem has it, else named files in the root-only staging dir), handles=on|off
+ * (off: reopen inodes by parent and name even where the backing fs has file handles, as on
+ * filesystems without; for tests).
  * All other options go to FUSE; default_permissions is always added.
  *
  * The daemon refuses to start without a readable database, a usable quarantine store and
@@ -90,7 +92,7 @@ static void usage(const char *prog)
 		"  -o config=PATH, db=PATH, quarantine=DIR, on_match=quarantine|block,\n"
 		"     on_error=deny|allow, scan_max_size=SIZE, pdq=on|off, pdq_threshold=N,\n"
 		"     pdq_min_quality=N, scan=on|off, writeback=off, splice=on|off,\n"
-		"     timeout=SECONDS, staging=auto|tmpfile|named,\n"
+		"     timeout=SECONDS, staging=auto|tmpfile|named, handles=on|off,\n"
 		"     and FUSE options (allow_other, ...)\n", prog);
 }
 
@@ -161,6 +163,14 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 				"and keep refused content readable\n");
 			return -1;
 		}
+		return 0;
+	}
+	if (strcmp(k, "handles") == 0 && eq) {
+		bool on;
+
+		if (parse_onoff(k, eq + 1, &on) < 0)
+			return -1;
+		hgfs.handles_off = !on;
 		return 0;
 	}
 	if (strcmp(k, "staging") == 0 && eq) {

@@ -376,6 +376,12 @@ static void backing_probe(void)
 	}
 	hb.h.handle_bytes = MAX_HANDLE_SZ;
 	hgfs.handles = name_to_handle_at(hgfs.staging_fd, "", &hb.h, &mid, AT_EMPTY_PATH) == 0;
+	/*
+	 * FUSE encodes handles but reopens them only while the kernel still caches the inode
+	 * (no export support: ESTALE after eviction), so a FUSE backing is used by name.
+	 */
+	if (strcmp(hgfs.fstype, "fuse") == 0 || hgfs.handles_off)
+		hgfs.handles = false;
 }
 
 static int staging_choose(void)
