@@ -241,6 +241,11 @@ void inode_unref(struct inode *in);
 int inode_fd(struct inode *in, int flags);
 void inode_fd_put(struct inode *in, int fd);
 void inode_set_name(struct inode *in, fuse_ino_t parent, const char *name);
+/*
+ * in has a second name now (fd: any fd of it): an inode reopened by name keeps an O_PATH fd
+ * from here on, since the one name it knows may go while the file lives on under another.
+ */
+void inode_pin(struct inode *in, int fd);
 /* Re-key in to a new backing object (O_TRUNC staging published); fd refers to it. */
 int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st);
 bool inode_is_hidden(struct inode *parent, const char *name, const struct stat *st);

@@ -11,7 +11,6 @@
  * so a bounded cache (DIRFD_SLOTS O_PATH fds, least recently used evicted when unused) keeps
  * the busy ones open.  A slot in use is never closed; inode_free drops its slot.
  * Without usable handles (hgfs.handles false: name_to_handle_at fails on the backing root, or
- * it is a FUSE filesystem, whose handles reopen only while the kernel caches the inode, or
  * handles=off) an inode is reopened by its last known parent and name instead, and the object
  * found there must still be the inode's (st_dev, st_ino), else it is gone (ENOENT): fds stay
  * bounded as with handles.  A staged upload's inode is reopened through the upload's own fd.
@@ -271,7 +270,8 @@ static int inode_new(int fd, int dirfd, const struct stat *st, struct inode **ou
 	in->type = st->st_mode & S_IFMT;
 	in->fd = -1;
 	h->handle_bytes = MAX_HANDLE_SZ;
-	if (!hgfs.handles && st->st_dev == hgfs.root_dev) {
+	if (!hgfs.handles && st->st_dev == hgfs.root_dev &&
+	    (S_ISDIR(st->st_mode) || st->st_nlink <= 1)) {
 		/* by parent and name (inode_path_fd) */
 		free(h);
 		h = NULL;
@@ -284,8 +284,11 @@ static int inode_new(int fd, int dirfd, const struct stat *st, struct inode **ou
 		if (!in->handle)
 			in->handle = h;
 		h = NULL;
-	} else if (errno == EOPNOTSUPP || errno == ENOTSUP) {
-		/* No handles on this filesystem: fall back to an fd, bounded by that fs's use. */
+	} else if (!hgfs.handles || errno == EOPNOTSUPP || errno == ENOTSUP) {
+		/*
+		 * No handles on this filesystem (another one below the root), or a hard-linked
+		 * file (its one known name may go): an fd, bounded by that fs's / by link use.
+		 */
 		char p[64];
 
 		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
@@ -337,6 +340,19 @@ static bool stale_locked(struct inode *in, const struct file_handle *h)
 	return true;
 }
 
+/*
+ * Without handles there is no generation to compare: an inode of a rejected upload (dead) or
+ * of another type is certainly not the object now under its number (ext4 reuses the number of
+ * a rejected tmpfile at once).  In inode_path_fd the name check does the rest.
+ */
+static bool stale_nohandle_locked(struct inode *in, mode_t type, bool dead)
+{
+	if (in->handle || (!dead && in->type == type))
+		return false;
+	table_remove(in);
+	return true;
+}
+
 /* Insert fresh (nlookup 1) unless the key appeared meanwhile; returns the winner. */
 static struct inode *insert_or_merge(struct inode *fresh)
 {
@@ -345,6 +361,8 @@ static struct inode *insert_or_merge(struct inode *fresh)
 	pthread_mutex_lock(&table_lock);
 	in = table_find(fresh->dev, fresh->ino);
 	if (in && stale_locked(in, fresh->handle))
+		in = NULL;
+	if (in && !fresh->handle && stale_nohandle_locked(in, fresh->type, in->dead))
 		in = NULL;
 	if (in) {
 		in->nlookup++;
@@ -423,6 +441,8 @@ int inode_lookup(struct inode *parent, const char *name, struct stat *st, struct
 		if (in && stale_locked(in, &hb.h))
 			in = NULL;
 	}
+	if (in && !in->handle && stale_nohandle_locked(in, st->st_mode & S_IFMT, in->dead))
+		in = NULL;
 	if (in) {
 		in->nlookup++;
 		pthread_mutex_unlock(&table_lock);
@@ -529,8 +549,11 @@ static int inode_path_fd(struct inode *in, int flags)
 		pthread_mutex_unlock(&in->lock);
 		return -ENOENT;
 	}
-	if (in->up && in->up->fd >= 0) {
-		/* staged: the upload's file (in->lock keeps the upload alive) */
+	if (in->up && !in->up->replaces && in->up->fd >= 0) {
+		/*
+		 * A new upload: the inode is the staged file (in->lock keeps the upload alive).
+		 * Not a staged rewrite: its inode is the old file until the publish.
+		 */
 		snprintf(p, sizeof(p), "/proc/self/fd/%d", in->up->fd);
 		fd = open(p, flags | O_CLOEXEC);
 		pthread_mutex_unlock(&in->lock);
@@ -720,6 +743,27 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 	pthread_mutex_unlock(&in->lock);
 	pthread_mutex_unlock(&table_lock);
 	return 0;
+}
+
+void inode_pin(struct inode *in, int fd)
+{
+	char p[64];
+	int nfd;
+
+	if (in->handle || in->fd >= 0 || in == &hgfs.root)
+		return;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	nfd = open(p, O_PATH | O_CLOEXEC);
+	if (nfd < 0)
+		return;		/* still reachable by name; only less robust */
+	pthread_mutex_lock(&in->lock);
+	if (in->fd < 0) {
+		in->fd = nfd;
+		nfd = -1;
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (nfd >= 0)
+		close(nfd);
 }
 
 void inode_hold_lookup(struct inode *in)

@@ -377,10 +377,11 @@ static void backing_probe(void)
 	hb.h.handle_bytes = MAX_HANDLE_SZ;
 	hgfs.handles = name_to_handle_at(hgfs.staging_fd, "", &hb.h, &mid, AT_EMPTY_PATH) == 0;
 	/*
-	 * FUSE encodes handles but reopens them only while the kernel still caches the inode
-	 * (no export support: ESTALE after eviction), so a FUSE backing is used by name.
+	 * FUSE filesystems without export support (sshfs) encode handles but reopen them only
+	 * while the kernel still caches the inode (ESTALE after eviction, which open turns into
+	 * a fresh lookup); by name (handles=off) is the alternative, with the gaps README lists.
 	 */
-	if (strcmp(hgfs.fstype, "fuse") == 0 || hgfs.handles_off)
+	if (hgfs.handles_off)
 		hgfs.handles = false;
 }
 
