@@ -44,6 +44,7 @@
 #define PEND_BUCKETS	1024
 
 static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t len);
+static void stage_drop(struct upload *up);
 
 static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upload *pend[PEND_BUCKETS];
@@ -237,8 +238,10 @@ int pending_unlink(fuse_ino_t parent, const char *name, pid_t pid, bool file_gon
 	for (i = 0; i < n; i++) {
 		if (pend_touches(v[i], pid, file_gone)) {
 			pthread_mutex_lock(&v[i]->lock);
-			if (v[i]->state == UP_STAGED)
+			if (v[i]->state == UP_STAGED) {
 				v[i]->state = UP_CANCELLED;
+				stage_drop(v[i]);	/* named: unlinked now, as a tmpfile is */
+			}
 			pthread_mutex_unlock(&v[i]->lock);
 			pend_remove(v[i]);
 			ret = 0;
