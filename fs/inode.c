@@ -638,8 +638,17 @@ int inode_fd(struct inode *in, int flags)
 	idx = in->mount_idx;
 	fd = open_by_handle_at(hgfs.mount_fd[idx], in->handle, flags | O_CLOEXEC);
 	pthread_mutex_unlock(&in->lock);
+	/*
+	 * ESTALE: gone, or a FUSE backing (sshfs) without export support whose kernel inode was
+	 * evicted: then its name still finds it (checked against dev, ino; sshfs keeps inode
+	 * numbers with -o noforget).
+	 */
+	if (fd < 0 && errno == ESTALE)
+		fd = inode_path_fd(in, flags);
+	else if (fd < 0)
+		fd = -errno;
 	if (fd < 0)
-		return errno == ESTALE ? -ENOENT : -errno;
+		return fd == -ESTALE ? -ENOENT : fd;
 	if (flags == O_PATH && in->type == S_IFDIR)
 		dcache_add(in, fd);
 	return fd;

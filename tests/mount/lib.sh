@@ -348,7 +348,9 @@ hg_backing_mount() {
 		[ "$dir" = "$HG_BACK" ] && HG_BACK_SRC=$src
 		[ -n "$mb" ] && { hg_backing_mount ext4 "$src" "$mb" || return 1; }
 		# allow_other: users other than root (hg_as) look into the backing dir too.
-		sshfs -p "$HG_SSH_PORT" "${HG_SSH_OPTS[@]}" -o allow_other,dir_cache=no,attr_timeout=0,entry_timeout=0 \
+		# noforget: inode numbers stay what hashgatefs keyed them by (README).
+		sshfs -p "$HG_SSH_PORT" "${HG_SSH_OPTS[@]}" \
+			-o allow_other,dir_cache=no,attr_timeout=0,entry_timeout=0,noforget \
 			"root@127.0.0.1:$src" "$dir" || return 1
 		;;
 	*)	echo "unknown backing filesystem type '$type' (ext4, xfs, btrfs, sshfs)"; return 1 ;;
