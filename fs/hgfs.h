@@ -188,6 +188,7 @@ struct hgfs {
 		staging;		/* staging= option; what staging_init chose */
 	bool handles;			/* inodes are reopened by file handle (inode.c) */
 	bool handles_off;		/* handles=off: by parent and name even where there are */
+	bool sync_uploads;		/* network backing: fsync an upload before its verdict */
 	char fstype[16];		/* the backing root's filesystem type, for status */
 	dev_t staging_dev;
 	ino_t staging_ino;

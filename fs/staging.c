@@ -379,6 +379,9 @@ static void backing_probe(void)
 	}
 	hb.h.handle_bytes = MAX_HANDLE_SZ;
 	hgfs.handles = name_to_handle_at(hgfs.staging_fd, "", &hb.h, &mid, AT_EMPTY_PATH) == 0;
+	hgfs.sync_uploads = strcmp(hgfs.fstype, "fuse") == 0 || strcmp(hgfs.fstype, "nfs") == 0 ||
+			    strcmp(hgfs.fstype, "cifs") == 0 || strcmp(hgfs.fstype, "smb2") == 0 ||
+			    strcmp(hgfs.fstype, "ceph") == 0;
 	/*
 	 * FUSE filesystems without export support (sshfs) encode handles but reopen them only
 	 * while the kernel still caches the inode (ESTALE after eviction, which open turns into
@@ -1162,6 +1165,16 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	v.kind = up->replaces ? "rewrite" : "upload";
 	path = path_of(inode_to_ino(up->parent), up->name);
 	v.path = path;
+	/*
+	 * Network filesystems (sshfs, NFS) may acknowledge writes before the server took them
+	 * and report a failure (ENOSPC, EIO) only at the next flush: collect it now, before the
+	 * content is judged and published as if complete.
+	 */
+	if (!up->werr && hgfs.sync_uploads && fsync(up->fd) < 0) {
+		up->werr = -errno;
+		hglog(LOG_NOTICE, "staged upload failed its sync to the backing filesystem: %s",
+		      strerror(errno));
+	}
 	if (up->werr) {
 		char epath[1024];
 
