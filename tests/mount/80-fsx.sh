@@ -74,7 +74,7 @@ hg_umount
 # runs agreed.
 if [ -z "$FSX_FAILED" ]; then
 	run_fsx "backing dir after unmount equals the reference tree" \
-		"$FSX" -C -i .hashgate-staging "$HG_BACK" "$REF"
+		"$FSX" $XOPT -C -i .hashgate-staging "$HG_BACK" "$REF"
 else
 	skip "backing dir vs reference: a run above diverged"
 fi
