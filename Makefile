@@ -44,6 +44,11 @@ endif
 PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng zlib
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# Only the admin CLI (`hashgate feed`) fetches lists: libcurl and zlib are linked into
+# hashgate, never into the daemon or libhashdb.a.
+CLI_PKGS    := libcurl zlib
+CLI_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(CLI_PKGS) 2>/dev/null)
+CLI_LIBS    := $(shell $(PKG_CONFIG) --libs $(CLI_PKGS) 2>/dev/null)
 # The library decodes JPEGs with libjpeg(-turbo)'s own API; TurboJPEG only for tests and
 # benchmarks (generating JPEGs, comparing against tjDecompress2).
 TEST_LIBS   := $(shell $(PKG_CONFIG) --libs libturbojpeg 2>/dev/null)
@@ -96,6 +101,8 @@ $(BUILD)/%.o: %.c | deps-ok
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+$(TOOLS_OBJ): ALL_CFLAGS += $(CLI_CFLAGS)
+
 $(LIB): $(HASHDB_OBJ)
 	@mkdir -p $(@D)
 	rm -f $@
@@ -105,7 +112,7 @@ $(HASHGATEFS): $(FS_OBJ) $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(FS_OBJ) $(LIB) $(ALL_LDLIBS)
 
 $(HASHGATE): $(TOOLS_OBJ) $(LIB)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(TOOLS_OBJ) $(LIB) $(ALL_LDLIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TOOLS_OBJ) $(LIB) $(CLI_LIBS) $(ALL_LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) $(TEST_LIBS)
@@ -123,8 +130,8 @@ deps:
 # say instead which packages are missing and how to get them.  Order-only for every object,
 # so it runs once per make and never makes anything out of date.
 deps-ok:
-	@$(PKG_CONFIG) --exists $(PKGS) 2>/dev/null || { \
-		echo "hashgate: pkg-config does not find $(PKGS): build dependencies missing." >&2; \
+	@$(PKG_CONFIG) --exists $(PKGS) $(CLI_PKGS) 2>/dev/null || { \
+		echo "hashgate: pkg-config does not find $(PKGS) $(CLI_PKGS): build dependencies missing." >&2; \
 		sh scripts/deps.sh --missing build >&2; \
 		echo "hashgate: install them with 'make deps' (as root) or 'sh scripts/deps.sh build'." >&2; \
 		exit 1; }
@@ -208,7 +215,8 @@ UNIT_SUBST   = sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|
 		   -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' -e 's|@LOCALSTATEDIR@|$(LOCALSTATEDIR)|g'
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(SYSCONFDIR)/hashgate/mounts $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/hashgate/mounts $(DESTDIR)$(SYSCONFDIR)/hashgate/feeds.d \
+		$(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(LIBEXECDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSUSERSDIR)
 	install -d -m 0755 $(DESTDIR)$(LOCALSTATEDIR)/lib/hashgate
 	install -d -m 0700 $(DESTDIR)$(LOCALSTATEDIR)/lib/hashgate/quarantine
@@ -221,7 +229,8 @@ install: all
 	for u in packaging/systemd/*.in; do \
 		$(UNIT_SUBST) $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) && \
 		chmod 0644 $(DESTDIR)$(UNITDIR)/$$(basename $$u .in) || exit 1; done
-	install -m 0644 packaging/systemd/hashgate-purge.timer $(DESTDIR)$(UNITDIR)/
+	install -m 0644 packaging/systemd/hashgate-purge.timer packaging/systemd/hashgate-feeds.timer \
+		$(DESTDIR)$(UNITDIR)/
 	install -m 0644 packaging/bash-completion/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgate
 	install -m 0644 packaging/sysusers/hashgate.conf $(DESTDIR)$(SYSUSERSDIR)/hashgate.conf
 	ln -sf hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs
@@ -233,7 +242,8 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man5/hashgate.conf.5 \
 		$(DESTDIR)$(LIBEXECDIR)/hashgate/hashgatefs-unmount \
 		$(DESTDIR)$(UNITDIR)/hashgatefs@.service $(DESTDIR)$(UNITDIR)/hashgate-purge.service \
-		$(DESTDIR)$(UNITDIR)/hashgate-purge.timer \
+		$(DESTDIR)$(UNITDIR)/hashgate-purge.timer $(DESTDIR)$(UNITDIR)/hashgate-feeds.service \
+		$(DESTDIR)$(UNITDIR)/hashgate-feeds.timer \
 		$(DESTDIR)$(BASHCOMPDIR)/hashgate $(DESTDIR)$(BASHCOMPDIR)/hashgatefs \
 		$(DESTDIR)$(SYSUSERSDIR)/hashgate.conf
 

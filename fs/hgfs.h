@@ -34,6 +34,7 @@
 
 #include "hashdb/config.h"
 #include "hashdb/hash.h"
+#include "hashdb/image.h"
 #include "hashdb/match.h"
 #include "hashdb/pdq.h"
 #include "hashdb/status.h"
@@ -137,8 +138,19 @@ struct upload {
 	struct upload *pnext;		/* pending table chain (new names only) */
 	bool pending;
 	bool settle_tried;		/* pending_settle_dir bookkeeping; under pend_lock */
+	/*
+	 * What the upload's file looks like without asking it (ops.c, verdict_heavy): written
+	 * extent and the first bytes, from writes that came in memory; shape_known false once
+	 * anything else changed it (truncate, fallocate, a spliced write over the head).  lock.
+	 */
+	bool shape_known;
+	uint64_t wend;
+	unsigned char head[IMAGE_MAGIC_LEN];
+	size_t nhead;
+	atomic_bool caps_set;		/* a setxattr went to the tmpfile: it may hold
+					 * security.capability (ops.c, hg_getxattr) */
 	bool limited;			/* counted by limits_upload_begin (uid) */
-	uint64_t lim_bytes;		/* apparent size accounted by limits_upload_grow */
+	_Atomic uint64_t lim_bytes;	/* apparent size accounted by limits_upload_grow */
 	pid_t hidden[8];		/* related writers sent to make their own upload of the
 					 * name: lookups from them do not see this one; pend_lock */
 	int nhidden;
@@ -152,6 +164,7 @@ struct fh {
 	bool wrote;			/* content changed through this handle */
 	bool counted;			/* counted in up->writers */
 	bool plain;			/* counted in inode->plainfh */
+	bool capless;			/* xattr=off: security.capability dropped (ops.c) */
 	DIR *dir;			/* opendir */
 	off_t dir_off;
 	bool direct;			/* direct_io: reads come to gate_read_begin */
@@ -213,6 +226,7 @@ struct hgfs {
 	bool writeback;
 	bool splice_read;		/* splice WRITE data from /dev/fuse into files */
 	double timeout;			/* entry/attr timeout */
+	bool xattr;			/* xattr=off: xattr requests answer ENOSYS (ops.c) */
 	bool foreground;
 	bool debug;
 	struct fuse_session *se;
@@ -270,6 +284,9 @@ int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);
 int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off);
 void upload_dirty(struct upload *up);
+/* The upload's size and whether it is an image the scan would decode: 1 yes, 0 no, -1 ask
+ * the file. */
+int upload_shape(struct upload *up, uint64_t *size);
 void upload_add_writer(struct upload *up);
 /* Drop a writer; true when it was the last one. */
 bool upload_drop_writer(struct upload *up);
@@ -379,6 +396,12 @@ void quarantine_log_clean(const struct verdict_ctx *v, const struct scan_result 
 void quarantine_log_error(const struct verdict_ctx *v, int err, bool published);
 /* Path of (parent,name) relative to the mount root, malloc'd; best effort. */
 char *path_of(fuse_ino_t parent, const char *name);
+
+/* hook.c: on_match_exec, run off the verdict path by one thread (see its header) */
+int hook_start(void);
+void hook_stop(void);
+/* Queue the event of a match (fields: the audit record's members); never blocks. */
+void hook_submit(const struct match_hit *hit, uid_t uid, int64_t id, const char *fields);
 
 /* main.c */
 struct fscfg *cfg_get(void);

@@ -8,6 +8,7 @@
 #ifndef FS_LIMITS_H
 #define FS_LIMITS_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,18 +25,18 @@ void limits_open_give(uid_t uid);
 
 /*
  * One staged upload for uid: an upload slot and one unit of the fd budget (its tmpfile).
- * 0, -EMFILE or -ENFILE.  *acct (the upload's own counter, under lim_lock) starts at 0.
+ * 0, -EMFILE or -ENFILE.  *acct (the upload's own counter, atomic) starts at 0.
  */
 int limits_upload_begin(uid_t uid);
 /* The upload is judged: its slot and bytes are free again; idempotent (*acct = UINT64_MAX). */
-void limits_upload_done(uid_t uid, uint64_t *acct);
+void limits_upload_done(uid_t uid, _Atomic uint64_t *acct);
 /* The upload is freed: limits_upload_done if not yet, and its fd unit back. */
-void limits_upload_end(uid_t uid, uint64_t *acct);
+void limits_upload_end(uid_t uid, _Atomic uint64_t *acct);
 /*
  * The upload (accounted: *acct bytes so far) now reaches end bytes: account the growth, or
  * -EDQUOT when uid's staged bytes would pass uid_max_upload_bytes (nothing changes then).
  * Nothing is accounted once the upload is done.
  */
-int limits_upload_grow(uid_t uid, uint64_t *acct, uint64_t end);
+int limits_upload_grow(uid_t uid, _Atomic uint64_t *acct, uint64_t end);
 
 #endif

@@ -11,7 +11,8 @@
  * staging=auto|tmpfile|named (how uploads are staged, staging.c; auto: O_TMPFILE where the
  * backing filesystem has it, else named files in the root-only staging dir), handles=on|off
  * (off: reopen inodes by parent and name even where the backing fs has file handles, as on
- * filesystems without; for tests).
+ * filesystems without; for tests),
+ * xattr=on|off (off: no extended attributes through the mount, see ops.c).
  * All other options go to FUSE; default_permissions is always added.
  *
  * The daemon refuses to start without a readable database, a usable quarantine store and
@@ -93,6 +94,7 @@ static void usage(const char *prog)
 		"     on_error=deny|allow, scan_max_size=SIZE, pdq=on|off, pdq_threshold=N,\n"
 		"     pdq_min_quality=N, scan=on|off, writeback=off, splice=on|off,\n"
 		"     timeout=SECONDS, staging=auto|tmpfile|named, handles=on|off,\n"
+		"     xattr=on|off,\n"
 		"     and FUSE options (allow_other, ...)\n", prog);
 }
 
@@ -189,6 +191,8 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 	if (strcmp(k, "splice") == 0 && eq)
 		return parse_onoff(k, eq + 1, &hgfs.splice_read) < 0 ? -1 : 0;
+	if (strcmp(k, "xattr") == 0 && eq)
+		return parse_onoff(k, eq + 1, &hgfs.xattr) < 0 ? -1 : 0;
 	if (strcmp(k, "timeout") == 0 && eq) {
 		char *end;
 
@@ -446,6 +450,7 @@ int main(int argc, char *argv[])
 	hgfs.scan = true;
 	hgfs.splice_read = true;	/* measured: faster large writes and small creates */
 	hgfs.timeout = 1.0;
+	hgfs.xattr = true;
 	hgfs.root_fd = hgfs.staging_fd = -1;
 	pthread_mutex_init(&hgfs.mnt_lock, NULL);
 	pthread_mutex_init(&hgfs.cfg_lock, NULL);
@@ -544,6 +549,8 @@ int main(int argc, char *argv[])
 	snprintf(hgfs.st.backing_fs, sizeof(hgfs.st.backing_fs), "%s", hgfs.fstype);
 	hgfs.st.file_handles = hgfs.handles;
 	hgfs.st.started = time(NULL);
+	if (hook_start() < 0)
+		hglog(LOG_ERR, "on_match_exec: cannot start its thread; hooks will not run");
 	if (hashq_start() < 0)
 		hglog(LOG_WARNING, "no background hasher thread: hashing at close instead");
 	{
@@ -581,6 +588,7 @@ int main(int argc, char *argv[])
 	pthread_join(hgfs.bg_thread, NULL);
 	vq_stop();
 	hashq_shutdown();
+	hook_stop();
 	hglog(LOG_NOTICE, "unmounting %s", opts.mountpoint);
 	{
 		struct fscfg *c = cfg_get();

@@ -26,7 +26,10 @@
  *    truncating a file no longer under the name or failing with ENOENT.
  *  - The verdict is made at FLUSH, i.e. in the close() that ends the upload: a close while the
  *    closing process or its parent still holds a descriptor of the file (dup2 by a shell, a
- *    second open) does not end it, the last one does.  Clean: the file is renamed over the
+ *    second open) does not end it, the last one does.  (Except after writing: the creating
+ *    thread's close of a handle it wrote through ends the upload even if it holds a dup of
+ *    it, see flush_is_last; later writes through the dup are in-place writes under the rule
+ *    below.)  Clean: the file is renamed over the
  *    name atomically; close() returns 0.  Match (quarantine or block): nothing is published,
  *    close() fails with EACCES.  Scan failure: close() fails with EIO and nothing is
  *    published (on_error=allow publishes and logs instead).  A write that failed (ENOSPC)
@@ -55,6 +58,14 @@
  *    upload; publishing over a name that meanwhile holds another user's file in a sticky
  *    directory fails with EPERM; chmod/chown during a staged rewrite also change the file
  *    under the name.  listxattr hides trusted.* from all but root.
+ *  - The kernel asks for security.capability before every write (to drop file capabilities
+ *    as a write must).  A staged upload's tmpfile is new and has none unless a setxattr
+ *    went to it: that question is answered ENODATA without a syscall.  xattr=off answers
+ *    every xattr request ENOSYS, so the kernel stops asking (one round trip less per write):
+ *    no extended attributes through the mount (user.*, security.*, trusted.*, ACLs, file
+ *    capabilities are neither read, set nor listed); the daemon then drops
+ *    security.capability itself on the first in-place change of a file through a handle and
+ *    on a truncate, as the kernel would have.
  *  - Locks (flock, fcntl) are handled by the kernel locally for this mount.
  *  - Hard links to another process's staged (unpublished) file are refused with EBUSY.
  *  - Writes are spliced from /dev/fuse (splice=off to copy); uploads are hashed from the page
@@ -318,20 +329,45 @@ static int fh_restage(struct fh *fh, fuse_req_t req)
 	return 1;
 }
 
-/* chmod/chown of the object behind an O_PATH (or any) fd, as setattr asks. */
-static int set_owner_mode(int fd, const struct stat *attr, int valid)
+/*
+ * xattr=off: the kernel no longer learns of file capabilities, so it cannot drop them when a
+ * file changes; do what it would have done (file_remove_privs) on the backing file.  A new
+ * or staged file has none.  Errors other than "there is none" are logged, not returned: the
+ * write itself is fine, and the file is not executed through a nosuid mount anyway.
+ */
+static void kill_caps(int fd)
+{
+	if (hgfs.xattr || fd < 0)
+		return;
+	if (fremovexattr(fd, "security.capability") < 0 && errno != ENODATA &&
+	    errno != EOPNOTSUPP)
+		hglog(LOG_WARNING, "dropping security.capability of a changed file: %s",
+		      strerror(errno));
+}
+
+/*
+ * chmod/chown of the object behind an O_PATH (or any) fd, as setattr asks.  rw: fd is a
+ * regular file open for I/O (a staged upload's tmpfile), which fchmod takes directly, without
+ * the symlink check and the /proc path an O_PATH fd needs.
+ */
+static int set_owner_mode(int fd, bool rw, const struct stat *attr, int valid)
 {
 	char proc[64];
 	struct stat st;
 
 	if (valid & FUSE_SET_ATTR_MODE) {
-		if (fstat(fd, &st) < 0)
-			return -errno;
-		if (S_ISLNK(st.st_mode))
-			return -EOPNOTSUPP;
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		if (chmod(proc, attr->st_mode & 07777) < 0)
-			return -errno;
+		if (rw) {
+			if (fchmod(fd, attr->st_mode & 07777) < 0)
+				return -errno;
+		} else {
+			if (fstat(fd, &st) < 0)
+				return -errno;
+			if (S_ISLNK(st.st_mode))
+				return -EOPNOTSUPP;
+			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+			if (chmod(proc, attr->st_mode & 07777) < 0)
+				return -errno;
+		}
 	}
 	if (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
@@ -369,13 +405,13 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			goto out;
 		}
 		if (bfd >= 0) {
-			ret = set_owner_mode(bfd, attr, valid);
+			ret = set_owner_mode(bfd, false, attr, valid);
 			inode_fd_put(in, bfd);
 		}
 		if (ret < 0)
 			goto out;
 	}
-	ret = set_owner_mode(t.fd, attr, valid);
+	ret = set_owner_mode(t.fd, t.up != NULL, attr, valid);
 	if (ret < 0)
 		goto out;
 	if (valid & FUSE_SET_ATTR_SIZE) {
@@ -399,6 +435,8 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			gate_write_end(in, fh, 0, 0, wl);
 			if (ret < 0)
 				goto out;
+			if (!t.up)
+				kill_caps(fd);
 		} else {
 			fd = inode_fd(in, O_RDWR);
 			if (fd < 0) {
@@ -410,6 +448,8 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			if (ftruncate(fd, attr->st_size) < 0)
 				ret = -errno;
 			gate_write_end(in, NULL, 0, 0, wl);
+			if (ret == 0)
+				kill_caps(fd);
 			inode_fd_put(in, fd);
 			/* No handle will close for this change: it gets its verdict now. */
 			if (ret == 0)
@@ -981,6 +1021,20 @@ static bool verdict_heavy(int fd)
 	return n > 0 && image_kind(m, (size_t)n) != 0;
 }
 
+/* verdict_heavy for a handle: a staged upload usually knows its size and head unasked. */
+static bool fh_verdict_heavy(struct fh *fh)
+{
+	uint64_t size;
+	int img;
+
+	if (fh->up && fh->fd < 0) {
+		img = upload_shape(fh->up, &size);
+		if (img >= 0)
+			return size > VERDICT_INLINE_MAX || img;
+	}
+	return verdict_heavy(fh_fd(fh));
+}
+
 /* An operation finished on a verdict worker: the request and what its handler was given. */
 struct op_job {
 	struct vq_job j;
@@ -1285,6 +1339,10 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	} else {
 		struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
 
+		if (!fh->up && !fh->capless) {
+			kill_caps(fh->fd);
+			fh->capless = true;
+		}
 		out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 		out.buf[0].fd = fh->fd;
 		out.buf[0].pos = off;
@@ -1322,13 +1380,37 @@ static int rescan_if_dirty(struct fh *fh, fuse_req_t req)
 	return gate_close_verdict(fh->inode, fh, req, "inplace");
 }
 
+/*
+ * Is this FLUSH plainly the last close of the upload?  Only a walk of /proc/PID/fd can tell
+ * whether the closing process keeps another descriptor, at a few syscalls per descriptor it
+ * has: most of the daemon's own work for a small file.  It is skipped when the thread that
+ * created the upload closes the handle it wrote through and no second handle of the upload
+ * is open.  The patterns the walk is for still get it: a shell's redirection (open, dup2,
+ * close of the original) closes before writing, a child closing an inherited copy is another
+ * pid, a second open is a second handle.  What a process that writes, closes one of two
+ * dup'ed descriptors and goes on writing through the other writes after the verdict: in
+ * place, under gate.c (nobody else reads it before it is judged; the last close judges it).
+ */
+static bool flush_is_last(struct fh *fh, pid_t pid)
+{
+	bool last;
+
+	if (!fh->wrote || pid <= 0 || pid != fh->up->pid)
+		return false;
+	pthread_mutex_lock(&fh->up->lock);
+	last = fh->up->writers == 1;
+	pthread_mutex_unlock(&fh->up->lock);
+	return last;
+}
+
 static void do_flush(fuse_req_t req, struct fuse_file_info *fi)
 {
 	struct fh *fh = fh_of(fi);
+	pid_t pid = fuse_req_ctx(req)->pid;
 	int ret = 0;
 
 	if (fh->up && fh->writable) {
-		if (upload_open_elsewhere(fh->up, fuse_req_ctx(req)->pid)) {
+		if (!flush_is_last(fh, pid) && upload_open_elsewhere(fh->up, pid)) {
 			fuse_reply_err(req, 0);
 			return;
 		}
@@ -1349,7 +1431,7 @@ static void hg_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fh *fh = fh_of(fi);
 	bool verdict = (fh->up && fh->writable) || (fh->wrote && gate_dirty(fh->inode));
 
-	if (verdict && hgfs.scan && verdict_heavy(fh_fd(fh)) &&
+	if (verdict && hgfs.scan && fh_verdict_heavy(fh) &&
 	    defer_op(req, ino, fi, 0, 0, fh->lim_uid, flush_job))
 		return;
 	do_flush(req, fi);
@@ -1384,7 +1466,7 @@ static void hg_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		       (fh->wrote && gate_dirty(fh->inode));
 
 	/* After a FLUSH that judged, RELEASE has nothing heavy left: no second look at the file. */
-	if (verdict && hgfs.scan && verdict_heavy(fh_fd(fh)) &&
+	if (verdict && hgfs.scan && fh_verdict_heavy(fh) &&
 	    defer_op(req, ino, fi, 0, 0, fh->lim_uid, release_job))
 		return;
 	do_release(req, fi);
@@ -1591,8 +1673,14 @@ static void hg_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 	char proc[64];
 	int ret;
 
+	if (!hgfs.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	ret = xattr_target(ino_to_inode(ino), &t, proc, sizeof(proc));
 	if (ret == 0) {
+		if (t.up)	/* before the call: a getxattr racing it must ask the file */
+			atomic_store(&t.up->caps_set, true);
 		if (setxattr(proc, name, value, size, flags) < 0)
 			ret = -errno;
 		tgt_put(&t);
@@ -1638,7 +1726,23 @@ static void reply_xattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void hg_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
-	reply_xattr(req, ino, name, size);
+	struct inode *in = ino_to_inode(ino);
+	bool none = false;
+
+	if (!hgfs.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
+	/* The kernel's question before every write, about a tmpfile we made (see the top). */
+	if (strcmp(name, "security.capability") == 0) {
+		pthread_mutex_lock(&in->lock);
+		none = in->up && !atomic_load(&in->up->caps_set);
+		pthread_mutex_unlock(&in->lock);
+	}
+	if (none)
+		fuse_reply_err(req, ENODATA);
+	else
+		reply_xattr(req, ino, name, size);
 }
 
 /*
@@ -1652,6 +1756,10 @@ static void hg_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	ssize_t n;
 	int ret;
 
+	if (!hgfs.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	if (fuse_req_ctx(req)->uid == 0) {
 		reply_xattr(req, ino, NULL, size);
 		return;
@@ -1708,6 +1816,10 @@ static void hg_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	char proc[64];
 	int ret;
 
+	if (!hgfs.xattr) {
+		fuse_reply_err(req, ENOSYS);
+		return;
+	}
 	ret = xattr_target(ino_to_inode(ino), &t, proc, sizeof(proc));
 	if (ret == 0) {
 		if (removexattr(proc, name) < 0)
@@ -1727,6 +1839,8 @@ static void hg_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	wl = gate_write_begin(fh->inode, fh, req, offset);
 	if (fallocate(fh_fd(fh), mode, offset, length) < 0)
 		ret = errno;
+	else if (!fh->up)
+		kill_caps(fh->fd);
 	if (!ret && fh->up)
 		upload_dirty(fh->up);
 	gate_write_end(fh->inode, fh, offset, ret ? 0 : (size_t)length, wl);

@@ -275,6 +275,7 @@ int quarantine_match(const struct verdict_ctx *v, int content_fd, const struct s
 			stat_add(&hgfs.st.audit_errors, 1);
 		}
 	}
+	hook_submit(&r->hit, v->uid, rec.id, fields);
 	hglog(LOG_NOTICE,
 	      "verdict=match action=%s kind=%s path=\"%s\"%s uid=%u gid=%u pid=%d size=%llu "
 	      "algo=%s distance=%d list=\"%s\" category=\"%s\"%s qid=%lld generation=%llu",

@@ -34,8 +34,8 @@ int scan_fd(int fd, const struct digests *streamed, struct scan_result *r)
 	struct fscfg *cfg = cfg_get();
 	struct matcher *m;
 	struct match_opts opts;
-	struct stat st;
 	unsigned algos, need;
+	uint64_t size;
 	int ret;
 
 	memset(r, 0, sizeof(*r));
@@ -55,13 +55,19 @@ int scan_fd(int fd, const struct digests *streamed, struct scan_result *r)
 		if (ret < 0)
 			goto out_m;
 	}
-	if (fstat(fd, &st) < 0) {
-		ret = -errno;
-		goto out_m;
+	/* The digests counted every byte; only a PDQ-only database needs the size asked. */
+	if (need) {
+		size = r->d.size;
+	} else {
+		struct stat st;
+
+		if (fstat(fd, &st) < 0) {
+			ret = -errno;
+			goto out_m;
+		}
+		size = r->d.size = (uint64_t)st.st_size;
 	}
-	if (!need)
-		r->d.size = st.st_size;
-	if (cfg->c.pdq && (algos & HASH_BIT(HASH_PDQ)) && st.st_size >= 3) {
+	if (cfg->c.pdq && (algos & HASH_BIT(HASH_PDQ)) && size >= 3) {
 		unsigned char magic[IMAGE_MAGIC_LEN];
 		ssize_t n = pread(fd, magic, sizeof(magic), 0);
 

@@ -537,7 +537,7 @@ static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const c
 	up = calloc(1, sizeof(*up));
 	if (!up || !(up->name = strdup(name))) {
 		free(up);
-		limits_upload_end(ctx->uid, &(uint64_t){ 0 });
+		limits_upload_end(ctx->uid, &(_Atomic uint64_t){ 0 });
 		return NULL;
 	}
 	up->limited = true;
@@ -550,6 +550,7 @@ static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const c
 	up->gid = ctx->gid;
 	up->pid = ctx->pid;
 	up->start = time(NULL);
+	up->shape_known = true;		/* a new, empty tmpfile */
 	inode_ref(parent);
 	up->parent = parent;
 	if (hgfs.scan) {
@@ -907,9 +908,48 @@ int upload_getattr(struct upload *up, struct stat *st)
 	return 0;
 }
 
+/*
+ * Keep the upload's extent and first bytes current after a write of n bytes at off (lock
+ * held): from the request's memory when it came in memory (small writes do), else unknown.
+ */
+static void note_shape(struct upload *up, const void *mem, uint64_t off, size_t n)
+{
+	if (!up->shape_known)
+		return;
+	if (off + n > up->wend)
+		up->wend = off + n;
+	if (up->nhead == sizeof(up->head) && off >= sizeof(up->head))
+		return;		/* past the head, which is complete */
+	if (off > up->nhead || !mem) {
+		up->shape_known = false;	/* a gap before it, or bytes we never saw */
+		return;
+	}
+	if (off < sizeof(up->head)) {
+		size_t k = n < sizeof(up->head) - off ? n : sizeof(up->head) - off;
+
+		memcpy(up->head + off, mem, k);
+		if (off + k > up->nhead)
+			up->nhead = off + k;
+	}
+}
+
+int upload_shape(struct upload *up, uint64_t *size)
+{
+	int ret = -1;
+
+	pthread_mutex_lock(&up->lock);
+	if (up->shape_known && up->state == UP_STAGED) {
+		*size = up->wend;
+		ret = up->nhead && image_kind(up->head, up->nhead) != 0;
+	}
+	pthread_mutex_unlock(&up->lock);
+	return ret;
+}
+
 int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 {
 	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	const void *mem;
 	ssize_t n;
 	int ret;
 
@@ -922,6 +962,9 @@ int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 		pthread_mutex_unlock(&up->lock);
 		return ret;
 	}
+	/* The request's bytes, if they are in memory (fuse_buf_copy advances in). */
+	mem = in->count == 1 && !in->idx && !in->off && !(in->buf[0].flags & FUSE_BUF_IS_FD) ?
+	      in->buf[0].mem : NULL;
 	/* No lock around the copy: writeback may send several writes of one file at once. */
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = up->fd;
@@ -938,6 +981,7 @@ int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 			up->werr = ret;
 	} else {
 		hashq_wrote(up, off, n);
+		note_shape(up, mem, (uint64_t)off, (size_t)n);
 	}
 	pthread_mutex_unlock(&up->lock);
 	return ret;
@@ -963,6 +1007,7 @@ bool upload_drop_writer(struct upload *up)
 void upload_dirty(struct upload *up)
 {
 	pthread_mutex_lock(&up->lock);
+	up->shape_known = false;
 	hashq_stop_streaming(up);
 	pthread_mutex_unlock(&up->lock);
 }
@@ -986,6 +1031,22 @@ static int may_take_name(struct upload *up, int pfd)
 	if (fst.st_uid == up->uid || dst.st_uid == up->uid)
 		return 0;
 	return -EPERM;
+}
+
+/*
+ * linkat of the tmpfile: by its descriptor (AT_EMPTY_PATH, CAP_DAC_READ_SEARCH, which the
+ * unit keeps) without resolving a /proc path, else through /proc/self/fd.  0 or -errno.
+ */
+static int link_tmpfile(struct upload *up, int dfd, const char *name)
+{
+	char proc[64];
+
+	if (linkat(up->fd, "", dfd, name, AT_EMPTY_PATH) == 0)
+		return 0;
+	if (errno != ENOENT && errno != EPERM)
+		return -errno;
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", up->fd);
+	return linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
 }
 
 /*
@@ -1029,14 +1090,13 @@ static int named_take_free(struct upload *up, int pfd)
 /* Link the tmpfile in and rename it over the final name.  Called with up->lock held. */
 static int publish(struct upload *up)
 {
-	char proc[64], tmp[100];
+	char tmp[100];
 	struct stat st;
 	int pfd, ldir, ret;
 
 	pfd = inode_fd(up->parent, O_PATH);
 	if (pfd < 0)
 		return pfd;
-	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", up->fd);
 	/*
 	 * A new name that is still free is linked in directly: as atomic as the rename and one
 	 * directory change instead of two.  If the name exists by now (another upload won, or
@@ -1047,8 +1107,7 @@ static int publish(struct upload *up)
 		if (up->sname[0])
 			ret = named_take_free(up, pfd);
 		else
-			ret = linkat(AT_FDCWD, proc, pfd, up->name, AT_SYMLINK_FOLLOW) < 0 ?
-			      -errno : 0;
+			ret = link_tmpfile(up, pfd, up->name);
 		pthread_mutex_unlock(&name_lock);
 		if (ret == 0)
 			goto linked;
@@ -1079,10 +1138,9 @@ static int publish(struct upload *up)
 	} else {
 		snprintf(tmp, sizeof(tmp), ".hashgate-tmp.%d.%llu", (int)hgfs.st.pid,
 			 (unsigned long long)atomic_fetch_add(&hgfs.tmpseq, 1));
-		if (linkat(AT_FDCWD, proc, ldir, tmp, AT_SYMLINK_FOLLOW) < 0) {
-			ret = -errno;
+		ret = link_tmpfile(up, ldir, tmp);
+		if (ret < 0)
 			goto out;
-		}
 	}
 	pthread_mutex_lock(&name_lock);
 	if (renameat(ldir, tmp, pfd, up->name) < 0) {
@@ -1192,8 +1250,14 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	}
 	stat_add(&hgfs.st.uploads_scanned, 1);
 	hashq_step(up);		/* hash what the background hasher has not */
-	if (up->hashing && !up->nrg && fstat(up->fd, &st) == 0 &&
-	    (uint64_t)st.st_size == up->frontier) {
+	/*
+	 * Streamed digests count when they cover the whole file.  A small upload whose every
+	 * change was a write we saw (shape_known: no truncate, fallocate, second descriptor) is
+	 * as long as its furthest write; others, and those whose hash state is kept (st), ask.
+	 */
+	if (up->hashing && !up->nrg &&
+	    ((up->shape_known && up->frontier < GATE_RESUME_MIN && up->wend == up->frontier) ||
+	     (fstat(up->fd, &st) == 0 && (uint64_t)st.st_size == up->frontier))) {
 		/* the state before final lets later appends resume (gate.c) */
 		if (up->frontier >= GATE_RESUME_MIN && hasher_copy(&save, &up->hasher) == 0)
 			saved = true;

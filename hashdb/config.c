@@ -19,7 +19,7 @@
 
 #define CONFIG_LINE_MAX 4096
 
-enum key_type { K_PATH, K_OPTPATH, K_ACTION, K_ONERROR, K_SIZE, K_BOOL, K_INT, K_DURATION,
+enum key_type { K_PATH, K_OPTPATH, K_OPTEXEC, K_OPTSTR, K_ACTION, K_ONERROR, K_SIZE, K_BOOL, K_INT, K_DURATION,
 		K_LOGLEVEL };
 
 struct key_def {
@@ -54,6 +54,11 @@ static const struct key_def keys[] = {
 	{ "uid_max_open",	 K_INT,      F(uid_max_open),	  0, 100000000 },
 	{ "uid_max_uploads",	 K_INT,      F(uid_max_uploads),  0, 100000000 },
 	{ "uid_max_upload_bytes", K_SIZE,    F(uid_max_upload_bytes), 0, 0 },
+	{ "feeds_dir",		 K_PATH,     F(feeds_dir),	  0, 0 },
+	{ "on_match_exec",	 K_OPTEXEC,  F(on_match_exec),	  0, 0 },
+	{ "on_match_exec_user",	 K_OPTSTR,   F(on_match_exec_user), 0, 0 },
+	{ "on_match_exec_timeout", K_DURATION, F(on_match_exec_timeout), 0, 0 },
+	{ "on_match_exec_queue", K_INT,      F(on_match_exec_queue), 1, 1000000 },
 };
 #undef F
 
@@ -70,6 +75,7 @@ static const struct { const char *name; int level; } log_levels[] = {
 };
 
 #define CAT_PREFIX "on_match."
+#define EXEC_PREFIX "on_match_exec."
 
 const char *config_action_name(enum hg_action a)
 {
@@ -237,6 +243,8 @@ static int valid_category(const char *s)
 
 int config_is_key(const char *key)
 {
+	if (strncmp(key, EXEC_PREFIX, strlen(EXEC_PREFIX)) == 0)
+		return valid_category(key + strlen(EXEC_PREFIX));
 	if (strncmp(key, CAT_PREFIX, strlen(CAT_PREFIX)) == 0)
 		return valid_category(key + strlen(CAT_PREFIX));
 	return find_key(key) != NULL;
@@ -269,11 +277,43 @@ static int set_category(struct hg_config *c, const char *cat, enum hg_action a)
 	return 0;
 }
 
+static int set_category_exec(struct hg_config *c, const char *cat, const char *path)
+{
+	struct hg_category_exec *n;
+	char *name, *p;
+	size_t i;
+
+	p = strdup(path);
+	if (!p)
+		return -ENOMEM;
+	for (i = 0; i < c->ncat_exec; i++) {
+		if (strcmp(c->cat_exec[i].category, cat) == 0) {
+			free(c->cat_exec[i].path);
+			c->cat_exec[i].path = p;
+			return 0;
+		}
+	}
+	name = strdup(cat);
+	n = name ? realloc(c->cat_exec, (c->ncat_exec + 1) * sizeof(*n)) : NULL;
+	if (!n) {
+		free(name);
+		free(p);
+		return -ENOMEM;
+	}
+	c->cat_exec = n;
+	c->cat_exec[c->ncat_exec].category = name;
+	c->cat_exec[c->ncat_exec].path = p;
+	c->ncat_exec++;
+	return 0;
+}
+
 static const char *key_hint(const struct key_def *k)
 {
 	switch (k->type) {
 	case K_PATH: return "a non-empty path";
 	case K_OPTPATH: return "a path, or empty to disable";
+	case K_OPTEXEC: return "an absolute path of a program, or empty for none";
+	case K_OPTSTR: return "a name, or empty for the default";
 	case K_ACTION: return "quarantine, block or log";
 	case K_ONERROR: return "deny or allow";
 	case K_SIZE: return "a size such as 4096, 512K, 64M or 2G";
@@ -313,6 +353,19 @@ static int set_one(struct hg_config *c, const char *key, const char *value, cons
 		*why = r ? strerror(-r) : NULL;
 		return r;
 	}
+	if (strncmp(key, EXEC_PREFIX, strlen(EXEC_PREFIX)) == 0) {
+		if (!valid_category(key + strlen(EXEC_PREFIX))) {
+			*why = "category names are 1-31 letters, digits, '-' or '_'";
+			return -EINVAL;
+		}
+		if (*value && *value != '/') {
+			*why = "an absolute path of a program, or empty for none in this category";
+			return -EINVAL;
+		}
+		r = set_category_exec(c, key + strlen(EXEC_PREFIX), value);
+		*why = r ? strerror(-r) : NULL;
+		return r;
+	}
 	k = find_key(key);
 	if (!k) {
 		*why = "unknown key";
@@ -323,7 +376,11 @@ static int set_one(struct hg_config *c, const char *key, const char *value, cons
 	switch (k->type) {
 	case K_PATH:
 	case K_OPTPATH:
+	case K_OPTEXEC:
+	case K_OPTSTR:
 		if (!*value && k->type == K_PATH)
+			return -EINVAL;
+		if (*value && k->type == K_OPTEXEC && *value != '/')
 			return -EINVAL;
 		str = NULL;
 		if (*value && !(str = strdup(value))) {
@@ -400,7 +457,8 @@ int config_init(struct hg_config *c)
 	    dup_field(&c->quarantine_key, CONFIG_DEFAULT_KEY) < 0 ||
 	    dup_field(&c->audit_log, CONFIG_DEFAULT_AUDIT) < 0 ||
 	    dup_field(&c->state_dir, CONFIG_DEFAULT_STATE) < 0 ||
-	    dup_field(&c->scan_db, CONFIG_DEFAULT_SCANDB) < 0) {
+	    dup_field(&c->scan_db, CONFIG_DEFAULT_SCANDB) < 0 ||
+	    dup_field(&c->feeds_dir, CONFIG_DEFAULT_FEEDS) < 0) {
 		config_release(c);
 		return -ENOMEM;
 	}
@@ -420,6 +478,8 @@ int config_init(struct hg_config *c)
 	c->uid_max_open = 0;
 	c->uid_max_uploads = 128;
 	c->uid_max_upload_bytes = 0;
+	c->on_match_exec_timeout = 10;
+	c->on_match_exec_queue = 256;
 	return 0;
 }
 
@@ -435,9 +495,17 @@ void config_release(struct hg_config *c)
 	free(c->state_dir);
 	free(c->prometheus_textfile);
 	free(c->scan_db);
+	free(c->feeds_dir);
+	free(c->on_match_exec);
+	free(c->on_match_exec_user);
 	for (i = 0; i < c->ncat; i++)
 		free(c->cat[i].category);
 	free(c->cat);
+	for (i = 0; i < c->ncat_exec; i++) {
+		free(c->cat_exec[i].category);
+		free(c->cat_exec[i].path);
+	}
+	free(c->cat_exec);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -449,16 +517,25 @@ static int config_copy(struct hg_config *dst, const struct hg_config *src)
 	*dst = *src;
 	dst->cat = NULL;
 	dst->ncat = 0;
+	dst->cat_exec = NULL;
+	dst->ncat_exec = 0;
+	dst->feeds_dir = dst->on_match_exec = dst->on_match_exec_user = NULL;
 	if (dup_field(&dst->source, src->source) < 0 || dup_field(&dst->db, src->db) < 0 ||
 	    dup_field(&dst->quarantine, src->quarantine) < 0 ||
 	    dup_field(&dst->quarantine_key, src->quarantine_key) < 0 ||
 	    dup_field(&dst->audit_log, src->audit_log) < 0 ||
 	    dup_field(&dst->state_dir, src->state_dir) < 0 ||
 	    dup_field(&dst->prometheus_textfile, src->prometheus_textfile) < 0 ||
-	    dup_field(&dst->scan_db, src->scan_db) < 0)
+	    dup_field(&dst->scan_db, src->scan_db) < 0 ||
+	    dup_field(&dst->feeds_dir, src->feeds_dir) < 0 ||
+	    dup_field(&dst->on_match_exec, src->on_match_exec) < 0 ||
+	    dup_field(&dst->on_match_exec_user, src->on_match_exec_user) < 0)
 		goto fail;
 	for (i = 0; i < src->ncat; i++)
 		if (set_category(dst, src->cat[i].category, src->cat[i].action) < 0)
+			goto fail;
+	for (i = 0; i < src->ncat_exec; i++)
+		if (set_category_exec(dst, src->cat_exec[i].category, src->cat_exec[i].path) < 0)
 			goto fail;
 	return 0;
 fail:
@@ -643,6 +720,17 @@ enum hg_action config_action_for(const struct hg_config *c, const char *category
 			if (strcmp(c->cat[i].category, category) == 0)
 				return c->cat[i].action;
 	return c->on_match;
+}
+
+const char *config_exec_for(const struct hg_config *c, const char *category)
+{
+	size_t i;
+
+	if (category)
+		for (i = 0; i < c->ncat_exec; i++)
+			if (strcmp(c->cat_exec[i].category, category) == 0)
+				return *c->cat_exec[i].path ? c->cat_exec[i].path : NULL;
+	return c->on_match_exec;
 }
 
 int config_action_rank(const struct hg_config *c, const char *category)

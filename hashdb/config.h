@@ -21,6 +21,7 @@
 #define CONFIG_DEFAULT_AUDIT	HASHGATE_LOCALSTATEDIR "/lib/hashgate/audit.log"
 #define CONFIG_DEFAULT_STATE	"/run/hashgate"
 #define CONFIG_DEFAULT_SCANDB	HASHGATE_LOCALSTATEDIR "/lib/hashgate/scan.db"
+#define CONFIG_DEFAULT_FEEDS	HASHGATE_SYSCONFDIR "/hashgate/feeds.d"
 /* Environment variable that overrides CONFIG_DEFAULT_PATH (tests, non-standard installs). */
 #define CONFIG_ENV		"HASHGATE_CONFIG"
 
@@ -38,6 +39,12 @@ enum hg_on_error {
 struct hg_category_action {
 	char *category;
 	enum hg_action action;
+};
+
+/* on_match_exec.CATEGORY: the hook for one category; "" = none for it (overrides the default). */
+struct hg_category_exec {
+	char *category;
+	char *path;
 };
 
 struct hg_config {
@@ -68,6 +75,15 @@ struct hg_config {
 	int uid_max_open;		/* open handles per uid; 0 = a quarter of the budget */
 	int uid_max_uploads;		/* staged uploads per uid; 0 = no limit */
 	uint64_t uid_max_upload_bytes;	/* apparent bytes staged per uid; 0 = no limit */
+	/* list feeds (`hashgate feed`, tools/feed.c): one NAME.conf per feed */
+	char *feeds_dir;
+	/* the match hook (fs/hook.c): a program run with a JSON event on stdin per match */
+	char *on_match_exec;		/* absolute path; NULL = none */
+	struct hg_category_exec *cat_exec;	/* per-category overrides */
+	size_t ncat_exec;
+	char *on_match_exec_user;	/* run as this user; NULL = root (never the uploader) */
+	int64_t on_match_exec_timeout;	/* seconds before the hook is killed */
+	int on_match_exec_queue;	/* events waiting; more are dropped and counted */
 };
 
 /* Defaults for every field (paths from the build's SYSCONFDIR/LOCALSTATEDIR). */
@@ -85,6 +101,8 @@ int config_set(struct hg_config *c, const char *key, const char *value, char *er
 int config_is_key(const char *key);
 /* The action for a list category. */
 enum hg_action config_action_for(const struct hg_config *c, const char *category);
+/* The hook program for a list category, or NULL when none. */
+const char *config_exec_for(const struct hg_config *c, const char *category);
 /*
  * How strongly a category is acted on: quarantine 3 > block 2 > log 1.  A hash found in several
  * lists is reported with the list ranked highest (matcher_set_rank), so a report-only list can

@@ -1170,3 +1170,104 @@ int hashdb_compact(struct hashdb *db, uint64_t *before, uint64_t *after, char *e
 	*after = file_bytes(db->path);
 	return 0;
 }
+
+static int meta_key_ok(struct hashdb *db, const char *key, char *err, size_t errlen)
+{
+	if (!key || !*key || !strcmp(key, "generation") || !strcmp(key, "created")) {
+		seterr(err, errlen, "%s: meta key '%s' is reserved", db->path, key ? key : "");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int hashdb_meta_get(struct hashdb *db, const char *key, char **val, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	*val = NULL;
+	r = meta_key_ok(db, key, err, errlen);
+	if (r < 0)
+		return r;
+	r = prepare(db, "SELECT value FROM meta WHERE key = ?", &st, err, errlen);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+
+		*val = strdup(t ? (const char *)t : "");
+		r = *val ? 0 : -ENOMEM;
+	} else if (rc == SQLITE_DONE) {
+		r = -ENOENT;
+	} else {
+		r = hashdb_sql_error(db, rc, "read meta", err, errlen);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int hashdb_meta_set(struct hashdb *db, const char *key, const char *val, char *err,
+		    size_t errlen)
+{
+	sqlite3_stmt *st;
+	int own = !db->in_txn, r;
+
+	r = meta_key_ok(db, key, err, errlen);
+	if (r < 0)
+		return r;
+	if (db->flags & HASHDB_RDONLY) {
+		seterr(err, errlen, "%s: opened read-only", db->path);
+		return -EROFS;
+	}
+	if (own) {
+		/* Not hashdb_begin/commit: this change must not bump the generation. */
+		r = exec(db, "BEGIN IMMEDIATE", "begin transaction", err, errlen);
+		if (r < 0)
+			return r;
+	}
+	r = prepare(db, val ? "INSERT INTO meta(key, value) VALUES (?1, ?2) "
+			      "ON CONFLICT(key) DO UPDATE SET value = ?2" :
+			"DELETE FROM meta WHERE key = ?1", &st, err, errlen);
+	if (r < 0)
+		goto out;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	if (val)
+		sqlite3_bind_text(st, 2, val, -1, SQLITE_STATIC);
+	r = step_done(db, st, "write meta", err, errlen);
+	sqlite3_finalize(st);
+	if (r == 0 && own)
+		r = exec(db, "COMMIT", "commit", err, errlen);
+out:
+	if (r < 0 && own)
+		sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+	return r;
+}
+
+int hashdb_meta_foreach(struct hashdb *db, const char *prefix,
+			int (*fn)(const char *key, const char *val, void *arg), void *arg,
+			char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	r = prepare(db, "SELECT key, value FROM meta WHERE substr(key, 1, length(?1)) = ?1 "
+		    "AND key NOT IN ('generation', 'created') ORDER BY key", &st, err, errlen);
+	if (r < 0)
+		return r;
+	sqlite3_bind_text(st, 1, prefix ? prefix : "", -1, SQLITE_STATIC);
+	r = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		const char *v = (const char *)sqlite3_column_text(st, 1);
+
+		r = fn(k ? k : "", v ? v : "", arg);
+		if (r)
+			break;
+	}
+	if (!r && rc != SQLITE_DONE)
+		r = hashdb_sql_error(db, rc, "read meta", err, errlen);
+	sqlite3_finalize(st);
+	return r;
+}

@@ -7,7 +7,11 @@
  *                               change, so readers reload exactly when something changed; it
  *                               starts at the creation time in microseconds, so a recreated
  *                               database never repeats an old generation;
- *                               'created' = unix time of `db init`.
+ *                               'created' = unix time of `db init`;
+ *                               'feed:NAME' = state of list feed NAME (tools/feed.c: ETag,
+ *                               Last-Modified, delta cursor, last good fetch), written with
+ *                               hashdb_meta_set() WITHOUT a generation bump: it is not
+ *                               matched against, so it must not make every daemon reload.
  *   lists(id, name UNIQUE, origin, category, version, imported, updated)
  *   hashes(algo, value BLOB, list_id, added, label, ref, category, quality)
  *                               PRIMARY KEY (algo, value, list_id),
@@ -230,6 +234,20 @@ int hashdb_stats(struct hashdb *db, struct hashdb_stats *st, char *err, size_t e
  */
 int hashdb_compact(struct hashdb *db, uint64_t *before, uint64_t *after, char *err,
 		   size_t errlen);
+
+/*
+ * Free-form state in meta (keys other than 'generation' and 'created', which are refused).
+ * get: *val is malloc()ed (free() it); -ENOENT when the key is absent.
+ * set: val NULL deletes.  Inside a transaction it is part of it; otherwise it is its own
+ * transaction that does NOT bump the generation (state no reader of the lists depends on).
+ * foreach: fn for every key starting with prefix, in key order; non-zero from fn stops.
+ */
+int hashdb_meta_get(struct hashdb *db, const char *key, char **val, char *err, size_t errlen);
+int hashdb_meta_set(struct hashdb *db, const char *key, const char *val, char *err,
+		    size_t errlen);
+int hashdb_meta_foreach(struct hashdb *db, const char *prefix,
+			int (*fn)(const char *key, const char *val, void *arg), void *arg,
+			char *err, size_t errlen);
 
 /* Set an error message from the connection's last SQLite error; returns the mapped -errno. */
 int hashdb_sql_error(struct hashdb *db, int rc, const char *what, char *err, size_t errlen);

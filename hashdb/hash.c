@@ -6,8 +6,12 @@
  * h->size counts every byte fed, in 64 bits (uploads over 4 GiB are ordinary).
  * Files are read extent by extent (SEEK_DATA/SEEK_HOLE): holes are fed from a zero buffer
  * instead of being read, which gives the same digests as the bytes written out densely.
+ * With OpenSSL 3 the digests are fetched once (EVP_MD_fetch, kept for the process's lifetime):
+ * EVP_md5() and friends made every EVP_DigestInit_ex fetch again, a visible share of the CPU
+ * a small upload costs.  Thread-safe: the fetch runs under pthread_once.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -83,8 +87,27 @@ const uint8_t *digests_get(const struct digests *d, enum hash_algo algo)
 	}
 }
 
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+static EVP_MD *fetched[3];
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_all(void)
+{
+	fetched[0] = EVP_MD_fetch(NULL, "MD5", NULL);
+	fetched[1] = EVP_MD_fetch(NULL, "SHA1", NULL);
+	fetched[2] = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+#endif
+
 static const EVP_MD *evp_for(int algo)
 {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	int i = algo == HASH_MD5 ? 0 : algo == HASH_SHA1 ? 1 : algo == HASH_SHA256 ? 2 : -1;
+
+	pthread_once(&fetch_once, fetch_all);
+	if (i >= 0 && fetched[i])
+		return fetched[i];	/* else (provider missing?) the legacy path below */
+#endif
 	switch (algo) {
 	case HASH_MD5:
 		return EVP_md5();

@@ -109,6 +109,8 @@ static int fill_status(FILE *f, const void *arg)
 	fprintf(f, "evidence_kept=%" PRIu64 "\nevidence_lost=%" PRIu64 "\nquarantine_bytes=%" PRIu64
 		"\nquarantine_max_bytes=%" PRIu64 "\n", st->evidence_kept, st->evidence_lost,
 		st->quarantine_bytes, st->quarantine_max_bytes);
+	fprintf(f, "hook_runs=%" PRIu64 "\nhook_failures=%" PRIu64 "\nhook_dropped=%" PRIu64 "\n",
+		st->hook_runs, st->hook_failures, st->hook_dropped);
 	fprintf(f, "backing_fs=%s\nstaging=%s\nfile_handles=%" PRIu64 "\n", st->backing_fs,
 		st->staging, st->file_handles);
 	return ferror(f) ? -EIO : 0;
@@ -175,7 +177,8 @@ static int parse_status(FILE *f, struct hg_status *st)
 		U64(quarantined); U64(blocked); U64(errors); U64(bytes_scanned);
 		U64(audit_errors); U64(quarantine_errors); U64(reload_failing); U64(config_failed);
 		U64(evidence_kept); U64(evidence_lost); U64(quarantine_bytes);
-		U64(quarantine_max_bytes); U64(file_handles);
+		U64(quarantine_max_bytes); U64(hook_runs); U64(hook_failures); U64(hook_dropped);
+		U64(file_handles);
 		else if (strcmp(line, "backing_fs") == 0)
 			snprintf(st->backing_fs, sizeof(st->backing_fs), "%s", eq);
 		else if (strcmp(line, "staging") == 0)
@@ -301,6 +304,9 @@ static int fill_prom(FILE *f, const void *arg)
 		M("evidence_lost_total", "counter", "Matched uploads whose content could be neither stored nor kept.", evidence_lost),
 		M("quarantine_bytes", "gauge", "Size of the quarantine store's content.", quarantine_bytes),
 		M("quarantine_max_bytes", "gauge", "quarantine_max_size (0: no limit).", quarantine_max_bytes),
+		M("hook_runs_total", "counter", "on_match_exec programs run.", hook_runs),
+		M("hook_failures_total", "counter", "on_match_exec runs that failed (exit status, timeout, exec error).", hook_failures),
+		M("hook_dropped_total", "counter", "Match events not given to on_match_exec because its queue was full.", hook_dropped),
 #undef M
 	};
 	const struct prom_arg *pa = arg;
@@ -339,6 +345,25 @@ static int fill_prom(FILE *f, const void *arg)
 				   "line is a record (appends work).\n"
 				   "# TYPE hashgate_audit_log_appendable gauge\n"
 				   "hashgate_audit_log_appendable %d\n", g->audit_ok);
+		if (g->nfeeds)
+			fprintf(f, "# HELP hashgate_feed_last_success_seconds Unix time of the feed's "
+				   "last good fetch (0: never).\n"
+				   "# TYPE hashgate_feed_last_success_seconds gauge\n");
+		for (size_t i = 0; i < g->nfeeds; i++)
+			fprintf(f, "hashgate_feed_last_success_seconds{feed=\"%s\"} %" PRId64 "\n",
+				g->feeds[i].name, g->feeds[i].last_ok);
+		if (g->nfeeds)
+			fprintf(f, "# HELP hashgate_feed_stale 1 when the feed had no good fetch "
+				   "within its stale_after.\n# TYPE hashgate_feed_stale gauge\n");
+		for (size_t i = 0; i < g->nfeeds; i++)
+			fprintf(f, "hashgate_feed_stale{feed=\"%s\"} %d\n", g->feeds[i].name,
+				g->feeds[i].stale);
+		if (g->nfeeds)
+			fprintf(f, "# HELP hashgate_feed_failures Consecutive failed updates of the "
+				   "feed.\n# TYPE hashgate_feed_failures gauge\n");
+		for (size_t i = 0; i < g->nfeeds; i++)
+			fprintf(f, "hashgate_feed_failures{feed=\"%s\"} %" PRId64 "\n",
+				g->feeds[i].name, g->feeds[i].failures);
 		fprintf(f, "# HELP hashgate_problems Problems `hashgate status` reports for the "
 			   "instance (0 = healthy).\n# TYPE hashgate_problems gauge\n");
 		for (size_t i = 0; i < pa->n; i++) {

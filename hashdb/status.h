@@ -40,6 +40,10 @@ struct hg_status {
 	uint64_t evidence_lost;
 	uint64_t quarantine_bytes;
 	uint64_t quarantine_max_bytes;	/* quarantine_max_size; 0: none */
+	/* on_match_exec (fs/hook.c): programs run, runs that failed, events dropped */
+	uint64_t hook_runs;
+	uint64_t hook_failures;
+	uint64_t hook_dropped;
 	/* The backing filesystem: its type, how uploads are staged on it (tmpfile: O_TMPFILE,
 	   named: files in the root-only staging dir) and whether it has file handles. */
 	char backing_fs[16];
@@ -66,8 +70,18 @@ int status_read_all(const char *dir, struct hg_status **out, size_t *n);
 /* Write all of them as a Prometheus textfile (atomically). */
 int status_write_prometheus(const char *path, const struct hg_status *st, size_t n);
 
+/* A list feed's freshness (tools/feed.c), for the textfile. */
+struct hg_feed_age {
+	char name[64];
+	int64_t last_ok;		/* unix time of the last good fetch, 0 never */
+	int stale;			/* no good fetch within its stale_after */
+	int64_t failures;		/* consecutive failed updates */
+};
+
 /* What `hashgate status` knows beyond the instances (for its textfile). */
 struct hg_status_global {
+	const struct hg_feed_age *feeds;	/* hashgate_feed_* series */
+	size_t nfeeds;
 	int64_t now;
 	int db_readable;		/* 1 / 0 */
 	uint64_t db_generation;		/* when readable */

@@ -69,6 +69,9 @@ dpkg-deb -x "$deb" "$root"
 for f in usr/bin/hashgatefs usr/bin/hashgate etc/hashgate/hashgate.conf \
 	lib/systemd/system/hashgatefs@.service lib/systemd/system/hashgate-purge.service \
 	lib/systemd/system/hashgate-purge.timer usr/libexec/hashgate/hashgatefs-unmount \
+	lib/systemd/system/hashgate-feeds.service lib/systemd/system/hashgate-feeds.timer \
+	etc/hashgate/feeds.d usr/share/doc/hashgate/examples/hooks/webhook.sh \
+	usr/share/doc/hashgate/examples/hooks/mail-admin.sh \
 	usr/share/bash-completion/completions/hashgate usr/share/bash-completion/completions/hashgatefs \
 	usr/share/man/man8/hashgatefs.8.gz usr/share/man/man8/hashgate.8.gz \
 	usr/share/man/man5/hashgate.conf.5.gz usr/share/doc/hashgate/copyright \
@@ -114,6 +117,7 @@ if command -v systemd-analyze >/dev/null; then
 		>"$root/etc/systemd/system/hg-writer.service.d/hashgate.conf"
 	out=$(systemd-analyze verify --man=no --root="$root" /lib/systemd/system/hashgatefs@check.service \
 		/lib/systemd/system/hashgate-purge.service /lib/systemd/system/hashgate-purge.timer \
+		/lib/systemd/system/hashgate-feeds.service /lib/systemd/system/hashgate-feeds.timer \
 		/lib/systemd/system/hg-writer.service 2>&1 |
 		grep -v -e 'Failed to create .*/start: Unit .*\.target not found' \
 			-e 'Command /bin/kill is not executable' -e 'Command /bin/sh is not executable')
@@ -164,7 +168,7 @@ if [ -n "$rpm" ]; then
 	rpm -qlp "$rpm" >"$pkgdir/rpm-files.txt" 2>/dev/null
 	for f in /usr/bin/hashgatefs /usr/bin/hashgate /etc/hashgate/hashgate.conf \
 		/usr/lib/systemd/system/hashgatefs@.service /usr/lib/systemd/system/hashgate-purge.timer \
-		/var/lib/hashgate/quarantine /usr/lib/sysusers.d/hashgate.conf; do
+		/usr/lib/systemd/system/hashgate-feeds.timer /var/lib/hashgate/quarantine /usr/lib/sysusers.d/hashgate.conf; do
 		check "rpm ships $f" grep -qx "$f" "$pkgdir/rpm-files.txt"
 	done
 	check "rpm ships the man pages" \

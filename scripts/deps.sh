@@ -12,12 +12,12 @@ set -eu
 only_list=
 [ "${1:-}" != --missing ] || { only_list=1; shift; }
 
-pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev zlib1g-dev"
-pkgs_test="valgrind perl openssh-server openssh-client rsync tar attr acl sqlite3 openssl procps psmisc util-linux mount e2fsprogs python3 bc xxd libc-bin coreutils xfsprogs btrfs-progs sshfs"
+pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libcurl4-openssl-dev zlib1g-dev"
+pkgs_test="valgrind perl openssh-server openssh-client rsync tar attr acl libcap2-bin sqlite3 openssl procps psmisc util-linux mount e2fsprogs python3 bc xxd libc-bin coreutils xfsprogs btrfs-progs sshfs"
 # the backing filesystems of tests/mount/16-backing.sh and make backing-check (in test too)
 pkgs_backing="xfsprogs btrfs-progs sshfs openssh-server openssh-client e2fsprogs util-linux"
 pkgs_lint="cppcheck clang-tidy"
-pkgs_bench="openssl"
+pkgs_bench="openssl g++"
 pkgs_package="debhelper devscripts lintian fakeroot dpkg-dev rpm autopkgtest man-db libcap2-bin"
 pkgs_fuzz="clang libclang-rt-dev"
 pkgs_fresh="debootstrap git"

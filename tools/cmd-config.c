@@ -1,7 +1,8 @@
 /*
  * cmd-config.c - `hashgate config check [FILE]`: test a configuration before a daemon or a
  * SIGHUP uses it (like `nginx -t`): every line parses, and the files it names can be used
- * (database readable, audit log appendable, quarantine key present, state dir creatable).
+ * (database readable, audit log appendable, quarantine key present, state dir creatable, the
+ * on_match_exec programs executable and their user present, every feed in feeds_dir valid).
  *
  * Reads only.  The main program does not load the configuration for this command, so a broken
  * file can be checked at all; FILE defaults to --config, $HASHGATE_CONFIG or the system file.
@@ -9,6 +10,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 #include "hashdb/db.h"
 #include "tools/adm.h"
 #include "tools/commands.h"
+#include "tools/feed.h"
 
 #define CMD "config"
 
@@ -99,6 +102,30 @@ static int check(const char *file, int json)
 			strerror(errno), c.quarantine);
 	if (!parent_exists(c.state_dir))
 		PROBLEM("state_dir = %s: its parent directory does not exist", c.state_dir);
+	/* hooks: a missing program would only show as hook_failures after the first match */
+	if (c.on_match_exec && access(c.on_match_exec, X_OK) < 0)
+		PROBLEM("on_match_exec = %s: %s", c.on_match_exec, strerror(errno));
+	for (size_t k = 0; k < c.ncat_exec; k++)
+		if (*c.cat_exec[k].path && access(c.cat_exec[k].path, X_OK) < 0)
+			PROBLEM("on_match_exec.%s = %s: %s", c.cat_exec[k].category,
+				c.cat_exec[k].path, strerror(errno));
+	if (c.on_match_exec_user && !getpwnam(c.on_match_exec_user))
+		PROBLEM("on_match_exec_user = %s: no such user", c.on_match_exec_user);
+	{
+		char **names = NULL;
+		size_t n = 0;
+		struct feed f;
+
+		if (feed_names(c.feeds_dir, &names, &n, err, sizeof(err)) < 0)
+			PROBLEM("feeds_dir = %s", err);
+		for (size_t k = 0; k < n; k++) {
+			if (feed_load(&f, c.feeds_dir, names[k], err, sizeof(err)) < 0)
+				PROBLEM("feed %s: %s", names[k], err);
+			else
+				feed_release(&f);
+		}
+		feed_names_free(names, n);
+	}
 #undef PROBLEM
 	if (json) {
 		printf("{\"file\":");

@@ -21,6 +21,7 @@
 #include "hashdb/status.h"
 #include "tools/adm.h"
 #include "tools/commands.h"
+#include "tools/feed.h"
 
 #define CMD "status"
 
@@ -88,7 +89,8 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 	struct hg_status *st = NULL;
 	struct hg_status_global g = { 0 };
 	uint64_t aseq;
-	int i, r, explicit_prom = 0, nprob = 0, rc = 0, alarm = 0;
+	int i, r, explicit_prom = 0, nprob = 0, rc = 0, alarm = 0, nstale = 0;
+	struct hg_feed_age *ages = NULL;
 	size_t n = 0;
 	char err[512], aerr[512], up[32], t[32], b[32], probs[1024];
 
@@ -158,20 +160,23 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			       ",\"quarantined\":%" PRIu64 ",\"blocked\":%" PRIu64 ",\"errors\":%" PRIu64
 			       ",\"bytes_scanned\":%" PRIu64 ",\"audit_errors\":%" PRIu64
 			       ",\"quarantine_errors\":%" PRIu64 ",\"reload_failing\":%s"
-			       ",\"config_reload_failed\":%s,\"backing_fs\":\"%s\",\"staging\":\"%s\""
-			       ",\"file_handles\":%s,\"problems\":",
+			       ",\"config_reload_failed\":%s,\"hook_runs\":%" PRIu64
+			       ",\"hook_failures\":%" PRIu64 ",\"hook_dropped\":%" PRIu64
+			       ",\"backing_fs\":\"%s\",\"staging\":\"%s\",\"file_handles\":%s,\"problems\":",
 			       st[k].started, g.now - st[k].started,
 			       st[k].updated, st[k].generation, st[k].uploads_scanned,
 			       st[k].uploads_clean, st[k].matches, st[k].quarantined, st[k].blocked,
 			       st[k].errors, st[k].bytes_scanned, st[k].audit_errors,
 			       st[k].quarantine_errors, st[k].reload_failing ? "true" : "false",
-			       st[k].config_failed ? "true" : "false", st[k].backing_fs,
+			       st[k].config_failed ? "true" : "false", st[k].hook_runs,
+			       st[k].hook_failures, st[k].hook_dropped, st[k].backing_fs,
 			       st[k].staging, st[k].file_handles ? "true" : "false");
 			adm_json_print(stdout, probs);
 			printf("}");
 		}
 		printf("]");
 		alarm = quarantine_status(cli, st, n, 1);
+		feed_status_report(cli, 1, 0, &nstale, &ages, &g.nfeeds);
 	} else {
 		if (g.db_readable)
 			printf("database %s: generation %" PRIu64 "\n", cli->cfg.db, g.db_generation);
@@ -206,6 +211,10 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			printf("  errors      %" PRIu64 " scan, %" PRIu64 " audit, %" PRIu64
 			       " quarantine\n", st[k].errors, st[k].audit_errors,
 			       st[k].quarantine_errors);
+			if (st[k].hook_runs || st[k].hook_failures || st[k].hook_dropped)
+				printf("  hook        %" PRIu64 " runs, %" PRIu64 " failed, %" PRIu64
+				       " events dropped (queue full)\n", st[k].hook_runs,
+				       st[k].hook_failures, st[k].hook_dropped);
 			if (st[k].staging[0])
 				printf("  backing     %s, staging %s, file handles %s\n",
 				       st[k].backing_fs[0] ? st[k].backing_fs : "?", st[k].staging,
@@ -216,7 +225,10 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			printf("  state       %s%s\n", np ? "PROBLEMS: " : "ok", probs);
 		}
 		alarm = quarantine_status(cli, st, n, 0);
+		feed_status_report(cli, 0, 0, &nstale, &ages, &g.nfeeds);
 	}
+	alarm += nstale;
+	g.feeds = ages;
 	if (prom) {
 		r = status_write_prometheus_global(prom, st, n, &g);
 		if (r < 0 && !explicit_prom && geteuid() != 0 && (r == -EACCES || r == -EPERM ||
@@ -233,6 +245,7 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 		       nprob + alarm + !g.db_readable + (g.audit_ok == 0),
 		       nprob || alarm || !g.db_readable || g.audit_ok == 0 ? "false" : "true");
 	free(st);
+	free(ages);
 	if (rc)
 		return rc;
 	if (!g.db_readable)

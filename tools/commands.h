@@ -18,6 +18,7 @@ CLI_CMD(cmd_report);
 CLI_CMD(cmd_status);
 CLI_CMD(cmd_config);
 CLI_CMD(cmd_key);
+CLI_CMD(cmd_feed);
 #undef CLI_CMD
 
 struct hg_status;

@@ -27,6 +27,7 @@ static const struct cli_command commands[] = {
 	{ "scan",	cmd_scan,	"scan existing storage against the database" },
 	{ "report",	cmd_report,	"compliance report of matches" },
 	{ "status",	cmd_status,	"show running hashgatefs instances and their counters" },
+	{ "feed",	cmd_feed,	"hash lists kept current from HTTPS feeds (add, list, remove, update, status)" },
 	{ "config",	cmd_config,	"check a configuration file (config check [FILE])" },
 	{ "key",	cmd_key,	"show the host's signing key for evidence bundles (key show)" },
 };

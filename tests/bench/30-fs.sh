@@ -39,6 +39,18 @@
 # files, so create also runs for them), BENCH_ROTATE=N starts the variant order rotation at
 # round N+1 (for interleaving several one-round runs), BENCH_HGFS=/path/to/hashgatefs benchmarks another
 # daemon binary (e.g. an older build, for before/after figures) with this script and fsbench.
+# BENCH_OPTS="xattr=off,..." adds mount options to both hashgatefs variants (on and off).
+# BENCH_HP=1 adds a fourth variant, hp: libfuse 3.14.0's example/passthrough_hp (the issue 20
+# yardstick) on the same filesystem, built with g++ against the installed libfuse3 from the
+# libfuse source tree in BENCH_HP_SRC (default /var/tmp/hashgate-bench/libfuse; get it with
+# `git clone --branch fuse-3.14.0 https://github.com/libfuse/libfuse`; never in this
+# repository) into BENCH_HP_BIN (default /var/tmp/hashgate-bench/passthrough_hp, rebuilt when
+# the source is newer).  Built like that (without libfuse's generated fuse_config.h) it has no
+# xattr operations, as in issue 20's measurement, so the kernel stops asking for
+# security.capability after the first ENOSYS; -DHAVE_UTIMENSAT (which libfuse's meson build
+# sets on Linux) keeps its setattr of times working, or tar's utimes fail.  It runs with its
+# defaults (entry/attr timeouts of a day, the writeback cache, splice).  Targets then add:
+# create and untar (scan on) >= hp.
 # Exit 0 when every target is met, 1 when one is missed or a step failed.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
@@ -60,11 +72,33 @@ for x in "$HGFS" "$B/hashgate" "$FSB"; do
 	[ -x "$x" ] || { echo "30-fs: $x is not built; skipped"; exit 0; }
 done
 [ -c /dev/fuse ] || { echo "30-fs: /dev/fuse missing; skipped"; exit 0; }
+VARIANTS="bare on off"
+HP=${BENCH_HP:-0}
+if [ "$HP" = 1 ]; then
+	HP_SRC=${BENCH_HP_SRC:-/var/tmp/hashgate-bench/libfuse}
+	HP_BIN=${BENCH_HP_BIN:-/var/tmp/hashgate-bench/passthrough_hp}
+	HP_CC=$HP_SRC/example/passthrough_hp.cc
+	if [ ! -f "$HP_CC" ]; then
+		echo "30-fs: BENCH_HP=1 needs libfuse 3.14.0's source in $HP_SRC (BENCH_HP_SRC):"
+		echo "  git clone --branch fuse-3.14.0 https://github.com/libfuse/libfuse $HP_SRC"
+		exit 1
+	fi
+	grep -q "version: '3.14" "$HP_SRC/meson.build" 2>/dev/null ||
+		echo "30-fs: warning: $HP_SRC is not libfuse 3.14 ($(grep -m1 -o "version: '[^']*'" "$HP_SRC/meson.build" 2>/dev/null))"
+	if [ ! -x "$HP_BIN" ] || [ "$HP_CC" -nt "$HP_BIN" ]; then
+		echo "30-fs: building $HP_BIN from $HP_CC"
+		mkdir -p "$(dirname "$HP_BIN")" &&
+			g++ -O2 -std=c++17 -w -DHAVE_UTIMENSAT $(pkg-config --cflags fuse3) "$HP_CC" -o "$HP_BIN.tmp" \
+				$(pkg-config --libs fuse3) -lpthread && mv "$HP_BIN.tmp" "$HP_BIN" ||
+			{ echo "30-fs: building passthrough_hp failed (g++ and libfuse3-dev needed)"; exit 1; }
+	fi
+	VARIANTS="bare on off hp"
+fi
 
 T=$(mktemp -d /tmp/hg-bench.XXXXXX)
 PIDS=
 cleanup() {
-	for v in on off; do
+	for v in on off hp; do
 		mountpoint -q "$T/mnt-$v" 2>/dev/null &&
 			{ fusermount3 -u "$T/mnt-$v" 2>/dev/null || fusermount3 -uz "$T/mnt-$v"; }
 	done
@@ -103,7 +137,8 @@ if [ "$FSMODE" = loop ]; then
 	truncate -s 8G "$T/fs.img" && mkfs.ext4 -q -F "$T/fs.img" && mount -o loop "$T/fs.img" "$W" ||
 		{ echo "30-fs: could not make the loop ext4 (BENCH_FS=dir avoids it)"; exit 1; }
 fi
-mkdir -p "$T/state" "$W/bare" "$W/back-on" "$W/back-off" "$T/mnt-on" "$T/mnt-off"
+mkdir -p "$T/state" "$W/bare" "$W/back-on" "$W/back-off" "$T/mnt-on" "$T/mnt-off" \
+	"$W/back-hp" "$T/mnt-hp"
 hg() { "$B/hashgate" --config "$T/hashgate.conf" --db "$T/hashes.db" "$@"; }
 hg db init >/dev/null || { echo "30-fs: hashgate db init failed"; exit 1; }
 for a in md5:16 sha1:20 sha256:32; do
@@ -112,10 +147,14 @@ for a in md5:16 sha1:20 sha256:32; do
 		>/dev/null || { echo "30-fs: import of ${a%%:*} list failed"; exit 1; }
 done
 
-mount_variant() {	# mount_variant on|off EXTRA_OPTS
+mount_variant() {	# mount_variant on|off|hp EXTRA_OPTS
 	local v=$1 i
-	"$HGFS" -f -o "config=$T/hashgate.conf${2:+,$2}" "$W/back-$v" "$T/mnt-$v" \
-		>"$T/daemon-$v.log" 2>&1 </dev/null &
+	if [ "$v" = hp ]; then
+		"$HP_BIN" --foreground "$W/back-$v" "$T/mnt-$v" >"$T/daemon-$v.log" 2>&1 </dev/null &
+	else
+		"$HGFS" -f -o "config=$T/hashgate.conf${2:+,$2}" "$W/back-$v" "$T/mnt-$v" \
+			>"$T/daemon-$v.log" 2>&1 </dev/null &
+	fi
 	PIDS="$PIDS $!"
 	eval "DPID_$v=$!"
 	for i in $(seq 100); do
@@ -125,8 +164,10 @@ mount_variant() {	# mount_variant on|off EXTRA_OPTS
 	echo "30-fs: mount ($v) failed:"; cat "$T/daemon-$v.log"
 	return 1
 }
-mount_variant on "" || exit 1
-mount_variant off "scan=off" || exit 1
+BOPTS=${BENCH_OPTS:-}
+mount_variant on "$BOPTS" || exit 1
+mount_variant off "scan=off${BOPTS:+,$BOPTS}" || exit 1
+[ "$HP" = 1 ] && { mount_variant hp "" || exit 1; }
 dir_of() { case $1 in bare) echo "$W/bare" ;; *) echo "$T/mnt-$1" ;; esac; }
 
 # a source tree for the untar workload: 100 dirs x 50 files, 1..16 KiB
@@ -237,10 +278,16 @@ run_round() {
 echo "hashgatefs benchmark ($HGFS): $ROUNDS rounds, ${WRITE_MIB} MiB write, $FILES x 4 KiB" \
 	"files, untar of $UNTAR_FILES files, ${APPEND_MIB} MiB append, appendlog ${ALOG_BASE}+${ALOG_MIB}" \
 	"MiB (<= ${ALOG_SECS}s); backing on $(df -T "$W" | awk 'NR==2{print $2" "$1}')" \
-	"(BENCH_FS=$FSMODE)"
-orders=("bare on off" "off bare on" "on off bare")
+	"(BENCH_FS=$FSMODE)${BOPTS:+; hashgatefs options $BOPTS}"
+# Round r runs the variants rotated right by r - 1 (+ BENCH_ROTATE): bare on off, off bare on...
+rotate() {	# rotate N: VARIANTS rotated right by N
+	local a=($VARIANTS) n i out=
+	n=${#a[@]}
+	for i in $(seq 0 $((n - 1))); do out="$out ${a[$(( (i - $1 % n + n) % n ))]}"; done
+	echo $out
+}
 for r in $(seq "$ROUNDS"); do
-	run_round "${orders[$(( (r - 1 + ${BENCH_ROTATE:-0}) % 3 ))]}"
+	run_round "$(rotate $(( r - 1 + ${BENCH_ROTATE:-0} )))"
 	echo "  round $r done"
 done
 
@@ -253,21 +300,33 @@ median() {	# median WORKLOAD VARIANT over the rounds
 unit() { case $1 in write|writec|append) echo "MB/s" ;; create|untar|read) echo "files/s" ;;
 	stat) echo "stats/s" ;; readdir) echo "entries/s" ;; appendlog) echo "appends/s" ;; esac; }
 RAN=$(for w in $ALL_WL; do grep -q "^$w " "$RES" && echo "$w"; done)
-printf '\n%-9s %-10s %12s %12s %12s %9s %9s %10s\n' workload unit bare scan-off scan-on \
-	off/bare on/bare on-vs-off
+if [ "$HP" = 1 ]; then
+	printf '\n%-9s %-10s %12s %12s %12s %12s %9s %9s %10s %9s\n' workload unit bare scan-off \
+		scan-on hp off/bare on/bare on-vs-off on/hp
+else
+	printf '\n%-9s %-10s %12s %12s %12s %9s %9s %10s\n' workload unit bare scan-off scan-on \
+		off/bare on/bare on-vs-off
+fi
 for w in $RAN; do
-	b=$(median "$w" bare) on=$(median "$w" on) off=$(median "$w" off)
-	printf '%-9s %-10s %12s %12s %12s %9s %9s %10s\n' "$w" "$(unit "$w")" "$b" "$off" "$on" \
-		"$(awk -v a="$off" -v b="$b" 'BEGIN{printf "x%.2f", (b > 0 ? a / b : 0)}')" \
-		"$(awk -v a="$on" -v b="$b" 'BEGIN{printf "x%.2f", (b > 0 ? a / b : 0)}')" \
-		"$(awk -v a="$on" -v b="$off" 'BEGIN{printf "%+.1f%%", (a > 0 ? (b / a - 1) * 100 : 0)}')"
-	eval "B_$w=$b ON_$w=$on OFF_$w=$off"
+	b=$(median "$w" bare) on=$(median "$w" on) off=$(median "$w" off) hp=$(median "$w" hp)
+	ratios="$(awk -v a="$off" -v b="$b" 'BEGIN{printf "x%.2f", (b > 0 ? a / b : 0)}') \
+$(awk -v a="$on" -v b="$b" 'BEGIN{printf "x%.2f", (b > 0 ? a / b : 0)}') \
+$(awk -v a="$on" -v b="$off" 'BEGIN{printf "%+.1f%%", (a > 0 ? (b / a - 1) * 100 : 0)}')"
+	if [ "$HP" = 1 ]; then
+		printf '%-9s %-10s %12s %12s %12s %12s %9s %9s %10s %9s\n' "$w" "$(unit "$w")" "$b" \
+			"$off" "$on" "$hp" $ratios \
+			"$(awk -v a="$on" -v b="$hp" 'BEGIN{printf "x%.2f", (b > 0 ? a / b : 0)}')"
+	else
+		printf '%-9s %-10s %12s %12s %12s %9s %9s %10s\n' "$w" "$(unit "$w")" "$b" "$off" \
+			"$on" $ratios
+	fi
+	eval "B_$w=$b ON_$w=$on OFF_$w=$off HP_$w=$hp"
 done
 echo "(median rate of $ROUNDS rounds per cell; on-vs-off = extra time scanning costs against scan=off)"
 echo "per-round rates:"
 for w in $RAN; do
 	printf '  %-9s' "$w"
-	for v in bare off on; do
+	for v in bare off on $([ "$HP" = 1 ] && echo hp); do
 		printf ' %s=[%s]' "$v" "$(awk -v w="$w" -v v="$v" '$1 == w && $2 == v { printf "%s%s", s, $3; s = " " }' "$RES")"
 	done
 	echo
@@ -278,10 +337,11 @@ echo "scanning adds (robust against other load; coarse for the short stat/readdi
 for w in $RAN; do
 	c_on=$(RES=$CPURES median "$w" on)
 	c_off=$(RES=$CPURES median "$w" off)
+	c_hp=$(RES=$CPURES median "$w" hp)
 	case $w in write|writec|append) u="us/MB" ;; create|untar|read) u="us/file" ;;
 		stat) u="us/stat" ;; readdir) u="us/entry" ;; appendlog) u="us/append" ;; esac
 	printf '  %-9s off %10s  on %10s %-12s  on-vs-off %s\n' "$w" "${c_off:-?}" "${c_on:-?}" "$u" \
-		"$(awk -v a="${c_on:-0}" -v b="${c_off:-0}" 'BEGIN { if (b > 0) printf "%+.0f%%", (a / b - 1) * 100; else print "?" }')"
+		"$(awk -v a="${c_on:-0}" -v b="${c_off:-0}" 'BEGIN { if (b > 0) printf "%+.0f%%", (a / b - 1) * 100; else print "?" }')$([ "$HP" = 1 ] && echo "  hp ${c_hp:-?}")"
 done
 
 # --- targets -----------------------------------------------------------------------------------
@@ -300,4 +360,12 @@ want write && check "write (scan on) >= 0.6x bare ($(awk -v a="$ON_write" -v b="
 	"$ON_write >= 0.6 * $B_write"
 want create && check "create (scan on) >= 0.3x bare ($(awk -v a="$ON_create" -v b="$B_create" 'BEGIN{printf "x%.2f", a / b}'))" \
 	"$ON_create >= 0.3 * $B_create"
+if [ "$HP" = 1 ]; then
+	for w in create untar; do
+		want "$w" || continue
+		eval "on=\$ON_$w hp=\$HP_$w"
+		check "$w (scan on) >= passthrough_hp ($(awk -v a="$on" -v b="$hp" \
+			'BEGIN{printf "x%.2f", (b > 0 ? a / b : 0)}'))" "$on >= $hp"
+	done
+fi
 exit $fail

@@ -105,4 +105,16 @@ ok "sparse-style write (seek past a hole, then fill it) fails" hg_refused bash -
 	dd if='$K' of='$M/sp' bs=1000 count=100 conv=notrunc status=none"
 absent "hole then fill"
 
+# A descriptor dup'ed after writing: the first close (by the creating process, which wrote)
+# ends the upload; what is written through the copy afterwards is an in-place write, judged
+# at the last close and never served before.
+ok "dup after writing, clean: both parts published" bash -c "
+	exec 3>'$M/dupw'; echo a >&3; exec 4>&3; exec 3>&-; echo b >&4; exec 4>&-"
+is "$(cat "$B/dupw" 2>&1)" "$(printf 'a\nb')" "... the backing file holds both writes"
+bash -c "exec 3>'$M/dupk'; head -c 1 '$K' >&3; exec 4>&3; exec 3>&-; tail -c +2 '$K' >&4
+	cat '$M/dupk' >'$W/dupk.read' 2>/dev/null; exec 4>&-"
+nok "dup after writing, the rest of a known file through the copy: another process never reads it" \
+	cmp -s "$W/dupk.read" "$K"
+absent "dup after writing"
+
 done_testing

@@ -141,6 +141,51 @@ static void test_set(void)
 	config_release(&c);
 }
 
+/* on_match_exec: the default hook, per-category overrides, empty = none, absolute only. */
+static void test_exec(void)
+{
+	struct hg_config c;
+	char err[512], *p;
+	int r;
+
+	config_init(&c);
+	ok(!config_exec_for(&c, "illegal"), "no hook by default");
+	is_int((int)c.on_match_exec_timeout, 10, "hook timeout defaults to 10 s");
+	is_int(c.on_match_exec_queue, 256, "hook queue defaults to 256");
+	p = write_tmp("on_match_exec = /usr/local/bin/notify\n"
+		      "on_match_exec.other =\n"
+		      "on_match_exec.csam = /usr/local/bin/page-oncall\n"
+		      "on_match_exec_user = nobody\n"
+		      "on_match_exec_timeout = 30s\n"
+		      "feeds_dir = /srv/feeds\n");
+	r = config_load(&c, p, err, sizeof(err));
+	is_int(r, 0, "hook keys load (%s)", r ? err : "ok");
+	unlink(p);
+	is_str(config_exec_for(&c, "illegal"), "/usr/local/bin/notify", "default hook");
+	ok(!config_exec_for(&c, "other"), "empty per-category hook: none for that category");
+	is_str(config_exec_for(&c, "csam"), "/usr/local/bin/page-oncall", "per-category hook");
+	is_str(c.on_match_exec_user, "nobody", "hook user");
+	is_int((int)c.on_match_exec_timeout, 30, "hook timeout");
+	is_str(c.feeds_dir, "/srv/feeds", "feeds_dir");
+	p = write_tmp("on_match_exec = notify.sh\n");
+	r = config_load(&c, p, err, sizeof(err));
+	ok(r == -EINVAL && strstr(err, ":1:") && strstr(err, "absolute path"),
+	   "a relative hook path is refused with FILE:LINE (%s)", err);
+	unlink(p);
+	is_str(config_exec_for(&c, "illegal"), "/usr/local/bin/notify", "... and changes nothing");
+	is_int(config_set(&c, "on_match_exec.x/y", "/bin/true", err, sizeof(err)), -EINVAL,
+	       "category name with '/' refused for hooks");
+	ok(config_is_key("on_match_exec.illegal") && config_is_key("on_match_exec"),
+	   "config_is_key knows the hook keys");
+	/* a failing load deep-copies and throws away: the overrides survive it */
+	p = write_tmp("on_match_exec.new = /bin/true\nbogus = 1\n");
+	ok(config_load(&c, p, err, sizeof(err)) < 0 &&
+	   !strcmp(config_exec_for(&c, "new"), "/usr/local/bin/notify") &&
+	   config_exec_for(&c, "csam"), "a failing load keeps the hooks as they were");
+	unlink(p);
+	config_release(&c);
+}
+
 static void test_escape(void)
 {
 	char buf[256];
@@ -166,6 +211,7 @@ int main(void)
 {
 	test_file();
 	test_set();
+	test_exec();
 	test_escape();
 	return done_testing();
 }

@@ -493,6 +493,45 @@ static void test_api(void)
 	hashdb_close(&db);
 }
 
+/* Feed state in meta: written without a generation bump, reserved keys refused. */
+static int count_meta(const char *k, const char *v, void *arg)
+{
+	(void)k;
+	(void)v;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void test_meta(void)
+{
+	struct hashdb db;
+	char err[512], *v = NULL;
+	uint64_t g0, g1;
+	int n = 0;
+
+	hashdb_open(&db, path, 0, err, sizeof(err));
+	hashdb_generation(&db, &g0, NULL, 0);
+	is_int(hashdb_meta_get(&db, "feed:x", &v, err, sizeof(err)), -ENOENT, "absent key");
+	is_int(hashdb_meta_set(&db, "feed:x", "etag=\"1\"\ncursor=4\n", err, sizeof(err)), 0,
+	       "state written");
+	ok(hashdb_meta_get(&db, "feed:x", &v, err, sizeof(err)) == 0 && v &&
+	   !strcmp(v, "etag=\"1\"\ncursor=4\n"), "state read back");
+	free(v);
+	hashdb_generation(&db, &g1, NULL, 0);
+	is_int(g1, g0, "state does not bump the generation (daemons do not reload for it)");
+	hashdb_meta_set(&db, "feed:y", "a", NULL, 0);
+	hashdb_meta_foreach(&db, "feed:", count_meta, &n, NULL, 0);
+	is_int(n, 2, "foreach by prefix");
+	is_int(hashdb_meta_set(&db, "generation", "1", err, sizeof(err)), -EINVAL,
+	       "the generation cannot be overwritten");
+	is_int(hashdb_meta_set(&db, "feed:x", NULL, err, sizeof(err)), 0, "state deleted");
+	is_int(hashdb_meta_get(&db, "feed:x", &v, NULL, 0), -ENOENT, "... gone");
+	hashdb_close(&db);
+	hashdb_open(&db, path, HASHDB_RDONLY, NULL, 0);
+	is_int(hashdb_meta_set(&db, "feed:z", "1", NULL, 0), -EROFS, "read-only handle refuses");
+	hashdb_close(&db);
+}
+
 int main(void)
 {
 	char cmd[128];
@@ -508,6 +547,7 @@ int main(void)
 	test_locked();
 	test_import();
 	test_api();
+	test_meta();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		diag("could not remove %s", dir);
