@@ -92,7 +92,7 @@ MAKE_TESTS  := $(sort $(wildcard tests/make/[0-9]*.sh))
 TEST_ENV     = HASHGATE_BUILD=$(abspath $(BUILD)) HASHGATE_SRC=$(CURDIR) \
                HASHGATE_SHARED=$(SHARED) PATH=$(abspath $(BUILD)):$$PATH
 
-.PHONY: all check unit-check mount-check install uninstall bench lint demo deps clean fuzz \
+.PHONY: all check unit-check mount-check backing-check install uninstall bench lint demo deps clean fuzz \
         fsx-long package-check deb rpm pkg-tree deps-ok check-run demo-run bench-run fresh-check
 .DEFAULT_GOAL := all
 
@@ -150,6 +150,28 @@ unit-check: all $(UNIT_BIN) $(TTOOL_BIN)
 
 mount-check: all $(UNIT_BIN) $(TTOOL_BIN)
 	$(TEST_ENV) $(PROVE) $(PROVE_FLAGS) $(MOUNT_TESTS)
+
+# The upload guarantees over other backing filesystems (tests/mount/lib.sh HG_BACKING_FS): the
+# subset that is about uploads, staging, crashes, a full disk, several users, fsx and many
+# inodes, once per type (a few minutes each; root, loop devices, sshd).  make check runs
+# 16-backing.sh, a short XFS + sshfs pass.  BACKING_FS=xfs picks one type.
+BACKING_FS    ?= xfs btrfs sshfs
+BACKING_TESTS := $(addprefix tests/mount/,10-passthrough.sh 15-staging.sh 20-known-upload.sh \
+		 21-write-ways.sh 31-fail-closed.sh 40-multiuser.sh 80-fsx.sh 81-crash.sh \
+		 82-enospc.sh 85-inodes.sh)
+# Not on sshfs: 10-passthrough, 40-multiuser and 80-fsx compare with a local filesystem's
+# semantics that sshfs (SFTP) does not have: no RENAME_EXCHANGE, fallocate, xattrs, mknod,
+# chown of symlinks, setgid-directory groups or directory link counts.
+BACKING_NA_sshfs := tests/mount/10-passthrough.sh tests/mount/40-multiuser.sh tests/mount/80-fsx.sh
+backing-check: all $(UNIT_BIN) $(TTOOL_BIN)
+	@sh scripts/deps.sh --missing backing
+	@rc=0; for fs in $(BACKING_FS); do \
+		echo "=== HG_BACKING_FS=$$fs"; \
+		case $$fs in sshfs) na="$(BACKING_NA_sshfs)" ;; *) na= ;; esac; \
+		[ -z "$$na" ] || echo "not applicable on $$fs (see Makefile): $$na"; \
+		t=; for x in $(BACKING_TESTS); do case " $$na " in *" $$x "*) ;; *) t="$$t $$x" ;; esac; done; \
+		$(TEST_ENV) HG_BACKING_FS=$$fs $(PROVE) $(PROVE_FLAGS) $$t || rc=1; \
+	done; exit $$rc
 
 # 1M random operations through a mount against a plain dir (minutes); make check runs 20k.
 # The long reliability tests (load, scale, fault soaks) run with HASHGATE_LONG=1.

@@ -4,12 +4,16 @@
  *
  * Invariants:
  *  - No file descriptor is held per looked-up inode: an inode keeps a kernel file handle
- *    (name_to_handle_at) and is reopened with open_by_handle_at on demand.  Only the root and
- *    inodes on filesystems without file handle support keep an O_PATH fd.
+ *    (name_to_handle_at) and is reopened with open_by_handle_at on demand, or, where the
+ *    backing filesystem has no usable handles, by its parent and name (checked).  Only the
+ *    root and inodes on other filesystems below it without handles keep an O_PATH fd.
  *  - Every path operation is relative to a parent fd with one name component and
  *    O_NOFOLLOW/AT_SYMLINK_NOFOLLOW, so nothing escapes BACKING_DIR.
  *  - A staged upload's bytes live only in an O_TMPFILE (no name in BACKING_DIR) until a clean
  *    verdict links it in; a daemon crash therefore never leaves an unscanned upload behind.
+ *    Where the backing filesystem has no O_TMPFILE (staging=named) they live in a file of
+ *    random name in the root-only BACKING/.hashgate-staging, which the mount never shows;
+ *    a crash leaves it there until the next start-up removes it (staging.c).
  *  - Lock order: pending table lock -> upload lock -> inode table lock -> inode lock.
  *    Upload references are atomic so holders of an inode lock never take an upload lock.
  */
@@ -109,6 +113,8 @@ struct upload {
 	struct inode *inode;		/* the inode the kernel sees (tmpfile or replaced file) */
 	struct inode *parent;		/* referenced */
 	char *name;
+	char sname[96];			/* staging=named: the file's name in the staging dir
+					 * until publish or drop ("" for an O_TMPFILE) */
 	bool replaces;			/* O_TRUNC of an existing file: inode keeps its nodeid */
 	dev_t tdev;			/* the tmpfile's identity */
 	ino_t tino;
@@ -191,6 +197,12 @@ struct hgfs {
 	int mount_fd[HGFS_MAX_MOUNTS];	/* O_RDONLY dir fds for open_by_handle_at */
 
 	int staging_fd;			/* O_PATH of BACKING/.hashgate-staging */
+	enum staging_mode { STAGING_AUTO, STAGING_TMPFILE, STAGING_NAMED } staging_opt,
+		staging;		/* staging= option; what staging_init chose */
+	bool handles;			/* inodes are reopened by file handle (inode.c) */
+	bool handles_off;		/* handles=off: by parent and name even where there are */
+	bool sync_uploads;		/* network backing: fsync an upload before its verdict */
+	char fstype[16];		/* the backing root's filesystem type, for status */
 	dev_t staging_dev;
 	ino_t staging_ino;
 	dev_t qdir_dev;			/* quarantine dir, hidden when inside BACKING */
@@ -244,6 +256,11 @@ void inode_unref(struct inode *in);
 int inode_fd(struct inode *in, int flags);
 void inode_fd_put(struct inode *in, int fd);
 void inode_set_name(struct inode *in, fuse_ino_t parent, const char *name);
+/*
+ * in has a second name now (fd: any fd of it): an inode reopened by name keeps an O_PATH fd
+ * from here on, since the one name it knows may go while the file lives on under another.
+ */
+void inode_pin(struct inode *in, int fd);
 /* Re-key in to a new backing object (O_TRUNC staging published); fd refers to it. */
 int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st);
 bool inode_is_hidden(struct inode *parent, const char *name, const struct stat *st);
@@ -259,7 +276,9 @@ int creds_own_new(int dirfd, const char *name, int fd, struct inode *parent, fus
 		  mode_t mode);
 
 /* staging.c */
+/* Create the staging dir, remove stale entries, choose the staging mode (probe O_TMPFILE). */
 int staging_init(void);
+const char *staging_mode_name(enum staging_mode m);
 int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t mode,
 		  struct upload **out, struct stat *st);
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);

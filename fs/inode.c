@@ -10,6 +10,11 @@
  * Directories are the exception that pays: every create, lookup and publish opens its parent,
  * so a bounded cache (DIRFD_SLOTS O_PATH fds, least recently used evicted when unused) keeps
  * the busy ones open.  A slot in use is never closed; inode_free drops its slot.
+ * Without usable handles (hgfs.handles false: name_to_handle_at fails on the backing root, or
+ * handles=off) an inode is reopened by its last known parent and name instead, and the object
+ * found there must still be the inode's (st_dev, st_ino), else it is gone (ENOENT): fds stay
+ * bounded as with handles.  A staged upload's inode is reopened through the upload's own fd.
+ * An object below the root on another filesystem without handles keeps an O_PATH fd.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -265,7 +270,12 @@ static int inode_new(int fd, int dirfd, const struct stat *st, struct inode **ou
 	in->type = st->st_mode & S_IFMT;
 	in->fd = -1;
 	h->handle_bytes = MAX_HANDLE_SZ;
-	if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH) == 0) {
+	if (!hgfs.handles && st->st_dev == hgfs.root_dev &&
+	    (S_ISDIR(st->st_mode) || st->st_nlink <= 1)) {
+		/* by parent and name (inode_path_fd) */
+		free(h);
+		h = NULL;
+	} else if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH) == 0) {
 		ret = mount_index(mount_id, dirfd);
 		if (ret < 0)
 			goto err_free;
@@ -274,8 +284,11 @@ static int inode_new(int fd, int dirfd, const struct stat *st, struct inode **ou
 		if (!in->handle)
 			in->handle = h;
 		h = NULL;
-	} else if (errno == EOPNOTSUPP || errno == ENOTSUP) {
-		/* No handles on this filesystem: fall back to an fd, bounded by that fs's use. */
+	} else if (!hgfs.handles || errno == EOPNOTSUPP || errno == ENOTSUP) {
+		/*
+		 * No handles on this filesystem (another one below the root), or a hard-linked
+		 * file (its one known name may go): an fd, bounded by that fs's / by link use.
+		 */
 		char p[64];
 
 		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
@@ -327,6 +340,19 @@ static bool stale_locked(struct inode *in, const struct file_handle *h)
 	return true;
 }
 
+/*
+ * Without handles there is no generation to compare: an inode of a rejected upload (dead) or
+ * of another type is certainly not the object now under its number (ext4 reuses the number of
+ * a rejected tmpfile at once).  In inode_path_fd the name check does the rest.
+ */
+static bool stale_nohandle_locked(struct inode *in, mode_t type, bool dead)
+{
+	if (in->handle || (!dead && in->type == type))
+		return false;
+	table_remove(in);
+	return true;
+}
+
 /* Insert fresh (nlookup 1) unless the key appeared meanwhile; returns the winner. */
 static struct inode *insert_or_merge(struct inode *fresh)
 {
@@ -335,6 +361,8 @@ static struct inode *insert_or_merge(struct inode *fresh)
 	pthread_mutex_lock(&table_lock);
 	in = table_find(fresh->dev, fresh->ino);
 	if (in && stale_locked(in, fresh->handle))
+		in = NULL;
+	if (in && !fresh->handle && stale_nohandle_locked(in, fresh->type, in->dead))
 		in = NULL;
 	if (in) {
 		in->nlookup++;
@@ -413,6 +441,8 @@ int inode_lookup(struct inode *parent, const char *name, struct stat *st, struct
 		if (in && stale_locked(in, &hb.h))
 			in = NULL;
 	}
+	if (in && !in->handle && stale_nohandle_locked(in, st->st_mode & S_IFMT, in->dead))
+		in = NULL;
 	if (in) {
 		in->nlookup++;
 		pthread_mutex_unlock(&table_lock);
@@ -506,6 +536,71 @@ void inode_forget(struct inode *in, uint64_t n)
 		inode_free(in);
 }
 
+/* Reopen an inode without a handle by its parent and name, checking it is still the same. */
+static int inode_path_fd(struct inode *in, int flags)
+{
+	struct inode *parent = NULL;
+	struct stat st;
+	char *name = NULL, p[64];
+	int pfd, fd, ret;
+
+	pthread_mutex_lock(&in->lock);
+	if (in->dead) {
+		pthread_mutex_unlock(&in->lock);
+		return -ENOENT;
+	}
+	if (in->up && !in->up->replaces && in->up->fd >= 0) {
+		/*
+		 * A new upload: the inode is the staged file (in->lock keeps the upload alive).
+		 * Not a staged rewrite: its inode is the old file until the publish.
+		 */
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", in->up->fd);
+		fd = open(p, flags | O_CLOEXEC);
+		pthread_mutex_unlock(&in->lock);
+		return fd < 0 ? -errno : fd;
+	}
+	if (in->parent && in->name) {
+		parent = ino_to_inode(in->parent);
+		name = strdup(in->name);
+		inode_ref(parent);	/* in->parent may change once in->lock is dropped */
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (!parent)
+		return -ENOENT;
+	ret = -ENOMEM;
+	if (!name)
+		goto out;
+	pfd = inode_fd(parent, O_PATH);
+	if (pfd < 0) {
+		ret = pfd;
+		goto out;
+	}
+	fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	ret = fd < 0 ? -errno : 0;
+	inode_fd_put(parent, pfd);
+	if (ret < 0)
+		goto out;
+	if (fstat(fd, &st) < 0 || st.st_dev != in->dev || st.st_ino != in->ino) {
+		close(fd);
+		ret = -ENOENT;	/* the name is another object now: ours is gone */
+		goto out;
+	}
+	ret = fd;
+	if (flags != O_PATH) {
+		/* opened by the checked O_PATH, so O_TRUNC never reaches another file */
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		ret = in->type == S_IFDIR ? openat(fd, ".", flags | O_CLOEXEC) :
+			open(p, flags | O_CLOEXEC);
+		ret = ret < 0 ? -errno : ret;
+		close(fd);
+	}
+out:
+	free(name);
+	if (parent)
+		inode_unref(parent);
+	return ret;
+}
+
 int inode_fd(struct inode *in, int flags)
 {
 	int fd, idx;
@@ -529,6 +624,13 @@ int inode_fd(struct inode *in, int flags)
 			return fd;
 	}
 	pthread_mutex_lock(&in->lock);
+	if (!in->handle && !in->dead) {
+		pthread_mutex_unlock(&in->lock);
+		fd = inode_path_fd(in, flags);
+		if (fd >= 0 && flags == O_PATH && in->type == S_IFDIR)
+			dcache_add(in, fd);
+		return fd;
+	}
 	if (in->dead || !in->handle) {
 		pthread_mutex_unlock(&in->lock);
 		return -ENOENT;
@@ -536,8 +638,17 @@ int inode_fd(struct inode *in, int flags)
 	idx = in->mount_idx;
 	fd = open_by_handle_at(hgfs.mount_fd[idx], in->handle, flags | O_CLOEXEC);
 	pthread_mutex_unlock(&in->lock);
+	/*
+	 * ESTALE: gone, or a FUSE backing (sshfs) without export support whose kernel inode was
+	 * evicted: then its name still finds it (checked against dev, ino; sshfs keeps inode
+	 * numbers with -o noforget).
+	 */
+	if (fd < 0 && errno == ESTALE)
+		fd = inode_path_fd(in, flags);
+	else if (fd < 0)
+		fd = -errno;
 	if (fd < 0)
-		return errno == ESTALE ? -ENOENT : -errno;
+		return fd == -ESTALE ? -ENOENT : fd;
 	if (flags == O_PATH && in->type == S_IFDIR)
 		dcache_add(in, fd);
 	return fd;
@@ -585,6 +696,33 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 	struct file_handle *h;
 	int mount_id, idx;
 
+	if (!in->handle) {
+		/* by path (or an fd of the old object): the new object is found by its key */
+		int nfd = -1;
+
+		if (in->fd >= 0) {
+			char p[64];
+
+			snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+			nfd = open(p, O_PATH | O_CLOEXEC);
+			if (nfd < 0)
+				return -errno;
+		}
+		pthread_mutex_lock(&table_lock);
+		table_remove(in);
+		in->dev = st->st_dev;
+		in->ino = st->st_ino;
+		if (!table_find(in->dev, in->ino))
+			table_insert(in);
+		pthread_mutex_lock(&in->lock);
+		if (nfd >= 0) {
+			close(in->fd);
+			in->fd = nfd;
+		}
+		pthread_mutex_unlock(&in->lock);
+		pthread_mutex_unlock(&table_lock);
+		return 0;
+	}
 	h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
 	if (!h)
 		return -ENOMEM;
@@ -614,6 +752,27 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 	pthread_mutex_unlock(&in->lock);
 	pthread_mutex_unlock(&table_lock);
 	return 0;
+}
+
+void inode_pin(struct inode *in, int fd)
+{
+	char p[64];
+	int nfd;
+
+	if (in->handle || in->fd >= 0 || in == &hgfs.root)
+		return;
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+	nfd = open(p, O_PATH | O_CLOEXEC);
+	if (nfd < 0)
+		return;		/* still reachable by name; only less robust */
+	pthread_mutex_lock(&in->lock);
+	if (in->fd < 0) {
+		in->fd = nfd;
+		nfd = -1;
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (nfd >= 0)
+		close(nfd);
 }
 
 void inode_hold_lookup(struct inode *in)

@@ -8,6 +8,10 @@
  * scan=on|off (off: stage and publish without hashing, the benchmark baseline),
  * writeback=off (=on is refused, see below), splice=on|off (move written data
  * from /dev/fuse with splice, default on), timeout=SECONDS (entry/attr cache, default 1),
+ * staging=auto|tmpfile|named (how uploads are staged, staging.c; auto: O_TMPFILE where the
+ * backing filesystem has it, else named files in the root-only staging dir), handles=on|off
+ * (off: reopen inodes by parent and name even where the backing fs has file handles, as on
+ * filesystems without; for tests),
  * xattr=on|off (off: no extended attributes through the mount, see ops.c).
  * All other options go to FUSE; default_permissions is always added.
  *
@@ -89,7 +93,8 @@ static void usage(const char *prog)
 		"  -o config=PATH, db=PATH, quarantine=DIR, on_match=quarantine|block,\n"
 		"     on_error=deny|allow, scan_max_size=SIZE, pdq=on|off, pdq_threshold=N,\n"
 		"     pdq_min_quality=N, scan=on|off, writeback=off, splice=on|off,\n"
-		"     timeout=SECONDS, xattr=on|off,\n"
+		"     timeout=SECONDS, staging=auto|tmpfile|named, handles=on|off,\n"
+		"     xattr=on|off,\n"
 		"     and FUSE options (allow_other, ...)\n", prog);
 }
 
@@ -158,6 +163,28 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			fprintf(stderr, "hashgatefs: option 'writeback=on' is not supported: the "
 				"kernel's writeback cache would mix concurrent uploads of one file "
 				"and keep refused content readable\n");
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(k, "handles") == 0 && eq) {
+		bool on;
+
+		if (parse_onoff(k, eq + 1, &on) < 0)
+			return -1;
+		hgfs.handles_off = !on;
+		return 0;
+	}
+	if (strcmp(k, "staging") == 0 && eq) {
+		if (strcmp(eq + 1, "auto") == 0)
+			hgfs.staging_opt = STAGING_AUTO;
+		else if (strcmp(eq + 1, "tmpfile") == 0)
+			hgfs.staging_opt = STAGING_TMPFILE;
+		else if (strcmp(eq + 1, "named") == 0)
+			hgfs.staging_opt = STAGING_NAMED;
+		else {
+			fprintf(stderr, "hashgatefs: option 'staging': expected auto, tmpfile or "
+				"named, got '%s'\n", eq + 1);
 			return -1;
 		}
 		return 0;
@@ -518,6 +545,9 @@ int main(int argc, char *argv[])
 	hgfs.st.pid = getpid();
 	snprintf(hgfs.st.backing, sizeof(hgfs.st.backing), "%s", hgfs.backing);
 	snprintf(hgfs.st.mountpoint, sizeof(hgfs.st.mountpoint), "%s", opts.mountpoint);
+	snprintf(hgfs.st.staging, sizeof(hgfs.st.staging), "%s", staging_mode_name(hgfs.staging));
+	snprintf(hgfs.st.backing_fs, sizeof(hgfs.st.backing_fs), "%s", hgfs.fstype);
+	hgfs.st.file_handles = hgfs.handles;
 	hgfs.st.started = time(NULL);
 	if (hook_start() < 0)
 		hglog(LOG_ERR, "on_match_exec: cannot start its thread; hooks will not run");

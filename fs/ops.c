@@ -105,12 +105,14 @@ struct tgt {
 	int fd;
 	struct inode *in;
 	struct upload *up;
+	bool borrowed;			/* fd is an open handle's own (not ours to close) */
 };
 
 static int tgt_get(struct inode *in, int flags, struct tgt *t)
 {
 	t->in = in;
 	t->up = NULL;
+	t->borrowed = false;
 	pthread_mutex_lock(&in->lock);
 	if (in->up) {
 		t->up = in->up;
@@ -125,11 +127,28 @@ static int tgt_get(struct inode *in, int flags, struct tgt *t)
 	return t->fd < 0 ? t->fd : 0;
 }
 
+/*
+ * tgt_get, for an operation that came with an open handle: where the inode cannot be reopened
+ * (by name, without file handles: unlinked or renamed away while open) the handle's own fd
+ * serves, as open_by_handle_at would have found the open file.
+ */
+static int tgt_get_fh(struct inode *in, int flags, struct fh *fh, struct tgt *t)
+{
+	int ret = tgt_get(in, flags, t);
+
+	if (ret == -ENOENT && fh && !fh->dir && fh_fd(fh) >= 0) {
+		t->fd = fh_fd(fh);
+		t->borrowed = true;
+		ret = 0;
+	}
+	return ret;
+}
+
 static void tgt_put(struct tgt *t)
 {
 	if (t->up)
 		upload_put(t->up);
-	else
+	else if (!t->borrowed)
 		inode_fd_put(t->in, t->fd);
 }
 
@@ -242,12 +261,12 @@ static void hg_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
-static int do_getattr(struct inode *in, struct stat *st)
+static int do_getattr(struct inode *in, struct fh *fh, struct stat *st)
 {
 	struct tgt t;
 	int ret;
 
-	ret = tgt_get(in, O_PATH, &t);
+	ret = tgt_get_fh(in, O_PATH, fh, &t);
 	if (ret < 0)
 		return ret;
 	if (t.up) {
@@ -267,7 +286,7 @@ static void hg_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct stat st;
 	int ret;
 
-	ret = do_getattr(ino_to_inode(ino), &st);
+	ret = do_getattr(ino_to_inode(ino), fi ? fh_of(fi) : NULL, &st);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -369,7 +388,7 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 	struct tgt t;
 	int ret, fd;
 
-	ret = tgt_get(in, O_PATH, &t);
+	ret = tgt_get_fh(in, O_PATH, fh, &t);
 	if (ret < 0)
 		goto out_reply;
 	/*
@@ -471,7 +490,7 @@ out_reply:
 		fuse_reply_err(req, -ret);
 		return;
 	}
-	ret = do_getattr(in, &st);
+	ret = do_getattr(in, fh, &st);
 	if (ret < 0)
 		fuse_reply_err(req, -ret);
 	else
@@ -643,6 +662,7 @@ static void hg_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 		ret = -errno;
 		goto out;
 	}
+	inode_pin(in, fd);
 	inode_hold_lookup(in);
 	entry_of(&e, in, &st);
 	fuse_reply_entry(req, &e);
@@ -704,6 +724,36 @@ static void hg_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	do_unlink(req, parent, name, AT_REMOVEDIR);
 }
 
+/*
+ * renameat2, and for a backing filesystem without RENAME_NOREPLACE (sshfs, some FUSE and
+ * network filesystems answer EINVAL) a rename after checking that the target is free: atomic
+ * against everything through this mount except another rename to that name at the same
+ * moment, and against writers in BACKING_DIR itself not at all.  -1 with errno.
+ */
+static int rename_compat(int pfd, const char *name, int npfd, const char *newname,
+			 unsigned int flags)
+{
+	static pthread_mutex_t noreplace_lock = PTHREAD_MUTEX_INITIALIZER;
+	struct stat st;
+	int r;
+
+	if (renameat2(pfd, name, npfd, newname, flags) == 0)
+		return 0;
+	if (errno != EINVAL || flags != RENAME_NOREPLACE)
+		return -1;
+	pthread_mutex_lock(&noreplace_lock);
+	if (fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		errno = EEXIST;
+		r = -1;
+	} else if (errno != ENOENT) {
+		r = -1;
+	} else {
+		r = renameat(pfd, name, npfd, newname);
+	}
+	pthread_mutex_unlock(&noreplace_lock);
+	return r;
+}
+
 static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
@@ -739,7 +789,7 @@ static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			inode_unref(d);
 		}
 	}
-	if (renameat2(pfd, name, npfd, newname, flags) < 0) {
+	if (rename_compat(pfd, name, npfd, newname, flags) < 0) {
 		ret = -errno;
 		/* Renaming a staged upload moves where it will be published. */
 		if (ret == -ENOENT && !flags &&

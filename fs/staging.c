@@ -10,6 +10,19 @@
  * switches from old to new content in one step.  Match or failure: the tmpfile is simply
  * closed and vanishes.  A crash loses staged uploads but never publishes one unscanned.
  *
+ * staging=named (chosen by staging=auto when the backing root refuses O_TMPFILE: the Linux NFS
+ * client, sshfs and most other FUSE filesystems): the upload is a
+ * regular file "up.HOST.PID.RANDOM" in BACKING/.hashgate-staging (mode 0700, root; never
+ * shown through the mount), created 0600 with O_EXCL and 128 random bits in its name, then
+ * given the result's owner and mode like the tmpfile.  Clean: it is renamed to the final name
+ * (RENAME_NOREPLACE for a new name, else link+unlink, else a checked rename); match or
+ * failure: truncated and unlinked at once.  Nothing is ever under the final name before the
+ * verdict.  What differs: a crash leaves the partial upload in the staging dir (root-only,
+ * outside the mount) until the next start-up removes it: entries of this host whose daemon is
+ * gone, and other hosts' entries older than a day (a shared backing dir mounted by several
+ * hosts).  Parent directories on another filesystem than the staging dir (a mount below
+ * BACKING_DIR) stage in an O_TMPFILE there, or fail with EOPNOTSUPP when it has none.
+ *
  * Pending table: staged new names (not rewrites), so the uploader's own lookups of the name
  * find the staged inode while everybody else still sees the backing directory.
  */
@@ -19,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/vfs.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +42,9 @@
 #include "hashdb/hglog.h"
 
 #define PEND_BUCKETS	1024
+
+static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t len);
+static void stage_drop(struct upload *up);
 
 static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct upload *pend[PEND_BUCKETS];
@@ -220,8 +238,10 @@ int pending_unlink(fuse_ino_t parent, const char *name, pid_t pid, bool file_gon
 	for (i = 0; i < n; i++) {
 		if (pend_touches(v[i], pid, file_gone)) {
 			pthread_mutex_lock(&v[i]->lock);
-			if (v[i]->state == UP_STAGED)
+			if (v[i]->state == UP_STAGED) {
 				v[i]->state = UP_CANCELLED;
+				stage_drop(v[i]);	/* named: unlinked now, as a tmpfile is */
+			}
 			pthread_mutex_unlock(&v[i]->lock);
 			pend_remove(v[i]);
 			ret = 0;
@@ -266,6 +286,194 @@ int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
 	return ret;
 }
 
+const char *staging_mode_name(enum staging_mode m)
+{
+	return m == STAGING_NAMED ? "named" : m == STAGING_TMPFILE ? "tmpfile" : "auto";
+}
+
+/* This host's name as it goes into staged file names: [A-Za-z0-9-], at most 32 bytes. */
+static void host_tag(char *buf, size_t len)
+{
+	char h[256] = "";
+	size_t i, n = 0;
+
+	gethostname(h, sizeof(h) - 1);
+	for (i = 0; h[i] && n + 1 < len && n < 32; i++)
+		if ((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
+		    (h[i] >= '0' && h[i] <= '9') || h[i] == '-')
+			buf[n++] = h[i];
+	if (!n)
+		buf[n++] = 'h';
+	buf[n] = 0;
+}
+
+/* Is pid a live (not zombie) process running the same program as we do? */
+static bool daemon_alive(pid_t pid)
+{
+	char buf[512], self[64], *rp;
+
+	if (!read_proc(pid, "stat", buf, sizeof(buf)))
+		return false;
+	rp = strrchr(buf, ')');
+	if (!rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X')
+		return false;
+	snprintf(self, sizeof(self), "(%.32s)", program_invocation_short_name);
+	return strstr(buf, self) != NULL;
+}
+
+/*
+ * May start-up remove this staging entry?  Everything but a named upload ("up.HOST.PID.R"):
+ * those are left alone while their daemon (this host, PID alive and not us) may still be
+ * writing them; another host's only after a day without a change.
+ */
+static bool named_stale(int dfd, const char *name)
+{
+	char host[40], tag[40];
+	const char *p, *dot;
+	struct stat st;
+	long pid;
+
+	if (strncmp(name, "up.", 3) != 0)
+		return true;
+	p = name + 3;
+	dot = strchr(p, '.');
+	if (!dot || (size_t)(dot - p) >= sizeof(tag))
+		return true;
+	memcpy(tag, p, (size_t)(dot - p));
+	tag[dot - p] = 0;
+	host_tag(host, sizeof(host));
+	if (strcmp(tag, host) != 0)
+		return fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		       time(NULL) - st.st_mtime > 86400;
+	pid = strtol(dot + 1, NULL, 10);
+	return pid <= 0 || pid == (long)getpid() || !daemon_alive((pid_t)pid);
+}
+
+/*
+ * staging=auto: O_TMPFILE if the backing root takes one, else named.  A forced mode is
+ * checked: staging=tmpfile on a filesystem without O_TMPFILE refuses to start.
+ */
+/* Filesystem type names for the log and status (statfs f_type). */
+static void backing_probe(void)
+{
+	static const struct { unsigned long magic; const char *name; } types[] = {
+		{ 0xEF53, "ext4" }, { 0x58465342, "xfs" }, { 0x9123683E, "btrfs" },
+		{ 0x6969, "nfs" }, { 0x65735546, "fuse" }, { 0x01021994, "tmpfs" },
+		{ 0x00C36400, "ceph" }, { 0x794c7630, "overlay" }, { 0x2FC12FC1, "zfs" },
+		{ 0xFE534D42, "smb2" }, { 0xFF534D42, "cifs" },
+	};
+	union {
+		struct file_handle h;
+		char buf[sizeof(struct file_handle) + MAX_HANDLE_SZ];
+	} hb;
+	struct statfs sf;
+	size_t i;
+	int mid;
+
+	snprintf(hgfs.fstype, sizeof(hgfs.fstype), "unknown");
+	if (fstatfs(hgfs.staging_fd, &sf) == 0) {
+		snprintf(hgfs.fstype, sizeof(hgfs.fstype), "0x%lx", (unsigned long)sf.f_type);
+		for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+			if ((unsigned long)sf.f_type == types[i].magic)
+				snprintf(hgfs.fstype, sizeof(hgfs.fstype), "%s", types[i].name);
+	}
+	hb.h.handle_bytes = MAX_HANDLE_SZ;
+	hgfs.handles = name_to_handle_at(hgfs.staging_fd, "", &hb.h, &mid, AT_EMPTY_PATH) == 0;
+	hgfs.sync_uploads = strcmp(hgfs.fstype, "fuse") == 0 || strcmp(hgfs.fstype, "nfs") == 0 ||
+			    strcmp(hgfs.fstype, "cifs") == 0 || strcmp(hgfs.fstype, "smb2") == 0 ||
+			    strcmp(hgfs.fstype, "ceph") == 0;
+	/*
+	 * FUSE filesystems without export support (sshfs) encode handles but reopen them only
+	 * while the kernel still caches the inode (ESTALE after eviction, which open turns into
+	 * a fresh lookup); by name (handles=off) is the alternative, with the gaps README lists.
+	 */
+	if (hgfs.handles_off)
+		hgfs.handles = false;
+}
+
+static int staging_choose(void)
+{
+	int fd, err;
+
+	backing_probe();
+
+	fd = openat(hgfs.staging_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	err = fd < 0 ? errno : 0;
+	if (fd >= 0)
+		close(fd);
+	if (hgfs.staging_opt == STAGING_NAMED) {
+		hgfs.staging = STAGING_NAMED;
+	} else if (!err) {
+		hgfs.staging = STAGING_TMPFILE;
+	} else if (hgfs.staging_opt == STAGING_TMPFILE) {
+		hglog(LOG_ERR, "staging=tmpfile: %s does not support O_TMPFILE (%s); use "
+		      "staging=auto or staging=named", hgfs.backing, strerror(err));
+		return -err;
+	} else {
+		hgfs.staging = STAGING_NAMED;
+	}
+	hglog(LOG_NOTICE, "staging uploads: %s (%s has %s, file handles: %s, fs %s)",
+	      staging_mode_name(hgfs.staging), hgfs.backing,
+	      err ? "no O_TMPFILE" : "O_TMPFILE", hgfs.handles ? "yes" : "no", hgfs.fstype);
+	return 0;
+}
+
+/*
+ * The staged file for up under the directory pfd: a named file in the staging dir (when named
+ * and on its filesystem) or an O_TMPFILE in pfd; mode as the result will have it.
+ */
+static int stage_open(struct upload *up, int pfd, mode_t mode)
+{
+	unsigned char rnd[16];
+	char host[40];
+	struct stat pst;
+	int tries, i;
+
+	if (hgfs.staging == STAGING_NAMED && fstat(pfd, &pst) == 0 &&
+	    pst.st_dev == hgfs.staging_dev) {
+		host_tag(host, sizeof(host));
+		for (tries = 0; tries < 4; tries++) {
+			char hex[33];
+
+			if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+				return -EIO;
+			for (i = 0; i < 16; i++)
+				sprintf(hex + 2 * i, "%02x", rnd[i]);
+			snprintf(up->sname, sizeof(up->sname), "up.%s.%d.%s", host, (int)getpid(),
+				 hex);
+			up->fd = openat(hgfs.staging_fd, up->sname,
+					O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (up->fd >= 0 || errno != EEXIST)
+				break;
+		}
+		if (up->fd < 0) {
+			int e = -errno;
+
+			up->sname[0] = 0;
+			return e;
+		}
+		if (fchmod(up->fd, mode & 07777) < 0) {
+			int e = -errno;
+
+			unlinkat(hgfs.staging_fd, up->sname, 0);
+			up->sname[0] = 0;
+			return e;
+		}
+		return 0;
+	}
+	up->fd = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode & 07777);
+	return up->fd < 0 ? -errno : 0;
+}
+
+/* A named staged file that will not be published: its name goes now. */
+static void stage_drop(struct upload *up)
+{
+	if (up->sname[0]) {
+		unlinkat(hgfs.staging_fd, up->sname, 0);
+		up->sname[0] = 0;
+	}
+}
+
 int staging_init(void)
 {
 	struct stat st;
@@ -280,6 +488,11 @@ int staging_init(void)
 	if (hgfs.staging_fd < 0)
 		return -errno;
 	if (fstat(hgfs.staging_fd, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	/* Named uploads live here: nobody but root may reach into it. */
+	if ((st.st_mode & 077) && fchmodat(hgfs.root_fd, HGFS_STAGING_NAME, 0700, 0) < 0)
 		return -errno;
 	hgfs.staging_dev = st.st_dev;
 	hgfs.staging_ino = st.st_ino;
@@ -297,7 +510,7 @@ int staging_init(void)
 	}
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-		    strcmp(de->d_name, HGFS_KEPT_NAME) == 0)
+		    strcmp(de->d_name, HGFS_KEPT_NAME) == 0 || !named_stale(dirfd(d), de->d_name))
 			continue;
 		if (unlinkat(dirfd(d), de->d_name, 0) == 0 ||
 		    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
@@ -307,7 +520,7 @@ int staging_init(void)
 	if (n)
 		hglog(LOG_NOTICE, "removed %d stale entries from %s/%s", n, hgfs.backing,
 		      HGFS_STAGING_NAME);
-	return 0;
+	return staging_choose();
 }
 
 /* NULL with *err set: -ENOMEM, or the uid's upload limit (limits.c). */
@@ -366,6 +579,7 @@ void upload_put(struct upload *up)
 		hasher_release(&up->hasher);
 	free(up->rg);
 	pthread_cond_destroy(&up->cond);
+	stage_drop(up);
 	if (up->fd >= 0)
 		close(up->fd);
 	if (up->limited)
@@ -392,11 +606,9 @@ int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t
 		ret = pfd;
 		goto err_up;
 	}
-	up->fd = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode & 07777);
-	if (up->fd < 0) {
-		ret = -errno;
+	ret = stage_open(up, pfd, mode);
+	if (ret < 0)
 		goto err_pfd;
-	}
 	ret = creds_own_new(pfd, NULL, up->fd, parent, req, mode);
 	if (ret < 0)
 		goto err_pfd;
@@ -476,11 +688,9 @@ int upload_replace(fuse_req_t req, struct inode *in, struct upload **out)
 	if (!S_ISREG(st.st_mode) || st.st_nlink != 1)
 		goto err_pfd;
 	up->mode = st.st_mode & 0777;
-	up->fd = openat(pfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, st.st_mode & 01777);
-	if (up->fd < 0) {
-		ret = -errno;
+	ret = stage_open(up, pfd, st.st_mode & 01777);
+	if (ret < 0)
 		goto err_pfd;
-	}
 	/* A rewrite keeps the file's owner, as truncating in place would. */
 	if ((st.st_uid || st.st_gid) && fchown(up->fd, st.st_uid, st.st_gid) < 0) {
 		ret = -errno;
@@ -839,10 +1049,48 @@ static int link_tmpfile(struct upload *up, int dfd, const char *name)
 	return linkat(AT_FDCWD, proc, dfd, name, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
 }
 
+/*
+ * staging=named: move the staged file to its new name if that name is free; -EEXIST if it is
+ * not (the caller then renames over it as for a rewrite).  Atomic where the filesystem has
+ * RENAME_NOREPLACE or hard links; else (sshfs without the hardlink extension, some FUSE
+ * filesystems) a rename after checking the name under name_lock, which only a writer in
+ * BACKING_DIR itself can race.  Called with name_lock held.
+ */
+static int named_take_free(struct upload *up, int pfd)
+{
+	static atomic_bool no_noreplace;	/* learnt once: a round trip less per upload */
+	struct stat st;
+	int ret = -EINVAL;
+
+	if (!atomic_load(&no_noreplace)) {
+		ret = renameat2(hgfs.staging_fd, up->sname, pfd, up->name, RENAME_NOREPLACE) < 0 ?
+		      -errno : 0;
+		if (ret == -EINVAL || ret == -ENOSYS || ret == -EOPNOTSUPP)
+			atomic_store(&no_noreplace, true);
+	}
+	if (ret == -EINVAL || ret == -ENOSYS || ret == -EOPNOTSUPP) {
+		ret = linkat(hgfs.staging_fd, up->sname, pfd, up->name, 0) < 0 ? -errno : 0;
+		if (ret == 0) {
+			unlinkat(hgfs.staging_fd, up->sname, 0);
+		} else if (ret != -EEXIST && ret != -ENOSPC && ret != -EDQUOT && ret != -EIO) {
+			if (fstatat(pfd, up->name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+				ret = -EEXIST;
+			else if (errno != ENOENT)
+				ret = -errno;
+			else
+				ret = renameat(hgfs.staging_fd, up->sname, pfd, up->name) < 0 ?
+				      -errno : 0;
+		}
+	}
+	if (ret == 0)
+		up->sname[0] = 0;
+	return ret;
+}
+
 /* Link the tmpfile in and rename it over the final name.  Called with up->lock held. */
 static int publish(struct upload *up)
 {
-	char tmp[64];
+	char tmp[100];
 	struct stat st;
 	int pfd, ldir, ret;
 
@@ -856,7 +1104,10 @@ static int publish(struct upload *up)
 	 */
 	if (!up->replaces) {
 		pthread_mutex_lock(&name_lock);
-		ret = link_tmpfile(up, pfd, up->name);
+		if (up->sname[0])
+			ret = named_take_free(up, pfd);
+		else
+			ret = link_tmpfile(up, pfd, up->name);
 		pthread_mutex_unlock(&name_lock);
 		if (ret == 0)
 			goto linked;
@@ -880,18 +1131,26 @@ static int publish(struct upload *up)
 	}
 	/* The staging dir only helps on the same filesystem; else link next to the target. */
 	ldir = st.st_dev == hgfs.staging_dev ? hgfs.staging_fd : pfd;
-	snprintf(tmp, sizeof(tmp), ".hashgate-tmp.%d.%llu", (int)hgfs.st.pid,
-		 (unsigned long long)atomic_fetch_add(&hgfs.tmpseq, 1));
-	ret = link_tmpfile(up, ldir, tmp);
-	if (ret < 0)
-		goto out;
+	if (up->sname[0]) {
+		/* named: the staged file has its name in the staging dir already */
+		ldir = hgfs.staging_fd;
+		snprintf(tmp, sizeof(tmp), "%s", up->sname);
+	} else {
+		snprintf(tmp, sizeof(tmp), ".hashgate-tmp.%d.%llu", (int)hgfs.st.pid,
+			 (unsigned long long)atomic_fetch_add(&hgfs.tmpseq, 1));
+		ret = link_tmpfile(up, ldir, tmp);
+		if (ret < 0)
+			goto out;
+	}
 	pthread_mutex_lock(&name_lock);
 	if (renameat(ldir, tmp, pfd, up->name) < 0) {
 		ret = -errno;
 		pthread_mutex_unlock(&name_lock);
-		unlinkat(ldir, tmp, 0);
+		if (!up->sname[0])
+			unlinkat(ldir, tmp, 0);
 		goto out;
 	}
+	up->sname[0] = 0;
 	ret = 0;
 	if (up->replaces) {
 		if (fstat(up->fd, &st) == 0)
@@ -923,6 +1182,7 @@ static void reject(struct upload *up, int result)
 	pthread_mutex_unlock(&in->lock);
 	if (ftruncate(up->fd, 0) < 0)
 		hglog(LOG_ERR, "truncating rejected upload: %s", strerror(errno));
+	stage_drop(up);
 }
 
 int upload_verdict(struct upload *up, fuse_req_t req)
@@ -963,6 +1223,16 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	v.kind = up->replaces ? "rewrite" : "upload";
 	path = path_of(inode_to_ino(up->parent), up->name);
 	v.path = path;
+	/*
+	 * Network filesystems (sshfs, NFS) may acknowledge writes before the server took them
+	 * and report a failure (ENOSPC, EIO) only at the next flush: collect it now, before the
+	 * content is judged and published as if complete.
+	 */
+	if (!up->werr && hgfs.sync_uploads && fsync(up->fd) < 0) {
+		up->werr = -errno;
+		hglog(LOG_NOTICE, "staged upload failed its sync to the backing filesystem: %s",
+		      strerror(errno));
+	}
 	if (up->werr) {
 		char epath[1024];
 

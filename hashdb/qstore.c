@@ -49,6 +49,7 @@
 #include <sqlite3.h>
 
 #include "hashdb/qstore.h"
+#include "hashdb/fcopy.h"
 
 #define QS_VERSION	1
 #define QS_HDR_LEN	40
@@ -1545,30 +1546,11 @@ int qstore_keep(struct qstore *q, int content_fd, const struct qrecord *rec, int
 	return r;
 }
 
-/* Copy the whole of in_fd into out_fd and fsync it. */
+/* Copy the whole of in_fd into out_fd (a reflink where the filesystem shares extents) and fsync. */
 static int copy_fd(int in_fd, int out_fd)
 {
-	char *buf = malloc(QS_CHUNK);
-	off_t off = 0;
-	int r = 0;
+	int r = fcopy_fd(in_fd, out_fd, NULL);
 
-	if (!buf)
-		return -ENOMEM;
-	for (;;) {
-		ssize_t got = pread_full(in_fd, buf, QS_CHUNK, off);
-
-		if (got < 0) {
-			r = (int)got;
-			break;
-		}
-		if (got == 0)
-			break;
-		r = write_all(out_fd, buf, (size_t)got);
-		if (r < 0)
-			break;
-		off += got;
-	}
-	free(buf);
 	if (r == 0 && fsync(out_fd) < 0)
 		r = -errno;
 	return r;

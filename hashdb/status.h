@@ -44,6 +44,11 @@ struct hg_status {
 	uint64_t hook_runs;
 	uint64_t hook_failures;
 	uint64_t hook_dropped;
+	/* The backing filesystem: its type, how uploads are staged on it (tmpfile: O_TMPFILE,
+	   named: files in the root-only staging dir) and whether it has file handles. */
+	char backing_fs[16];
+	char staging[16];
+	uint64_t file_handles;
 };
 
 /* Seconds without a status update after which `hashgate status` calls an instance stale. */

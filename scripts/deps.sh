@@ -1,7 +1,8 @@
 #!/bin/sh
 # deps.sh - install the Debian packages hashgate needs to build, test, lint or package.
 #
-# Usage: sh scripts/deps.sh [--missing] GROUP...   (groups: build test lint bench package fuzz fresh)
+# Usage: sh scripts/deps.sh [--missing] GROUP...   (groups: build test lint bench package fuzz fresh
+# backing)
 # Installs only what is missing.  As root on Debian it runs apt-get itself (apt-get update
 # first: a fresh machine may never have fetched the package lists); otherwise it prints the
 # exact command and fails, so `make check` never half-runs without its tools.
@@ -12,7 +13,9 @@ only_list=
 [ "${1:-}" != --missing ] || { only_list=1; shift; }
 
 pkgs_build="gcc make pkg-config libfuse3-dev fuse3 libssl-dev libsqlite3-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev libcurl4-openssl-dev zlib1g-dev libwebp-dev libgif-dev"
-pkgs_test="valgrind perl openssh-server openssh-client rsync tar attr acl libcap2-bin sqlite3 openssl procps psmisc util-linux mount e2fsprogs python3 bc xxd libc-bin coreutils"
+pkgs_test="valgrind perl openssh-server openssh-client rsync tar attr acl libcap2-bin sqlite3 openssl procps psmisc util-linux mount e2fsprogs python3 bc xxd libc-bin coreutils xfsprogs btrfs-progs sshfs"
+# the backing filesystems of tests/mount/16-backing.sh and make backing-check (in test too)
+pkgs_backing="xfsprogs btrfs-progs sshfs openssh-server openssh-client e2fsprogs util-linux"
 pkgs_lint="cppcheck clang-tidy"
 pkgs_bench="openssl g++"
 pkgs_package="debhelper devscripts lintian fakeroot dpkg-dev rpm autopkgtest man-db libcap2-bin"

@@ -63,7 +63,7 @@ RED=$!
 sleep 1
 ok "shell-redirected upload in progress: no file under its name in the backing dir" test ! -e "$B/redir"
 ok "... and none of its bytes are in the backing dir yet" bash -c "
-	for f in \$(find '$HG_BACK' -type f -size +0); do cmp -s -n 300000 \"\$f\" '$W/part1' && exit 1; done; exit 0"
+	for f in \$($(declare -f hg_find_reachable hg_staging_named); HG_BACK='$HG_BACK' HG_LOG='$HG_LOG' hg_find_reachable -type f -size +0); do cmp -s -n 300000 \"\$f\" '$W/part1' && exit 1; done; exit 0"
 wait $RED
 ok "after the shell's close, the known upload is absent" hg_content_absent "$HG_K_BIG"
 hg_random "$W/r2" 400000
@@ -71,9 +71,25 @@ bash -c "{ head -c 200000 '$W/r2'; sleep 1.5; tail -c +200001 '$W/r2'; } >'$M/re
 RED=$!
 sleep 0.7
 ok "clean shell-redirected upload in progress: its bytes are not in the backing dir yet" bash -c "
-	for f in \$(find '$HG_BACK' -type f -size +0); do cmp -s -n 200000 \"\$f\" '$W/r2' && exit 1; done; exit 0"
+	for f in \$($(declare -f hg_find_reachable hg_staging_named); HG_BACK='$HG_BACK' HG_LOG='$HG_LOG' hg_find_reachable -type f -size +0); do cmp -s -n 200000 \"\$f\" '$W/r2' && exit 1; done; exit 0"
+if hg_staging_named; then
+	# staging=named: the bytes are in a root-only file of random name, outside the mount
+	S=$B/.hashgate-staging
+	is "$(stat -c %a "$S")" 700 "named staging: the staging dir is mode 0700"
+	staged=$(find "$S" -maxdepth 1 -name 'up.*' -type f | head -n1)
+	ok "named staging: the upload in flight is a file in the staging dir" test -n "$staged"
+	ok "named staging: its name carries 128 random bits" \
+		bash -c "[[ '${staged##*/}' =~ \.[0-9a-f]{32}\$ ]]"
+	nok "named staging: the staging dir cannot be reached through the mount" \
+		ls "$M/.hashgate-staging"
+	nok "named staging: nor can the staged file" test -e "$M/.hashgate-staging/${staged##*/}"
+else
+	skip "named staging checks (this mount stages in O_TMPFILEs)"
+fi
 wait $RED
 ok "after close the clean shell-redirected upload is published" cmp "$W/r2" "$B/redir2"
+is "$(find "$B/.hashgate-staging" -maxdepth 1 -name 'up.*' | wc -l)" 0 \
+	"after close nothing is left in the staging dir"
 
 # the writer may rename (or remove) its upload before closing it, as on any filesystem
 hg_random "$W/mv" 100000

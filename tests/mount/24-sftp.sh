@@ -1,6 +1,6 @@
 #!/bin/bash
-# 24-sftp.sh - uploads with a real SFTP server over loopback: a private sshd on 127.0.0.1 (free
-# port, generated host and user keys, everything in the scratch dir) serves the mount.  A clean
+# 24-sftp.sh - uploads with a real SFTP server over loopback: a private sshd on 127.0.0.1 (lib.sh's
+# hg_sshd_start: free port, generated keys, all in the scratch dir) serves the mount.  A clean
 # `put` succeeds and is published; a known `put` is reported as a failed upload by the client
 # (the server's close got EACCES) and its bytes are nowhere in the backing dir.
 . "$(dirname "$0")/lib.sh"
@@ -11,43 +11,9 @@ hg_setup
 hg_mount || bail "mount failed"
 M=$HG_MNT B=$HG_BACK W=$HG_TMP/w S=$HG_TMP/ssh
 
-mkdir -p "$S" && chmod 0700 "$S"
-ssh-keygen -q -t ed25519 -N '' -f "$S/host_key" || bail "ssh-keygen (host) failed"
-ssh-keygen -q -t ed25519 -N '' -f "$S/user_key" || bail "ssh-keygen (user) failed"
-cp "$S/user_key.pub" "$S/authorized_keys"
-chmod 0600 "$S/authorized_keys"
-mkdir -p /run/sshd 2>/dev/null		# sshd's privilege-separation dir (Debian creates it at boot)
-
-free_port() {
-	local p
-	for p in $(shuf -i 20000-60000 -n 50); do
-		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
-	done
-	return 1
-}
-PORT=$(free_port) || bail "no free port"
-cat >"$S/sshd_config" <<CONF
-ListenAddress 127.0.0.1
-Port $PORT
-HostKey $S/host_key
-PidFile $S/sshd.pid
-AuthorizedKeysFile $S/authorized_keys
-StrictModes no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-Subsystem sftp internal-sftp
-LogLevel ERROR
-CONF
-"$SSHD" -D -e -f "$S/sshd_config" 2>"$S/sshd.log" &
-HG_BG_PIDS="$HG_BG_PIDS $!"
-for i in $(seq 50); do
-	(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
-	sleep 0.1
-done
-SFTP=(sftp -q -b - -P "$PORT" -i "$S/user_key" -o StrictHostKeyChecking=no
-      -o UserKnownHostsFile="$S/known_hosts" -o BatchMode=yes root@127.0.0.1)
+hg_sshd_start || bail "cannot start the test sshd"
+PORT=$HG_SSH_PORT
+SFTP=(sftp -q -b - -P "$PORT" "${HG_SSH_OPTS[@]}" root@127.0.0.1)
 ok "sshd is listening on 127.0.0.1:$PORT" bash -c "echo 'pwd' | ${SFTP[*]@Q}" ||
 	diag "$(cat "$S/sshd.log")"
 

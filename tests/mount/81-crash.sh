@@ -95,6 +95,12 @@ crash() {	# kill -9 the daemon and tear down the dead mount
 	! hg_mounted "$M"
 }
 
+# Known content is nowhere in the backing dir; right after a crash with named staging: nowhere
+# outside the root-only staging dir (the restart empties that, checked after it).
+absent_now() {
+	if hg_staging_named; then hg_content_unreachable "$1"; else hg_content_absent "$1"; fi
+}
+
 # verify_round ROUND: the backing dir against the writers' logs.
 verify_round() {
 	local r=$1 log f id name rel sha bad=0 missing=0 checked=0 published=0
@@ -139,7 +145,7 @@ verify_round() {
 	is "$published" 0 "round $r: no known upload's close() succeeded"
 	for f in "${KNOWN[@]}"; do
 		ok "round $r: $(basename "$f") content absent from the whole backing dir" \
-			hg_content_absent "$f"
+			absent_now "$f"
 	done
 }
 
@@ -195,6 +201,12 @@ for r in $(seq 1 "$ROUNDS"); do
 	is "$(find "$B/.hashgate-staging" -mindepth 1 2>/dev/null | wc -l)" 0 \
 		"round $r: staging area is empty after restart"
 	verify_store "round $r after restart"
+	if hg_staging_named; then
+		for f in "${KNOWN[@]}"; do
+			ok "round $r after restart: $(basename "$f") content absent, staging dir included" \
+				hg_content_absent "$f"
+		done
+	fi
 	serves "round $r after restart" "$r"
 	hg_umount
 done
@@ -224,10 +236,20 @@ ok "in-flight: daemon killed with -9 before the uploads were closed" crash
 ok "in-flight: the rewritten existing file keeps its old content" cmp "$W/old" "$B/inflight-old"
 ok "in-flight: so does the one rewritten right after its own upload" cmp "$W/old" "$B/inflight-b2b"
 ok "in-flight: the rewrites' known bytes are nowhere in the backing dir" \
-	bash -c "$(declare -f hg_content_absent hg_sha256); B='$B'; HG_BACK='$B'; hg_content_absent '$HG_K_MD5' && hg_content_absent '$HG_K_SHA1'"
-ok "in-flight: the dd upload's bytes are nowhere in the backing dir" hg_content_absent "$HG_K_BIG"
+	bash -c "$(declare -f absent_now hg_staging_named hg_find_reachable hg_content_unreachable hg_content_absent hg_sha256); B='$B'; HG_BACK='$B'; HG_LOG='$HG_LOG'; absent_now '$HG_K_MD5' && absent_now '$HG_K_SHA1'"
+ok "in-flight: the dd upload's bytes are nowhere in the backing dir" absent_now "$HG_K_BIG"
 ok "in-flight: the shell-redirect upload's bytes are nowhere in the backing dir" \
-	hg_content_absent "$HG_K_SHA256"
+	absent_now "$HG_K_SHA256"
+if hg_staging_named; then
+	hg_mount || bail "restart after the in-flight crash failed"
+	is "$(find "$B/.hashgate-staging" -mindepth 1 -name 'up.*' 2>/dev/null | wc -l)" 0 \
+		"in-flight: the restart removed the staged named files"
+	for f in "$HG_K_MD5" "$HG_K_SHA1" "$HG_K_BIG" "$HG_K_SHA256"; do
+		ok "in-flight: after restart $(basename "$f") is nowhere, staging dir included" \
+			hg_content_absent "$f"
+	done
+	hg_umount
+fi
 ok "in-flight: no file under either name" bash -c "test ! -e '$B/inflight-dd' && test ! -e '$B/inflight-cat'"
 
 # --- crash while the daemon loads a new database generation ------------------------------------

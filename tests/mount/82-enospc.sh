@@ -6,7 +6,8 @@
 #    space is freed;
 #  - a known upload while the quarantine store is full or unwritable is still refused and kept
 #    out of the backing dir (fail closed), the error is logged, and the store stays consistent.
-# The backing dir is a small ext4 image on a loop device (tmpfs when loop devices are missing).
+# The backing dir is a small ext4 image on a loop device (tmpfs when loop devices are missing),
+# or with HG_BACKING_FS a small one of that type (sshfs: served from a small ext4 image).
 . "$(dirname "$0")/lib.sh"
 hg_setup
 M=$HG_MNT B=$HG_BACK W=$HG_TMP/w
@@ -17,24 +18,31 @@ cleanup_82() {
 	umount "$SMALLQ" 2>/dev/null
 	umount "$B" 2>/dev/null || umount -l "$B" 2>/dev/null
 	[ -n "${LOOPDEV:-}" ] && losetup -d "$LOOPDEV" 2>/dev/null
-	hg_cleanup
+	hg_cleanup	# and hg_backing_release: HG_BACKING_FS mounts
 }
 trap cleanup_82 EXIT
 
 FSTYPE=
-if command -v mkfs.ext4 >/dev/null && truncate -s 48M "$HG_TMP/back.img" &&
+if [ -n "${HG_BACKING_FS:-}" ]; then
+	# the suite's backing type, as small as it can be made (XFS: 300 MiB at least)
+	hg_backing_release
+	case $HG_BACKING_FS in xfs) size=300 ;; btrfs) size=128 ;; *) size=48 ;; esac
+	hg_backing_mount "$HG_BACKING_FS" "$B" "$size" ||
+		bail "cannot mount a $size MiB $HG_BACKING_FS backing dir"
+	FSTYPE="$size MiB $HG_BACKING_FS"
+elif command -v mkfs.ext4 >/dev/null && truncate -s 48M "$HG_TMP/back.img" &&
 	mkfs.ext4 -q -F -m 0 -b 4096 "$HG_TMP/back.img" >/dev/null 2>&1 &&
 	LOOPDEV=$(losetup -f --show "$HG_TMP/back.img" 2>/dev/null) &&
 	mount -t ext4 "$LOOPDEV" "$B" 2>/dev/null; then
-	FSTYPE=ext4
+	FSTYPE="48 MiB ext4"
 elif mount -t tmpfs -o size=48m,mode=0755 tmpfs "$B"; then
-	FSTYPE=tmpfs
+	FSTYPE="48 MiB tmpfs"
 	LOOPDEV=
 else
 	skip_all "cannot mount a small file system for the backing dir"
 fi
 chmod 0755 "$B"
-diag "backing dir: 48 MiB $FSTYPE"
+diag "backing dir: $FSTYPE"
 
 free_kb() { df -k --output=avail "$B" | tail -n1 | tr -d ' '; }
 

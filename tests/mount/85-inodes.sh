@@ -11,8 +11,9 @@ N=25000
 [ -n "${HASHGATE_LONG:-}" ] && N=60000
 diag "open files limit: $(ulimit -Hn) (hard), $N files"
 
-# Created directly in the backing dir (fast); the test is about lookups, not uploads.
-python3 - "$B/many" "$N" <<'PY' || bail "could not create the files"
+# Created directly in the backing dir (fast; on sshfs in the dir it serves); the test is about
+# lookups, not uploads.
+python3 - "$HG_BACK_SRC/many" "$N" <<'PY' || bail "could not create the files"
 import os, sys
 d, n = sys.argv[1], int(sys.argv[2])
 for sub in range(25):

@@ -31,6 +31,14 @@
 #			database (lists t-sha256, t-md5, t-sha1 category "illegal")
 #	HG_K_JPEG	generated JPEG whose PDQ is in list t-pdq; empty when mkjpeg or the PDQ
 #			hasher is not built (tests that need it then bail out, they do not pass)
+# Backing filesystems: HG_BACKING_FS=ext4|xfs|btrfs|sshfs (unset: HG_BACK is a plain dir of
+#	/tmp) makes hg_setup mount HG_BACK as a fresh loop image of that type, or as sshfs over
+#	loopback from a private sshd (hg_sshd_start) serving HG_TMP/remote; the EXIT trap unmounts
+#	it.  HG_MOUNT_EXTRA adds daemon options to every mount (e.g. staging=named).
+#	hg_backing_mount TYPE DIR [MiB] mounts any dir that way (82-enospc uses it for its small
+#	disk); hg_backing_release undoes every such mount; hg_backing_is TYPE... tests which is on.
+#	HG_BACK_SRC: where HG_BACK's files really are (sshfs: the served local dir), for tests
+#	that create many files directly.
 # Invariants: everything a test creates lives under HG_TMP; the EXIT trap unmounts
 # (fusermount3 -u, then -uz), kills the daemon and any pid in HG_BG_PIDS, and only removes
 # HG_TMP once nothing is mounted below it.  Tests depend only on $HASHGATE_BUILD, the repo and
@@ -131,6 +139,7 @@ HG_TOOLS=$HG_BUILD/tests/tools
 hg_cleanup() {
 	local p
 	hg_umount >/dev/null 2>&1
+	hg_backing_release
 	for p in $HG_BG_PIDS; do
 		kill "$p" 2>/dev/null && { sleep 0.1; kill -9 "$p" 2>/dev/null; }
 	done
@@ -166,12 +175,18 @@ hg_setup() {
 	trap 'exit 143' TERM
 	chmod 0755 "$HG_TMP"		# other uids must reach the mountpoint
 	HG_BACK=$HG_TMP/backing
+	HG_BACK_SRC=$HG_BACK
 	HG_MNT=$HG_TMP/mnt
 	HG_QDIR=$HG_TMP/quarantine
 	HG_DB=$HG_TMP/hashes.db
 	HG_CONF=$HG_TMP/hashgate.conf
 	HG_LOG=$HG_TMP/daemon.log
 	mkdir -p "$HG_BACK" "$HG_MNT" "$HG_TMP/known" "$HG_TMP/state" "$HG_TMP/w"
+	if [ -n "${HG_BACKING_FS:-}" ]; then
+		hg_backing_mount "$HG_BACKING_FS" "$HG_BACK" ||
+			bail "HG_BACKING_FS=$HG_BACKING_FS: cannot mount the backing dir (see above)"
+		diag "backing dir: $HG_BACKING_FS ($(findmnt -rn -o SOURCE,FSTYPE -M "$HG_BACK"))"
+	fi
 	chmod 0755 "$HG_BACK" "$HG_MNT"
 	: >"$HG_LOG"
 	openssl rand -hex 32 >"$HG_TMP/quarantine.key" && chmod 0600 "$HG_TMP/quarantine.key"
@@ -246,6 +261,117 @@ hg_pdq() {
 	[ -n "$h" ] && echo "$h"
 }
 
+# --- backing filesystems (HG_BACKING_FS) -------------------------------------------------------
+
+HG_BACKING_MOUNTS=	# dirs mounted by hg_backing_mount, newest first
+HG_BACKING_LOOPS=	# their loop devices
+
+hg_backing_is() { local t; for t; do [ "${HG_BACKING_FS:-}" = "$t" ] && return 0; done; return 1; }
+
+hg_free_port() {
+	local p
+	for p in $(shuf -i 20000-60000 -n 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return 0; }
+	done
+	return 1
+}
+
+# hg_sshd_start: a private sshd on 127.0.0.1 (free port, generated host and user keys, all in
+# HG_TMP/ssh) that lets root in by key; sets HG_SSH_PORT, HG_SSH_DIR and HG_SSH_OPTS (the
+# client options for ssh/sftp/sshfs, as an array).  Once per test; fails when openssh is
+# missing or the server does not listen.
+hg_sshd_start() {
+	local sshd S=$HG_TMP/ssh i
+	[ -n "${HG_SSH_PORT:-}" ] && return 0
+	sshd=$(command -v sshd || echo /usr/sbin/sshd)
+	[ -x "$sshd" ] && command -v ssh-keygen >/dev/null || {
+		echo "openssh-server/openssh-client not installed (make deps)"; return 1; }
+	mkdir -p "$S" && chmod 0700 "$S"
+	ssh-keygen -q -t ed25519 -N '' -f "$S/host_key" || return 1
+	ssh-keygen -q -t ed25519 -N '' -f "$S/user_key" || return 1
+	cp "$S/user_key.pub" "$S/authorized_keys" && chmod 0600 "$S/authorized_keys"
+	mkdir -p /run/sshd 2>/dev/null		# privilege-separation dir (Debian makes it at boot)
+	HG_SSH_PORT=$(hg_free_port) || { echo "no free port"; return 1; }
+	cat >"$S/sshd_config" <<-CONF
+	ListenAddress 127.0.0.1
+	Port $HG_SSH_PORT
+	HostKey $S/host_key
+	PidFile $S/sshd.pid
+	AuthorizedKeysFile $S/authorized_keys
+	StrictModes no
+	PermitRootLogin prohibit-password
+	PasswordAuthentication no
+	KbdInteractiveAuthentication no
+	UsePAM no
+	Subsystem sftp internal-sftp
+	LogLevel ERROR
+	CONF
+	"$sshd" -D -e -f "$S/sshd_config" 2>"$S/sshd.log" &
+	HG_SSH_PID=$!		# its session processes are its children
+	HG_BG_PIDS="$HG_BG_PIDS $!"
+	for i in $(seq 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$HG_SSH_PORT") 2>/dev/null && break
+		sleep 0.1
+	done
+	HG_SSH_DIR=$S
+	HG_SSH_OPTS=(-o IdentityFile="$S/user_key" -o StrictHostKeyChecking=no
+		-o UserKnownHostsFile="$S/known_hosts" -o BatchMode=yes)
+	(exec 3<>"/dev/tcp/127.0.0.1/$HG_SSH_PORT") 2>/dev/null ||
+		{ echo "sshd did not listen: $(cat "$S/sshd.log")"; HG_SSH_PORT=; return 1; }
+}
+
+# hg_backing_mount TYPE DIR [MiB]: mount DIR as a new TYPE filesystem: ext4, xfs or btrfs in a
+# sparse loop image (MiB, default 512; xfs needs at least 300), or sshfs of a directory (on a
+# MiB-sized ext4 image when MiB is given, else plain) served by hg_sshd_start.
+hg_backing_mount() {
+	local type=$1 dir=$2 mb=${3:-} img loop src
+	img=$HG_TMP/backing-$type-$(echo "$dir" | md5sum | cut -c1-8).img
+	case $type in
+	ext4|xfs|btrfs)
+		command -v "mkfs.$type" >/dev/null || { echo "mkfs.$type missing (make deps)"; return 1; }
+		truncate -s "${mb:-512}M" "$img" || return 1
+		case $type in
+		ext4)	mkfs.ext4 -q -F -m 0 -b 4096 "$img" >/dev/null 2>&1 ;;
+		xfs)	mkfs.xfs -q -f "$img" >/dev/null 2>&1 ;;
+		btrfs)	mkfs.btrfs -q -f "$img" >/dev/null 2>&1 ;;
+		esac || { echo "mkfs.$type failed"; return 1; }
+		loop=$(losetup -f --show "$img" 2>&1) || { echo "losetup: $loop"; return 1; }
+		HG_BACKING_LOOPS="$loop $HG_BACKING_LOOPS"
+		mount -t "$type" "$loop" "$dir" || return 1
+		;;
+	sshfs)
+		command -v sshfs >/dev/null || { echo "sshfs missing (make deps)"; return 1; }
+		hg_sshd_start || return 1
+		src=$HG_TMP/remote-$(basename "$dir")
+		mkdir -p "$src"
+		# the local dir behind the sshfs backing dir: tests that fill it fast write there
+		[ "$dir" = "$HG_BACK" ] && HG_BACK_SRC=$src
+		[ -n "$mb" ] && { hg_backing_mount ext4 "$src" "$mb" || return 1; }
+		# allow_other: users other than root (hg_as) look into the backing dir too.
+		# noforget: inode numbers stay what hashgatefs keyed them by (README).
+		sshfs -p "$HG_SSH_PORT" "${HG_SSH_OPTS[@]}" \
+			-o allow_other,dir_cache=no,attr_timeout=0,entry_timeout=0,noforget \
+			"root@127.0.0.1:$src" "$dir" || return 1
+		;;
+	*)	echo "unknown backing filesystem type '$type' (ext4, xfs, btrfs, sshfs)"; return 1 ;;
+	esac
+	HG_BACKING_MOUNTS="$dir $HG_BACKING_MOUNTS"
+}
+
+hg_backing_release() {
+	local d l
+	for d in $HG_BACKING_MOUNTS; do
+		findmnt -rn -M "$d" >/dev/null 2>&1 || continue
+		case $(findmnt -rn -M "$d" -o FSTYPE) in
+		fuse*)	fusermount3 -u "$d" 2>/dev/null || fusermount3 -uz "$d" 2>/dev/null ;;
+		*)	umount "$d" 2>/dev/null || umount -l "$d" 2>/dev/null ;;
+		esac
+	done
+	for l in $HG_BACKING_LOOPS; do losetup -d "$l" 2>/dev/null; done
+	HG_BACKING_MOUNTS= HG_BACKING_LOOPS=
+	return 0
+}
+
 hg_mounted() { findmnt -rn -M "$1" -o FSTYPE 2>/dev/null | grep -q '^fuse'; }
 
 # hg_mount [OPTS]: start the daemon in the foreground (background job) with the fixture's db,
@@ -309,6 +435,37 @@ hg_content_absent() {
 			return 1
 		fi
 	done < <(find "$HG_BACK" -type f -size "$(stat -c %s "$1")c" -print0)
+	return 0
+}
+
+# Did the last mount stage uploads as named files in BACKING/.hashgate-staging (staging=named,
+# or auto on a filesystem without O_TMPFILE)?  From the daemon's start-up log line.
+hg_staging_named() {
+	grep 'staging uploads:' "$HG_LOG" 2>/dev/null | tail -n1 | grep -q 'staging uploads: named'
+}
+
+# find over the backing dir without the staging dir when it holds named uploads in flight
+# (root-only, never reachable through the mount; tests of "bytes not in the backing dir yet"
+# mean the reachable part): hg_find_reachable FIND-TESTS...
+hg_find_reachable() {
+	if hg_staging_named; then
+		find "$HG_BACK" -path "$HG_BACK/.hashgate-staging" -prune -o "$@" -print
+	else
+		find "$HG_BACK" "$@" -print
+	fi
+}
+
+# hg_content_absent, but only over what hg_find_reachable lists: right after a crash with
+# named staging the partial upload is still in the root-only staging dir until the restart.
+hg_content_unreachable() {
+	local want f
+	want=$(hg_sha256 "$1")
+	while IFS= read -r f; do
+		if [ "$(hg_sha256 "$f")" = "$want" ]; then
+			echo "content of $1 found in backing dir as $f"
+			return 1
+		fi
+	done < <(hg_find_reachable -type f -size "$(stat -c %s "$1")c")
 	return 0
 }
 
