@@ -716,8 +716,10 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 		table_remove(in);
 		in->dev = st->st_dev;
 		in->ino = st->st_ino;
-		if (!table_find(in->dev, in->ino))
-			table_insert(in);
+		old = table_find(in->dev, in->ino);	/* a reused number: see below */
+		if (old)
+			table_remove(old);
+		table_insert(in);
 		pthread_mutex_lock(&in->lock);
 		if (nfd >= 0) {
 			close(in->fd);

@@ -1,5 +1,6 @@
 #!/bin/bash
-# 37-inode-identity.sh - one backing file is one kernel inode, also after a rewrite's publish
+# 37-fsx-cases.sh - what `make fsx-long` found (issue 14), each as its minimal syscall sequence.
+# 1. One backing file is one kernel inode, also after a rewrite's publish
 # gave the inode a backing inode number the filesystem had just freed (ext4 reuses them at
 # once) while the kernel still held the inode of the file that had it.  Before the fix the
 # re-keyed inode stayed off the daemon's table, the next lookup of the name made a second
@@ -7,6 +8,10 @@
 # through the writer's descriptor was not seen by stat of the name (fsx-long, issue 14).
 # Each case loops until the rewrite's tmpfile reuses the number of a file removed from the
 # backing dir behind a cached lookup; it is skipped when the filesystem never reuses one.
+# 2. unlink() by the uploader right after close() removes the name, also when that close was
+#    not the last descriptor (the verdict comes with RELEASE, after close returned) and the
+#    verdict was still running when the unlink came: it used to return 0 and leave the
+#    upload published.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 hg_mount || bail "mount failed"
@@ -59,6 +64,31 @@ for what in chmod ftruncate; do
 		diag "$out"
 	fi
 done
+# The verdict must be slow enough to be in progress when the unlink comes: 32 MiB written
+# out of order (no streamed hash), so it re-reads the file.
+unlink_case() {
+	python3 - "$HG_MNT" <<'PY'
+import os, sys
+M, bad = sys.argv[1], 0
+for i in range(10):
+    f = "%s/u%d" % (M, i)
+    fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
+    os.pwrite(fd, b"z", 32 << 20)
+    os.pwrite(fd, os.urandom(4096), 0)
+    rd = os.open(f, os.O_RDONLY)        # the uploader's second descriptor
+    os.close(fd)                        # not the last one: the verdict comes with RELEASE
+    os.unlink(f)
+    try:
+        os.stat(f)
+        bad += 1
+    except FileNotFoundError:
+        pass
+    os.close(rd)
+print("%d of 10 unlinked names still there" % bad)
+sys.exit(1 if bad else 0)
+PY
+}
+ok "unlink right after a close whose verdict comes with RELEASE removes the name" unlink_case
 ok "daemon still alive" kill -0 "$HG_PID"
 hg_umount
 done_testing
