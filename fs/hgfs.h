@@ -309,7 +309,9 @@ bool pending_hidden(struct upload *up, pid_t pid);
 /*
  * A namespace change of parent/name by pid: its own staged uploads of that name are
  * cancelled / moved; with file_gone / file_moved (the backing file under the name was
- * removed / renamed) the rewrites staged for that file are.  -ENOENT when none was.
+ * removed / renamed) the rewrites staged for that file are.  -ENOENT when none was;
+ * pending_unlink returns 1 when the pid's own upload was published meanwhile (its verdict,
+ * made by a RELEASE, was in progress): the name is now in the backing directory.
  */
 int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
 		   const char *newname, pid_t pid, bool file_moved);

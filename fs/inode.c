@@ -15,6 +15,9 @@
  * found there must still be the inode's (st_dev, st_ino), else it is gone (ENOENT): fds stay
  * bounded as with handles.  A staged upload's inode is reopened through the upload's own fd.
  * An object below the root on another filesystem without handles keeps an O_PATH fd.
+ * One backing file has one entry on the table, so the kernel has one inode (and one set of
+ * cached attributes) per file: an entry whose key was taken over (the number reused after
+ * its file went) leaves the table when found stale or when a rekey lands on its key.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -693,6 +696,7 @@ void inode_set_name(struct inode *in, fuse_ino_t parent, const char *name)
 
 int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 {
+	struct inode *old;
 	struct file_handle *h;
 	int mount_id, idx;
 
@@ -712,8 +716,10 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 		table_remove(in);
 		in->dev = st->st_dev;
 		in->ino = st->st_ino;
-		if (!table_find(in->dev, in->ino))
-			table_insert(in);
+		old = table_find(in->dev, in->ino);	/* a reused number: see below */
+		if (old)
+			table_remove(old);
+		table_insert(in);
 		pthread_mutex_lock(&in->lock);
 		if (nfd >= 0) {
 			close(in->fd);
@@ -742,9 +748,19 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 	table_remove(in);
 	in->dev = st->st_dev;
 	in->ino = st->st_ino;
-	/* If the new key is already known (cannot normally happen), stay off the table. */
-	if (!table_find(in->dev, in->ino))
-		table_insert(in);
+	/*
+	 * The new key may already be taken: the filesystem reuses the number of a file that is
+	 * gone while the kernel still holds that file's inode (or a lookup raced the rename).
+	 * The inode moving here is the one the writer's descriptors are on, so it wins: the
+	 * other leaves the table (it lives on for the kernel's references, by its own handle).
+	 * Left off the table itself, the next lookup of the name made a second kernel inode of
+	 * the same file, and the two cached different attributes (fsx: a chmod through the
+	 * descriptor not seen by stat of the name, an ftruncate undone).
+	 */
+	old = table_find(in->dev, in->ino);
+	if (old)
+		table_remove(old);
+	table_insert(in);
 	pthread_mutex_lock(&in->lock);
 	free(in->handle);
 	in->handle = h;

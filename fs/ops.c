@@ -38,7 +38,8 @@
  *  - The uploader's own namespace operations see its staged files as a plain file system
  *    would: link, rename (from/onto), rmdir of / readdir of the directory holding them first
  *    give the upload its verdict (a rejected upload is then gone: link fails with EACCES,
- *    the others act on a missing file); unlink cancels it.
+ *    the others act on a missing file); unlink cancels it (or, when a RELEASE was judging
+ *    it and published it meanwhile, removes the published name).
  *  - Every other write (append, reopen-and-write, truncate, fallocate, mmap, writes after a
  *    publish by a second descriptor or a forked child) goes straight to the visible file
  *    under one rule, fs/gate.c: bytes written through the mount are never returned to
@@ -702,10 +703,18 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int f
 	}
 	if (unlinkat(pfd, name, flags) < 0) {
 		ret = -errno;
-		/* Unlinking one's own staged upload cancels it. */
-		if (ret == -ENOENT && !flags &&
-		    pending_unlink(parent, name, fuse_req_ctx(req)->pid, false) == 0)
-			ret = 0;
+		/*
+		 * Unlinking one's own staged upload cancels it.  One whose verdict a RELEASE
+		 * was making (close() had returned) is published by now: unlink that.
+		 */
+		if (ret == -ENOENT && !flags) {
+			int pr = pending_unlink(parent, name, fuse_req_ctx(req)->pid, false);
+
+			if (pr == 0)
+				ret = 0;
+			else if (pr == 1)
+				ret = unlinkat(pfd, name, 0) < 0 ? -errno : 0;
+		}
 	} else if (!flags && pending_any()) {
 		/* The file a rewrite was staged for is gone: so is the rewrite. */
 		pending_unlink(parent, name, fuse_req_ctx(req)->pid, true);

@@ -237,14 +237,18 @@ int pending_unlink(fuse_ino_t parent, const char *name, pid_t pid, bool file_gon
 	n = pend_all(parent, name, v, 16);
 	for (i = 0; i < n; i++) {
 		if (pend_touches(v[i], pid, file_gone)) {
+			/* up->lock waits for a verdict in progress (a RELEASE judging it) */
 			pthread_mutex_lock(&v[i]->lock);
 			if (v[i]->state == UP_STAGED) {
 				v[i]->state = UP_CANCELLED;
 				stage_drop(v[i]);	/* named: unlinked now, as a tmpfile is */
+			} else if (v[i]->state == UP_PUBLISHED && !file_gone && ret != 0) {
+				ret = 1;	/* published meanwhile: the name is there now */
 			}
 			pthread_mutex_unlock(&v[i]->lock);
 			pend_remove(v[i]);
-			ret = 0;
+			if (ret != 1)
+				ret = 0;
 		}
 		upload_put(v[i]);
 	}
