@@ -71,7 +71,8 @@ struct inode {
 	struct upload *up;		/* staged upload replacing this inode's content */
 	fuse_ino_t parent;		/* last known parent/name, for O_TRUNC staging and pulls */
 	char *name;
-	bool dead;			/* tmpfile of a rejected upload */
+	atomic_bool dead;		/* tmpfile of a rejected upload; atomic: set under the
+					   inode lock, read under the table lock */
 	int dslot;			/* directory fd cache slot, 0 = none; under its lock */
 
 	atomic_uint_fast64_t wgen;	/* bumped by every content change through the mount */

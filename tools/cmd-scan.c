@@ -141,7 +141,6 @@ struct scan {
 	struct cli *cli;
 	struct matcher *m;
 	struct match_opts mopts;
-	bool quarantine, record, rehash, progress, one_fs, prune;
 	int64_t pruned;
 	/* hashgate's own files (scan db, quarantine, audit log): never scanned */
 	dev_t excl_dev[8];
@@ -150,6 +149,9 @@ struct scan {
 	struct qstore *q;
 	struct audit *audit;
 	atomic_bool audit_failed;	/* a promised audit record was not written: exit 2 */
+	bool quarantine, record, rehash, progress, one_fs, prune;
+	bool walk_done;			/* under qlock */
+	bool wdone;			/* under wlock */
 	char actor[256];
 
 	pthread_mutex_t qlock;
@@ -157,7 +159,6 @@ struct scan {
 	struct item ring[QUEUE_CAP];
 	size_t head, count;
 	long jobs;
-	bool walk_done;
 	struct batch *cur;		/* being filled by the walker (main thread only) */
 
 	/* The scan db writer thread and the rows queued for it. */
@@ -165,7 +166,6 @@ struct scan {
 	pthread_cond_t wwake, wspace;
 	struct row *rows;
 	size_t nrows, caprows;
-	bool wdone;
 	pthread_t wtid;
 	sqlite3 *wdb;
 	sqlite3_stmt *ins;

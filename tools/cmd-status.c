@@ -231,10 +231,12 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 	g.feeds = ages;
 	if (prom) {
 		r = status_write_prometheus_global(prom, st, n, &g);
-		if (r < 0 && !explicit_prom && geteuid() != 0 && (r == -EACCES || r == -EPERM ||
-								   r == -EROFS)) {
-			r = 0;	/* the config's textfile is root's job (a timer); not ours */
-		} else if (r < 0) {
+		/* A non-root caller may not write the config's textfile: that is root's job (a
+		 * timer), not an error of ours; a file asked for on the command line is. */
+		bool roots = !explicit_prom && geteuid() != 0 &&
+			     (r == -EACCES || r == -EPERM || r == -EROFS);
+
+		if (r < 0 && !roots) {
 			cli_error(CMD, "cannot write the Prometheus textfile %s: %s", prom,
 				  strerror(-r));
 			rc = EXIT_ERROR;

@@ -1,5 +1,5 @@
 #!/bin/bash
-# 16-xattr.sh - extended attributes and file capabilities, with xattrs on (the default) and
+# 17-xattr.sh - extended attributes and file capabilities, with xattrs on (the default) and
 # with xattr=off (every xattr request answered ENOSYS, so the kernel stops asking for
 # security.capability before each write).
 #  - default: the security.capability question about a staged upload is answered without

@@ -1,5 +1,5 @@
 #!/bin/bash
-# 27-pdq-formats.sh - a known picture saved as WebP, GIF or BMP is caught by PDQ, and
+# 28-pdq-formats.sh - a known picture saved as WebP, GIF or BMP is caught by PDQ, and
 # per-category on_error decides undecodable images.
 #
 # The database holds the PDQ of a generated JPEG (lib.sh, list t-pdq); tests/tools/jpegxf
