@@ -44,8 +44,8 @@ endif
 PKGS        := fuse3 libcrypto sqlite3 libjpeg libpng zlib libwebp libwebpdemux libgif
 PKG_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS    := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
-# Only the admin CLI (`hashgate feed`) fetches lists: libcurl and zlib are linked into
-# hashgate, never into the daemon or libhashdb.a.
+# Only the admin CLI (`hashgate feed`) fetches lists: libcurl is linked into hashgate, never
+# into the daemon or libhashdb.a (zlib is in PKGS: the library reads .gz list files).
 CLI_PKGS    := libcurl zlib
 CLI_CFLAGS  := $(shell $(PKG_CONFIG) --cflags $(CLI_PKGS) 2>/dev/null)
 CLI_LIBS    := $(shell $(PKG_CONFIG) --libs $(CLI_PKGS) 2>/dev/null)

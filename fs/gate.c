@@ -21,8 +21,7 @@
  *  - A match is pulled through the descriptor the verdict read: truncated (so no other hard
  *    link keeps it) and unlinked.  A pull that fails is an error of the operation, logged
  *    and audited (fail closed), never a silent success.
- *  - No size limit applies: scan_max_size bounds only the admin's rescans of files that
- *    were never written through the mount (hashgate scan).
+ *  - No size limit applies (scan_max_size is accepted for old configs and ignored).
  */
 #include <errno.h>
 #include <stdio.h>

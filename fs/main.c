@@ -91,7 +91,7 @@ static void usage(const char *prog)
 		"usage: %s [-f] [-d] [-s] [-o OPTIONS] BACKING_DIR MOUNTPOINT\n"
 		"  -f            stay in the foreground, log to stderr\n"
 		"  -o config=PATH, db=PATH, quarantine=DIR, on_match=quarantine|block,\n"
-		"     on_error=deny|allow, scan_max_size=SIZE, pdq=on|off, pdq_threshold=N,\n"
+		"     on_error=deny|allow, pdq=on|off, pdq_threshold=N,\n"
 		"     pdq_min_quality=N, scan=on|off, writeback=off, splice=on|off,\n"
 		"     timeout=SECONDS, staging=auto|tmpfile|named, handles=on|off,\n"
 		"     xattr=on|off,\n"

@@ -20,14 +20,14 @@
 
 static const struct cli_command commands[] = {
 	{ "hash",	cmd_hash,	"print md5, sha1, sha256 and PDQ of files" },
-	{ "db",		cmd_db,		"manage the hash database (init, import, add, remove, lists, stats, export)" },
+	{ "db",		cmd_db,		"manage the hash database (init, import, add, remove, lists, stats, export, dump, restore, compact)" },
 	{ "allow",	cmd_allow,	"manage the allowlist of hashes never acted on" },
-	{ "quarantine",	cmd_quarantine,	"list, show, restore, export, hold and purge quarantined uploads" },
+	{ "quarantine",	cmd_quarantine,	"list, show, review, restore, export, hold, release, retry, delete and purge quarantined uploads" },
 	{ "log",	cmd_log,	"show and verify the audit log" },
 	{ "scan",	cmd_scan,	"scan existing storage against the database" },
 	{ "report",	cmd_report,	"compliance report of matches" },
 	{ "status",	cmd_status,	"show running hashgatefs instances and their counters" },
-	{ "feed",	cmd_feed,	"hash lists kept current from HTTPS feeds (add, list, remove, update, status)" },
+	{ "feed",	cmd_feed,	"hash lists kept current from HTTPS feeds (add, list, remove, update, status, keygen, sign)" },
 	{ "config",	cmd_config,	"check a configuration file (config check [FILE])" },
 	{ "key",	cmd_key,	"show the host's signing key for evidence bundles (key show)" },
 };
