@@ -79,6 +79,9 @@ fresh_run() {	# fresh_run NAME COMMANDS
 	unshare --mount --propagation private sh -c '
 		set -e
 		r=$1
+		# A machine or container has its root as a mount point; a bare chroot dir is not
+		# one, and `hashgate restore/export` (a private mount namespace) needs it to be.
+		mount --bind "$r" "$r"
 		mount -t proc proc "$r/proc"
 		mount -t sysfs sysfs "$r/sys"
 		mount --rbind /dev "$r/dev"

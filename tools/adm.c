@@ -287,11 +287,19 @@ int adm_bypass_mounts(const char *cmd)
 	free(line);
 	fclose(f);
 	if (r == 0 && n) {
+		/*
+		 * Everything private before any detach: a detach under a shared mount would
+		 * propagate to the host's namespace and open the gate there.  That needs "/" to
+		 * be a mount point, which a chroot into a plain directory is not: no guessing
+		 * then, an error that says so.
+		 */
 		if (unshare(CLONE_NEWNS) < 0 ||
 		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
 			r = -errno;
 			cli_error(cmd, "cannot reach the storage under the hashgatefs mount %s (private "
-				  "mount namespace: %s); nothing was written", mps[0], strerror(-r));
+				  "mount namespace: %s%s); nothing was written", mps[0], strerror(-r),
+				  r == -EINVAL ? "; in a chroot, its root must be a mount point: "
+				  "bind-mount the directory onto itself" : "");
 		}
 		/* Innermost first (mountinfo lists parents before children). */
 		for (size_t i = n; r == 0 && i-- > 0; ) {

@@ -38,7 +38,9 @@ ok "  database readable" grep -qx 'hashgate_database_readable 1' "$HG_TMP/state/
 
 # Non-root: the config's textfile belongs to root; status still works.
 chmod 0755 "$HG_TMP/state"
-hg_run su nobody -s /bin/sh -c "HASHGATE_CONFIG='$HG_CONF' '$HG_CLI' status"; rc=$?
+# (a copy of the CLI: the build dir may sit where nobody cannot reach, e.g. under /root)
+install -m 0755 "$HG_CLI" "$HG_TMP/state/hashgate-cli"
+hg_run su nobody -s /bin/sh -c "HASHGATE_CONFIG='$HG_CONF' '$HG_TMP/state/hashgate-cli' status"; rc=$?
 out=$HG_OUT
 # (it may still exit 2 when the database itself is root-only: that is "cannot tell")
 ok "non-root status does not fail on root's textfile (rc=$rc)" bash -c "! grep -q 'textfile' <<<\"\$1\"" _ "$out"
