@@ -15,7 +15,7 @@
 # test's later steps on it fail, they do not hang.
 
 declare -A ACT_IN ACT_OUT
-HG_FDCTL=$HG_SRC/tests/tools/fdctl.py
+HG_FDCTL=${HG_PYTOOLS:-$HG_SRC/tests/tools}/fdctl.py
 # the system python: a python3 first in root's PATH (pyenv shims) may not be usable by other uids
 HG_PY=/usr/bin/python3
 [ -x "$HG_PY" ] || HG_PY=$(command -v python3)

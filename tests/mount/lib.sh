@@ -174,6 +174,7 @@ hg_setup() {
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	chmod 0755 "$HG_TMP"		# other uids must reach the mountpoint
+	hg_reachable_tools
 	HG_BACK=$HG_TMP/backing
 	HG_BACK_SRC=$HG_BACK
 	HG_MNT=$HG_TMP/mnt
@@ -500,6 +501,26 @@ hg_refused() {
 	grep -qE 'Permission denied|EACCES' <<<"$out" && return 0
 	echo "'$*' failed, but not with EACCES: $out"
 	return 1
+}
+
+# Tests run the CLI, the test tools and fdctl.py as other uids.  A tree those uids cannot
+# reach (a clone under /root, 0700) gets copies in the scratch dir, and the paths point there.
+hg_reachable_tools() {
+	local f
+	setpriv --reuid=65534 --regid=65534 --clear-groups -- test -x "$HG_CLI" 2>/dev/null &&
+		return 0
+	mkdir -p "$HG_TMP/bin/tools" || bail "cannot make $HG_TMP/bin"
+	cp "$HG_CLI" "$HG_TMP/bin/hashgate" || bail "cannot copy $HG_CLI"
+	for f in "$HG_TOOLS"/*; do
+		case "$f" in *.o|*.d) continue ;; esac
+		[ -f "$f" ] && [ -x "$f" ] && cp "$f" "$HG_TMP/bin/tools/"
+	done
+	cp "$HG_SRC"/tests/tools/*.py "$HG_TMP/bin/tools/" || bail "cannot copy the python tools"
+	chmod -R a+rX "$HG_TMP/bin"
+	HG_CLI=$HG_TMP/bin/hashgate
+	HG_TOOLS=$HG_TMP/bin/tools
+	HG_PYTOOLS=$HG_TMP/bin/tools
+	PATH=$HG_TMP/bin:$PATH
 }
 
 # Run CMD as uid:gid (no supplementary groups): hg_as UID GID CMD...
