@@ -130,6 +130,24 @@ static int j_string(struct json_parser *j, struct json_val *v)
 }
 
 
+/* An object member's `"key" :` (white space before it already skipped), into k. */
+static int j_key(struct json_parser *j, struct json_val *k)
+{
+	if (j->p >= j->end || *j->p != '"') {
+		j->why = "expected a key";
+		return -1;
+	}
+	if (j_string(j, k) < 0)
+		return -1;
+	json_ws(j);
+	if (j->p >= j->end || *j->p != ':') {
+		j->why = "expected ':'";
+		return -1;
+	}
+	j->p++;
+	return 0;
+}
+
 /* Skip an object or array (values nobody asked for). */
 static int j_skip_container(struct json_parser *j, int depth)
 {
@@ -150,18 +168,8 @@ static int j_skip_container(struct json_parser *j, int depth)
 	for (;;) {
 		json_ws(j);
 		if (obj) {
-			if (j->p >= j->end || *j->p != '"') {
-				j->why = "expected a key";
+			if (j_key(j, &k) < 0)
 				return -1;
-			}
-			if (j_string(j, &k) < 0)
-				return -1;
-			json_ws(j);
-			if (j->p >= j->end || *j->p != ':') {
-				j->why = "expected ':'";
-				return -1;
-			}
-			j->p++;
 		}
 		if (json_value(j, &v, depth + 1) < 0)
 			return -1;
@@ -247,18 +255,8 @@ int json_object(struct json_parser *j,
 	}
 	for (;;) {
 		json_ws(j);
-		if (j->p >= j->end || *j->p != '"') {
-			j->why = "expected a key";
+		if (j_key(j, &k) < 0)
 			return -1;
-		}
-		if (j_string(j, &k) < 0)
-			return -1;
-		json_ws(j);
-		if (j->p >= j->end || *j->p != ':') {
-			j->why = "expected ':'";
-			return -1;
-		}
-		j->p++;
 		if (json_value(j, &v, 1) < 0)
 			return -1;
 		r = fn(arg, &k, &v);
