@@ -82,10 +82,21 @@ struct pdq_query {
 
 /* Called for each lane whose lower bound is under the current best; updates *best. */
 struct pdq_best {
-	int dist;			/* best full distance so far; threshold + 1 when none */
+	int dist;			/* the scan's bound: best full distance so far, threshold
+					   + 1 when none (ranked: stays threshold + 1) */
 	size_t idx;
 	int variant;
 	const struct exact_table *skip;	/* allowlisted database values, or NULL */
+	/*
+	 * Ranked search (a rank function is set): the best is the candidate within the
+	 * threshold whose list's category ranks highest, then the nearest; every candidate
+	 * within the threshold is finished, since a farther one may rank higher.  Candidates
+	 * within the threshold are a handful per query, so the rank calls cost nothing.
+	 */
+	int (*rank)(const char *category, void *arg);
+	void *rank_arg;
+	const struct list_meta *lists;
+	int best_rank, best_dist;
 };
 
 typedef void (*pdq_scan_fn)(const struct pdq_table *t, const struct pdq_query *q,
@@ -138,6 +149,19 @@ static void pdq_finish(const struct pdq_table *t, const struct pdq_query *q, siz
 		pdq_table_value(t, i, val);
 		if (exact_find(b->skip, val) >= 0)
 			return;
+	}
+	if (b->rank) {
+		int r = b->rank(b->lists[t->list[i]].category, b->rank_arg);
+
+		/* lanes come in index order: ties keep the first, as the unranked scan does */
+		if (b->variant >= 0 && (r < b->best_rank ||
+					(r == b->best_rank && best >= b->best_dist)))
+			return;
+		b->best_rank = r;
+		b->best_dist = best;
+		b->idx = i;
+		b->variant = bv;
+		return;
 	}
 	b->dist = best;
 	b->idx = i;
@@ -1073,13 +1097,18 @@ static int pdq_search(const struct matcher *m, const struct pdq_result *q, int t
 		pq.w[v][2] = load64(q->hash[v].b + 16);
 		pq.w[v][3] = load64(q->hash[v].b + 24);
 	}
+	memset(&b, 0, sizeof(b));
 	b.dist = threshold + 1;
-	b.idx = 0;
 	b.variant = -1;
 	b.skip = skip;
+	b.rank = __atomic_load_n(&rank_fn, __ATOMIC_ACQUIRE);
+	b.rank_arg = __atomic_load_n(&rank_arg, __ATOMIC_RELAXED);
+	b.lists = m->lists;
 	kernel_get()(&m->pdq, &pq, &b);
 	if (b.variant < 0)
 		return 0;
+	if (b.rank)
+		b.dist = b.best_dist;
 	if (hit) {
 		uint8_t next[32];
 		size_t n = 1;
@@ -1111,10 +1140,12 @@ int matcher_check(const struct matcher *m, const struct digests *d,
 	static const enum hash_algo order[] = { HASH_SHA256, HASH_SHA1, HASH_MD5 };
 	int threshold = opts ? opts->pdq_threshold : MATCH_PDQ_THRESHOLD_DEFAULT;
 	int minq = opts ? opts->pdq_min_quality : MATCH_PDQ_MIN_QUALITY_DEFAULT;
-	struct match_hit tmp;
+	int (*fn)(const char *, void *);
+	struct match_hit tmp, cand;
 	const uint8_t *v;
+	void *arg;
 	size_t k;
-	int r;
+	int r, cr, found = 0, best = 0;
 
 	if (!hit)
 		hit = &tmp;
@@ -1128,19 +1159,45 @@ int matcher_check(const struct matcher *m, const struct digests *d,
 	}
 	if (pdq && pdq->ndih >= 1 && exact_find(&m->allow[HASH_PDQ], pdq->hash[PDQ_ORIG].b) >= 0)
 		return 0;
+	/*
+	 * Without a rank function the first hit decides.  With one, every hash of the upload is
+	 * looked up and the hit whose category ranks highest decides (ties: the first, in
+	 * the order sha256, sha1, md5, PDQ): the same file may be listed by its SHA-256 in a
+	 * log-only list and by its MD5 or PDQ in a quarantine list, and must be quarantined.
+	 * Only matches pay for the extra lookups; a clean upload looks up everything anyway.
+	 */
+	fn = __atomic_load_n(&rank_fn, __ATOMIC_ACQUIRE);
+	arg = __atomic_load_n(&rank_arg, __ATOMIC_RELAXED);
 	if (d) {
 		for (k = 0; k < sizeof(order) / sizeof(order[0]); k++) {
 			v = digests_get(d, order[k]);
 			if (!v)
 				continue;
-			r = matcher_lookup(m, order[k], v, hit);
-			if (r)
+			r = matcher_lookup(m, order[k], v, found ? &cand : hit);
+			if (r < 0)
 				return r;
+			if (!r)
+				continue;
+			if (!fn)
+				return r;
+			if (!found) {
+				found = 1;
+				best = fn(hit->category, arg);
+			} else if ((cr = fn(cand.category, arg)) > best) {
+				best = cr;
+				*hit = cand;
+			}
 		}
 	}
-	if (pdq && pdq->quality >= minq)
-		return pdq_search(m, pdq, threshold, &m->allow[HASH_PDQ], hit);
-	return 0;
+	if (pdq && pdq->quality >= minq) {
+		r = pdq_search(m, pdq, threshold, &m->allow[HASH_PDQ], found ? &cand : hit);
+		if (r < 0)
+			return r;
+		if (r && found && fn(cand.category, arg) > best)
+			*hit = cand;
+		found |= r;
+	}
+	return found;
 }
 
 /* ---- slot ------------------------------------------------------------------------------- */

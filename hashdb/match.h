@@ -69,7 +69,11 @@ size_t matcher_memory(const struct matcher *m);
  * The whole verdict: exact lookups of every digest in d (those in d->mask), then, when pdq is
  * non-NULL and its quality >= opts->pdq_min_quality, the nearest PDQ within the threshold over
  * every variant in pdq.  The allowlist wins over any hit.  Returns 1 and fills *hit on a match,
- * 0 when clean, negative errno on failure.
+ * 0 when clean, negative errno on failure.  Without a rank function (matcher_set_rank) the
+ * first hit in the order sha256, sha1, md5, PDQ is reported; with one, the hit whose category
+ * ranks highest over all of them (ties: that order; PDQ: within the threshold, then nearest),
+ * so a file listed by SHA-256 in a log-only list and by MD5 or PDQ in a quarantine list is
+ * reported with the quarantine list.
  */
 int matcher_check(const struct matcher *m, const struct digests *d,
 		  const struct pdq_result *pdq, const struct match_opts *opts,
@@ -93,11 +97,13 @@ int matcher_hit_meta(const char *dbpath, const struct match_hit *hit,
 		     struct hashdb_rowmeta *out, char *err, size_t errlen);
 
 /*
- * Which list a hit names when the matching hash is in several lists (or the nearest PDQ value
- * is): the one whose category rank(category, arg) rates highest, ties to the lowest list id.
+ * Which list a hit names when the matching hash is in several lists (or PDQ values of several
+ * lists are within the threshold): the one whose category rank(category, arg) rates highest,
+ * ties to the lowest list id (PDQ: to the nearest).
  * The daemon ranks by the action its config gives each category, so a hash in both a log-only
  * list and a quarantine list is quarantined.  NULL (the default) = lowest list id.  rank is
- * called from lookup threads (only for such duplicates): it must be thread-safe.  Process-wide.
+ * called from lookup threads (only for matches: duplicates, several hits of one upload, PDQ
+ * candidates within the threshold): it must be thread-safe.  Process-wide.
  */
 void matcher_set_rank(int (*rank)(const char *category, void *arg), void *arg);
 

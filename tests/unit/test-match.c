@@ -3,7 +3,8 @@
  * with list and category, PDQ threshold edges (31 matches, 32 does not), nearest match,
  * dihedral variants, the quality gate, the allowlist, every PDQ kernel agreeing with a brute
  * force reference (including the partial last block), missing/corrupt databases, and the slot
- * swapping snapshots when the generation changes while old references stay valid.
+ * swapping snapshots when the generation changes while old references stay valid; with a
+ * rank, the strongest category over every hash of an upload decides.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -353,6 +354,83 @@ static void test_rank(void)
 	matcher_put(m);
 }
 
+/*
+ * One upload matching lists of different categories by different hashes: its SHA-256 in a
+ * weak list, its MD5 or its PDQ in a stronger one.  The verdict must act on the strongest
+ * (a log-only list must never let a quarantine list's match through).
+ */
+static void test_rank_across(void)
+{
+	struct matcher *m;
+	struct digests d;
+	struct pdq_result q;
+	struct match_opts o = { MATCH_PDQ_THRESHOLD_DEFAULT, MATCH_PDQ_MIN_QUALITY_DEFAULT };
+	struct match_hit hit;
+	uint8_t s256[32], md5[16], p1[32], p2[32];
+
+	rand_bytes(s256, 32);
+	rand_bytes(md5, 16);
+	rand_bytes(p1, 32);
+	memcpy(p2, p1, 32);
+	flip_bits(p2, 17);			/* p2 is 17 bits from p1 */
+	hashdb_begin(&db, NULL, 0);
+	add(list_other, HASH_SHA256, s256);	/* other: rank 0 */
+	add(list_illegal, HASH_MD5, md5);	/* illegal: rank 1 */
+	add(list_other, HASH_PDQ, p1);		/* nearest PDQ in the weak list */
+	add(list_pdq, HASH_PDQ, p2);		/* baseline: rank 2, farther */
+	hashdb_commit(&db, NULL, 0);
+	m = load();
+	memset(&d, 0, sizeof(d));
+	d.mask = HASH_BIT(HASH_MD5) | HASH_BIT(HASH_SHA256);
+	memcpy(d.sha256, s256, 32);
+	memcpy(d.md5, md5, 16);
+	memset(&q, 0, sizeof(q));
+	q.ndih = 1;
+	q.quality = 100;
+	memcpy(q.hash[0].b, p1, 32);
+	flip_bits(q.hash[0].b, 2);
+
+	ok(matcher_check(m, &d, NULL, &o, &hit) == 1 && hit.algo == HASH_SHA256 &&
+	   !strcmp(hit.category, "other"), "no rank function: the SHA-256 hit is reported");
+	matcher_set_rank(rank_by_category, NULL);
+	ok(matcher_check(m, &d, NULL, &o, &hit) == 1 && hit.algo == HASH_MD5 &&
+	   !strcmp(hit.category, "illegal"),
+	   "with a rank: the MD5 hit in the stronger list wins over the SHA-256 hit in the weak "
+	   "one (got %s in %s)", hash_algo_name(hit.algo), hit.category);
+	ok(matcher_check(m, &d, &q, &o, &hit) == 1 && hit.algo == HASH_PDQ &&
+	   !strcmp(hit.category, "baseline") && !memcmp(hit.value, p2, 32),
+	   "a PDQ match in a stronger list wins over exact hits in weaker ones (got %s in %s)",
+	   hash_algo_name(hit.algo), hit.category);
+	d.mask = 0;
+	ok(matcher_check(m, &d, &q, &o, &hit) == 1 && !strcmp(hit.category, "baseline") &&
+	   hit.distance == dist(q.hash[0].b, p2),
+	   "a farther PDQ in a stronger list wins over the nearest in a weak one (got %s, "
+	   "distance %d)", hit.category, hit.distance);
+	q.quality = 10;
+	d.mask = HASH_BIT(HASH_SHA256);
+	ok(matcher_check(m, &d, &q, &o, &hit) == 1 && !strcmp(hit.category, "other"),
+	   "below the quality gate the PDQ does not count: the exact hit stands");
+	q.quality = 100;
+	o.pdq_threshold = 16;
+	ok(matcher_check(m, &d, &q, &o, &hit) == 1 && !strcmp(hit.category, "other"),
+	   "a stronger PDQ beyond the threshold does not count");
+	o.pdq_threshold = MATCH_PDQ_THRESHOLD_DEFAULT;
+	ok(matcher_lookup_pdq(m, &q, 31, &hit) == 1 && !strcmp(hit.category, "baseline"),
+	   "matcher_lookup_pdq ranks within the threshold too");
+	matcher_set_rank(NULL, NULL);
+	d.mask = 0;
+	ok(matcher_check(m, &d, &q, &o, &hit) == 1 && !memcmp(hit.value, p1, 32),
+	   "no rank function: the nearest PDQ as before");
+	matcher_put(m);
+	/* leave the shared lists as the later tests expect them */
+	hashdb_begin(&db, NULL, 0);
+	hashdb_hash_remove(&db, list_other, HASH_SHA256, s256, NULL, 0);
+	hashdb_hash_remove(&db, list_illegal, HASH_MD5, md5, NULL, 0);
+	hashdb_hash_remove(&db, list_other, HASH_PDQ, p1, NULL, 0);
+	hashdb_hash_remove(&db, list_pdq, HASH_PDQ, p2, NULL, 0);
+	hashdb_commit(&db, NULL, 0);
+}
+
 static void test_slot(void)
 {
 	struct matcher_slot s;
@@ -469,6 +547,7 @@ int main(void)
 	matcher_put(m);
 	test_check();
 	test_rank();
+	test_rank_across();
 	test_slot();
 	hashdb_close(&db);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
