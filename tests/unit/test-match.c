@@ -7,6 +7,8 @@
  * rank, the strongest category over every hash of an upload decides.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 
 #include "hashdb/db.h"
 #include "hashdb/hash.h"
+#include "hashdb/import.h"
 #include "hashdb/match.h"
 #include "tests/unit/tap.h"
 
@@ -431,6 +434,251 @@ static void test_rank_across(void)
 	hashdb_commit(&db, NULL, 0);
 }
 
+/* ---- one hash in two lists, every order of changes, while a daemon's slot reloads ---- */
+
+static char tpath[160];
+static uint8_t th[32], tfill[2][32];
+
+/* Import into list name (category cat) a plain file of the filler and, if with, th. */
+static int two_import(struct hashdb *d, const char *name, const char *cat, int fill, bool with,
+		      bool replace, bool remove)
+{
+	struct import_opts o = {
+		.list = name, .category = cat, .algo = HASH_SHA256, .format = IMPORT_PLAIN,
+		.replace = replace, .remove = remove, .create = true,
+	};
+	struct import_stats st;
+	char f[200], hex[65], err[512];
+	FILE *fp;
+	int r;
+
+	snprintf(f, sizeof(f), "%s/two-%s.txt", dir, name);
+	fp = fopen(f, "w");
+	if (!fp)
+		return -errno;
+	if (!remove) {
+		hex_encode(tfill[fill], 32, hex);
+		fprintf(fp, "%s\n", hex);
+	}
+	if (with) {
+		hex_encode(th, 32, hex);
+		fprintf(fp, "%s\n", hex);
+	}
+	fclose(fp);
+	r = import_file(d, f, &o, &st, err, sizeof(err));
+	if (r < 0)
+		diag("import %s: %s", name, err);
+	return r;
+}
+
+static int two_delete(struct hashdb *d, const char *name)
+{
+	char err[256];
+	int r = hashdb_begin(d, err, sizeof(err));
+
+	if (r == 0)
+		r = hashdb_list_delete(d, name, err, sizeof(err));
+	if (r == 0)
+		return hashdb_commit(d, err, sizeof(err));
+	hashdb_rollback(d);
+	return r;
+}
+
+/* Is th matched, and with which category, in this snapshot (rank set or not)? */
+static int two_check(struct matcher *m, char *cat)
+{
+	struct match_opts o = { MATCH_PDQ_THRESHOLD_DEFAULT, MATCH_PDQ_MIN_QUALITY_DEFAULT };
+	struct match_hit hit;
+	struct digests d;
+	int r;
+
+	memset(&d, 0, sizeof(d));
+	d.mask = HASH_BIT(HASH_SHA256);
+	memcpy(d.sha256, th, 32);
+	r = matcher_check(m, &d, NULL, &o, &hit);
+	if (r == 1)
+		snprintf(cat, 32, "%s", hit.category);
+	else
+		cat[0] = '\0';
+	return r;
+}
+
+/*
+ * A random walk over add / replace with / replace without / retract / delete of two lists
+ * that may both hold th (categories "other" and "baseline"): after every change the slot
+ * reloads and th is matched exactly when some list holds it, with the stronger category when
+ * both do.  Deleting the list with the highest id and making it again reuses its id.
+ */
+static void test_two_lists_walk(void)
+{
+	static const char *const names[2] = { "A", "B" }, *const cats[2] = { "other", "baseline" };
+	struct matcher_slot s;
+	struct hashdb d;
+	char err[256], cat[32], want[32];
+	bool exists[2] = { false, false }, holds[2] = { false, false };
+	int step, bad = 0, x, op, r, got;
+
+	snprintf(tpath, sizeof(tpath), "%s/two.db", dir);
+	rand_bytes(th, 32);
+	rand_bytes(tfill[0], 32);
+	rand_bytes(tfill[1], 32);
+	if (hashdb_open(&d, tpath, HASHDB_CREATE, err, sizeof(err)) < 0) {
+		ok(0, "two.db: %s", err);
+		return;
+	}
+	two_import(&d, "seed", "other", 0, false, false, false);	/* never empty */
+	if (matcher_slot_init(&s, tpath, err, sizeof(err)) < 0) {
+		ok(0, "slot: %s", err);
+		hashdb_close(&d);
+		return;
+	}
+	matcher_set_rank(rank_by_category, NULL);
+	for (step = 0; step < 400 && bad < 5; step++) {
+		struct matcher *m;
+
+		x = (int)(rnd() % 2);
+		op = (int)(rnd() % 5);
+		switch (op) {
+		case 0:		/* add th (a delta line, or a plain import) */
+			r = two_import(&d, names[x], cats[x], x, true, false, false);
+			exists[x] = holds[x] = true;
+			break;
+		case 1:		/* the full list again, with th */
+			r = two_import(&d, names[x], cats[x], x, true, true, false);
+			exists[x] = holds[x] = true;
+			break;
+		case 2:		/* the full list again, without th */
+			r = two_import(&d, names[x], cats[x], x, false, true, false);
+			exists[x] = true;
+			holds[x] = false;
+			break;
+		case 3:		/* a delta retracting th */
+			if (!exists[x])
+				continue;
+			r = two_import(&d, names[x], cats[x], x, true, false, true);
+			holds[x] = false;
+			break;
+		default:	/* the list deleted */
+			if (!exists[x])
+				continue;
+			r = two_delete(&d, names[x]);
+			exists[x] = holds[x] = false;
+			break;
+		}
+		if (r < 0) {
+			ok(0, "step %d: op %d on %s: %d", step, op, names[x], r);
+			bad++;
+			continue;
+		}
+		r = matcher_slot_refresh(&s, err, sizeof(err));
+		m = matcher_slot_get(&s);
+		got = two_check(m, cat);
+		matcher_put(m);
+		snprintf(want, sizeof(want), "%s", holds[1] ? "baseline" : holds[0] ? "other" : "");
+		if (r != 1 || got != (holds[0] || holds[1]) || strcmp(cat, want) != 0) {
+			ok(0, "step %d (op %d on %s): refresh %d, matched %d in '%s', want %d in "
+			   "'%s'", step, op, names[x], r, got, cat, holds[0] || holds[1], want);
+			bad++;
+		}
+	}
+	ok(bad == 0, "a hash in two lists: matched exactly while some list holds it, with the "
+	   "stronger category, after each of %d random changes and reloads", step);
+	matcher_set_rank(NULL, NULL);
+	matcher_slot_release(&s);
+	hashdb_close(&d);
+}
+
+struct churn {
+	volatile int stop;
+	int rounds, fails;
+};
+
+/* List B always holds th; list A is replaced with and without it, retracted, deleted. */
+static void *churn_main(void *arg)
+{
+	struct churn *c = arg;
+	struct hashdb d;
+	int k = 0;
+
+	if (hashdb_open(&d, tpath, 0, NULL, 0) < 0) {
+		c->fails++;
+		return NULL;
+	}
+	while (!c->stop) {
+		int r;
+
+		switch (k++ % 4) {
+		case 0: r = two_import(&d, "A", "other", 0, true, true, false); break;
+		case 1: r = two_import(&d, "A", "other", 0, false, true, false); break;
+		case 2: r = two_import(&d, "A", "other", 0, true, false, true); break;
+		default: r = two_delete(&d, "A"); break;
+		}
+		if (r < 0 && r != -ENOENT)
+			c->fails++;
+		c->rounds++;
+	}
+	hashdb_close(&d);
+	return NULL;
+}
+
+/*
+ * While another handle keeps changing list A in transactions, every snapshot the slot loads
+ * (and every snapshot loaded directly) still matches th, which list B holds throughout, and
+ * reports B's category.
+ */
+static void test_two_lists_reload(void)
+{
+	struct matcher_slot s;
+	struct churn c = { 0 };
+	struct hashdb d;
+	pthread_t t;
+	char err[256], cat[32];
+	int i, misses = 0, loads = 0, swaps = 0, r;
+
+	if (hashdb_open(&d, tpath, 0, err, sizeof(err)) < 0 ||
+	    two_import(&d, "B", "baseline", 1, true, true, false) < 0) {
+		ok(0, "two.db: %s", err);
+		return;
+	}
+	hashdb_close(&d);
+	if (matcher_slot_init(&s, tpath, err, sizeof(err)) < 0) {
+		ok(0, "slot: %s", err);
+		return;
+	}
+	matcher_set_rank(rank_by_category, NULL);
+	if (pthread_create(&t, NULL, churn_main, &c) != 0) {
+		ok(0, "pthread_create");
+		matcher_slot_release(&s);
+		return;
+	}
+	for (i = 0; i < 300 || c.rounds < 50; i++) {
+		struct matcher *m = NULL;
+
+		r = matcher_slot_refresh(&s, err, sizeof(err));
+		swaps += r == 1;
+		m = matcher_slot_get(&s);
+		if (two_check(m, cat) != 1 || strcmp(cat, "baseline") != 0)
+			misses++;
+		matcher_put(m);
+		if (matcher_load(tpath, &m, err, sizeof(err)) == 0) {
+			loads++;
+			if (two_check(m, cat) != 1 || strcmp(cat, "baseline") != 0)
+				misses++;
+			matcher_put(m);
+		}
+		if (i > 100000)
+			break;
+	}
+	c.stop = 1;
+	pthread_join(t, NULL);
+	ok(misses == 0 && c.fails == 0 && swaps > 10,
+	   "while list A changes %d times in transactions, %d reloads (%d swaps) and %d direct "
+	   "loads all match the hash list B holds, with B's category (misses %d, failed "
+	   "changes %d)", c.rounds, i, swaps, loads, misses, c.fails);
+	matcher_set_rank(NULL, NULL);
+	matcher_slot_release(&s);
+}
+
 static void test_slot(void)
 {
 	struct matcher_slot s;
@@ -548,6 +796,8 @@ int main(void)
 	test_check();
 	test_rank();
 	test_rank_across();
+	test_two_lists_walk();
+	test_two_lists_reload();
 	test_slot();
 	hashdb_close(&db);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
