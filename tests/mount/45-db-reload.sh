@@ -1,10 +1,12 @@
 #!/bin/bash
 # 45-db-reload.sh - database changes are picked up without a remount: a hash imported (or
 # added) while mounted blocks its file within a few seconds; a removed list stops matching;
-# uploads keep flowing during the reload.
+# uploads keep flowing during the reload; a file in two lists of different categories gets the
+# stronger action whichever hash (SHA-256, MD5) each list holds, as the lists change.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 M=$HG_MNT B=$HG_BACK W=$HG_TMP/w
+echo "on_match.report = log" >>"$HG_CONF"
 hg_mount || bail "mount failed"
 
 hg_random "$W/late" 123457
@@ -46,6 +48,39 @@ for i in $(seq 25); do
 	sleep 0.2
 done
 ok "after removing the list its file is accepted again within 5 s" test -n "$ok_after"
+
+# --- one file in two lists: a log-only one (report) and a quarantine one (illegal) ---------
+accepted_within() {	# accepted_within FILE SECONDS NAMEPREFIX
+	local f=$1 limit=$2 p=$3 i=0 start=$SECONDS
+	while [ $((SECONDS - start)) -le "$limit" ]; do
+		i=$((i + 1))
+		cp "$f" "$M/$p$i" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	return 1
+}
+hg_random "$W/two" 54321
+S2=$(sha256sum <"$W/two" | cut -d' ' -f1) M2=$(md5sum <"$W/two" | cut -d' ' -f1)
+echo "$S2" >"$W/l-two"
+hg_cli db import --list t-report --category report --type sha256 "$W/l-two" >/dev/null
+ok "listed only in the log-only list: accepted (and logged)" accepted_within "$W/two" 5 rep
+hg_cli db add --list t-illegal --category illegal --type md5 "$M2" >/dev/null
+t=$(blocked_within "$W/two" 5 two) ; rc=$?
+ok "its MD5 added to a quarantine list: refused within 5 s although its SHA-256 is in the log-only list (took ${t:-?} s)" test $rc -eq 0
+hg_cli db add --list t-illegal --category illegal --type sha256 "$S2" >/dev/null
+hg_cli db remove --list t-illegal --type md5 "$M2" >/dev/null
+sleep 1.5
+nok "the same SHA-256 in both lists: refused" cp "$W/two" "$M/two-both"
+hg_cli db import --list t-report --category report --type sha256 --replace "$W/l-two" >/dev/null
+sleep 1.5
+nok "the log-only list replaced (same content, new generation): still refused" cp "$W/two" "$M/two-rep"
+hg_cli db remove --list t-report --all >/dev/null
+sleep 1.5
+nok "the log-only list removed: still refused" cp "$W/two" "$M/two-norep"
+hg_cli db import --list t-report --category report --type sha256 "$W/l-two" >/dev/null
+hg_cli db remove --list t-illegal --all >/dev/null
+ok "the quarantine list removed: accepted again (log-only) within 5 s" accepted_within "$W/two" 5 back
+ok "no refused try left a file behind" bash -c "! ls -A '$B' | grep -q '^two'"
 
 # uploads keep flowing while the database is being changed
 ( for i in $(seq 10); do hg_random "$W/x$i" 1000; hg_cli db import --list "t-bulk$i" --category other --type sha256 <(sha256sum <"$W/x$i" | cut -d' ' -f1) >/dev/null; done ) &
