@@ -11,7 +11,9 @@
  *                               'feed:NAME' = state of list feed NAME (tools/feed.c: ETag,
  *                               Last-Modified, delta cursor, last good fetch), written with
  *                               hashdb_meta_set() WITHOUT a generation bump: it is not
- *                               matched against, so it must not make every daemon reload.
+ *                               matched against, so it must not make every daemon reload
+ *                               (a feed's state after an applied body rides in the
+ *                               import's transaction, which bumps it for the list).
  *   lists(id, name UNIQUE, origin, category, version, imported, updated)
  *   hashes(algo, value BLOB, list_id, added, label, ref, category, quality)
  *                               PRIMARY KEY (algo, value, list_id),

@@ -1507,6 +1507,11 @@ static int write_records(struct hashdb *db, struct import_ctx *c, struct import_
 		hashdb_rollback(db);
 		return 0;
 	}
+	if (o->meta_key) {
+		r = hashdb_meta_set(db, o->meta_key, o->meta_value, c->err, c->errlen);
+		if (r < 0)
+			goto out_rollback_stmts;
+	}
 	if (o->progress)
 		o->progress(o->progress_arg, "commit", 0, 0);
 	return hashdb_commit(db, c->err, c->errlen);
@@ -1516,6 +1521,7 @@ out_rollback:
 	sqlite3_finalize(ins);
 	sqlite3_finalize(upd);
 	sqlite3_finalize(del);
+out_rollback_stmts:
 	hashdb_rollback(db);
 	memset(st, 0, sizeof(*st));
 	return r;

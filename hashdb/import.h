@@ -82,6 +82,12 @@ struct import_opts {
 	bool create;			/* remove/replace may create a missing list (a feed's first
 					   full list); otherwise a missing list is -ENOENT */
 	bool dry_run;			/* apply, count, roll back: stats say what would change */
+	/*
+	 * Also set meta row meta_key to meta_value (hashdb_meta_set: no generation bump of its
+	 * own) in the import's transaction, so the row changes exactly when the list does (a
+	 * feed's state with the list it describes).  NULL: none.  Not on dry_run or check.
+	 */
+	const char *meta_key, *meta_value;
 	bool check;			/* validate only: every bad line to message(), no writes */
 	unsigned max_bad;		/* check: report this many bad lines (0: default 100) */
 	/* Warnings and check-mode bad lines, already escaped; NULL: dropped. */

@@ -38,6 +38,8 @@
 #define FEED_LINE_MAX	4096
 #define SIG_MAX		4096
 #define STATE_PREFIX	"feed:"
+#define STATE_KEY_MAX	128
+#define STATE_MAX	2048
 
 __attribute__((format(printf, 3, 4)))
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -504,21 +506,31 @@ static void put_line(char *buf, size_t len, size_t *o, const char *k, const char
 	buf[*o < len ? *o : len - 1] = '\0';
 }
 
+/* The meta row of a feed's state: key and value (the format feed_state_get reads). */
+static void state_row(const char *name, const struct feed_state *st, char key[STATE_KEY_MAX],
+		      char buf[STATE_MAX])
+{
+	char num[32];
+	size_t o = 0;
+
+	snprintf(key, STATE_KEY_MAX, STATE_PREFIX "%s", name);
+	buf[0] = '\0';
+	put_line(buf, STATE_MAX, &o, "etag", st->etag);
+	put_line(buf, STATE_MAX, &o, "last_modified", st->last_modified);
+	put_line(buf, STATE_MAX, &o, "sha256", st->sha256);
+	put_line(buf, STATE_MAX, &o, "error", st->error);
+#define I(k) snprintf(num, sizeof(num), "%lld", (long long)st->k); \
+	put_line(buf, STATE_MAX, &o, #k, num)
+	I(cursor); I(last_ok); I(last_change); I(last_attempt); I(failures);
+#undef I
+}
+
 int feed_state_put(struct hashdb *db, const char *name, const struct feed_state *st, char *err,
 		   size_t errlen)
 {
-	char key[128], buf[2048], num[32];
-	size_t o = 0;
+	char key[STATE_KEY_MAX], buf[STATE_MAX];
 
-	snprintf(key, sizeof(key), STATE_PREFIX "%s", name);
-	put_line(buf, sizeof(buf), &o, "etag", st->etag);
-	put_line(buf, sizeof(buf), &o, "last_modified", st->last_modified);
-	put_line(buf, sizeof(buf), &o, "sha256", st->sha256);
-	put_line(buf, sizeof(buf), &o, "error", st->error);
-#define I(k) snprintf(num, sizeof(num), "%lld", (long long)st->k); \
-	put_line(buf, sizeof(buf), &o, #k, num)
-	I(cursor); I(last_ok); I(last_change); I(last_attempt); I(failures);
-#undef I
+	state_row(name, st, key, buf);
 	return hashdb_meta_set(db, key, buf, err, errlen);
 }
 
@@ -1130,7 +1142,8 @@ static int delta_split(int in, int64_t *seq, int64_t *after, int *out, char *err
  * with replace).  Messages name the URL, not the temporary file.
  */
 static int apply_import(struct hashdb *db, int fd, const struct feed *f, bool replace,
-			struct import_stats *st, char *err, size_t errlen)
+			const char *state_key, const char *state, struct import_stats *st,
+			char *err, size_t errlen)
 {
 	struct import_opts o = {
 		.list = f->list,
@@ -1140,6 +1153,8 @@ static int apply_import(struct hashdb *db, int fd, const struct feed *f, bool re
 		.format = (enum import_format)format_of(f),
 		.replace = replace,
 		.create = true,		/* a feed's first full list makes the list */
+		.meta_key = state_key,	/* the feed's state, in the list's transaction */
+		.meta_value = state,
 	};
 	char path[64], msg[1024];
 	size_t pl;
@@ -1205,7 +1220,7 @@ static int dry_run(struct hashdb *db, int fd, const struct feed *f, struct feed_
 	r = hashdb_open(&scratch, path, HASHDB_CREATE, err, errlen);
 	if (r < 0)
 		goto out_dir;
-	r = apply_import(&scratch, fd, f, false, &st, err, errlen);
+	r = apply_import(&scratch, fd, f, false, NULL, NULL, &st, err, errlen);
 	if (r < 0)
 		goto out_db;
 	res->records = st.records;
@@ -1253,6 +1268,19 @@ out_dir:
 	return r < 0 ? r : 0;
 }
 
+/* A fetch that ends with the list current: validators of this response, no error. */
+static void state_good(struct feed_state *st, const struct feed_result *res,
+		       const struct xfer *x)
+{
+	if (!res->not_modified) {
+		snprintf(st->etag, sizeof(st->etag), "%s", x->etag);
+		snprintf(st->last_modified, sizeof(st->last_modified), "%s", x->last_modified);
+	}
+	st->last_ok = st->last_attempt;
+	st->failures = 0;
+	st->error[0] = '\0';
+}
+
 static bool list_exists(struct hashdb *db, const char *name)
 {
 	struct hashdb_list l;
@@ -1265,8 +1293,9 @@ int feed_update(struct cli *cli, struct hashdb *db, const struct feed *f, bool d
 {
 	const char *cmd = "feed update";
 	char url[4200], sig[SIG_MAX + 1], esc[4096], eerr[1200];
-	struct feed_state st;
+	struct feed_state st, nst;
 	struct import_stats ist;
+	char skey[STATE_KEY_MAX], sval[STATE_MAX];
 	struct xfer x;
 	const void *body = NULL;
 	size_t bodylen = 0;
@@ -1400,31 +1429,36 @@ int feed_update(struct cli *cli, struct hashdb *db, const struct feed *f, bool d
 		r = fail(err, errlen, "the audit log cannot take the record; nothing applied");
 		goto failed;
 	}
-	r = apply_import(db, cfd, f, !f->delta, &ist, err, errlen);
+	/*
+	 * The state the feed has once this body is applied (cursor, sha256, validators, last
+	 * good fetch) is committed in the import's own transaction: list and state never
+	 * disagree, even after a crash.
+	 */
+	nst = st;
+	nst.last_change = st.last_attempt;
+	if (f->delta)
+		nst.cursor = res->sequence;
+	snprintf(nst.sha256, sizeof(nst.sha256), "%s", res->sha256);
+	state_good(&nst, res, &x);
+	state_row(f->name, &nst, skey, sval);
+	r = apply_import(db, cfd, f, !f->delta, skey, sval, &ist, err, errlen);
 	if (r < 0)
 		goto failed;
+	st = nst;
 	res->added = ist.added;
 	res->removed = ist.removed;
 	res->records = ist.records;
 	res->outcome = FEED_APPLIED;
-	st.last_change = st.last_attempt;
-	if (f->delta)
-		st.cursor = res->sequence;
-	snprintf(st.sha256, sizeof(st.sha256), "%s", res->sha256);
 	dbcli_audit(cli, cmd, "feed.update", "\"feed\":\"%s\",\"list\":\"%s\",\"url\":\"%s\","
 		    "\"added\":%llu,\"removed\":%llu,\"sha256\":\"%s\",\"signed\":%s,"
 		    "\"sequence\":%lld", f->name, f->list,
 		    adm_json_escape(esc, sizeof(esc), f->url), (unsigned long long)res->added,
 		    (unsigned long long)res->removed, res->sha256,
 		    res->verified ? "true" : "false", (long long)res->sequence);
+	r = 0;
+	goto out;
 good:
-	if (!res->not_modified) {
-		snprintf(st.etag, sizeof(st.etag), "%s", x.etag);
-		snprintf(st.last_modified, sizeof(st.last_modified), "%s", x.last_modified);
-	}
-	st.last_ok = st.last_attempt;
-	st.failures = 0;
-	st.error[0] = '\0';
+	state_good(&st, res, &x);
 	if (!dry) {
 		r = feed_state_put(db, f->name, &st, err, errlen);
 		if (r < 0)

@@ -15,9 +15,10 @@
  *    failed update changes no list: the last good list stays in force.
  *  - A full feed replaces its list in one import transaction (import_file, --replace); a delta
  *    feed applies a body only when its header's "after" equals the stored cursor (no gaps,
- *    no reordering), and stores the new cursor after the import commits.  Both are idempotent
- *    when repeated, so a crash between the import and the state write is harmless: the next
- *    run fetches and applies the same body again, to the same result.
+ *    no reordering).  The state after an applied body (new cursor, body SHA-256, validators,
+ *    last good fetch) is written in that same transaction (import_opts.meta_key), so the list
+ *    and its state never disagree, even after a crash.  States without an import (304, same
+ *    body, failures) are a transaction of their own.
  *  - Every import of a feed goes through one function (feed.c: apply_import).
  * Single-threaded CLI code; nothing is shared between calls.
  */

@@ -391,6 +391,64 @@ static void test_missing_list_dry_run(void)
 	is_int(list_count("ghost"), 1, "the list is as it was");
 }
 
+static char *meta_of(const char *key)
+{
+	struct hashdb db;
+	char *v = NULL;
+
+	if (hashdb_open(&db, path, HASHDB_RDONLY, NULL, 0) < 0)
+		return NULL;
+	if (hashdb_meta_get(&db, key, &v, NULL, 0) < 0)
+		v = NULL;
+	hashdb_close(&db);
+	return v;
+}
+
+/* A meta row (a feed's state) set in the import's own transaction: with the list, or not at all. */
+static void test_meta_with_import(void)
+{
+	struct import_opts o = { .list = "fed", .algo = -1, .create = true, .replace = true,
+				 .meta_key = "feed:fed", .meta_value = "cursor=1\n" };
+	struct import_stats st;
+	char p[160], err[1024], *v;
+	uint64_t g;
+	int r;
+
+	snprintf(p, sizeof(p), "%s/fed.txt", dir);
+	write_file(p, MD5_A "\n" MD5_B "\nnot-a-hash\n");
+	g = gen();
+	r = run(p, &o, &st, err, sizeof(err));
+	v = meta_of("feed:fed");
+	ok(r == -EINVAL && !v && gen() == g && list_count("fed") == -1,
+	   "a failed import writes neither the list nor the meta row (%s)", err);
+	free(v);
+	write_file(p, MD5_A "\n" MD5_B "\n");
+	o.create = false;		/* fails inside the transaction: no such list */
+	r = run(p, &o, &st, err, sizeof(err));
+	v = meta_of("feed:fed");
+	ok(r == -ENOENT && !v && gen() == g, "an import rolled back writes no meta row either");
+	free(v);
+	o.create = true;
+	o.dry_run = true;
+	r = run(p, &o, &st, err, sizeof(err));
+	v = meta_of("feed:fed");
+	ok(r == 0 && !v && gen() == g, "a dry run writes no meta row");
+	free(v);
+	o.dry_run = false;
+	r = run(p, &o, &st, err, sizeof(err));
+	v = meta_of("feed:fed");
+	ok(r == 0 && v && !strcmp(v, "cursor=1\n") && list_count("fed") == 2 && gen() == g + 1,
+	   "an import writes the list and the meta row in one transaction (one generation)");
+	free(v);
+	o.meta_value = "cursor=2\n";
+	write_file(p, MD5_A "\n");
+	r = run(p, &o, &st, err, sizeof(err));
+	v = meta_of("feed:fed");
+	ok(r == 0 && v && !strcmp(v, "cursor=2\n") && list_count("fed") == 1 && gen() == g + 2,
+	   "the next import replaces both together");
+	free(v);
+}
+
 static char *dump_to_string(const char *dbpath, size_t *len)
 {
 	struct dump_stats ds;
@@ -570,6 +628,7 @@ int main(void)
 	test_plain_gz();
 	test_check();
 	test_missing_list_dry_run();
+	test_meta_with_import();
 	test_dump();
 	test_compact();
 	test_match();
