@@ -4,7 +4,8 @@
  * The dump reads inside one read transaction, so it is one committed generation even while
  * imports run.  Hashes come out by (algo, value, list name): nearly primary-key order (the
  * cheapest order to insert them again), and the same whatever ids the lists got, so a restored
- * database dumps to the same bytes.  Restore is one write transaction (bumping the
+ * database dumps to the same bytes.  Meta rows other than the generation and the creation
+ * time (the feeds' state) come last, by key.  Restore is one write transaction (bumping the
  * generation once); lists are referred to by name in the dump and mapped to the new ids.
  * Every string goes through the JSON escaper, so labels with any bytes survive the round trip
  * (invalid UTF-8 as \udcNN, which the reader turns back into the byte).
@@ -83,6 +84,8 @@ int dump_write(struct hashdb *db, FILE *f, struct dump_stats *st, char *err, siz
 		"SELECT l.name, h.algo, h.value, h.added, h.label, h.ref, h.category, h.quality "
 		"FROM hashes h JOIN lists l ON l.id = h.list_id ORDER BY h.algo, h.value, l.name",
 		"SELECT algo, value, added, reason FROM allowlist ORDER BY algo, value",
+		"SELECT key, value FROM meta WHERE key NOT IN ('generation', 'created') "
+		"ORDER BY key",
 	};
 	sqlite3_stmt *s = NULL;
 	int64_t created = 0;
@@ -100,7 +103,7 @@ int dump_write(struct hashdb *db, FILE *f, struct dump_stats *st, char *err, siz
 	s = NULL;
 	fprintf(f, "{\"hashgate_dump\":%d,\"schema\":%d,\"created\":%lld}\n", DUMP_FORMAT_VERSION,
 		hashdb_schema_version(db), (long long)created);
-	for (k = 0; k < 3; k++) {
+	for (k = 0; k < 4; k++) {
 		rc = sqlite3_prepare_v2(db->sql, q[k], -1, &s, NULL);
 		if (rc != SQLITE_OK) {
 			r = hashdb_sql_error(db, rc, "read", err, errlen);
@@ -127,13 +130,20 @@ int dump_write(struct hashdb *db, FILE *f, struct dump_stats *st, char *err, siz
 				put_opt_text(f, "category", s, 6);
 				put_opt_int(f, "quality", s, 7);
 				st->hashes++;
-			} else {
+			} else if (k == 2) {
 				fprintf(f, "{\"type\":\"allow\"");
 				if (put_hex(f, s, 0, 1) < 0)
 					goto corrupt;
 				put_opt_int(f, "added", s, 2);
 				put_opt_text(f, "reason", s, 3);
 				st->allow++;
+			} else {
+				/* the feeds' state (tools/feed.c), so a restore resumes them */
+				fprintf(f, "{\"type\":\"meta\",\"key\":");
+				put_str(f, (const char *)sqlite3_column_text(s, 0) ?: "");
+				fprintf(f, ",\"value\":");
+				put_str(f, (const char *)sqlite3_column_text(s, 1) ?: "");
+				st->meta++;
 			}
 			fputs("}\n", f);
 			if (ferror(f)) {
@@ -149,9 +159,13 @@ int dump_write(struct hashdb *db, FILE *f, struct dump_stats *st, char *err, siz
 		sqlite3_finalize(s);
 		s = NULL;
 	}
-	fprintf(f, "{\"type\":\"end\",\"lists\":%llu,\"hashes\":%llu,\"allow\":%llu}\n",
+	fprintf(f, "{\"type\":\"end\",\"lists\":%llu,\"hashes\":%llu,\"allow\":%llu",
 		(unsigned long long)st->lists, (unsigned long long)st->hashes,
 		(unsigned long long)st->allow);
+	/* only when there are any: a dump without feeds stays what older versions read */
+	if (st->meta)
+		fprintf(f, ",\"meta\":%llu", (unsigned long long)st->meta);
+	fputs("}\n", f);
 	if (ferror(f)) {
 		r = -EIO;
 		snprintf(err, errlen, "write error");
@@ -170,8 +184,9 @@ out:
 
 struct dline {
 	struct json_val type, name, list, category, origin, version, algo, hash, label, id,
-		reason;
-	struct json_val imported, updated, added, quality, lists, hashes, allow, dump, created;
+		reason, key, value;
+	struct json_val imported, updated, added, quality, lists, hashes, allow, meta, dump,
+		created;
 };
 
 static int dline_member(void *arg, const struct json_val *k, const struct json_val *v)
@@ -180,7 +195,7 @@ static int dline_member(void *arg, const struct json_val *k, const struct json_v
 #define K(n) { #n, offsetof(struct dline, n) }
 		K(type), K(name), K(list), K(category), K(origin), K(version), K(algo), K(hash),
 		K(label), K(id), K(reason), K(imported), K(updated), K(added), K(quality),
-		K(lists), K(hashes), K(allow), K(created),
+		K(lists), K(hashes), K(allow), K(created), K(key), K(value), K(meta),
 #undef K
 		{ "hashgate_dump", offsetof(struct dline, dump) },
 	};
@@ -444,16 +459,40 @@ static int restore_line(struct restore *x, const struct dline *d, struct dump_st
 		st->allow++;
 		return 0;
 	}
+	if (!strcmp(type, "meta")) {
+		char key[256], *val = malloc(DUMP_LINE_MAX);
+		const char *pk, *pval;
+
+		if (!val)
+			return -ENOMEM;
+		pk = dstr(&d->key, key, sizeof(key), &bad);
+		pval = dstr(&d->value, val, DUMP_LINE_MAX, &bad);
+		if (bad || !pk || !*pk || !pval || !strcmp(pk, "generation") ||
+		    !strcmp(pk, "created")) {
+			free(val);
+			return rbad(x, "malformed meta entry");
+		}
+		unescape_bytes(key);
+		unescape_bytes(val);
+		r = hashdb_meta_set(x->db, key, val, x->err, x->errlen);
+		free(val);
+		if (r < 0)
+			return r;
+		st->meta++;
+		return 0;
+	}
 	if (!strcmp(type, "end")) {
 		long long nl = dint(&d->lists, &bad), nh = dint(&d->hashes, &bad),
-			  na = dint(&d->allow, &bad);
+			  na = dint(&d->allow, &bad), nm = dint(&d->meta, &bad);
 
 		if (bad || (unsigned long long)nl != st->lists ||
-		    (unsigned long long)nh != st->hashes || (unsigned long long)na != st->allow)
-			return rbad(x, "end line counts (%lld lists, %lld hashes, %lld allowlisted) "
-				    "differ from the entries read (%llu, %llu, %llu)", nl, nh, na,
+		    (unsigned long long)nh != st->hashes || (unsigned long long)na != st->allow ||
+		    (nm < 0 ? st->meta != 0 : (unsigned long long)nm != st->meta))
+			return rbad(x, "end line counts (%lld lists, %lld hashes, %lld allowlisted, "
+				    "%lld meta) differ from the entries read (%llu, %llu, %llu, %llu)",
+				    nl, nh, na, nm < 0 ? 0 : nm,
 				    (unsigned long long)st->lists, (unsigned long long)st->hashes,
-				    (unsigned long long)st->allow);
+				    (unsigned long long)st->allow, (unsigned long long)st->meta);
 		*ended = 1;
 		return 0;
 	}

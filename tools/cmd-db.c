@@ -822,9 +822,9 @@ static int db_dump(int argc, char **argv, struct cli *cli)
 		return EXIT_ERROR;
 	}
 	if (out && strcmp(out, "-") != 0 && !cli->quiet)
-		fprintf(stderr, "%s: %llu lists, %llu hashes, %llu allowlisted\n", out,
-			(unsigned long long)st.lists, (unsigned long long)st.hashes,
-			(unsigned long long)st.allow);
+		fprintf(stderr, "%s: %llu lists, %llu hashes, %llu allowlisted, %llu feed states\n",
+			out, (unsigned long long)st.lists, (unsigned long long)st.hashes,
+			(unsigned long long)st.allow, (unsigned long long)st.meta);
 	return 0;
 }
 
@@ -903,7 +903,8 @@ static int db_compact(int argc, char **argv, struct cli *cli)
 		usage(stdout);
 		return 0;
 	}
-	if (dbcli_open(cli, cmd, &db, 0) < 0)
+	/* audited like every other change of the database (which it is, physically) */
+	if (dbcli_audit_check(cli, cmd) < 0 || dbcli_open(cli, cmd, &db, 0) < 0)
 		return EXIT_ERROR;
 	r = hashdb_compact(&db, &before, &after, err, sizeof(err));
 	hashdb_close(&db);
@@ -917,6 +918,9 @@ static int db_compact(int argc, char **argv, struct cli *cli)
 	else if (!cli->quiet)
 		printf("%s: %s before, %s after\n", cli->cfg.db, adm_fmt_bytes(before, b1),
 		       adm_fmt_bytes(after, b2));
+	if (dbcli_audit(cli, cmd, "db.compact", "\"before\":%llu,\"after\":%llu",
+			(unsigned long long)before, (unsigned long long)after) < 0)
+		return EXIT_ERROR;
 	return 0;
 }
 

@@ -5,7 +5,7 @@
 # `sha256sum --tag` lines, gzip; --check (every bad line, exit 1, nothing changed); --delete /
 # --replace of a list that does not exist (exit 2, nothing created); terminal escapes from a
 # list file never reach the terminal raw; db dump -> restore -> dump identical, restore into a
-# non-empty database refused, db compact; a scan match, its quarantine record and the report
+# non-empty database refused, feed state carried, db compact audited; a scan match, its quarantine record and the report
 # carry the list row's id and label.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/adm-lib.sh"
@@ -118,6 +118,9 @@ hg_result $r "the scan's audit record names the list row's id and label"
 
 # --- dump / restore / compact
 hgc allow add --reason "fp $(printf '\001')" "md5:0123456789abcdef0123456789abcdef" >/dev/null
+# a feed's state as `hashgate feed update` leaves it (one meta row; no server needed here)
+FSTATE=$(printf 'etag="W/\\"x"\nsha256=ab\ncursor=7\nlast_ok=1700000000')
+sqlite3 "$AT_DB" "INSERT INTO meta(key, value) VALUES ('feed:f9', '$FSTATE')"
 ok "db dump" hgc db dump -o "$AT/d1.jsonl"
 is "$(stat -c %a "$AT/d1.jsonl")" 600 "the dump file is private (0600)"
 ok "restore into a new database" hgc --db "$AT/copy.db" db init
@@ -127,6 +130,8 @@ hgc --db "$AT/copy.db" db dump >"$AT/d2.jsonl"
 ok "dump -> restore -> dump is identical" diff "$AT/d1.jsonl" "$AT/d2.jsonl"
 case $(cat "$AT/d2.jsonl") in *'"type":"allow"'*'"reason":"fp \u0001"'*) r=1 ;; *) r=0 ;; esac
 hg_result $r "the allowlist and its reason are in the dump"
+is "$(sqlite3 "$AT/copy.db" "SELECT value FROM meta WHERE key = 'feed:f9'")" "$FSTATE" \
+	"the feed's state (cursor, ETag) is restored with the lists"
 hg_run hgc --db "$AT/copy.db" db restore "$AT/d1.jsonl"
 is "$?" 2 "restore into a database that has lists exits 2"
 head -n 3 "$AT/d1.jsonl" >"$AT/cut.jsonl"
@@ -138,4 +143,5 @@ hg_run hgc db compact
 is "$?" 0 "db compact exits 0"
 case $HG_OUT in *"before"*"after"*) r=1 ;; *) r=0 ;; esac
 hg_result $r "... and prints the size before and after ($HG_OUT)"
+ok "... and is audited with both sizes" grep -q '"action":"db.compact".*"before":[0-9]*,"after":[0-9]*' "$AT_AUDIT"
 done_testing

@@ -4,7 +4,8 @@
  * without a header, --map, per-row id/label/category/quality kept and warned-about ignored
  * columns, JSON arrays and pretty-printed JSON, HMA signal objects, `sha256sum --tag` lines,
  * gzip input, --check listing every bad line, --dry-run, --delete/--replace of a missing list,
- * control characters escaped in messages; the full dump/restore round trip and compact; the
+ * control characters escaped in messages; a meta row (feed state) committed with the import or
+ * not at all; the full dump/restore round trip (feed state included) and compact; the
  * matcher acting on a row's own category and a hit's row metadata.
  * Every file is generated here; the hashes are of nothing in particular.
  */
@@ -490,10 +491,14 @@ static void test_dump(void)
 	hashdb_hash_add(&db, id, HASH_SHA256, v, "caf\xe9 \"q\" \\ \x1b", NULL, 0);
 	hashdb_allow_add(&db, HASH_SHA256, v, "fp\ttab", NULL, 0);
 	hashdb_commit(&db, NULL, 0);
+	/* a feed's state, with odd bytes (a server's ETag) */
+	hashdb_meta_set(&db, "feed:odd", "etag=\"W/\\x\x01\xff\"\ncursor=7\n", NULL, 0);
 	hashdb_close(&db);
 
 	d1 = dump_to_string(path, &l1);
 	ok(d1 && strstr(d1, "\"type\":\"end\""), "dump written");
+	ok(d1 && strstr(d1, "{\"type\":\"meta\",\"key\":\"feed:fed\"") &&
+	   strstr(d1, "\"meta\":2}"), "the feeds' state is in the dump");
 	snprintf(p, sizeof(p), "%s/dump.jsonl", dir);
 	write_file(p, d1 ? d1 : "");
 	snprintf(p2, sizeof(p2), "%s/restored.db", dir);
@@ -516,11 +521,37 @@ static void test_dump(void)
 		snprintf(path, sizeof(path), "%s", save);
 		ok(!strcmp(rw.ref, "17") && !strcmp(rw.category, "illegal") && rw.quality == 90,
 		   "per-row metadata restored");
+		snprintf(path, sizeof(path), "%s", p2);
+		{
+			char *m1 = meta_of("feed:odd"), *m2 = meta_of("feed:fed");
+
+			ok(ds.meta == 2 && m1 && !strcmp(m1, "etag=\"W/\\x\x01\xff\"\ncursor=7\n") &&
+			   m2 && !strcmp(m2, "cursor=2\n"), "feed states restored byte for byte");
+			free(m1);
+			free(m2);
+		}
+		snprintf(path, sizeof(path), "%s", save);
 	}
 	hashdb_open(&db, p2, 0, NULL, 0);
 	r = dump_restore(&db, p, &ds, err, sizeof(err));
 	hashdb_close(&db);
 	ok(r == -EEXIST, "restore into a database with lists is refused: %s", err);
+	/* a meta line dropped: the end line's count tells */
+	if (d1) {
+		char *dup = strdup(d1), *a = dup ? strstr(dup, "{\"type\":\"meta\"") : NULL,
+		     *b = a ? strchr(a, '\n') : NULL;
+
+		if (b)
+			memmove(a, b + 1, strlen(b + 1) + 1);
+		write_file(p, dup ? dup : "");
+		free(dup);
+		snprintf(err, sizeof(err), "%s/meta.db", dir);	/* p2 has lists now */
+		hashdb_open(&db, err, HASHDB_CREATE, NULL, 0);
+		r = dump_restore(&db, p, &ds, err, sizeof(err));
+		hashdb_close(&db);
+		ok(r == -EINVAL && strstr(err, "end line counts"), "a dump missing a meta line is "
+		   "refused: %s", err);
+	}
 	/* a dump cut short */
 	if (d1) {
 		char *cut = strstr(d1, "{\"type\":\"hash\"");
