@@ -2,7 +2,8 @@
 # 45-db-reload.sh - database changes are picked up without a remount: a hash imported (or
 # added) while mounted blocks its file within a few seconds; a removed list stops matching;
 # uploads keep flowing during the reload; a file in two lists of different categories gets the
-# stronger action whichever hash (SHA-256, MD5) each list holds, as the lists change.
+# stronger action whichever hash (SHA-256, MD5) each list holds, as the lists change; a listed
+# file uploaded right after each change of its lists (racing the reload) is always refused.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 M=$HG_MNT B=$HG_BACK W=$HG_TMP/w
@@ -81,6 +82,28 @@ hg_cli db import --list t-report --category report --type sha256 "$W/l-two" >/de
 hg_cli db remove --list t-illegal --all >/dev/null
 ok "the quarantine list removed: accepted again (log-only) within 5 s" accepted_within "$W/two" 5 back
 ok "no refused try left a file behind" bash -c "! ls -A '$B' | grep -q '^two'"
+
+# a file in a full list stays refused while another list holding it too gets deltas, is
+# removed, and the full list is replaced: every upload races a reload
+hg_random "$W/d" 40051
+D=$(sha256sum <"$W/d" | cut -d' ' -f1)
+hg_random "$W/f" 40052
+printf '%s\n%s\n' "$D" "$(sha256sum <"$W/f" | cut -d' ' -f1)" >"$W/full"
+hg_cli db import --list t-full --category illegal --type sha256 "$W/full" >/dev/null
+sleep 1.5
+leaks=
+for i in $(seq 24); do
+	case $((i % 4)) in
+	0) printf '{"sha256":"%s"}\n' "$D" >"$W/delta.jsonl"
+	   hg_cli db import --list t-delta --category other "$W/delta.jsonl" >/dev/null ;;
+	1) printf '{"sha256":"%s","deleted":true}\n' "$D" >"$W/delta.jsonl"
+	   hg_cli db import --list t-delta --category other "$W/delta.jsonl" >/dev/null ;;
+	2) hg_cli db import --list t-full --category illegal --type sha256 --replace "$W/full" >/dev/null ;;
+	3) hg_cli db remove --list t-delta --all >/dev/null 2>&1 ;;
+	esac
+	cp "$W/d" "$M/race$i" 2>/dev/null && leaks="$leaks $i"
+done
+is "$leaks" "" "24 uploads of a listed file, each right after a change of its lists, all refused"
 
 # uploads keep flowing while the database is being changed
 ( for i in $(seq 10); do hg_random "$W/x$i" 1000; hg_cli db import --list "t-bulk$i" --category other --type sha256 <(sha256sum <"$W/x$i" | cut -d' ' -f1) >/dev/null; done ) &
