@@ -404,6 +404,7 @@ static int open_backing(void)
 	hgfs.root.kino = st.st_ino;
 	hgfs.root.type = S_IFDIR;
 	hgfs.root.fd = hgfs.root_fd;
+	hgfs.root.ofd = -1;
 	hgfs.root.nlookup = 2;
 	return 0;
 }
