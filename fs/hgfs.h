@@ -71,6 +71,7 @@ struct inode {
 	int fd;				/* O_PATH fd for root and handle-less fallbacks, else -1 */
 	int ofd;			/* no handle: O_PATH fd held while opins > 0, else -1 */
 	unsigned opins;			/* open handles pinning it (inode_open_pin) */
+	uid_t ofd_uid;			/* whose limits.c unit ofd holds */
 	struct upload *up;		/* staged upload replacing this inode's content */
 	fuse_ino_t parent;		/* last known parent/name, for O_TRUNC staging and pulls */
 	char *name;
@@ -271,9 +272,11 @@ void inode_pin(struct inode *in, int fd);
  * while any handle is open, so the open file stays reachable after its name goes (unlinked,
  * renamed over, its directory removed), as open_by_handle_at finds it.  fd: any fd of the
  * object the inode is now, or -1 to find it by name.  true: pinned, inode_open_unpin at the
- * handle's release.  Degrades to by-name when the fd cannot be opened (out of descriptors).
+ * handle's release.  The fd holds a unit of uid's open-files budget (limits.c), like a handle;
+ * without one (uid at its share) or when it cannot be opened the inode stays reachable by
+ * name only.
  */
-bool inode_open_pin(struct inode *in, int fd);
+bool inode_open_pin(struct inode *in, int fd, uid_t uid);
 void inode_open_unpin(struct inode *in);
 /* Re-key in to a new backing object (O_TRUNC staging published); fd refers to it. */
 int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st);

@@ -17,7 +17,8 @@
  * While such an inode has handles open it holds an O_PATH fd of its object (ofd,
  * inode_open_pin) and is reopened through that first: an open file stays reachable after its
  * name goes (unlinked, renamed over, its directory removed), as by handle; bounded by open
- * files.  ofd is only ever used and closed under the inode lock.
+ * files, and each such fd holds a unit of the fd budget (limits.c) of the uid whose open made
+ * it.  ofd is only ever used and closed under the inode lock.
  * An object below the root on another filesystem without handles keeps an O_PATH fd.
  * One backing file has one entry on the table, so the kernel has one inode (and one set of
  * cached attributes) per file: an entry whose key was taken over (the number reused after
@@ -212,8 +213,10 @@ static void inode_free(struct inode *in)
 		inode_unref(ino_to_inode(in->parent));
 	if (in->fd >= 0)
 		close(in->fd);
-	if (in->ofd >= 0)
+	if (in->ofd >= 0) {
 		close(in->ofd);
+		limits_open_give(in->ofd_uid);
+	}
 	free(in->handle);
 	free(in->name);
 	if (in->resume) {
@@ -749,6 +752,7 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 			if (nofd < 0) {
 				close(in->ofd);
 				in->ofd = -1;
+				limits_open_give(in->ofd_uid);
 			}
 		}
 		pthread_mutex_unlock(&in->lock);
@@ -840,7 +844,7 @@ void inode_pin(struct inode *in, int fd)
 		close(nfd);
 }
 
-bool inode_open_pin(struct inode *in, int fd)
+bool inode_open_pin(struct inode *in, int fd, uid_t uid)
 {
 	bool need;
 	int nfd;
@@ -855,35 +859,45 @@ bool inode_open_pin(struct inode *in, int fd)
 	in->opins++;
 	need = in->ofd < 0 && in->fd < 0 && !in->dead;
 	pthread_mutex_unlock(&in->lock);
-	if (!need)
+	/* without a unit or an fd it is still reachable by name while it keeps one */
+	if (!need || limits_open_take(uid) < 0)
 		return true;
 	nfd = fd >= 0 ? reopen(fd, in->type, O_PATH) : inode_path_fd(in, O_PATH);
-	if (nfd < 0)
-		return true;	/* still reachable by name while it keeps one */
+	if (nfd < 0) {
+		limits_open_give(uid);
+		return true;
+	}
 	pthread_mutex_lock(&in->lock);
 	/* unpinned meanwhile (its handle already released), or another pin was first */
 	if (in->opins && in->ofd < 0) {
 		in->ofd = nfd;
+		in->ofd_uid = uid;
 		nfd = -1;
 	}
 	pthread_mutex_unlock(&in->lock);
-	if (nfd >= 0)
+	if (nfd >= 0) {
 		close(nfd);
+		limits_open_give(uid);
+	}
 	return true;
 }
 
 void inode_open_unpin(struct inode *in)
 {
+	uid_t uid = 0;
 	int fd = -1;
 
 	pthread_mutex_lock(&in->lock);
 	if (in->opins && --in->opins == 0) {
 		fd = in->ofd;
+		uid = in->ofd_uid;
 		in->ofd = -1;
 	}
 	pthread_mutex_unlock(&in->lock);
-	if (fd >= 0)
+	if (fd >= 0) {
 		close(fd);
+		limits_open_give(uid);
+	}
 }
 
 void inode_hold_lookup(struct inode *in)

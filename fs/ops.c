@@ -869,7 +869,7 @@ static void fh_pin(struct fh *fh)
 {
 	int fd = fh->dir ? dirfd(fh->dir) : fh->up && fh->up->replaces ? -1 : fh_fd(fh);
 
-	fh->pinned = inode_open_pin(fh->inode, fd);
+	fh->pinned = inode_open_pin(fh->inode, fd, fh->lim_uid);
 }
 
 static void fh_free(struct fh *fh)
