@@ -111,7 +111,8 @@ hg_umount
 sub() {
 	local t=$1 out rc
 	shift
-	out=$(env HG_MOUNT_EXTRA=handles=off "$@" bash "$HG_SRC/tests/mount/$t" 2>&1)
+	out=$(env HG_MOUNT_EXTRA="${HG_MOUNT_EXTRA:+$HG_MOUNT_EXTRA,}handles=off" "$@" \
+		bash "$HG_SRC/tests/mount/$t" 2>&1)
 	rc=$?
 	hg_result "$([ $rc = 0 ] && echo 1 || echo 0)" "3: $t with handles=off"
 	[ $rc = 0 ] || diag "$(grep -E -A12 '^not ok|^Bail|seed' <<<"$out" | head -n 80)"
