@@ -6,7 +6,8 @@
  *  - No file descriptor is held per looked-up inode: an inode keeps a kernel file handle
  *    (name_to_handle_at) and is reopened with open_by_handle_at on demand, or, where the
  *    backing filesystem has no usable handles, by its parent and name (checked).  Only the
- *    root and inodes on other filesystems below it without handles keep an O_PATH fd.
+ *    root and inodes on other filesystems below it without handles keep an O_PATH fd;
+ *    without handles an inode keeps one while it is open (inode_open_pin).
  *  - Every path operation is relative to a parent fd with one name component and
  *    O_NOFOLLOW/AT_SYMLINK_NOFOLLOW, so nothing escapes BACKING_DIR.
  *  - A staged upload's bytes live only in an O_TMPFILE (no name in BACKING_DIR) until a clean
@@ -68,6 +69,9 @@ struct inode {
 	struct file_handle *handle;	/* NULL when the fs has no handles: then fd */
 	int mount_idx;
 	int fd;				/* O_PATH fd for root and handle-less fallbacks, else -1 */
+	int ofd;			/* no handle: O_PATH fd held while opins > 0, else -1 */
+	unsigned opins;			/* open handles pinning it (inode_open_pin) */
+	uid_t ofd_uid;			/* whose limits.c unit ofd holds */
 	struct upload *up;		/* staged upload replacing this inode's content */
 	fuse_ino_t parent;		/* last known parent/name, for O_TRUNC staging and pulls */
 	char *name;
@@ -166,6 +170,7 @@ struct fh {
 	bool counted;			/* counted in up->writers */
 	bool plain;			/* counted in inode->plainfh */
 	bool capless;			/* xattr=off: security.capability dropped (ops.c) */
+	bool pinned;			/* holds an inode_open_pin */
 	DIR *dir;			/* opendir */
 	off_t dir_off;
 	bool direct;			/* direct_io: reads come to gate_read_begin */
@@ -262,6 +267,17 @@ void inode_set_name(struct inode *in, fuse_ino_t parent, const char *name);
  * from here on, since the one name it knows may go while the file lives on under another.
  */
 void inode_pin(struct inode *in, int fd);
+/*
+ * An open handle of in: an inode without a file handle keeps an O_PATH fd of its object
+ * while any handle is open, so the open file stays reachable after its name goes (unlinked,
+ * renamed over, its directory removed), as open_by_handle_at finds it.  fd: any fd of the
+ * object the inode is now, or -1 to find it by name.  true: pinned, inode_open_unpin at the
+ * handle's release.  The fd holds a unit of uid's open-files budget (limits.c), like a handle;
+ * without one (uid at its share) or when it cannot be opened the inode stays reachable by
+ * name only.
+ */
+bool inode_open_pin(struct inode *in, int fd, uid_t uid);
+void inode_open_unpin(struct inode *in);
 /* Re-key in to a new backing object (O_TRUNC staging published); fd refers to it. */
 int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st);
 bool inode_is_hidden(struct inode *parent, const char *name, const struct stat *st);

@@ -14,6 +14,11 @@
  * handles=off) an inode is reopened by its last known parent and name instead, and the object
  * found there must still be the inode's (st_dev, st_ino), else it is gone (ENOENT): fds stay
  * bounded as with handles.  A staged upload's inode is reopened through the upload's own fd.
+ * While such an inode has handles open it holds an O_PATH fd of its object (ofd,
+ * inode_open_pin) and is reopened through that first: an open file stays reachable after its
+ * name goes (unlinked, renamed over, its directory removed), as by handle; bounded by open
+ * files, and each such fd holds a unit of the fd budget (limits.c) of the uid whose open made
+ * it.  ofd is only ever used and closed under the inode lock.
  * An object below the root on another filesystem without handles keeps an O_PATH fd.
  * One backing file has one entry on the table, so the kernel has one inode (and one set of
  * cached attributes) per file: an entry whose key was taken over (the number reused after
@@ -208,6 +213,10 @@ static void inode_free(struct inode *in)
 		inode_unref(ino_to_inode(in->parent));
 	if (in->fd >= 0)
 		close(in->fd);
+	if (in->ofd >= 0) {
+		close(in->ofd);
+		limits_open_give(in->ofd_uid);
+	}
 	free(in->handle);
 	free(in->name);
 	if (in->resume) {
@@ -272,6 +281,7 @@ static int inode_new(int fd, int dirfd, const struct stat *st, struct inode **ou
 	in->kino = st->st_ino;
 	in->type = st->st_mode & S_IFMT;
 	in->fd = -1;
+	in->ofd = -1;
 	h->handle_bytes = MAX_HANDLE_SZ;
 	if (!hgfs.handles && st->st_dev == hgfs.root_dev &&
 	    (S_ISDIR(st->st_mode) || st->st_nlink <= 1)) {
@@ -539,6 +549,21 @@ void inode_forget(struct inode *in, uint64_t n)
 		inode_free(in);
 }
 
+/* A new fd (flags; O_PATH too) of the object behind fd, any kind of fd of it; or -errno. */
+static int reopen(int fd, mode_t type, int flags)
+{
+	char p[64];
+	int nfd;
+
+	if (type == S_IFDIR) {
+		nfd = openat(fd, ".", flags | O_CLOEXEC);
+	} else {
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+		nfd = open(p, flags | O_CLOEXEC);
+	}
+	return nfd < 0 ? -errno : nfd;
+}
+
 /* Reopen an inode without a handle by its parent and name, checking it is still the same. */
 static int inode_path_fd(struct inode *in, int flags)
 {
@@ -627,6 +652,14 @@ int inode_fd(struct inode *in, int flags)
 			return fd;
 	}
 	pthread_mutex_lock(&in->lock);
+	if (!in->handle && !in->dead && in->ofd >= 0) {
+		/* open: its own object, wherever its name went (under the lock: see unpin) */
+		fd = reopen(in->ofd, in->type, flags);
+		pthread_mutex_unlock(&in->lock);
+		if (fd >= 0 && flags == O_PATH && in->type == S_IFDIR)
+			dcache_add(in, fd);
+		return fd;
+	}
 	if (!in->handle && !in->dead) {
 		pthread_mutex_unlock(&in->lock);
 		fd = inode_path_fd(in, flags);
@@ -702,16 +735,27 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 
 	if (!in->handle) {
 		/* by path (or an fd of the old object): the new object is found by its key */
-		int nfd = -1;
+		int nfd = -1, nofd = -1;
 
 		if (in->fd >= 0) {
-			char p[64];
-
-			snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
-			nfd = open(p, O_PATH | O_CLOEXEC);
+			nfd = reopen(fd, in->type, O_PATH);
 			if (nfd < 0)
-				return -errno;
+				return nfd;
 		}
+		pthread_mutex_lock(&in->lock);
+		if (in->ofd >= 0) {
+			/*
+			 * Open handles follow the inode to the new object, as by handle; without
+			 * a descriptor for it the name (now the new object's) finds it.
+			 */
+			nofd = reopen(fd, in->type, O_PATH);
+			if (nofd < 0) {
+				close(in->ofd);
+				in->ofd = -1;
+				limits_open_give(in->ofd_uid);
+			}
+		}
+		pthread_mutex_unlock(&in->lock);
 		pthread_mutex_lock(&table_lock);
 		table_remove(in);
 		in->dev = st->st_dev;
@@ -725,8 +769,17 @@ int inode_rekey(struct inode *in, int fd, int dirfd, const struct stat *st)
 			close(in->fd);
 			in->fd = nfd;
 		}
+		if (nofd >= 0) {
+			if (in->ofd >= 0) {
+				close(in->ofd);
+				in->ofd = nofd;
+				nofd = -1;
+			}
+		}
 		pthread_mutex_unlock(&in->lock);
 		pthread_mutex_unlock(&table_lock);
+		if (nofd >= 0)
+			close(nofd);	/* unpinned meanwhile */
 		return 0;
 	}
 	h = malloc(sizeof(*h) + MAX_HANDLE_SZ);
@@ -789,6 +842,62 @@ void inode_pin(struct inode *in, int fd)
 	pthread_mutex_unlock(&in->lock);
 	if (nfd >= 0)
 		close(nfd);
+}
+
+bool inode_open_pin(struct inode *in, int fd, uid_t uid)
+{
+	bool need;
+	int nfd;
+
+	if (in == &hgfs.root)
+		return false;
+	pthread_mutex_lock(&in->lock);
+	if (in->handle) {
+		pthread_mutex_unlock(&in->lock);
+		return false;
+	}
+	in->opins++;
+	need = in->ofd < 0 && in->fd < 0 && !in->dead;
+	pthread_mutex_unlock(&in->lock);
+	/* without a unit or an fd it is still reachable by name while it keeps one */
+	if (!need || limits_open_take(uid) < 0)
+		return true;
+	nfd = fd >= 0 ? reopen(fd, in->type, O_PATH) : inode_path_fd(in, O_PATH);
+	if (nfd < 0) {
+		limits_open_give(uid);
+		return true;
+	}
+	pthread_mutex_lock(&in->lock);
+	/* unpinned meanwhile (its handle already released), or another pin was first */
+	if (in->opins && in->ofd < 0) {
+		in->ofd = nfd;
+		in->ofd_uid = uid;
+		nfd = -1;
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (nfd >= 0) {
+		close(nfd);
+		limits_open_give(uid);
+	}
+	return true;
+}
+
+void inode_open_unpin(struct inode *in)
+{
+	uid_t uid = 0;
+	int fd = -1;
+
+	pthread_mutex_lock(&in->lock);
+	if (in->opins && --in->opins == 0) {
+		fd = in->ofd;
+		uid = in->ofd_uid;
+		in->ofd = -1;
+	}
+	pthread_mutex_unlock(&in->lock);
+	if (fd >= 0) {
+		close(fd);
+		limits_open_give(uid);
+	}
 }
 
 void inode_hold_lookup(struct inode *in)

@@ -9,6 +9,9 @@
  * long-lived handles draw from.  A unit of the budget is taken before the descriptor is
  * opened and given back after it is closed, so the budget is never overshot:
  *  - every open file or directory handle (create, open, opendir) takes one unit;
+ *  - without file handles, an open inode's own descriptor (inode_open_pin, one per inode
+ *    while open) takes one more, from the uid whose open made it (refused: no such fd, and
+ *    the inode is reopened by name meanwhile);
  *  - every staged upload takes one more (its O_TMPFILE), held until the upload is freed, and
  *    one upload slot, held until its verdict (the kernel sends RELEASE after close() has
  *    returned: counting slots until then made fast sequential uploaders hit the limit).

@@ -404,6 +404,7 @@ static int open_backing(void)
 	hgfs.root.kino = st.st_ino;
 	hgfs.root.type = S_IFDIR;
 	hgfs.root.fd = hgfs.root_fd;
+	hgfs.root.ofd = -1;
 	hgfs.root.nlookup = 2;
 	return 0;
 }
@@ -548,6 +549,7 @@ int main(int argc, char *argv[])
 	snprintf(hgfs.st.staging, sizeof(hgfs.st.staging), "%s", staging_mode_name(hgfs.staging));
 	snprintf(hgfs.st.backing_fs, sizeof(hgfs.st.backing_fs), "%s", hgfs.fstype);
 	hgfs.st.file_handles = hgfs.handles;
+	hgfs.st.handles_off = hgfs.handles_off;
 	hgfs.st.started = time(NULL);
 	if (hook_start() < 0)
 		hglog(LOG_ERR, "on_match_exec: cannot start its thread; hooks will not run");

@@ -130,8 +130,9 @@ static int tgt_get(struct inode *in, int flags, struct tgt *t)
 
 /*
  * tgt_get, for an operation that came with an open handle: where the inode cannot be reopened
- * (by name, without file handles: unlinked or renamed away while open) the handle's own fd
- * serves, as open_by_handle_at would have found the open file.
+ * (without file handles, when its open pin could not be taken for want of descriptors, and
+ * the name is gone) the handle's own fd serves, as open_by_handle_at would have found the
+ * open file.
  */
 static int tgt_get_fh(struct inode *in, int flags, struct fh *fh, struct tgt *t)
 {
@@ -858,6 +859,19 @@ static struct fh *fh_new(struct inode *in, fuse_req_t req)
 	return fh_new_taken(in, uid);
 }
 
+/*
+ * The handle is complete: without file handles its inode now holds an fd of its object while
+ * open (inode_open_pin), so fstat, fchmod and the verdict at close still find an open file
+ * whose name went.  A staged rewrite's fd is its new content, not yet the inode's file: that
+ * one is found by name.
+ */
+static void fh_pin(struct fh *fh)
+{
+	int fd = fh->dir ? dirfd(fh->dir) : fh->up && fh->up->replaces ? -1 : fh_fd(fh);
+
+	fh->pinned = inode_open_pin(fh->inode, fd, fh->lim_uid);
+}
+
 static void fh_free(struct fh *fh)
 {
 	gate_close(fh->inode, fh);
@@ -872,6 +886,8 @@ static void fh_free(struct fh *fh)
 	atomic_fetch_sub(&fh->inode->openfh, 1);
 	if (fh->plain)
 		atomic_fetch_sub(&fh->inode->plainfh, 1);
+	if (fh->pinned)
+		inode_open_unpin(fh->inode);
 	inode_unref(fh->inode);
 	if (fh->limited)
 		limits_open_give(fh->lim_uid);
@@ -928,6 +944,7 @@ static void create_append(fuse_req_t req, struct inode *p, const char *name, mod
 	atomic_fetch_add(&in->writers, 1);
 	fh->direct = gate_open(in, fh, fuse_req_ctx(req)->pid, true);
 	fi->direct_io = fh->direct;
+	fh_pin(fh);
 	entry_of(&e, in, &st);
 	fi->fh = (uintptr_t)fh;
 	inode_fd_put(p, pfd);
@@ -994,6 +1011,7 @@ static void hg_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	fh->counted = true;
 	fh->direct = gate_open(up->inode, fh, fuse_req_ctx(req)->pid, true);
 	fi->direct_io = fh->direct;
+	fh_pin(fh);
 	entry_of(&e, up->inode, &st);
 	/* Other users must not reuse this dentry: they get the backing view on lookup. */
 	e.entry_timeout = 0;
@@ -1258,6 +1276,7 @@ done:
 			fh->direct = gate_open(in, fh, ctx->pid, wr);
 		fi->direct_io = fh->direct;
 	}
+	fh_pin(fh);
 	fi->fh = (uintptr_t)fh;
 	if (fuse_reply_open(req, fi) < 0) {
 		if (fh->writable && !fh->up)
@@ -1517,6 +1536,7 @@ static void hg_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		fuse_reply_err(req, e);
 		return;
 	}
+	fh_pin(fh);
 	fi->fh = (uintptr_t)fh;
 	fi->cache_readdir = 0;
 	if (fuse_reply_open(req, fi) < 0)

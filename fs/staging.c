@@ -389,7 +389,8 @@ static void backing_probe(void)
 	/*
 	 * FUSE filesystems without export support (sshfs) encode handles but reopen them only
 	 * while the kernel still caches the inode (ESTALE after eviction, which open turns into
-	 * a fresh lookup); by name (handles=off) is the alternative, with the gaps README lists.
+	 * a fresh lookup); by name (handles=off) is the alternative: an inode that is not open
+	 * and was renamed behind the mount's back is then gone (ENOENT, a fresh lookup finds it).
 	 */
 	if (hgfs.handles_off)
 		hgfs.handles = false;

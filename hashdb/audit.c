@@ -22,6 +22,12 @@
  * writers (daemon threads, daemon and CLI) always chain onto the true last line.  A torn last
  * line (crash mid-write, no newline) was never acknowledged to its writer (the fsync had not
  * returned), so the next append cuts it off instead of gluing a record onto it.
+ *
+ * The log stays open from audit_open to audit_close, so an append needs no new descriptor: a
+ * daemon out of them still records the match it just refused (its verdict was made with
+ * descriptors it held; the record used to fail with EMFILE and was lost).  The name decides
+ * which file is written: when it no longer names the open file (moved away, removed), the
+ * next append opens the name again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -51,7 +57,10 @@
 struct audit {
 	pthread_mutex_t lock;
 	char *path;
+	int fd;				/* the log, O_RDWR | O_APPEND; under lock */
 };
+
+#define AUDIT_OPEN_FLAGS	(O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW)
 
 static void seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -168,32 +177,37 @@ int audit_open(struct audit **out, const char *path, char *err, size_t errlen)
 	int fd;
 
 	*out = NULL;
-	/* Create it now so a bad path is reported at startup, not at the first verdict. */
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	/* Created now so a bad path is reported at startup, not at the first verdict. */
+	fd = open(path, AUDIT_OPEN_FLAGS, 0600);
 	if (fd < 0) {
 		int r = -errno;
 
 		seterr(err, errlen, "audit log %s: %s", path, strerror(-r));
 		return r;
 	}
-	close(fd);
 	a = calloc(1, sizeof(*a));
 	if (!a)
-		return -ENOMEM;
+		goto err_close;
+	a->fd = fd;
 	a->path = strdup(path);
-	if (!a->path || pthread_mutex_init(&a->lock, NULL) != 0) {
-		free(a->path);
-		free(a);
-		return -ENOMEM;
-	}
+	if (!a->path || pthread_mutex_init(&a->lock, NULL) != 0)
+		goto err_free;
 	*out = a;
 	return 0;
+
+err_free:
+	free(a->path);
+	free(a);
+err_close:
+	close(fd);
+	return -ENOMEM;
 }
 
 void audit_close(struct audit *a)
 {
 	if (!a)
 		return;
+	close(a->fd);
 	pthread_mutex_destroy(&a->lock);
 	free(a->path);
 	free(a);
@@ -279,6 +293,27 @@ int audit_check_tail(const char *path, uint64_t *seq, char *err, size_t errlen)
 	return r;
 }
 
+/*
+ * a->fd, reopened when the name no longer leads to it (under a->lock).  lstat needs no
+ * descriptor; a log moved between this check and the write gets the record, as it did when
+ * the log was opened per append.
+ */
+static int log_fd(struct audit *a)
+{
+	struct stat ps, fs;
+	int fd;
+
+	if (lstat(a->path, &ps) == 0 && fstat(a->fd, &fs) == 0 && ps.st_dev == fs.st_dev &&
+	    ps.st_ino == fs.st_ino)
+		return 0;
+	fd = open(a->path, AUDIT_OPEN_FLAGS, 0600);
+	if (fd < 0)
+		return -errno;
+	close(a->fd);
+	a->fd = fd;
+	return 0;
+}
+
 int audit_append(struct audit *a, const char *actor, const char *action, const char *fields)
 {
 	char prev[65], hash[65];
@@ -289,15 +324,14 @@ int audit_append(struct audit *a, const char *actor, const char *action, const c
 	int fd, r, torn;
 
 	pthread_mutex_lock(&a->lock);
-	fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		r = -errno;
+	r = log_fd(a);
+	if (r < 0)
 		goto out_unlock;
-	}
+	fd = a->fd;
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
 			r = -errno;
-			goto out_close;
+			goto out_unlock;
 		}
 	}
 	if (fstat(fd, &st) < 0) {
@@ -358,7 +392,7 @@ int audit_append(struct audit *a, const char *actor, const char *action, const c
 out_free:
 	free(line);
 out_close:
-	close(fd);			/* drops the flock */
+	flock(fd, LOCK_UN);
 out_unlock:
 	pthread_mutex_unlock(&a->lock);
 	return r;

@@ -7,7 +7,9 @@
  * breaks the chain at that point (audit_verify finds it).  The record's own members are in
  * "data", so no key repeats; "prev" and "hash" are always the last two members.  Appends take an exclusive flock on
  * the file, read the last hash and append with O_APPEND + fsync, so the daemon and the CLI can
- * write concurrently.  A struct audit may be shared by threads (internal mutex).
+ * write concurrently.  The log stays open while the struct audit lives: an append needs no new
+ * descriptor unless the name now leads to another file (then that one is opened and written).
+ * A struct audit may be shared by threads (internal mutex).
  */
 #ifndef HASHDB_AUDIT_H
 #define HASHDB_AUDIT_H

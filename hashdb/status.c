@@ -111,8 +111,8 @@ static int fill_status(FILE *f, const void *arg)
 		st->quarantine_bytes, st->quarantine_max_bytes);
 	fprintf(f, "hook_runs=%" PRIu64 "\nhook_failures=%" PRIu64 "\nhook_dropped=%" PRIu64 "\n",
 		st->hook_runs, st->hook_failures, st->hook_dropped);
-	fprintf(f, "backing_fs=%s\nstaging=%s\nfile_handles=%" PRIu64 "\n", st->backing_fs,
-		st->staging, st->file_handles);
+	fprintf(f, "backing_fs=%s\nstaging=%s\nfile_handles=%" PRIu64 "\nhandles_off=%" PRIu64
+		"\n", st->backing_fs, st->staging, st->file_handles, st->handles_off);
 	return ferror(f) ? -EIO : 0;
 }
 
@@ -178,7 +178,7 @@ static int parse_status(FILE *f, struct hg_status *st)
 		U64(audit_errors); U64(quarantine_errors); U64(reload_failing); U64(config_failed);
 		U64(evidence_kept); U64(evidence_lost); U64(quarantine_bytes);
 		U64(quarantine_max_bytes); U64(hook_runs); U64(hook_failures); U64(hook_dropped);
-		U64(file_handles);
+		U64(file_handles); U64(handles_off);
 		else if (strcmp(line, "backing_fs") == 0)
 			snprintf(st->backing_fs, sizeof(st->backing_fs), "%s", eq);
 		else if (strcmp(line, "staging") == 0)

@@ -45,10 +45,12 @@ struct hg_status {
 	uint64_t hook_failures;
 	uint64_t hook_dropped;
 	/* The backing filesystem: its type, how uploads are staged on it (tmpfile: O_TMPFILE,
-	   named: files in the root-only staging dir) and whether it has file handles. */
+	   named: files in the root-only staging dir), whether inodes are reopened by file
+	   handle (else by parent and name), and whether that is because of -o handles=off. */
 	char backing_fs[16];
 	char staging[16];
 	uint64_t file_handles;
+	uint64_t handles_off;
 };
 
 /* Seconds without a status update after which `hashgate status` calls an instance stale. */

@@ -162,7 +162,8 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			       ",\"quarantine_errors\":%" PRIu64 ",\"reload_failing\":%s"
 			       ",\"config_reload_failed\":%s,\"hook_runs\":%" PRIu64
 			       ",\"hook_failures\":%" PRIu64 ",\"hook_dropped\":%" PRIu64
-			       ",\"backing_fs\":\"%s\",\"staging\":\"%s\",\"file_handles\":%s,\"problems\":",
+			       ",\"backing_fs\":\"%s\",\"staging\":\"%s\",\"file_handles\":%s"
+			       ",\"handles_off\":%s,\"problems\":",
 			       st[k].started, g.now - st[k].started,
 			       st[k].updated, st[k].generation, st[k].uploads_scanned,
 			       st[k].uploads_clean, st[k].matches, st[k].quarantined, st[k].blocked,
@@ -170,7 +171,8 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			       st[k].quarantine_errors, st[k].reload_failing ? "true" : "false",
 			       st[k].config_failed ? "true" : "false", st[k].hook_runs,
 			       st[k].hook_failures, st[k].hook_dropped, st[k].backing_fs,
-			       st[k].staging, st[k].file_handles ? "true" : "false");
+			       st[k].staging, st[k].file_handles ? "true" : "false",
+			       st[k].handles_off ? "true" : "false");
 			adm_json_print(stdout, probs);
 			printf("}");
 		}
@@ -218,7 +220,9 @@ int cmd_status(int argc, char **argv, struct cli *cli)
 			if (st[k].staging[0])
 				printf("  backing     %s, staging %s, file handles %s\n",
 				       st[k].backing_fs[0] ? st[k].backing_fs : "?", st[k].staging,
-				       st[k].file_handles ? "yes" : "no (bounded fd cache)");
+				       st[k].file_handles ? "yes" : st[k].handles_off ?
+				       "no (handles=off: inodes reopened by name)" :
+				       "no (inodes reopened by name)");
 			if (st[k].evidence_kept || st[k].evidence_lost)
 				printf("  evidence    %" PRIu64 " kept outside the quarantine store, %"
 				       PRIu64 " lost\n", st[k].evidence_kept, st[k].evidence_lost);

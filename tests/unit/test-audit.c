@@ -4,13 +4,16 @@
  * does not break later appends, field values cannot forge the chain markers.  A record whose
  * own fields hold "hash" or "action" (allowlist changes, verdicts) neither jams later appends
  * nor produces a duplicate JSON key; a log written in the first format (fields at the top
- * level) still verifies and can be appended to.
+ * level) still verifies and can be appended to.  An append needs no new descriptor (a daemon
+ * out of them still records its verdicts: 33-write-model lost a match's record that way), and
+ * a log moved away and recreated under its name is appended to under the name.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,6 +56,72 @@ static void free_lines(char **v, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
 	free(v);
+}
+
+/* In a child: every descriptor taken (a lowered limit, filled with dups), then one append. */
+static void out_of_fds(void)
+{
+	struct audit *a;
+	char err[512];
+	uint64_t n0 = 0, n = 0;
+	pid_t p;
+	int st = -1, r;
+
+	if (audit_open(&a, path, err, sizeof(err)) < 0 || audit_verify(path, &n0, err, sizeof(err))) {
+		ok(0, "out of descriptors: open/verify before: %s", err);
+		return;
+	}
+	p = fork();
+	if (p == 0) {
+		struct rlimit rl;
+		int fd;
+
+		getrlimit(RLIMIT_NOFILE, &rl);
+		rl.rlim_cur = 64;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(3);
+		while ((fd = dup(0)) >= 0)
+			;
+		if (errno != EMFILE)
+			_exit(4);
+		r = audit_append(a, "hashgatefs", "verdict", "\"path\":\"d/f5e\"");
+		_exit(r == 0 ? 0 : r == -EMFILE ? 1 : 2);
+	}
+	waitpid(p, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	   "an append with every descriptor taken succeeds (exit %d: 1 = EMFILE)",
+	   WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	r = audit_verify(path, &n, err, sizeof(err));
+	ok(r == 0 && n == n0 + 1, "... and its record is in the chain (%llu -> %llu)",
+	   (unsigned long long)n0, (unsigned long long)n);
+	audit_close(a);
+}
+
+/* The log renamed away (archived) and a new one made: appends go to the file of the name. */
+static void replaced(void)
+{
+	struct audit *a;
+	char err[512], old[160];
+	uint64_t n = 0, n0 = 0;
+	int r;
+
+	if (audit_open(&a, path, err, sizeof(err)) < 0) {
+		ok(0, "replaced log: open: %s", err);
+		return;
+	}
+	r = audit_append(a, "test", "before.move", NULL);
+	audit_verify(path, &n0, err, sizeof(err));
+	snprintf(old, sizeof(old), "%s.old", path);
+	rename(path, old);
+	r = r ? r : audit_append(a, "test", "after.move", NULL);
+	is_int(r, 0, "appends before and after the log was moved away");
+	r = audit_verify(path, &n, err, sizeof(err));
+	ok(r == 0 && n == 1, "the new log under the name has the one record since (%llu)",
+	   (unsigned long long)n);
+	r = audit_verify(old, &n, err, sizeof(err));
+	ok(r == 0 && n == n0, "the moved log kept its %llu records (%llu)", (unsigned long long)n0,
+	   (unsigned long long)n);
+	audit_close(a);
 }
 
 static int appender(const char *who, int count)
@@ -306,6 +375,8 @@ int main(void)
 	}
 
 	own_keys();
+	out_of_fds();
+	replaced();
 
 	{
 		char cmd[128];
