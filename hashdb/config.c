@@ -640,11 +640,8 @@ static char *trim(char *s)
 	return s;
 }
 
-/*
- * Split one line into key and value in place.  Returns 1 for a setting, 0 for a blank or
- * comment line, negative with *why on a malformed line.
- */
-static int split_line(char *line, char **key, char **value, const char **why)
+/* The one splitter of "key = value" lines: hashgate.conf here, feed files in tools/feed.c. */
+int config_split_line(char *line, char **key, char **value, const char **why)
 {
 	char *s = trim(line), *eq, *v;
 
@@ -728,7 +725,7 @@ int config_load(struct hg_config *c, const char *path, char *err, size_t errlen)
 			why = "NUL byte in line";
 			r = -EINVAL;
 		} else {
-			r = split_line(line, &key, &value, &why);
+			r = config_split_line(line, &key, &value, &why);
 			if (r > 0) {
 				r = set_one(&tmp, key, value, &why);
 				if (r == -ENOMEM) {
