@@ -232,6 +232,9 @@ ok "... reads back: feed list shows the URL with its fragment" \
 ok "... and the CA path with ' #' works" C feed update fr
 is "$(has fraglist "$X")" 1 "the list behind the URL with a fragment is applied"
 C feed remove fr >/dev/null
+nok "feed add refuses a line break in a value (it would start another key)" \
+	C feed add nl "$URL/frag.txt" --list nllist --ca-file "$(printf '%s\nkey = %s' "$P/ca.pem" "$P/other.pub")"
+ok "... and writes no file" test ! -e "$HG_TMP/feeds.d/nl.conf"
 printf 'url = %s/frag.txt   # the members list\nlist = "cmtlist"  # quoted\ntype = sha256\nca_file = %s\nretries = 0\n' \
 	"$URL" "$P/ca.pem" >"$HG_TMP/feeds.d/cmt.conf"
 ok "an inline comment after a value is a comment, as in hashgate.conf" C feed update cmt
