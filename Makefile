@@ -7,7 +7,7 @@
 # wildcard, so adding a file needs no Makefile change.
 # Invariant: the pkg-config flags below are read when make reads this file, so nothing that
 # compiles may run in the same make as `deps` (which may install those very packages): targets
-# that install their dependencies first (check demo bench) do their work in a second make,
+# that install their dependencies first (check demo bench lint fuzz) do their work in a second make,
 # started after `deps`, that reads this file again (tests/make/10-first-run.sh holds us to it).
 
 VERSION     := 0.1.0
@@ -93,7 +93,8 @@ TEST_ENV     = HASHGATE_BUILD=$(abspath $(BUILD)) HASHGATE_SRC=$(CURDIR) \
                HASHGATE_SHARED=$(SHARED) PATH=$(abspath $(BUILD)):$$PATH
 
 .PHONY: all check unit-check mount-check backing-check install uninstall bench lint demo deps clean fuzz \
-        fsx-long package-check deb rpm pkg-tree deps-ok check-run demo-run bench-run fresh-check
+        fsx-long package-check deb rpm pkg-tree deps-ok check-run demo-run bench-run fresh-check \
+        lint-run fuzz-run
 .DEFAULT_GOAL := all
 
 all: $(HASHGATEFS) $(HASHGATE)
@@ -139,6 +140,10 @@ deps-ok:
 
 # deps, then the real work in a make that reads this file (and pkg-config) afresh.
 check demo bench: deps
+	@$(MAKE) --no-print-directory $@-run
+# lint and fuzz compile with the build libraries' flags too, plus their own tools.
+lint fuzz:
+	@sh scripts/deps.sh build $@
 	@$(MAKE) --no-print-directory $@-run
 
 # The whole suite under one prove run, so the closing summary is prove's.
@@ -199,7 +204,7 @@ fresh-check:
 # them and runs each for FUZZ_SECONDS (0: build only), one at a time (tests/fuzz/run.sh).
 FUZZ_CC     ?= clang
 FUZZ_SECONDS ?= 60
-fuzz: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+fuzz-run: $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 	@[ "$(FUZZ_SECONDS)" = 0 ] || sh tests/fuzz/run.sh $(BUILD)/fuzz $(FUZZ_SECONDS) $(SHARED)
 $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz-image.h $(HASHDB_SRC)
 	@mkdir -p $(@D)
@@ -207,8 +212,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz-image.h $(HASHDB_SRC)
 		-fsanitize=fuzzer,address,undefined -o $@ $< $(HASHDB_SRC) $(PKG_LIBS) -lm
 
 LINT_SRC     = $(HASHDB_SRC) $(FS_SRC) $(TOOLS_SRC)
-lint:
-	@sh scripts/deps.sh lint
+lint-run:
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 		--inline-suppr --suppress=missingIncludeSystem -I. $(LINT_SRC)
 	clang-tidy --quiet $(LINT_SRC) -- $(HG_CFLAGS) $(CPPFLAGS)

@@ -564,19 +564,25 @@ void config_release(struct hg_config *c)
 	memset(c, 0, sizeof(*c));
 }
 
-/* Deep copy, so a failing load can be thrown away whole. */
+/*
+ * Deep copy, so a failing load can be thrown away whole.  dst starts with the scalars of src
+ * and no pointer of its own, so a copy failing half-way releases only what it duplicated, never
+ * a string src still owns.
+ */
 static int config_copy(struct hg_config *dst, const struct hg_config *src)
 {
 	size_t i;
 
 	*dst = *src;
+	dst->source = dst->db = dst->quarantine = dst->quarantine_key = NULL;
+	dst->audit_log = dst->state_dir = dst->prometheus_textfile = dst->scan_db = NULL;
+	dst->feeds_dir = dst->on_match_exec = dst->on_match_exec_user = NULL;
 	dst->cat = NULL;
 	dst->ncat = 0;
 	dst->cat_exec = NULL;
 	dst->ncat_exec = 0;
 	dst->cat_err = NULL;
 	dst->ncat_err = 0;
-	dst->feeds_dir = dst->on_match_exec = dst->on_match_exec_user = NULL;
 	if (dup_field(&dst->source, src->source) < 0 || dup_field(&dst->db, src->db) < 0 ||
 	    dup_field(&dst->quarantine, src->quarantine) < 0 ||
 	    dup_field(&dst->quarantine_key, src->quarantine_key) < 0 ||
@@ -587,18 +593,18 @@ static int config_copy(struct hg_config *dst, const struct hg_config *src)
 	    dup_field(&dst->feeds_dir, src->feeds_dir) < 0 ||
 	    dup_field(&dst->on_match_exec, src->on_match_exec) < 0 ||
 	    dup_field(&dst->on_match_exec_user, src->on_match_exec_user) < 0)
-		goto fail;
+		goto out_release;
 	for (i = 0; i < src->ncat; i++)
 		if (set_category(dst, src->cat[i].category, src->cat[i].action) < 0)
-			goto fail;
+			goto out_release;
 	for (i = 0; i < src->ncat_exec; i++)
 		if (set_category_exec(dst, src->cat_exec[i].category, src->cat_exec[i].path) < 0)
-			goto fail;
+			goto out_release;
 	for (i = 0; i < src->ncat_err; i++)
 		if (set_category_onerror(dst, src->cat_err[i].category, src->cat_err[i].on_error) < 0)
-			goto fail;
+			goto out_release;
 	return 0;
-fail:
+out_release:
 	config_release(dst);
 	return -ENOMEM;
 }
@@ -634,11 +640,8 @@ static char *trim(char *s)
 	return s;
 }
 
-/*
- * Split one line into key and value in place.  Returns 1 for a setting, 0 for a blank or
- * comment line, negative with *why on a malformed line.
- */
-static int split_line(char *line, char **key, char **value, const char **why)
+/* The one splitter of "key = value" lines: hashgate.conf here, feed files in tools/feed.c. */
+int config_split_line(char *line, char **key, char **value, const char **why)
 {
 	char *s = trim(line), *eq, *v;
 
@@ -722,9 +725,15 @@ int config_load(struct hg_config *c, const char *path, char *err, size_t errlen)
 			why = "NUL byte in line";
 			r = -EINVAL;
 		} else {
-			r = split_line(line, &key, &value, &why);
+			r = config_split_line(line, &key, &value, &why);
 			if (r > 0) {
 				r = set_one(&tmp, key, value, &why);
+				if (r == -ENOMEM) {
+					if (err)
+						snprintf(err, errlen, "%s:%lu: %s", path, lineno,
+							 strerror(ENOMEM));
+					goto out_tmp;
+				}
 				if (r < 0 && r != -ENOENT && err) {
 					snprintf(err, errlen, "%s:%lu: %s: invalid value '%s': expected %s",
 						 path, lineno, key, value, why ? why : "a valid value");

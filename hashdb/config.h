@@ -1,8 +1,9 @@
 /*
  * config.h - hashgate.conf and -o option parsing, shared by hashgatefs and the hashgate CLI.
  *
- * File format: one "key = value" per line; '#' starts a comment line; blank lines ignored;
- * values may be double-quoted.  Per-category actions are written "on_match.CATEGORY = ACTION",
+ * File format: one "key = value" per line; '#' starts a comment line, or a comment after a
+ * value following white space; blank lines ignored; values may be double-quoted
+ * (config_split_line, also used for feed files).  Per-category actions are written "on_match.CATEGORY = ACTION",
  * per-category scan-error handling "on_error.CATEGORY = deny|allow".
  * Every error names the file and line (or the option) and leaves the config as it was before
  * the failing call.  A struct hg_config is owned by its creator; not thread-safe (the daemon
@@ -109,6 +110,16 @@ void config_release(struct hg_config *c);
  * that is fatal); -EINVAL with "FILE:LINE: reason" in err for bad content.
  */
 int config_load(struct hg_config *c, const char *path, char *err, size_t errlen);
+/*
+ * Split one line of a "key = value" file (hashgate.conf, feeds_dir/NAME.conf) in place:
+ * white space around key and value is dropped; an unquoted value ends at a '#' that follows
+ * white space (a comment); a value in double quotes runs to the line's last '"' and is taken
+ * as is (only a comment may follow it).  Returns 1 for a setting (*key, *value point into
+ * line), 0 for a blank or comment line, -EINVAL with *why (a static string) on a malformed
+ * line: no '=', no key before it, an unterminated quote, text after the closing quote.
+ * A trailing newline is white space like any other.
+ */
+int config_split_line(char *line, char **key, char **value, const char **why);
 /* Set one key (same names as the file).  -EINVAL/-ENOENT with "option 'key': reason" in err. */
 int config_set(struct hg_config *c, const char *key, const char *value, char *err, size_t errlen);
 /* 1 if key is a config key this version knows. */

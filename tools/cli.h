@@ -1,6 +1,7 @@
 /*
- * cli.h - what every `hashgate` subcommand shares: the command signature, exit codes and the
- * global options (config file, database path, JSON output) parsed once by tools/hashgate.c.
+ * cli.h - what every `hashgate` subcommand shares: the command signature, exit codes, the
+ * global options (config file, database path, JSON output) parsed once by tools/hashgate.c,
+ * and the subcommand dispatch (tools/cli.c).
  *
  * Exit codes (documented in hashgate(8)):
  *   0  success
@@ -56,6 +57,24 @@ int cli_common_option(struct cli *cli, const char *cmd, int argc, char **argv, i
  * (the caller prints its usage).
  */
 int cli_subcommand(struct cli *cli, const char *cmd, int *argc, char ***argv);
+
+/* One subcommand of a command (db add, feed update...): argv[0] is its name. */
+struct cli_sub {
+	const char *name;
+	cli_fn fn;
+	const char *help;		/* one line, listed when the subcommand given is unknown */
+};
+
+/*
+ * The dispatch of a command with subcommands (tools/cli.c): common options standing before the
+ * subcommand are consumed (cli_subcommand), --help / -h / help print usage() to stdout, a known
+ * name runs its fn with argv shifted so argv[0] is the subcommand.  A missing or unknown
+ * subcommand is an error naming the valid ones (EXIT_USAGE); nothing runs.
+ */
+int cli_dispatch(struct cli *cli, const char *cmd, int argc, char **argv,
+		 const struct cli_sub *subs, size_t n, void (*usage)(FILE *));
+#define CLI_DISPATCH(cli, cmd, argc, argv, subs, usage) \
+	cli_dispatch(cli, cmd, argc, argv, subs, sizeof(subs) / sizeof((subs)[0]), usage)
 
 /* 1 if stdout is a terminal and not --json (progress bars, colours). */
 int cli_interactive(const struct cli *cli);

@@ -180,28 +180,24 @@ static int allow_list(int argc, char **argv, struct cli *cli)
 	return 0;
 }
 
+static int allow_add(int argc, char **argv, struct cli *cli)
+{
+	return allow_change(argc, argv, cli, 1);
+}
+
+static int allow_remove(int argc, char **argv, struct cli *cli)
+{
+	return allow_change(argc, argv, cli, 0);
+}
+
+static const struct cli_sub allow_subs[] = {
+	{ "add",	allow_add,	"allowlist hashes: never acted on" },
+	{ "remove",	allow_remove,	"take hashes off the allowlist" },
+	{ "list",	allow_list,	"show the allowlist" },
+};
+
 int cmd_allow(int argc, char **argv, struct cli *cli)
 {
-	const char *sub;
-	int r;
-
 	/* Common options may also come between 'allow' and its subcommand. */
-	r = cli_subcommand(cli, "allow", &argc, &argv);
-	if (r == -ENOENT)
-		usage(stderr);
-	if (r < 0)
-		return EXIT_USAGE;
-	sub = argv[1];
-	if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-		usage(stdout);
-		return 0;
-	}
-	if (!strcmp(sub, "add"))
-		return allow_change(argc - 1, argv + 1, cli, 1);
-	if (!strcmp(sub, "remove"))
-		return allow_change(argc - 1, argv + 1, cli, 0);
-	if (!strcmp(sub, "list"))
-		return allow_list(argc - 1, argv + 1, cli);
-	cli_error("allow", "unknown subcommand '%s' (add, remove, list)", sub);
-	return EXIT_USAGE;
+	return CLI_DISPATCH(cli, "allow", argc, argv, allow_subs, usage);
 }

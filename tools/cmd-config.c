@@ -139,24 +139,12 @@ static int check(const char *file, int json)
 	return problems ? EXIT_FOUND : 0;
 }
 
-int cmd_config(int argc, char **argv, struct cli *cli)
+static int config_check(int argc, char **argv, struct cli *cli)
 {
 	const char *file = NULL;
 	int i;
 
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-		usage(stdout);
-		return 0;
-	}
-	if (strcmp(argv[1], "check") != 0) {
-		cli_error(CMD, "unknown subcommand '%s' (check)", argv[1]);
-		return EXIT_USAGE;
-	}
-	for (i = 2; i < argc; i++) {
+	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;
@@ -175,4 +163,13 @@ int cmd_config(int argc, char **argv, struct cli *cli)
 	if (!file)
 		file = cli->config_want ? cli->config_want : config_default_path();
 	return check(file, cli->json);
+}
+
+static const struct cli_sub config_subs[] = {
+	{ "check",	config_check,	"check a configuration file and the feed files it names" },
+};
+
+int cmd_config(int argc, char **argv, struct cli *cli)
+{
+	return CLI_DISPATCH(cli, CMD, argc, argv, config_subs, usage);
 }

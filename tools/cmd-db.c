@@ -924,43 +924,31 @@ static int db_compact(int argc, char **argv, struct cli *cli)
 	return 0;
 }
 
+static int db_add(int argc, char **argv, struct cli *cli)
+{
+	return db_add_remove(argc, argv, cli, 1);
+}
+
+static int db_remove(int argc, char **argv, struct cli *cli)
+{
+	return db_add_remove(argc, argv, cli, 0);
+}
+
+static const struct cli_sub db_subs[] = {
+	{ "init",	db_init,	"create the database" },
+	{ "import",	db_import,	"import a hash list file into a list" },
+	{ "add",	db_add,		"add hashes to a list" },
+	{ "remove",	db_remove,	"remove hashes from a list" },
+	{ "lists",	db_lists,	"show the lists" },
+	{ "stats",	db_stats,	"counts of lists, hashes and allowlist entries" },
+	{ "export",	db_export,	"write hashes out (one list or all) as jsonl, csv or plain" },
+	{ "dump",	db_dump,	"everything, for db restore" },
+	{ "restore",	db_restore,	"a dump into an empty database" },
+	{ "compact",	db_compact,	"give free space back (VACUUM)" },
+};
+
 int cmd_db(int argc, char **argv, struct cli *cli)
 {
-	const char *sub;
-	int r;
-
 	/* Common options may also come between 'db' and its subcommand. */
-	r = cli_subcommand(cli, "db", &argc, &argv);
-	if (r == -ENOENT)
-		usage(stderr);
-	if (r < 0)
-		return EXIT_USAGE;
-	sub = argv[1];
-	if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-		usage(stdout);
-		return 0;
-	}
-	if (!strcmp(sub, "init"))
-		return db_init(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "import"))
-		return db_import(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "add"))
-		return db_add_remove(argc - 1, argv + 1, cli, 1);
-	if (!strcmp(sub, "remove"))
-		return db_add_remove(argc - 1, argv + 1, cli, 0);
-	if (!strcmp(sub, "lists"))
-		return db_lists(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "stats"))
-		return db_stats(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "export"))
-		return db_export(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "dump"))
-		return db_dump(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "restore"))
-		return db_restore(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "compact"))
-		return db_compact(argc - 1, argv + 1, cli);
-	cli_error("db", "unknown subcommand '%s' (init, import, add, remove, lists, stats, export, "
-		  "dump, restore, compact)", sub);
-	return EXIT_USAGE;
+	return CLI_DISPATCH(cli, "db", argc, argv, db_subs, usage);
 }

@@ -585,36 +585,17 @@ static int feed_sign_cmd(int argc, char **argv, struct cli *cli)
 	return rc;
 }
 
+static const struct cli_sub feed_subs[] = {
+	{ "add",	feed_add,		"configure a new feed (NAME.conf in feeds_dir)" },
+	{ "list",	feed_list,		"show the configured feeds" },
+	{ "remove",	feed_remove,		"drop feeds (their lists stay)" },
+	{ "update",	feed_update_cmd,	"fetch the feeds that are due, or the ones named" },
+	{ "status",	feed_status_cmd,	"last fetch, age and errors of each feed" },
+	{ "keygen",	feed_keygen_cmd,	"make an Ed25519 key pair for signing lists" },
+	{ "sign",	feed_sign_cmd,		"write FILE.sig for a list to publish" },
+};
+
 int cmd_feed(int argc, char **argv, struct cli *cli)
 {
-	const char *sub;
-	int r;
-
-	r = cli_subcommand(cli, "feed", &argc, &argv);
-	if (r == -ENOENT)
-		usage(stderr);
-	if (r < 0)
-		return EXIT_USAGE;
-	sub = argv[1];
-	if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
-		usage(stdout);
-		return 0;
-	}
-	if (!strcmp(sub, "add"))
-		return feed_add(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "list"))
-		return feed_list(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "remove"))
-		return feed_remove(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "update"))
-		return feed_update_cmd(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "status"))
-		return feed_status_cmd(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "keygen"))
-		return feed_keygen_cmd(argc - 1, argv + 1, cli);
-	if (!strcmp(sub, "sign"))
-		return feed_sign_cmd(argc - 1, argv + 1, cli);
-	cli_error("feed", "unknown subcommand '%s' (add, list, remove, update, status, keygen, "
-		  "sign)", sub);
-	return EXIT_USAGE;
+	return CLI_DISPATCH(cli, "feed", argc, argv, feed_subs, usage);
 }

@@ -32,22 +32,14 @@ static void usage(FILE *f)
 "Needs root.  Exit status: 0 success, 2 error, 64 usage error.\n");
 }
 
-int cmd_key(int argc, char **argv, struct cli *cli)
+static int key_show(int argc, char **argv, struct cli *cli)
 {
 	struct hostkey k;
 	char path[4096], err[1024];
 	char *pub = NULL;
 	int i, r, existed;
 
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : 0;
-	}
-	if (strcmp(argv[1], "show") != 0) {
-		cli_error(CMD, "'%s' is not a key subcommand (see 'hashgate key --help')", argv[1]);
-		return EXIT_USAGE;
-	}
-	for (i = 2; i < argc; i++) {
+	for (i = 1; i < argc; i++) {
 		r = cli_common_option(cli, CMD, argc, argv, &i);
 		if (r < 0)
 			return EXIT_USAGE;
@@ -102,4 +94,13 @@ int cmd_key(int argc, char **argv, struct cli *cli)
 	free(pub);
 	hostkey_release(&k);
 	return 0;
+}
+
+static const struct cli_sub key_subs[] = {
+	{ "show",	key_show,	"print the host's public key and its fingerprint (made if missing)" },
+};
+
+int cmd_key(int argc, char **argv, struct cli *cli)
+{
+	return CLI_DISPATCH(cli, CMD, argc, argv, key_subs, usage);
 }

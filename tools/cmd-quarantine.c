@@ -65,7 +65,8 @@ static void usage(FILE *f)
 "       hashgate quarantine export ID --out FILE --plaintext [--force]\n"
 "       hashgate quarantine delete ID\n"
 "       hashgate quarantine purge [--older-than DURATION] [--dry-run]\n"
-"       hashgate quarantine hold ID | release ID\n"
+"       hashgate quarantine hold ID\n"
+"       hashgate quarantine release ID\n"
 "       hashgate quarantine review ID new|confirmed|false-positive|reported [--case NO]\n"
 "                                  [--reason TEXT]\n"
 "       hashgate quarantine retry\n"
@@ -95,6 +96,7 @@ static void usage(FILE *f)
 "  purge     delete records older than DURATION (default: 'retention' from the config);\n"
 "            held records are never purged; --dry-run only lists them\n"
 "  hold      legal hold: the record cannot be deleted or purged until released\n"
+"  release   end a legal hold\n"
 "  review    record a reviewer's decision: every record starts 'new'; 'confirmed',\n"
 "            'false-positive' or 'reported' (needs --case: the hotline's or police case\n"
 "            number), with an optional --reason; decided from hashes, list, category and\n"
@@ -1637,134 +1639,154 @@ int quarantine_status(struct cli *cli, const struct hg_status *st, size_t n, int
 	return alarm;
 }
 
-int cmd_quarantine(int argc, char **argv, struct cli *cli)
+/* What a subcommand takes besides options. */
+enum q_args {
+	Q_NO_ID,		/* list, purge, retry */
+	Q_ID,			/* one record id */
+	Q_IDS,			/* export: ids, or --since/--until */
+	Q_ID_STATE,		/* review: id and the decision */
+};
+
+/*
+ * The options and arguments of a subcommand (argv[0] is its name) into *o.  true: run it;
+ * false: do not, exit with *rc (0 after --help, else a usage error, already printed).
+ */
+static bool parse(int argc, char **argv, struct cli *cli, struct qopts *o, enum q_args args,
+		  int *rc)
 {
-	struct qopts o = { 0 };
-	const char *sub;
+	const char *sub = argv[0];
 	int i, r;
 
-	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(argc < 2 ? stderr : stdout);
-		return argc < 2 ? EXIT_USAGE : 0;
-	}
-	sub = argv[1];
-	for (i = 2; i < argc; i++) {
+	*rc = EXIT_USAGE;
+	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		const char **val = NULL;
 
 		r = cli_common_option(cli, CMD, argc, argv, &i);
 		if (r < 0)
-			return EXIT_USAGE;
+			return false;
 		if (r > 0)
 			continue;
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			usage(stdout);
-			return 0;
+			*rc = 0;
+			return false;
 		} else if (strcmp(a, "--force") == 0) {
-			o.force = true;
+			o->force = true;
 		} else if (strcmp(a, "--allow") == 0) {
-			o.allow = true;
+			o->allow = true;
 		} else if (strcmp(a, "--dry-run") == 0) {
-			o.dry_run = true;
+			o->dry_run = true;
 		} else if (strcmp(a, "--plaintext") == 0) {
-			o.plaintext = true;
+			o->plaintext = true;
 		} else if (strcmp(a, "--until") == 0) {
-			val = &o.until;
+			val = &o->until;
 		} else if (strcmp(a, "--passphrase-file") == 0) {
-			val = &o.passfile;
+			val = &o->passfile;
 		} else if (strcmp(a, "--recipient") == 0) {
-			if (o.nrecip == MAX_RECIPIENTS) {
+			if (o->nrecip == MAX_RECIPIENTS) {
 				cli_error(CMD, "at most %d --recipient", MAX_RECIPIENTS);
-				return EXIT_USAGE;
+				return false;
 			}
-			val = &o.recip[o.nrecip++];
+			val = &o->recip[o->nrecip++];
 		} else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
 			cli->quiet = true;
 		} else if (strcmp(a, "--since") == 0) {
-			val = &o.since;
+			val = &o->since;
 		} else if (strcmp(a, "--uid") == 0) {
-			val = &o.uid;
+			val = &o->uid;
 		} else if (strcmp(a, "--list") == 0) {
-			val = &o.list;
+			val = &o->list;
 		} else if (strcmp(a, "--to") == 0) {
-			val = &o.to;
+			val = &o->to;
 		} else if (strcmp(a, "--out") == 0) {
-			val = &o.out;
+			val = &o->out;
 		} else if (strcmp(a, "--older-than") == 0) {
-			val = &o.older;
+			val = &o->older;
 		} else if (strcmp(a, "--case") == 0) {
-			val = &o.case_no;
+			val = &o->case_no;
 		} else if (strcmp(a, "--reason") == 0) {
-			val = &o.reason;
+			val = &o->reason;
 		} else if (strcmp(a, "--review") == 0) {
-			val = &o.review;
+			val = &o->review;
 		} else if (a[0] == '-' && a[1]) {
 			cli_error(CMD, "unknown option '%s' (see 'hashgate quarantine --help')", a);
-			return EXIT_USAGE;
-		} else if (strcmp(sub, "export") == 0) {
-			if (o.nids == MAX_IDS) {
+			return false;
+		} else if (args == Q_IDS) {
+			if (o->nids == MAX_IDS) {
 				cli_error(CMD, "at most %d record ids; use --since/--until", MAX_IDS);
-				return EXIT_USAGE;
+				return false;
 			}
-			o.ids[o.nids++] = a;
-			if (!o.id)
-				o.id = a;
-		} else if (!o.id) {
-			o.id = a;
-		} else if (!o.state && strcmp(sub, "review") == 0) {
-			o.state = a;
+			o->ids[o->nids++] = a;
+			if (!o->id)
+				o->id = a;
+		} else if (!o->id) {
+			o->id = a;
+		} else if (!o->state && args == Q_ID_STATE) {
+			o->state = a;
 		} else {
 			cli_error(CMD, "unexpected argument '%s'", a);
-			return EXIT_USAGE;
+			return false;
 		}
 		if (val) {
 			if (i + 1 >= argc) {
 				cli_error(CMD, "option '%s' needs a value", a);
-				return EXIT_USAGE;
+				return false;
 			}
 			*val = argv[++i];
 		}
 	}
-	if (strcmp(sub, "list") == 0 || strcmp(sub, "purge") == 0 || strcmp(sub, "retry") == 0) {
-		if (o.id) {
-			cli_error(CMD, "%s takes no record id", sub);
-			return EXIT_USAGE;
-		}
-	} else if (!o.id && strcmp(sub, "show") != 0 && strcmp(sub, "restore") != 0 &&
-		   strcmp(sub, "export") != 0 && strcmp(sub, "delete") != 0 &&
-		   strcmp(sub, "hold") != 0 && strcmp(sub, "release") != 0 &&
-		   strcmp(sub, "review") != 0) {
-		cli_error(CMD, "'%s' is not a quarantine subcommand (see 'hashgate quarantine "
-			  "--help')", sub);
-		return EXIT_USAGE;
-	} else if (!o.id && !(strcmp(sub, "export") == 0 && (o.since || o.until))) {
-		cli_error(CMD, "%s needs a record id%s", sub, strcmp(sub, "export") == 0 ?
-			  " (or --since/--until)" : "");
-		return EXIT_USAGE;
+	if (args == Q_NO_ID && o->id) {
+		cli_error(CMD, "%s takes no record id", sub);
+		return false;
 	}
-	if (adm_require_root(CMD, "the quarantine store and its records are root-only") < 0)
-		return EXIT_ERROR;
-	if (strcmp(sub, "list") == 0)
-		return do_list(cli, &o);
-	if (strcmp(sub, "show") == 0)
-		return do_show(cli, &o);
-	if (strcmp(sub, "restore") == 0)
-		return do_restore(cli, &o);
-	if (strcmp(sub, "export") == 0)
-		return do_export(cli, &o);
-	if (strcmp(sub, "delete") == 0)
-		return do_delete(cli, &o);
-	if (strcmp(sub, "hold") == 0)
-		return do_hold(cli, &o, true);
-	if (strcmp(sub, "release") == 0)
-		return do_hold(cli, &o, false);
-	if (strcmp(sub, "purge") == 0)
-		return do_purge(cli, &o);
-	if (strcmp(sub, "review") == 0)
-		return do_review(cli, &o);
-	if (strcmp(sub, "retry") == 0)
-		return do_retry(cli, &o);
-	cli_error(CMD, "'%s' is not a quarantine subcommand (see 'hashgate quarantine --help')",
-		  sub);
-	return EXIT_USAGE;
+	if (args != Q_NO_ID && !o->id && !(args == Q_IDS && (o->since || o->until))) {
+		cli_error(CMD, "%s needs a record id%s", sub, args == Q_IDS ?
+			  " (or --since/--until)" : "");
+		return false;
+	}
+	if (adm_require_root(CMD, "the quarantine store and its records are root-only") < 0) {
+		*rc = EXIT_ERROR;
+		return false;
+	}
+	return true;
+}
+
+/* A subcommand: parse its arguments, then run call (which sees struct qopts o). */
+#define Q_SUB(fn, args, call) \
+static int fn(int argc, char **argv, struct cli *cli) \
+{ \
+	struct qopts o = { 0 }; \
+	int rc; \
+\
+	return parse(argc, argv, cli, &o, args, &rc) ? (call) : rc; \
+}
+Q_SUB(q_list, Q_NO_ID, do_list(cli, &o))
+Q_SUB(q_show, Q_ID, do_show(cli, &o))
+Q_SUB(q_restore, Q_ID, do_restore(cli, &o))
+Q_SUB(q_export, Q_IDS, do_export(cli, &o))
+Q_SUB(q_delete, Q_ID, do_delete(cli, &o))
+Q_SUB(q_hold, Q_ID, do_hold(cli, &o, true))
+Q_SUB(q_release, Q_ID, do_hold(cli, &o, false))
+Q_SUB(q_purge, Q_NO_ID, do_purge(cli, &o))
+Q_SUB(q_review, Q_ID_STATE, do_review(cli, &o))
+Q_SUB(q_retry, Q_NO_ID, do_retry(cli, &o))
+#undef Q_SUB
+
+static const struct cli_sub quarantine_subs[] = {
+	{ "list",	q_list,		"records, oldest first" },
+	{ "show",	q_show,		"every field of one record" },
+	{ "restore",	q_restore,	"decrypt the content back to its path (or --to PATH)" },
+	{ "export",	q_export,	"an encrypted evidence bundle of records" },
+	{ "delete",	q_delete,	"remove a record and its content (not while held)" },
+	{ "hold",	q_hold,		"legal hold: no delete or purge until released" },
+	{ "release",	q_release,	"end a legal hold" },
+	{ "purge",	q_purge,	"delete records older than the retention" },
+	{ "review",	q_review,	"record a reviewer's decision" },
+	{ "retry",	q_retry,	"move evidence kept in staging areas into the store" },
+};
+
+int cmd_quarantine(int argc, char **argv, struct cli *cli)
+{
+	return CLI_DISPATCH(cli, CMD, argc, argv, quarantine_subs, usage);
 }

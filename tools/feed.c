@@ -111,6 +111,10 @@ int feed_set(struct feed *f, const char *key, const char *v, char *err, size_t e
 	bool b;
 	int r;
 
+	/* A line break would end the value in NAME.conf and start another key. */
+	for (const char *p = v; *p; p++)
+		if (iscntrl((unsigned char)*p) && *p != '\t')
+			return fail(err, errlen, "%s: control characters are not allowed", key);
 	if (!strcmp(key, "url")) {
 		if (strncasecmp(v, "https://", 8) != 0 && strncasecmp(v, "http://", 7) != 0)
 			return fail(err, errlen, "url: '%s' is not an http:// or https:// URL", v);
@@ -198,21 +202,10 @@ int feed_set(struct feed *f, const char *key, const char *v, char *err, size_t e
 	return -ENOENT;
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 int feed_load(struct feed *f, const char *dir, const char *name, char *err, size_t errlen)
 {
-	char path[4096], *line = NULL, *k, *v, *eq;
+	char path[4096], *line = NULL, *k, *v;
+	const char *syntax;
 	unsigned long lineno = 0;
 	size_t cap = 0;
 	ssize_t n;
@@ -243,21 +236,13 @@ int feed_load(struct feed *f, const char *dir, const char *name, char *err, size
 			r = fail(err, errlen, "%s:%lu: line too long or has a NUL byte", path, lineno);
 			goto out;
 		}
-		k = trim(line);
-		if (!*k || *k == '#')
-			continue;
-		eq = strchr(k, '=');
-		if (!eq) {
-			r = fail(err, errlen, "%s:%lu: expected 'key = value'", path, lineno);
+		r = config_split_line(line, &k, &v, &syntax);
+		if (r < 0) {
+			r = fail(err, errlen, "%s:%lu: %s", path, lineno, syntax);
 			goto out;
 		}
-		*eq = '\0';
-		k = trim(k);
-		v = trim(eq + 1);
-		if (*v == '"' && strlen(v) >= 2 && v[strlen(v) - 1] == '"') {
-			v[strlen(v) - 1] = '\0';
-			v++;
-		}
+		if (r == 0)
+			continue;
 		r = feed_set(f, k, v, why, sizeof(why));
 		if (r < 0) {
 			snprintf(err, errlen, "%s:%lu: %s", path, lineno, why);
@@ -324,9 +309,22 @@ int feed_check(const struct feed *f, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * A value is read back by config_split_line: one that holds a '#' (a URL fragment, a path),
+ * starts with a quote or has white space at either end is written in quotes, which keep it
+ * whole (the quoted value runs to the line's last quote).  feed_set refuses line breaks.
+ */
 static void put_kv(FILE *fp, const char *k, const char *v)
 {
-	if (v)
+	size_t n;
+
+	if (!v)
+		return;
+	n = strlen(v);
+	if (strchr(v, '#') || *v == '"' ||
+	    (n && (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1]))))
+		fprintf(fp, "%s = \"%s\"\n", k, v);
+	else
 		fprintf(fp, "%s = %s\n", k, v);
 }
 

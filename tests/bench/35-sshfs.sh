@@ -15,6 +15,8 @@ set -u
 
 B=${HASHGATE_BUILD:?HASHGATE_BUILD not set (run through make bench)}
 SRC=${HASHGATE_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+NAME=35-sshfs
+. "$SRC/tests/bench/lib.sh"
 FSB=$B/tests/bench/fsbench
 ROUNDS=${BENCH_ROUNDS:-3}
 FILES=${BENCH_SSHFS_FILES:-500}
@@ -33,45 +35,22 @@ T=$HG_TMP
 chmod 0755 "$T"
 HG_BACK=$T/back
 cleanup() {
-	mountpoint -q "$T/mnt" 2>/dev/null && { fusermount3 -u "$T/mnt" 2>/dev/null || fusermount3 -uz "$T/mnt"; }
-	[ -n "${DPID:-}" ] && { kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; }
+	bench_unmount "$T/mnt"
+	bench_stop
 	hg_backing_release
 	for p in $HG_BG_PIDS; do kill "$p" 2>/dev/null; done
-	if findmnt -rn -o TARGET | grep -q "^$T/"; then
-		echo "35-sshfs: mounts under $T still live; not removing it" >&2
-	else
-		rm -rf "$T"
-	fi
+	bench_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-mkdir -p "$HG_BACK" "$T/mnt" "$T/state"
+mkdir -p "$HG_BACK" "$T/mnt"
 hg_backing_mount sshfs "$HG_BACK" >"$T/sshfs.out" 2>&1 ||
 	{ echo "35-sshfs: cannot mount sshfs over loopback; skipped: $(cat "$T/sshfs.out")"; exit 0; }
 
-cat >"$T/hashgate.conf" <<EOF
-db = $T/hashes.db
-quarantine = $T/quarantine
-quarantine_key = $T/quarantine.key
-audit_log = $T/audit.log
-state_dir = $T/state
-scan_db = $T/scan.db
-log_level = notice
-EOF
-export HASHGATE_CONFIG=$T/hashgate.conf
-openssl rand -hex 32 >"$T/quarantine.key" && chmod 0600 "$T/quarantine.key"
-hg() { "$B/hashgate" --config "$T/hashgate.conf" --db "$T/hashes.db" "$@"; }
-hg db init >/dev/null || { echo "35-sshfs: hashgate db init failed"; exit 1; }
-for a in md5:16 sha1:20 sha256:32; do
-	for i in $(seq 1000); do openssl rand -hex "${a#*:}"; done >"$T/l-${a%%:*}" 2>/dev/null
-	hg db import --list "bench-${a%%:*}" --category illegal --type "${a%%:*}" "$T/l-${a%%:*}" \
-		>/dev/null || { echo "35-sshfs: import of ${a%%:*} list failed"; exit 1; }
-done
+bench_config || { echo "35-sshfs: cannot write the scratch config"; exit 1; }
+bench_db 1000 md5 sha1 sha256 || exit 1
 mkdir -p "$HG_BACK/bare" "$HG_BACK/hg"
-"$B/hashgatefs" -f -o "config=$T/hashgate.conf" "$HG_BACK/hg" "$T/mnt" >"$T/daemon.log" 2>&1 &
-DPID=$!
-for i in $(seq 100); do mountpoint -q "$T/mnt" && break; sleep 0.1; done
-mountpoint -q "$T/mnt" || { echo "35-sshfs: hashgatefs did not mount:"; cat "$T/daemon.log"; exit 1; }
+bench_mount "$HG_BACK/hg" "$T/mnt" "$T/daemon.log" || exit 1
 echo "$(grep -o 'staging uploads: .*' "$T/daemon.log")"
 
 declare -A R

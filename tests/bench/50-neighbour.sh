@@ -22,6 +22,8 @@ set -u
 
 B=${HASHGATE_BUILD:?HASHGATE_BUILD not set (run through make bench)}
 SRC=${HASHGATE_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+NAME=50-neighbour
+. "$SRC/tests/bench/lib.sh"
 SECS=${BENCH_SECS:-10}
 KNOWN_MIB=${BENCH_KNOWN_MIB:-32}
 PATTERNS=${BENCH_PATTERNS:-held sparse concurrent jpeg known}
@@ -41,38 +43,20 @@ APID= DPID=
 cleanup() {
 	[ -n "${BENCH_KEEP_LOG:-}" ] && cp "$T/daemon.log" "$T/attack.log" "$T/victim.log" "$BENCH_KEEP_LOG/" 2>/dev/null
 	[ -n "$APID" ] && kill "$APID" 2>/dev/null && wait "$APID" 2>/dev/null
-	mountpoint -q "$M" 2>/dev/null && { fusermount3 -u "$M" 2>/dev/null || fusermount3 -uz "$M"; }
-	[ -n "$DPID" ] && { kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null; }
-	if findmnt -rn -o TARGET | grep -q "^$T/"; then
-		echo "50-neighbour: mounts under $T still live; not removing it" >&2
-	else
-		rm -rf "$T"
-	fi
+	bench_unmount "$M"
+	bench_cleanup
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- database, test files, mount ------------------------------------------------------------
-cat >"$T/hashgate.conf" <<EOF
-db = $T/hashes.db
-quarantine = $T/quarantine
-quarantine_key = $T/quarantine.key
-audit_log = $T/audit.log
-state_dir = $T/state
-scan_db = $T/scan.db
-log_level = notice
-EOF
-export HASHGATE_CONFIG=$T/hashgate.conf
-openssl rand -hex 32 >"$T/quarantine.key" && chmod 0600 "$T/quarantine.key"
-cli() { "$B/hashgate" --config "$T/hashgate.conf" --db "$T/hashes.db" "$@" >/dev/null; }
+bench_config || { echo "50-neighbour: cannot write the scratch config"; exit 1; }
 head -c $((KNOWN_MIB << 20)) /dev/urandom >"$T/known.bin"
-sha256sum <"$T/known.bin" | cut -d' ' -f1 >"$T/l-sha256"
-openssl rand -hex 16 >"$T/l-md5"
-openssl rand -hex 20 >"$T/l-sha1"
-openssl rand -hex 32 >"$T/l-pdq"
-cli db init && for a in md5 sha1 sha256 pdq; do
-	cli db import --list "b-$a" --category illegal --type $a "$T/l-$a" || exit 1
-done || { echo "50-neighbour: could not build the database"; exit 1; }
+# one random hash per list (every algorithm is computed) and the known file's sha256
+bench_db 1 md5 sha1 pdq &&
+	sha256sum <"$T/known.bin" | cut -d' ' -f1 >"$T/l-sha256" &&
+	bench_cli db import --list bench-sha256 --category illegal --type sha256 "$T/l-sha256" \
+		>/dev/null || { echo "50-neighbour: could not build the database"; exit 1; }
 "$B/tests/tools/mkjpeg" "$T/base.jpg" 1024 768 3 --quality 90 >/dev/null &&
 $PY - "$T/base.jpg" "$T/bomb.jpg" <<'PY' || { echo "50-neighbour: could not make the JPEG"; exit 1; }
 import struct, sys
@@ -86,13 +70,8 @@ PY
 chmod 0644 "$T/bomb.jpg" "$T/known.bin"
 
 mkdir -p "$BK" "$M"
-"$B/hashgatefs" -f -o "config=$T/hashgate.conf,allow_other" "$BK" "$M" 2>"$T/daemon.log" &
-DPID=$!
-for i in $(seq 100); do
-	findmnt -rn -M "$M" >/dev/null 2>&1 && break
-	sleep 0.1
-done
-findmnt -rn -M "$M" >/dev/null 2>&1 || { echo "50-neighbour: mount failed"; cat "$T/daemon.log"; exit 1; }
+bench_mount "$BK" "$M" "$T/daemon.log" allow_other || exit 1
+DPID=$BENCH_PID
 mkdir "$M/a" "$M/v" && chown $AU:$AU "$M/a" && chown $VU:$VU "$M/v" && echo pub >"$M/pub" ||
 	{ echo "50-neighbour: setup through the mount failed"; exit 1; }
 

@@ -9,6 +9,8 @@
 #   - `make demo` / `make check` run deps.sh (apt-get update, then install) before compiling,
 #     and the first compile already has the flags pkg-config gives once the packages are in
 #     (the old Makefile read them before deps and compiled without them);
+#   - `make lint` and `make fuzz` likewise: their first compiler run (clang-tidy, clang) has
+#     the installed packages' flags;
 #   - plain `make` compiles nothing and names the missing packages and `make deps`.
 # Runs make on this source tree with BUILD in a scratch dir; needs root (deps.sh only installs
 # as root) and nothing else.  Invariant: no real package is installed and the tree's own build
@@ -46,6 +48,16 @@ cat >"$T/bin/cc" <<EOF
 echo "cc \$*" >>"$T/cc.log"
 exit 1
 EOF
+# the linters: cppcheck passes (it takes no pkg-config flags), clang-tidy records like cc
+cat >"$T/bin/cppcheck" <<EOF
+#!/bin/sh
+exit 0
+EOF
+cat >"$T/bin/clang-tidy" <<EOF
+#!/bin/sh
+echo "clang-tidy \$*" >>"$T/cc.log"
+exit 1
+EOF
 chmod +x "$T/bin/"*
 
 # One make on the source tree as if typed on the fresh machine: none of the make running this
@@ -66,6 +78,19 @@ for goal in demo check; do
 		"apt-get update apt-get install " "make $goal: deps.sh updates the lists, then installs" ||
 		diag "$(cat "$T/make.out")"
 	case "$(first_compile)" in
+	*" -I$T/fakeinc "*) hg_result 1 "make $goal: the first compile has the flags of the installed packages" ;;
+	*) hg_result 0 "make $goal: the first compile has the flags of the installed packages"
+	   diag "first compile: $(first_compile)" "$(cat "$T/make.out")" ;;
+	esac
+done
+
+for goal in lint fuzz; do
+	fresh_make "$goal" FUZZ_CC="$T/bin/cc" FUZZ_SECONDS=0
+	case "$(cat "$T/apt.log" 2>/dev/null | cut -d' ' -f1-2 | tr '\n' ' ')" in
+	"apt-get update apt-get install ") hg_result 1 "make $goal: deps.sh installs first" ;;
+	*) hg_result 0 "make $goal: deps.sh installs first"; diag "$(cat "$T/make.out")" ;;
+	esac
+	case "$(first_compile) " in
 	*" -I$T/fakeinc "*) hg_result 1 "make $goal: the first compile has the flags of the installed packages" ;;
 	*) hg_result 0 "make $goal: the first compile has the flags of the installed packages"
 	   diag "first compile: $(first_compile)" "$(cat "$T/make.out")" ;;

@@ -3,7 +3,8 @@
 # database path from the config file and --db, imports (plain, stdin, CSV, JSONL, --delete),
 # a bad line that aborts with FILE:LINE and changes nothing, add/remove, lists/stats --json,
 # export round trip, the allowlist, audit records, and clear errors with the documented exit
-# codes for missing, corrupt and newer-schema databases and for usage mistakes.
+# codes for missing, corrupt and newer-schema databases and for usage mistakes; every command
+# with subcommands names the valid ones when given an unknown one.
 . "$(dirname "$0")/lib.sh"
 command -v sqlite3 >/dev/null || skip_all "sqlite3 is not installed (make deps)"
 [ -x "$HG_CLI" ] || bail "no hashgate binary in HASHGATE_BUILD=$HG_BUILD"
@@ -155,5 +156,31 @@ hg_run $H db explode; rc=$?
 is "$rc" 64 "unknown db subcommand exits 64"
 ok "db --help" $H db --help
 ok "allow --help" $H allow --help
+
+# Every command with subcommands: an unknown one exits 64 naming the word and every valid
+# subcommand, and each of those is in the command's --help.
+for spec in "db:init import add remove lists stats export dump restore compact" \
+	    "allow:add remove list" "feed:add list remove update status keygen sign" \
+	    "quarantine:list show restore export delete hold release purge review retry" \
+	    "config:check" "key:show"; do
+	cmd=${spec%%:*} subs=${spec#*:}
+	hg_run $H "$cmd" frobnicate 1; rc=$?
+	is "$rc" 64 "$cmd frobnicate exits 64"
+	missing=
+	for s in $subs; do
+		grep -q "valid: .*\b$s\b" <<<"$HG_OUT" || missing="$missing $s"
+	done
+	ok "$cmd: the error names 'frobnicate' and lists every subcommand" \
+		bash -c "grep -q \"hashgate $cmd: unknown subcommand 'frobnicate'\" <<<\"\$0\" && [ -z '$missing' ]" "$HG_OUT" ||
+		diag "$HG_OUT" "missing:$missing"
+	help=$($H "$cmd" --help)
+	missing=
+	for s in $subs; do
+		grep -q "hashgate $cmd $s\b" <<<"$help" || missing="$missing $s"
+	done
+	is "$missing" "" "$cmd --help shows every subcommand"
+	hg_run $H "$cmd"; rc=$?
+	is "$rc" 64 "$cmd without a subcommand exits 64"
+done
 
 done_testing

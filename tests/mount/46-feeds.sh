@@ -2,7 +2,8 @@
 # 46-feeds.sh - list feeds over real HTTPS: a python3 http.server with TLS on 127.0.0.1, a
 # throwaway CA and server certificate made here with openssl.  First fetch, 304 not applied
 # again, signed lists accepted, tampered / unsigned / wrongly signed lists refused with nothing
-# changed, gzip, --dry-run, delta change sets in order with gaps refused, the server down: the
+# changed, gzip, --dry-run, delta change sets in order with gaps refused, feed files parsed like
+# hashgate.conf (values with '#' quoted by feed add, inline comments, FILE:LINE), the server down: the
 # last good list stays and status turns stale; a running mount blocks a newly listed file.
 . "$(dirname "$0")/lib.sh"
 hg_setup
@@ -218,6 +219,36 @@ printf '{"sequence": 2, "after": 1}\n{"sha256": "%s", "deleted": true}\n{"sha256
 ok "change set 2 after 1 applies" C feed update d1
 is "$(has deltalist "$X")$(has deltalist "$D")" 01 "its deletion and addition are applied"
 ok "feed status shows sequence 2" bash -c "'$HG_CLI' --config '$HG_CONF' feed status d1 | grep -q 'sequence 2'"
+
+# --- feed files are read like hashgate.conf: quotes, inline comments, FILE:LINE errors ----------
+# A CA path with " #" in it and a URL with a fragment: feed add must quote them so that reading
+# the file back (where " #" starts a comment) gives the values as given.
+cp "$P/ca.pem" "$P/ca #1.pem"
+printf '%s\n' "$X" >"$WWW/frag.txt"
+ok "feed add with '#' in the URL and the CA path" C feed add fr "$URL/frag.txt#v2" --list fraglist \
+	--type sha256 --ca-file "$P/ca #1.pem" --retries 0
+ok "... reads back: feed list shows the URL with its fragment" \
+	bash -c "'$HG_CLI' --config '$HG_CONF' feed list | grep -qF '$URL/frag.txt#v2'"
+ok "... and the CA path with ' #' works" C feed update fr
+is "$(has fraglist "$X")" 1 "the list behind the URL with a fragment is applied"
+C feed remove fr >/dev/null
+nok "feed add refuses a line break in a value (it would start another key)" \
+	C feed add nl "$URL/frag.txt" --list nllist --ca-file "$(printf '%s\nkey = %s' "$P/ca.pem" "$P/other.pub")"
+ok "... and writes no file" test ! -e "$HG_TMP/feeds.d/nl.conf"
+printf 'url = %s/frag.txt   # the members list\nlist = "cmtlist"  # quoted\ntype = sha256\nca_file = %s\nretries = 0\n' \
+	"$URL" "$P/ca.pem" >"$HG_TMP/feeds.d/cmt.conf"
+ok "an inline comment after a value is a comment, as in hashgate.conf" C feed update cmt
+is "$(has cmtlist "$X")" 1 "... and the quoted list name is used without its quotes"
+rm -f "$HG_TMP/feeds.d/cmt.conf"
+printf 'url = %s/frag.txt\nlist = l\n = sha256\n' "$URL" >"$HG_TMP/feeds.d/nokey.conf"
+hg_run C config check "$HG_CONF"; rc=$?
+ok "a line without a key is an error naming FILE:LINE" \
+	bash -c "[ $rc = 1 ] && grep -q 'nokey.conf:3: missing key' <<<\"\$0\"" "$HG_OUT"
+printf 'url = "%s/frag.txt\nlist = l\n' "$URL" >"$HG_TMP/feeds.d/nokey.conf"
+hg_run C feed update nokey; rc=$?
+ok "an unterminated quote is an error naming FILE:LINE" \
+	bash -c "[ $rc != 0 ] && grep -q 'nokey.conf:1: unterminated quoted value' <<<\"\$0\"" "$HG_OUT"
+rm -f "$HG_TMP/feeds.d/nokey.conf"
 
 # --- the server goes away: the last good list stays, status turns stale --------------------
 ok "status is healthy while the feeds are fresh" C status

@@ -15,6 +15,27 @@
 #include "hashdb/hglog.h"
 #include "tests/unit/tap.h"
 
+/*
+ * strdup with a fault switch: the library's strdup calls resolve to this one (the test binary
+ * defines it), so a test can make the Nth copy fail with ENOMEM.  0 = never fail.
+ */
+static int strdup_fail_at, strdup_calls;
+
+char *strdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d;
+
+	if (strdup_fail_at && ++strdup_calls == strdup_fail_at) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	d = malloc(n);
+	if (d)
+		memcpy(d, s, n);
+	return d;
+}
+
 static char *write_tmp(const char *text)
 {
 	static char path[64];
@@ -218,11 +239,55 @@ static void test_escape(void)
 	ok(n == 10 && strlen(buf) == 7, "truncation reported like snprintf");
 }
 
+/*
+ * config_load works on a deep copy: whichever strdup of that copy fails, the load returns
+ * -ENOMEM and the config is left as it was (before the fix a copy failing early freed strings
+ * the copy still shared with the original: a double free).
+ */
+static void test_load_enomem(void)
+{
+	struct hg_config c;
+	char err[512];
+	char *p;
+	int n, r, bad = 0, failed = 0;
+
+	p = write_tmp("db = /tmp/other.db\non_match.csam = block\n");
+	for (n = 1; n < 64; n++) {
+		if (config_init(&c) < 0 || config_set(&c, "db", "/srv/keep.db", err, sizeof(err)) < 0 ||
+		    config_set(&c, "on_match.old", "log", err, sizeof(err)) < 0 ||
+		    config_set(&c, "on_match_exec.old", "/bin/true", err, sizeof(err)) < 0 ||
+		    config_set(&c, "on_error.old", "allow", err, sizeof(err)) < 0) {
+			bad++;
+			break;
+		}
+		strdup_calls = 0;
+		strdup_fail_at = n;
+		r = config_load(&c, p, err, sizeof(err));
+		strdup_fail_at = 0;
+		if (r == 0) {
+			config_release(&c);
+			break;
+		}
+		failed++;
+		if (r != -ENOMEM || strcmp(c.db, "/srv/keep.db") != 0 || c.ncat != 1 ||
+		    strcmp(c.cat[0].category, "old") != 0 || c.ncat_exec != 1 ||
+		    strcmp(c.cat_exec[0].path, "/bin/true") != 0 || c.ncat_err != 1) {
+			diag("  strdup %d failing: %d (%s)", n, r, err);
+			bad++;
+		}
+		config_release(&c);
+	}
+	ok(failed > 10 && !bad, "config_load out of memory at each of %d copies: -ENOMEM, config "
+	   "unchanged", failed);
+	unlink(p);
+}
+
 int main(void)
 {
 	test_file();
 	test_set();
 	test_exec();
 	test_escape();
+	test_load_enomem();
 	return done_testing();
 }

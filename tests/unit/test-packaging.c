@@ -17,11 +17,10 @@
 #include "hashdb/config.h"
 #include "tests/unit/tap.h"
 
-#define MAXKEYS 64
-
+/* A set of names, grown as needed: a key past any fixed limit would drop out of a comparison. */
 struct keyset {
-	char *name[MAXKEYS];
-	int n;
+	char **name;
+	int n, cap;
 };
 
 static void keyset_add(struct keyset *s, const char *name, size_t len)
@@ -31,8 +30,23 @@ static void keyset_add(struct keyset *s, const char *name, size_t len)
 	for (i = 0; i < s->n; i++)
 		if (strlen(s->name[i]) == len && strncmp(s->name[i], name, len) == 0)
 			return;
-	if (s->n < MAXKEYS)
-		s->name[s->n++] = strndup(name, len);
+	if (s->n == s->cap) {
+		int cap = s->cap ? 2 * s->cap : 64;
+		char **n = realloc(s->name, (size_t)cap * sizeof(*n));
+
+		if (!n) {
+			printf("Bail out! out of memory for %d names\n", cap);
+			exit(2);
+		}
+		s->name = n;
+		s->cap = cap;
+	}
+	s->name[s->n] = strndup(name, len);
+	if (!s->name[s->n]) {
+		printf("Bail out! out of memory\n");
+		exit(2);
+	}
+	s->n++;
 }
 
 static int keyset_has(const struct keyset *s, const char *name)
@@ -49,6 +63,9 @@ static void keyset_release(struct keyset *s)
 {
 	while (s->n > 0)
 		free(s->name[--s->n]);
+	free(s->name);
+	s->name = NULL;
+	s->cap = 0;
 }
 
 static FILE *open_src(const char *src, const char *rel)
