@@ -71,6 +71,7 @@ FS_SRC      := $(sort $(wildcard fs/*.c))
 TOOLS_SRC   := $(sort $(wildcard tools/*.c))
 UNIT_SRC    := $(sort $(wildcard tests/unit/test-*.c))
 TTOOL_SRC   := $(sort $(wildcard tests/tools/*.c))
+PRELOAD_SRC := $(sort $(wildcard tests/preload/*.c))
 BENCH_SRC   := $(sort $(wildcard tests/bench/*.c))
 FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 
@@ -82,7 +83,7 @@ LIB         := $(BUILD)/libhashdb.a
 HASHGATEFS  := $(BUILD)/hashgatefs
 HASHGATE    := $(BUILD)/hashgate
 UNIT_BIN    := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRC))
-TTOOL_BIN   := $(patsubst %.c,$(BUILD)/%,$(TTOOL_SRC))
+TTOOL_BIN   := $(patsubst %.c,$(BUILD)/%,$(TTOOL_SRC)) $(patsubst %.c,$(BUILD)/%.so,$(PRELOAD_SRC))
 BENCH_BIN   := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRC))
 ALL_OBJ     := $(HASHDB_OBJ) $(FS_OBJ) $(TOOLS_OBJ) $(call obj,$(UNIT_SRC) $(TTOOL_SRC) $(BENCH_SRC))
 MOUNT_TESTS := $(sort $(wildcard tests/mount/[0-9]*.sh))
@@ -118,6 +119,12 @@ $(HASHGATE): $(TOOLS_OBJ) $(LIB)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIB) $(ALL_LDLIBS) $(TEST_LIBS)
+
+# LD_PRELOAD shims that mount tests put under the daemon to widen a race window: built
+# without the sanitizers, whose runtime must come first in the daemon's library list.
+$(BUILD)/tests/preload/%.so: tests/preload/%.c | deps-ok
+	@mkdir -p $(@D)
+	$(CC) $(HG_CFLAGS) $(CPPFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
 
 -include $(ALL_OBJ:.o=.d)
 

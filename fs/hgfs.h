@@ -333,6 +333,15 @@ bool pending_hidden(struct upload *up, pid_t pid);
 int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
 		   const char *newname, pid_t pid, bool file_moved);
 int pending_unlink(fuse_ino_t parent, const char *name, pid_t pid, bool file_gone);
+/*
+ * The staged uploads of parent/name (at most max), referenced: taken before a backing
+ * unlink, so that pending_unlink_grabbed after its ENOENT still sees an upload whose verdict
+ * published the name and left the table in between (the table alone would say "none").
+ * pending_unlink_grabbed answers as pending_unlink(..., false); pending_drop puts them.
+ */
+size_t pending_grab(fuse_ino_t parent, const char *name, struct upload **v, size_t max);
+int pending_unlink_grabbed(struct upload **v, size_t n, pid_t pid);
+void pending_drop(struct upload **v, size_t n);
 void pending_settle_dir(fuse_ino_t parent, fuse_req_t req);
 void pending_settle_name(fuse_ino_t parent, const char *name, fuse_req_t req);
 bool pending_any(void);

@@ -682,6 +682,8 @@ out:
 static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 {
 	struct inode *p = ino_to_inode(parent);
+	struct upload *grab[16];
+	size_t ngrab = 0;
 	int pfd, ret = 0;
 
 	if (bad_name(p, name)) {
@@ -702,6 +704,14 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int f
 			inode_unref(d);
 		}
 	}
+	/*
+	 * The uploads staged under the name are taken before the backing unlink: a RELEASE
+	 * verdict may publish one and drop it from the pending table right after that unlink
+	 * found no name, and a look at the table then would answer ENOENT for a name the
+	 * writer saw and that is now there.
+	 */
+	if (!flags && pending_any())
+		ngrab = pending_grab(parent, name, grab, 16);
 	if (unlinkat(pfd, name, flags) < 0) {
 		ret = -errno;
 		/*
@@ -709,7 +719,7 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int f
 		 * was making (close() had returned) is published by now: unlink that.
 		 */
 		if (ret == -ENOENT && !flags) {
-			int pr = pending_unlink(parent, name, fuse_req_ctx(req)->pid, false);
+			int pr = pending_unlink_grabbed(grab, ngrab, fuse_req_ctx(req)->pid);
 
 			if (pr == 0)
 				ret = 0;
@@ -720,6 +730,7 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int f
 		/* The file a rewrite was staged for is gone: so is the rewrite. */
 		pending_unlink(parent, name, fuse_req_ctx(req)->pid, true);
 	}
+	pending_drop(grab, ngrab);
 	inode_fd_put(p, pfd);
 	fuse_reply_err(req, -ret);
 }

@@ -228,30 +228,63 @@ static bool pend_touches(struct upload *up, pid_t pid, bool file_changed)
 	return related_process(pid, up->pid);
 }
 
+size_t pending_grab(fuse_ino_t parent, const char *name, struct upload **v, size_t max)
+{
+	return pend_all(parent, name, v, max);
+}
+
+void pending_drop(struct upload **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		upload_put(v[i]);
+}
+
+/*
+ * Cancel the uploads of v (pending_grab) that a namespace change by pid touches.  Those in a
+ * verdict (a RELEASE judging them) are waited for on up->lock; a published one is reported
+ * (1).  v was taken before the backing call that found no name, so an upload whose verdict
+ * completed and left the table between that call and this one is still seen.
+ */
+static int pend_unlink_of(struct upload **v, size_t n, pid_t pid, bool file_gone)
+{
+	size_t i;
+	int ret = -ENOENT;
+
+	for (i = 0; i < n; i++) {
+		if (!pend_touches(v[i], pid, file_gone))
+			continue;
+		/* up->lock waits for a verdict in progress (a RELEASE judging it) */
+		pthread_mutex_lock(&v[i]->lock);
+		if (v[i]->state == UP_STAGED) {
+			v[i]->state = UP_CANCELLED;
+			stage_drop(v[i]);	/* named: unlinked now, as a tmpfile is */
+		} else if (v[i]->state == UP_PUBLISHED && !file_gone && ret != 0) {
+			ret = 1;	/* published meanwhile: the name is there now */
+		}
+		pthread_mutex_unlock(&v[i]->lock);
+		pend_remove(v[i]);
+		if (ret != 1)
+			ret = 0;
+	}
+	return ret;
+}
+
+int pending_unlink_grabbed(struct upload **v, size_t n, pid_t pid)
+{
+	return pend_unlink_of(v, n, pid, false);
+}
+
 int pending_unlink(fuse_ino_t parent, const char *name, pid_t pid, bool file_gone)
 {
 	struct upload *v[16];
-	size_t n, i;
-	int ret = -ENOENT;
+	size_t n;
+	int ret;
 
 	n = pend_all(parent, name, v, 16);
-	for (i = 0; i < n; i++) {
-		if (pend_touches(v[i], pid, file_gone)) {
-			/* up->lock waits for a verdict in progress (a RELEASE judging it) */
-			pthread_mutex_lock(&v[i]->lock);
-			if (v[i]->state == UP_STAGED) {
-				v[i]->state = UP_CANCELLED;
-				stage_drop(v[i]);	/* named: unlinked now, as a tmpfile is */
-			} else if (v[i]->state == UP_PUBLISHED && !file_gone && ret != 0) {
-				ret = 1;	/* published meanwhile: the name is there now */
-			}
-			pthread_mutex_unlock(&v[i]->lock);
-			pend_remove(v[i]);
-			if (ret != 1)
-				ret = 0;
-		}
-		upload_put(v[i]);
-	}
+	ret = pend_unlink_of(v, n, pid, file_gone);
+	pending_drop(v, n);
 	return ret;
 }
 
