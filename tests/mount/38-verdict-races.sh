@@ -2,37 +2,101 @@
 # 38-verdict-races.sh - namespace operations by the uploader that arrive while a RELEASE-time
 # verdict of the same name is running (close() returned, the verdict had not: the process
 # still held a second descriptor).  Whatever the verdict does meanwhile, each operation must
-# give what plain ext4 gives to a process that saw the file it just wrote: unlink removes it
-# and returns 0, and so on (issue 14).
-# The daemon runs under tests/preload/slowsys.so: a backing unlinkat/renameat2 of a name
-# starting with "slow-" that fails with ENOENT (the upload is not published yet) sleeps
-# HG_SLOW_MS before returning, so the verdict surely completes inside the window between
+# give what plain ext4 gives to a process that saw the file it had just written (issue 14):
+#  1. unlink removes it and returns 0 (it used to return ENOENT and leave the name);
+#  2. open(O_CREAT|O_EXCL) of it fails with EEXIST and the file keeps its content (the
+#     lookup said ENOENT, the create made a second upload that replaced the first);
+#  3. rename moves it, also while another user stages an upload of the same name (the
+#     writer's own upload was not judged first: rename said ENOENT, or 0 with the file left
+#     under the old name);
+#  4. (no verdict race) the writer finds its staged file while an unrelated process of the
+#     same uid stages the same name (its lookup saw only the newest upload, not its own).
+# The daemon runs under tests/preload/slowsys.so: a backing call named in HG_SLOW_CALLS on a
+# name starting with "slow-" that fails with ENOENT (the upload is not published yet) sleeps
+# HG_SLOW_MS (1 s) before returning, so the verdict surely completes inside the window between
 # that ENOENT and the daemon's look at its pending uploads, as it can on a loaded machine.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 SHIM=$HG_BUILD/tests/preload/slowsys.so
 [ -r "$SHIM" ] || bail "$SHIM is not built"
-# A sanitizer build wants its runtime first in the daemon's library list.
-HG_SLOW_PREFIX=slow- HG_SLOW_MS=1500 LD_PRELOAD=$SHIM \
-	ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
-	hg_mount || bail "mount failed"
+TU=4242
+
+# slow_mount CALLS: mount with the shim delaying CALLS (a sanitizer build wants its runtime
+# first in the daemon's library list: told not to mind).
+slow_mount() {
+	HG_SLOW_PREFIX=slow- HG_SLOW_MS=1000 HG_SLOW_CALLS=$1 LD_PRELOAD=$SHIM \
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+		hg_mount allow_other || bail "mount failed"
+	[ -d "$HG_MNT/d" ] || mkdir -m 0777 "$HG_MNT/d" || bail "mkdir failed"
+}
 
 # race OP: for a few rounds, an upload whose verdict comes with RELEASE (32 MiB written out of
 # order: no streamed hash, the verdict re-reads it, slow enough to still run when the next
-# request comes), then OP on it by the uploader.  Prints what differed from ext4
-# and how many rounds hit the window (OP took HG_SLOW_MS: its backing call saw ENOENT);
-# exit 0 when nothing differed and at least one round hit it.
+# request comes), then OP on it by the uploader.  Prints what differed from ext4 and how many
+# rounds hit the window (OP took HG_SLOW_MS: its backing call saw ENOENT); exit 0 when nothing
+# differed and at least one round hit it.
 race() {
-	python3 - "$HG_MNT" "$HG_BACK" "$1" <<'PY'
+	python3 - "$HG_MNT/d" "$HG_BACK/d" "$1" "$TU" <<'PY'
 import errno, os, sys, threading, time
-M, B, op = sys.argv[1:4]
+M, B, op, tu = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+SIZE = (32 << 20) + 1
 bad, hits = [], 0
-for i in range(3):
-    f = "%s/slow-%s%d" % (M, op, i)
+
+def other_upload(f, inherited):
+    """An unrelated process (the writer's grandchild) of another uid stages f and holds it
+    open until told; returns the pipe that tells it.  It must not keep the writer's
+    descriptors (inherited): their RELEASE would wait for its exit."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    if os.fork() == 0:
+        for d in inherited:
+            os.close(d)
+        if os.fork() == 0:
+            os.close(r1)
+            os.close(w2)
+            os.setgid(tu)
+            os.setuid(tu)
+            fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
+            os.write(fd, b"g")
+            os.write(w1, b"x")
+            os.read(r2, 1)
+            os.close(fd)
+            os._exit(0)
+        os.wait()
+        os._exit(0)
+    os.close(w1)
+    os.close(r2)
+    if os.read(r1, 1) != b"x":
+        sys.exit("the other uid's upload failed")
+    return w2
+
+def unrelated_stat(f, inherited):
+    if os.fork() == 0:
+        for d in inherited:
+            os.close(d)
+        if os.fork() == 0:
+            try:
+                os.stat(f)
+                os._exit(1)
+            except FileNotFoundError:
+                os._exit(0)
+        os._exit(os.wait()[1] >> 8)
+    if os.wait()[1]:
+        sys.exit("another process saw the upload before its verdict")
+
+for i in range(2):
+    base = "slow-%s%d" % (op, i)
+    f = "%s/%s" % (M, base)
     fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
-    os.pwrite(fd, b"z", 32 << 20)
+    os.pwrite(fd, b"z", SIZE - 1)
     os.pwrite(fd, os.urandom(4096), 0)
     rd = os.open(f, os.O_RDONLY)        # the uploader's second descriptor
+    go = other_upload(f, (fd, rd)) if op == "rename" else None
+    if op == "excl":
+        # An unrelated process's look at the name (ENOENT: not published yet) leaves a
+        # negative dentry: the writer's open then makes one LOOKUP, which the kernel does
+        # not repeat as it does after a failed revalidation of a positive one.
+        unrelated_stat(f, (fd, rd))
     # closed by another thread than the writer, the process still holding rd: not the last
     # close, so the verdict comes with the RELEASE that follows (after close returned)
     th = threading.Thread(target=os.close, args=(fd,))
@@ -43,28 +107,91 @@ for i in range(3):
     try:
         if op == "unlink":
             os.unlink(f)
+        elif op == "excl":
+            os.close(os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         elif op == "rename":
             os.rename(f, f + ".moved")
     except OSError as e:
         err = e.errno
-    if time.monotonic() - t >= 1.4:
+    if time.monotonic() - t >= 0.9:
         hits += 1
     os.close(rd)
     time.sleep(0.05)
-    names = sorted(n for n in os.listdir(M) if n.startswith("slow-%s%d" % (op, i)))
-    back = sorted(n for n in os.listdir(B) if n.startswith("slow-%s%d" % (op, i)))
-    want = [] if op == "unlink" else [os.path.basename(f) + ".moved"]
-    if err or names != want or back != want:
-        bad.append("round %d: %s returned %s; mount has %s, backing %s, ext4 would have %s" %
-                   (i, op, errno.errorcode.get(err, 0) if err else 0, names, back, want))
-print("%d of 3 rounds hit the window" % hits)
+    names = sorted(n for n in os.listdir(M) if n.startswith(base))
+    back = sorted(n for n in os.listdir(B) if n.startswith(base))
+    sizes = [os.stat("%s/%s" % (B, n)).st_size for n in back]
+    if go is not None:
+        os.write(go, b"x")
+        os.wait()
+    if op == "unlink":
+        want, werr = [], 0
+    elif op == "excl":
+        want, werr = [base], errno.EEXIST
+    else:
+        want, werr = [base + ".moved"], 0
+    if err != werr or names != want or back != want or sizes != [SIZE] * len(want):
+        bad.append("round %d: %s gave %s; mount has %s, backing %s (sizes %s); ext4: %s, %s" %
+                   (i, op, errno.errorcode.get(err, 0) if err else 0, names, back, sizes,
+                    errno.errorcode.get(werr, 0) if werr else 0, want))
+print("%d of 2 rounds hit the window" % hits)
 for b in bad:
     print(b)
 sys.exit(1 if bad or not hits else 0)
 PY
 }
 
+slow_mount unlinkat
 ok "unlink while the RELEASE verdict publishes the name: 0, and the name is gone" race unlink
+hg_umount
+slow_mount fstatat
+ok "O_CREAT|O_EXCL while the RELEASE verdict publishes the name: EEXIST, content kept" race excl
+hg_umount
+slow_mount renameat2
+ok "rename while the RELEASE verdict publishes the name, another uid staging it too: moved" \
+	race rename
+
+# 4: two unrelated processes of one uid stage the same new name; the first still finds its own.
+same_uid_lookup() {
+	python3 - "$HG_MNT/d" "$TU" <<'PY'
+import os, sys
+M, tu = sys.argv[1], int(sys.argv[2])
+f = M + "/same-uid"
+os.setgid(tu)
+os.setuid(tu)
+fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
+os.write(fd, b"mine")
+r1, w1 = os.pipe()
+r2, w2 = os.pipe()
+if os.fork() == 0:
+    if os.fork() == 0:                  # the grandchild: not related to the writer
+        os.close(r1)
+        os.close(w2)
+        g = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(g, b"theirs!")
+        os.write(w1, b"x")
+        os.read(r2, 1)
+        os.close(g)
+        os._exit(0)
+    os.wait()
+    os._exit(0)
+os.close(w1)
+os.close(r2)
+if os.read(r1, 1) != b"x":
+    sys.exit("the second upload failed")
+try:
+    st = os.stat(f)
+    res = "size %d" % st.st_size
+except OSError as e:
+    res = os.strerror(e.errno)
+os.write(w2, b"x")
+os.wait()
+os.close(fd)
+print("the writer's stat of its own staged file: " + res)
+sys.exit(0 if res == "size 4" else 1)
+PY
+}
+ok "the writer finds its staged file while an unrelated process of its uid stages the name" \
+	same_uid_lookup
 ok "daemon still alive" kill -0 "$HG_PID"
 hg_umount
 done_testing
