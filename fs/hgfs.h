@@ -319,7 +319,17 @@ bool related_process(pid_t asker, pid_t writer);
 bool process_holds(pid_t pid, ino_t kino);
 int upload_getattr(struct upload *up, struct stat *st);
 void upload_put(struct upload *up);
-struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid);
+/*
+ * The newest staged upload of parent/name visible to uid's process pid (its own or a related
+ * process's, not hidden from it), referenced; NULL if none.
+ */
+struct upload *pending_find_own(fuse_ino_t parent, const char *name, uid_t uid, pid_t pid);
+/*
+ * Counts uploads leaving the pending table (published, rejected, cancelled).  A lookup that
+ * found no backing name and no pending upload looks again when it moved: a verdict published
+ * the name in between.
+ */
+unsigned pending_gen(void);
 /* Hide up from lookups by pid (true), or false when its list is full. */
 bool pending_hide(struct upload *up, pid_t pid);
 bool pending_hidden(struct upload *up, pid_t pid);
@@ -328,7 +338,8 @@ bool pending_hidden(struct upload *up, pid_t pid);
  * cancelled / moved; with file_gone / file_moved (the backing file under the name was
  * removed / renamed) the rewrites staged for that file are.  -ENOENT when none was;
  * pending_unlink returns 1 when the pid's own upload was published meanwhile (its verdict,
- * made by a RELEASE, was in progress): the name is now in the backing directory.
+ * made by a RELEASE, was in progress): the name is now in the backing directory;
+ * pending_rename returns 1 in that case too (nothing moved).
  */
 int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
 		   const char *newname, pid_t pid, bool file_moved);

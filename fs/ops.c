@@ -206,21 +206,25 @@ static void hg_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct inode *p = ino_to_inode(parent), *in;
 	struct upload *up;
 	struct stat st;
+	unsigned gen;
 	int ret;
 
 	if (strncmp(name, ".hashgate-tmp.", 14) == 0) {
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
+	gen = pending_gen();
 	ret = inode_lookup(p, name, &st, &in);
 	if (ret == -ENOENT) {
 		/* The uploader's own view of a name still being staged. */
-		up = pending_find(parent, name, fuse_req_ctx(req)->uid);
-		if (up && (!related_process(fuse_req_ctx(req)->pid, up->pid) ||
-			   pending_hidden(up, fuse_req_ctx(req)->pid))) {
-			upload_put(up);
-			up = NULL;
-		}
+		up = pending_find_own(parent, name, fuse_req_ctx(req)->uid, fuse_req_ctx(req)->pid);
+		/*
+		 * None, but one left the table since the backing lookup: its verdict may have
+		 * published the name in between (a RELEASE judging the writer's upload after
+		 * its close() returned).  Look again rather than answer ENOENT for it.
+		 */
+		if (!up && pending_gen() != gen)
+			ret = inode_lookup(p, name, &st, &in);
 		if (up && up->state != UP_STAGED) {
 			/* judged meanwhile: wait for its verdict, then look at the directory */
 			upload_verdict(up, req);
@@ -812,11 +816,24 @@ static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	if (rename_compat(pfd, name, npfd, newname, flags) < 0) {
 		ret = -errno;
-		/* Renaming a staged upload moves where it will be published. */
-		if (ret == -ENOENT && !flags &&
-		    pending_rename(parent, name, np, newname, fuse_req_ctx(req)->pid, false) == 0)
-			ret = 0;
-		goto out;
+		/*
+		 * Renaming a staged upload moves where it will be published.  One published
+		 * meanwhile (a related thread's upload made after the settling above, whose
+		 * verdict ran) is under the name now: rename that.
+		 */
+		if (ret == -ENOENT && !flags) {
+			int pr = pending_rename(parent, name, np, newname, fuse_req_ctx(req)->pid,
+						false);
+
+			if (pr == 0) {
+				ret = 0;	/* nothing moved in the backing dir */
+				goto out;
+			}
+			if (pr == 1)
+				ret = rename_compat(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
+		}
+		if (ret < 0)
+			goto out;
 	}
 	/*
 	 * Staged rewrites follow their file: one staged for the target name lost it (like

@@ -44,6 +44,7 @@
 #define PEND_BUCKETS	1024
 
 static ssize_t read_proc(pid_t pid, const char *what, char *buf, size_t len);
+static size_t pend_all(fuse_ino_t parent, const char *name, struct upload **v, size_t max);
 static void stage_drop(struct upload *up);
 
 static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -59,6 +60,7 @@ static size_t pend_hash(fuse_ino_t parent, const char *name)
 }
 
 static atomic_int npending;
+static atomic_uint pend_removed;	/* uploads that left the table (pending_gen) */
 
 /*
  * Held across publish's rename over a name and the rekey of the replaced inode, and across
@@ -97,25 +99,35 @@ static void pend_remove(struct upload *up)
 			*pp = up->pnext;
 		up->pending = false;
 		atomic_fetch_sub(&npending, 1);
+		atomic_fetch_add(&pend_removed, 1);
 	}
 	pthread_mutex_unlock(&pend_lock);
 }
 
-/* The newest staged upload of parent/name by uid (any uid when uid is -1), referenced. */
-struct upload *pending_find(fuse_ino_t parent, const char *name, uid_t uid)
+unsigned pending_gen(void)
 {
-	struct upload *up;
+	return atomic_load(&pend_removed);
+}
 
-	pthread_mutex_lock(&pend_lock);
-	for (up = pend[pend_hash(parent, name)]; up; up = up->pnext)
-		if (inode_to_ino(up->parent) == parent && strcmp(up->name, name) == 0 &&
-		    (uid == (uid_t)-1 || up->uid == uid))
-			break;
-	if (up) {
-		atomic_fetch_add(&up->refs, 1);
+/*
+ * The newest staged upload of parent/name that uid's process pid sees: its own or a related
+ * process's, not hidden from it (pending_hide).  Referenced, or NULL.  Other uploads of the
+ * name (another user's, an unrelated process's) do not hide it, whichever is newer.
+ */
+struct upload *pending_find_own(fuse_ino_t parent, const char *name, uid_t uid, pid_t pid)
+{
+	struct upload *v[16], *found = NULL;
+	size_t n, i;
+
+	n = pend_all(parent, name, v, 16);
+	for (i = 0; i < n; i++) {
+		if (!found && v[i]->uid == uid && related_process(pid, v[i]->pid) &&
+		    !pending_hidden(v[i], pid))
+			found = v[i];
+		else
+			upload_put(v[i]);
 	}
-	pthread_mutex_unlock(&pend_lock);
-	return up;
+	return found;
 }
 
 bool pending_hide(struct upload *up, pid_t pid)
@@ -187,16 +199,22 @@ void pending_settle_dir(fuse_ino_t parent, fuse_req_t req)
 	pthread_mutex_unlock(&pend_lock);
 }
 
-/* Judge the writer's own staged upload of parent/name now (see pending_settle_dir). */
+/*
+ * Judge the writer's own staged uploads of parent/name now (see pending_settle_dir): every
+ * one, not only the newest upload of the name, which may be another user's or an unrelated
+ * process's (then the writer's own went on unjudged and its RELEASE verdict published it
+ * under the old name while a rename moved nothing).  Waits for a verdict in progress.
+ */
 void pending_settle_name(fuse_ino_t parent, const char *name, fuse_req_t req)
 {
-	struct upload *up = pending_find(parent, name, (uid_t)-1);
+	struct upload *v[16];
+	size_t n, i;
 
-	if (!up)
-		return;
-	if (related_process(fuse_req_ctx(req)->pid, up->pid))
-		upload_verdict(up, req);
-	upload_put(up);
+	n = pend_all(parent, name, v, 16);
+	for (i = 0; i < n; i++)
+		if (related_process(fuse_req_ctx(req)->pid, v[i]->pid))
+			upload_verdict(v[i], req);
+	pending_drop(v, n);
 }
 
 /* The staged uploads of parent/name (at most max), each referenced. */
@@ -288,6 +306,11 @@ int pending_unlink(fuse_ino_t parent, const char *name, pid_t pid, bool file_gon
 	return ret;
 }
 
+/*
+ * Move a staged upload to nparent/newname: 0; 1 when it was published meanwhile (its verdict
+ * was in progress: the file is under the old name now), -ENOENT when it was rejected or
+ * cancelled meanwhile.
+ */
 static int pend_move(struct upload *up, struct inode *nparent, const char *newname)
 {
 	char *n = strdup(newname);
@@ -296,6 +319,13 @@ static int pend_move(struct upload *up, struct inode *nparent, const char *newna
 		return -ENOMEM;
 	pend_remove(up);
 	pthread_mutex_lock(&up->lock);
+	if (up->state != UP_STAGED) {
+		int ret = up->state == UP_PUBLISHED ? 1 : -ENOENT;
+
+		pthread_mutex_unlock(&up->lock);
+		free(n);
+		return ret;
+	}
 	inode_ref(nparent);
 	inode_unref(up->parent);
 	up->parent = nparent;
