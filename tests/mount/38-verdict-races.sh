@@ -9,7 +9,9 @@
 #  3. rename moves it, also while another user stages an upload of the same name (the
 #     writer's own upload was not judged first: rename said ENOENT, or 0 with the file left
 #     under the old name);
-#  4. (no verdict race) the writer finds its staged file while an unrelated process of the
+#  4. rename of another file onto it, another user staging the name too, replaces it (the
+#     writer's upload was not judged first: its verdict published it over the renamed file);
+#  5. (no verdict race) the writer finds its staged file while an unrelated process of the
 #     same uid stages the same name (its lookup saw only the newest upload, not its own).
 # The daemon runs under tests/preload/slowsys.so: a backing call named in HG_SLOW_CALLS on a
 # name starting with "slow-" that fails with ENOENT (the upload is not published yet) sleeps
@@ -92,7 +94,10 @@ for i in range(2):
     os.pwrite(fd, b"z", SIZE - 1)
     os.pwrite(fd, os.urandom(4096), 0)
     rd = os.open(f, os.O_RDONLY)        # the uploader's second descriptor
-    go = other_upload(f, (fd, rd)) if op == "rename" else None
+    if op == "onto":
+        with open("%s/src-%d" % (M, i), "wb") as h:   # published: its close judged it
+            h.write(b"s" * 1000)
+    go = other_upload(f, (fd, rd)) if op in ("rename", "onto") else None
     if op == "excl":
         # An unrelated process's look at the name (ENOENT: not published yet) leaves a
         # negative dentry: the writer's open then makes one LOOKUP, which the kernel does
@@ -112,12 +117,14 @@ for i in range(2):
             os.close(os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
         elif op == "rename":
             os.rename(f, f + ".moved")
+        elif op == "onto":
+            os.rename("%s/src-%d" % (M, i), f)
     except OSError as e:
         err = e.errno
     if time.monotonic() - t >= 0.9:
         hits += 1
     os.close(rd)
-    time.sleep(0.05)
+    time.sleep(1 if op == "onto" else 0.05)    # onto: a verdict left running has ended
     names = sorted(n for n in os.listdir(M) if n.startswith(base))
     back = sorted(n for n in os.listdir(B) if n.startswith(base))
     sizes = [os.stat("%s/%s" % (B, n)).st_size for n in back]
@@ -128,9 +135,12 @@ for i in range(2):
         want, werr = [], 0
     elif op == "excl":
         want, werr = [base], errno.EEXIST
+    elif op == "onto":
+        want, werr = [base], 0
     else:
         want, werr = [base + ".moved"], 0
-    if err != werr or names != want or back != want or sizes != [SIZE] * len(want):
+    wsize = 1000 if op == "onto" else SIZE
+    if err != werr or names != want or back != want or sizes != [wsize] * len(want):
         bad.append("round %d: %s gave %s; mount has %s, backing %s (sizes %s); ext4: %s, %s" %
                    (i, op, errno.errorcode.get(err, 0) if err else 0, names, back, sizes,
                     errno.errorcode.get(werr, 0) if werr else 0, want))
@@ -138,7 +148,7 @@ print("%d of 2 rounds hit the window" % hits)
 for b in bad:
     print(b)
 # rename judges the writer's uploads of the name first: its backing call no longer sees ENOENT
-sys.exit(1 if bad or (not hits and op != "rename") else 0)
+sys.exit(1 if bad or (not hits and op not in ("rename", "onto")) else 0)
 PY
 }
 
@@ -151,6 +161,8 @@ hg_umount
 slow_mount renameat2
 ok "rename while the RELEASE verdict publishes the name, another uid staging it too: moved" \
 	race rename
+ok "rename onto the name while its RELEASE verdict runs, another uid staging it too: replaced" \
+	race onto
 
 # 4: two unrelated processes of one uid stage the same new name; the first still finds its own.
 same_uid_lookup() {
