@@ -68,7 +68,7 @@ done
 # out of order (no streamed hash), so it re-reads the file.
 unlink_case() {
 	python3 - "$HG_MNT" <<'PY'
-import os, sys
+import os, sys, threading
 M, bad = sys.argv[1], 0
 for i in range(10):
     f = "%s/u%d" % (M, i)
@@ -76,7 +76,11 @@ for i in range(10):
     os.pwrite(fd, b"z", 32 << 20)
     os.pwrite(fd, os.urandom(4096), 0)
     rd = os.open(f, os.O_RDONLY)        # the uploader's second descriptor
-    os.close(fd)                        # not the last one: the verdict comes with RELEASE
+    # not the last close, and by another thread than the one that wrote (the writer's own
+    # close of what it wrote ends the upload at FLUSH): the verdict comes with RELEASE
+    th = threading.Thread(target=os.close, args=(fd,))
+    th.start()
+    th.join()
     os.unlink(f)
     try:
         os.stat(f)
