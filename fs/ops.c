@@ -39,7 +39,8 @@
  *    would: link, rename (from/onto), rmdir of / readdir of the directory holding them first
  *    give the upload its verdict (a rejected upload is then gone: link fails with EACCES,
  *    the others act on a missing file); unlink cancels it (or, when a RELEASE was judging
- *    it and published it meanwhile, removes the published name).
+ *    it and published it meanwhile, removes the published name).  Another user's or an
+ *    unrelated process's upload of the same name, staged later, changes none of this.
  *  - Every other write (append, reopen-and-write, truncate, fallocate, mmap, writes after a
  *    publish by a second descriptor or a forked child) goes straight to the visible file
  *    under one rule, fs/gate.c: bytes written through the mount are never returned to
