@@ -296,6 +296,11 @@ int creds_own_new(int dirfd, const char *name, int fd, struct inode *parent, fus
 /* Create the staging dir, remove stale entries, choose the staging mode (probe O_TMPFILE). */
 int staging_init(void);
 const char *staging_mode_name(enum staging_mode m);
+/*
+ * Remove the name for uid, atomic against publishes; in a sticky directory only a file uid may
+ * remove (-EPERM when another user's upload took the name since the kernel's check).
+ */
+int staging_unlink(int pfd, const char *name, uid_t uid);
 int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t mode,
 		  struct upload **out, struct stat *st);
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);

@@ -717,19 +717,22 @@ static void do_unlink(fuse_req_t req, fuse_ino_t parent, const char *name, int f
 	 */
 	if (!flags && pending_any())
 		ngrab = pending_grab(parent, name, grab, 16);
-	if (unlinkat(pfd, name, flags) < 0) {
-		ret = -errno;
+	ret = flags ? (unlinkat(pfd, name, flags) < 0 ? -errno : 0)
+		    : staging_unlink(pfd, name, fuse_req_ctx(req)->uid);
+	if (ret < 0) {
 		/*
 		 * Unlinking one's own staged upload cancels it.  One whose verdict a RELEASE
-		 * was making (close() had returned) is published by now: unlink that.
+		 * was making (close() had returned) is published by now: unlink that.  EPERM:
+		 * in a sticky directory another user's upload took the name after the kernel
+		 * let the caller remove what it saw there, its own staged file: that goes.
 		 */
-		if (ret == -ENOENT && !flags) {
+		if ((ret == -ENOENT || ret == -EPERM) && !flags) {
 			int pr = pending_unlink_grabbed(grab, ngrab, fuse_req_ctx(req)->pid);
 
 			if (pr == 0)
 				ret = 0;
 			else if (pr == 1)
-				ret = unlinkat(pfd, name, 0) < 0 ? -errno : 0;
+				ret = staging_unlink(pfd, name, fuse_req_ctx(req)->uid);
 		}
 	} else if (!flags && pending_any()) {
 		/* The file a rewrite was staged for is gone: so is the rewrite. */

@@ -353,6 +353,28 @@ int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
 	return ret;
 }
 
+/*
+ * unlinkat(pfd, name, 0) for uid, atomic against publishes (name_lock).  In a sticky directory
+ * the file under the name must still be one uid may remove (its own, or the directory is
+ * uid's), as the kernel found it when it checked: another user's upload published since (its
+ * verdict runs without the kernel's directory lock) is not removed, -EPERM.  0 or -errno.
+ */
+int staging_unlink(int pfd, const char *name, uid_t uid)
+{
+	struct stat dst, fst;
+	int ret;
+
+	if (uid == 0 || fstat(pfd, &dst) < 0 || !(dst.st_mode & S_ISVTX) || dst.st_uid == uid)
+		return unlinkat(pfd, name, 0) < 0 ? -errno : 0;
+	pthread_mutex_lock(&name_lock);
+	if (fstatat(pfd, name, &fst, AT_SYMLINK_NOFOLLOW) == 0 && fst.st_uid != uid)
+		ret = -EPERM;
+	else
+		ret = unlinkat(pfd, name, 0) < 0 ? -errno : 0;
+	pthread_mutex_unlock(&name_lock);
+	return ret;
+}
+
 const char *staging_mode_name(enum staging_mode m)
 {
 	return m == STAGING_NAMED ? "named" : m == STAGING_TMPFILE ? "tmpfile" : "auto";

@@ -13,6 +13,8 @@
 #     writer's upload was not judged first: its verdict published it over the renamed file);
 #  5. (no verdict race) the writer finds its staged file while an unrelated process of the
 #     same uid stages the same name (its lookup saw only the newest upload, not its own).
+#  6. (a sticky dir) a tenant's unlink of its own staged name while another tenant's upload
+#     of the name is published leaves the other's file (the daemon removed it by name);
 # The daemon runs under tests/preload/slowsys.so: a backing call named in HG_SLOW_CALLS on a
 # name starting with "slow-" that fails with ENOENT (the upload is not published yet) sleeps
 # HG_SLOW_MS (1 s) before returning, so the verdict surely completes inside the window between
@@ -23,10 +25,10 @@ SHIM=$HG_BUILD/tests/preload/slowsys.so
 [ -r "$SHIM" ] || bail "$SHIM is not built"
 TU=4242
 
-# slow_mount CALLS: mount with the shim delaying CALLS (a sanitizer build wants its runtime
+# slow_mount CALLS [BEFORE]: mount with the shim delaying CALLS after an ENOENT, BEFORE always (a sanitizer build wants its runtime
 # first in the daemon's library list: told not to mind).
 slow_mount() {
-	HG_SLOW_PREFIX=slow- HG_SLOW_MS=1000 HG_SLOW_CALLS=$1 LD_PRELOAD=$SHIM \
+	HG_SLOW_PREFIX=slow- HG_SLOW_MS=1000 HG_SLOW_CALLS=$1 HG_SLOW_BEFORE=${2:-} LD_PRELOAD=$SHIM \
 		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
 		hg_mount allow_other || bail "mount failed"
 	[ -d "$HG_MNT/d" ] || mkdir -m 0777 "$HG_MNT/d" || bail "mkdir failed"
@@ -206,6 +208,80 @@ PY
 }
 ok "the writer finds its staged file while an unrelated process of its uid stages the name" \
 	same_uid_lookup
+hg_umount
+
+# 6: in a sticky directory, tenant A unlinks its own staged name while tenant B's upload of
+# the same name is being published (B's close).  The kernel checked A's right to remove A's
+# file; the daemon must not remove B's file, which took the name in between (the shim sleeps
+# before the backing unlinkat), and A's own upload is what goes.
+slow_mount none unlinkat
+sticky_unlink() {
+	python3 - "$HG_MNT/d" "$HG_BACK/d" <<'PY'
+import os, sys, time
+M, B = sys.argv[1], sys.argv[2]
+S = M + "/sticky"
+os.mkdir(S)
+os.chmod(S, 0o1777)
+f = S + "/slow-x"
+SIZE = (32 << 20) + 1
+
+def tenant(uid, body):
+    """body(uid) in a process unrelated to the other tenant's (a grandchild of ours)."""
+    r, w = os.pipe()
+    if os.fork() == 0:
+        os.close(r)
+        if os.fork() == 0:
+            os.setgid(uid)
+            os.setuid(uid)
+            body(w)
+            os._exit(0)
+        os._exit(os.wait()[1] >> 8)
+    os.close(w)
+    return r
+
+def tenant_b(w):
+    fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
+    os.pwrite(fd, b"b", SIZE - 1)
+    os.pwrite(fd, os.urandom(4096), 0)
+    os.write(w, b"c")                   # closing now: the verdict publishes within ~0.3 s
+    os.close(fd)
+    os.write(w, b"d")
+
+def tenant_a(w):
+    fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
+    os.write(fd, b"a")
+    os.write(w, b"s")                   # staged
+    os.read(go_r, 1)
+    try:
+        os.unlink(f)
+        res = "0"
+    except OSError as e:
+        res = os.strerror(e.errno)
+    os.close(fd)
+    os.write(w, res.encode())
+
+go_r, go_w = os.pipe()
+a = tenant(4242, tenant_a)
+if os.read(a, 1) != b"s":
+    sys.exit("tenant A could not stage its upload")
+b = tenant(4243, tenant_b)
+if os.read(b, 1) != b"c":
+    sys.exit("tenant B could not write its upload")
+os.write(go_w, b"x")                    # A unlinks while B's close publishes
+res = os.read(a, 100).decode()
+os.read(b, 1)
+os.wait()
+os.wait()
+time.sleep(0.2)
+names = os.listdir(B + "/sticky")
+st = os.stat(B + "/sticky/slow-x") if names == ["slow-x"] else None
+print("A's unlink of its own staged name: %s; backing: %s, owner %s, size %s" %
+      (res, names, st and st.st_uid, st and st.st_size))
+sys.exit(0 if res == "0" and st and st.st_uid == 4243 and st.st_size == SIZE else 1)
+PY
+}
+ok "sticky dir: a tenant's unlink of its staged name while another's upload of it publishes removes only its own" \
+	sticky_unlink
 ok "daemon still alive" kill -0 "$HG_PID"
 hg_umount
 done_testing

@@ -5,11 +5,13 @@
  * all) that fail with ENOENT on a name starting with $HG_SLOW_PREFIX sleep $HG_SLOW_MS
  * milliseconds before they return, so whatever runs concurrently in the daemon (a verdict made
  * by RELEASE) finishes in between, as it can on a loaded machine.  The result and errno are
- * the real ones.  Nothing changes when HG_SLOW_PREFIX is unset.
+ * the real ones.  The calls named in $HG_SLOW_BEFORE (only unlinkat so far) sleep before the
+ * call on such a name, whatever it gives.  Nothing changes when HG_SLOW_PREFIX is unset.
  * Test-only: never installed, never linked into the daemon.
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,28 +20,53 @@
 #include <time.h>
 #include <unistd.h>
 
-static void slow(const char *call, const char *name, int err)
+/* Is call in the comma separated list (an unset or empty list: every call)? */
+static bool listed(const char *calls, const char *call)
 {
-	const char *prefix = getenv("HG_SLOW_PREFIX"), *ms = getenv("HG_SLOW_MS");
-	const char *calls = getenv("HG_SLOW_CALLS"), *c;
 	size_t len = strlen(call);
-	struct timespec ts;
-	long n;
+	const char *c;
 
-	if (err != ENOENT || !prefix || !*prefix || !name || strncmp(name, prefix, strlen(prefix)))
-		return;
-	if (calls && *calls) {
-		for (c = calls; (c = strstr(c, call)) != NULL; c += len)
-			if ((c == calls || c[-1] == ',') && (c[len] == ',' || !c[len]))
-				break;
-		if (!c)
-			return;
-	}
-	n = ms ? atol(ms) : 1000;
+	if (!calls || !*calls)
+		return true;
+	for (c = calls; (c = strstr(c, call)) != NULL; c += len)
+		if ((c == calls || c[-1] == ',') && (c[len] == ',' || !c[len]))
+			return true;
+	return false;
+}
+
+static void nap(void)
+{
+	const char *ms = getenv("HG_SLOW_MS");
+	struct timespec ts;
+	long n = ms ? atol(ms) : 1000;
+
 	ts.tv_sec = n / 1000;
 	ts.tv_nsec = (n % 1000) * 1000000L;
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
+}
+
+static bool slow_name(const char *name)
+{
+	const char *prefix = getenv("HG_SLOW_PREFIX");
+
+	return prefix && *prefix && name && strncmp(name, prefix, strlen(prefix)) == 0;
+}
+
+/* Before the call: $HG_SLOW_BEFORE names the calls that always sleep first. */
+static void before(const char *call, const char *name)
+{
+	const char *calls = getenv("HG_SLOW_BEFORE");
+
+	if (calls && *calls && slow_name(name) && listed(calls, call))
+		nap();
+}
+
+/* After a failed call: an ENOENT of a call in $HG_SLOW_CALLS sleeps. */
+static void slow(const char *call, const char *name, int err)
+{
+	if (err == ENOENT && slow_name(name) && listed(getenv("HG_SLOW_CALLS"), call))
+		nap();
 }
 
 int unlinkat(int dfd, const char *name, int flags)
@@ -49,6 +76,7 @@ int unlinkat(int dfd, const char *name, int flags)
 
 	if (!real)
 		real = (int (*)(int, const char *, int))dlsym(RTLD_NEXT, "unlinkat");
+	before("unlinkat", name);
 	r = real(dfd, name, flags);
 	e = errno;
 	if (r < 0)
