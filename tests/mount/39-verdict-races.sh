@@ -1,5 +1,5 @@
 #!/bin/bash
-# 38-verdict-races.sh - namespace operations by the uploader that arrive while a RELEASE-time
+# 39-verdict-races.sh - namespace operations by the uploader that arrive while a RELEASE-time
 # verdict of the same name is running (close() returned, the verdict had not: the process
 # still held a second descriptor).  Whatever the verdict does meanwhile, each operation must
 # give what plain ext4 gives to a process that saw the file it had just written (issue 14):
