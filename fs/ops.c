@@ -188,6 +188,14 @@ static void hg_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (hgfs.splice_read && (conn->capable & FUSE_CAP_SPLICE_READ))
 		conn->want |= FUSE_CAP_SPLICE_READ;
+	/*
+	 * readdirplus=auto (libfuse's default) lets the kernel ask for the attributes with a
+	 * listing when it sees them used (ls -l, find -ls); on always does, off never.
+	 */
+	if (hgfs.rdplus == RDPLUS_OFF)
+		conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	else if (hgfs.rdplus == RDPLUS_ON && (conn->capable & FUSE_CAP_READDIRPLUS))
+		conn->want = (conn->want | FUSE_CAP_READDIRPLUS) & ~FUSE_CAP_READDIRPLUS_AUTO;
 	conn->max_write = 1024 * 1024;
 	conn->max_readahead = 1024 * 1024;
 	/*
