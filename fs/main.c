@@ -7,7 +7,8 @@
  * pdq=, pdq_threshold=, pdq_min_quality=, ...), config=PATH, and daemon-only ones:
  * scan=on|off (off: stage and publish without hashing, the benchmark baseline),
  * writeback=off (=on is refused, see below), splice=on|off (move written data
- * from /dev/fuse with splice, default on), timeout=SECONDS (entry/attr cache, default 1),
+ * from /dev/fuse with splice, default off: ops.c hg_init), timeout=SECONDS (entry/attr
+ * cache, default 1),
  * staging=auto|tmpfile|named (how uploads are staged, staging.c; auto: O_TMPFILE where the
  * backing filesystem has it, else named files in the root-only staging dir), handles=on|off
  * (off: reopen inodes by parent and name even where the backing fs has file handles, as on
@@ -467,7 +468,7 @@ int main(int argc, char *argv[])
 
 	umask(0);	/* modes come from the kernel with the caller's umask applied */
 	hgfs.scan = true;
-	hgfs.splice_read = true;	/* measured: faster large writes and small creates */
+	hgfs.splice_read = false;	/* measured: costs small files more than it saves (ops.c) */
 	hgfs.timeout = 1.0;
 	hgfs.xattr = true;
 	hgfs.root_fd = hgfs.staging_fd = -1;
