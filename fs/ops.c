@@ -391,21 +391,19 @@ static void kill_caps(int fd)
 /*
  * chmod/chown of the object behind an O_PATH (or any) fd, as setattr asks.  rw: fd is a
  * regular file open for I/O (a staged upload's tmpfile), which fchmod takes directly, without
- * the symlink check and the /proc path an O_PATH fd needs.
+ * the /proc path an O_PATH fd needs.  type: the inode's S_IFMT bits, which never change (the
+ * symlink check needs no fstat).
  */
-static int set_owner_mode(int fd, bool rw, const struct stat *attr, int valid)
+static int set_owner_mode(int fd, bool rw, mode_t type, const struct stat *attr, int valid)
 {
 	char proc[64];
-	struct stat st;
 
 	if (valid & FUSE_SET_ATTR_MODE) {
 		if (rw) {
 			if (fchmod(fd, attr->st_mode & 07777) < 0)
 				return -errno;
 		} else {
-			if (fstat(fd, &st) < 0)
-				return -errno;
-			if (S_ISLNK(st.st_mode))
+			if (S_ISLNK(type))
 				return -EOPNOTSUPP;
 			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 			if (chmod(proc, attr->st_mode & 07777) < 0)
@@ -448,13 +446,13 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			goto out;
 		}
 		if (bfd >= 0) {
-			ret = set_owner_mode(bfd, false, attr, valid);
+			ret = set_owner_mode(bfd, false, in->type, attr, valid);
 			inode_fd_put(in, bfd);
 		}
 		if (ret < 0)
 			goto out;
 	}
-	ret = set_owner_mode(t.fd, t.up != NULL, attr, valid);
+	ret = set_owner_mode(t.fd, t.up != NULL, in->type, attr, valid);
 	if (ret < 0)
 		goto out;
 	if (valid & FUSE_SET_ATTR_SIZE) {
