@@ -232,6 +232,7 @@ struct hgfs {
 	bool writeback;
 	bool splice_read;		/* splice WRITE data from /dev/fuse into files */
 	double timeout;			/* entry/attr timeout */
+	enum { RDPLUS_AUTO, RDPLUS_ON, RDPLUS_OFF } rdplus;	/* readdirplus= (ops.c hg_init) */
 	bool xattr;			/* xattr=off: xattr requests answer ENOSYS (ops.c) */
 	bool foreground;
 	bool debug;

@@ -70,7 +70,7 @@
  *    on a truncate, as the kernel would have.
  *  - Locks (flock, fcntl) are handled by the kernel locally for this mount.
  *  - Hard links to another process's staged (unpublished) file are refused with EBUSY.
- *  - Writes are spliced from /dev/fuse (splice=off to copy); uploads are hashed from the page
+ *  - Writes are read from /dev/fuse (splice=on splices them); uploads are hashed from the page
  *    cache behind the writes by a background thread (hashq.c), so the write path never waits
  *    for hashing; the close waits for the rest.  After close() returns, the writer's next
  *    lookup or listing sees the verdict's outcome (it waits for a RELEASE still judging).
@@ -175,6 +175,27 @@ static void entry_of(struct fuse_entry_param *e, struct inode *in, const struct 
 	e->entry_timeout = hgfs.timeout;
 }
 
+/*
+ * The largest WRITE that libfuse can splice: its buffer (max_write + a 4 KiB header) must fit
+ * a pipe of pipe-max-size (a power of two of pages), and 1 MiB at most as without splice.
+ */
+static unsigned splice_max_write(void)
+{
+	unsigned long pmax = 1024 * 1024;
+	FILE *f = fopen("/proc/sys/fs/pipe-max-size", "re");
+
+	if (f) {
+		if (fscanf(f, "%lu", &pmax) != 1)
+			pmax = 1024 * 1024;
+		fclose(f);
+	}
+	if (pmax >= 2 * 1024 * 1024)
+		return 1024 * 1024;
+	if (pmax < 128 * 1024)
+		pmax = 128 * 1024;	/* libfuse then reads instead of splicing: still correct */
+	return (unsigned)(pmax - 4096);
+}
+
 static void hg_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* The kernel must send O_TRUNC with open, or a rewrite could not be staged. */
@@ -187,9 +208,29 @@ static void hg_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(FUSE_CAP_FLOCK_LOCKS | FUSE_CAP_POSIX_LOCKS);
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	/*
+	 * splice=on: WRITE requests go from /dev/fuse into a pipe and from there into the file.
+	 * libfuse only splices when its per-thread pipe holds max_write plus a 4 KiB header, and
+	 * a pipe grows to pipe-max-size at most (1 MiB by default; CAP_SYS_RESOURCE may not
+	 * help in a container): with max_write 1 MiB it silently read() every request, which is
+	 * what ran before splice=on fitted max_write to the pipe.  Off by default: every request,
+	 * however small, then costs a splice and a read of the pipe instead of one read, and
+	 * small files are most of the traffic (README, issue 20).  libfuse turns it on by itself
+	 * (we have write_buf), so off must clear it.
+	 */
 	if (hgfs.splice_read && (conn->capable & FUSE_CAP_SPLICE_READ))
 		conn->want |= FUSE_CAP_SPLICE_READ;
-	conn->max_write = 1024 * 1024;
+	else
+		conn->want &= ~FUSE_CAP_SPLICE_READ;
+	/*
+	 * readdirplus=auto (libfuse's default) lets the kernel ask for the attributes with a
+	 * listing when it sees them used (ls -l, find -ls); on always does, off never.
+	 */
+	if (hgfs.rdplus == RDPLUS_OFF)
+		conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	else if (hgfs.rdplus == RDPLUS_ON && (conn->capable & FUSE_CAP_READDIRPLUS))
+		conn->want = (conn->want | FUSE_CAP_READDIRPLUS) & ~FUSE_CAP_READDIRPLUS_AUTO;
+	conn->max_write = (conn->want & FUSE_CAP_SPLICE_READ) ? splice_max_write() : 1024 * 1024;
 	conn->max_readahead = 1024 * 1024;
 	/*
 	 * RELEASE is a background request, and a deferred one (its verdict in the pool) keeps
@@ -355,21 +396,19 @@ static void kill_caps(int fd)
 /*
  * chmod/chown of the object behind an O_PATH (or any) fd, as setattr asks.  rw: fd is a
  * regular file open for I/O (a staged upload's tmpfile), which fchmod takes directly, without
- * the symlink check and the /proc path an O_PATH fd needs.
+ * the /proc path an O_PATH fd needs.  type: the inode's S_IFMT bits, which never change (the
+ * symlink check needs no fstat).
  */
-static int set_owner_mode(int fd, bool rw, const struct stat *attr, int valid)
+static int set_owner_mode(int fd, bool rw, mode_t type, const struct stat *attr, int valid)
 {
 	char proc[64];
-	struct stat st;
 
 	if (valid & FUSE_SET_ATTR_MODE) {
 		if (rw) {
 			if (fchmod(fd, attr->st_mode & 07777) < 0)
 				return -errno;
 		} else {
-			if (fstat(fd, &st) < 0)
-				return -errno;
-			if (S_ISLNK(st.st_mode))
+			if (S_ISLNK(type))
 				return -EOPNOTSUPP;
 			snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 			if (chmod(proc, attr->st_mode & 07777) < 0)
@@ -412,13 +451,13 @@ static void hg_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 			goto out;
 		}
 		if (bfd >= 0) {
-			ret = set_owner_mode(bfd, false, attr, valid);
+			ret = set_owner_mode(bfd, false, in->type, attr, valid);
 			inode_fd_put(in, bfd);
 		}
 		if (ret < 0)
 			goto out;
 	}
-	ret = set_owner_mode(t.fd, t.up != NULL, attr, valid);
+	ret = set_owner_mode(t.fd, t.up != NULL, in->type, attr, valid);
 	if (ret < 0)
 		goto out;
 	if (valid & FUSE_SET_ATTR_SIZE) {
