@@ -14,7 +14,10 @@
  * (off: reopen inodes by parent and name even where the backing fs has file handles, as on
  * filesystems without; for tests),
  * xattr=on|off (off: no extended attributes through the mount, see ops.c),
- * readdirplus=auto|on|off (attributes with listings, see ops.c hg_init).
+ * readdirplus=auto|on|off (attributes with listings, see ops.c hg_init),
+ * loop=sticky|libfuse (sticky, the default: loop.c's pool, which serves one client's
+ * sequential requests on one thread; libfuse: fuse_session_loop_mt, also used with
+ * clone_fd; -s serves everything on one thread).
  * timeout stays 1 s by default: hosters also change the backing dir directly, and the kernel
  * shows a removed file or an old mode that long (tests/mount/18); a longer one bought
  * nothing in creates or untar (the same requests reach the daemon: README, issue 20).
@@ -41,6 +44,7 @@
 #include <unistd.h>
 
 #include "fs/hgfs.h"
+#include "fs/loop.h"
 #include "hashdb/audit.h"
 #include "hashdb/hglog.h"
 #include "hashdb/qstore.h"
@@ -99,7 +103,8 @@ static void usage(const char *prog)
 		"     on_error=deny|allow, pdq=on|off, pdq_threshold=N,\n"
 		"     pdq_min_quality=N, scan=on|off, writeback=off, splice=on|off,\n"
 		"     timeout=SECONDS, staging=auto|tmpfile|named, handles=on|off,\n"
-		"     xattr=on|off, readdirplus=auto|on|off,\n"
+		"     xattr=on|off, readdirplus=auto|on|off, loop=sticky|libfuse,\n"
+		"     max_threads=N,\n"
 		"     and FUSE options (allow_other, ...)\n", prog);
 }
 
@@ -171,6 +176,15 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 			return -1;
 		}
 		return 0;
+	}
+	if (strcmp(k, "loop") == 0 && eq) {
+		if (strcmp(eq + 1, "sticky") == 0 || strcmp(eq + 1, "libfuse") == 0) {
+			hgfs.libfuse_loop = eq[1] == 'l';
+			return 0;
+		}
+		fprintf(stderr, "hashgatefs: option 'loop': expected sticky or libfuse, got '%s'\n",
+			eq + 1);
+		return -1;
 	}
 	if (strcmp(k, "handles") == 0 && eq) {
 		bool on;
@@ -590,6 +604,8 @@ int main(int argc, char *argv[])
 
 	if (opts.singlethread) {
 		ret = fuse_session_loop(hgfs.se);
+	} else if (!hgfs.libfuse_loop && !opts.clone_fd) {
+		ret = loop_run(hgfs.se, opts.max_threads);
 	} else if (!opts.clone_fd && opts.max_idle_threads == UINT_MAX) {
 		/*
 		 * libfuse 3.14's defaults: at most 10 workers, idle ones kept rather than

@@ -1,0 +1,18 @@
+/*
+ * loop.h - the request loop of hashgatefs (loop.c): a thread pool that keeps one client's
+ * stream of requests on one thread.
+ */
+#ifndef HGFS_LOOP_H
+#define HGFS_LOOP_H
+
+struct fuse_session;
+
+/*
+ * Serve @se until it is unmounted or fuse_session_exit() is called (SIGINT/SIGTERM through
+ * libfuse's handlers), with at most @max_threads threads (0: 10, libfuse's default).  Runs
+ * its watchdog on the calling thread; every thread it started has ended when it returns.
+ * Returns 0, or -errno when reading /dev/fuse failed or no thread could be started.
+ */
+int loop_run(struct fuse_session *se, unsigned max_threads);
+
+#endif
