@@ -16,6 +16,7 @@
 # no-attacker phase, and the daemon's peak RSS so far (VmHWM).
 # Targets (issue 15): victim p99 < 50 ms, ops/s >= 0.5x no-attacker and no failed op, for every
 # pattern.
+# BENCH_OPTS="loop=libfuse,..." adds mount options (e.g. to compare request loops).
 # Exit 0 when every target is met, 1 otherwise or when a step failed.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -u
@@ -70,7 +71,7 @@ PY
 chmod 0644 "$T/bomb.jpg" "$T/known.bin"
 
 mkdir -p "$BK" "$M"
-bench_mount "$BK" "$M" "$T/daemon.log" allow_other || exit 1
+bench_mount "$BK" "$M" "$T/daemon.log" "allow_other${BENCH_OPTS:+,$BENCH_OPTS}" || exit 1
 DPID=$BENCH_PID
 mkdir "$M/a" "$M/v" && chown $AU:$AU "$M/a" && chown $VU:$VU "$M/v" && echo pub >"$M/pub" ||
 	{ echo "50-neighbour: setup through the mount failed"; exit 1; }
