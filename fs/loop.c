@@ -21,6 +21,8 @@
  *    more than LOOP_STUCK_US, it brings in a reader.  A request that arrives while the only
  *    thread is stuck waits about that long at most; heavy work (hashing what the stream did
  *    not, image decoding, quarantine) runs on the verdict pool anyway (verdictq.c).
+ *  - Once requests have queued up, the pool stays "hot" for LOOP_HOT_NS: every thread reads,
+ *    as in libfuse's pool, so under concurrent load nobody waits for a hand-off.
  *  - FORGET and INTERRUPT bring in nobody: bursts of them must not grow the pool.
  * Shutdown: a thread whose read ends (unmount) or that sees the session exited stops the
  * pool; the watchdog also notices an exit requested by a signal delivered elsewhere,
@@ -49,6 +51,7 @@
 #define LOOP_IDLE_TICKS		200	/* ticks without a busy thread before the watchdog naps */
 #define LOOP_NAP_MS		500	/* a napping watchdog still notices a signalled exit */
 #define LOOP_DEF_THREADS	10
+#define LOOP_HOT_NS		100000000ull	/* after a hand-off, everybody reads for 100 ms */
 
 /* FUSE opcodes that need no reply and must not grow the pool (linux/fuse.h). */
 #define OP_FORGET		2
@@ -75,6 +78,7 @@ struct loop {
 	unsigned busy;			/* serving a request */
 	unsigned idle;			/* waiting on idle_cond */
 	unsigned tokens;		/* idle workers asked to become readers */
+	uint64_t hot_until;		/* ns: until then a thread that served reads again */
 	bool stop;
 	bool wd_napping;
 	int error;
@@ -120,11 +124,26 @@ out_free:
 	return -err;
 }
 
-/* Get one more thread reading /dev/fuse, if the pool allows; l->lock held. */
+/*
+ * Get one more thread reading /dev/fuse, if the pool allows; l->lock held.  The pool turns
+ * "hot" for LOOP_HOT_NS: requests are queueing, so every idle thread is sent to read and
+ * threads that finish a request keep reading, as in libfuse's pool (measured with
+ * tests/bench/50-neighbour.sh: bringing readers in one at a time, each through a wake-up of
+ * its own, left a victim's requests queued behind an attacker's at load).
+ */
 static void want_reader_locked(struct loop *l)
 {
+	uint64_t now = now_ns();
+	bool was_calm = now >= l->hot_until;
+
 	if (l->stop)
 		return;		/* loop_run walks the worker list without the lock then */
+	l->hot_until = now + LOOP_HOT_NS;
+	if (was_calm && l->idle > l->tokens) {
+		l->tokens = l->idle;
+		pthread_cond_broadcast(&l->idle_cond);
+		return;
+	}
 	if (l->idle > l->tokens) {
 		l->tokens++;
 		pthread_cond_signal(&l->idle_cond);
@@ -173,8 +192,8 @@ static void *worker_main(void *arg)
 	for (;;) {
 		if (fresh) {
 			fresh = false;
-		} else if (l->readers > 0) {
-			/* Someone reads already: wait until asked. */
+		} else if (l->readers > 0 && now_ns() >= l->hot_until) {
+			/* Someone reads already and nothing queues up: wait until asked. */
 			l->idle++;
 			while (!l->stop && l->tokens == 0)
 				pthread_cond_wait(&l->idle_cond, &l->lock);
