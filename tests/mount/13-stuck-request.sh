@@ -1,5 +1,5 @@
 #!/bin/bash
-# 18-stuck-request.sh - requests stuck in the backing filesystem do not hold up the others.
+# 13-stuck-request.sh - requests stuck in the backing filesystem do not hold up the others.
 #
 # The request loop (fs/loop.c) serves a sequential client on one thread and brings in more
 # only when requests queue up or every busy thread is stuck.  A tenant whose requests hang
