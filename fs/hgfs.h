@@ -61,7 +61,13 @@ struct inode {
 	ino_t ino;
 	struct inode *hnext;
 	uint64_t nlookup;		/* kernel lookup count; under table lock */
-	uint64_t refs;			/* our own references (open files, uploads); table lock */
+	/*
+	 * Our own references (open files, uploads, a child's name): taken without the table
+	 * lock by whoever already knows the inode is alive (a request on it, a reference, the
+	 * lock of a child whose name pins it), so that holders of an inode's lock may pin its
+	 * parent; dropped, and judged free, under the table lock.
+	 */
+	atomic_uint_fast64_t refs;
 	mode_t type;			/* S_IFMT bits */
 	ino_t kino;			/* st_ino first reported: the kernel's i_ino, kept by rekey */
 

@@ -507,11 +507,15 @@ int inode_from_fd(int fd, int dirfd, const struct stat *st, struct inode **out)
 	return 0;
 }
 
+/*
+ * Without the table lock: callers hold in->lock of a child (inode_path_fd, inode_set_name)
+ * and the lock order is table lock -> inode lock (inode_rekey holds the table lock and takes
+ * in->lock; taking the table lock here deadlocked against it, seen in tests/mount/50).  The
+ * caller knows @in is alive, so refs cannot be 0 with a free decided meanwhile.
+ */
 void inode_ref(struct inode *in)
 {
-	pthread_mutex_lock(&table_lock);
-	in->refs++;
-	pthread_mutex_unlock(&table_lock);
+	atomic_fetch_add(&in->refs, 1);
 }
 
 static void maybe_free_locked(struct inode *in, bool *freeit)
@@ -519,7 +523,7 @@ static void maybe_free_locked(struct inode *in, bool *freeit)
 	*freeit = false;
 	if (in == &hgfs.root)
 		return;
-	if (in->nlookup == 0 && in->refs == 0) {
+	if (in->nlookup == 0 && atomic_load(&in->refs) == 0) {
 		table_remove(in);
 		*freeit = true;
 	}
@@ -530,7 +534,7 @@ void inode_unref(struct inode *in)
 	bool freeit;
 
 	pthread_mutex_lock(&table_lock);
-	in->refs--;
+	atomic_fetch_sub(&in->refs, 1);
 	maybe_free_locked(in, &freeit);
 	pthread_mutex_unlock(&table_lock);
 	if (freeit)
@@ -917,7 +921,7 @@ void inode_rename_hint(int dirfd, fuse_ino_t parent, const char *name)
 	pthread_mutex_lock(&table_lock);
 	in = table_find(st.st_dev, st.st_ino);
 	if (in)
-		in->refs++;
+		atomic_fetch_add(&in->refs, 1);
 	pthread_mutex_unlock(&table_lock);
 	if (!in)
 		return;
@@ -935,7 +939,7 @@ struct inode *inode_find_ref(int dirfd, const char *name)
 	pthread_mutex_lock(&table_lock);
 	in = table_find(st.st_dev, st.st_ino);
 	if (in)
-		in->refs++;
+		atomic_fetch_add(&in->refs, 1);
 	pthread_mutex_unlock(&table_lock);
 	return in;
 }
