@@ -125,7 +125,7 @@ struct upload {
 	ino_t tino;
 	struct hasher hasher;
 	bool hashing;			/* hasher valid: streaming still possible (hashq.c) */
-	bool busy;			/* someone hashes [frontier, claimed) without the lock */
+	unsigned busy;			/* parties hashing [frontier, claimed) without the lock */
 	bool queued;			/* on the background hasher's queue */
 	uint64_t frontier;		/* [0, frontier) hashed */
 	uint64_t claimed;		/* [frontier, claimed) being hashed */
@@ -306,7 +306,19 @@ int staging_unlink(int pfd, const char *name, uid_t uid);
 int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t mode,
 		  struct upload **out, struct stat *st);
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);
-int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off);
+/*
+ * Write the request's bytes at off: n or -errno.  *hash set: the caller must call
+ * upload_write_hashed(hash) once it has replied (the bytes get hashed from memory then).
+ */
+struct upload_wh {
+	struct upload *up;		/* NULL: nothing to hash */
+	const void *mem;
+	uint64_t off;
+	size_t n;
+};
+ssize_t upload_write(struct upload *up, struct fuse_bufvec *in, off_t off,
+		     struct upload_wh *hash);
+void upload_write_hashed(struct upload_wh *hash);
 void upload_dirty(struct upload *up);
 /* The upload's size and whether it is an image the scan would decode: 1 yes, 0 no, -1 ask
  * the file. */
@@ -368,6 +380,15 @@ bool pending_any(void);
 int hashq_start(void);
 void hashq_shutdown(void);
 void hashq_wrote(struct upload *up, uint64_t off, uint64_t n);
+/*
+ * hashq_wrote for a write whose bytes the caller has in memory; up->lock held.  true: the
+ * caller claimed [off, off+n) and must pass the bytes to hashq_hash_mem (outside the lock,
+ * after replying; it takes an upload reference meanwhile).
+ */
+bool hashq_wrote_mem(struct upload *up, uint64_t off, uint64_t n);
+void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n);
+/* Would a write at off be hashed from memory (a hint: hashq_wrote_mem decides)?  Locks. */
+bool hashq_in_order(struct upload *up, uint64_t off);
 void hashq_step(struct upload *up);
 void hashq_stop_streaming(struct upload *up);
 

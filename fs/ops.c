@@ -1429,12 +1429,13 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	struct fh *fh = fh_of(fi);
 	struct inode *in = ino_to_inode(ino);
 	size_t len = fuse_buf_size(in_buf);
+	struct upload_wh hash = { 0 };
 	ssize_t n;
 	bool wl;
 
 	wl = gate_write_begin(in, fh, req, off);
 	if (fh->up && fh->fd < 0) {
-		n = upload_write(fh->up, in_buf, off);
+		n = upload_write(fh->up, in_buf, off, &hash);
 	} else {
 		struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
 
@@ -1454,6 +1455,8 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, n);
+	/* The client's next request is on its way: hash meanwhile (its FLUSH waits for it). */
+	upload_write_hashed(&hash);
 }
 
 /*

@@ -1036,15 +1036,60 @@ int upload_shape(struct upload *up, uint64_t *size)
 	return ret;
 }
 
-int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
+/*
+ * A thread's buffer for write data that came spliced (in a pipe): read into memory, it can be
+ * hashed without reading it back from the file.  Freed when the FUSE worker thread ends.
+ */
+#define WBUF_MIN	(64u << 10)
+#define WBUF_MAX	(1u << 20)	/* max_write (ops.c, hg_init) */
+struct wbuf {
+	size_t cap;
+	char mem[];
+};
+static pthread_key_t wbuf_key;
+static pthread_once_t wbuf_once = PTHREAD_ONCE_INIT;
+static bool wbuf_ok;
+
+static void wbuf_key_init(void)
 {
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	wbuf_ok = pthread_key_create(&wbuf_key, free) == 0;
+}
+
+static char *wbuf_get(size_t len)
+{
+	struct wbuf *b;
+
+	pthread_once(&wbuf_once, wbuf_key_init);
+	if (!wbuf_ok)
+		return NULL;
+	b = pthread_getspecific(wbuf_key);
+	if (b && b->cap >= len)
+		return b->mem;
+	free(b);
+	pthread_setspecific(wbuf_key, NULL);
+	len = len < WBUF_MIN ? WBUF_MIN : WBUF_MAX;
+	b = malloc(sizeof(*b) + len);
+	if (!b || pthread_setspecific(wbuf_key, b) != 0) {
+		free(b);
+		return NULL;
+	}
+	b->cap = len;
+	return b->mem;
+}
+
+ssize_t upload_write(struct upload *up, struct fuse_bufvec *in, off_t off,
+		     struct upload_wh *hash)
+{
+	size_t size = fuse_buf_size(in);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(size), mb = FUSE_BUFVEC_INIT(size);
+	struct fuse_bufvec *src = in;
 	const void *mem;
 	ssize_t n;
 	int ret;
 
+	hash->up = NULL;
 	/* Over uid_max_upload_bytes: the write fails, nothing lands, nothing is published. */
-	ret = limits_upload_grow(up->uid, &up->lim_bytes, off + fuse_buf_size(in));
+	ret = limits_upload_grow(up->uid, &up->lim_bytes, off + size);
 	if (ret < 0) {
 		pthread_mutex_lock(&up->lock);
 		if (!up->werr)
@@ -1055,11 +1100,34 @@ int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 	/* The request's bytes, if they are in memory (fuse_buf_copy advances in). */
 	mem = in->count == 1 && !in->idx && !in->off && !(in->buf[0].flags & FUSE_BUF_IS_FD) ?
 	      in->buf[0].mem : NULL;
+	/*
+	 * Spliced bytes the stream would hash next: into memory first (one copy, as the
+	 * re-read would have been), so they are hashed from there and the shape is known.
+	 */
+	if (!mem && in->count == 1 && !in->idx && !in->off && size <= WBUF_MAX &&
+	    hashq_in_order(up, (uint64_t)off)) {
+		char *b = wbuf_get(size);
+
+		if (b) {
+			mb.buf[0].mem = b;
+			n = fuse_buf_copy(&mb, in, 0);
+			if (n != (ssize_t)size) {
+				ret = n < 0 ? (int)n : -EIO;
+				pthread_mutex_lock(&up->lock);
+				if (!up->werr)
+					up->werr = ret;
+				pthread_mutex_unlock(&up->lock);
+				return ret;
+			}
+			mem = b;
+			src = &mb;
+		}
+	}
 	/* No lock around the copy: writeback may send several writes of one file at once. */
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = up->fd;
 	out.buf[0].pos = off;
-	n = fuse_buf_copy(&out, in, 0);
+	n = fuse_buf_copy(&out, src, 0);
 	errno = n < 0 ? (int)-n : 0;
 	ret = n < 0 ? -errno : (int)n;
 	pthread_mutex_lock(&up->lock);
@@ -1070,11 +1138,26 @@ int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 		if (!up->werr)
 			up->werr = ret;
 	} else {
-		hashq_wrote(up, off, n);
+		if (!mem) {
+			hashq_wrote(up, off, n);
+		} else if (hashq_wrote_mem(up, off, n)) {
+			hash->up = up;
+			hash->mem = mem;
+			hash->off = (uint64_t)off;
+			hash->n = (size_t)n;
+		}
 		note_shape(up, mem, (uint64_t)off, (size_t)n);
 	}
 	pthread_mutex_unlock(&up->lock);
 	return ret;
+}
+
+void upload_write_hashed(struct upload_wh *hash)
+{
+	if (!hash->up)
+		return;
+	hashq_hash_mem(hash->up, hash->mem, hash->off, hash->n);
+	hash->up = NULL;
 }
 
 void upload_add_writer(struct upload *up)
