@@ -241,7 +241,6 @@ void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n)
 	}
 	pthread_cond_broadcast(&up->cond);
 	pthread_mutex_unlock(&up->lock);
-	upload_put(up);
 }
 
 bool hashq_in_order(struct upload *up, uint64_t off)

@@ -101,6 +101,19 @@ struct inode {
 	unsigned op_other;		/* cached readers beyond the table; under lock */
 };
 
+/* scan.c: a verdict's findings */
+struct scan_result {
+	struct digests d;
+	bool has_pdq;
+	struct pdq_result pdq;
+	int match;			/* 1 match, 0 clean */
+	int pdq_err;			/* scan_fd failed because an image gave no PDQ (-errno) */
+	enum hg_on_error pdq_on_error;	/* then: the on_error of the lists left unchecked */
+	bool streamed;			/* exact digests came from the write stream (no re-read) */
+	struct match_hit hit;
+	uint64_t generation;
+};
+
 enum upload_state { UP_STAGED, UP_PUBLISHED, UP_REJECTED, UP_CANCELLED };
 
 struct wrange {
@@ -159,6 +172,13 @@ struct upload {
 	pid_t hidden[8];		/* related writers sent to make their own upload of the
 					 * name: lookups from them do not see this one; pend_lock */
 	int nhidden;
+	/*
+	 * upload_precheck: the scan of the streamed [0, pre_end), worked out after the write
+	 * that ended there; the verdict takes it while nothing changed since (lock).
+	 */
+	bool pre_ok;
+	uint64_t pre_end;
+	struct scan_result pre;
 };
 
 struct fh {
@@ -386,6 +406,7 @@ void hashq_wrote(struct upload *up, uint64_t off, uint64_t n);
  * after replying; it takes an upload reference meanwhile).
  */
 bool hashq_wrote_mem(struct upload *up, uint64_t off, uint64_t n);
+/* The caller then drops the reference hashq_wrote_mem took (upload_put). */
 void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n);
 /* Would a write at off be hashed from memory (a hint: hashq_wrote_mem decides)?  Locks. */
 bool hashq_in_order(struct upload *up, uint64_t off);
@@ -434,17 +455,6 @@ void vq_stop(void);
 void vq_submit(struct vq_job *j, uid_t uid);
 
 /* scan.c */
-struct scan_result {
-	struct digests d;
-	bool has_pdq;
-	struct pdq_result pdq;
-	int match;			/* 1 match, 0 clean */
-	int pdq_err;			/* scan_fd failed because an image gave no PDQ (-errno) */
-	enum hg_on_error pdq_on_error;	/* then: the on_error of the lists left unchecked */
-	bool streamed;			/* exact digests came from the write stream (no re-read) */
-	struct match_hit hit;
-	uint64_t generation;
-};
 unsigned scan_algos(void);
 /*
  * 0 with r->match set, or -errno when no verdict could be made: then scan_on_error() says
@@ -452,6 +462,10 @@ unsigned scan_algos(void);
  * no exact hash matched (r->pdq_err, r->pdq_on_error from on_error.CATEGORY).
  */
 int scan_fd(int fd, const struct digests *streamed, struct scan_result *r);
+/* scan_fd, counting the bytes in the status only if count (a precheck may be wasted). */
+int scan_fd_ex(int fd, const struct digests *streamed, struct scan_result *r, bool count);
+/* Is generation the matcher snapshot's current one? */
+bool scan_current(uint64_t generation);
 /* on_error for a failed scan_fd (r zeroed or from scan_fd; cfg the current config). */
 enum hg_on_error scan_on_error(const struct scan_result *r, const struct hg_config *cfg);
 

@@ -1152,11 +1152,60 @@ ssize_t upload_write(struct upload *up, struct fuse_bufvec *in, off_t off,
 	return ret;
 }
 
+/*
+ * After a write hashed from memory: when the upload is small, not an image and all its bytes
+ * are hashed, finish a copy of the hash state and look the digests up now, while the client
+ * is busy elsewhere (usually closing).  Its verdict then only checks that nothing changed
+ * since: the same streamed extent, streaming still on (any rewrite, truncate, mmap or
+ * gap turns it off or moves the frontier) and the same database snapshot.  A later write
+ * makes this one wasted work, which the size limit keeps to a few per upload.
+ */
+#define PRECHECK_MAX	(64u << 10)
+static bool precheck_fits(const struct upload *up)
+{
+	return up->state == UP_STAGED && up->hashing && !up->busy && !up->nrg && !up->werr &&
+	       up->shape_known && up->wend == up->frontier && up->frontier <= PRECHECK_MAX;
+}
+
+static void upload_precheck(struct upload *up)
+{
+	struct scan_result r;
+	struct digests d;
+	struct hasher h;
+	uint64_t end;
+
+	pthread_mutex_lock(&up->lock);
+	if (!precheck_fits(up) || !up->nhead || image_kind(up->head, up->nhead) != 0 ||
+	    (up->pre_ok && up->pre_end == up->frontier) || hasher_copy(&h, &up->hasher) < 0) {
+		pthread_mutex_unlock(&up->lock);
+		return;
+	}
+	end = up->frontier;
+	pthread_mutex_unlock(&up->lock);
+	if (hasher_final(&h, &d) < 0) {
+		hasher_release(&h);
+		return;
+	}
+	hasher_release(&h);
+	if (scan_fd_ex(up->fd, &d, &r, false) < 0)
+		return;		/* the verdict tries again and handles the error */
+	pthread_mutex_lock(&up->lock);
+	if (precheck_fits(up) && up->frontier == end) {
+		up->pre = r;
+		up->pre_end = end;
+		up->pre_ok = true;
+	}
+	pthread_mutex_unlock(&up->lock);
+}
+
 void upload_write_hashed(struct upload_wh *hash)
 {
 	if (!hash->up)
 		return;
 	hashq_hash_mem(hash->up, hash->mem, hash->off, hash->n);
+	if (hgfs.scan)
+		upload_precheck(hash->up);
+	upload_put(hash->up);
 	hash->up = NULL;
 }
 
@@ -1358,6 +1407,14 @@ static void reject(struct upload *up, int result)
 	stage_drop(up);
 }
 
+/* The upload's path for the verdict's log and audit records, made on first need. */
+static void verdict_path(struct upload *up, struct verdict_ctx *v, char **path)
+{
+	if (!*path)
+		*path = path_of(inode_to_ino(up->parent), up->name);
+	v->path = *path;
+}
+
 int upload_verdict(struct upload *up, fuse_req_t req)
 {
 	struct fscfg *cfg;
@@ -1369,7 +1426,7 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	struct stat st;
 	enum hg_action act;
 	uint64_t wsnap;
-	char *path;
+	char *path = NULL;
 	bool inval;
 	int ret, pret;
 
@@ -1394,8 +1451,6 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	v.mode = up->mode;
 	v.start = up->start;
 	v.kind = up->replaces ? "rewrite" : "upload";
-	path = path_of(inode_to_ino(up->parent), up->name);
-	v.path = path;
 	/*
 	 * Network filesystems (sshfs, NFS) may acknowledge writes before the server took them
 	 * and report a failure (ENOSPC, EIO) only at the next flush: collect it now, before the
@@ -1409,6 +1464,7 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	if (up->werr) {
 		char epath[1024];
 
+		verdict_path(up, &v, &path);
 		hglog_escape(epath, sizeof(epath), path ? path : "?", 0);
 		hglog(LOG_NOTICE, "verdict=incomplete kind=%s path=\"%s\" uid=%u error=\"%s\" "
 		      "published=no", v.kind, epath, (unsigned)v.uid,
@@ -1423,6 +1479,14 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	}
 	stat_add(&hgfs.st.uploads_scanned, 1);
 	hashq_step(up);		/* hash what the background hasher has not */
+	if (up->pre_ok && precheck_fits(up) && up->frontier == up->pre_end &&
+	    scan_current(up->pre.generation)) {
+		r = up->pre;		/* worked out after the last write (upload_precheck) */
+		ret = 0;
+		stat_add(&hgfs.st.bytes_scanned, r.d.size);
+		hashq_stop_streaming(up);
+		goto scanned;
+	}
 	/*
 	 * Streamed digests count when they cover the whole file.  A small upload whose every
 	 * change was a write we saw (shape_known: no truncate, fallocate, second descriptor) is
@@ -1439,7 +1503,9 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	}
 	hashq_stop_streaming(up);
 	ret = scan_fd(up->fd, sp, &r);
+scanned:
 	if (ret < 0) {
+		verdict_path(up, &v, &path);
 		if (scan_on_error(&r, &cfg->c) == ON_ERROR_ALLOW) {
 			quarantine_log_error(&v, ret, true);
 			ret = publish(up);
@@ -1451,12 +1517,15 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 		goto out;
 	}
 	if (r.match) {
+		verdict_path(up, &v, &path);
 		ret = quarantine_match(&v, up->fd, &r, &act);
 		if (act != ACTION_LOG) {
 			reject(up, ret);
 			goto out;
 		}
 	} else {
+		if (cfg->c.log_clean)
+			verdict_path(up, &v, &path);
 		quarantine_log_clean(&v, &r);
 	}
 	ret = publish(up);
