@@ -6,14 +6,15 @@
  * thread after it has replied (hashq_wrote_mem, hashq_hash_mem): the hashing overlaps the
  * client's next round trip instead of waiting for its close, and nothing is read back (a
  * network backing would fetch it again).  Such a party claims its range at once, so later
- * writes queue behind it in order; at most HASHQ_CHAIN parties wait so, since each holds a
- * FUSE worker thread (libfuse has ten).  Every other write only records which byte ranges
- * landed in the tmpfile.  Those bytes are hashed in file order by re-reading them from the
- * page cache (still hot), either by the background hasher thread (once an upload has a
- * contiguous backlog worth it) or by the verdict itself for whatever is left.  Writes may
- * arrive out of order (several threads): ranges wait until the gap before them is filled.
- * Any write below the claimed frontier (a rewrite of bytes hashed or being hashed), mmap or
- * fallocate ends streaming, and the verdict re-reads the whole file instead.
+ * writes queue behind it in order; at most HASHQ_CHAIN parties per upload and HASHQ_WORKERS
+ * in all, since each holds a FUSE worker thread (libfuse has ten) that other requests need.
+ * Every other write only records which byte ranges landed in the tmpfile.  Those bytes are
+ * hashed in file order by re-reading them from the page cache (still hot), either by the
+ * background hasher thread (once an upload has a contiguous backlog worth it) or by the
+ * verdict itself for whatever is left.  Writes may arrive out of order (several threads):
+ * ranges wait until the gap before them is filled.  Any write below the claimed frontier (a
+ * rewrite of bytes hashed or being hashed), mmap or fallocate ends streaming, and the verdict
+ * re-reads the whole file instead.
  *
  * State lives in struct upload under up->lock; `busy` counts the parties hashing or about to
  * hash [frontier, claimed) without the lock, each its own consecutive part, in file order
@@ -39,6 +40,9 @@
 #define HASHQ_BACKLOG	(4u << 20)	/* contiguous bytes before the thread takes over */
 #define LANE_MIN	(256u << 10)	/* smaller chunks are not worth a thread handoff */
 #define HASHQ_CHAIN	2		/* parties hashing or waiting to, per upload */
+#define HASHQ_WORKERS	4		/* FUSE workers hashing at once, all uploads */
+
+static atomic_int mem_parties;		/* FUSE workers between hashq_wrote_mem and its end */
 
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
@@ -205,14 +209,19 @@ bool hashq_wrote_mem(struct upload *up, uint64_t off, uint64_t n)
 {
 	if (!up->hashing || !n)
 		return false;
-	if (off != up->claimed || up->nrg || up->busy >= HASHQ_CHAIN) {
-		hashq_wrote(up, off, n);
-		return false;
+	if (off != up->claimed || up->nrg || up->busy >= HASHQ_CHAIN)
+		goto ranged;
+	if (atomic_fetch_add(&mem_parties, 1) >= HASHQ_WORKERS) {
+		atomic_fetch_sub(&mem_parties, 1);
+		goto ranged;
 	}
 	up->claimed = off + n;
 	up->busy++;
 	atomic_fetch_add(&up->refs, 1);
 	return true;
+ranged:
+	hashq_wrote(up, off, n);	/* hashed later from the file */
+	return false;
 }
 
 void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n)
@@ -241,6 +250,7 @@ void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n)
 	}
 	pthread_cond_broadcast(&up->cond);
 	pthread_mutex_unlock(&up->lock);
+	atomic_fetch_sub(&mem_parties, 1);
 }
 
 bool hashq_in_order(struct upload *up, uint64_t off)

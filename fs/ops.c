@@ -70,9 +70,10 @@
  *    on a truncate, as the kernel would have.
  *  - Locks (flock, fcntl) are handled by the kernel locally for this mount.
  *  - Hard links to another process's staged (unpublished) file are refused with EBUSY.
- *  - Writes are read from /dev/fuse (splice=on splices them); uploads are hashed from the page
- *    cache behind the writes by a background thread (hashq.c), so the write path never waits
- *    for hashing; the close waits for the rest.  After close() returns, the writer's next
+ *  - Writes are read from /dev/fuse (splice=on splices them); an upload's writes in file order
+ *    are hashed from their own bytes after the reply, others from the page cache by a
+ *    background thread (hashq.c), so the write path never waits for hashing; the close waits
+ *    for the rest.  After close() returns, the writer's next
  *    lookup or listing sees the verdict's outcome (it waits for a RELEASE still judging).
  */
 #include <dirent.h>

@@ -5,7 +5,9 @@
  * A new file (create) or a rewrite (open with O_TRUNC, or a write-open of an empty file) gets an
  * O_TMPFILE in the target directory, owned and moded as the result will be.  Sequential writes
  * feed the hasher; anything else (gap, rewrite, mmap, copy_file_range, fallocate, truncate)
- * turns streaming off and the verdict re-reads the file.  Clean: the tmpfile is linked into
+ * turns streaming off and the verdict re-reads the file.  A small upload's lookup is made right
+ * after the write that completed it and taken by the verdict while nothing changed since
+ * (upload_precheck).  Clean: the tmpfile is linked into
  * BACKING/.hashgate-staging under a unique name and renamed over the final name, so the name
  * switches from old to new content in one step.  Match or failure: the tmpfile is simply
  * closed and vanishes.  A crash loses staged uploads but never publishes one unscanned.
