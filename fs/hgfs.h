@@ -174,11 +174,13 @@ struct upload {
 	int nhidden;
 	/*
 	 * upload_precheck: the scan of the streamed [0, pre_end), worked out after the write
-	 * that ended there; the verdict takes it while nothing changed since (lock).
+	 * that ended there under config pre_cfg (referenced: it ranks a hash's lists); the
+	 * verdict takes it while nothing changed since (lock).
 	 */
 	bool pre_ok;
 	uint64_t pre_end;
 	struct scan_result pre;
+	struct fscfg *pre_cfg;
 };
 
 struct fh {

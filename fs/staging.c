@@ -669,6 +669,8 @@ void upload_put(struct upload *up)
 	}
 	if (up->hashing)
 		hasher_release(&up->hasher);
+	if (up->pre_cfg)
+		cfg_put(up->pre_cfg);
 	free(up->rg);
 	pthread_cond_destroy(&up->cond);
 	stage_drop(up);
@@ -1159,7 +1161,8 @@ ssize_t upload_write(struct upload *up, struct fuse_bufvec *in, off_t off,
  * are hashed, finish a copy of the hash state and look the digests up now, while the client
  * is busy elsewhere (usually closing).  Its verdict then only checks that nothing changed
  * since: the same streamed extent, streaming still on (any rewrite, truncate, mmap or
- * gap turns it off or moves the frontier) and the same database snapshot.  A later write
+ * gap turns it off or moves the frontier), the same database snapshot and the same config
+ * (its category actions rank a hash's lists).  A later write
  * makes this one wasted work, which the size limit keeps to a few per upload.
  */
 #define PRECHECK_MAX	(64u << 10)
@@ -1171,6 +1174,7 @@ static bool precheck_fits(const struct upload *up)
 
 static void upload_precheck(struct upload *up)
 {
+	struct fscfg *cfg, *old;
 	struct scan_result r;
 	struct digests d;
 	struct hasher h;
@@ -1189,15 +1193,23 @@ static void upload_precheck(struct upload *up)
 		return;
 	}
 	hasher_release(&h);
-	if (scan_fd_ex(up->fd, &d, &r, false) < 0)
+	cfg = cfg_get();
+	if (scan_fd_ex(up->fd, &d, &r, false) < 0) {
+		cfg_put(cfg);
 		return;		/* the verdict tries again and handles the error */
+	}
 	pthread_mutex_lock(&up->lock);
 	if (precheck_fits(up) && up->frontier == end) {
 		up->pre = r;
 		up->pre_end = end;
 		up->pre_ok = true;
+		old = up->pre_cfg;
+		up->pre_cfg = cfg;
+		cfg = old;
 	}
 	pthread_mutex_unlock(&up->lock);
+	if (cfg)
+		cfg_put(cfg);
 }
 
 void upload_write_hashed(struct upload_wh *hash)
@@ -1482,7 +1494,7 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	stat_add(&hgfs.st.uploads_scanned, 1);
 	hashq_step(up);		/* hash what the background hasher has not */
 	if (up->pre_ok && precheck_fits(up) && up->frontier == up->pre_end &&
-	    scan_current(up->pre.generation)) {
+	    up->pre_cfg == cfg && scan_current(up->pre.generation)) {
 		r = up->pre;		/* worked out after the last write (upload_precheck) */
 		ret = 0;
 		stat_add(&hgfs.st.bytes_scanned, r.d.size);
