@@ -7,7 +7,7 @@
  * client's next round trip instead of waiting for its close, and nothing is read back (a
  * network backing would fetch it again).  Such a party claims its range at once, so later
  * writes queue behind it in order; at most HASHQ_CHAIN parties per upload and HASHQ_WORKERS
- * in all, since each holds a FUSE worker thread (libfuse has ten) that other requests need.
+ * in all, since each holds a thread of the bounded request pool (loop.c) other requests need.
  * Every other write only records which byte ranges landed in the tmpfile.  Those bytes are
  * hashed in file order by re-reading them from the page cache (still hot), either by the
  * background hasher thread (once an upload has a contiguous backlog worth it) or by the
