@@ -1,17 +1,25 @@
 /*
  * hashq.c - hashing uploads while they are written, off the FUSE write path.
  *
- * Writes only record which byte ranges landed in the tmpfile.  The bytes are hashed in file
- * order by re-reading them from the page cache (still hot), either by the background hasher
- * thread (once an upload has a contiguous backlog worth it) or by the verdict itself for
- * whatever is left, so small files cost one pread at close and big ones are hashed on the
- * other core while the kernel is still copying.  Writes may arrive out of order (writeback
- * cache, several threads): ranges wait until the gap before them is filled.  Any write below
- * the hash frontier (a rewrite of hashed bytes), mmap or fallocate ends streaming, and the
- * verdict re-reads the whole file instead.
+ * A write that lands at the hash frontier (the next byte in file order, nothing waiting
+ * before it) and whose bytes are in memory is hashed from that memory by the request's own
+ * thread after it has replied (hashq_wrote_mem, hashq_hash_mem): the hashing overlaps the
+ * client's next round trip instead of waiting for its close, and nothing is read back (a
+ * network backing would fetch it again).  Such a party claims its range at once, so later
+ * writes queue behind it in order; at most HASHQ_CHAIN parties per upload and HASHQ_WORKERS
+ * in all, since each holds a thread of the bounded request pool (loop.c) other requests need.
+ * Every other write only records which byte ranges landed in the tmpfile.  Those bytes are
+ * hashed in file order by re-reading them from the page cache (still hot), either by the
+ * background hasher thread (once an upload has a contiguous backlog worth it) or by the
+ * verdict itself for whatever is left.  Writes may arrive out of order (several threads):
+ * ranges wait until the gap before them is filled.  Any write below the claimed frontier (a
+ * rewrite of bytes hashed or being hashed), mmap or fallocate ends streaming, and the verdict
+ * re-reads the whole file instead.
  *
- * State lives in struct upload under up->lock; `busy` marks the one party hashing
- * [frontier, claimed) without the lock, and owns the hasher meanwhile.
+ * State lives in struct upload under up->lock; `busy` counts the parties hashing or about to
+ * hash [frontier, claimed) without the lock, each its own consecutive part, in file order
+ * (the one whose part starts at the frontier owns the hasher meanwhile).  The last one to
+ * leave a stopped stream releases the hasher.
  *
  * The MD5 lane: with all three algorithms one core hashes ~0.43 GB/s here, and MD5 alone is
  * over half of that (1.3 ns/byte against 0.55 each for SHA-1 and SHA-256 with SHA-NI), so one
@@ -31,6 +39,10 @@
 #define HASHQ_CHUNK	(1u << 20)
 #define HASHQ_BACKLOG	(4u << 20)	/* contiguous bytes before the thread takes over */
 #define LANE_MIN	(256u << 10)	/* smaller chunks are not worth a thread handoff */
+#define HASHQ_CHAIN	2		/* parties hashing or waiting to, per upload */
+#define HASHQ_WORKERS	4		/* FUSE workers hashing at once, all uploads */
+
+static atomic_int mem_parties;		/* FUSE workers between hashq_wrote_mem and its end */
 
 static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
@@ -114,8 +126,9 @@ void hashq_stop_streaming(struct upload *up)
 	up->hashing = false;
 	if (!up->busy)
 		hasher_release(&up->hasher);
-	/* else the party hashing releases it when it comes back */
+	/* else the last party hashing releases it when it comes back */
 	up->nrg = 0;
+	pthread_cond_broadcast(&up->cond);	/* parties waiting for their turn give up */
 }
 
 static int range_add(struct upload *up, uint64_t off, uint64_t end)
@@ -192,6 +205,64 @@ void hashq_wrote(struct upload *up, uint64_t off, uint64_t n)
 		enqueue(up);
 }
 
+bool hashq_wrote_mem(struct upload *up, uint64_t off, uint64_t n)
+{
+	if (!up->hashing || !n)
+		return false;
+	if (off != up->claimed || up->nrg || up->busy >= HASHQ_CHAIN)
+		goto ranged;
+	if (atomic_fetch_add(&mem_parties, 1) >= HASHQ_WORKERS) {
+		atomic_fetch_sub(&mem_parties, 1);
+		goto ranged;
+	}
+	up->claimed = off + n;
+	up->busy++;
+	atomic_fetch_add(&up->refs, 1);
+	return true;
+ranged:
+	hashq_wrote(up, off, n);	/* hashed later from the file */
+	return false;
+}
+
+void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&up->lock);
+	while (up->hashing && up->frontier != off)
+		pthread_cond_wait(&up->cond, &up->lock);
+	if (up->hashing) {
+		pthread_mutex_unlock(&up->lock);
+		err = hash_chunk(&up->hasher, mem, n);
+		pthread_mutex_lock(&up->lock);
+	}
+	up->busy--;
+	if (!up->hashing) {
+		if (!up->busy)
+			hasher_release(&up->hasher);	/* stopped meanwhile: the last one */
+	} else if (err) {
+		hashq_stop_streaming(up);
+	} else {
+		up->frontier = off + n;
+		if (!up->busy && up->nrg && up->rg[0].off == up->frontier &&
+		    up->rg[0].end - up->rg[0].off >= HASHQ_BACKLOG)
+			enqueue(up);
+	}
+	pthread_cond_broadcast(&up->cond);
+	pthread_mutex_unlock(&up->lock);
+	atomic_fetch_sub(&mem_parties, 1);
+}
+
+bool hashq_in_order(struct upload *up, uint64_t off)
+{
+	bool r;
+
+	pthread_mutex_lock(&up->lock);
+	r = up->hashing && off == up->claimed && !up->nrg && up->busy < HASHQ_CHAIN;
+	pthread_mutex_unlock(&up->lock);
+	return r;
+}
+
 /*
  * Hash the contiguous backlog at the frontier.  Called with up->lock held; drops it while
  * reading.  Returns with the lock held.
@@ -201,14 +272,17 @@ void hashq_step(struct upload *up)
 	static __thread char *buf;
 	uint64_t pos, end;
 
-	while (up->busy)
-		pthread_cond_wait(&up->cond, &up->lock);
-	while (up->hashing && up->nrg && up->rg[0].off == up->frontier) {
+	for (;;) {
 		int err = 0;
 
+		/* parties hashing from memory first: ranges start after their claims */
+		while (up->busy)
+			pthread_cond_wait(&up->cond, &up->lock);
+		if (!up->hashing || !up->nrg || up->rg[0].off != up->frontier)
+			break;
 		end = up->rg[0].end;
 		up->claimed = end;
-		up->busy = true;
+		up->busy++;
 		memmove(&up->rg[0], &up->rg[1], (up->nrg - 1) * sizeof(*up->rg));
 		up->nrg--;
 		pthread_mutex_unlock(&up->lock);
@@ -229,10 +303,11 @@ void hashq_step(struct upload *up)
 			pos += r;
 		}
 		pthread_mutex_lock(&up->lock);
-		up->busy = false;
+		up->busy--;
 		pthread_cond_broadcast(&up->cond);
 		if (!up->hashing) {
-			hasher_release(&up->hasher);	/* stopped while we were busy */
+			if (!up->busy)
+				hasher_release(&up->hasher);	/* stopped while we were busy */
 			break;
 		}
 		if (err) {

@@ -107,6 +107,19 @@ struct inode {
 	unsigned op_other;		/* cached readers beyond the table; under lock */
 };
 
+/* scan.c: a verdict's findings */
+struct scan_result {
+	struct digests d;
+	bool has_pdq;
+	struct pdq_result pdq;
+	int match;			/* 1 match, 0 clean */
+	int pdq_err;			/* scan_fd failed because an image gave no PDQ (-errno) */
+	enum hg_on_error pdq_on_error;	/* then: the on_error of the lists left unchecked */
+	bool streamed;			/* exact digests came from the write stream (no re-read) */
+	struct match_hit hit;
+	uint64_t generation;
+};
+
 enum upload_state { UP_STAGED, UP_PUBLISHED, UP_REJECTED, UP_CANCELLED };
 
 struct wrange {
@@ -131,7 +144,7 @@ struct upload {
 	ino_t tino;
 	struct hasher hasher;
 	bool hashing;			/* hasher valid: streaming still possible (hashq.c) */
-	bool busy;			/* someone hashes [frontier, claimed) without the lock */
+	unsigned busy;			/* parties hashing [frontier, claimed) without the lock */
 	bool queued;			/* on the background hasher's queue */
 	uint64_t frontier;		/* [0, frontier) hashed */
 	uint64_t claimed;		/* [frontier, claimed) being hashed */
@@ -165,6 +178,15 @@ struct upload {
 	pid_t hidden[8];		/* related writers sent to make their own upload of the
 					 * name: lookups from them do not see this one; pend_lock */
 	int nhidden;
+	/*
+	 * upload_precheck: the scan of the streamed [0, pre_end), worked out after the write
+	 * that ended there under config pre_cfg (referenced: it ranks a hash's lists); the
+	 * verdict takes it while nothing changed since (lock).
+	 */
+	bool pre_ok;
+	uint64_t pre_end;
+	struct scan_result pre;
+	struct fscfg *pre_cfg;
 };
 
 struct fh {
@@ -312,7 +334,19 @@ int staging_unlink(int pfd, const char *name, uid_t uid);
 int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t mode,
 		  struct upload **out, struct stat *st);
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);
-int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off);
+/*
+ * Write the request's bytes at off: n or -errno.  *hash set: the caller must call
+ * upload_write_hashed(hash) once it has replied (the bytes get hashed from memory then).
+ */
+struct upload_wh {
+	struct upload *up;		/* NULL: nothing to hash */
+	const void *mem;
+	uint64_t off;
+	size_t n;
+};
+ssize_t upload_write(struct upload *up, struct fuse_bufvec *in, off_t off,
+		     struct upload_wh *hash);
+void upload_write_hashed(struct upload_wh *hash);
 void upload_dirty(struct upload *up);
 /* The upload's size and whether it is an image the scan would decode: 1 yes, 0 no, -1 ask
  * the file. */
@@ -374,6 +408,16 @@ bool pending_any(void);
 int hashq_start(void);
 void hashq_shutdown(void);
 void hashq_wrote(struct upload *up, uint64_t off, uint64_t n);
+/*
+ * hashq_wrote for a write whose bytes the caller has in memory; up->lock held.  true: the
+ * caller claimed [off, off+n) and must pass the bytes to hashq_hash_mem (outside the lock,
+ * after replying; it takes an upload reference meanwhile).
+ */
+bool hashq_wrote_mem(struct upload *up, uint64_t off, uint64_t n);
+/* The caller then drops the reference hashq_wrote_mem took (upload_put). */
+void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n);
+/* Would a write at off be hashed from memory (a hint: hashq_wrote_mem decides)?  Locks. */
+bool hashq_in_order(struct upload *up, uint64_t off);
 void hashq_step(struct upload *up);
 void hashq_stop_streaming(struct upload *up);
 
@@ -419,17 +463,6 @@ void vq_stop(void);
 void vq_submit(struct vq_job *j, uid_t uid);
 
 /* scan.c */
-struct scan_result {
-	struct digests d;
-	bool has_pdq;
-	struct pdq_result pdq;
-	int match;			/* 1 match, 0 clean */
-	int pdq_err;			/* scan_fd failed because an image gave no PDQ (-errno) */
-	enum hg_on_error pdq_on_error;	/* then: the on_error of the lists left unchecked */
-	bool streamed;			/* exact digests came from the write stream (no re-read) */
-	struct match_hit hit;
-	uint64_t generation;
-};
 unsigned scan_algos(void);
 /*
  * 0 with r->match set, or -errno when no verdict could be made: then scan_on_error() says
@@ -437,6 +470,10 @@ unsigned scan_algos(void);
  * no exact hash matched (r->pdq_err, r->pdq_on_error from on_error.CATEGORY).
  */
 int scan_fd(int fd, const struct digests *streamed, struct scan_result *r);
+/* scan_fd, counting the bytes in the status only if count (a precheck may be wasted). */
+int scan_fd_ex(int fd, const struct digests *streamed, struct scan_result *r, bool count);
+/* Is generation the matcher snapshot's current one? */
+bool scan_current(uint64_t generation);
 /* on_error for a failed scan_fd (r zeroed or from scan_fd; cfg the current config). */
 enum hg_on_error scan_on_error(const struct scan_result *r, const struct hg_config *cfg);
 

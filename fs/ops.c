@@ -70,9 +70,10 @@
  *    on a truncate, as the kernel would have.
  *  - Locks (flock, fcntl) are handled by the kernel locally for this mount.
  *  - Hard links to another process's staged (unpublished) file are refused with EBUSY.
- *  - Writes are read from /dev/fuse (splice=on splices them); uploads are hashed from the page
- *    cache behind the writes by a background thread (hashq.c), so the write path never waits
- *    for hashing; the close waits for the rest.  After close() returns, the writer's next
+ *  - Writes are read from /dev/fuse (splice=on splices them); an upload's writes in file order
+ *    are hashed from their own bytes after the reply, others from the page cache by a
+ *    background thread (hashq.c), so the write path never waits for hashing; the close waits
+ *    for the rest.  After close() returns, the writer's next
  *    lookup or listing sees the verdict's outcome (it waits for a RELEASE still judging).
  */
 #include <dirent.h>
@@ -1429,12 +1430,13 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	struct fh *fh = fh_of(fi);
 	struct inode *in = ino_to_inode(ino);
 	size_t len = fuse_buf_size(in_buf);
+	struct upload_wh hash = { 0 };
 	ssize_t n;
 	bool wl;
 
 	wl = gate_write_begin(in, fh, req, off);
 	if (fh->up && fh->fd < 0) {
-		n = upload_write(fh->up, in_buf, off);
+		n = upload_write(fh->up, in_buf, off, &hash);
 	} else {
 		struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in_buf));
 
@@ -1454,6 +1456,8 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, n);
+	/* The client's next request is on its way: hash meanwhile (its FLUSH waits for it). */
+	upload_write_hashed(&hash);
 }
 
 /*

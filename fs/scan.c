@@ -41,7 +41,22 @@ unsigned scan_algos(void)
 	return a;
 }
 
+bool scan_current(uint64_t generation)
+{
+	struct matcher *m = matcher_slot_get(&hgfs.slot);
+	bool cur = m && matcher_generation(m) == generation;
+
+	if (m)
+		matcher_put(m);
+	return cur;
+}
+
 int scan_fd(int fd, const struct digests *streamed, struct scan_result *r)
+{
+	return scan_fd_ex(fd, streamed, r, true);
+}
+
+int scan_fd_ex(int fd, const struct digests *streamed, struct scan_result *r, bool count)
 {
 	struct fscfg *cfg = cfg_get();
 	struct matcher *m;
@@ -102,7 +117,8 @@ int scan_fd(int fd, const struct digests *streamed, struct scan_result *r)
 		r->match = ret;
 		ret = 0;
 	}
-	stat_add(&hgfs.st.bytes_scanned, r->d.size);
+	if (count)
+		stat_add(&hgfs.st.bytes_scanned, r->d.size);
 	if (ret == 0 && !r->match && r->pdq_err) {
 		r->pdq_on_error = matcher_pdq_category_any(m, category_denies, &cfg->c) ?
 				  ON_ERROR_DENY : ON_ERROR_ALLOW;

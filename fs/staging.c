@@ -5,7 +5,9 @@
  * A new file (create) or a rewrite (open with O_TRUNC, or a write-open of an empty file) gets an
  * O_TMPFILE in the target directory, owned and moded as the result will be.  Sequential writes
  * feed the hasher; anything else (gap, rewrite, mmap, copy_file_range, fallocate, truncate)
- * turns streaming off and the verdict re-reads the file.  Clean: the tmpfile is linked into
+ * turns streaming off and the verdict re-reads the file.  A small upload's lookup is made right
+ * after the write that completed it and taken by the verdict while nothing changed since
+ * (upload_precheck).  Clean: the tmpfile is linked into
  * BACKING/.hashgate-staging under a unique name and renamed over the final name, so the name
  * switches from old to new content in one step.  Match or failure: the tmpfile is simply
  * closed and vanishes.  A crash loses staged uploads but never publishes one unscanned.
@@ -667,6 +669,8 @@ void upload_put(struct upload *up)
 	}
 	if (up->hashing)
 		hasher_release(&up->hasher);
+	if (up->pre_cfg)
+		cfg_put(up->pre_cfg);
 	free(up->rg);
 	pthread_cond_destroy(&up->cond);
 	stage_drop(up);
@@ -1036,15 +1040,60 @@ int upload_shape(struct upload *up, uint64_t *size)
 	return ret;
 }
 
-int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
+/*
+ * A thread's buffer for write data that came spliced (in a pipe): read into memory, it can be
+ * hashed without reading it back from the file.  Freed when the FUSE worker thread ends.
+ */
+#define WBUF_MIN	(64u << 10)
+#define WBUF_MAX	(1u << 20)	/* max_write (ops.c, hg_init) */
+struct wbuf {
+	size_t cap;
+	char mem[];
+};
+static pthread_key_t wbuf_key;
+static pthread_once_t wbuf_once = PTHREAD_ONCE_INIT;
+static bool wbuf_ok;
+
+static void wbuf_key_init(void)
 {
-	struct fuse_bufvec out = FUSE_BUFVEC_INIT(fuse_buf_size(in));
+	wbuf_ok = pthread_key_create(&wbuf_key, free) == 0;
+}
+
+static char *wbuf_get(size_t len)
+{
+	struct wbuf *b;
+
+	pthread_once(&wbuf_once, wbuf_key_init);
+	if (!wbuf_ok)
+		return NULL;
+	b = pthread_getspecific(wbuf_key);
+	if (b && b->cap >= len)
+		return b->mem;
+	free(b);
+	pthread_setspecific(wbuf_key, NULL);
+	len = len < WBUF_MIN ? WBUF_MIN : WBUF_MAX;
+	b = malloc(sizeof(*b) + len);
+	if (!b || pthread_setspecific(wbuf_key, b) != 0) {
+		free(b);
+		return NULL;
+	}
+	b->cap = len;
+	return b->mem;
+}
+
+ssize_t upload_write(struct upload *up, struct fuse_bufvec *in, off_t off,
+		     struct upload_wh *hash)
+{
+	size_t size = fuse_buf_size(in);
+	struct fuse_bufvec out = FUSE_BUFVEC_INIT(size), mb = FUSE_BUFVEC_INIT(size);
+	struct fuse_bufvec *src = in;
 	const void *mem;
 	ssize_t n;
 	int ret;
 
+	hash->up = NULL;
 	/* Over uid_max_upload_bytes: the write fails, nothing lands, nothing is published. */
-	ret = limits_upload_grow(up->uid, &up->lim_bytes, off + fuse_buf_size(in));
+	ret = limits_upload_grow(up->uid, &up->lim_bytes, off + size);
 	if (ret < 0) {
 		pthread_mutex_lock(&up->lock);
 		if (!up->werr)
@@ -1055,11 +1104,34 @@ int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 	/* The request's bytes, if they are in memory (fuse_buf_copy advances in). */
 	mem = in->count == 1 && !in->idx && !in->off && !(in->buf[0].flags & FUSE_BUF_IS_FD) ?
 	      in->buf[0].mem : NULL;
+	/*
+	 * Spliced bytes the stream would hash next: into memory first (one copy, as the
+	 * re-read would have been), so they are hashed from there and the shape is known.
+	 */
+	if (!mem && in->count == 1 && !in->idx && !in->off && size <= WBUF_MAX &&
+	    hashq_in_order(up, (uint64_t)off)) {
+		char *b = wbuf_get(size);
+
+		if (b) {
+			mb.buf[0].mem = b;
+			n = fuse_buf_copy(&mb, in, 0);
+			if (n != (ssize_t)size) {
+				ret = n < 0 ? (int)n : -EIO;
+				pthread_mutex_lock(&up->lock);
+				if (!up->werr)
+					up->werr = ret;
+				pthread_mutex_unlock(&up->lock);
+				return ret;
+			}
+			mem = b;
+			src = &mb;
+		}
+	}
 	/* No lock around the copy: writeback may send several writes of one file at once. */
 	out.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	out.buf[0].fd = up->fd;
 	out.buf[0].pos = off;
-	n = fuse_buf_copy(&out, in, 0);
+	n = fuse_buf_copy(&out, src, 0);
 	errno = n < 0 ? (int)-n : 0;
 	ret = n < 0 ? -errno : (int)n;
 	pthread_mutex_lock(&up->lock);
@@ -1070,11 +1142,85 @@ int upload_write(struct upload *up, struct fuse_bufvec *in, off_t off)
 		if (!up->werr)
 			up->werr = ret;
 	} else {
-		hashq_wrote(up, off, n);
+		if (!mem) {
+			hashq_wrote(up, off, n);
+		} else if (hashq_wrote_mem(up, off, n)) {
+			hash->up = up;
+			hash->mem = mem;
+			hash->off = (uint64_t)off;
+			hash->n = (size_t)n;
+		}
 		note_shape(up, mem, (uint64_t)off, (size_t)n);
 	}
 	pthread_mutex_unlock(&up->lock);
 	return ret;
+}
+
+/*
+ * After a write hashed from memory: when the upload is small, not an image and all its bytes
+ * are hashed, finish a copy of the hash state and look the digests up now, while the client
+ * is busy elsewhere (usually closing).  Its verdict then only checks that nothing changed
+ * since: the same streamed extent, streaming still on (any rewrite, truncate, mmap or
+ * gap turns it off or moves the frontier), the same database snapshot and the same config
+ * (its category actions rank a hash's lists).  A later write
+ * makes this one wasted work, which the size limit keeps to a few per upload.
+ */
+#define PRECHECK_MAX	(64u << 10)
+static bool precheck_fits(const struct upload *up)
+{
+	return up->state == UP_STAGED && up->hashing && !up->busy && !up->nrg && !up->werr &&
+	       up->shape_known && up->wend == up->frontier && up->frontier <= PRECHECK_MAX;
+}
+
+static void upload_precheck(struct upload *up)
+{
+	struct fscfg *cfg, *old;
+	struct scan_result r;
+	struct digests d;
+	struct hasher h;
+	uint64_t end;
+
+	pthread_mutex_lock(&up->lock);
+	if (!precheck_fits(up) || !up->nhead || image_kind(up->head, up->nhead) != 0 ||
+	    (up->pre_ok && up->pre_end == up->frontier) || hasher_copy(&h, &up->hasher) < 0) {
+		pthread_mutex_unlock(&up->lock);
+		return;
+	}
+	end = up->frontier;
+	pthread_mutex_unlock(&up->lock);
+	if (hasher_final(&h, &d) < 0) {
+		hasher_release(&h);
+		return;
+	}
+	hasher_release(&h);
+	cfg = cfg_get();
+	if (scan_fd_ex(up->fd, &d, &r, false) < 0) {
+		cfg_put(cfg);
+		return;		/* the verdict tries again and handles the error */
+	}
+	pthread_mutex_lock(&up->lock);
+	if (precheck_fits(up) && up->frontier == end) {
+		up->pre = r;
+		up->pre_end = end;
+		up->pre_ok = true;
+		old = up->pre_cfg;
+		up->pre_cfg = cfg;
+		cfg = old;
+	}
+	pthread_mutex_unlock(&up->lock);
+	if (cfg)
+		cfg_put(cfg);
+}
+
+void upload_write_hashed(struct upload_wh *hash)
+{
+	if (!hash->up)
+		return;
+	hashq_hash_mem(hash->up, hash->mem, hash->off, hash->n);
+	if (hgfs.scan)
+		upload_precheck(hash->up);
+	upload_put(hash->up);
+	hash->up = NULL;
 }
 
 void upload_add_writer(struct upload *up)
@@ -1275,6 +1421,14 @@ static void reject(struct upload *up, int result)
 	stage_drop(up);
 }
 
+/* The upload's path for the verdict's log and audit records, made on first need. */
+static void verdict_path(struct upload *up, struct verdict_ctx *v, char **path)
+{
+	if (!*path)
+		*path = path_of(inode_to_ino(up->parent), up->name);
+	v->path = *path;
+}
+
 int upload_verdict(struct upload *up, fuse_req_t req)
 {
 	struct fscfg *cfg;
@@ -1286,7 +1440,7 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	struct stat st;
 	enum hg_action act;
 	uint64_t wsnap;
-	char *path;
+	char *path = NULL;
 	bool inval;
 	int ret, pret;
 
@@ -1311,8 +1465,6 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	v.mode = up->mode;
 	v.start = up->start;
 	v.kind = up->replaces ? "rewrite" : "upload";
-	path = path_of(inode_to_ino(up->parent), up->name);
-	v.path = path;
 	/*
 	 * Network filesystems (sshfs, NFS) may acknowledge writes before the server took them
 	 * and report a failure (ENOSPC, EIO) only at the next flush: collect it now, before the
@@ -1326,6 +1478,7 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	if (up->werr) {
 		char epath[1024];
 
+		verdict_path(up, &v, &path);
 		hglog_escape(epath, sizeof(epath), path ? path : "?", 0);
 		hglog(LOG_NOTICE, "verdict=incomplete kind=%s path=\"%s\" uid=%u error=\"%s\" "
 		      "published=no", v.kind, epath, (unsigned)v.uid,
@@ -1340,6 +1493,14 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	}
 	stat_add(&hgfs.st.uploads_scanned, 1);
 	hashq_step(up);		/* hash what the background hasher has not */
+	if (up->pre_ok && precheck_fits(up) && up->frontier == up->pre_end &&
+	    up->pre_cfg == cfg && scan_current(up->pre.generation)) {
+		r = up->pre;		/* worked out after the last write (upload_precheck) */
+		ret = 0;
+		stat_add(&hgfs.st.bytes_scanned, r.d.size);
+		hashq_stop_streaming(up);
+		goto scanned;
+	}
 	/*
 	 * Streamed digests count when they cover the whole file.  A small upload whose every
 	 * change was a write we saw (shape_known: no truncate, fallocate, second descriptor) is
@@ -1356,7 +1517,9 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 	}
 	hashq_stop_streaming(up);
 	ret = scan_fd(up->fd, sp, &r);
+scanned:
 	if (ret < 0) {
+		verdict_path(up, &v, &path);
 		if (scan_on_error(&r, &cfg->c) == ON_ERROR_ALLOW) {
 			quarantine_log_error(&v, ret, true);
 			ret = publish(up);
@@ -1368,12 +1531,15 @@ int upload_verdict(struct upload *up, fuse_req_t req)
 		goto out;
 	}
 	if (r.match) {
+		verdict_path(up, &v, &path);
 		ret = quarantine_match(&v, up->fd, &r, &act);
 		if (act != ACTION_LOG) {
 			reject(up, ret);
 			goto out;
 		}
 	} else {
+		if (cfg->c.log_clean)
+			verdict_path(up, &v, &path);
 		quarantine_log_clean(&v, &r);
 	}
 	ret = publish(up);

@@ -117,4 +117,32 @@ nok "dup after writing, the rest of a known file through the copy: another proce
 	cmp -s "$W/dupk.read" "$K"
 absent "dup after writing"
 
+# Small uploads are hashed from each write's own bytes and their verdict worked out right
+# after the write that completed them (fs/hashq.c, upload_precheck): a rewrite of bytes
+# already hashed, on the same descriptor before close, must still decide the verdict.
+K1=$HG_K_SHA1			# 4097 bytes, sha1 listed
+rewrite() {	# rewrite DST FIRST SECOND: write FIRST, then pwrite SECOND over it at 0, close
+	python3 -c '
+import os, sys
+a = open(sys.argv[2], "rb").read()
+b = open(sys.argv[3], "rb").read()
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, a)
+os.pwrite(fd, b, 0)
+os.close(fd)' "$@"
+}
+hg_random "$W/junk1" "$(stat -c %s "$K1")"
+ok "junk written, then the known bytes over it before close: fails" \
+	hg_refused rewrite "$M/rw1" "$W/junk1" "$K1"
+ok "... and no file under the name" test ! -e "$B/rw1"
+ok "the known bytes written, then junk over them before close: accepted" \
+	rewrite "$M/rw2" "$K1" "$W/junk1"
+ok "... and published with the junk" hg_same "$W/junk1" "$B/rw2"
+ok "known bytes then junk over the second half: accepted" \
+	python3 -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, open(sys.argv[2], "rb").read()); os.pwrite(fd, b"x", 4000); os.close(fd)' \
+	"$M/rw3" "$K1"
+absent "rewrite before close"
+
 done_testing

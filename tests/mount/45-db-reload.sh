@@ -116,4 +116,38 @@ done
 wait $imp
 is "$fails" 0 "40 clean uploads during 10 concurrent imports all succeeded"
 
+# An upload written completely before a hash of it is imported, and closed only after the
+# import took effect: its close judges it against the new database (a verdict worked out
+# after its last write, fs/staging.c upload_precheck, is from the old one).
+hg_random "$W/held" 3001
+sha256sum <"$W/held" | cut -d' ' -f1 >"$W/l-held"
+out=$(python3 -c '
+import os, subprocess, sys, time
+dst, src, lst, cli = sys.argv[1:5]
+data = open(src, "rb").read()
+fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, data)
+subprocess.run(cli.split() + ["db", "import", "--list", "t-held", "--category", "illegal",
+	"--type", "sha256", lst], check=True, stdout=subprocess.DEVNULL)
+for i in range(50):		# until the reload blocks a copy (at most 5 s)
+	try:
+		p = os.open(dst + ".probe%d" % i, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+		os.write(p, data)
+		os.close(p)
+		os.unlink(dst + ".probe%d" % i)
+	except PermissionError:
+		break
+	time.sleep(0.1)
+else:
+	print("the import never took effect")
+	sys.exit(2)
+try:
+	os.close(fd)
+	print("closed clean")
+except PermissionError:
+	print("refused")
+' "$M/held" "$W/held" "$W/l-held" "$HG_CLI --config $HG_CONF --db $HG_DB" 2>&1)
+is "$out" "refused" "written before the import, closed after it took effect: refused at close"
+ok "... and nothing under its name" test ! -e "$B/held"
+
 done_testing
