@@ -34,11 +34,13 @@
 #include <unistd.h>
 
 #include "fs/hgfs.h"
+#include "fs/loop.h"
 #include "hashdb/hglog.h"
 
 #define HASHQ_CHUNK	(1u << 20)
 #define HASHQ_BACKLOG	(4u << 20)	/* contiguous bytes before the thread takes over */
 #define LANE_MIN	(256u << 10)	/* smaller chunks are not worth a thread handoff */
+#define HASHQ_DETACH_MIN (64u << 10)	/* smaller writes are hashed before the next arrives */
 #define HASHQ_CHAIN	2		/* parties hashing or waiting to, per upload */
 #define HASHQ_WORKERS	4		/* FUSE workers hashing at once, all uploads */
 
@@ -228,6 +230,9 @@ void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n)
 {
 	int err = 0;
 
+	/* Hashing 1 MiB takes ~2.5 ms: let the next write be read and copied meanwhile. */
+	if (n >= HASHQ_DETACH_MIN)
+		loop_detach();
 	pthread_mutex_lock(&up->lock);
 	while (up->hashing && up->frontier != off)
 		pthread_cond_wait(&up->cond, &up->lock);

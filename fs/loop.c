@@ -23,6 +23,8 @@
  *    not, image decoding, quarantine) runs on the verdict pool anyway (verdictq.c).
  *  - Once requests have queued up, the pool stays "hot" for LOOP_HOT_NS: every thread reads,
  *    as in libfuse's pool, so under concurrent load nobody waits for a hand-off.
+ *  - A thread that replied and goes on hashing a large write from its buffer (hashq.c)
+ *    calls loop_detach, so the client's next write is read meanwhile.
  *  - FORGET and INTERRUPT bring in nobody: bursts of them must not grow the pool.
  * Shutdown: a thread whose read ends (unmount) or that sees the session exited stops the
  * pool; the watchdog also notices an exit requested by a signal delivered elsewhere,
@@ -94,6 +96,8 @@ static uint64_t now_ns(void)
 }
 
 static void *worker_main(void *arg);
+
+static struct loop *_Atomic active;	/* the running loop, for loop_detach */
 
 /* Start one more worker; l->lock held.  It goes straight to reading, without a token. */
 static int start_worker_locked(struct loop *l)
@@ -250,6 +254,18 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+void loop_detach(void)
+{
+	struct loop *l = atomic_load(&active);
+
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->lock);
+	if (l->readers == 0)
+		want_reader_locked(l);
+	pthread_mutex_unlock(&l->lock);
+}
+
 /* Is every busy thread stuck on its request?  l->lock held. */
 static bool all_busy_stuck_locked(struct loop *l, uint64_t now)
 {
@@ -322,8 +338,10 @@ int loop_run(struct fuse_session *se, unsigned max_threads)
 	pthread_mutex_lock(&l.lock);
 	ret = start_worker_locked(&l);
 	pthread_mutex_unlock(&l.lock);
-	if (ret == 0)
+	if (ret == 0) {
+		atomic_store(&active, &l);
 		watchdog(&l);
+	}
 
 	/*
 	 * Stopping: idle workers were woken by stop_locked; a reader blocked in read() (an exit
@@ -340,6 +358,7 @@ int loop_run(struct fuse_session *se, unsigned max_threads)
 		free(w->buf.mem);
 		free(w);
 	}
+	atomic_store(&active, NULL);	/* no request thread left to call loop_detach */
 	if (ret == 0)
 		ret = l.error;
 	pthread_cond_destroy(&l.idle_cond);

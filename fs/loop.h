@@ -15,4 +15,11 @@ struct fuse_session;
  */
 int loop_run(struct fuse_session *se, unsigned max_threads);
 
+/*
+ * Called on a request thread that has replied and goes on with work of its own (hashing a
+ * large write from its buffer): another thread reads the next request meanwhile, so the
+ * client's next write is copied while this one is hashed.  No-op outside loop_run's pool.
+ */
+void loop_detach(void);
+
 #endif
