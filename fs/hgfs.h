@@ -258,7 +258,7 @@ struct hgfs {
 
 	bool scan;			/* scan=off: benchmark baseline, no hashing at all */
 	bool writeback;
-	bool libfuse_loop;		/* -o loop=libfuse: fuse_session_loop_mt, not loop.c */
+	bool sticky_loop;		/* -o loop=sticky: loop.c, not fuse_session_loop_mt */
 	bool splice_read;		/* splice WRITE data from /dev/fuse into files */
 	double timeout;			/* entry/attr timeout */
 	enum { RDPLUS_AUTO, RDPLUS_ON, RDPLUS_OFF } rdplus;	/* readdirplus= (ops.c hg_init) */

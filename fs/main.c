@@ -15,9 +15,10 @@
  * filesystems without; for tests),
  * xattr=on|off (off: no extended attributes through the mount, see ops.c),
  * readdirplus=auto|on|off (attributes with listings, see ops.c hg_init),
- * loop=sticky|libfuse (sticky, the default: loop.c's pool, which serves one client's
- * sequential requests on one thread; libfuse: fuse_session_loop_mt, also used with
- * clone_fd; -s serves everything on one thread).
+ * loop=libfuse|sticky (libfuse, the default: fuse_session_loop_mt, also used with clone_fd;
+ * sticky: loop.c's pool, which serves one client's sequential requests on one thread: it
+ * measured faster on a loaded machine and slower on an idle one, README; -s serves everything
+ * on one thread).
  * timeout stays 1 s by default: hosters also change the backing dir directly, and the kernel
  * shows a removed file or an old mode that long (tests/mount/18); a longer one bought
  * nothing in creates or untar (the same requests reach the daemon: README, issue 20).
@@ -103,7 +104,7 @@ static void usage(const char *prog)
 		"     on_error=deny|allow, pdq=on|off, pdq_threshold=N,\n"
 		"     pdq_min_quality=N, scan=on|off, writeback=off, splice=on|off,\n"
 		"     timeout=SECONDS, staging=auto|tmpfile|named, handles=on|off,\n"
-		"     xattr=on|off, readdirplus=auto|on|off, loop=sticky|libfuse,\n"
+		"     xattr=on|off, readdirplus=auto|on|off, loop=libfuse|sticky,\n"
 		"     max_threads=N,\n"
 		"     and FUSE options (allow_other, ...)\n", prog);
 }
@@ -179,7 +180,7 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	}
 	if (strcmp(k, "loop") == 0 && eq) {
 		if (strcmp(eq + 1, "sticky") == 0 || strcmp(eq + 1, "libfuse") == 0) {
-			hgfs.libfuse_loop = eq[1] == 'l';
+			hgfs.sticky_loop = eq[1] == 's';
 			return 0;
 		}
 		fprintf(stderr, "hashgatefs: option 'loop': expected sticky or libfuse, got '%s'\n",
@@ -604,7 +605,7 @@ int main(int argc, char *argv[])
 
 	if (opts.singlethread) {
 		ret = fuse_session_loop(hgfs.se);
-	} else if (!hgfs.libfuse_loop && !opts.clone_fd) {
+	} else if (hgfs.sticky_loop && !opts.clone_fd) {
 		ret = loop_run(hgfs.se, opts.max_threads);
 	} else if (!opts.clone_fd && opts.max_idle_threads == UINT_MAX) {
 		/*

@@ -6,7 +6,7 @@
 # (here: lookups below a directory on which a second FUSE filesystem is mounted, its daemon
 # stopped with SIGSTOP, as a dead NFS or sshfs server would) must not stall the mount: other
 # clients' stat, create, write, read and readdir are served while those lookups wait, under
-# the default loop and under loop=libfuse, and the stuck ones complete once the filesystem
+# libfuse's pool (the default) and under loop=sticky, and the stuck ones complete once the filesystem
 # below answers again.
 . "$(dirname "$0")/lib.sh"
 hg_setup
