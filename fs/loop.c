@@ -63,7 +63,6 @@
 struct worker {
 	struct loop *l;
 	pthread_t thread;
-	bool started;
 	struct fuse_buf buf;		/* libfuse allocates .mem on the first read */
 	_Atomic uint64_t since;		/* ns the current request started, 0 when not serving */
 	struct worker *next;
@@ -103,21 +102,15 @@ static struct loop *_Atomic active;	/* the running loop, for loop_detach */
 static int start_worker_locked(struct loop *l)
 {
 	struct worker *w = calloc(1, sizeof(*w));
-	pthread_attr_t attr;
 	int err;
 
 	if (!w)
 		return -ENOMEM;
 	w->l = l;
-	err = pthread_attr_init(&attr);
+	/* Default attributes: served requests keep little on the stack, as in libfuse's loop. */
+	err = pthread_create(&w->thread, NULL, worker_main, w);
 	if (err)
 		goto out_free;
-	/* Served requests keep little on the stack; libfuse's loop uses its default too. */
-	err = pthread_create(&w->thread, &attr, worker_main, w);
-	pthread_attr_destroy(&attr);
-	if (err)
-		goto out_free;
-	w->started = true;
 	w->next = l->workers;
 	l->workers = w;
 	l->nthreads++;
