@@ -911,24 +911,6 @@ void inode_hold_lookup(struct inode *in)
 	pthread_mutex_unlock(&table_lock);
 }
 
-void inode_rename_hint(int dirfd, fuse_ino_t parent, const char *name)
-{
-	struct stat st;
-	struct inode *in;
-
-	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return;
-	pthread_mutex_lock(&table_lock);
-	in = table_find(st.st_dev, st.st_ino);
-	if (in)
-		atomic_fetch_add(&in->refs, 1);
-	pthread_mutex_unlock(&table_lock);
-	if (!in)
-		return;
-	inode_set_name(in, parent, name);
-	inode_unref(in);
-}
-
 struct inode *inode_find_ref(int dirfd, const char *name)
 {
 	struct stat st;
@@ -942,4 +924,14 @@ struct inode *inode_find_ref(int dirfd, const char *name)
 		atomic_fetch_add(&in->refs, 1);
 	pthread_mutex_unlock(&table_lock);
 	return in;
+}
+
+void inode_rename_hint(int dirfd, fuse_ino_t parent, const char *name)
+{
+	struct inode *in = inode_find_ref(dirfd, name);
+
+	if (!in)
+		return;
+	inode_set_name(in, parent, name);
+	inode_unref(in);
 }
