@@ -1145,11 +1145,17 @@ int matcher_check(const struct matcher *m, const struct digests *d,
 	const uint8_t *v;
 	void *arg;
 	size_t k;
-	int r, cr, found = 0, best = 0;
+	int r, cr, found = 0, best = 0, pdq_allowed;
 
 	if (!hit)
 		hit = &tmp;
-	/* A known false positive: the upload itself is allowlisted, whatever else matches. */
+	/*
+	 * An allow entry clears the hits it can vouch for.  An exact one (md5/sha1/sha256 of the
+	 * upload itself) names this very file, which an admin judged: every hit is cleared.  A
+	 * PDQ one (the upload's own PDQ, or below a database PDQ) only says that this picture
+	 * is a perceptual false positive (a near-blank image, a logo): it clears PDQ hits and
+	 * never an exact hit of the upload's bytes, the strongest evidence there is.
+	 */
 	if (d) {
 		for (k = 0; k < NEXACT; k++) {
 			v = digests_get(d, (enum hash_algo)k);
@@ -1157,8 +1163,8 @@ int matcher_check(const struct matcher *m, const struct digests *d,
 				return 0;
 		}
 	}
-	if (pdq && pdq->ndih >= 1 && exact_find(&m->allow[HASH_PDQ], pdq->hash[PDQ_ORIG].b) >= 0)
-		return 0;
+	pdq_allowed = pdq && pdq->ndih >= 1 &&
+		      exact_find(&m->allow[HASH_PDQ], pdq->hash[PDQ_ORIG].b) >= 0;
 	/*
 	 * Without a rank function the first hit decides.  With one, every hash of the upload is
 	 * looked up and the hit whose category ranks highest decides (ties: the first, in
@@ -1189,7 +1195,7 @@ int matcher_check(const struct matcher *m, const struct digests *d,
 			}
 		}
 	}
-	if (pdq && pdq->quality >= minq) {
+	if (pdq && pdq->quality >= minq && !pdq_allowed) {
 		r = pdq_search(m, pdq, threshold, &m->allow[HASH_PDQ], found ? &cand : hit);
 		if (r < 0)
 			return r;

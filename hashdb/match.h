@@ -68,8 +68,10 @@ size_t matcher_memory(const struct matcher *m);
 /*
  * The whole verdict: exact lookups of every digest in d (those in d->mask), then, when pdq is
  * non-NULL and its quality >= opts->pdq_min_quality, the nearest PDQ within the threshold over
- * every variant in pdq.  The allowlist wins over any hit.  Returns 1 and fills *hit on a match,
- * 0 when clean, negative errno on failure.  Without a rank function (matcher_set_rank) the
+ * every variant in pdq.  The allowlist clears what it vouches for: an exact entry (the upload's
+ * md5/sha1/sha256) every hit, a PDQ entry (the upload's PDQ, or a database PDQ) PDQ hits only,
+ * never an exact hit.  Returns 1 and fills *hit on a match, 0 when clean, negative errno on
+ * failure.  Without a rank function (matcher_set_rank) the
  * first hit in the order sha256, sha1, md5, PDQ is reported; with one, the hit whose category
  * ranks highest over all of them (ties: that order; PDQ: within the threshold, then nearest),
  * so a file listed by SHA-256 in a log-only list and by MD5 or PDQ in a quarantine list is

@@ -1,8 +1,10 @@
 /*
- * cmd-allow.c - `hashgate allow add|remove|list`: the allowlist of hashes never acted on
- * (known false positives).  An allowlisted upload digest (or PDQ) makes the whole upload clean;
- * an allowlisted database PDQ is never reported as a match.  Each change is one transaction
- * that bumps the database generation, so daemons pick it up within a poll.
+ * cmd-allow.c - `hashgate allow add|remove|list`: the allowlist of known false positives.
+ * An entry clears only the hits it vouches for (matcher_check): an allowlisted md5/sha1/sha256
+ * of an upload makes that file clean whatever matches it; an allowlisted PDQ (the upload's,
+ * or a database PDQ, which is then never reported) clears PDQ hits only, never an exact hit
+ * of the upload in a list.  Each change is one transaction that bumps the database
+ * generation, so daemons pick it up within a poll.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,7 +25,13 @@ static void usage(FILE *f)
 		"       hashgate allow list\n"
 		"\n"
 		"Common options: --db PATH, --json.  HASH is hex or TYPE:HEX (md5, sha1, sha256, pdq);\n"
-		"64 hex digits need a type.\n");
+		"64 hex digits need a type.\n"
+		"\n"
+		"An md5, sha1 or sha256 entry clears every hit of the file with that hash (its\n"
+		"exact hashes and its PDQ).  A pdq entry is for perceptual false positives (near-blank\n"
+		"images, logos): it clears PDQ hits of a picture with that PDQ, and a listed PDQ equal\n"
+		"to it is never reported, but an upload whose own md5/sha1/sha256 is listed is still\n"
+		"acted on.\n");
 }
 
 static int allow_change(int argc, char **argv, struct cli *cli, int add)

@@ -580,7 +580,11 @@ static int allowlist_record(struct cli *cli, const struct qrecord *rec, int *add
 			*added += r > 0;
 		}
 	}
-	/* A PDQ match is allowlisted by its perceptual hash too (near copies stay allowed). */
+	/*
+	 * A PDQ match is allowlisted by its perceptual hash too: a re-encode with the same PDQ
+	 * is not PDQ-matched again.  That entry clears PDQ hits only (matcher_check): a copy
+	 * whose own bytes are listed is still acted on.
+	 */
 	if (r >= 0 && rec->algo == HASH_PDQ && rec->has_pdq) {
 		r = hashdb_allow_add(&db, HASH_PDQ, rec->pdq.b, reason, err, sizeof(err));
 		*added += r > 0;

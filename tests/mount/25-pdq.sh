@@ -6,7 +6,8 @@
 # only warns about: a junk byte after SOI or before DQT, a bad marker segment before EOI,
 # and the picture saved as PNG;
 # `hashgate scan` finds the same copies and reports an undecodable "JPEG" as an error; an
-# unrelated generated JPEG and pdq=off behave as clean.
+# unrelated generated JPEG and pdq=off behave as clean.  An allowlisted PDQ clears PDQ hits
+# only (a listed SHA-256 of the same picture is still refused); an allowlisted SHA-256 all.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 XF=$HG_TOOLS/jpegxf
@@ -90,5 +91,41 @@ hg_umount
 hg_mount pdq=off || bail "remount with pdq=off failed"
 ok "with pdq=off the re-encoded picture is published" cp "$W/q60.jpg" "$M/q60-off.jpg"
 ok "... and is in the backing dir" cmp "$W/q60.jpg" "$B/q60-off.jpg"
+
+# What an allow entry clears.  A PDQ entry (for PDQ false positives) clears PDQ hits only: a
+# picture whose own PDQ is allowlisted but whose SHA-256 is listed is still refused, by the
+# daemon and by `hashgate scan` alike.  An exact entry of the file clears every hit.
+hg_umount
+for n in 70 80 75; do "$XF" "$HG_K_JPEG" "$W/q$n.jpg" reencode $n; done
+for n in 70 80 75; do
+	d=$(dist "$W/q$n.jpg")
+	ok "q$n.jpg is a PDQ match without the allowlist (distance $d <= 31)" test "$d" -le 31
+done
+hg_cli allow add --reason "PDQ false positive" "pdq:$(hg_pdq "$W/q70.jpg")" \
+	"pdq:$(hg_pdq "$W/q80.jpg")" >/dev/null || bail "allow add pdq failed"
+hg_cli db add --list t-exact --category illegal "sha256:$(sha256sum <"$W/q80.jpg" | cut -d' ' -f1)" \
+	>/dev/null || bail "db add failed"
+hg_cli allow add --reason "this file was reviewed" \
+	"sha256:$(sha256sum <"$W/q75.jpg" | cut -d' ' -f1)" >/dev/null || bail "allow add sha256 failed"
+hg_mount || bail "remount failed"
+ok "its PDQ allowlisted: the near copy is published" cp "$W/q70.jpg" "$M/allow-q70.jpg"
+ok "... and is in the backing dir" cmp "$W/q70.jpg" "$B/allow-q70.jpg"
+ok "its PDQ allowlisted but its SHA-256 listed: the upload fails" \
+	hg_refused cp "$W/q80.jpg" "$M/allow-q80.jpg"
+ok "... is not published" test ! -e "$B/allow-q80.jpg"
+ok "... and is quarantined" hg_quarantined allow-q80.jpg
+is "$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT algo FROM records WHERE path IN ('allow-q80.jpg','/allow-q80.jpg')" 2>&1)" \
+	sha256 "... by its SHA-256"
+ok "its SHA-256 allowlisted: published although its PDQ is listed" cp "$W/q75.jpg" "$M/allow-q75.jpg"
+ok "... and is in the backing dir" cmp "$W/q75.jpg" "$B/allow-q75.jpg"
+mkdir -p "$HG_TMP/atree"
+cp "$W/q70.jpg" "$W/q80.jpg" "$W/q75.jpg" "$HG_TMP/atree/"
+out=$("$HG_CLI" scan "$HG_TMP/atree" 2>&1); rc=$?
+diag "$(printf '%s\n' "$out" | head -n 8)"
+is "$rc" 1 "hashgate scan of the three: exit 1 (a match)"
+case $out in *"q80.jpg  "*algo=sha256*) r=1 ;; *) r=0 ;; esac
+hg_result $r "hashgate scan reports q80.jpg as a SHA-256 match, as the daemon does"
+case $out in *"q70.jpg  "*|*"q75.jpg  "*) r=0 ;; *) r=1 ;; esac
+hg_result $r "... and neither q70.jpg nor q75.jpg"
 
 done_testing

@@ -1,10 +1,11 @@
 /*
  * test-match.c - the matcher against generated hashes in a real database: exact hits and misses
  * with list and category, PDQ threshold edges (31 matches, 32 does not), nearest match,
- * dihedral variants, the quality gate, the allowlist, every PDQ kernel agreeing with a brute
- * force reference (including the partial last block), missing/corrupt databases, and the slot
- * swapping snapshots when the generation changes while old references stay valid; with a
- * rank, the strongest category over every hash of an upload decides.
+ * dihedral variants, the quality gate, the allowlist (a PDQ entry clears PDQ hits only, an
+ * exact one every hit), every PDQ kernel agreeing with a brute force reference (including the
+ * partial last block), missing/corrupt databases, and the slot swapping snapshots when the
+ * generation changes while old references stay valid; with a rank, the strongest category
+ * over every hash of an upload decides.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -318,6 +319,110 @@ static int rank_by_category(const char *category, void *arg)
 {
 	(void)arg;
 	return !strcmp(category, "baseline") ? 2 : !strcmp(category, "other") ? 0 : 1;
+}
+
+/*
+ * What an allow entry clears.  A PDQ entry (the upload's own perceptual hash, or a database
+ * PDQ) answers for PDQ false positives (near-blank images, logos) and clears PDQ hits only:
+ * an exact hit of the same upload in a list is the stronger evidence and stands.  An exact
+ * entry (md5/sha1/sha256 of the upload itself) clears every hit: the admin judged that file.
+ */
+static void test_allow_scope(void)
+{
+	struct matcher *m;
+	struct digests d;
+	struct pdq_result q;
+	struct match_opts o = { MATCH_PDQ_THRESHOLD_DEFAULT, MATCH_PDQ_MIN_QUALITY_DEFAULT };
+	struct match_hit hit;
+	uint8_t s256[32], md5[16], sha1[20], weak[32], p[32], pu[32], pdb[32];
+	char err[256];
+
+	rand_bytes(s256, 32);
+	rand_bytes(md5, 16);
+	rand_bytes(sha1, 20);
+	rand_bytes(weak, 32);
+	rand_bytes(p, 32);
+	memcpy(pu, p, 32);
+	flip_bits(pu, 6);			/* the upload's PDQ: 6 bits from the listed p */
+	rand_bytes(pdb, 32);			/* a listed PDQ that is itself allowlisted */
+	hashdb_begin(&db, NULL, 0);
+	add(list_illegal, HASH_SHA256, s256);
+	add(list_illegal, HASH_MD5, md5);
+	add(list_other, HASH_SHA256, weak);	/* a log-only kind of list */
+	add(list_pdq, HASH_PDQ, p);
+	add(list_pdq, HASH_PDQ, pdb);
+	hashdb_allow_add(&db, HASH_PDQ, pu, "PDQ false positive: a logo", NULL, 0);
+	hashdb_allow_add(&db, HASH_PDQ, pdb, "PDQ false positive: near-blank", NULL, 0);
+	hashdb_allow_add(&db, HASH_SHA1, sha1, "this very file was reviewed", NULL, 0);
+	if (hashdb_commit(&db, err, sizeof(err)) < 0)
+		diag("commit: %s", err);
+	m = load();
+
+	memset(&q, 0, sizeof(q));
+	q.ndih = 1;
+	q.quality = 100;
+	memcpy(q.hash[0].b, pu, 32);
+	memset(&d, 0, sizeof(d));
+	is_int(matcher_check(m, &d, &q, &o, &hit), 0,
+	       "the upload's PDQ allowlisted: its PDQ hit is cleared");
+	d.mask = HASH_BIT(HASH_SHA256);
+	memcpy(d.sha256, s256, 32);
+	ok(matcher_check(m, &d, &q, &o, &hit) == 1 && hit.algo == HASH_SHA256 &&
+	   !memcmp(hit.value, s256, 32) && !strcmp(hit.category, "illegal"),
+	   "the upload's PDQ allowlisted, its SHA-256 listed: the exact hit stands (got %s)",
+	   hash_algo_name(hit.algo));
+	d.mask = HASH_BIT(HASH_MD5);
+	memcpy(d.md5, md5, 16);
+	ok(matcher_check(m, &d, &q, &o, &hit) == 1 && hit.algo == HASH_MD5,
+	   "... its MD5 listed: the exact hit stands");
+	d.mask = HASH_BIT(HASH_SHA256);
+	memcpy(d.sha256, s256, 32);
+	ok(matcher_check(m, &d, NULL, &o, &hit) == 1 && hit.algo == HASH_SHA256,
+	   "... and without a PDQ of the upload (hashing by exact hashes only)");
+
+	/* ranked (the daemon): the PDQ hit is cleared before ranking, the exact one reported */
+	matcher_set_rank(rank_by_category, NULL);
+	memcpy(d.sha256, weak, 32);
+	ok(matcher_check(m, &d, &q, &o, &hit) == 1 && hit.algo == HASH_SHA256 &&
+	   !strcmp(hit.category, "other"),
+	   "with a rank: an allowlisted PDQ's stronger PDQ hit is cleared, the exact hit in a "
+	   "weaker list stands (got %s in %s)", hash_algo_name(hit.algo), hit.category);
+	matcher_set_rank(NULL, NULL);
+
+	/* a database PDQ on the allowlist: never reported, but exact hits of the upload stand */
+	memcpy(q.hash[0].b, pdb, 32);
+	flip_bits(q.hash[0].b, 3);
+	d.mask = 0;
+	is_int(matcher_check(m, &d, &q, &o, &hit), 0, "an allowlisted database PDQ is not reported");
+	d.mask = HASH_BIT(HASH_SHA256);
+	memcpy(d.sha256, s256, 32);
+	ok(matcher_check(m, &d, &q, &o, &hit) == 1 && hit.algo == HASH_SHA256,
+	   "... and the upload's listed SHA-256 still matches");
+
+	/* an exact allow entry of the upload clears every hit: exact and PDQ, in any list */
+	d.mask = HASH_BIT(HASH_SHA256) | HASH_BIT(HASH_MD5) | HASH_BIT(HASH_SHA1);
+	memcpy(d.sha256, s256, 32);
+	memcpy(d.md5, md5, 16);
+	memcpy(d.sha1, sha1, 20);
+	memcpy(q.hash[0].b, p, 32);
+	flip_bits(q.hash[0].b, 2);
+	is_int(matcher_check(m, &d, &q, &o, &hit), 0,
+	       "the upload's SHA-1 allowlisted: its SHA-256, MD5 and PDQ hits are all cleared");
+	matcher_set_rank(rank_by_category, NULL);
+	is_int(matcher_check(m, &d, &q, &o, &hit), 0, "... with a rank too");
+	matcher_set_rank(NULL, NULL);
+	matcher_put(m);
+
+	hashdb_begin(&db, NULL, 0);
+	hashdb_hash_remove(&db, list_illegal, HASH_SHA256, s256, NULL, 0);
+	hashdb_hash_remove(&db, list_illegal, HASH_MD5, md5, NULL, 0);
+	hashdb_hash_remove(&db, list_other, HASH_SHA256, weak, NULL, 0);
+	hashdb_hash_remove(&db, list_pdq, HASH_PDQ, p, NULL, 0);
+	hashdb_hash_remove(&db, list_pdq, HASH_PDQ, pdb, NULL, 0);
+	hashdb_allow_remove(&db, HASH_PDQ, pu, NULL, 0);
+	hashdb_allow_remove(&db, HASH_PDQ, pdb, NULL, 0);
+	hashdb_allow_remove(&db, HASH_SHA1, sha1, NULL, 0);
+	hashdb_commit(&db, NULL, 0);
 }
 
 /* One hash in two lists: which list is reported. */
@@ -794,6 +899,7 @@ int main(void)
 	test_kernels(m);
 	matcher_put(m);
 	test_check();
+	test_allow_scope();
 	test_rank();
 	test_rank_across();
 	test_two_lists_walk();
