@@ -67,6 +67,27 @@ static const char *const migrations[] = {
 	"ALTER TABLE hashes ADD COLUMN ref TEXT;"
 	"ALTER TABLE hashes ADD COLUMN category TEXT;"
 	"ALTER TABLE hashes ADD COLUMN quality INTEGER;",
+	/*
+	 * 2 -> 3: a list id is never given out again.  Without AUTOINCREMENT SQLite reused the
+	 * id of the highest list after it was deleted, so a match found in a snapshot (which
+	 * names its list by id: matcher_hit_meta) could read a newer list's row.  SQLite cannot
+	 * add AUTOINCREMENT to a table, so lists is rebuilt with its ids; migrate() runs this
+	 * with foreign keys off, or dropping the old table would delete every hash.  The
+	 * sequence starts at the highest id kept: ids deleted above it before the upgrade are
+	 * not known any more.  hashes is not touched (its REFERENCES names the table).
+	 */
+	"CREATE TABLE lists_new ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  name TEXT NOT NULL UNIQUE,"
+	"  origin TEXT,"
+	"  category TEXT NOT NULL DEFAULT 'other',"
+	"  version TEXT,"
+	"  imported INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL);"
+	"INSERT INTO lists_new(id, name, origin, category, version, imported, updated) "
+	"  SELECT id, name, origin, category, version, imported, updated FROM lists;"
+	"DROP TABLE lists;"
+	"ALTER TABLE lists_new RENAME TO lists;",
 };
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == HASHDB_SCHEMA_VERSION,
@@ -186,12 +207,20 @@ static int query_int(struct hashdb *db, const char *sql, int64_t *out, char *err
 	return r;
 }
 
+/*
+ * Runs with foreign keys off (hashdb_open turns them on after it): a migration that rebuilds
+ * a table (2 -> 3) drops the old one, which would otherwise cascade to every row of hashes.
+ * The pragma is a no-op inside a transaction, so it is set before BEGIN.
+ */
 static int migrate(struct hashdb *db, int from, char *err, size_t errlen)
 {
 	char sql[64];
 	int64_t v;
 	int r, i;
 
+	r = exec(db, "PRAGMA foreign_keys = OFF", "disable foreign keys", err, errlen);
+	if (r < 0)
+		return r;
 	r = exec(db, "BEGIN IMMEDIATE", "begin migration", err, errlen);
 	if (r < 0)
 		return r;
@@ -427,14 +456,14 @@ int hashdb_open(struct hashdb *db, const char *path, unsigned flags, char *err, 
 		r = exec(db, "PRAGMA synchronous = NORMAL", "set synchronous", err, errlen);
 		if (r < 0)
 			goto out_close;
-		r = exec(db, "PRAGMA foreign_keys = ON", "enable foreign keys", err, errlen);
-		if (r < 0)
-			goto out_close;
 		if (v < HASHDB_SCHEMA_VERSION) {
 			r = migrate(db, (int)v, err, errlen);
 			if (r < 0)
 				goto out_close;
 		}
+		r = exec(db, "PRAGMA foreign_keys = ON", "enable foreign keys", err, errlen);
+		if (r < 0)
+			goto out_close;
 	} else {
 		r = exec(db, "PRAGMA query_only = 1", "set query-only", err, errlen);
 		if (r < 0)

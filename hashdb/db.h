@@ -15,6 +15,8 @@
  *                               (a feed's state after an applied body rides in the
  *                               import's transaction, which bumps it for the list).
  *   lists(id, name UNIQUE, origin, category, version, imported, updated)
+ *                               id AUTOINCREMENT (schema 3): never given out twice, so an id
+ *                               kept from a snapshot names that list or none, never a newer one
  *   hashes(algo, value BLOB, list_id, added, label, ref, category, quality)
  *                               PRIMARY KEY (algo, value, list_id),
  *                               WITHOUT ROWID: a full scan comes out sorted by (algo, value),
@@ -66,7 +68,7 @@
 
 #include "hashdb/hash.h"
 
-#define HASHDB_SCHEMA_VERSION	2
+#define HASHDB_SCHEMA_VERSION	3
 #define HASHDB_BUSY_TIMEOUT_MS	5000
 #define HASHDB_NAME_MAX		63	/* list names: [A-Za-z0-9._-], 1..63 chars */
 #define HASHDB_CATEGORY_MAX	31	/* categories: same characters, 1..31 chars */

@@ -2,7 +2,8 @@
 # 05-db-cli.sh - `hashgate db` and `hashgate allow` from the shell, no mount needed: init, the
 # database path from the config file and --db, imports (plain, stdin, CSV, JSONL, --delete),
 # a bad line that aborts with FILE:LINE and changes nothing, add/remove, lists/stats --json,
-# export round trip, the allowlist, audit records, and clear errors with the documented exit
+# export round trip, the allowlist, audit records, the upgrade of a previous release's database
+# by db init, and clear errors with the documented exit
 # codes for missing, corrupt and newer-schema databases and for usage mistakes; every command
 # with subcommands names the valid ones when given an unknown one.
 . "$(dirname "$0")/lib.sh"
@@ -36,7 +37,30 @@ hg_result $r "... and says which file is missing"
 ok "db init creates the database named in the config" $H db init
 ok "the file exists" test -f "$DB"
 ok "db init again is harmless" $H db init
-is "$(sqlite3 "$DB" 'PRAGMA user_version')" 2 "schema version 2 in the file"
+is "$(sqlite3 "$DB" 'PRAGMA user_version')" 3 "schema version 3 in the file"
+
+# --- a database of the previous release (schema 2, tests/unit/data/README): reading commands
+# say to upgrade it, db init (what the packages' postinst runs) upgrades it keeping its data,
+# and from then on list ids are not given out twice.
+O=$T/old.db
+cp "$HG_SRC/tests/unit/data/hashes-schema2.db" "$O" || bail "no schema 2 fixture"
+hg_run $H --db "$O" db lists; rc=$?
+is "$rc" 2 "db lists on a schema 2 database exits 2"
+case $HG_OUT in *"older"*"hashgate db init"*) r=1 ;; *) r=0 ;; esac
+hg_result $r "... saying to run 'hashgate db init'"
+ok "db init upgrades it" $H --db "$O" db init
+is "$(sqlite3 "$O" 'PRAGMA user_version')" 3 "... to schema 3"
+out=$($H --db "$O" --json db lists)
+case $out in *'"name":"alpha","category":"illegal"'*'"md5":1,"sha1":1'*'"name":"beta","category":"quarantine"'*'"sha256":1,"pdq":1'*) r=1 ;; *) r=0 ;; esac
+hg_result $r "its lists and hashes are all there"
+case $($H --db "$O" --json allow list) in *'"reason":"known fp"'*) r=1 ;; *) r=0 ;; esac
+hg_result $r "... and its allowlist"
+$H --db "$O" db add --list delta sha256:$S1 >/dev/null
+is "$(sqlite3 "$O" "SELECT id FROM lists WHERE name = 'delta'")" 3 "a new list gets the next id"
+$H --db "$O" db remove --list delta --all >/dev/null
+$H --db "$O" db add --list delta sha256:$S1 >/dev/null
+is "$(sqlite3 "$O" "SELECT id FROM lists WHERE name = 'delta'")" 4 \
+	"deleted and made again, it gets a new one (ids are not reused)"
 
 # --- import
 ok "import plain sha256 list with labels" $H db import --list t-sha --category illegal --type sha256 "$T/l-sha256"

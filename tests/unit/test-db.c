@@ -1,5 +1,6 @@
 /*
- * test-db.c - the hash database: schema and migrations, clear errors for missing / corrupt /
+ * test-db.c - the hash database: schema and migrations (a schema 2 file of the previous release
+ * upgraded with all its data), list ids never reused, clear errors for missing / corrupt /
  * uninitialised / newer / locked files, generation bumps, and list import in every format with
  * tombstones, last-line-wins, --replace, and bad lines that abort with FILE:LINE and change
  * nothing.  Works in a fresh temporary directory with real SQLite files.
@@ -209,6 +210,177 @@ static void test_schema(void)
 	r = hashdb_open(&db, p, HASHDB_CREATE, err, sizeof(err));
 	ok(r == 0 && hashdb_schema_version(&db) == HASHDB_SCHEMA_VERSION,
 	   "empty file migrated to the current schema by db init");
+	hashdb_close(&db);
+}
+
+/* Make list name in its own transaction; its id, or -1. */
+static int64_t make_list(struct hashdb *db, const char *name)
+{
+	char err[512];
+	int64_t id = -1;
+
+	if (hashdb_begin(db, err, sizeof(err)) < 0 ||
+	    hashdb_list_ensure(db, name, "other", NULL, NULL, &id, err, sizeof(err)) < 0 ||
+	    hashdb_commit(db, err, sizeof(err)) < 0) {
+		diag("make list %s: %s", name, err);
+		hashdb_rollback(db);
+		return -1;
+	}
+	return id;
+}
+
+static int drop_list(struct hashdb *db, const char *name)
+{
+	char err[512];
+	int r = hashdb_begin(db, err, sizeof(err));
+
+	if (r == 0)
+		r = hashdb_list_delete(db, name, err, sizeof(err));
+	if (r == 0)
+		return hashdb_commit(db, err, sizeof(err));
+	diag("delete list %s: %s", name, err);
+	hashdb_rollback(db);
+	return r;
+}
+
+/*
+ * A list id is never given out twice: a match found in a snapshot names its list by id
+ * (matcher_hit_meta reads the row's metadata by it after the verdict), so a list deleted
+ * and another created meanwhile must not answer for it.
+ */
+static void test_list_ids(void)
+{
+	struct hashdb db;
+	char err[512], p[160];
+	int64_t a, b, c, c2, d, e;
+
+	snprintf(p, sizeof(p), "%s/ids.db", dir);
+	if (!ok(hashdb_open(&db, p, HASHDB_CREATE, err, sizeof(err)) == 0, "ids.db created")) {
+		diag("%s", err);
+		return;
+	}
+	a = make_list(&db, "a");
+	b = make_list(&db, "b");
+	c = make_list(&db, "c");
+	ok(a > 0 && a < b && b < c, "ids grow (%lld %lld %lld)", (long long)a, (long long)b,
+	   (long long)c);
+	drop_list(&db, "c");
+	d = make_list(&db, "d");
+	ok(d > c, "the highest list deleted: the next list gets a new id (%lld, deleted %lld)",
+	   (long long)d, (long long)c);
+	drop_list(&db, "d");
+	c2 = make_list(&db, "c");
+	ok(c2 > d, "a list deleted and made again under its old name gets a new id too (%lld)",
+	   (long long)c2);
+	drop_list(&db, "a");
+	drop_list(&db, "b");
+	drop_list(&db, "c");
+	e = make_list(&db, "e");
+	ok(e > c2, "every list deleted: still no id given out again (%lld)", (long long)e);
+	hashdb_close(&db);
+	hashdb_open(&db, p, 0, err, sizeof(err));
+	ok(make_list(&db, "f") > e, "... across a reopen");
+	hashdb_close(&db);
+}
+
+struct walk {
+	int n;
+	char seen[512];
+};
+
+static int walk_hash(const struct hashdb_entry *e, void *arg)
+{
+	struct walk *w = arg;
+	char hex[2 * HASH_MAX_LEN + 1];
+	size_t len = strlen(w->seen);
+
+	hex_encode(e->value, hash_algo_len(e->algo), hex);
+	snprintf(w->seen + len, sizeof(w->seen) - len, "%s%s/%.8s/%s/%s/%s/%d",
+		 w->n++ ? " " : "", e->list, hex, e->label ? e->label : "-",
+		 e->ref ? e->ref : "-", e->category ? e->category : "-", e->quality);
+	return 0;
+}
+
+static int walk_allow(const struct hashdb_allow *a, void *arg)
+{
+	struct walk *w = arg;
+	char hex[2 * HASH_MAX_LEN + 1];
+	size_t len = strlen(w->seen);
+
+	hex_encode(a->value, hash_algo_len(a->algo), hex);
+	snprintf(w->seen + len, sizeof(w->seen) - len, "%s%s:%.8s:%s", w->n++ ? " " : "",
+		 hash_algo_name(a->algo), hex, a->reason ? a->reason : "-");
+	return 0;
+}
+
+/*
+ * A database the previous release made (schema 2, tests/unit/data/README) is upgraded by a
+ * read-write open and keeps every list (ids, names, categories, origins, versions, times),
+ * hash with its per-row metadata, allowlist entry and its creation time; from then on list
+ * ids are not reused.
+ */
+static void test_migrate_schema2(void)
+{
+	const char *src = getenv("HASHGATE_SRC");
+	struct hashdb db;
+	struct hashdb_list *l = NULL;
+	struct walk w = { 0 };
+	char err[512], p[160], cmd[512];
+	uint64_t g0 = 0, g1 = 0;
+	size_t n = 0;
+	int64_t id, id2;
+	int r;
+
+	snprintf(p, sizeof(p), "%s/schema2.db", dir);
+	snprintf(cmd, sizeof(cmd), "cp '%s/tests/unit/data/hashes-schema2.db' '%s'",
+		 src ? src : ".", p);
+	if (!ok(system(cmd) == 0, "copy the schema 2 database (HASHGATE_SRC=%s)",
+		src ? src : "unset: the current directory"))
+		return;
+	is_int(sql_int(p, "PRAGMA user_version"), 2, "(the copy is of schema 2)");
+	g0 = (uint64_t)sql_int(p, "SELECT value % 1000000000 FROM meta WHERE key = 'generation'");
+	r = hashdb_open(&db, p, HASHDB_RDONLY, err, sizeof(err));
+	ok(r == -EPROTO && strstr(err, "db init"), "read-only: refused as older, says to run db "
+	   "init (%s)", err);
+	r = hashdb_open(&db, p, 0, err, sizeof(err));
+	if (!ok(r == 0, "a read-write open upgrades it")) {
+		diag("%s", err);
+		return;
+	}
+	is_int(hashdb_schema_version(&db), HASHDB_SCHEMA_VERSION, "schema version now current");
+	hashdb_generation(&db, &g1, NULL, 0);
+	ok(g1 % 1000000000 == g0 + 1, "the generation is bumped once (daemons reload)");
+	ok(hashdb_lists(&db, true, &l, &n, err, sizeof(err)) == 0 && n == 2, "two lists kept");
+	if (n == 2) {
+		ok(l[0].id == 1 && !strcmp(l[0].name, "alpha") && !strcmp(l[0].category, "illegal") &&
+		   l[0].count[HASH_MD5] == 1 && l[0].count[HASH_SHA1] == 1,
+		   "alpha: id 1, illegal, its md5 and sha1");
+		ok(l[1].id == 2 && !strcmp(l[1].name, "beta") &&
+		   !strcmp(l[1].category, "quarantine") && !strcmp(l[1].origin, "test-supplier") &&
+		   !strcmp(l[1].version, "v7") && l[1].imported == 1796302972 &&
+		   l[1].updated == 1796302972 && l[1].count[HASH_SHA256] == 1 &&
+		   l[1].count[HASH_PDQ] == 1,
+		   "beta: id 2, category, origin, version, times, its sha256 and PDQ");
+	}
+	free(l);
+	hashdb_hashes_foreach(&db, -1, -1, walk_hash, &w, err, sizeof(err));
+	is_str(w.seen, "alpha/00112233/a1/-/-/-1 alpha/00112233/a1/-/-/-1 "
+	       "beta/abababab/row one/ref-1/baseline/-1 beta/c3c3c3c3/img/ref-2/-/90",
+	       "every hash with its label, ref, row category and quality");
+	memset(&w, 0, sizeof(w));
+	hashdb_allow_foreach(&db, walk_allow, &w, err, sizeof(err));
+	is_str(w.seen, "md5:ffeeddcc:known fp", "the allowlist entry and its reason");
+	id = make_list(&db, "delta");
+	ok(id > 2, "a new list gets an id above every kept one (%lld)", (long long)id);
+	drop_list(&db, "delta");
+	id2 = make_list(&db, "epsilon");
+	ok(id2 > id, "the highest deleted after the upgrade: not reused (%lld)", (long long)id2);
+	hashdb_close(&db);
+	is_int(sql_int(p, "SELECT value FROM meta WHERE key = 'created'"), 1796302972,
+	       "the creation time kept");
+	is_int(sql_int(p, "PRAGMA foreign_key_check"), -1, "no hash without its list");
+	r = hashdb_open(&db, p, HASHDB_RDONLY, err, sizeof(err));
+	ok(r == 0, "read-only open after the upgrade (%s)", r ? err : "ok");
 	hashdb_close(&db);
 }
 
@@ -544,6 +716,8 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/hashes.db", dir);
 	test_open_errors();
 	test_schema();
+	test_list_ids();
+	test_migrate_schema2();
 	test_locked();
 	test_import();
 	test_api();

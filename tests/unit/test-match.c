@@ -612,7 +612,7 @@ static int two_check(struct matcher *m, char *cat)
  * A random walk over add / replace with / replace without / retract / delete of two lists
  * that may both hold th (categories "other" and "baseline"): after every change the slot
  * reloads and th is matched exactly when some list holds it, with the stronger category when
- * both do.  Deleting the list with the highest id and making it again reuses its id.
+ * both do.  Deleting the list with the highest id and making it again gives it a new id.
  */
 static void test_two_lists_walk(void)
 {
