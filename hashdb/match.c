@@ -933,6 +933,9 @@ int matcher_load(const char *dbpath, struct matcher **out, char *err, size_t err
 		r = exact_finish(&m->allow[a]);
 		if (r < 0)
 			goto out_nomem;
+		/* an exact allow entry is honoured only if uploads are hashed with its algorithm */
+		if (a < NEXACT && m->allow[a].n)
+			m->algos |= HASH_BIT(a);
 		m->mem += exact_mem(&m->allow[a]);
 	}
 	pdq_table_finish(&m->pdq);

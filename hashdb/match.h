@@ -52,7 +52,11 @@ struct matcher *matcher_get(struct matcher *m);
 void matcher_put(struct matcher *m);
 
 uint64_t matcher_generation(const struct matcher *m);
-/* HASH_BIT() mask of the algorithms the snapshot holds any hash of (the daemon hashes only those). */
+/*
+ * HASH_BIT() mask of the algorithms the snapshot holds any hash of, in a list or (md5, sha1,
+ * sha256) on the allowlist: the daemon hashes uploads only with those, and an exact allow
+ * entry clears its file only when the upload's digest of that algorithm is known.
+ */
 unsigned matcher_algos(const struct matcher *m);
 size_t matcher_count(const struct matcher *m, enum hash_algo algo);
 /*

@@ -7,7 +7,8 @@
 # and the picture saved as PNG;
 # `hashgate scan` finds the same copies and reports an undecodable "JPEG" as an error; an
 # unrelated generated JPEG and pdq=off behave as clean.  An allowlisted PDQ clears PDQ hits
-# only (a listed SHA-256 of the same picture is still refused); an allowlisted SHA-256 all.
+# only (a listed SHA-256 of the same picture is still refused); an allowlisted MD5 all, also
+# when no list holds MD5.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 XF=$HG_TOOLS/jpegxf
@@ -94,8 +95,11 @@ ok "... and is in the backing dir" cmp "$W/q60.jpg" "$B/q60-off.jpg"
 
 # What an allow entry clears.  A PDQ entry (for PDQ false positives) clears PDQ hits only: a
 # picture whose own PDQ is allowlisted but whose SHA-256 is listed is still refused, by the
-# daemon and by `hashgate scan` alike.  An exact entry of the file clears every hit.
+# daemon and by `hashgate scan` alike.  An exact entry of the file clears every hit, also by
+# an algorithm no list holds (the daemon must hash the upload with it).
 hg_umount
+hg_cli db remove --list t-md5 --all >/dev/null && hg_cli db remove --list t-sha1 --all >/dev/null ||
+	bail "could not remove the md5 and sha1 lists"
 for n in 70 80 75; do "$XF" "$HG_K_JPEG" "$W/q$n.jpg" reencode $n; done
 for n in 70 80 75; do
 	d=$(dist "$W/q$n.jpg")
@@ -106,7 +110,7 @@ hg_cli allow add --reason "PDQ false positive" "pdq:$(hg_pdq "$W/q70.jpg")" \
 hg_cli db add --list t-exact --category illegal "sha256:$(sha256sum <"$W/q80.jpg" | cut -d' ' -f1)" \
 	>/dev/null || bail "db add failed"
 hg_cli allow add --reason "this file was reviewed" \
-	"sha256:$(sha256sum <"$W/q75.jpg" | cut -d' ' -f1)" >/dev/null || bail "allow add sha256 failed"
+	"md5:$(md5sum <"$W/q75.jpg" | cut -d' ' -f1)" >/dev/null || bail "allow add md5 failed"
 hg_mount || bail "remount failed"
 ok "its PDQ allowlisted: the near copy is published" cp "$W/q70.jpg" "$M/allow-q70.jpg"
 ok "... and is in the backing dir" cmp "$W/q70.jpg" "$B/allow-q70.jpg"
@@ -116,7 +120,8 @@ ok "... is not published" test ! -e "$B/allow-q80.jpg"
 ok "... and is quarantined" hg_quarantined allow-q80.jpg
 is "$(sqlite3 -readonly "$HG_QDIR/records.db" "SELECT algo FROM records WHERE path IN ('allow-q80.jpg','/allow-q80.jpg')" 2>&1)" \
 	sha256 "... by its SHA-256"
-ok "its SHA-256 allowlisted: published although its PDQ is listed" cp "$W/q75.jpg" "$M/allow-q75.jpg"
+ok "its MD5 allowlisted (no list holds MD5): published although its PDQ is listed" \
+	cp "$W/q75.jpg" "$M/allow-q75.jpg"
 ok "... and is in the backing dir" cmp "$W/q75.jpg" "$B/allow-q75.jpg"
 mkdir -p "$HG_TMP/atree"
 cp "$W/q70.jpg" "$W/q80.jpg" "$W/q75.jpg" "$HG_TMP/atree/"

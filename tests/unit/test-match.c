@@ -357,6 +357,8 @@ static void test_allow_scope(void)
 	if (hashdb_commit(&db, err, sizeof(err)) < 0)
 		diag("commit: %s", err);
 	m = load();
+	ok(matcher_algos(m) & HASH_BIT(HASH_SHA1), "SHA-1, held only by the allowlist, is among "
+	   "the algorithms uploads are hashed with (else its entry could never clear a file)");
 
 	memset(&q, 0, sizeof(q));
 	q.ndih = 1;
