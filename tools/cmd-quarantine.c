@@ -81,7 +81,8 @@ static void usage(FILE *f)
 "            directory (or to --to PATH) with the uploader's owner and mode; refuses to\n"
 "            overwrite an existing file without --force.  A restored false positive should\n"
 "            be allowlisted so it is not quarantined again: on a terminal you are asked,\n"
-"            otherwise --allow adds the upload's hashes to the allowlist\n"
+"            otherwise --allow allowlists the upload (its SHA-256, and its PDQ if that\n"
+"            matched)\n"
 "  export    one encrypted evidence bundle (for a hotline or the police) of the records\n"
 "            given by id, or of a time range (--since, --until: records before that time;\n"
 "            --list: of one hash list): OpenSSL CMS to each --recipient certificate (RSA or\n"
@@ -555,9 +556,15 @@ static int ask_yes(const char *question)
 	return line[0] == 'y' || line[0] == 'Y';
 }
 
-/* Add the record's hashes to the allowlist in one transaction. */
+/*
+ * Allowlist the record's file in one transaction: by one exact hash, the strongest the record
+ * has (SHA-256, else SHA-1, else MD5), which clears every hit of that file.  One is enough,
+ * and each more would make the daemons hash every upload with another algorithm
+ * (matcher_algos), e.g. MD5 and SHA-1 on a host whose lists hold SHA-256 only.
+ */
 static int allowlist_record(struct cli *cli, const struct qrecord *rec, int *added)
 {
+	static const enum hash_algo strongest[] = { HASH_SHA256, HASH_SHA1, HASH_MD5 };
 	struct hashdb db = { 0 };
 	char err[512], reason[320], actor[256];
 	int r;
@@ -572,12 +579,13 @@ static int allowlist_record(struct cli *cli, const struct qrecord *rec, int *add
 	r = hashdb_begin(&db, err, sizeof(err));
 	if (r < 0)
 		goto out_close;
-	for (int a = HASH_MD5; a <= HASH_SHA256 && r >= 0; a++) {
-		const uint8_t *v = digests_get(&rec->digests, (enum hash_algo)a);
+	for (size_t k = 0; k < sizeof(strongest) / sizeof(strongest[0]); k++) {
+		const uint8_t *v = digests_get(&rec->digests, strongest[k]);
 
 		if (v) {
-			r = hashdb_allow_add(&db, (enum hash_algo)a, v, reason, err, sizeof(err));
+			r = hashdb_allow_add(&db, strongest[k], v, reason, err, sizeof(err));
 			*added += r > 0;
+			break;
 		}
 	}
 	/*
@@ -665,7 +673,7 @@ static int do_restore(struct cli *cli, const struct qopts *o)
 	/* Allowlist first: the file must never be a match again, not even for a moment. */
 	want_allow = o->allow;
 	if (!want_allow && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
-		want_allow = ask_yes("Was this a false positive?  Add its hashes to the allowlist "
+		want_allow = ask_yes("Was this a false positive?  Add it to the allowlist "
 				     "so it is not quarantined again?");
 	if (want_allow) {
 		int added;

@@ -66,6 +66,12 @@ ok "restore B with --allow" hgc quarantine restore "$B" --allow
 is "$(stat -c '%u:%g %a' "$T/u/b.bin")" "2345:2345 604" "B owner and mode restored"
 out=$(hgc scan --json --no-record "$T/u/b.bin"); rc=$?
 is "$(jnum "$out" matches)" 0 "allowlisted false positive no longer matches"
+# One exact entry names the file; each more (the scan's record has MD5, SHA-1 and SHA-256)
+# would make the daemon hash every upload with another algorithm.
+allow=$(hgc --json allow list)
+case $allow in '[{"algo":"sha256","hash":"'"$(cat "$AT/lists/lb")"'"'*'}]') r=1 ;; *) r=0 ;; esac
+case $allow in *'},{'*) r=0 ;; esac
+hg_result $r "restore --allow added the one SHA-256 entry (got $allow)"
 
 # A directory on the way replaced by a symlink: a root restore must not follow it.
 rm -rf "$T/u/sub"; ln -s "$AT/elsewhere" "$T/u/sub"
