@@ -1155,9 +1155,9 @@ int matcher_check(const struct matcher *m, const struct digests *d,
 	/*
 	 * An allow entry clears the hits it can vouch for.  An exact one (md5/sha1/sha256 of the
 	 * upload itself) names this very file, which an admin judged: every hit is cleared.  A
-	 * PDQ one (the upload's own PDQ, or below a database PDQ) only says that this picture
-	 * is a perceptual false positive (a near-blank image, a logo): it clears PDQ hits and
-	 * never an exact hit of the upload's bytes, the strongest evidence there is.
+	 * PDQ one (the upload's own PDQ, or a database PDQ, skipped by the search) only says
+	 * that a picture is a perceptual false positive (a near-blank image, a logo): it clears
+	 * PDQ hits and never an exact hit of the upload's bytes, the strongest evidence there is.
 	 */
 	if (d) {
 		for (k = 0; k < NEXACT; k++) {
