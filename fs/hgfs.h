@@ -340,17 +340,20 @@ int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);
 /*
  * Write the request's bytes at off: n or -errno.  *hash set: the caller must call
- * upload_write_hashed(hash) once it has replied (the bytes get hashed from memory then).
+ * upload_write_hashed(hash) once it has replied (the bytes get hashed from memory then,
+ * unless upload_write_hash did it before the reply).
  */
 struct upload_wh {
 	struct upload *up;		/* NULL: nothing to hash */
-	const void *mem;
+	const void *mem;		/* NULL once hashed (upload_write_hash) */
 	uint64_t off;
 	size_t n;
 };
 ssize_t upload_write(struct upload *up, struct fuse_bufvec *in, off_t off,
 		     struct upload_wh *hash);
 void upload_write_hashed(struct upload_wh *hash);
+/* Hash it now (before the reply: the buffer is still the request's); the rest after it. */
+void upload_write_hash(struct upload_wh *hash);
 void upload_dirty(struct upload *up);
 /* The upload's size and whether it is an image the scan would decode: 1 yes, 0 no, -1 ask
  * the file. */

@@ -1223,11 +1223,19 @@ static void upload_precheck(struct upload *up)
 		cfg_put(cfg);
 }
 
+void upload_write_hash(struct upload_wh *hash)
+{
+	if (!hash->up || !hash->mem)
+		return;
+	hashq_hash_mem(hash->up, hash->mem, hash->off, hash->n);
+	hash->mem = NULL;
+}
+
 void upload_write_hashed(struct upload_wh *hash)
 {
 	if (!hash->up)
 		return;
-	hashq_hash_mem(hash->up, hash->mem, hash->off, hash->n);
+	upload_write_hash(hash);
 	if (hgfs.scan)
 		upload_precheck(hash->up);
 	upload_put(hash->up);
