@@ -173,6 +173,8 @@ struct upload {
 	size_t nhead;
 	atomic_bool caps_set;		/* a setxattr went to the tmpfile: it may hold
 					 * security.capability (ops.c, hg_getxattr) */
+	atomic_bool privs;		/* a chmod to set-id bits since the last write through
+					 * a direct handle (ops.c, kill_privs) */
 	bool limited;			/* counted by limits_upload_begin (uid) */
 	_Atomic uint64_t lim_bytes;	/* apparent size accounted by limits_upload_grow */
 	pid_t hidden[8];		/* related writers sent to make their own upload of the
@@ -198,6 +200,8 @@ struct fh {
 	bool counted;			/* counted in up->writers */
 	bool plain;			/* counted in inode->plainfh */
 	bool capless;			/* xattr=off: security.capability dropped (ops.c) */
+	bool dwrite;			/* direct_io writer of a staged upload: the kernel does
+					 * not drop privileges on its writes, we do (ops.c) */
 	bool pinned;			/* holds an inode_open_pin */
 	DIR *dir;			/* opendir */
 	off_t dir_off;
@@ -336,17 +340,20 @@ int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);
 /*
  * Write the request's bytes at off: n or -errno.  *hash set: the caller must call
- * upload_write_hashed(hash) once it has replied (the bytes get hashed from memory then).
+ * upload_write_hashed(hash) once it has replied (the bytes get hashed from memory then,
+ * unless upload_write_hash did it before the reply).
  */
 struct upload_wh {
 	struct upload *up;		/* NULL: nothing to hash */
-	const void *mem;
+	const void *mem;		/* NULL once hashed (upload_write_hash) */
 	uint64_t off;
 	size_t n;
 };
 ssize_t upload_write(struct upload *up, struct fuse_bufvec *in, off_t off,
 		     struct upload_wh *hash);
 void upload_write_hashed(struct upload_wh *hash);
+/* Hash it now (before the reply: the buffer is still the request's); the rest after it. */
+void upload_write_hash(struct upload_wh *hash);
 void upload_dirty(struct upload *up);
 /* The upload's size and whether it is an image the scan would decode: 1 yes, 0 no, -1 ask
  * the file. */
@@ -361,6 +368,7 @@ bool upload_open_elsewhere(struct upload *up, pid_t pid);
 bool same_process(pid_t a, pid_t b);
 /* The thread group (process) of a thread id, 0 if it is gone. */
 pid_t tgid_of(pid_t pid);
+bool proc_capable(pid_t pid, int cap);
 bool related_process(pid_t asker, pid_t writer);
 /* Does pid hold an fd on this mount of the kernel inode number kino? */
 bool process_holds(pid_t pid, ino_t kino);

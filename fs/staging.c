@@ -857,6 +857,17 @@ pid_t tgid_of(pid_t pid)
 	return t ? (pid_t)strtol(t + 6, NULL, 10) : 0;
 }
 
+/* Whether pid has capability cap in its effective set (false when it cannot be read). */
+bool proc_capable(pid_t pid, int cap)
+{
+	char buf[4096], *t;
+
+	if (!read_proc(pid, "status", buf, sizeof(buf)))
+		return false;
+	t = strstr(buf, "\nCapEff:");
+	return t && ((strtoull(t + 8, NULL, 16) >> cap) & 1);
+}
+
 bool same_process(pid_t a, pid_t b)
 {
 	pid_t ta, tb;
@@ -1212,11 +1223,19 @@ static void upload_precheck(struct upload *up)
 		cfg_put(cfg);
 }
 
+void upload_write_hash(struct upload_wh *hash)
+{
+	if (!hash->up || !hash->mem)
+		return;
+	hashq_hash_mem(hash->up, hash->mem, hash->off, hash->n);
+	hash->mem = NULL;
+}
+
 void upload_write_hashed(struct upload_wh *hash)
 {
 	if (!hash->up)
 		return;
-	hashq_hash_mem(hash->up, hash->mem, hash->off, hash->n);
+	upload_write_hash(hash);
 	if (hgfs.scan)
 		upload_precheck(hash->up);
 	upload_put(hash->up);

@@ -42,6 +42,58 @@ is "$(caps "$B/up")" 1 "the published upload keeps the capability set on it"
 printf 'a' >"$B/inp" && setcap cap_net_raw+ep "$B/inp" || bail "setcap on the backing dir failed"
 ok "append in place" sh -c "printf b >>'$M/inp'"
 is "$(caps "$B/inp")" 0 "an in-place write drops the capability (kernel)"
+
+hg_umount
+
+# Uploads written through O_WRONLY descriptors are direct_io (the kernel then skips its
+# privilege dropping on write): set-id bits and capabilities must still go exactly as on the
+# backing filesystem itself, for a tenant (no CAP_FSETID) and for root.
+cat >"$HG_TMP/privs.py" <<'EOF'
+import os, sys
+d, cap = sys.argv[1], bytes.fromhex(sys.argv[2]) if len(sys.argv) > 2 else None
+def mode(p):
+    return "%s %o" % (os.path.basename(p), os.stat(p).st_mode & 0o7777)
+def new(n, m, after=None, m2=None):
+    p = os.path.join(d, n)
+    fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, m)
+    os.write(fd, b"a" * 100)
+    if m2 is not None:
+        os.fchmod(fd, m2)
+        os.write(fd, b"b")
+    if after:
+        after(fd)
+    os.close(fd)
+    return p
+out = [mode(new("setid-at-create", 0o4755)), mode(new("chmod-6755", 0o755, m2=0o6755)),
+       mode(new("chmod-2745", 0o755, m2=0o2745))]
+p = new("rewrite", 0o755)
+fd = os.open(p, os.O_WRONLY | os.O_TRUNC)
+os.write(fd, b"c"); os.fchmod(fd, 0o4755); os.write(fd, b"d"); os.close(fd)
+out.append(mode(p))
+if cap:
+    def setcap(fd):
+        os.setxattr(fd, "security.capability", cap)
+        os.write(fd, b"e")
+    p = new("cap", 0o755, after=setcap)
+    try:
+        has = len(os.getxattr(p, "security.capability")) > 0
+    except OSError:
+        has = False
+    out.append("cap %s" % has)
+print(" ".join(out))
+EOF
+cap=$(python3 -c 'import os,sys; print(os.getxattr(sys.argv[1], "security.capability").hex())' "$W/c")
+hg_mount allow_other || bail "mount with allow_other failed"
+mkdir -m 1777 "$M/privs-u" "$W/privs-u" && mkdir "$M/privs-r" "$W/privs-r" || bail "mkdir failed"
+PY=/usr/bin/python3	# the system one: other uids cannot run a per-user install
+want=$(hg_as 4242 4242 $PY "$HG_TMP/privs.py" "$W/privs-u") && [ -n "$want" ] ||
+	bail "the set-id sequence failed on the backing fs"
+is "$(hg_as 4242 4242 $PY "$HG_TMP/privs.py" "$M/privs-u")" "$want" \
+	"a tenant's uploads lose set-id bits on write as on the backing fs ($want)"
+want=$($PY "$HG_TMP/privs.py" "$W/privs-r" "$cap") && [ -n "$want" ] ||
+	bail "the set-id sequence failed on the backing fs"
+is "$($PY "$HG_TMP/privs.py" "$M/privs-r" "$cap")" "$want" \
+	"root's keep set-id bits, lose a capability set before a write, as on the backing fs ($want)"
 hg_umount
 
 # --- xattr=off ---
