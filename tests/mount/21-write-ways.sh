@@ -3,8 +3,10 @@
 # dd with odd block sizes, two descriptors, appends over several open/close rounds,
 # write-then-truncate, truncate after publishing, mmap (new and existing file), reopen-and-
 # pwrite, non-sequential writes, copy_file_range (between files on the mount: the kernel
-# refuses it across filesystems), rename while open, tee, mmap writes after close(), hard links (to an open upload, to a file
-# rewritten in place).  Each case checks the known bytes are nowhere in the backing dir.
+# refuses it across filesystems), rename while open, tee, mmap writes after close(), hard links
+# (to an open upload, to a file rewritten in place; both names one inode), a descriptor dup'ed
+# after writing.  Each case checks the known bytes are nowhere in the backing dir; the dup case
+# also that another process never reads them.  Runs on every backing (make backing-check).
 . "$(dirname "$0")/lib.sh"
 hg_setup
 FSOP=$HG_TOOLS/fsop
@@ -99,6 +101,18 @@ cp "$W/z" "$M/hl1" && ln "$M/hl1" "$M/hl2"
 ok "in-place rewrite of a hard-linked file into known content fails at close" \
 	hg_refused "$FSOP" pwriteover "$M/hl1" "$K"
 absent "in-place rewrite of a hard-linked file"
+# The gate keeps its account of unjudged bytes per inode: both names of a hard link must be
+# one inode however they are looked up.  A backing that gives a link its own inode number
+# (sshfs numbers by path) cannot offer that, so there link() through the mount is refused.
+cp "$W/z" "$M/hn1"
+if ln "$M/hn1" "$M/hn2" 2>/dev/null; then
+	sleep 1.1	# past the entry timeout: the kernel looks the second name up afresh
+	is "$(stat -c %i "$M/hn2")" "$(stat -c %i "$M/hn1")" \
+		"hard link through the mount: a fresh lookup of the second name finds the same inode"
+else
+	ok "hard link through the mount refused: only on a backing that numbers names apart" \
+		hg_backing_is sshfs
+fi
 
 ok "sparse-style write (seek past a hole, then fill it) fails" hg_refused bash -c "
 	dd if='$K' of='$M/sp' bs=1000 skip=100 seek=100 status=none &&
