@@ -133,6 +133,8 @@ struct upload {
 	enum upload_state state;
 	int result;			/* 0 or -errno of the verdict, returned to later flushes */
 	int werr;			/* first failed write (-errno): the upload is incomplete */
+	atomic_bool stray;		/* published under a name that is not its inode's
+					 * (named_check_key): further writes fail with EIO */
 	int fd;				/* the O_TMPFILE, O_RDWR */
 	struct inode *inode;		/* the inode the kernel sees (tmpfile or replaced file) */
 	struct inode *parent;		/* referenced */
@@ -240,6 +242,8 @@ struct hgfs {
 	bool handles;			/* inodes are reopened by file handle (inode.c) */
 	bool handles_off;		/* handles=off: by parent and name even where there are */
 	bool sync_uploads;		/* network backing: fsync an upload before its verdict */
+	bool links_one_inode;		/* a hard link on the backing keeps its file's st_ino
+					 * (links_probe, staging.c); false: link() is refused */
 	char fstype[16];		/* the backing root's filesystem type, for status */
 	dev_t staging_dev;
 	ino_t staging_ino;

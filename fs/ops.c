@@ -72,7 +72,10 @@
  *    security.capability itself on the first in-place change of a file through a handle and
  *    on a truncate, as the kernel would have.
  *  - Locks (flock, fcntl) are handled by the kernel locally for this mount.
- *  - Hard links to another process's staged (unpublished) file are refused with EBUSY.
+ *  - Hard links to another process's staged (unpublished) file are refused with EBUSY.  On a
+ *    backing whose hard links get their own inode number (sshfs numbers by path; probed at
+ *    start-up, staging.c links_probe) every link() is refused with EPERM: the second name
+ *    would be another inode, outside the gate's account of writes through the first.
  *  - Writes are read from /dev/fuse (splice=on splices them); an upload's writes in file order
  *    are hashed from their own bytes (up to 16 KiB before the reply, larger ones after it),
  *    others from the page cache by a background thread (hashq.c), so a write waits at most
@@ -718,7 +721,11 @@ static void hg_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 	struct stat st;
 	int fd = -1, npfd = -1, ret;
 
-	if (bad_name(np, newname)) {
+	/*
+	 * A backing that gives a link its own inode number would show the second name as
+	 * another inode, outside the gate's account of the first (links_probe, staging.c).
+	 */
+	if (bad_name(np, newname) || !hgfs.links_one_inode) {
 		ret = -EPERM;
 		goto out;
 	}

@@ -17,7 +17,9 @@
  * regular file "up.HOST.PID.RANDOM" in BACKING/.hashgate-staging (mode 0700, root; never
  * shown through the mount), created 0600 with O_EXCL and 128 random bits in its name, then
  * given the result's owner and mode like the tmpfile.  Clean: it is renamed to the final name
- * (RENAME_NOREPLACE for a new name, else link+unlink, else a checked rename); match or
+ * (RENAME_NOREPLACE for a new name, else link+unlink where a link keeps the inode number,
+ * else a checked rename) and the name must then lead to the upload's inode (named_check_key:
+ * its descriptors may go on writing, judged per inode by gate.c); match or
  * failure: truncated and unlinked at once.  Nothing is ever under the final name before the
  * verdict.  What differs: a crash leaves the partial upload in the staging dir (root-only,
  * outside the mount) until the next start-up removes it: entries of this host whose daemon is
@@ -483,11 +485,54 @@ static void backing_probe(void)
 		hgfs.handles = false;
 }
 
+/*
+ * Does a hard link on the backing keep its file's inode number?  The inode table and the gate
+ * (gate.c) keep everything per (st_dev, st_ino): a backing that numbers names apart (sshfs,
+ * one number per path) would show a file's second name as a second, clean inode, so bytes
+ * written through one name would reach readers of the other unjudged.  Such a backing gets
+ * no links from hashgatefs (publish renames; link() through the mount is EPERM).  A probe
+ * that cannot tell counts as "no".  Run in the staging dir under names start-up cleans.
+ */
+static void links_probe(void)
+{
+	char a[96], b[96], host[40];
+	struct stat sa, sb;
+	const char *why = NULL;
+	int fd;
+
+	hgfs.links_one_inode = false;
+	host_tag(host, sizeof(host));
+	snprintf(a, sizeof(a), "up.%s.%d.link-probe-a", host, (int)getpid());
+	snprintf(b, sizeof(b), "up.%s.%d.link-probe-b", host, (int)getpid());
+	unlinkat(hgfs.staging_fd, b, 0);
+	fd = openat(hgfs.staging_fd, a, O_CREAT | O_TRUNC | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		why = strerror(errno);
+		goto out;
+	}
+	if (linkat(hgfs.staging_fd, a, hgfs.staging_fd, b, 0) < 0)
+		why = strerror(errno);
+	else if (fstat(fd, &sa) < 0 || fstatat(hgfs.staging_fd, b, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		why = strerror(errno);
+	else if (sa.st_dev != sb.st_dev || sa.st_ino != sb.st_ino)
+		why = "a link gets its own inode number";
+	else
+		hgfs.links_one_inode = true;
+	close(fd);	/* before the unlink: sshfs would keep an open file as .fuse_hidden* */
+	unlinkat(hgfs.staging_fd, b, 0);
+	unlinkat(hgfs.staging_fd, a, 0);
+out:
+	if (why)
+		hglog(LOG_NOTICE, "hard links: not used, link() through the mount is refused (%s "
+		      "on %s)", why, hgfs.backing);
+}
+
 static int staging_choose(void)
 {
 	int fd, err;
 
 	backing_probe();
+	links_probe();
 
 	fd = openat(hgfs.staging_fd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 	err = fd < 0 ? errno : 0;
@@ -1103,6 +1148,8 @@ ssize_t upload_write(struct upload *up, struct fuse_bufvec *in, off_t off,
 	int ret;
 
 	hash->up = NULL;
+	if (atomic_load(&up->stray))
+		return -EIO;	/* published, but no longer the inode its name leads to */
 	/* Over uid_max_upload_bytes: the write fails, nothing lands, nothing is published. */
 	ret = limits_upload_grow(up->uid, &up->lim_bytes, off + size);
 	if (ret < 0) {
@@ -1307,9 +1354,9 @@ static int link_tmpfile(struct upload *up, int dfd, const char *name)
 /*
  * staging=named: move the staged file to its new name if that name is free; -EEXIST if it is
  * not (the caller then renames over it as for a rewrite).  Atomic where the filesystem has
- * RENAME_NOREPLACE or hard links; else (sshfs without the hardlink extension, some FUSE
- * filesystems) a rename after checking the name under name_lock, which only a writer in
- * BACKING_DIR itself can race.  Called with name_lock held.
+ * RENAME_NOREPLACE or hard links that keep the inode number; else (sshfs, whose links are new
+ * inode numbers, some FUSE filesystems) a rename after checking the name under name_lock,
+ * which only a writer in BACKING_DIR itself can race.  Called with name_lock held.
  */
 static int named_take_free(struct upload *up, int pfd)
 {
@@ -1324,7 +1371,10 @@ static int named_take_free(struct upload *up, int pfd)
 			atomic_store(&no_noreplace, true);
 	}
 	if (ret == -EINVAL || ret == -ENOSYS || ret == -EOPNOTSUPP) {
-		ret = linkat(hgfs.staging_fd, up->sname, pfd, up->name, 0) < 0 ? -errno : 0;
+		/* a link is the same file only where links keep the inode number (links_probe) */
+		ret = -EPERM;
+		if (hgfs.links_one_inode)
+			ret = linkat(hgfs.staging_fd, up->sname, pfd, up->name, 0) < 0 ? -errno : 0;
 		if (ret == 0) {
 			unlinkat(hgfs.staging_fd, up->sname, 0);
 		} else if (ret != -EEXIST && ret != -ENOSPC && ret != -EDQUOT && ret != -EIO) {
@@ -1340,6 +1390,50 @@ static int named_take_free(struct upload *up, int pfd)
 	if (ret == 0)
 		up->sname[0] = 0;
 	return ret;
+}
+
+/*
+ * After a named publish the name must lead to the upload's inode: handles of the upload go
+ * on writing through it (a dup'ed descriptor after the first close), and the gate counts
+ * those writes per inode (gate.c).  If the backing gave the name another number than the
+ * staged file had (a backing numbering by path; links_probe keeps sshfs off the usual
+ * cause), the inode moves to the name's number, as a published rewrite does.  If even that
+ * fails, the upload's later writes fail (EIO) rather than reach readers of the name
+ * unjudged.
+ */
+static void named_check_key(struct upload *up, int pfd)
+{
+	struct inode *in = up->inode;
+	struct stat st;
+	bool same;
+	int fd, ret;
+
+	fd = openat(pfd, up->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		ret = errno == ENOENT ? 0 : -errno;	/* gone already: no name to reach it */
+		goto out;
+	}
+	ret = fstat(fd, &st) < 0 ? -errno : 0;
+	if (ret == 0) {
+		pthread_mutex_lock(&in->lock);
+		same = st.st_dev == in->dev && st.st_ino == in->ino;
+		pthread_mutex_unlock(&in->lock);
+		if (!same) {
+			hglog(LOG_NOTICE, "published name has inode number %llu, its staged file "
+			      "had %llu: the inode follows the name", (unsigned long long)st.st_ino,
+			      (unsigned long long)in->ino);
+			pthread_mutex_lock(&name_lock);
+			ret = inode_rekey(in, fd, pfd, &st);
+			pthread_mutex_unlock(&name_lock);
+		}
+	}
+	close(fd);
+out:
+	if (ret < 0) {
+		hglog(LOG_ERR, "published upload cannot be keyed by its name (%s): its open "
+		      "descriptors can no longer write", strerror(-ret));
+		atomic_store(&up->stray, true);
+	}
 }
 
 /* Link the tmpfile in and rename it over the final name.  Called with up->lock held. */
@@ -1416,6 +1510,8 @@ static int publish(struct upload *up)
 	}
 	pthread_mutex_unlock(&name_lock);
 linked:
+	if (hgfs.staging == STAGING_NAMED)
+		named_check_key(up, pfd);
 	inode_set_name(up->inode, inode_to_ino(up->parent), up->name);
 out:
 	inode_fd_put(up->parent, pfd);
