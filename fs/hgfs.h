@@ -133,8 +133,9 @@ struct upload {
 	enum upload_state state;
 	int result;			/* 0 or -errno of the verdict, returned to later flushes */
 	int werr;			/* first failed write (-errno): the upload is incomplete */
-	atomic_bool stray;		/* published under a name that is not its inode's
-					 * (named_check_key): further writes fail with EIO */
+	atomic_bool stray;		/* published, but its name leads to another inode
+					 * number (named_check_key): its handles' writes
+					 * and fallocate fail with EIO (ops.c fh_stray) */
 	int fd;				/* the O_TMPFILE, O_RDWR */
 	struct inode *inode;		/* the inode the kernel sees (tmpfile or replaced file) */
 	struct inode *parent;		/* referenced */

@@ -111,6 +111,12 @@ static int fh_fd(struct fh *fh)
 	return fh->up ? fh->up->fd : -1;	/* -1: the syscall fails with EBADF */
 }
 
+/* A handle of an upload published under a name that leads to another inode: no more writes. */
+static bool fh_stray(const struct fh *fh)
+{
+	return fh && fh->up && atomic_load(&fh->up->stray);
+}
+
 /* An fd to act on for inode-level operations: the staged tmpfile while one exists. */
 struct tgt {
 	int fd;
@@ -1494,6 +1500,10 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 	ssize_t n;
 	bool wl;
 
+	if (fh_stray(fh)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	wl = gate_write_begin(in, fh, req, off);
 	if (fh->up && fh->fd < 0) {
 		if (fh->dwrite && atomic_load(&fh->up->privs))
@@ -2013,6 +2023,10 @@ static void hg_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
 	int ret = 0;
 	bool wl;
 
+	if (fh_stray(fh)) {
+		fuse_reply_err(req, EIO);
+		return;
+	}
 	wl = gate_write_begin(fh->inode, fh, req, offset);
 	if (fallocate(fh_fd(fh), mode, offset, length) < 0)
 		ret = errno;

@@ -1148,8 +1148,6 @@ ssize_t upload_write(struct upload *up, struct fuse_bufvec *in, off_t off,
 	int ret;
 
 	hash->up = NULL;
-	if (atomic_load(&up->stray))
-		return -EIO;	/* published, but no longer the inode its name leads to */
 	/* Over uid_max_upload_bytes: the write fails, nothing lands, nothing is published. */
 	ret = limits_upload_grow(up->uid, &up->lim_bytes, off + size);
 	if (ret < 0) {
@@ -1393,47 +1391,39 @@ static int named_take_free(struct upload *up, int pfd)
 }
 
 /*
- * After a named publish the name must lead to the upload's inode: handles of the upload go
- * on writing through it (a dup'ed descriptor after the first close), and the gate counts
- * those writes per inode (gate.c).  If the backing gave the name another number than the
- * staged file had (a backing numbering by path; links_probe keeps sshfs off the usual
- * cause), the inode moves to the name's number, as a published rewrite does.  If even that
- * fails, the upload's later writes fail (EIO) rather than reach readers of the name
- * unjudged.
+ * After a named publish the name must lead to the upload's inode: handles of the upload may
+ * go on writing (a dup'ed descriptor after the first close), and the gate counts those writes
+ * per inode (gate.c), so a reader reaching the file through an inode of another number would
+ * get them unjudged.  links_probe keeps sshfs off the known cause (a link is a new number);
+ * if the name still shows another number (a backing that renumbers on rename, or a rename
+ * over the name racing this one), the upload's handles can no longer write (EIO): never a
+ * rekey here, which on a race would take the other file's inode off the table.
  */
 static void named_check_key(struct upload *up, int pfd)
 {
 	struct inode *in = up->inode;
 	struct stat st;
+	ino_t was;
 	bool same;
-	int fd, ret;
 
-	fd = openat(pfd, up->name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		ret = errno == ENOENT ? 0 : -errno;	/* gone already: no name to reach it */
-		goto out;
-	}
-	ret = fstat(fd, &st) < 0 ? -errno : 0;
-	if (ret == 0) {
-		pthread_mutex_lock(&in->lock);
-		same = st.st_dev == in->dev && st.st_ino == in->ino;
-		pthread_mutex_unlock(&in->lock);
-		if (!same) {
-			hglog(LOG_NOTICE, "published name has inode number %llu, its staged file "
-			      "had %llu: the inode follows the name", (unsigned long long)st.st_ino,
-			      (unsigned long long)in->ino);
-			pthread_mutex_lock(&name_lock);
-			ret = inode_rekey(in, fd, pfd, &st);
-			pthread_mutex_unlock(&name_lock);
-		}
-	}
-	close(fd);
-out:
-	if (ret < 0) {
-		hglog(LOG_ERR, "published upload cannot be keyed by its name (%s): its open "
-		      "descriptors can no longer write", strerror(-ret));
+	if (fstatat(pfd, up->name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT)
+			return;		/* gone already: no name leads to these bytes */
+		hglog(LOG_ERR, "published upload: cannot check its name (%s): its open "
+		      "descriptors can no longer write", strerror(errno));
 		atomic_store(&up->stray, true);
+		return;
 	}
+	pthread_mutex_lock(&in->lock);
+	same = st.st_dev == in->dev && st.st_ino == in->ino;
+	was = in->ino;
+	pthread_mutex_unlock(&in->lock);
+	if (same)
+		return;
+	hglog(LOG_ERR, "published name has inode number %llu, its staged file %llu: the "
+	      "upload's open descriptors can no longer write", (unsigned long long)st.st_ino,
+	      (unsigned long long)was);
+	atomic_store(&up->stray, true);
 }
 
 /* Link the tmpfile in and rename it over the final name.  Called with up->lock held. */
