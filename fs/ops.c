@@ -58,8 +58,12 @@
  *    (gate_open); copy_file_range is not offered (the kernel copies by read and write).
  *  - Only the uploader's own processes can cancel (unlink) or move (rename) its staged new
  *    upload; publishing over a name that meanwhile holds another user's file in a sticky
- *    directory fails with EPERM; chmod/chown during a staged rewrite also change the file
- *    under the name.  listxattr hides trusted.* from all but root.
+ *    directory fails with EPERM.  So do an unlink and a rename (either name; RENAME_EXCHANGE,
+ *    RENAME_NOREPLACE) in a sticky directory when, by the time the daemon makes it, another
+ *    user's upload was published under the name the kernel checked (the caller's own file or
+ *    a free name then): nothing is removed, moved or replaced (staging_unlink/_rename; root
+ *    and the directory's owner are not checked).  chmod/chown during a staged rewrite also
+ *    change the file under the name.  listxattr hides trusted.* from all but root.
  *  - The kernel asks for security.capability before every cached write (to drop file
  *    capabilities as a write must).  A staged upload's writer that cannot read (O_WRONLY,
  *    no O_APPEND, no set-id bits at create) is direct_io (upload_direct): no question, no
