@@ -19,6 +19,9 @@
 #     another directory, RENAME_NOREPLACE) or of its own file onto the name (seen staged or
 #     free, plain or RENAME_EXCHANGE) while another tenant's upload of the name is published:
 #     the daemon moved or replaced the other's file by name (EPERM now, and nothing moved).
+#  8. (a sticky dir) a tenant's upload published over its own file, which the tenant removes
+#     while another tenant's upload takes the freed name, does not replace the other's file
+#     (publish checked the name, then renamed over it later, the check no longer true).
 # The daemon runs under tests/preload/slowsys.so: a backing call named in HG_SLOW_CALLS on a
 # name starting with "slow-" that fails with ENOENT (the upload is not published yet) sleeps
 # HG_SLOW_MS (1 s) before returning, so the verdict surely completes inside the window between
@@ -29,10 +32,11 @@ SHIM=$HG_BUILD/tests/preload/slowsys.so
 [ -r "$SHIM" ] || bail "$SHIM is not built"
 TU=4242
 
-# slow_mount CALLS [BEFORE]: mount with the shim delaying CALLS after an ENOENT, BEFORE always (a sanitizer build wants its runtime
-# first in the daemon's library list: told not to mind).
+# slow_mount CALLS [BEFORE [PREFIX]]: mount with the shim delaying CALLS after an ENOENT, BEFORE
+# always, on names starting with PREFIX (slow-) (a sanitizer build wants its runtime first in the
+# daemon's library list: told not to mind).
 slow_mount() {
-	HG_SLOW_PREFIX=slow- HG_SLOW_MS=1000 HG_SLOW_CALLS=$1 HG_SLOW_BEFORE=${2:-} LD_PRELOAD=$SHIM \
+	HG_SLOW_PREFIX=${3:-slow-} HG_SLOW_MS=1000 HG_SLOW_CALLS=$1 HG_SLOW_BEFORE=${2:-} LD_PRELOAD=$SHIM \
 		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
 		hg_mount allow_other || bail "mount failed"
 	[ -d "$HG_MNT/d" ] || mkdir -m 0777 "$HG_MNT/d" || bail "mkdir failed"
@@ -424,6 +428,92 @@ hg_umount
 slow_mount none renameat2
 ok "sticky dir: a tenant's rename onto a free name that another's upload takes meanwhile leaves the other's file" \
 	sticky_rename onto-free
+hg_umount
+
+# 8: A's upload publishes over the name, which holds A's own file (A's unrelated process
+# published it first): allowed.  The shim sleeps before the publish links A's upload in
+# beside the name (.hashgate-tmp.*); A unlinks its file meanwhile and B's upload of the name,
+# staged while it was free, is published.  A's upload must not be renamed over B's file.
+slow_mount none linkat .hashgate-tmp.
+sticky_publish() {
+	python3 - "$HG_MNT/d" "$HG_BACK/d" <<'PY'
+import os, sys, time
+M, B = sys.argv[1], sys.argv[2]
+S = M + "/sticky-publish"
+os.mkdir(S)
+os.chmod(S, 0o1777)
+f = S + "/x"
+
+def tenant(uid, body):
+    """body(r, w) as uid in a process unrelated to the others (a grandchild of ours)."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    if os.fork() == 0:
+        os.close(r1)
+        os.close(w2)
+        if os.fork() == 0:
+            os.setgid(uid)
+            os.setuid(uid)
+            body(r2, w1)
+            os._exit(0)
+        os._exit(os.wait()[1] >> 8)
+    os.close(w1)
+    os.close(r2)
+    return r1, w2
+
+def uploader(data):
+    def body(r, w):
+        fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(fd, data)
+        os.write(w, b"s")               # staged
+        os.read(r, 1)
+        try:
+            os.close(fd)
+            os.write(w, b"0")
+        except OSError as e:
+            os.write(w, os.strerror(e.errno).encode())
+    return body
+
+def remover(r, w):
+    os.read(r, 1)
+    try:
+        os.unlink(f)
+        os.write(w, b"0")
+    except OSError as e:
+        os.write(w, os.strerror(e.errno).encode())
+
+a1 = tenant(4242, uploader(b"a1"))
+b = tenant(4243, uploader(b"b"))
+a2 = tenant(4242, uploader(b"a2"))
+a3 = tenant(4242, remover)
+for p in (a1, b, a2):
+    if os.read(p[0], 1) != b"s":
+        sys.exit("an upload could not be staged")
+os.write(a2[1], b"x")                   # A's other upload takes the free name
+ra2 = os.read(a2[0], 100).decode()
+os.write(a1[1], b"x")                   # A's upload: over A's own file (sleeps in the shim)
+time.sleep(0.3)
+os.write(a3[1], b"x")                   # A removes its file ...
+ra3 = os.read(a3[0], 100).decode()
+os.write(b[1], b"x")                    # ... and B's upload takes the name
+rb = os.read(b[0], 100).decode()
+ra1 = os.read(a1[0], 100).decode()
+for i in range(4):
+    os.wait()
+try:
+    st = os.stat(B + "/sticky-publish/x")
+    got = "uid %d size %d" % (st.st_uid, st.st_size)
+except OSError as e:
+    got = os.strerror(e.errno)
+print("A's first close %s, unlink %s; B's close %s; A's second close %s; backing: %s" %
+      (ra2, ra3, rb, ra1, got))
+if ra2 != "0" or ra3 != "0" or rb != "0":
+    sys.exit("the setup failed")
+sys.exit(0 if got == "uid 4243 size 1" and ra1 == os.strerror(1) else 1)
+PY
+}
+ok "sticky dir: an upload published over the tenant's own file, removed meanwhile, does not replace another's upload that took the name" \
+	sticky_publish
 ok "daemon still alive" kill -0 "$HG_PID"
 hg_umount
 done_testing
