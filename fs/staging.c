@@ -1351,7 +1351,8 @@ void upload_dirty(struct upload *up)
  * The sticky-directory rule at the moment the upload takes the name: whatever is under the
  * name now (another user's file that appeared meanwhile, e.g. after its owner's O_EXCL
  * create succeeded) may be replaced only by its owner, the directory's owner or root, as
- * the kernel would have required of a rename over it.  -EPERM otherwise.
+ * the kernel would have required of a rename over it.  -EPERM otherwise.  Called with
+ * name_lock held, in the same section as the rename over the name that it allows.
  */
 static int may_take_name(struct upload *up, int pfd)
 {
@@ -1427,6 +1428,7 @@ static int publish(struct upload *up)
 {
 	char tmp[100];
 	struct stat st;
+	bool refused;
 	int pfd, ldir, ret;
 
 	pfd = inode_fd(up->parent, O_PATH);
@@ -1449,17 +1451,6 @@ static int publish(struct upload *up)
 		if (ret != -EEXIST)
 			goto out;
 	}
-	pthread_mutex_lock(&name_lock);
-	ret = may_take_name(up, pfd);
-	pthread_mutex_unlock(&name_lock);
-	if (ret < 0) {
-		char epath[1024];
-
-		hglog_escape(epath, sizeof(epath), up->name, 0);
-		hglog(LOG_NOTICE, "upload of \"%s\" by uid %u not published: the name is now "
-		      "another user's file in a sticky directory", epath, (unsigned)up->uid);
-		goto out;
-	}
 	if (fstat(pfd, &st) < 0) {
 		ret = -errno;
 		goto out;
@@ -1477,12 +1468,26 @@ static int publish(struct upload *up)
 		if (ret < 0)
 			goto out;
 	}
+	/*
+	 * The sticky rule and the rename over the name in one name_lock section: between two,
+	 * the file checked could go (its owner's unlink) and another user's upload take the
+	 * freed name, which the rename would then replace.
+	 */
 	pthread_mutex_lock(&name_lock);
-	if (renameat(ldir, tmp, pfd, up->name) < 0) {
-		ret = -errno;
+	refused = may_take_name(up, pfd) < 0;
+	ret = refused ? -EPERM : renameat(ldir, tmp, pfd, up->name) < 0 ? -errno : 0;
+	if (ret < 0) {
 		pthread_mutex_unlock(&name_lock);
 		if (!up->sname[0])
 			unlinkat(ldir, tmp, 0);
+		if (refused) {
+			char epath[1024];
+
+			hglog_escape(epath, sizeof(epath), up->name, 0);
+			hglog(LOG_NOTICE, "upload of \"%s\" by uid %u not published: the name is "
+			      "now another user's file in a sticky directory", epath,
+			      (unsigned)up->uid);
+		}
 		goto out;
 	}
 	up->sname[0] = 0;
