@@ -27,6 +27,11 @@
  *
  * Pending table: staged new names (not rewrites), so the uploader's own lookups of the name
  * find the staged inode while everybody else still sees the backing directory.
+ *
+ * A publish runs without the kernel's directory lock, so a name may change under a request
+ * the kernel already checked: whatever takes, removes or moves a name in a sticky directory
+ * on behalf of a user the sticky rule binds looks at the name again under name_lock (publish,
+ * staging_unlink, staging_rename) and fails with EPERM rather than touch another user's file.
  */
 #include <dirent.h>
 #include <limits.h>
@@ -65,9 +70,11 @@ static atomic_int npending;
 static atomic_uint pend_removed;	/* uploads that left the table (pending_gen) */
 
 /*
- * Held across publish's rename over a name and the rekey of the replaced inode, and across
- * upload_replace's check that the name is still the inode's file: without it a rewrite
- * opened between the two saw a mismatch and fell back to truncating in place.
+ * Held across publish's take of a name (its sticky-rule check, the link or rename, the rekey
+ * of the replaced inode), across upload_replace's check that the name is still the inode's
+ * file (without it a rewrite opened between the two saw a mismatch and fell back to
+ * truncating in place), and across the check-then-act of unlink and rename by name in a
+ * sticky directory and of the RENAME_NOREPLACE fallback (staging_unlink, staging_rename).
  */
 static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
 
