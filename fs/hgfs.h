@@ -336,10 +336,14 @@ int creds_own_new(int dirfd, const char *name, int fd, struct inode *parent, fus
 int staging_init(void);
 const char *staging_mode_name(enum staging_mode m);
 /*
- * Remove the name for uid, atomic against publishes; in a sticky directory only a file uid may
- * remove (-EPERM when another user's upload took the name since the kernel's check).
+ * Remove / rename (renameat2 flags; RENAME_NOREPLACE also where the backing filesystem lacks
+ * it) the name for uid.  In a sticky directory that binds uid, atomic against publishes: only
+ * a file of uid's leaves the directory (-EPERM when another user's upload took the source or
+ * target name since the kernel's check).  0 or -errno.
  */
 int staging_unlink(int pfd, const char *name, uid_t uid);
+int staging_rename(int pfd, const char *name, int npfd, const char *newname,
+		   unsigned int flags, uid_t uid);
 int upload_create(fuse_req_t req, struct inode *parent, const char *name, mode_t mode,
 		  struct upload **out, struct stat *st);
 int upload_replace(fuse_req_t req, struct inode *in, struct upload **out);

@@ -58,8 +58,12 @@
  *    (gate_open); copy_file_range is not offered (the kernel copies by read and write).
  *  - Only the uploader's own processes can cancel (unlink) or move (rename) its staged new
  *    upload; publishing over a name that meanwhile holds another user's file in a sticky
- *    directory fails with EPERM; chmod/chown during a staged rewrite also change the file
- *    under the name.  listxattr hides trusted.* from all but root.
+ *    directory fails with EPERM.  So do an unlink and a rename (either name; RENAME_EXCHANGE,
+ *    RENAME_NOREPLACE) in a sticky directory when, by the time the daemon makes it, another
+ *    user's upload was published under the name the kernel checked (the caller's own file or
+ *    a free name then): nothing is removed, moved or replaced (staging_unlink/_rename; root
+ *    and the directory's owner are not checked).  chmod/chown during a staged rewrite also
+ *    change the file under the name.  listxattr hides trusted.* from all but root.
  *  - The kernel asks for security.capability before every cached write (to drop file
  *    capabilities as a write must).  A staged upload's writer that cannot read (O_WRONLY,
  *    no O_APPEND, no set-id bits at create) is direct_io (upload_direct): no question, no
@@ -852,36 +856,6 @@ static void hg_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	do_unlink(req, parent, name, AT_REMOVEDIR);
 }
 
-/*
- * renameat2, and for a backing filesystem without RENAME_NOREPLACE (sshfs, some FUSE and
- * network filesystems answer EINVAL) a rename after checking that the target is free: atomic
- * against everything through this mount except another rename to that name at the same
- * moment, and against writers in BACKING_DIR itself not at all.  -1 with errno.
- */
-static int rename_compat(int pfd, const char *name, int npfd, const char *newname,
-			 unsigned int flags)
-{
-	static pthread_mutex_t noreplace_lock = PTHREAD_MUTEX_INITIALIZER;
-	struct stat st;
-	int r;
-
-	if (renameat2(pfd, name, npfd, newname, flags) == 0)
-		return 0;
-	if (errno != EINVAL || flags != RENAME_NOREPLACE)
-		return -1;
-	pthread_mutex_lock(&noreplace_lock);
-	if (fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		errno = EEXIST;
-		r = -1;
-	} else if (errno != ENOENT) {
-		r = -1;
-	} else {
-		r = renameat(pfd, name, npfd, newname);
-	}
-	pthread_mutex_unlock(&noreplace_lock);
-	return r;
-}
-
 static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname, unsigned int flags)
 {
@@ -917,8 +891,13 @@ static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 			inode_unref(d);
 		}
 	}
-	if (rename_compat(pfd, name, npfd, newname, flags) < 0) {
-		ret = -errno;
+	/*
+	 * In a sticky directory the kernel's check saw the caller's own file (or nothing) under
+	 * each name; staging_rename makes sure that is still so (EPERM: another user's upload
+	 * took the name since, and it is neither moved nor replaced).
+	 */
+	ret = staging_rename(pfd, name, npfd, newname, flags, fuse_req_ctx(req)->uid);
+	if (ret < 0) {
 		/*
 		 * Renaming a staged upload moves where it will be published.  One published
 		 * meanwhile (a related thread's upload made after the settling above, whose
@@ -933,7 +912,8 @@ static void hg_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 				goto out;
 			}
 			if (pr == 1)
-				ret = rename_compat(pfd, name, npfd, newname, flags) < 0 ? -errno : 0;
+				ret = staging_rename(pfd, name, npfd, newname, flags,
+						     fuse_req_ctx(req)->uid);
 		}
 		if (ret < 0)
 			goto out;

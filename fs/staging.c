@@ -29,6 +29,11 @@
  *
  * Pending table: staged new names (not rewrites), so the uploader's own lookups of the name
  * find the staged inode while everybody else still sees the backing directory.
+ *
+ * A publish runs without the kernel's directory lock, so a name may change under a request
+ * the kernel already checked: whatever takes, removes or moves a name in a sticky directory
+ * on behalf of a user the sticky rule binds looks at the name again under name_lock (publish,
+ * staging_unlink, staging_rename) and fails with EPERM rather than touch another user's file.
  */
 #include <dirent.h>
 #include <limits.h>
@@ -67,9 +72,11 @@ static atomic_int npending;
 static atomic_uint pend_removed;	/* uploads that left the table (pending_gen) */
 
 /*
- * Held across publish's rename over a name and the rekey of the replaced inode, and across
- * upload_replace's check that the name is still the inode's file: without it a rewrite
- * opened between the two saw a mismatch and fell back to truncating in place.
+ * Held across publish's take of a name (its sticky-rule check, the link or rename, the rekey
+ * of the replaced inode), across upload_replace's check that the name is still the inode's
+ * file (without it a rewrite opened between the two saw a mismatch and fell back to
+ * truncating in place), and across the check-then-act of unlink and rename by name in a
+ * sticky directory and of the RENAME_NOREPLACE fallback (staging_unlink, staging_rename).
  */
 static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -358,23 +365,103 @@ int pending_rename(fuse_ino_t parent, const char *name, struct inode *nparent,
 }
 
 /*
- * unlinkat(pfd, name, 0) for uid, atomic against publishes (name_lock).  In a sticky directory
- * the file under the name must still be one uid may remove (its own, or the directory is
- * uid's), as the kernel found it when it checked: another user's upload published since (its
- * verdict runs without the kernel's directory lock) is not removed, -EPERM.  0 or -errno.
+ * Namespace changes by name in a sticky directory.  The kernel checks the sticky rule (only
+ * the file's owner, the directory's owner or root may remove or rename a file in it, or
+ * replace one by rename) against what its lookup found, under its directory lock; a verdict
+ * publishes an upload under its name without that lock, so the file under the name when the
+ * daemon's unlinkat or renameat2 runs may be another user's upload published since.  These
+ * take name_lock (every publish holds it while it takes a name) and look again.  Only for a
+ * caller the rule binds: not root, not the directory's owner, the directory sticky.
+ */
+static bool sticky_binds(int dfd, uid_t uid)
+{
+	struct stat dst;
+
+	return uid != 0 && fstat(dfd, &dst) == 0 && (dst.st_mode & S_ISVTX) && dst.st_uid != uid;
+}
+
+/* Under name_lock: whatever is under dfd/name now is uid's (or nothing is).  0 or -EPERM. */
+static int sticky_may_remove(int dfd, const char *name, uid_t uid)
+{
+	struct stat st;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_uid != uid)
+		return -EPERM;
+	return 0;
+}
+
+/*
+ * unlinkat(pfd, name, 0) for uid.  In a sticky directory the file under the name must still be
+ * one uid may remove, as the kernel found it when it checked: another user's upload published
+ * since is not removed, -EPERM.  0 or -errno.
  */
 int staging_unlink(int pfd, const char *name, uid_t uid)
 {
-	struct stat dst, fst;
 	int ret;
 
-	if (uid == 0 || fstat(pfd, &dst) < 0 || !(dst.st_mode & S_ISVTX) || dst.st_uid == uid)
+	if (!sticky_binds(pfd, uid))
 		return unlinkat(pfd, name, 0) < 0 ? -errno : 0;
 	pthread_mutex_lock(&name_lock);
-	if (fstatat(pfd, name, &fst, AT_SYMLINK_NOFOLLOW) == 0 && fst.st_uid != uid)
-		ret = -EPERM;
-	else
+	ret = sticky_may_remove(pfd, name, uid);
+	if (ret == 0)
 		ret = unlinkat(pfd, name, 0) < 0 ? -errno : 0;
+	pthread_mutex_unlock(&name_lock);
+	return ret;
+}
+
+/*
+ * renameat2, and for a backing filesystem without RENAME_NOREPLACE (sshfs, some FUSE and
+ * network filesystems answer EINVAL) a rename after checking under name_lock that the target
+ * is free: atomic against publishes, not against another rename to that name at the same
+ * moment nor against writers in BACKING_DIR itself.  locked: the caller holds name_lock.
+ */
+static int rename_compat(int pfd, const char *name, int npfd, const char *newname,
+			 unsigned int flags, bool locked)
+{
+	struct stat st;
+	int ret;
+
+	if (renameat2(pfd, name, npfd, newname, flags) == 0)
+		return 0;
+	if (errno != EINVAL || flags != RENAME_NOREPLACE)
+		return -errno;
+	if (!locked)
+		pthread_mutex_lock(&name_lock);
+	if (fstatat(npfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		ret = -EEXIST;
+	else if (errno != ENOENT)
+		ret = -errno;
+	else
+		ret = renameat(pfd, name, npfd, newname) < 0 ? -errno : 0;
+	if (!locked)
+		pthread_mutex_unlock(&name_lock);
+	return ret;
+}
+
+/*
+ * renameat2(pfd, name, npfd, newname, flags) for uid.  What leaves a sticky directory (the
+ * source; the target it replaces, or with RENAME_EXCHANGE swaps out) must still be uid's, as
+ * the kernel found it: another user's upload published under either name since is neither
+ * moved nor replaced, -EPERM.  (RENAME_NOREPLACE replaces nothing: its target is not looked
+ * at.)  0 or -errno.
+ */
+int staging_rename(int pfd, const char *name, int npfd, const char *newname,
+		   unsigned int flags, uid_t uid)
+{
+	bool src = sticky_binds(pfd, uid);
+	bool dst = !(flags & RENAME_NOREPLACE) &&
+		   (npfd == pfd ? src : sticky_binds(npfd, uid));
+	int ret = 0;
+
+	if (!src && !dst)
+		return rename_compat(pfd, name, npfd, newname, flags, false);
+	pthread_mutex_lock(&name_lock);
+	if (src)
+		ret = sticky_may_remove(pfd, name, uid);
+	if (ret == 0 && dst)
+		ret = sticky_may_remove(npfd, newname, uid);
+	if (ret == 0)
+		ret = rename_compat(pfd, name, npfd, newname, flags, true);
 	pthread_mutex_unlock(&name_lock);
 	return ret;
 }
@@ -1316,7 +1403,8 @@ void upload_dirty(struct upload *up)
  * The sticky-directory rule at the moment the upload takes the name: whatever is under the
  * name now (another user's file that appeared meanwhile, e.g. after its owner's O_EXCL
  * create succeeded) may be replaced only by its owner, the directory's owner or root, as
- * the kernel would have required of a rename over it.  -EPERM otherwise.
+ * the kernel would have required of a rename over it.  -EPERM otherwise.  Called with
+ * name_lock held, in the same section as the rename over the name that it allows.
  */
 static int may_take_name(struct upload *up, int pfd)
 {
@@ -1431,6 +1519,7 @@ static int publish(struct upload *up)
 {
 	char tmp[100];
 	struct stat st;
+	bool refused;
 	int pfd, ldir, ret;
 
 	pfd = inode_fd(up->parent, O_PATH);
@@ -1453,17 +1542,6 @@ static int publish(struct upload *up)
 		if (ret != -EEXIST)
 			goto out;
 	}
-	pthread_mutex_lock(&name_lock);
-	ret = may_take_name(up, pfd);
-	pthread_mutex_unlock(&name_lock);
-	if (ret < 0) {
-		char epath[1024];
-
-		hglog_escape(epath, sizeof(epath), up->name, 0);
-		hglog(LOG_NOTICE, "upload of \"%s\" by uid %u not published: the name is now "
-		      "another user's file in a sticky directory", epath, (unsigned)up->uid);
-		goto out;
-	}
 	if (fstat(pfd, &st) < 0) {
 		ret = -errno;
 		goto out;
@@ -1481,12 +1559,26 @@ static int publish(struct upload *up)
 		if (ret < 0)
 			goto out;
 	}
+	/*
+	 * The sticky rule and the rename over the name in one name_lock section: between two,
+	 * the file checked could go (its owner's unlink) and another user's upload take the
+	 * freed name, which the rename would then replace.
+	 */
 	pthread_mutex_lock(&name_lock);
-	if (renameat(ldir, tmp, pfd, up->name) < 0) {
-		ret = -errno;
+	refused = may_take_name(up, pfd) < 0;
+	ret = refused ? -EPERM : renameat(ldir, tmp, pfd, up->name) < 0 ? -errno : 0;
+	if (ret < 0) {
 		pthread_mutex_unlock(&name_lock);
 		if (!up->sname[0])
 			unlinkat(ldir, tmp, 0);
+		if (refused) {
+			char epath[1024];
+
+			hglog_escape(epath, sizeof(epath), up->name, 0);
+			hglog(LOG_NOTICE, "upload of \"%s\" by uid %u not published: the name is "
+			      "now another user's file in a sticky directory", epath,
+			      (unsigned)up->uid);
+		}
 		goto out;
 	}
 	up->sname[0] = 0;

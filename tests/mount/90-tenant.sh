@@ -2,6 +2,8 @@
 # 90-tenant.sh - multi-tenant isolation through one allow_other mount:
 #  - uid A's 0600 file cannot be read, written, truncated, rewritten with O_TRUNC (the staging
 #    path), renamed, unlinked (sticky dir), chmod'ed or hard-linked by uid B; it stays A's;
+#  - renames the sticky rule allows still work: one's own files (rename, over, out and back,
+#    RENAME_EXCHANGE), root's, the directory owner's, anybody's in a directory without it;
 #  - B cannot list or create in A's 0700 directory;
 #  - the staging area and a quarantine store inside BACKING_DIR are unreachable through the
 #    mount (not listed, not openable, not creatable, not a rename target);
@@ -44,6 +46,43 @@ nok "B cannot copy it with cp --reflink/copy_file_range either" asB cp "$M/share
 ok "A's file is intact in the backing dir" cmp "$W/secret" "$B/shared/a-private"
 is "$(stat -c '%u:%g %a' "$B/shared/a-private" 2>&1)" "$A:$A 600" "and still A's, 0600"
 ok "A can still read it through the mount" asA cmp "$W/secret" "$M/shared/a-private"
+
+# --- renames the sticky rule allows still go through (the daemon re-checks it: ops.c) -------
+O=5003
+asO() { hg_as $O $O "$@"; }
+# xchg A B: renameat2(A, B, RENAME_EXCHANGE) (mv --exchange is newer than coreutils 9.1)
+cat >"$W/xchg.py" <<'PY'
+import ctypes, os, sys
+l = ctypes.CDLL(None, use_errno=True)
+if l.renameat2(-100, sys.argv[1].encode(), -100, sys.argv[2].encode(), 2) != 0:
+    sys.exit("xchg: " + os.strerror(ctypes.get_errno()))
+PY
+owners() { local f; for f; do stat -c %u "$B/$f" 2>&1; done | tr '\n' ' '; }
+mkdir "$M/open" && chmod 0777 "$M/open"
+mkdir "$M/osticky" && chown $O:$O "$M/osticky" && chmod 1777 "$M/osticky"
+for d in shared open osticky; do
+	asA bash -c "echo a1 >'$M/$d/a1' && echo a2 >'$M/$d/a2'" && asB bash -c "echo b1 >'$M/$d/b1'" ||
+		bail "could not create the rename fixtures in $d"
+done
+ok "sticky dir: A renames its own file to a new name" asA mv "$M/shared/a1" "$M/shared/a1m"
+ok "sticky dir: A renames its own file over its own file" asA mv -f "$M/shared/a1m" "$M/shared/a2"
+ok "sticky dir: A moves its own file out to an open dir and back" \
+	asA bash -c "mv '$M/shared/a2' '$M/open/a-out' && mv '$M/open/a-out' '$M/shared/a2'"
+ok "sticky dir: A's renames kept its content" grep -qx a1 "$B/shared/a2"
+asA bash -c "echo a3 >'$M/shared/a3'"
+ok "sticky dir: A exchanges two of its own files" asA /usr/bin/python3 "$W/xchg.py" "$M/shared/a2" "$M/shared/a3"
+is "$(cat "$B/shared/a2" "$B/shared/a3" 2>&1 | tr '\n' ' ')" "a3 a1 " "... and they are exchanged"
+ok "sticky dir: root renames B's file over A's" mv -f "$M/shared/b1" "$M/shared/a3"
+is "$(owners shared/a3)" "$BU " "... and B's file is under the name"
+ok "open dir: B renames A's file away" asB mv "$M/open/a1" "$M/open/b-took"
+ok "open dir: B renames its own file over A's" asB mv -f "$M/open/b1" "$M/open/a2"
+ok "open dir: B exchanges A's file with its own" asB /usr/bin/python3 "$W/xchg.py" "$M/open/b-took" "$M/open/a2"
+is "$(owners open/b-took open/a2)" "$BU $A " "... and they are exchanged"
+ok "sticky dir of O's: O renames A's file away" asO mv "$M/osticky/a1" "$M/osticky/o-took"
+ok "sticky dir of O's: O renames B's file over A's" asO mv -f "$M/osticky/b1" "$M/osticky/a2"
+ok "sticky dir of O's: O exchanges A's file with B's" asO /usr/bin/python3 "$W/xchg.py" "$M/osticky/o-took" "$M/osticky/a2"
+is "$(owners osticky/o-took osticky/a2)" "$BU $A " "... and they are exchanged"
+nok "sticky dir of O's: A still cannot rename B's file away" asA mv "$M/osticky/o-took" "$M/osticky/a-took"
 
 ok "A makes a 0700 home" asA bash -c "mkdir '$M/shared/a-home' && chmod 0700 '$M/shared/a-home' && echo x >'$M/shared/a-home/f'"
 nok "B cannot list A's 0700 dir" asB ls "$M/shared/a-home"

@@ -5,8 +5,9 @@
  * all) that fail with ENOENT on a name starting with $HG_SLOW_PREFIX sleep $HG_SLOW_MS
  * milliseconds before they return, so whatever runs concurrently in the daemon (a verdict made
  * by RELEASE) finishes in between, as it can on a loaded machine.  The result and errno are
- * the real ones.  The calls named in $HG_SLOW_BEFORE (only unlinkat so far) sleep before the
- * call on such a name, whatever it gives.  Nothing changes when HG_SLOW_PREFIX is unset.
+ * the real ones.  The calls named in $HG_SLOW_BEFORE (unlinkat, renameat2: either of its names,
+ * linkat: the new name) sleep before the call on such a name, whatever it gives.  Nothing changes when HG_SLOW_PREFIX
+ * is unset.
  * Test-only: never installed, never linked into the daemon.
  */
 #include <dlfcn.h>
@@ -93,12 +94,23 @@ int renameat2(int ofd, const char *oname, int nfd, const char *nname, unsigned i
 	if (!real)
 		real = (int (*)(int, const char *, int, const char *, unsigned int))
 		       dlsym(RTLD_NEXT, "renameat2");
+	before("renameat2", slow_name(oname) ? oname : nname);
 	r = real(ofd, oname, nfd, nname, flags);
 	e = errno;
 	if (r < 0)
 		slow("renameat2", oname, e);
 	errno = e;
 	return r;
+}
+
+int linkat(int ofd, const char *oname, int nfd, const char *nname, int flags)
+{
+	static int (*real)(int, const char *, int, const char *, int);
+
+	if (!real)
+		real = (int (*)(int, const char *, int, const char *, int))dlsym(RTLD_NEXT, "linkat");
+	before("linkat", nname);
+	return real(ofd, oname, nfd, nname, flags);
 }
 
 /* The daemon is built with 64-bit file offsets: its fstatat is fstatat64. */
