@@ -198,7 +198,9 @@ int hook_run(const char *prog, const char *user, int64_t timeout, const char *js
 		if (w == pid)
 			break;
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		if (t.tv_sec - t0.tv_sec >= timeout) {
+		/* in ms: whole seconds would kill a 2 s timeout after anything over 1 s */
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >=
+		    timeout * 1000) {
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);

@@ -188,12 +188,14 @@ printf 'on_match_exec = %s\non_match_exec.other =\non_match_exec_timeout = 2s\n'
 s=$(date +%s%N)
 hg_run timeout 30 "$HG_CLI" scan --no-record "$T"; rc=$?
 ms=$(( ($(date +%s%N) - s) / 1000000 ))
+out=$HG_OUT
 ok "the hung hook ran" test -s "$EV/hang.log"
 ok "the scan finishes though its hook hangs (${ms} ms, one match, timeout 2 s)" test "$ms" -lt 6000
+ok "... after the hook's timeout, not before" test "$ms" -ge 2000
 is "$rc" 2 "a failed hook makes the scan exit 2"
 ok "the failure is reported with its reason" \
-	grep -q 'on_match_exec ".*hang.sh" failed for .*a/b/known two.bin: killed after on_match_exec_timeout' <<<"$HG_OUT"
-ok "... and counted in the summary" grep -q 'hooks: 1 run, 1 failed' <<<"$HG_OUT"
+	grep -q 'on_match_exec ".*hang.sh" failed for .*a/b/known two.bin: killed after on_match_exec_timeout' <<<"$out"
+ok "... and counted in the summary" grep -q 'hooks: 1 run, 1 failed' <<<"$out"
 ok "no hook process is left behind" bash -c "! pgrep -f '$HG_TMP/[h]ang.sh' >/dev/null"
 
 done_testing
