@@ -19,6 +19,12 @@
  * fatal; such files are not recorded, so the next scan reads them again.
  * Open files are bounded: the walk holds two fds per directory level, the queue at most
  * QUEUE_CAP directory references, each worker one file.
+ *
+ * Every match goes to the on_match_exec hook like a match of an upload ("source":"scan";
+ * hashdb/hook.c runs it, one at a time on its own thread, the same way the daemon does),
+ * unless --no-hook.  Events are never dropped: a worker waits while on_match_exec_queue
+ * events wait, and the scan ends after the last one ran, each bounded by
+ * on_match_exec_timeout.  A failed hook is reported, counted and makes the exit status 2.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -40,6 +46,8 @@
 
 #include "hashdb/audit.h"
 #include "hashdb/hash.h"
+#include "hashdb/hglog.h"
+#include "hashdb/hook.h"
 #include "hashdb/image.h"
 #include "hashdb/match.h"
 #include "hashdb/pdq.h"
@@ -65,7 +73,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: hashgate scan [--jobs N] [--action report|quarantine] [--rehash] [--no-record]\n"
-"                     [--one-file-system] [--prune] [--json] [--quiet] PATH...\n"
+"                     [--one-file-system] [--prune] [--no-hook] [--json] [--quiet] PATH...\n"
 "\n"
 "Hash every regular file under each PATH (MD5, SHA-1, SHA-256 and, for JPEG, PNG, WebP,\n"
 "GIF and BMP images, PDQ) and match it against the hash database.  Symlinks are never\n"
@@ -84,6 +92,8 @@ static void usage(FILE *f)
 "                  exist\n"
 "  -x, --one-file-system\n"
 "                  do not descend into directories on other file systems\n"
+"  --no-hook       do not run the on_match_exec hook (by default every match is sent to\n"
+"                  it as for an upload, with \"source\":\"scan\"; a failed hook is exit 2)\n"
 "  --json          one JSON object: summary, matches and errors\n"
 "\n"
 "Per-file digests are kept in the scan database ('scan_db' in hashgate.conf) keyed by path,\n"
@@ -92,7 +102,8 @@ static void usage(FILE *f)
 "Unreadable files and files that change while being read are reported and counted as errors,\n"
 "never fatal, and are read again by the next scan.\n"
 "\n"
-"Exit status: 0 no match, 1 matches found, 2 error (database unusable, bad path), 64 usage.\n");
+"Exit status: 0 no match, 1 matches found, 2 error (database unusable, bad path, a hook\n"
+"failed), 64 usage.\n");
 }
 
 struct sroot {
@@ -135,7 +146,7 @@ struct row {
 
 struct counters {
 	atomic_uint_fast64_t files, bytes, hashed, hashed_bytes, reused, matches, errors, skipped,
-			     queued, quarantined;
+			     queued, quarantined, hook_runs, hook_failures;
 };
 
 struct scan {
@@ -149,8 +160,9 @@ struct scan {
 	int nexcl;
 	struct qstore *q;
 	struct audit *audit;
+	struct hookq *hq;		/* on_match_exec; NULL with --no-hook or no hook set */
 	atomic_bool audit_failed;	/* a promised audit record was not written: exit 2 */
-	bool quarantine, record, rehash, progress, one_fs, prune;
+	bool quarantine, record, rehash, progress, one_fs, prune, no_hook;
 	bool walk_done;			/* under qlock */
 	bool wdone;			/* under wlock */
 	char actor[256];
@@ -297,6 +309,120 @@ static void report_match(struct scan *s, const char *path, uint64_t size,
 		fflush(stdout);
 	}
 	pthread_mutex_unlock(&s->olock);
+}
+
+/* --- on_match_exec ----------------------------------------------------------------------- */
+
+static void hook_failed(struct scan *s, const char *prog, const char *path, const char *why)
+{
+	atomic_fetch_add(&s->c.hook_failures, 1);
+	pthread_mutex_lock(&s->olock);
+	if (s->progress)
+		fputs("\r\033[K", stderr);
+	fputs("hashgate scan: on_match_exec \"", stderr);
+	adm_text_print(stderr, prog ? prog : "?");
+	fputs("\" failed for ", stderr);
+	adm_text_print(stderr, path);
+	fputs(": ", stderr);
+	adm_text_print(stderr, why);
+	fputc('\n', stderr);
+	pthread_mutex_unlock(&s->olock);
+}
+
+/* On the hook queue's thread: the program configured for the event's category, if any. */
+static void hook_ran(void *arg, const struct hook_event *ev)
+{
+	struct scan *s = arg;
+	const char *prog;
+	char why[1024];
+	int r = hook_run_event(&s->cli->cfg, ev, &prog, why, sizeof(why));
+
+	if (r == 1)
+		return;
+	atomic_fetch_add(&s->c.hook_runs, 1);
+	if (r < 0)
+		hook_failed(s, prog, ev->path ? ev->path : "?", why);
+}
+
+/* Some category has a hook: else no thread is started at all. */
+static bool hook_any(const struct hg_config *c)
+{
+	if (c->on_match_exec)
+		return true;
+	for (size_t i = 0; i < c->ncat_exec; i++)
+		if (*c->cat_exec[i].path)
+			return true;
+	return false;
+}
+
+static char *json_dup(const char *v)
+{
+	size_t n = 6 * strlen(v) + 1;
+	char *e = malloc(n);
+
+	if (e)
+		hglog_escape(e, n, v, 1);
+	return e;
+}
+
+/*
+ * Queue the match's event, with the members of the daemon's (hashgatefs audit record) so one
+ * hook reads both: kind "scan", action what this scan did ("report": the file is still in
+ * place; "quarantine", "block" or "log" as --action quarantine applied the category's action),
+ * mount the scanned root, path the file under it, uid/gid its owner's, pid 0, qid/id the
+ * quarantine record's (0 when none).  Waits while on_match_exec_queue events wait.
+ */
+static void hook_submit(struct scan *s, const struct sdir *dir, const char *name,
+			const char *path, const struct stat *st, const struct digests *d,
+			const struct pdq_result *pdq, int has_pdq, const struct match_hit *hit,
+			const struct hashdb_rowmeta *meta, const char *action, int64_t qid)
+{
+	const struct hg_config *c = &s->cli->cfg;
+	char md5[33], sha1[41], sha256[65], hpdq[65], elist[256], ecat[128];
+	char eref[1024], elabel[2048];
+	char *rel, *emount, *erel, *fields = NULL;
+	struct hook_event *ev = NULL;
+
+	if (!config_exec_for(c, hit->category))
+		return;
+	rel = join3(dir->rel, name, "");
+	emount = json_dup(dir->root->abs);
+	erel = rel ? json_dup(rel) : NULL;
+	hex_encode(d->md5, 16, md5);
+	hex_encode(d->sha1, 20, sha1);
+	hex_encode(d->sha256, 32, sha256);
+	if (has_pdq)
+		pdq_to_hex(&pdq->hash[PDQ_ORIG], hpdq);
+	else
+		strcpy(hpdq, "-");
+	hglog_escape(elist, sizeof(elist), hit->list, 1);
+	hglog_escape(ecat, sizeof(ecat), hit->category, 1);
+	hglog_escape(eref, sizeof(eref), meta->ref, 1);
+	hglog_escape(elabel, sizeof(elabel), meta->label, 1);
+	if (emount && erel &&
+	    asprintf(&fields, "\"kind\":\"scan\",\"verdict\":\"match\",\"action\":\"%s\","
+		     "\"mount\":\"%s\",\"path\":\"%s\",\"uid\":%u,\"gid\":%u,\"pid\":0,"
+		     "\"size\":%" PRIu64 ",\"algo\":\"%s\",\"distance\":%d,\"list\":\"%s\","
+		     "\"category\":\"%s\",\"qid\":%" PRId64 ",\"generation\":%" PRIu64 ","
+		     "\"md5\":\"%s\",\"sha1\":\"%s\",\"sha256\":\"%s\",\"pdq\":\"%s\","
+		     "\"evidence\":\"%s\"%s%s%s%s%s%s", action, emount, erel,
+		     (unsigned)st->st_uid, (unsigned)st->st_gid, (uint64_t)st->st_size,
+		     hash_algo_name(hit->algo), hit->distance, elist, ecat, qid,
+		     matcher_generation(s->m), md5, sha1, sha256, hpdq,
+		     qid > 0 && strcmp(action, "quarantine") == 0 ? "stored" : "none",
+		     meta->ref[0] ? ",\"ref\":\"" : "", eref, meta->ref[0] ? "\"" : "",
+		     meta->label[0] ? ",\"label\":\"" : "", elabel,
+		     meta->label[0] ? "\"" : "") >= 0)
+		ev = hook_event_new(hit, st->st_uid, qid, "scan", path, fields);
+	if (!ev || hookq_submit(s->hq, ev, (unsigned)c->on_match_exec_queue, true) < 0) {
+		hook_event_free(ev);
+		hook_failed(s, config_exec_for(c, hit->category), path,
+			    ev ? "the hook queue stopped" : "out of memory");
+	}
+	free(fields);
+	free(erel);
+	free(emount);
+	free(rel);
 }
 
 /* --- scan database ----------------------------------------------------------------------- */
@@ -867,6 +993,18 @@ static void scan_one(struct worker *w, struct sdir *dir, const char *name)
 			done = quarantine_match(s, dir, name, path, fd, &st, &d, &pdq, has_pdq, &hit,
 						&meta, &qid);
 		report_match(s, path, (uint64_t)st.st_size, &hit, &meta, done, qid);
+		if (s->hq) {
+			enum hg_action act = config_action_for(&s->cli->cfg, hit.category);
+			const char *did = "report";
+
+			if (s->quarantine && act == ACTION_LOG)
+				did = "log";
+			else if (strcmp(done, "quarantined") == 0 ||
+				 strcmp(done, "blocked (recorded and removed)") == 0)
+				did = config_action_name(act);
+			hook_submit(s, dir, name, path, &st, &d, &pdq, has_pdq, &hit, &meta, did,
+				    qid);
+		}
 	}
 out_close:
 	if (fd >= 0)
@@ -1212,11 +1350,13 @@ static void summary(struct scan *s, double t)
 		printf("{\"files\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"hashed\":%" PRIu64
 		       ",\"hashed_bytes\":%" PRIu64 ",\"reused\":%" PRIu64 ",\"skipped\":%" PRIu64
 		       ",\"matches\":%" PRIu64 ",\"quarantined\":%" PRIu64 ",\"errors\":%" PRIu64
-		       ",\"pruned\":%" PRId64 ",\"seconds\":%.3f,\"files_per_s\":%.1f,\"mb_per_s\":%.1f"
+		       ",\"pruned\":%" PRId64 ",\"hook_runs\":%" PRIu64 ",\"hook_failures\":%" PRIu64
+		       ",\"seconds\":%.3f,\"files_per_s\":%.1f,\"mb_per_s\":%.1f"
 		       ",\"database_generation\":%" PRIu64 ",\"match_list\":[%s],\"error_list\":[%s]}\n",
 		       files, bytes, (uint64_t)s->c.hashed, (uint64_t)s->c.hashed_bytes,
 		       (uint64_t)s->c.reused, (uint64_t)s->c.skipped, (uint64_t)s->c.matches,
-		       (uint64_t)s->c.quarantined, (uint64_t)s->c.errors, s->pruned, t, fps, mbs,
+		       (uint64_t)s->c.quarantined, (uint64_t)s->c.errors, s->pruned,
+		       (uint64_t)s->c.hook_runs, (uint64_t)s->c.hook_failures, t, fps, mbs,
 		       matcher_generation(s->m), s->jmbuf ? s->jmbuf : "", s->jebuf ? s->jebuf : "");
 		return;
 	}
@@ -1233,6 +1373,9 @@ static void summary(struct scan *s, double t)
 	if (s->prune)
 		printf("pruned %" PRId64 " scan database rows of files that no longer exist\n",
 		       s->pruned);
+	if (s->c.hook_runs || s->c.hook_failures)
+		printf("hooks: %" PRIu64 " run, %" PRIu64 " failed (on_match_exec)\n",
+		       (uint64_t)s->c.hook_runs, (uint64_t)s->c.hook_failures);
 }
 
 /* --- entry ------------------------------------------------------------------------------- */
@@ -1338,6 +1481,8 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 			s->rehash = true;
 		} else if (strcmp(a, "--no-record") == 0) {
 			s->record = false;
+		} else if (strcmp(a, "--no-hook") == 0) {
+			s->no_hook = true;
 		} else if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
 			cli->quiet = true;
 		} else if (strcmp(a, "--") == 0) {
@@ -1432,11 +1577,21 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 		else
 			s->record = false;	/* before the workers start: they read it */
 	}
+	if (!s->no_hook && hook_any(&cli->cfg)) {
+		r = hookq_start(&s->hq, hook_ran, s);
+		if (r < 0) {
+			cli_error(CMD, "on_match_exec: cannot start its thread: %s (--no-hook scans "
+				  "without it)", strerror(-r));
+			rc = EXIT_ERROR;
+			goto out_writer;
+		}
+	}
 	for (i = 0; i < jobs; i++, started++)
 		if (pthread_create(&w[i].tid, NULL, worker_main, &w[i]) != 0)
 			break;
 	if (!started) {
 		cli_error(CMD, "cannot start threads");
+out_writer:
 		if (writer_started) {
 			pthread_mutex_lock(&s->wlock);
 			s->wdone = true;
@@ -1459,6 +1614,9 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 	pthread_mutex_unlock(&s->qlock);
 	for (i = 0; i < started; i++)
 		pthread_join(w[i].tid, NULL);
+	/* Every match's hook runs before the summary (each bounded by on_match_exec_timeout). */
+	hookq_stop(s->hq, true);
+	s->hq = NULL;
 	if (prog_started) {
 		atomic_store(&s->stop_progress, true);
 		pthread_join(prog, NULL);
@@ -1484,7 +1642,7 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 	summary(s, elapsed(s));
 	if (rc == 0 && s->c.matches)
 		rc = EXIT_FOUND;
-	if (atomic_load(&s->audit_failed))
+	if (atomic_load(&s->audit_failed) || s->c.hook_failures)
 		rc = EXIT_ERROR;
 	if (s->quarantine &&
 	    adm_audit(cli, CMD, "scan", "\"paths\":%d,\"files\":%" PRIu64 ",\"matches\":%" PRIu64
@@ -1493,6 +1651,7 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 		      (uint64_t)s->c.errors) < 0)
 		rc = EXIT_ERROR;
 out_workers:
+	hookq_stop(s->hq, false);	/* NULL unless no worker started */
 	for (i = 0; i < jobs && w; i++)
 		worker_release(&w[i]);
 out_sync:

@@ -3,7 +3,10 @@
 # hashes, list, category, label, uid and user name, path, action, host), run as root and not
 # as the uploader, with a fixed environment; per-category hooks; a hung hook does not delay
 # verdicts (clean and known uploads return promptly), is killed after on_match_exec_timeout
-# and counted; a full queue drops events and counts them.
+# and counted; a full queue drops events and counts them.  `hashgate scan` runs the same hook
+# for every match it finds, with the same event ("source":"scan" instead of "upload"), as
+# root (never the file's owner), killing a hung hook after the timeout and reporting the
+# failure in its summary and exit status; --no-hook runs none.
 . "$(dirname "$0")/lib.sh"
 hg_setup
 M=$HG_MNT W=$HG_TMP/w EV=$HG_TMP/events
@@ -53,10 +56,12 @@ ok "a known upload by uid $U is refused" hg_refused hg_as $U $G cp "$W/k1" "$M/u
 ok "a match runs the hook" wait_events 1
 diag "$(grep -iE "exec|hook|match" "$HG_LOG" | head -5)"
 e=$(cat "$EV"/*.json)
+cp "$EV"/*.json "$HG_TMP/daemon-event.json"
 ok "the event is JSON with the record id, time and host" \
 	bash -c "/usr/bin/python3 -c 'import json,sys; e=json.loads(sys.stdin.read()); assert e[\"event\"]==\"match\" and e[\"id\"]>0 and e[\"time\"]>0 and e[\"host\"]' <<<'$e'"
 ok "... the hashes, list and category" \
 	bash -c "grep -q '\"sha256\":\"$(hg_sha256 "$HG_K_SHA256")\"' <<<'$e' && grep -q '\"list\":\"t-sha256\",\"category\":\"illegal\"' <<<'$e'"
+ok "... says it comes from an upload (source)" grep -q '^{"event":"match","source":"upload",' "$HG_TMP/daemon-event.json"
 ok "... the uploader's uid, the path and the action" \
 	bash -c "grep -q '\"uid\":$U' <<<'$e' && grep -q '\"path\":\"u/up1.bin\"' <<<'$e' && grep -q '\"action\":\"quarantine\"' <<<'$e'"
 env1=$(cat "$EV"/*.env)
@@ -116,5 +121,81 @@ hg_mount || bail "third mount failed"
 hg_refused cp "$HG_K_SHA1" "$M/n1"
 ok "the hook ran" wait_events 1
 is "$(head -n1 "$EV"/*.env 2>/dev/null)" "$(id -u nobody)" "it ran as on_match_exec_user (nobody)"
+hg_umount
+
+# --- hashgate scan: the same hook for every match a scan of existing storage finds -----------
+rm -f "$EV"/*
+sed -i '/^on_match_exec/d' "$HG_CONF"
+printf 'on_match_exec = %s\non_match_exec.other =\n' "$HG_TMP/hook.sh" >>"$HG_CONF"
+T=$HG_TMP/tree
+mkdir -p "$T/a/b"
+cp "$HG_K_SHA256" "$T/a/known.bin"
+cp "$HG_K_MD5" "$T/a/b/known two.bin"
+cp "$W/other" "$T/other.bin"
+hg_random "$T/clean.bin" 7000
+chown -R $U:$G "$T"
+hg_run "$HG_CLI" scan --no-record --json "$T"; rc=$?
+out=$HG_OUT
+is "$rc" 1 "scan finds the matches (exit 1)"
+ok "a scan runs the hook once per match (category other has none)" wait_events 2
+sleep 0.5
+is "$(ls "$EV"/*.json | wc -l)" 2 "... and no more: none for the clean file or category other"
+ok "the scan's summary counts the hook runs" grep -q '"hook_runs":2,"hook_failures":0' <<<"$out"
+s1=$(grep -l '"algo":"sha256"' "$EV"/*.json | head -n1)
+ok "the scan event is JSON with \"source\":\"scan\", the path, hashes, list and category" \
+	/usr/bin/python3 -c '
+import json, sys
+e = json.load(open(sys.argv[1]))
+assert e["event"] == "match" and e["source"] == "scan", e
+assert e["path"] == "a/known.bin" and e["mount"] == sys.argv[2], e
+assert e["sha256"] == sys.argv[3] and e["list"] == "t-sha256" and e["category"] == "illegal", e
+assert e["uid"] == int(sys.argv[4]) and e["action"] == "report" and e["time"] > 0 and e["host"], e
+' "$s1" "$T" "$(hg_sha256 "$HG_K_SHA256")" $U
+ok "... with the same members as the daemon's event" /usr/bin/python3 -c '
+import json, sys
+d, s = (set(json.load(open(f))) for f in sys.argv[1:3])
+assert d == s, ("daemon only", d - s, "scan only", s - d)
+' "$HG_TMP/daemon-event.json" "$s1"
+s2=$(grep -l '"algo":"md5"' "$EV"/*.json | head -n1)
+ok "the list entry's label is in the scan event too" grep -q '"label":"case 4711"' "$s2"
+is "$(head -qn1 "$EV"/*.env | sort -u)" 0 "the scan's hook runs as root, not as the files' owner (uid $U)"
+ok "with the fixed environment" \
+	bash -c "[ \"\$(sed 1d \"\${1%.json}.env\" | cut -d= -f1 | grep -v '^PWD\$' | tr '\n' ' ')\" = 'HASHGATE_EVENT HOME PATH ' ]" _ "$s1"
+
+rm -f "$EV"/*
+hg_run "$HG_CLI" scan --no-record --no-hook --json "$T"; rc=$?
+is "$rc" 1 "scan --no-hook still reports the matches"
+sleep 1
+is "$(ls "$EV" | wc -l)" 0 "scan --no-hook runs no hook"
+
+rm -f "$EV"/*
+hg_run "$HG_CLI" scan --no-record --action quarantine --json "$T/a/known.bin"; rc=$?
+is "$rc" 1 "scan --action quarantine of a known file"
+ok "its event has the quarantine record's id and the action taken" /usr/bin/python3 -c '
+import glob, json, sys
+(f,) = glob.glob(sys.argv[1] + "/*.json")
+e = json.load(open(f))
+assert e["source"] == "scan" and e["id"] > 0 and e["qid"] == e["id"], e
+assert e["action"] == "quarantine" and e["evidence"] == "stored", e
+' "$EV"
+ok "the record it names exists" hg_cli quarantine show "$(grep -o '"id":[0-9]*' "$EV"/*.json | head -n1 | cut -d: -f2)"
+
+# a hung hook is killed after on_match_exec_timeout; the scan finishes and says so
+rm -f "$EV"/*
+sed -i '/^on_match_exec/d' "$HG_CONF"
+printf 'on_match_exec = %s\non_match_exec.other =\non_match_exec_timeout = 2s\n' "$HG_TMP/hang.sh" \
+	>>"$HG_CONF"
+s=$(date +%s%N)
+hg_run timeout 30 "$HG_CLI" scan --no-record "$T"; rc=$?
+ms=$(( ($(date +%s%N) - s) / 1000000 ))
+out=$HG_OUT
+ok "the hung hook ran" test -s "$EV/hang.log"
+ok "the scan finishes though its hook hangs (${ms} ms, one match, timeout 2 s)" test "$ms" -lt 6000
+ok "... after the hook's timeout, not before" test "$ms" -ge 2000
+is "$rc" 2 "a failed hook makes the scan exit 2"
+ok "the failure is reported with its reason" \
+	grep -q 'on_match_exec ".*hang.sh" failed for .*a/b/known two.bin: killed after on_match_exec_timeout' <<<"$out"
+ok "... and counted in the summary" grep -q 'hooks: 1 run, 1 failed' <<<"$out"
+ok "no hook process is left behind" bash -c "! pgrep -f '$HG_TMP/[h]ang.sh' >/dev/null"
 
 done_testing
