@@ -597,8 +597,10 @@ static int inode_path_fd(struct inode *in, int flags)
 		inode_ref(parent);	/* in->parent may change once in->lock is dropped */
 	}
 	pthread_mutex_unlock(&in->lock);
-	if (!parent)
+	if (!parent) {
+		free(name);	/* NULL: set only with a parent */
 		return -ENOENT;
+	}
 	ret = -ENOMEM;
 	if (!name)
 		goto out;

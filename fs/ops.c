@@ -202,10 +202,15 @@ static unsigned splice_max_write(void)
 {
 	unsigned long pmax = 1024 * 1024;
 	FILE *f = fopen("/proc/sys/fs/pipe-max-size", "re");
+	char line[32], *end;
 
 	if (f) {
-		if (fscanf(f, "%lu", &pmax) != 1)
-			pmax = 1024 * 1024;
+		if (fgets(line, sizeof(line), f)) {
+			unsigned long v = strtoul(line, &end, 10);
+
+			if (end != line)
+				pmax = v;
+		}
 		fclose(f);
 	}
 	if (pmax >= 2 * 1024 * 1024)

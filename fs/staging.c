@@ -760,8 +760,10 @@ static struct upload *upload_alloc(fuse_req_t req, struct inode *parent, const c
 	*err = -ENOMEM;
 	up = calloc(1, sizeof(*up));
 	if (!up || !(up->name = strdup(name))) {
+		_Atomic uint64_t none = 0;	/* nothing was accounted yet */
+
 		free(up);
-		limits_upload_end(ctx->uid, &(_Atomic uint64_t){ 0 });
+		limits_upload_end(ctx->uid, &none);
 		return NULL;
 	}
 	up->limited = true;
