@@ -116,6 +116,21 @@ static char *event_json(const struct hook_event *ev, const char *label)
 }
 
 /* The child only makes async-signal-safe calls between fork and exec (callers are threaded). */
+/* Read what the hook wrote to stderr; the first bytes up to cap - 1 are kept.  read()'s result. */
+static ssize_t read_err(int fd, char *buf, size_t cap, size_t *len)
+{
+	char tmp[512];
+	ssize_t n = read(fd, tmp, sizeof(tmp));
+
+	if (n > 0 && *len < cap - 1) {
+		size_t c = (size_t)n < cap - 1 - *len ? (size_t)n : cap - 1 - *len;
+
+		memcpy(buf + *len, tmp, c);
+		*len += c;
+	}
+	return n;
+}
+
 int hook_run(const char *prog, const char *user, int64_t timeout, const char *json,
 		   char *why, size_t whylen)
 {
@@ -211,18 +226,9 @@ int hook_run(const char *prog, const char *user, int64_t timeout, const char *js
 			goto out;
 		}
 		if (ep[0] >= 0 && poll(&p, 1, 100) > 0) {
-			char tmp[512];
-			ssize_t n = read(ep[0], tmp, sizeof(tmp));
-
-			if (n <= 0) {
+			if (read_err(ep[0], errbuf, sizeof(errbuf), &elen) <= 0) {
 				close(ep[0]);	/* EOF: the program closed stderr */
 				ep[0] = -1;
-			} else if (elen < sizeof(errbuf) - 1) {
-				size_t c = (size_t)n < sizeof(errbuf) - 1 - elen ?
-					   (size_t)n : sizeof(errbuf) - 1 - elen;
-
-				memcpy(errbuf + elen, tmp, c);
-				elen += c;
 			}
 		} else if (ep[0] < 0) {
 			/*
@@ -237,6 +243,13 @@ int hook_run(const char *prog, const char *user, int64_t timeout, const char *js
 				nap_ms = nap_ms * 2 > 50 ? 50 : nap_ms * 2;
 		}
 	}
+	/*
+	 * Reaped before its stderr was read (it wrote and exited between two looks): what it
+	 * wrote is still in the pipe.  Without waiting: a child of the hook may hold it open.
+	 */
+	if (ep[0] >= 0 && fcntl(ep[0], F_SETFL, O_NONBLOCK) == 0)
+		while (read_err(ep[0], errbuf, sizeof(errbuf), &elen) > 0)
+			;
 	errbuf[elen] = '\0';
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		goto out;
