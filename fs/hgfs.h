@@ -236,6 +236,8 @@ struct hgfs {
 	int nmounts;
 	int mount_id[HGFS_MAX_MOUNTS];
 	int mount_fd[HGFS_MAX_MOUNTS];	/* O_RDONLY dir fds for open_by_handle_at */
+	bool mount_renames[HGFS_MAX_MOUNTS];	/* ESTALE may only mean the backing forgot
+						 * the inode (FUSE, overlayfs): ask its name */
 
 	int staging_fd;			/* O_PATH of BACKING/.hashgate-staging */
 	enum staging_mode { STAGING_AUTO, STAGING_TMPFILE, STAGING_NAMED } staging_opt,

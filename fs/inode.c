@@ -28,7 +28,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <unistd.h>
+#include <linux/magic.h>
 
 #include "fs/hgfs.h"
 
@@ -232,6 +234,7 @@ static void inode_free(struct inode *in)
 /* Find or add the mount fd for mount_id; dirfd is a directory on that mount. */
 static int mount_index(int mount_id, int dirfd)
 {
+	struct statfs sfs;
 	int i, fd, ret;
 
 	pthread_mutex_lock(&hgfs.mnt_lock);
@@ -251,6 +254,8 @@ static int mount_index(int mount_id, int dirfd)
 	}
 	hgfs.mount_id[hgfs.nmounts] = mount_id;
 	hgfs.mount_fd[hgfs.nmounts] = fd;
+	hgfs.mount_renames[hgfs.nmounts] = fstatfs(fd, &sfs) == 0 &&
+		(sfs.f_type == FUSE_SUPER_MAGIC || sfs.f_type == OVERLAYFS_SUPER_MAGIC);
 	ret = hgfs.nmounts++;
 out:
 	pthread_mutex_unlock(&hgfs.mnt_lock);
@@ -683,9 +688,12 @@ int inode_fd(struct inode *in, int flags)
 	/*
 	 * ESTALE: gone, or a FUSE backing (sshfs) without export support whose kernel inode was
 	 * evicted: then its name still finds it (checked against dev, ino; sshfs keeps inode
-	 * numbers with -o noforget).
+	 * numbers with -o noforget).  Elsewhere ESTALE means gone: the name may hold a new file
+	 * that was given the freed inode number (ext4 does that at once), and a chmod or
+	 * truncate through a stale descriptor must not reach it (fsx seed 203 on ext4: the
+	 * fchmod of a cancelled rewrite's descriptor hit a symlink made under the name).
 	 */
-	if (fd < 0 && errno == ESTALE)
+	if (fd < 0 && errno == ESTALE && hgfs.mount_renames[idx])
 		fd = inode_path_fd(in, flags);
 	else if (fd < 0)
 		fd = -errno;
