@@ -32,6 +32,37 @@ SHIM=$HG_BUILD/tests/preload/slowsys.so
 [ -r "$SHIM" ] || bail "$SHIM is not built"
 TU=4242
 
+# The sticky-directory cases run two tenants as grandchildren of the test, each its own uid and
+# unrelated to the other (no shared parent process): tenants.py, imported by their scripts.
+mkdir -p "$HG_TMP/py" && cat >"$HG_TMP/py/tenants.py" <<'PY'
+import os
+
+def tenant_rw(uid, body):
+    """body(r, w) as uid in a process unrelated to the others (a grandchild of ours): returns
+    the parent's ends (r reads what body writes to w, what the parent writes to the returned
+    w body reads from r)."""
+    r1, w1 = os.pipe()
+    r2, w2 = os.pipe()
+    if os.fork() == 0:
+        os.close(r1)
+        os.close(w2)
+        if os.fork() == 0:
+            os.setgid(uid)
+            os.setuid(uid)
+            body(r2, w1)
+            os._exit(0)
+        os._exit(os.wait()[1] >> 8)
+    os.close(w1)
+    os.close(r2)
+    return r1, w2
+
+def tenant(uid, body):
+    """body(w) as uid, as tenant_rw: returns the end that reads what body writes."""
+    r, w = tenant_rw(uid, lambda _r, w: body(w))
+    os.close(w)
+    return r
+PY
+
 # slow_mount CALLS [BEFORE [PREFIX]]: mount with the shim delaying CALLS after an ENOENT, BEFORE
 # always, on names starting with PREFIX (slow-) (a sanitizer build wants its runtime first in the
 # daemon's library list: told not to mind).
@@ -224,7 +255,7 @@ hg_umount
 # before the backing unlinkat), and A's own upload is what goes.
 slow_mount none unlinkat
 sticky_unlink() {
-	python3 - "$HG_MNT/d" "$HG_BACK/d" <<'PY'
+	PYTHONPATH=$HG_TMP/py python3 - "$HG_MNT/d" "$HG_BACK/d" <<'PY'
 import os, sys, time
 M, B = sys.argv[1], sys.argv[2]
 S = M + "/sticky"
@@ -233,19 +264,7 @@ os.chmod(S, 0o1777)
 f = S + "/slow-x"
 SIZE = (32 << 20) + 1
 
-def tenant(uid, body):
-    """body(uid) in a process unrelated to the other tenant's (a grandchild of ours)."""
-    r, w = os.pipe()
-    if os.fork() == 0:
-        os.close(r)
-        if os.fork() == 0:
-            os.setgid(uid)
-            os.setuid(uid)
-            body(w)
-            os._exit(0)
-        os._exit(os.wait()[1] >> 8)
-    os.close(w)
-    return r
+from tenants import tenant
 
 def tenant_b(w):
     fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
@@ -300,7 +319,7 @@ hg_umount
 # Once B's upload is published it stays under its name, B's: A's rename fails with EPERM and
 # A's other file stays.  (onto-free may also end with A's rename first: B's publish refused.)
 sticky_rename() {
-	python3 - "$HG_MNT/d" "$HG_BACK/d" "$1" <<'PY'
+	PYTHONPATH=$HG_TMP/py python3 - "$HG_MNT/d" "$HG_BACK/d" "$1" <<'PY'
 import ctypes, errno, os, sys, time
 M, B, op = sys.argv[1], sys.argv[2], sys.argv[3]
 S = "%s/sticky-%s" % (M, op)
@@ -317,19 +336,7 @@ def renameat2(old, new, flags):
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
 
-def tenant(uid, body):
-    """body(w) as uid in a process unrelated to the other tenant's (a grandchild of ours)."""
-    r, w = os.pipe()
-    if os.fork() == 0:
-        os.close(r)
-        if os.fork() == 0:
-            os.setgid(uid)
-            os.setuid(uid)
-            body(w)
-            os._exit(0)
-        os._exit(os.wait()[1] >> 8)
-    os.close(w)
-    return r
+from tenants import tenant
 
 def tenant_b(w):
     fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0o644)
@@ -436,7 +443,7 @@ hg_umount
 # staged while it was free, is published.  A's upload must not be renamed over B's file.
 slow_mount none linkat .hashgate-tmp.
 sticky_publish() {
-	python3 - "$HG_MNT/d" "$HG_BACK/d" <<'PY'
+	PYTHONPATH=$HG_TMP/py python3 - "$HG_MNT/d" "$HG_BACK/d" <<'PY'
 import os, sys, time
 M, B = sys.argv[1], sys.argv[2]
 S = M + "/sticky-publish"
@@ -444,22 +451,7 @@ os.mkdir(S)
 os.chmod(S, 0o1777)
 f = S + "/x"
 
-def tenant(uid, body):
-    """body(r, w) as uid in a process unrelated to the others (a grandchild of ours)."""
-    r1, w1 = os.pipe()
-    r2, w2 = os.pipe()
-    if os.fork() == 0:
-        os.close(r1)
-        os.close(w2)
-        if os.fork() == 0:
-            os.setgid(uid)
-            os.setuid(uid)
-            body(r2, w1)
-            os._exit(0)
-        os._exit(os.wait()[1] >> 8)
-    os.close(w1)
-    os.close(r2)
-    return r1, w2
+from tenants import tenant_rw as tenant
 
 def uploader(data):
     def body(r, w):
