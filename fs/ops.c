@@ -1470,8 +1470,9 @@ static void hg_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 /*
- * write_buf: with splice the data goes from /dev/fuse to the file without passing through
- * our memory; uploads are hashed afterwards from the page cache (hashq.c).
+ * write_buf: an upload's write in file order is hashed from the request's own bytes (spliced
+ * ones are read into memory first, upload_write); any other write is hashed later from the
+ * file (hashq.c).
  */
 #define HASH_BEFORE_REPLY_MAX	(16u << 10)
 
@@ -1524,7 +1525,8 @@ static void hg_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in_
 		fuse_reply_err(req, (int)-n);
 	else
 		fuse_reply_write(req, n);
-	/* The client's next request is on its way: hash meanwhile (its FLUSH waits for it). */
+	/* The client's next request is on its way: a larger write's hash and the lookup in
+	 * advance meanwhile (a FLUSH waits for the hash, not for the lookup). */
 	upload_write_hashed(&hash);
 }
 
