@@ -281,6 +281,49 @@ static int env_child(const char *value, const char *want_name, int want_check)
 	return pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/*
+ * OpenSSL configured to fetch only FIPS implementations (none is installed here, so it
+ * refuses every digest, as a FIPS-only setup refuses MD5): both implementations must answer
+ * -ENOTSUP, so a host behaves the same whatever its CPU.  In a child: the configuration is
+ * read once per process.
+ */
+static int fips_child(void)
+{
+	static const char cnf[] = "openssl_conf = openssl_init\n[openssl_init]\n"
+		"alg_section = evp_properties\n[evp_properties]\ndefault_properties = fips=yes\n";
+	char path[] = "/tmp/test-hash-impl.XXXXXX";
+	int fd = mkstemp(path), st, ok_all = 0;
+	pid_t pid;
+
+	if (fd < 0 || write(fd, cnf, sizeof(cnf) - 1) != (ssize_t)(sizeof(cnf) - 1)) {
+		if (fd >= 0)
+			close(fd);
+		unlink(path);
+		return 0;
+	}
+	close(fd);
+	pid = fork();
+	if (pid == 0) {
+		static const char *const impls[] = { "auto", "evp" };
+		int i, a, bad = 0;
+
+		setenv("OPENSSL_CONF", path, 1);
+		for (i = 0; i < 2; i++)
+			for (a = 0; a < 3; a++) {
+				struct hasher h;
+
+				hash_impl_set(impls[i]);
+				if (hasher_init(&h, HASH_BIT(a)) != -ENOTSUP)
+					bad++;
+				hasher_release(&h);
+			}
+		_exit(bad ? 1 : 0);
+	}
+	ok_all = pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	unlink(path);
+	return ok_all;
+}
+
 /* The daemon refuses to start with a bad HASHGATE_HASH_IMPL, naming it. */
 static void test_daemon_refuses(void)
 {
@@ -321,6 +364,7 @@ int main(void)
 	   "HASHGATE_HASH_IMPL=bogus: -EINVAL from hash_impl_env_check, auto used");
 	ok(env_child("auto", autoname, 0), "HASHGATE_HASH_IMPL=auto: %s", autoname);
 	ok(env_child("", autoname, 0), "HASHGATE_HASH_IMPL empty: %s", autoname);
+	ok(fips_child(), "OpenSSL refusing the digests: -ENOTSUP from both implementations");
 	is_int(hash_impl_set("fast"), -EINVAL, "hash_impl_set rejects fast");
 	test_daemon_refuses();
 
