@@ -2,7 +2,8 @@
  * bench-hash.c - figures for tests/bench/10-hash.sh.
  *
  *   bench-hash stream MIB         MB/s (10^6 bytes/s) of struct hasher per algorithm and for
- *                                 all three at once, over MIB MiB in 1 MiB updates
+ *                                 all three at once, over MIB MiB in 1 MiB updates, and the
+ *                                 implementation it used (hash_impl_name)
  *   bench-hash impl REPS          struct hasher's two implementations (hash_impl_set: the
  *                                 fused SHA-NI pass and OpenSSL EVP) in the same run, each
  *                                 case the min of REPS batches, alternating between the two:
@@ -83,6 +84,7 @@ static int bench_stream(int mib)
 		return 1;
 	for (i = 0; i < chunk; i++)
 		buf[i] = (uint8_t)(i * 2654435761u >> 13);
+	printf("stream impl %s\n", hash_impl_name());
 	for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
 		double best = 1e30;
 		int rep, k;
