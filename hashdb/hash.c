@@ -183,27 +183,31 @@ int hash_impl_env_check(void)
 }
 
 /* HASH_BIT()s of the algorithms OpenSSL agrees to compute here (all three, short of a
- * FIPS-only configuration): the fused path computes no more than that. */
-static unsigned evp_allowed;
-static pthread_once_t allowed_once = PTHREAD_ONCE_INIT;
-
-static void probe_allowed(void)
-{
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	int a;
-
-	for (a = 0; c && a < 3; a++) {
-		if (EVP_DigestInit_ex(c, evp_for(a), NULL) == 1)
-			evp_allowed |= HASH_BIT(a);
-		EVP_MD_CTX_reset(c);
-	}
-	EVP_MD_CTX_free(c);
-}
+ * FIPS-only configuration), | ALLOWED_KNOWN once probed: the fused path computes no more than
+ * that.  Probed at the first fused hasher_init; threads racing there store the same value. */
+#define ALLOWED_KNOWN	0x100u
+static atomic_uint evp_allowed;
 
 static int fused_init(struct hasher *h, unsigned mask)
 {
-	pthread_once(&allowed_once, probe_allowed);
-	if (mask & ~evp_allowed)
+	unsigned allowed = atomic_load(&evp_allowed);
+
+	if (!allowed) {
+		EVP_MD_CTX *c = EVP_MD_CTX_new();
+		int a;
+
+		if (!c)
+			return -ENOMEM;	/* not cached: the next init probes again */
+		allowed = ALLOWED_KNOWN;
+		for (a = 0; a < 3; a++) {
+			if (EVP_DigestInit_ex(c, evp_for(a), NULL) == 1)
+				allowed |= HASH_BIT(a);
+			EVP_MD_CTX_reset(c);
+		}
+		EVP_MD_CTX_free(c);
+		atomic_store(&evp_allowed, allowed);
+	}
+	if (mask & ~allowed)
 		return -ENOTSUP;
 	hashfused_init(&h->f, mask);
 	h->fused = mask;
