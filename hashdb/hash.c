@@ -14,8 +14,8 @@
  * a small upload costs.  Thread-safe: the fetch runs under pthread_once.
  * Implementation choice (hash_impl_*): read from HASHGATE_HASH_IMPL once, kept in an atomic;
  * each hasher keeps the one it started with.  The fused path computes an algorithm only if
- * OpenSSL would (probed once): under a FIPS-only OpenSSL configuration MD5 stays -ENOTSUP
- * whatever the CPU, so a host's behaviour does not depend on the CPU it runs on.
+ * OpenSSL would (probed at the first fused init): under a FIPS-only configuration MD5 stays
+ * -ENOTSUP whatever the CPU, so a host's behaviour does not depend on the CPU it runs on.
  */
 #include <errno.h>
 #include <pthread.h>
