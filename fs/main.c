@@ -492,6 +492,11 @@ int main(int argc, char *argv[])
 	pthread_mutex_init(&hgfs.st_lock, NULL);
 	hglog_init("hashgatefs", 1, LOG_INFO);
 
+	if (hash_impl_env_check() < 0) {
+		fprintf(stderr, "hashgatefs: HASHGATE_HASH_IMPL=%s: expected auto or evp\n",
+			getenv("HASHGATE_HASH_IMPL"));
+		goto out_args;
+	}
 	if (fuse_opt_parse(&args, NULL, NULL, opt_proc) < 0)
 		goto out_args;
 	if (fuse_parse_cmdline(&args, &opts) != 0)
@@ -599,9 +604,9 @@ int main(int argc, char *argv[])
 		hglog(LOG_ERR, "cannot start background thread");
 		goto out_unmount;
 	}
-	hglog(LOG_NOTICE, "mounted %s on %s (scan=%s, generation %llu)", hgfs.backing,
+	hglog(LOG_NOTICE, "mounted %s on %s (scan=%s, generation %llu, hashing %s)", hgfs.backing,
 	      opts.mountpoint, hgfs.scan ? "on" : "off",
-	      (unsigned long long)slot_generation());
+	      (unsigned long long)slot_generation(), hash_impl_name());
 
 	if (opts.singlethread) {
 		ret = fuse_session_loop(hgfs.se);

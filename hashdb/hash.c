@@ -1,17 +1,25 @@
 /*
- * hash.c - streaming MD5/SHA-1/SHA-256 over OpenSSL EVP, hash_fd, and hex helpers.
+ * hash.c - streaming MD5/SHA-1/SHA-256 (fused SHA-NI pass or OpenSSL EVP), hash_fd, and hex
+ * helpers.
  *
- * Invariants: h->ctx[a] is non-NULL exactly for the exact algorithms in h->mask while the
- * hasher is live; after final or release every ctx is NULL, so release is idempotent.
+ * Invariants: with EVP, h->ctx[a] is non-NULL exactly for the exact algorithms in h->mask
+ * while the hasher is live; with the fused implementation (hashfused.c) h->fused holds those
+ * algorithms and every ctx is NULL.  After final or release every ctx is NULL and h->fused 0,
+ * so release is idempotent and update/final on a spent hasher touch nothing.
  * h->size counts every byte fed, in 64 bits (uploads over 4 GiB are ordinary).
  * Files are read extent by extent (SEEK_DATA/SEEK_HOLE): holes are fed from a zero buffer
  * instead of being read, which gives the same digests as the bytes written out densely.
  * With OpenSSL 3 the digests are fetched once (EVP_MD_fetch, kept for the process's lifetime):
  * EVP_md5() and friends made every EVP_DigestInit_ex fetch again, a visible share of the CPU
  * a small upload costs.  Thread-safe: the fetch runs under pthread_once.
+ * Implementation choice (hash_impl_*): read from HASHGATE_HASH_IMPL once, kept in an atomic;
+ * each hasher keeps the one it started with.  The fused path computes an algorithm only if
+ * OpenSSL would (probed at the first fused init): under a FIPS-only configuration MD5 stays
+ * -ENOTSUP whatever the CPU, so a host's behaviour does not depend on the CPU it runs on.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -120,6 +128,92 @@ static const EVP_MD *evp_for(int algo)
 	}
 }
 
+enum { IMPL_AUTO, IMPL_EVP };
+
+static atomic_int impl_choice = IMPL_AUTO;
+static bool impl_env_bad;
+static bool fused_cpu;
+static pthread_once_t impl_once = PTHREAD_ONCE_INIT;
+
+static int impl_parse(const char *choice)
+{
+	if (strcmp(choice, "auto") == 0)
+		return IMPL_AUTO;
+	if (strcmp(choice, "evp") == 0)
+		return IMPL_EVP;
+	return -EINVAL;
+}
+
+static void impl_setup(void)
+{
+	const char *env = getenv("HASHGATE_HASH_IMPL");
+	int c = env && *env ? impl_parse(env) : IMPL_AUTO;
+
+	fused_cpu = hashfused_supported();
+	impl_env_bad = c < 0;
+	atomic_store(&impl_choice, c < 0 ? IMPL_AUTO : c);
+}
+
+static bool use_fused(void)
+{
+	pthread_once(&impl_once, impl_setup);
+	return fused_cpu && atomic_load(&impl_choice) == IMPL_AUTO;
+}
+
+const char *hash_impl_name(void)
+{
+	return use_fused() ? "sha-ni" : "evp";
+}
+
+int hash_impl_set(const char *choice)
+{
+	int c = choice ? impl_parse(choice) : -EINVAL;
+
+	if (c < 0)
+		return c;
+	pthread_once(&impl_once, impl_setup);	/* so the environment cannot override it later */
+	atomic_store(&impl_choice, c);
+	return 0;
+}
+
+int hash_impl_env_check(void)
+{
+	pthread_once(&impl_once, impl_setup);
+	return impl_env_bad ? -EINVAL : 0;
+}
+
+/* HASH_BIT()s of the algorithms OpenSSL agrees to compute here (all three, short of a
+ * FIPS-only configuration), | ALLOWED_KNOWN once probed: the fused path computes no more than
+ * that.  Probed at the first fused hasher_init; threads racing there store the same value. */
+#define ALLOWED_KNOWN	0x100u
+static atomic_uint evp_allowed;
+
+static int fused_init(struct hasher *h, unsigned mask)
+{
+	unsigned allowed = atomic_load(&evp_allowed);
+
+	if (!allowed) {
+		EVP_MD_CTX *c = EVP_MD_CTX_new();
+		int a;
+
+		if (!c)
+			return -ENOMEM;	/* not cached: the next init probes again */
+		allowed = ALLOWED_KNOWN;
+		for (a = 0; a < 3; a++) {
+			if (EVP_DigestInit_ex(c, evp_for(a), NULL) == 1)
+				allowed |= HASH_BIT(a);
+			EVP_MD_CTX_reset(c);
+		}
+		EVP_MD_CTX_free(c);
+		atomic_store(&evp_allowed, allowed);
+	}
+	if (mask & ~allowed)
+		return -ENOTSUP;
+	hashfused_init(&h->f, mask);
+	h->fused = mask;
+	return 0;
+}
+
 int hasher_init(struct hasher *h, unsigned mask)
 {
 	int a, r;
@@ -131,6 +225,8 @@ int hasher_init(struct hasher *h, unsigned mask)
 		return -EINVAL;
 	mask &= HASH_EXACT_MASK;
 	h->mask = mask;
+	if (mask && use_fused())
+		return fused_init(h, mask);
 	for (a = 0; a < 3; a++) {
 		EVP_MD_CTX *c;
 
@@ -161,6 +257,10 @@ int hasher_update_part(struct hasher *h, unsigned mask, const void *buf, size_t 
 
 	if (len == 0)
 		return 0;
+	if (h->fused) {
+		hashfused_update(&h->f, mask & h->fused, buf, len);
+		return 0;
+	}
 	for (a = 0; a < 3; a++) {
 		if (!h->ctx[a] || !(mask & HASH_BIT(a)))
 			continue;
@@ -190,6 +290,16 @@ int hasher_final(struct hasher *h, struct digests *out)
 
 	memset(out, 0, sizeof(*out));
 	out->size = h->size;
+	if (h->fused) {
+		unsigned m = h->fused;
+
+		hashfused_final(&h->f, m, m & HASH_BIT(HASH_MD5) ? out->md5 : NULL,
+				m & HASH_BIT(HASH_SHA1) ? out->sha1 : NULL,
+				m & HASH_BIT(HASH_SHA256) ? out->sha256 : NULL);
+		out->mask = m;
+		hasher_release(h);
+		return 0;
+	}
 	for (a = 0; a < 3; a++) {
 		unsigned int n = 0;
 
@@ -210,6 +320,7 @@ void hasher_release(struct hasher *h)
 {
 	int a;
 
+	h->fused = 0;
 	for (a = 0; a < 3; a++) {
 		EVP_MD_CTX_free(h->ctx[a]);
 		h->ctx[a] = NULL;
@@ -220,6 +331,10 @@ int hasher_copy(struct hasher *dst, const struct hasher *src)
 {
 	int a;
 
+	if (src->fused) {
+		memcpy(dst, src, sizeof(*dst));	/* no pointers in the fused state */
+		return 0;
+	}
 	memset(dst, 0, sizeof(*dst));
 	dst->mask = src->mask;
 	dst->size = src->size;

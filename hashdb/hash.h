@@ -1,17 +1,22 @@
 /*
- * hash.h - streaming content hashes (MD5, SHA-1, SHA-256) over OpenSSL EVP, and hex helpers.
+ * hash.h - streaming content hashes (MD5, SHA-1, SHA-256), and hex helpers.
  *
  * A struct hasher computes only the algorithms in its mask (the daemon asks only for those the
  * database holds).  Feeding the same bytes in any chunking gives the digests md5sum, sha1sum and
  * sha256sum print.  A hasher belongs to one thread at a time; no locking inside.
- * Ownership: hasher_init() allocates OpenSSL contexts that hasher_release() frees; release is
- * safe after a failed init and after final.
+ * Two implementations, picked per hasher at hasher_init: on x86 CPUs with SHA-NI the fused one
+ * (hashfused.h: the three interleaved in one pass, plain state, no allocation), elsewhere or
+ * when HASHGATE_HASH_IMPL=evp (or hash_impl_set("evp")) OpenSSL's EVP.  Same digests either way.
+ * Ownership: hasher_init() may allocate OpenSSL contexts that hasher_release() frees; release
+ * is safe after a failed init and after final.
  */
 #ifndef HASHDB_HASH_H
 #define HASHDB_HASH_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "hashdb/hashfused.h"
 
 enum hash_algo {
 	HASH_MD5 = 0,
@@ -42,15 +47,19 @@ struct digests {
 /* The digest bytes for algo if present in d->mask, else NULL. */
 const uint8_t *digests_get(const struct digests *d, enum hash_algo algo);
 
+/* Callers read mask and size; the rest is hash.c's. */
 struct hasher {
 	unsigned mask;
 	uint64_t size;
-	void *ctx[3];			/* EVP_MD_CTX *, indexed by enum hash_algo */
+	unsigned fused;			/* algorithms live in f (fused implementation); 0 if EVP */
+	void *ctx[3];			/* EVP_MD_CTX *, indexed by enum hash_algo (EVP only) */
+	struct hashfused f;
 };
 
 /*
  * mask: HASH_BIT()s of exact algorithms; a HASH_PDQ bit is ignored, other bits give -EINVAL.
- * -ENOMEM, or -ENOTSUP when OpenSSL refuses an algorithm (MD5 in a FIPS-only setup).
+ * -ENOMEM, or -ENOTSUP when OpenSSL refuses an algorithm (MD5 in a FIPS-only setup; the fused
+ * implementation refuses exactly what OpenSSL refuses, so a host answers the same on any CPU).
  */
 int hasher_init(struct hasher *h, unsigned mask);
 int hasher_update(struct hasher *h, const void *buf, size_t len);
@@ -76,6 +85,18 @@ int hasher_copy(struct hasher *dst, const struct hasher *src);
 int hasher_update_fd(struct hasher *h, int fd, uint64_t from, void *buf, size_t buflen);
 /* Hash a whole file with hasher_update_fd (the fd's offset is untouched). */
 int hash_fd(int fd, unsigned mask, struct digests *out);
+
+/*
+ * The implementation hashers started from now on use: "sha-ni" or "evp".  Thread-safe.
+ * The choice is "auto" (sha-ni where CPUID reports SHA-NI, SSSE3 and SSE4.1, else evp) unless
+ * the environment variable HASHGATE_HASH_IMPL or hash_impl_set() says "evp".
+ */
+const char *hash_impl_name(void);
+/* "auto" or "evp" for hashers started from now on (live ones keep theirs); -EINVAL otherwise. */
+int hash_impl_set(const char *choice);
+/* -EINVAL when HASHGATE_HASH_IMPL holds anything but auto or evp (auto is used then), for a
+ * program to refuse to start; else 0. */
+int hash_impl_env_check(void);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void hex_encode(const uint8_t *in, size_t n, char *out);

@@ -2,7 +2,14 @@
  * bench-hash.c - figures for tests/bench/10-hash.sh.
  *
  *   bench-hash stream MIB         MB/s (10^6 bytes/s) of struct hasher per algorithm and for
- *                                 all three at once, over MIB MiB in 1 MiB updates
+ *                                 all three at once, over MIB MiB in 1 MiB updates, and the
+ *                                 implementation it used (hash_impl_name)
+ *   bench-hash impl REPS          struct hasher's two implementations (hash_impl_set: the
+ *                                 fused SHA-NI pass and OpenSSL EVP) in the same run, each
+ *                                 case the min of REPS batches, alternating between the two:
+ *                                 4 KiB and 64 KiB one-shot (init + one update + final, µs
+ *                                 per file) and 1 MiB updates streamed (µs per MiB), for all
+ *                                 three algorithms and each alone
  *   bench-hash pdq REPS FILE...   per JPEG: the default bit-exact image_pdq_jpeg (over 512 px:
  *                                 jpegfast's sparse decode, two threads) as wall ms (min,
  *                                 median of REPS) and CPU ms of the whole process (median);
@@ -77,6 +84,7 @@ static int bench_stream(int mib)
 		return 1;
 	for (i = 0; i < chunk; i++)
 		buf[i] = (uint8_t)(i * 2654435761u >> 13);
+	printf("stream impl %s\n", hash_impl_name());
 	for (m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
 		double best = 1e30;
 		int rep, k;
@@ -97,6 +105,93 @@ static int bench_stream(int mib)
 		}
 		printf("stream %s %.1f\n", modes[m].name, (double)mib * chunk / 1e6 / (best / 1e3));
 	}
+	free(buf);
+	return 0;
+}
+
+/* CPU µs per file of init + update(len) + final over n files; for len 1 MiB, per MiB of n
+ * streamed through one hasher. */
+static double impl_case(unsigned mask, const uint8_t *buf, size_t len, int n)
+{
+	double t0 = now_ms();
+	struct hasher h;
+	struct digests d;
+	int i;
+
+	if (len >= (1u << 20)) {
+		if (hasher_init(&h, mask) < 0)
+			return -1;
+		for (i = 0; i < n; i++)
+			hasher_update(&h, buf, len);
+		hasher_final(&h, &d);
+		return (now_ms() - t0) * 1e3 / n;
+	}
+	for (i = 0; i < n; i++) {
+		if (hasher_init(&h, mask) < 0)
+			return -1;
+		/* shift the data a little, as files at different addresses would be */
+		hasher_update(&h, buf + (i & 63), len);
+		hasher_final(&h, &d);
+	}
+	return (now_ms() - t0) * 1e3 / n;
+}
+
+static int bench_impl(int reps)
+{
+	static const struct {
+		const char *name;
+		unsigned mask;
+	} masks[] = {
+		{ "all3", HASH_EXACT_MASK },
+		{ "md5", HASH_BIT(HASH_MD5) },
+		{ "sha1", HASH_BIT(HASH_SHA1) },
+		{ "sha256", HASH_BIT(HASH_SHA256) },
+		{ "sha1+sha256", HASH_BIT(HASH_SHA1) | HASH_BIT(HASH_SHA256) },
+	};
+	static const struct {
+		const char *name;
+		size_t len;
+		int n;
+	} sizes[] = {
+		{ "4k", 4096, 400 },
+		{ "64k", 65536, 40 },
+		{ "1m", 1u << 20, 8 },
+	};
+	size_t chunk = (1u << 20) + 64, i, m, z;
+	uint8_t *buf = malloc(chunk);
+
+	if (!buf)
+		return 1;
+	for (i = 0; i < chunk; i++)
+		buf[i] = (uint8_t)(i * 2654435761u >> 13);
+	if (hash_impl_set("auto") < 0 || strcmp(hash_impl_name(), "sha-ni") != 0) {
+		fprintf(stderr, "bench-hash: no SHA-NI on this CPU: only the EVP path exists\n");
+		free(buf);
+		return 2;
+	}
+	/* impl MASK SIZE BYTES FUSED_US EVP_US */
+	for (m = 0; m < sizeof(masks) / sizeof(masks[0]); m++)
+		for (z = 0; z < sizeof(sizes) / sizeof(sizes[0]); z++) {
+			double best[2] = { 1e30, 1e30 };
+			int rep, k;
+
+			for (rep = 0; rep < reps; rep++)
+				for (k = 0; k < 2; k++) {
+					double t;
+
+					hash_impl_set(k ? "evp" : "auto");
+					t = impl_case(masks[m].mask, buf, sizes[z].len, sizes[z].n);
+					if (t < 0) {
+						free(buf);
+						return 1;
+					}
+					if (t < best[k])
+						best[k] = t;
+				}
+			printf("impl %s %s %zu %.3f %.3f\n", masks[m].name, sizes[z].name,
+			       sizes[z].len, best[0], best[1]);
+		}
+	hash_impl_set("auto");
 	free(buf);
 	return 0;
 }
@@ -255,6 +350,8 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && !strcmp(argv[1], "stream"))
 		return bench_stream(atoi(argv[2]) > 0 ? atoi(argv[2]) : 256);
+	if (argc == 3 && !strcmp(argv[1], "impl"))
+		return bench_impl(atoi(argv[2]) > 0 ? atoi(argv[2]) : 20);
 	if (argc >= 4 && !strcmp(argv[1], "pdq")) {
 		int reps = atoi(argv[2]) > 0 ? atoi(argv[2]) : 10;
 
@@ -269,7 +366,7 @@ int main(int argc, char **argv)
 			rc |= bench_img(reps, argv[i]);
 		return rc;
 	}
-	fprintf(stderr, "usage: bench-hash stream MIB | bench-hash pdq REPS FILE... | "
-		"bench-hash img REPS FILE...\n");
+	fprintf(stderr, "usage: bench-hash stream MIB | bench-hash impl REPS | "
+		"bench-hash pdq REPS FILE... | bench-hash img REPS FILE...\n");
 	return 64;
 }
