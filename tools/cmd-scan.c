@@ -41,7 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include <sqlite3.h>
 
 #include "hashdb/audit.h"
@@ -197,7 +196,7 @@ struct scan {
 struct worker {
 	struct scan *s;
 	pthread_t tid;
-	EVP_MD_CTX *ctx[3];		/* md5, sha1, sha256; reused for every file */
+	struct hasher h;		/* the file being hashed (whash_*) */
 	sqlite3 *rdb;
 	sqlite3_stmt *sel;
 	uint8_t *buf;
@@ -628,56 +627,28 @@ static int scandb_lookup(struct worker *w, const char *path, const struct stat *
 }
 
 /*
- * Digests fetched once: OpenSSL 3 looks an algorithm up (locks, property query) on every
- * EVP_DigestInit_ex with EVP_md5() & co., which costs more than hashing a 4 KiB file; with a
- * fetched EVP_MD and a context reused per worker, small files cost what their bytes cost.
+ * The exact digests through libhashdb's hasher: the fused SHA-NI pass where the CPU has it
+ * (about twice OpenSSL's three EVP digests one after the other, hashdb/hashfused.c), else
+ * EVP.  A hasher left live by a file given up half-way is released by the next init.
  */
-static EVP_MD *scan_md[3];
-
-static int scan_md_fetch(void)
-{
-	static const char *names[3] = { "MD5", "SHA1", "SHA256" };
-
-	for (int a = 0; a < 3; a++) {
-		scan_md[a] = EVP_MD_fetch(NULL, names[a], NULL);
-		if (!scan_md[a])
-			return -ENOSYS;
-	}
-	return 0;
-}
-
-static void scan_md_free(void)
-{
-	for (int a = 0; a < 3; a++) {
-		EVP_MD_free(scan_md[a]);
-		scan_md[a] = NULL;
-	}
-}
-
 static int whash_init(struct worker *w)
 {
-	for (int a = 0; a < 3; a++)
-		if (EVP_DigestInit_ex(w->ctx[a], scan_md[a], NULL) != 1)
-			return -EIO;
-	return 0;
+	hasher_release(&w->h);
+	return hasher_init(&w->h, HASH_EXACT_MASK);
 }
 
 static void whash_update(struct worker *w, const void *buf, size_t len)
 {
-	for (int a = 0; a < 3; a++)
-		EVP_DigestUpdate(w->ctx[a], buf, len);
+	hasher_update(&w->h, buf, len);
 }
 
 static int whash_final(struct worker *w, struct digests *d, uint64_t size)
 {
-	unsigned n;
+	int r = hasher_final(&w->h, d);
 
-	memset(d, 0, sizeof(*d));
-	if (EVP_DigestFinal_ex(w->ctx[0], d->md5, &n) != 1 ||
-	    EVP_DigestFinal_ex(w->ctx[1], d->sha1, &n) != 1 ||
-	    EVP_DigestFinal_ex(w->ctx[2], d->sha256, &n) != 1)
-		return -EIO;
-	d->mask = HASH_EXACT_MASK;
+	hasher_release(&w->h);
+	if (r < 0)
+		return r;
 	d->size = size;
 	return 0;
 }
@@ -1386,11 +1357,6 @@ static int worker_init(struct worker *w, struct scan *s)
 	w->buf = malloc(READ_CHUNK);
 	if (!w->buf)
 		return -ENOMEM;
-	for (int a = 0; a < 3; a++) {
-		w->ctx[a] = EVP_MD_CTX_new();
-		if (!w->ctx[a])
-			return -ENOMEM;
-	}
 	if (!s->record)
 		return 0;
 	if (sqlite3_open_v2(s->cli->cfg.scan_db, &w->rdb, SQLITE_OPEN_READONLY |
@@ -1408,8 +1374,7 @@ static int worker_init(struct worker *w, struct scan *s)
 
 static void worker_release(struct worker *w)
 {
-	for (int a = 0; a < 3; a++)
-		EVP_MD_CTX_free(w->ctx[a]);
+	hasher_release(&w->h);
 	sqlite3_finalize(w->sel);
 	sqlite3_close(w->rdb);
 	free(w->buf);
@@ -1502,9 +1467,14 @@ int cmd_scan(int argc, char **argv, struct cli *cli)
 		rc = EXIT_USAGE;
 		goto out_free;
 	}
-	if (scan_md_fetch() < 0) {
-		cli_error(CMD, "OpenSSL provides no MD5/SHA-1/SHA-256 (FIPS mode?)");
-		goto out_free;
+	{
+		struct hasher probe;
+
+		if (hasher_init(&probe, HASH_EXACT_MASK) < 0) {
+			cli_error(CMD, "OpenSSL provides no MD5/SHA-1/SHA-256 (FIPS mode?)");
+			goto out_free;
+		}
+		hasher_release(&probe);
 	}
 	s->mopts.pdq_threshold = cli->cfg.pdq_threshold;
 	s->mopts.pdq_min_quality = cli->cfg.pdq_min_quality;
@@ -1681,7 +1651,6 @@ out_matcher:
 out_free:
 	if (s)
 		free(s->cur);
-	scan_md_free();
 	free(paths);
 	free(s);
 	return rc;
