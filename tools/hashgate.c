@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "hashdb/config.h"
+#include "hashdb/hash.h"
 #include "hashdb/hglog.h"
 #include "tools/cli.h"
 #include "tools/commands.h"
@@ -164,6 +165,12 @@ int main(int argc, char **argv)
 	}
 	if (i >= argc) {
 		usage(stderr);
+		goto out_config;
+	}
+	/* scan and hash hash through libhashdb, which reads it (hash.c): refuse a typo now */
+	if (hash_impl_env_check() < 0) {
+		cli_error(NULL, "HASHGATE_HASH_IMPL=%s: expected auto or evp",
+			  getenv("HASHGATE_HASH_IMPL"));
 		goto out_config;
 	}
 	cli.config_want = config;
