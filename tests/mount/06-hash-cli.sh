@@ -105,4 +105,11 @@ hg_result $r "JSON error object for a missing file"
 hg_run $H hash; is $? 64 "no FILE: usage error 64"
 hg_run $H hash --frobnicate x; is $? 64 "unknown option: 64"
 ok "--help" $H hash --help
+# The hashing implementation: both give the same digests; a typo in the switch is refused.
+ok "HASHGATE_HASH_IMPL=evp gives the digests auto gives" \
+	bash -c 'diff <(HASHGATE_HASH_IMPL=evp "$1" hash "$2") <(HASHGATE_HASH_IMPL=auto "$1" hash "$2")' \
+	_ "$H" "$T/rand.bin"
+HASHGATE_HASH_IMPL=fast hg_run $H hash "$T/rand.bin"; is $? 64 "HASHGATE_HASH_IMPL=fast: usage error 64"
+case $HG_OUT in *"HASHGATE_HASH_IMPL=fast: expected auto or evp"*) r=1 ;; *) r=0 ;; esac
+hg_result $r "... naming the variable and its value"
 done_testing
