@@ -26,7 +26,8 @@
 # All three live on the same filesystem under one scratch dir; variants are interleaved per
 # workload within each round and BENCH_ROUNDS rounds are run; the table shows the median
 # rate per cell and every round is printed too (on a shared machine single rounds swing by
-# several times: read the per-round rows before trusting a ratio).
+# several times: read the per-round rows before trusting a ratio; with BENCH_HP=1 the ratio
+# scan on / passthrough_hp within each round is summarised too, median and range).
 # Targets (issue 5): on costs < 10% against off; write on >= 0.6x bare; create on >= 0.3x bare.
 # Where: BENCH_FS=loop (the default when run as root with mkfs.ext4) puts all three on a fresh
 # journalled ext4 in a loop-mounted image file, so every run starts from the same filesystem;
@@ -158,9 +159,9 @@ tar -C "$T/src" -cf "$T/tree.tar" . || exit 1
 UNTAR_FILES=5000
 
 # --- runs --------------------------------------------------------------------------------------
-RES=$T/results		# lines: WORKLOAD VARIANT RATE
+RES=$T/results		# lines: WORKLOAD VARIANT RATE ROUND
 : >"$RES"
-record() { echo "$1 $2 $3" >>"$RES"; }
+record() { echo "$1 $2 $3 ${ROUND:-0}" >>"$RES"; }	# the round: 4th field
 # CPU time (utime + stime, in clock ticks) the daemon of variant on/off has used so far: the
 # daemon's share of a workload, which other load on the machine disturbs far less than wall
 # clock does.
@@ -263,6 +264,7 @@ rotate() {	# rotate N: VARIANTS rotated right by N
 	echo $out
 }
 for r in $(seq "$ROUNDS"); do
+	ROUND=$r
 	run_round "$(rotate $(( r - 1 + ${BENCH_ROTATE:-0} )))"
 	echo "  round $r done"
 done
@@ -307,6 +309,21 @@ for w in $RAN; do
 	done
 	echo
 done
+if [ "$HP" = 1 ]; then
+	# The variants of a workload run back to back in each round, so the ratio within a round
+	# sees one state of the machine; on a VM whose speed swings between rounds its spread says
+	# more than the ratio of two medians taken from different rounds.  Information only: the
+	# targets below stay on the medians.
+	echo "scan on / passthrough_hp within each round (rounds whose two runs both have a rate):"
+	for w in $RAN; do
+		awk -v w="$w" '$1 == w && $2 == "on" { on[$4] = $3 } $1 == w && $2 == "hp" { hp[$4] = $3 }
+			END { k = 0; for (i in on) if ((i in hp) && on[i] > 0 && hp[i] > 0) r[++k] = on[i] / hp[i]
+				if (!k) exit
+				for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (r[j] < r[i]) { t = r[i]; r[i] = r[j]; r[j] = t }
+				printf "  %-9s median x%.2f, range x%.2f-x%.2f over %d rounds\n", w,
+					(k % 2 ? r[(k + 1) / 2] : (r[k / 2] + r[k / 2 + 1]) / 2), r[1], r[k], k }' "$RES"
+	done
+fi
 
 echo "daemon CPU (user+system in ${HZ} Hz ticks, median of rounds) per unit of work, and what"
 echo "scanning adds (robust against other load; coarse for the short stat/readdir runs):"
