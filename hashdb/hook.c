@@ -115,7 +115,6 @@ static char *event_json(const struct hook_event *ev, const char *label)
 	return out;
 }
 
-/* The child only makes async-signal-safe calls between fork and exec (callers are threaded). */
 /* Read what the hook wrote to stderr; the first bytes up to cap - 1 are kept.  read()'s result. */
 static ssize_t read_err(int fd, char *buf, size_t cap, size_t *len)
 {
@@ -131,6 +130,7 @@ static ssize_t read_err(int fd, char *buf, size_t cap, size_t *len)
 	return n;
 }
 
+/* The child only makes async-signal-safe calls between fork and exec (callers are threaded). */
 int hook_run(const char *prog, const char *user, int64_t timeout, const char *json,
 		   char *why, size_t whylen)
 {

@@ -637,16 +637,11 @@ static int whash_init(struct worker *w)
 	return hasher_init(&w->h, HASH_EXACT_MASK);
 }
 
-static void whash_update(struct worker *w, const void *buf, size_t len)
-{
-	hasher_update(&w->h, buf, len);
-}
-
+/* hasher_final releases the hasher too */
 static int whash_final(struct worker *w, struct digests *d, uint64_t size)
 {
 	int r = hasher_final(&w->h, d);
 
-	hasher_release(&w->h);
 	if (r < 0)
 		return r;
 	d->size = size;
@@ -719,7 +714,7 @@ static int hash_file(struct worker *w, int fd, const struct stat *st, struct dig
 			jlen += (size_t)n;
 		}
 hash:
-		whash_update(w, w->buf, (size_t)n);
+		hasher_update(&w->h, w->buf, (size_t)n);
 		off += (uint64_t)n;
 		/* A short read of a regular file is its end; growth shows in the fstat below. */
 		if (n < READ_CHUNK && off >= (uint64_t)st->st_size)
