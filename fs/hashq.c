@@ -34,6 +34,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "fs/hgfs.h"
@@ -46,6 +47,35 @@
 #define HASHQ_DETACH_MIN (64u << 10)	/* smaller writes are hashed before the next arrives */
 #define HASHQ_CHAIN	2		/* parties hashing or waiting to, per upload */
 #define HASHQ_WORKERS	4		/* FUSE workers hashing at once, all uploads */
+
+/*
+ * Bulk hashing yields the CPU to requests: the lane, the backlog thread, the verdict pool
+ * (hashq_bulk_thread) and a request thread hashing a large write after its reply
+ * (hashq_hash_mem) run HASHQ_NICE steps below the daemon's priority.  On a busy machine one
+ * tenant's stream of big uploads then slows its own uploads, not every other tenant's stat,
+ * read or small upload (tests/bench/50-neighbour.sh, concurrent).  A request thread may
+ * only lower its priority if it can raise it back afterwards (CAP_SYS_NICE or RLIMIT_NICE):
+ * bulk_back says so, probed once on a thread of its own at start.
+ */
+#define HASHQ_NICE	10
+static int base_nice;
+static bool bulk_back;
+
+static void *nice_probe(void *arg)
+{
+	pid_t tid = gettid();
+
+	(void)arg;
+	if (setpriority(PRIO_PROCESS, (id_t)tid, base_nice + 1) == 0 &&
+	    setpriority(PRIO_PROCESS, (id_t)tid, base_nice) == 0)
+		bulk_back = true;
+	return NULL;
+}
+
+void hashq_bulk_thread(void)
+{
+	setpriority(PRIO_PROCESS, (id_t)gettid(), base_nice + HASHQ_NICE);
+}
 
 static atomic_int mem_parties;		/* FUSE workers between hashq_wrote_mem and its end */
 
@@ -72,6 +102,7 @@ static struct {
 static void *lane_main(void *arg)
 {
 	(void)arg;
+	hashq_bulk_thread();
 	pthread_mutex_lock(&lane.lock);
 	for (;;) {
 		int err;
@@ -234,6 +265,8 @@ void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n)
 	int err = 0;
 
 	/* Hashing 1 MiB takes ~2.5 ms: let the next write be read and copied meanwhile. */
+	bool bulk = n >= HASHQ_DETACH_MIN && bulk_back;
+
 	if (n >= HASHQ_DETACH_MIN)
 		loop_detach();
 	pthread_mutex_lock(&up->lock);
@@ -241,7 +274,11 @@ void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n)
 		pthread_cond_wait(&up->cond, &up->lock);
 	if (up->hashing) {
 		pthread_mutex_unlock(&up->lock);
+		if (bulk)
+			setpriority(PRIO_PROCESS, (id_t)gettid(), base_nice + HASHQ_NICE);
 		err = hash_chunk(&up->hasher, mem, n);
+		if (bulk)
+			setpriority(PRIO_PROCESS, (id_t)gettid(), base_nice);
 		pthread_mutex_lock(&up->lock);
 	}
 	up->busy--;
@@ -329,6 +366,7 @@ void hashq_step(struct upload *up)
 static void *hashq_main(void *arg)
 {
 	(void)arg;
+	hashq_bulk_thread();
 	for (;;) {
 		struct upload *up;
 
@@ -357,6 +395,16 @@ static void *hashq_main(void *arg)
 
 int hashq_start(void)
 {
+	pthread_t t;
+
+	errno = 0;
+	base_nice = getpriority(PRIO_PROCESS, 0);
+	if (errno == 0 && base_nice + HASHQ_NICE < 20 && pthread_create(&t, NULL, nice_probe, NULL) == 0)
+		pthread_join(t, NULL);
+	if (!bulk_back)
+		hglog(LOG_INFO, "large writes are hashed at normal priority: a thread could not "
+		      "raise its priority back (needs CAP_SYS_NICE or RLIMIT_NICE, e.g. "
+		      "LimitNICE=+0 in the unit)");
 	if (pthread_create(&q_thread, NULL, hashq_main, NULL) != 0)
 		return -EAGAIN;
 	q_started = true;

@@ -425,6 +425,8 @@ bool pending_any(void);
 
 /* hashq.c */
 int hashq_start(void);
+/* Lower the calling (bulk work) thread's priority for good; see hashq.c. */
+void hashq_bulk_thread(void);
 void hashq_shutdown(void);
 void hashq_wrote(struct upload *up, uint64_t off, uint64_t n);
 /*

@@ -99,6 +99,7 @@ static void *worker(void *arg)
 	struct vq_job *j;
 
 	(void)arg;
+	hashq_bulk_thread();
 	pthread_mutex_lock(&vq_lock);
 	for (;;) {
 		j = pick(&u);
