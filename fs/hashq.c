@@ -61,20 +61,22 @@
 static int base_nice;
 static bool bulk_back;
 
+/* The calling thread's nice value (Linux: PRIO_PROCESS with a thread id is that thread). */
+static int thread_nice(int nice)
+{
+	return setpriority(PRIO_PROCESS, (id_t)gettid(), nice);
+}
+
 static void *nice_probe(void *arg)
 {
-	pid_t tid = gettid();
-
 	(void)arg;
-	if (setpriority(PRIO_PROCESS, (id_t)tid, base_nice + 1) == 0 &&
-	    setpriority(PRIO_PROCESS, (id_t)tid, base_nice) == 0)
-		bulk_back = true;
+	bulk_back = thread_nice(base_nice + 1) == 0 && thread_nice(base_nice) == 0;
 	return NULL;
 }
 
 void hashq_bulk_thread(void)
 {
-	setpriority(PRIO_PROCESS, (id_t)gettid(), base_nice + HASHQ_NICE);
+	thread_nice(base_nice + HASHQ_NICE);
 }
 
 static atomic_int mem_parties;		/* FUSE workers between hashq_wrote_mem and its end */
@@ -262,11 +264,10 @@ ranged:
 
 void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n)
 {
+	bool bulk = n >= HASHQ_DETACH_MIN && bulk_back;
 	int err = 0;
 
 	/* Hashing 1 MiB takes ~2.5 ms: let the next write be read and copied meanwhile. */
-	bool bulk = n >= HASHQ_DETACH_MIN && bulk_back;
-
 	if (n >= HASHQ_DETACH_MIN)
 		loop_detach();
 	pthread_mutex_lock(&up->lock);
@@ -275,10 +276,10 @@ void hashq_hash_mem(struct upload *up, const void *mem, uint64_t off, size_t n)
 	if (up->hashing) {
 		pthread_mutex_unlock(&up->lock);
 		if (bulk)
-			setpriority(PRIO_PROCESS, (id_t)gettid(), base_nice + HASHQ_NICE);
+			hashq_bulk_thread();
 		err = hash_chunk(&up->hasher, mem, n);
 		if (bulk)
-			setpriority(PRIO_PROCESS, (id_t)gettid(), base_nice);
+			thread_nice(base_nice);
 		pthread_mutex_lock(&up->lock);
 	}
 	up->busy--;
@@ -399,12 +400,15 @@ int hashq_start(void)
 
 	errno = 0;
 	base_nice = getpriority(PRIO_PROCESS, 0);
-	if (errno == 0 && base_nice + HASHQ_NICE < 20 && pthread_create(&t, NULL, nice_probe, NULL) == 0)
+	/* Started at nice 10 or more: no room below, request threads keep their priority. */
+	if (errno == 0 && base_nice + HASHQ_NICE < 20 &&
+	    pthread_create(&t, NULL, nice_probe, NULL) == 0) {
 		pthread_join(t, NULL);
-	if (!bulk_back)
-		hglog(LOG_INFO, "large writes are hashed at normal priority: a thread could not "
-		      "raise its priority back (needs CAP_SYS_NICE or RLIMIT_NICE, e.g. "
-		      "LimitNICE=+0 in the unit)");
+		if (!bulk_back)
+			hglog(LOG_INFO, "large writes are hashed at normal priority: a thread could "
+			      "not raise its priority back (needs CAP_SYS_NICE or RLIMIT_NICE, e.g. "
+			      "LimitNICE=+0 in the unit)");
+	}
 	if (pthread_create(&q_thread, NULL, hashq_main, NULL) != 0)
 		return -EAGAIN;
 	q_started = true;

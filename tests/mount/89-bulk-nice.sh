@@ -10,6 +10,19 @@ command -v setpriv >/dev/null && command -v prlimit >/dev/null ||
 	skip_all "setpriv/prlimit (util-linux) missing"
 REAL_FS=$HG_FS
 
+# mount_via DESC CMD...: mount with the daemon started as `CMD... hashgatefs ...` (a wrapper
+# script as HG_FS) and a fresh log
+mount_via() {
+	local desc=$1
+	shift
+	printf '#!/bin/sh\nexec %s "%s" "$@"\n' "$*" "$REAL_FS" >"$HG_TMP/fs-via"
+	chmod +x "$HG_TMP/fs-via"
+	HG_FS=$HG_TMP/fs-via
+	: >"$HG_LOG"
+	hg_mount || bail "mount $desc failed"
+	sleep 0.3
+}
+
 # "TID NICE" per thread of the daemon
 threads() {
 	local t
@@ -50,14 +63,7 @@ ok "a thread hashed at nice 10 meanwhile: the log says nothing about normal prio
 hg_umount
 
 # --- started at nice 5: bulk work is relative to the daemon's own priority -----------------
-cat >"$HG_TMP/fs-nice5" <<EOF
-#!/bin/sh
-exec nice -n 5 "$REAL_FS" "\$@"
-EOF
-chmod +x "$HG_TMP/fs-nice5"
-HG_FS=$HG_TMP/fs-nice5
-hg_mount || bail "mount at nice 5 failed"
-sleep 0.3
+mount_via "at nice 5" nice -n 5
 bulk=$(at_nice 15)
 ok "started at nice 5: bulk threads at nice 15 ($(echo $bulk | wc -w))" [ "$(echo $bulk | wc -w)" -ge 3 ]
 ok "uploads at nice 5 arrive whole" big_uploads b
@@ -66,15 +72,8 @@ is "$(at_nice 0)" "" "no thread runs above the daemon's priority"
 hg_umount
 
 # --- without CAP_SYS_NICE and RLIMIT_NICE 0: request threads never lower themselves ------
-cat >"$HG_TMP/fs-nocap" <<EOF
-#!/bin/sh
-exec prlimit --nice=0:0 setpriv --bounding-set -sys_nice --inh-caps -sys_nice "$REAL_FS" "\$@"
-EOF
-chmod +x "$HG_TMP/fs-nocap"
-HG_FS=$HG_TMP/fs-nocap
-: >"$HG_LOG"
-hg_mount || bail "mount without CAP_SYS_NICE failed"
-sleep 0.3
+NOCAP="setpriv --bounding-set -sys_nice --inh-caps -sys_nice"
+mount_via "without CAP_SYS_NICE" prlimit --nice=0:0 $NOCAP
 bulk=$(at_nice 10)
 ok "without CAP_SYS_NICE the dedicated bulk threads still run at nice 10" [ "$(echo $bulk | wc -w)" -ge 3 ]
 ok "uploads without CAP_SYS_NICE arrive whole" big_uploads c
@@ -84,16 +83,8 @@ ok "the log says large writes are hashed at normal priority" \
 hg_umount
 
 # --- the same with RLIMIT_NICE 20 (the unit's LimitNICE=+0): request threads go and return --
-cat >"$HG_TMP/fs-rlimit" <<EOF
-#!/bin/sh
-exec prlimit --nice=20:20 setpriv --bounding-set -sys_nice --inh-caps -sys_nice "$REAL_FS" "\$@"
-EOF
-chmod +x "$HG_TMP/fs-rlimit"
 if prlimit --nice=20:20 true 2>/dev/null; then
-	HG_FS=$HG_TMP/fs-rlimit
-	: >"$HG_LOG"
-	hg_mount || bail "mount with RLIMIT_NICE 20 failed"
-	sleep 0.3
+	mount_via "with RLIMIT_NICE 20" prlimit --nice=20:20 $NOCAP
 	bulk=$(at_nice 10)
 	ok "uploads with RLIMIT_NICE 20 arrive whole" big_uploads d
 	is "$(at_nice 10)" "$bulk" "request threads came back to nice 0"
